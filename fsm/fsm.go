@@ -1,0 +1,185 @@
+package fsm
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	bolt "go.etcd.io/bbolt"
+)
+
+// FSM adapts a Store and a Processor to raft.FSM and raft.BatchingFSM.
+//
+// Apply and ApplyBatch never panic. If the store itself fails (disk full,
+// corrupt file) the FSM stops applying: every later entry is answered with
+// the sticky error from Err and the applied index stops moving, so the
+// node can be stopped and repaired instead of silently diverging.
+type FSM struct {
+	store  *Store
+	proc   Processor
+	logger hclog.Logger
+
+	mu  sync.Mutex
+	err error // sticky storage failure
+}
+
+var (
+	_ raft.FSM         = (*FSM)(nil)
+	_ raft.BatchingFSM = (*FSM)(nil)
+)
+
+// New returns the FSM of the store's group. A nil logger discards logs.
+func New(store *Store, logger hclog.Logger) *FSM {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &FSM{store: store, proc: Processor{Group: store.Group()}, logger: logger.Named("fsm")}
+}
+
+// Store is the FSM's chain store, for reads.
+func (f *FSM) Store() *Store { return f.store }
+
+// Err returns the storage failure that stopped the FSM, if any.
+func (f *FSM) Err() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+// Apply applies one committed log entry and returns its *ApplyResult.
+func (f *FSM) Apply(l *raft.Log) interface{} {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies committed entries in one bbolt transaction (one
+// fsync) and returns one *ApplyResult per entry.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
+	out := make([]interface{}, len(logs))
+	entries := make([]Entry, len(logs))
+	for i, l := range logs {
+		entries[i] = Entry{Index: l.Index, Command: l.Type == raft.LogCommand, Data: l.Data}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var results []*ApplyResult
+	err := f.err
+	if err == nil {
+		err = f.store.update(func(tx *bolt.Tx) error {
+			var err error
+			results, err = f.proc.Apply(tx, entries)
+			return err
+		})
+		if err != nil {
+			f.err = fmt.Errorf("fsm: store failed, applying stopped: %w", err)
+			f.logger.Error("store failed; this replica stops applying", "first_index", logs[0].Index, "error", err)
+			err = f.err
+		}
+	}
+	for i := range out {
+		if err != nil {
+			out[i] = &ApplyResult{Index: logs[i].Index, Err: err}
+		} else {
+			out[i] = results[i]
+		}
+	}
+	return out
+}
+
+// Snapshot captures the store as of now. Persist streams a consistent copy
+// of the bbolt file while Apply continues.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.store.mu.RLock()
+	db := f.store.db
+	if db == nil {
+		f.store.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	tx, err := db.Begin(false)
+	if err != nil {
+		f.store.mu.RUnlock()
+		return nil, fmt.Errorf("fsm: snapshot: %w", err)
+	}
+	// The read lock is held until Release so Restore cannot swap the file
+	// under the open transaction.
+	return &snapshot{tx: tx, unlock: f.store.mu.RUnlock}, nil
+}
+
+type snapshot struct {
+	tx     *bolt.Tx
+	unlock func()
+	once   sync.Once
+}
+
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := s.tx.WriteTo(sink); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("fsm: persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) Release() {
+	s.once.Do(func() {
+		_ = s.tx.Rollback()
+		s.unlock()
+	})
+}
+
+// Restore replaces the store with a snapshot. The snapshot is written to a
+// temporary file and checked before it replaces the live file, so a bad
+// snapshot leaves the current store as it was.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	tmp := f.store.path + ".restore"
+	if err := writeFileSync(tmp, rc); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("fsm: restore: %w", err)
+	}
+	check, err := openDB(tmp, f.store.group)
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("fsm: restore: snapshot is not a store of group %d: %w", f.store.group, err)
+	}
+	check.Close()
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.store.mu.Lock()
+	defer f.store.mu.Unlock()
+	if f.store.db != nil {
+		if err := f.store.db.Close(); err != nil {
+			return fmt.Errorf("fsm: restore: close store: %w", err)
+		}
+		f.store.db = nil
+	}
+	if err := os.Rename(tmp, f.store.path); err != nil {
+		return fmt.Errorf("fsm: restore: %w", err)
+	}
+	db, err := openDB(f.store.path, f.store.group)
+	if err != nil {
+		return fmt.Errorf("fsm: restore: reopen: %w", err)
+	}
+	f.store.db = db
+	f.err = nil
+	f.logger.Info("restored from snapshot", "path", f.store.path)
+	return nil
+}
+
+func writeFileSync(path string, r io.Reader) error {
+	fh, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(fh, r); err != nil {
+		fh.Close()
+		return err
+	}
+	if err := fh.Sync(); err != nil {
+		fh.Close()
+		return err
+	}
+	return fh.Close()
+}

@@ -1,0 +1,304 @@
+package fsm
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"qledger/chain"
+)
+
+// ErrAlreadyApplied marks an entry at or below the stored applied index; it
+// was skipped and changed nothing.
+var ErrAlreadyApplied = errors.New("fsm: entry already applied")
+
+// TxResult is the outcome for one transaction of a command.
+type TxResult struct {
+	ID       chain.Hash
+	Location TxLocation
+	// Duplicate is set when the transaction was not appended because its
+	// idempotency key (or its exact bytes) had been committed before;
+	// ID and Location are then the original's.
+	Duplicate bool
+	// Err is ErrIdempotencyConflict when the key was used before for a
+	// different request; nothing was appended for this transaction.
+	Err error
+}
+
+// ApplyResult is what applying one log entry produced. It is the value an
+// ApplyFuture's Response() returns on the node that proposed the entry.
+type ApplyResult struct {
+	Index uint64
+	// Block is the appended block's header, nil if none was appended.
+	Block *chain.Header
+	// Txs has one result per transaction of the command, in order.
+	Txs []TxResult
+	// Err is set when the whole entry was rejected (malformed command,
+	// wrong group, already applied); nothing but the applied index changed.
+	Err error
+}
+
+// Entry is one committed raft log entry as the Processor sees it.
+type Entry struct {
+	Index uint64
+	// Command is false for entries that carry no command (configuration
+	// changes); they only advance the applied index.
+	Command bool
+	Data    []byte
+}
+
+// Processor applies entries of one group's log to a store transaction. It
+// holds no state of its own beyond the group number, so a recovery or
+// audit tool can replay a raft log into a store with it.
+type Processor struct {
+	Group uint32
+}
+
+// Apply applies entries, in order, inside tx. It returns one result per
+// entry. The error is non-nil only when the store itself failed (a
+// corrupt or unwritable file); the caller must then roll tx back and stop,
+// since this replica can no longer follow the log.
+func (p Processor) Apply(tx *bolt.Tx, entries []Entry) ([]*ApplyResult, error) {
+	st, err := readState(tx)
+	if err != nil {
+		return nil, err
+	}
+	w := writer{tx: tx, st: &st, group: p.Group}
+	out := make([]*ApplyResult, len(entries))
+	for i, e := range entries {
+		res := &ApplyResult{Index: e.Index}
+		out[i] = res
+		if e.Index <= st.applied {
+			res.Err = fmt.Errorf("%w: index %d, applied %d", ErrAlreadyApplied, e.Index, st.applied)
+			continue
+		}
+		st.applied = e.Index
+		if !e.Command {
+			continue
+		}
+		if err := w.appendBlock(res, e.Data); err != nil {
+			return nil, fmt.Errorf("fsm: apply %d: %w", e.Index, err)
+		}
+	}
+	if err := w.saveState(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+type writer struct {
+	tx    *bolt.Tx
+	st    *state
+	group uint32
+}
+
+// requestHash is what an idempotency key is bound to: the request, not the
+// nonce the accepting node drew for it.
+func requestHash(t *chain.Tx) []byte {
+	h := sha256.New()
+	var hdr [5]byte
+	hdr[0] = byte(t.Kind)
+	binary.BigEndian.PutUint32(hdr[1:], t.Group)
+	h.Write(hdr[:])
+	h.Write(t.Payload)
+	return h.Sum(nil)
+}
+
+// DedupKey scopes an idempotency key to the identity that submitted it.
+func DedupKey(submitter, key string) []byte {
+	return append(append([]byte(submitter), 0), key...)
+}
+
+// dedup record: request hash (32) | tx ID (32) | location (20)
+func encodeDedup(req []byte, id chain.Hash, loc TxLocation) []byte {
+	b := append(append([]byte(nil), req...), id[:]...)
+	return append(b, loc.encode()...)
+}
+
+func decodeDedup(b []byte) (req []byte, id chain.Hash, loc TxLocation, err error) {
+	if len(b) != 32+32+20 {
+		return nil, id, loc, fmt.Errorf("fsm: corrupt dedup record (%d bytes)", len(b))
+	}
+	copy(id[:], b[32:64])
+	loc, err = decodeLocation(b[64:])
+	return b[:32], id, loc, err
+}
+
+// appendBlock applies one CmdAppendBlock. A command that is malformed or
+// for another group sets res.Err; only storage failures return an error.
+func (w *writer) appendBlock(res *ApplyResult, data []byte) error {
+	cmd, err := DecodeCommand(data)
+	if err != nil {
+		res.Err = err
+		return nil
+	}
+	txs := make([]chain.Tx, len(cmd.Txs))
+	for i, raw := range cmd.Txs {
+		txs[i], _ = chain.DecodeTx(raw) // validated by DecodeCommand
+		if txs[i].Group != w.group {
+			res.Err = fmt.Errorf("%w: transaction %d is for group %d, this is group %d", ErrBadCommand, i, txs[i].Group, w.group)
+			return nil
+		}
+	}
+	txBucket := w.tx.Bucket(bucketTxs)
+	dedup := w.tx.Bucket(bucketDedup)
+	type pending struct {
+		req []byte
+		id  chain.Hash
+		pos int
+	}
+	var (
+		fresh   [][]byte
+		freshAt = map[string]int{} // dedup key -> index into res.Txs, within this command
+		seenID  = map[chain.Hash]int{}
+		newKeys []pending
+	)
+	base := w.st.log.Size()
+	res.Txs = make([]TxResult, len(txs))
+	for i := range txs {
+		t := &txs[i]
+		id := chain.TxID(cmd.Txs[i])
+		r := &res.Txs[i]
+		r.ID = id
+		if v := txBucket.Get(id[:]); v != nil {
+			loc, err := decodeLocation(v)
+			if err != nil {
+				return err
+			}
+			r.Location, r.Duplicate = loc, true
+			continue
+		}
+		if j, ok := seenID[id]; ok {
+			*r = res.Txs[j]
+			r.Duplicate = true
+			continue
+		}
+		var req []byte
+		if t.IdempotencyKey != "" {
+			req = requestHash(t)
+			key := DedupKey(t.Submitter, t.IdempotencyKey)
+			if v := dedup.Get(key); v != nil {
+				oreq, oid, oloc, err := decodeDedup(v)
+				if err != nil {
+					return err
+				}
+				if string(oreq) != string(req) {
+					r.Err = ErrIdempotencyConflict
+				} else {
+					r.ID, r.Location, r.Duplicate = oid, oloc, true
+				}
+				continue
+			}
+			if j, ok := freshAt[string(key)]; ok {
+				if string(newKeys[res.Txs[j].Location.Pos].req) != string(req) {
+					r.Err = ErrIdempotencyConflict
+				} else {
+					*r = res.Txs[j]
+					r.Duplicate = true
+				}
+				continue
+			}
+			freshAt[string(key)] = i
+		}
+		pos := len(fresh)
+		r.Location = TxLocation{Index: base + uint64(pos), Pos: uint32(pos)}
+		seenID[id] = i
+		newKeys = append(newKeys, pending{req: req, id: id, pos: i})
+		fresh = append(fresh, cmd.Txs[i])
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	nodes := w.tx.Bucket(bucketNodes)
+	var perr error
+	emit := func(level uint8, index uint64, h chain.Hash) {
+		if perr == nil {
+			perr = nodes.Put(nodeKey(level, index), h[:])
+		}
+	}
+	blk, err := chain.NextBlock(w.st.head, w.group, cmd.Timestamp, fresh, &w.st.log, emit)
+	if err != nil {
+		return err // the log and the head disagree: the store is corrupt
+	}
+	if perr != nil {
+		return perr
+	}
+	height := blk.Header.Height
+	for i := range res.Txs {
+		r := &res.Txs[i]
+		if r.Err == nil && !r.Duplicate {
+			r.Location.Height = height
+		}
+	}
+	// Duplicates inside this command copied a location before the height
+	// was known; fill it in from the original.
+	for i := range res.Txs {
+		r := &res.Txs[i]
+		if r.Duplicate && r.Location.Height == 0 {
+			r.Location.Height = height
+		}
+	}
+	for _, p := range newKeys {
+		r := res.Txs[p.pos]
+		if err := txBucket.Put(p.id[:], r.Location.encode()); err != nil {
+			return err
+		}
+		if p.req != nil {
+			if err := dedup.Put(DedupKey(txs[p.pos].Submitter, txs[p.pos].IdempotencyKey), encodeDedup(p.req, p.id, r.Location)); err != nil {
+				return err
+			}
+		}
+	}
+	if err := w.tx.Bucket(bucketBlocks).Put(heightKey(height), blk.Encode()); err != nil {
+		return err
+	}
+	w.st.head = &blk.Header
+	res.Block = &blk.Header
+	return nil
+}
+
+func (w *writer) saveState() error {
+	meta := w.tx.Bucket(bucketMeta)
+	if err := meta.Put(keyApplied, binary.BigEndian.AppendUint64(nil, w.st.applied)); err != nil {
+		return err
+	}
+	if w.st.head != nil {
+		if err := meta.Put(keyHead, w.st.head.Encode()); err != nil {
+			return err
+		}
+	}
+	f, err := w.st.log.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	return meta.Put(keyFrontier, f)
+}
+
+// Lookup answers an idempotency key from the committed table: ok=false if
+// the key is unused; ErrIdempotencyConflict if it was used for a different
+// request than t.
+func (s *Store) Lookup(t *chain.Tx) (id chain.Hash, loc TxLocation, ok bool, err error) {
+	if t.IdempotencyKey == "" {
+		return id, loc, false, nil
+	}
+	err = s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketDedup).Get(DedupKey(t.Submitter, t.IdempotencyKey))
+		if v == nil {
+			return nil
+		}
+		var req []byte
+		req, id, loc, err = decodeDedup(v)
+		if err != nil {
+			return err
+		}
+		if string(req) != string(requestHash(t)) {
+			return ErrIdempotencyConflict
+		}
+		ok = true
+		return nil
+	})
+	return id, loc, ok, err
+}

@@ -1,0 +1,359 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"iter"
+	"os"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"qledger/chain"
+)
+
+// Bucket names. The layout is part of the on-disk format.
+var (
+	bucketMeta   = []byte("meta")   // applied index, head header, log frontier
+	bucketBlocks = []byte("blocks") // height (u64 BE) -> encoded block
+	bucketTxs    = []byte("txs")    // tx ID (32) -> TxLocation
+	bucketNodes  = []byte("nodes")  // level (u8) | index (u64 BE) -> Merkle node hash
+	bucketDedup  = []byte("dedup")  // scoped idempotency key -> dedup record
+
+	keyApplied  = []byte("applied")
+	keyHead     = []byte("head")
+	keyFrontier = []byte("frontier")
+	keyGroup    = []byte("group")
+)
+
+// Store is a group's chain in one bbolt file. Reads are safe concurrently
+// with each other and with the FSM applying entries; Restore swaps the file
+// under an exclusive lock.
+type Store struct {
+	path  string
+	group uint32
+
+	mu sync.RWMutex // guards db against Restore swapping it
+	db *bolt.DB
+}
+
+// OpenStore opens or creates the chain store of group at path. An existing
+// store of a different group is refused.
+func OpenStore(path string, group uint32) (*Store, error) {
+	db, err := openDB(path, group)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{path: path, group: group, db: db}, nil
+}
+
+func openDB(path string, group uint32) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("fsm: open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketMeta, bucketBlocks, bucketTxs, bucketNodes, bucketDedup} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if g := meta.Get(keyGroup); g != nil {
+			if len(g) != 4 || binary.BigEndian.Uint32(g) != group {
+				return fmt.Errorf("fsm: store at %s belongs to another group", path)
+			}
+			return nil
+		}
+		return meta.Put(keyGroup, binary.BigEndian.AppendUint32(nil, group))
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("fsm: open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// OpenStoreReadOnly opens an existing store without creating or changing
+// anything, for offline verification of a stopped node's data.
+func OpenStoreReadOnly(path string) (*Store, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("fsm: open %s: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("fsm: open %s: %w", path, err)
+	}
+	s := &Store{path: path, db: db}
+	err = db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return fmt.Errorf("fsm: %s is not a chain store", path)
+		}
+		g := meta.Get(keyGroup)
+		if len(g) != 4 {
+			return fmt.Errorf("fsm: %s has no group", path)
+		}
+		s.group = binary.BigEndian.Uint32(g)
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Group is the node group this store belongs to.
+func (s *Store) Group() uint32 { return s.group }
+
+// Path is the bbolt file.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the file. Reads after Close return ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	return err
+}
+
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	return s.db.View(fn)
+}
+
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	return s.db.Update(fn)
+}
+
+func heightKey(h uint64) []byte { return binary.BigEndian.AppendUint64(nil, h) }
+
+func nodeKey(level uint8, index uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{level}, index)
+}
+
+// TxLocation says where a transaction sits in its group's chain.
+type TxLocation struct {
+	Height uint64 // block height
+	Index  uint64 // leaf index in the group's whole transaction log
+	Pos    uint32 // position inside the block
+}
+
+func (l TxLocation) encode() []byte {
+	b := binary.BigEndian.AppendUint64(nil, l.Height)
+	b = binary.BigEndian.AppendUint64(b, l.Index)
+	return binary.BigEndian.AppendUint32(b, l.Pos)
+}
+
+func decodeLocation(b []byte) (TxLocation, error) {
+	if len(b) != 20 {
+		return TxLocation{}, fmt.Errorf("fsm: corrupt tx index entry (%d bytes)", len(b))
+	}
+	return TxLocation{Height: binary.BigEndian.Uint64(b), Index: binary.BigEndian.Uint64(b[8:]), Pos: binary.BigEndian.Uint32(b[16:])}, nil
+}
+
+// state is what a write transaction needs to know about the chain's tip.
+type state struct {
+	applied uint64
+	head    *chain.Header // nil when the chain is empty
+	log     chain.Frontier
+}
+
+func readState(tx *bolt.Tx) (state, error) {
+	var st state
+	meta := tx.Bucket(bucketMeta)
+	if v := meta.Get(keyApplied); v != nil {
+		if len(v) != 8 {
+			return st, fmt.Errorf("fsm: corrupt applied index")
+		}
+		st.applied = binary.BigEndian.Uint64(v)
+	}
+	if v := meta.Get(keyHead); v != nil {
+		h, err := chain.DecodeHeader(v)
+		if err != nil {
+			return st, fmt.Errorf("fsm: corrupt head: %w", err)
+		}
+		st.head = &h
+	}
+	if v := meta.Get(keyFrontier); v != nil {
+		if err := st.log.UnmarshalBinary(v); err != nil {
+			return st, fmt.Errorf("fsm: corrupt log frontier: %w", err)
+		}
+	}
+	return st, nil
+}
+
+// Head returns the newest block header, or ok=false if the chain is empty.
+func (s *Store) Head() (h chain.Header, ok bool, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketMeta).Get(keyHead)
+		if v == nil {
+			return nil
+		}
+		h, err = chain.DecodeHeader(v)
+		ok = err == nil
+		return err
+	})
+	return h, ok, err
+}
+
+// AppliedIndex is the last raft index applied to the store.
+func (s *Store) AppliedIndex() (uint64, error) {
+	var st state
+	err := s.view(func(tx *bolt.Tx) (err error) { st, err = readState(tx); return })
+	return st.applied, err
+}
+
+// Block returns the encoded block at height.
+func (s *Store) Block(height uint64) ([]byte, error) {
+	var out []byte
+	err := s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketBlocks).Get(heightKey(height))
+		if v == nil {
+			return fmt.Errorf("%w: block %d", ErrNotFound, height)
+		}
+		out = append([]byte(nil), v...)
+		return nil
+	})
+	return out, err
+}
+
+// Blocks returns up to limit encoded blocks starting at height from, in
+// height order. An empty result is not an error.
+func (s *Store) Blocks(from uint64, limit int) ([][]byte, error) {
+	var out [][]byte
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketBlocks).Cursor()
+		for k, v := c.Seek(heightKey(from)); k != nil && len(out) < limit; k, v = c.Next() {
+			out = append(out, append([]byte(nil), v...))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// AllBlocks iterates every stored block in key order, keyed by the height
+// it is stored under, inside one consistent read. It is what chain
+// verification reads; a read error ends the sequence and is returned by
+// the error function.
+func (s *Store) AllBlocks() (iter.Seq2[uint64, []byte], func() error) {
+	var ierr error
+	seq := func(yield func(uint64, []byte) bool) {
+		ierr = s.view(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketBlocks).Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				if len(k) != 8 {
+					return fmt.Errorf("fsm: corrupt block key %x", k)
+				}
+				if !yield(binary.BigEndian.Uint64(k), v) {
+					return nil
+				}
+			}
+			return nil
+		})
+	}
+	return seq, func() error { return ierr }
+}
+
+// TxRecord is a transaction found by ID, with an inclusion proof in the
+// group's whole log as of the current head.
+type TxRecord struct {
+	ID       chain.Hash
+	Location TxLocation
+	TxBytes  []byte
+	LeafHash chain.Hash
+	TreeSize uint64
+	Root     chain.Hash
+	Proof    []chain.Hash
+}
+
+// Tx finds a transaction by ID and proves its inclusion in the log at the
+// current head.
+func (s *Store) Tx(id chain.Hash) (TxRecord, error) {
+	rec := TxRecord{ID: id}
+	err := s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketTxs).Get(id[:])
+		if v == nil {
+			return fmt.Errorf("%w: transaction %s", ErrNotFound, id)
+		}
+		loc, err := decodeLocation(v)
+		if err != nil {
+			return err
+		}
+		rec.Location = loc
+		raw := tx.Bucket(bucketBlocks).Get(heightKey(loc.Height))
+		if raw == nil {
+			return fmt.Errorf("fsm: block %d of transaction %s missing", loc.Height, id)
+		}
+		b, err := chain.DecodeBlock(raw)
+		if err != nil {
+			return fmt.Errorf("fsm: block %d: %w", loc.Height, err)
+		}
+		if int(loc.Pos) >= len(b.Txs) {
+			return fmt.Errorf("fsm: transaction %s position %d beyond block %d", id, loc.Pos, loc.Height)
+		}
+		rec.TxBytes = b.Txs[loc.Pos]
+		rec.LeafHash = chain.LeafHash(rec.TxBytes)
+		st, err := readState(tx)
+		if err != nil {
+			return err
+		}
+		rec.TreeSize = st.log.Size()
+		rec.Root = st.log.Root()
+		rec.Proof, err = chain.InclusionProof(loc.Index, rec.TreeSize, nodeReader{tx.Bucket(bucketNodes)})
+		return err
+	})
+	return rec, err
+}
+
+// ConsistencyProof proves that the log at size from is a prefix of the log
+// at size to (both at most the current log size) and returns both roots.
+func (s *Store) ConsistencyProof(from, to uint64) (rootFrom, rootTo chain.Hash, proof []chain.Hash, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		st, err := readState(tx)
+		if err != nil {
+			return err
+		}
+		if from > to || to > st.log.Size() {
+			return fmt.Errorf("%w: from %d to %d, log size %d", ErrBadRange, from, to, st.log.Size())
+		}
+		nr := nodeReader{tx.Bucket(bucketNodes)}
+		if rootFrom, err = chain.RootAt(from, nr); err != nil {
+			return err
+		}
+		if rootTo, err = chain.RootAt(to, nr); err != nil {
+			return err
+		}
+		proof, err = chain.ConsistencyProof(from, to, nr)
+		return err
+	})
+	return rootFrom, rootTo, proof, err
+}
+
+// nodeReader serves perfect Merkle subtree hashes from the nodes bucket.
+type nodeReader struct{ b *bolt.Bucket }
+
+func (r nodeReader) Node(level uint8, index uint64) (chain.Hash, error) {
+	var h chain.Hash
+	v := r.b.Get(nodeKey(level, index))
+	if len(v) != len(h) {
+		return h, fmt.Errorf("fsm: Merkle node (%d,%d) missing", level, index)
+	}
+	copy(h[:], v)
+	return h, nil
+}
