@@ -1,0 +1,173 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"qledger/chain"
+)
+
+func startLocal(t *testing.T, groups, replicas int) *Local {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l, err := StartLocal(ctx, LocalConfig{Groups: groups, Replicas: replicas, DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func submit(t *testing.T, n *Node, group int, key, payload string) Receipt {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := n.Submit(ctx, chain.Tx{Kind: chain.TxData, Group: uint32(group), IdempotencyKey: key, Payload: []byte(payload)})
+	if err != nil {
+		t.Fatalf("submit %q: %v", payload, err)
+	}
+	return r
+}
+
+func TestGroupCommitsThroughAnyNode(t *testing.T) {
+	l := startLocal(t, 1, 3)
+	var receipts []Receipt
+	for i, n := range l.Nodes {
+		receipts = append(receipts, submit(t, n, 0, "", fmt.Sprint("via node ", i)))
+	}
+	ctx := context.Background()
+	for _, r := range receipts {
+		for _, n := range l.Nodes {
+			rec, g, err := n.Tx(ctx, r.ID, -1, Linearizable)
+			if err != nil || g != 0 || rec.Location.Index != r.Index {
+				t.Fatalf("tx %s from %s: %v", r.ID, n.id.Short(), err)
+			}
+			h, _, _ := n.Head(ctx, 0, Default)
+			if err := chain.VerifyInclusion(rec.Location.Index, rec.TreeSize, rec.LeafHash, rec.Proof, h.LogRoot); err != nil && h.LogSize == rec.TreeSize {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func TestConcurrentSubmitsBatch(t *testing.T) {
+	l := startLocal(t, 1, 3)
+	leader, _ := l.Leader(0)
+	var wg sync.WaitGroup
+	const clients, each = 16, 40
+	errs := make(chan error, clients*each)
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				_, err := leader.Submit(context.Background(), chain.Tx{Kind: chain.TxData, Payload: []byte(fmt.Sprint(c, "/", i))})
+				if err != nil {
+					errs <- err
+				}
+			}
+		}(c)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	h, _, err := leader.Head(context.Background(), 0, Default)
+	if err != nil || h.LogSize != clients*each {
+		t.Fatalf("log size %d, want %d (%v)", h.LogSize, clients*each, err)
+	}
+	if h.Height >= clients*each {
+		t.Fatalf("%d blocks for %d transactions: no batching", h.Height, clients*each)
+	}
+}
+
+func TestIdempotencyAcrossLeaderChange(t *testing.T) {
+	l := startLocal(t, 1, 3)
+	leader, _ := l.Leader(0)
+	first := submit(t, leader, 0, "order-1", "pay 10")
+	if err := leader.TransferLeadership(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		if nl, ok := l.Leader(0); ok && nl != leader {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("no new leader")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	again := submit(t, leader, 0, "order-1", "pay 10")
+	if again.ID != first.ID || again.Index != first.Index || !again.Duplicate {
+		t.Fatalf("retry after leader change: %+v vs %+v", again, first)
+	}
+	_, err := leader.Submit(ctx, chain.Tx{Kind: chain.TxData, IdempotencyKey: "order-1", Payload: []byte("pay 20")})
+	if !errors.Is(err, ErrConflict) {
+		t.Fatalf("different body under the same key: %v", err)
+	}
+	h, _, _ := leader.Head(ctx, 0, Linearizable)
+	if h.LogSize != 1 {
+		t.Fatalf("log size %d after duplicate submits", h.LogSize)
+	}
+}
+
+func TestTwoGroupsCommitIndependently(t *testing.T) {
+	l := startLocal(t, 2, 3)
+	ctx := context.Background()
+	// Every node can write to and read from both groups.
+	for i, n := range l.Nodes {
+		for g := 0; g < 2; g++ {
+			r := submit(t, n, g, "", fmt.Sprintf("node %d group %d", i, g))
+			if r.Group != g {
+				t.Fatalf("receipt group %d, want %d", r.Group, g)
+			}
+		}
+	}
+	for g := 0; g < 2; g++ {
+		h, ok, err := l.Nodes[0].Head(ctx, g, Linearizable)
+		if err != nil || !ok || h.LogSize != uint64(len(l.Nodes)) || h.Group != uint32(g) {
+			t.Fatalf("group %d head %+v %v", g, h, err)
+		}
+	}
+	st := l.Nodes[0].Status(ctx)
+	for _, g := range st.Groups {
+		if !g.HasLeader || len(g.Members) != 3 {
+			t.Fatalf("status of group %d: %+v", g.Group, g)
+		}
+	}
+	if ready, _ := l.Nodes[3].Ready(ctx); !ready {
+		t.Fatal("not ready")
+	}
+}
+
+func TestSubmitRejectsBadInput(t *testing.T) {
+	l := startLocal(t, 1, 1)
+	n := l.Nodes[0]
+	ctx := context.Background()
+	if _, err := n.Submit(ctx, chain.Tx{Kind: chain.TxData, Group: 5}); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("unknown group: %v", err)
+	}
+	if _, err := n.Submit(ctx, chain.Tx{Kind: chain.TxData, Payload: make([]byte, chain.MaxPayloadSize+1)}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversize: %v", err)
+	}
+	if _, _, err := n.Tx(ctx, chain.Hash{9}, -1, Default); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown tx: %v", err)
+	}
+	if _, err := n.Block(ctx, 0, 99, Default); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown block: %v", err)
+	}
+	if _, err := n.Consistency(ctx, 0, 1, 50, Default); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("bad range: %v", err)
+	}
+	if _, err := ParseLevel("strong"); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("bad level: %v", err)
+	}
+}

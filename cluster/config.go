@@ -1,0 +1,132 @@
+package cluster
+
+import (
+	"errors"
+	"net"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Config configures one node.
+type Config struct {
+	// NodeID is the node's 256-bit ID as 64 hex digits. Empty: read from
+	// DataDir, or drawn at random on first start and kept there.
+	NodeID string
+	// DataDir holds the raft log, snapshots, the chain store and the ID.
+	DataDir string
+	// Groups is n, the number of node groups; the node's group is its ID
+	// mod n. Every node of a cluster must use the same value.
+	Groups int
+	// BindAddr is where the raft/RPC listener binds ("127.0.0.1:0" picks a
+	// port).
+	BindAddr string
+	// AdvertiseAddr is the raft/RPC address other nodes dial. Empty: the
+	// bound address.
+	AdvertiseAddr string
+	// APIAddr is this node's HTTP API address, advertised to other nodes
+	// and shown in cluster status. Optional.
+	APIAddr string
+	// Join lists raft/RPC addresses of existing nodes to ask for
+	// admission. Ignored when the node already has raft state.
+	Join []string
+	// Bootstrap makes the node start its group alone as its only voter
+	// when it has no raft state and no Join address could place it.
+	Bootstrap bool
+	// InitialVoters, when set, bootstraps a node without raft state into a
+	// group of exactly these voters (all in the node's group, the node among
+	// them). Every one of them must be given the same list.
+	InitialVoters []NodeInfo
+	// Listener, when set, is used instead of listening on BindAddr, so an
+	// embedding program can know addresses before nodes start.
+	Listener net.Listener
+
+	// MaxBatchTxs, MaxBatchBytes and MaxBatchDelay bound a block: the
+	// leader proposes when a block has this many transactions or bytes, or
+	// when the first waiting transaction has waited MaxBatchDelay, or as
+	// soon as a proposal slot is free if MaxBatchDelay is zero.
+	MaxBatchTxs   int
+	MaxBatchBytes int
+	MaxBatchDelay time.Duration
+	// MaxInflight is how many block proposals may await commit at once.
+	MaxInflight int
+
+	// Raft timing. Defaults suit a LAN; LoopbackTiming suits tests.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	// SnapshotThreshold is how many log entries trigger a snapshot;
+	// SnapshotInterval how often raft checks; TrailingLogs how many
+	// entries a snapshot leaves in the log for slow followers.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
+
+	// ApplyTimeout bounds a write from acceptance to commit.
+	ApplyTimeout time.Duration
+	// RPCTimeout bounds one internal RPC.
+	RPCTimeout time.Duration
+
+	// Logger; nil logs nothing.
+	Logger hclog.Logger
+}
+
+// DefaultConfig returns a config with every tunable set.
+func DefaultConfig() Config {
+	return Config{
+		Groups:             1,
+		BindAddr:           "127.0.0.1:7000",
+		MaxBatchTxs:        2048,
+		MaxBatchBytes:      4 << 20,
+		MaxBatchDelay:      0,
+		MaxInflight:        4,
+		HeartbeatTimeout:   1000 * time.Millisecond,
+		ElectionTimeout:    1000 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      50 * time.Millisecond,
+		SnapshotThreshold:  8192,
+		SnapshotInterval:   30 * time.Second,
+		TrailingLogs:       10240,
+		ApplyTimeout:       10 * time.Second,
+		RPCTimeout:         10 * time.Second,
+	}
+}
+
+// LoopbackTiming shortens raft's timers for nodes that talk over loopback,
+// as hashicorp/raft's own tests do.
+func (c *Config) LoopbackTiming() {
+	c.HeartbeatTimeout = 200 * time.Millisecond
+	c.ElectionTimeout = 200 * time.Millisecond
+	c.LeaderLeaseTimeout = 100 * time.Millisecond
+	c.CommitTimeout = 5 * time.Millisecond
+}
+
+// Validate reports the first problem with the config.
+func (c *Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("cluster: config: DataDir is required")
+	case c.Groups < 1 || c.Groups > 1024:
+		return fmt.Errorf("cluster: config: Groups must be 1..1024, got %d", c.Groups)
+	case c.BindAddr == "" && c.Listener == nil:
+		return errors.New("cluster: config: BindAddr is required")
+	case c.MaxBatchTxs < 1 || c.MaxBatchTxs > 65536:
+		return fmt.Errorf("cluster: config: MaxBatchTxs must be 1..65536, got %d", c.MaxBatchTxs)
+	case c.MaxBatchBytes < 1<<20:
+		return fmt.Errorf("cluster: config: MaxBatchBytes must be at least 1 MiB, got %d", c.MaxBatchBytes)
+	case c.MaxInflight < 1:
+		return errors.New("cluster: config: MaxInflight must be at least 1")
+	case c.HeartbeatTimeout <= 0 || c.ElectionTimeout <= 0 || c.LeaderLeaseTimeout <= 0 || c.CommitTimeout <= 0:
+		return errors.New("cluster: config: raft timeouts must be positive")
+	case c.ApplyTimeout <= 0 || c.RPCTimeout <= 0:
+		return errors.New("cluster: config: ApplyTimeout and RPCTimeout must be positive")
+	}
+	if c.NodeID != "" {
+		if _, err := ParseNodeID(c.NodeID); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,169 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"sync"
+	"time"
+)
+
+// dirEntry is one node as the directory knows it. The entry with the
+// higher Epoch wins a merge; a removal is an entry with Removed set.
+type dirEntry struct {
+	NodeInfo
+	Epoch   int64 `json:"epoch"`
+	Removed bool  `json:"removed,omitempty"`
+}
+
+func nodeEntries(nodes []NodeInfo) []dirEntry {
+	out := make([]dirEntry, len(nodes))
+	for i, n := range nodes {
+		out[i] = dirEntry{NodeInfo: n, Epoch: time.Now().UnixNano()}
+	}
+	return out
+}
+
+// directory is this node's view of every node of the cluster, in every
+// group: enough to route a request for any group to a node that serves it.
+// It is exchanged between nodes on join and periodically after; the raft
+// configuration of each group stays the authority on membership.
+type directory struct {
+	path string
+	self NodeInfo
+
+	mu      sync.RWMutex
+	entries map[string]dirEntry
+}
+
+func newDirectory(path string, self NodeInfo) *directory {
+	d := &directory{path: path, self: self, entries: map[string]dirEntry{}}
+	if b, err := os.ReadFile(path); err == nil {
+		var saved []dirEntry
+		if json.Unmarshal(b, &saved) == nil {
+			for _, e := range saved {
+				d.entries[e.ID] = e
+			}
+		}
+	}
+	d.entries[self.ID] = dirEntry{NodeInfo: self, Epoch: time.Now().UnixNano()}
+	return d
+}
+
+// merge takes every entry newer than what it has and persists the result.
+func (d *directory) merge(in []dirEntry) {
+	d.mu.Lock()
+	changed := false
+	for _, e := range in {
+		if e.ID == "" || e.ID == d.self.ID {
+			continue
+		}
+		if cur, ok := d.entries[e.ID]; !ok || e.Epoch > cur.Epoch {
+			d.entries[e.ID] = e
+			changed = true
+		}
+	}
+	var snapshot []dirEntry
+	if changed {
+		snapshot = d.listLocked(true)
+	}
+	d.mu.Unlock()
+	if changed {
+		d.save(snapshot)
+	}
+}
+
+func (d *directory) markRemoved(id string) {
+	d.mu.Lock()
+	e := d.entries[id]
+	e.ID, e.Removed, e.Epoch = id, true, time.Now().UnixNano()
+	d.entries[id] = e
+	snapshot := d.listLocked(true)
+	d.mu.Unlock()
+	d.save(snapshot)
+}
+
+func (d *directory) save(entries []dirEntry) {
+	b, err := json.MarshalIndent(entries, "", "  ")
+	if err != nil {
+		return
+	}
+	tmp := d.path + ".tmp"
+	if os.WriteFile(tmp, b, 0o600) == nil {
+		_ = os.Rename(tmp, d.path)
+	}
+}
+
+func (d *directory) listLocked(withRemoved bool) []dirEntry {
+	out := make([]dirEntry, 0, len(d.entries))
+	for _, e := range d.entries {
+		if withRemoved || !e.Removed {
+			out = append(out, e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// all returns every entry, removals included, for exchange.
+func (d *directory) all() []dirEntry {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.listLocked(true)
+}
+
+func (d *directory) get(id string) (NodeInfo, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	e, ok := d.entries[id]
+	if !ok || e.Removed {
+		return NodeInfo{}, false
+	}
+	return e.NodeInfo, true
+}
+
+// inGroup returns the live nodes of group g in random order.
+func (d *directory) inGroup(g int) []NodeInfo {
+	d.mu.RLock()
+	var out []NodeInfo
+	for _, e := range d.entries {
+		if e.Group == g && !e.Removed {
+			out = append(out, e.NodeInfo)
+		}
+	}
+	d.mu.RUnlock()
+	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}
+
+// syncDirectory exchanges directories with a random peer every couple of
+// seconds until the node stops.
+func (n *Node) syncDirectory() {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		var peers []dirEntry
+		for _, e := range n.dir.all() {
+			if e.ID != n.info.ID && !e.Removed {
+				peers = append(peers, e)
+			}
+		}
+		if len(peers) == 0 {
+			continue
+		}
+		p := peers[rand.IntN(len(peers))]
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RPCTimeout)
+		var theirs []dirEntry
+		if err := n.client.call(ctx, p.Addr, mDirectory, n.dir.all(), &theirs); err == nil {
+			n.dir.merge(theirs)
+		}
+		cancel()
+	}
+}

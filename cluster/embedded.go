@@ -1,0 +1,165 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// LocalConfig describes an embedded cluster: Groups × Replicas nodes in
+// one process, on loopback.
+type LocalConfig struct {
+	Groups   int
+	Replicas int
+	// DataDir holds one directory per node and layout.json, which keeps
+	// node IDs and addresses so the same cluster can be started again.
+	DataDir string
+	// Base is the per-node config template (batching, raft timing);
+	// DataDir, NodeID, Groups, addresses and bootstrap fields are set per
+	// node. Zero value: DefaultConfig with LoopbackTiming.
+	Base   *Config
+	Logger hclog.Logger
+	// APIAddrs, if set, gives node i's advertised HTTP address (nodes are
+	// ordered by group, then replica).
+	APIAddrs []string
+}
+
+// Local is a running embedded cluster.
+type Local struct {
+	Nodes  []*Node
+	layout []NodeInfo
+}
+
+// StartLocal starts (or restarts, if DataDir has a layout) an embedded
+// cluster and waits until every group has a leader.
+func StartLocal(ctx context.Context, lc LocalConfig) (*Local, error) {
+	if lc.Groups < 1 || lc.Replicas < 1 {
+		return nil, fmt.Errorf("%w: groups and replicas must be at least 1", ErrBadRequest)
+	}
+	if err := os.MkdirAll(lc.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	layoutPath := filepath.Join(lc.DataDir, "layout.json")
+	var layout []NodeInfo
+	if b, err := os.ReadFile(layoutPath); err == nil {
+		if err := json.Unmarshal(b, &layout); err != nil {
+			return nil, fmt.Errorf("cluster: %s: %w", layoutPath, err)
+		}
+		if len(layout) != lc.Groups*lc.Replicas {
+			return nil, fmt.Errorf("%w: %s has %d nodes, asked for %d×%d", ErrBadRequest, layoutPath, len(layout), lc.Groups, lc.Replicas)
+		}
+	}
+	fresh := layout == nil
+	listeners := make([]net.Listener, lc.Groups*lc.Replicas)
+	closeAll := func() {
+		for _, l := range listeners {
+			if l != nil {
+				l.Close()
+			}
+		}
+	}
+	if fresh {
+		for g := 0; g < lc.Groups; g++ {
+			for r := 0; r < lc.Replicas; r++ {
+				layout = append(layout, NodeInfo{ID: NewNodeIDInGroup(g, lc.Groups).String(), Group: g})
+			}
+		}
+	}
+	for i := range layout {
+		addr := layout[i].Addr
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("cluster: node %d: listen %s: %w", i, addr, err)
+		}
+		listeners[i] = ln
+		layout[i].Addr = ln.Addr().String()
+	}
+	if fresh {
+		b, _ := json.MarshalIndent(layout, "", "  ")
+		if err := os.WriteFile(layoutPath, b, 0o600); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+	}
+	base := DefaultConfig()
+	base.LoopbackTiming()
+	if lc.Base != nil {
+		base = *lc.Base
+	}
+	l := &Local{layout: layout}
+	known := append([]NodeInfo(nil), layout...)
+	for i := range known {
+		if i < len(lc.APIAddrs) {
+			known[i].APIAddr = lc.APIAddrs[i]
+		}
+	}
+	for i, info := range layout {
+		cfg := base
+		cfg.NodeID = info.ID
+		cfg.DataDir = filepath.Join(lc.DataDir, fmt.Sprintf("node-g%d-r%d", info.Group, i%lc.Replicas))
+		cfg.Groups = lc.Groups
+		cfg.Listener = listeners[i]
+		cfg.AdvertiseAddr = info.Addr
+		cfg.Logger = lc.Logger
+		if i < len(lc.APIAddrs) {
+			cfg.APIAddr = lc.APIAddrs[i]
+		}
+		var voters []NodeInfo
+		for _, o := range layout {
+			if o.Group == info.Group {
+				voters = append(voters, o)
+			}
+		}
+		cfg.InitialVoters = voters
+		n, err := Open(cfg)
+		if err != nil {
+			listeners[i] = nil
+			l.Close()
+			for _, ln := range listeners[i+1:] {
+				ln.Close()
+			}
+			return nil, fmt.Errorf("cluster: node %d: %w", i, err)
+		}
+		listeners[i] = nil
+		n.Learn(known...)
+		l.Nodes = append(l.Nodes, n)
+	}
+	for _, n := range l.Nodes {
+		if err := n.WaitLeader(ctx); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// Leader returns the node leading group g, if any.
+func (l *Local) Leader(g int) (*Node, bool) {
+	for _, n := range l.Nodes {
+		if n != nil && n.group == g && n.IsLeader() {
+			return n, true
+		}
+	}
+	return nil, false
+}
+
+// Close stops every node.
+func (l *Local) Close() error {
+	var errs []error
+	for _, n := range l.Nodes {
+		if n != nil {
+			errs = append(errs, n.Close())
+		}
+	}
+	return errors.Join(errs...)
+}

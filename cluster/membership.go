@@ -1,0 +1,228 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Membership changes group membership. It is the one seam that explicit
+// joins use now and gossip-driven reconciliation can use later.
+type Membership interface {
+	// Join admits node into its group (ID mod n) as a voter.
+	Join(ctx context.Context, node NodeInfo) (JoinResponse, error)
+	// Remove takes a node out of its group's raft configuration.
+	Remove(ctx context.Context, id string) error
+}
+
+var _ Membership = (*Node)(nil)
+
+// JoinRequest asks for admission.
+type JoinRequest struct {
+	Node NodeInfo `json:"node"`
+	Hops int      `json:"hops"`
+}
+
+// JoinResponse answers a join. Bootstrap tells the new node that no node
+// of its group is known, so it starts the group itself.
+type JoinResponse struct {
+	Bootstrap bool       `json:"bootstrap"`
+	Directory []dirEntry `json:"directory"`
+}
+
+// RemoveRequest asks for a node's removal.
+type RemoveRequest struct {
+	ID   string `json:"id"`
+	Hops int    `json:"hops"`
+}
+
+// Join admits a node from any node: the request travels to the leader of
+// the new node's group, which adds it as a voter. A node that is already a
+// member with the same address is accepted as is; one known under the same
+// ID at another address, or another ID at the same address, is replaced.
+func (n *Node) Join(ctx context.Context, node NodeInfo) (JoinResponse, error) {
+	return n.join(ctx, JoinRequest{Node: node})
+}
+
+func (n *Node) join(ctx context.Context, req JoinRequest) (JoinResponse, error) {
+	node := req.Node
+	id, err := ParseNodeID(node.ID)
+	if err != nil {
+		return JoinResponse{}, err
+	}
+	if g := id.Group(n.cfg.Groups); g != node.Group {
+		return JoinResponse{}, fmt.Errorf("%w: node %s belongs to group %d, not %d (do both sides use the same number of groups?)", ErrBadRequest, id.Short(), g, node.Group)
+	}
+	if node.Addr == "" {
+		return JoinResponse{}, fmt.Errorf("%w: join without an address", ErrBadRequest)
+	}
+	if req.Hops >= maxHops {
+		return JoinResponse{}, fmt.Errorf("%w: join forwarded too many times", ErrNoLeader)
+	}
+	n.dir.merge([]dirEntry{{NodeInfo: node, Epoch: time.Now().UnixNano()}})
+	resp := JoinResponse{Directory: n.dir.all()}
+	if node.Group != n.group {
+		members := n.dir.inGroup(node.Group)
+		var others []NodeInfo
+		for _, m := range members {
+			if m.ID != node.ID {
+				others = append(others, m)
+			}
+		}
+		if len(others) == 0 {
+			resp.Bootstrap = true
+			return resp, nil
+		}
+		var last error
+		for _, m := range others {
+			var r JoinResponse
+			err := n.client.call(ctx, m.Addr, mJoin, JoinRequest{Node: node, Hops: req.Hops + 1}, &r)
+			if err == nil {
+				r.Directory = append(r.Directory, resp.Directory...)
+				return r, nil
+			}
+			if !isTransport(err) {
+				return JoinResponse{}, err
+			}
+			last = err
+		}
+		return JoinResponse{}, last
+	}
+	if !n.IsLeader() {
+		leader, ok := n.Leader()
+		if !ok {
+			return JoinResponse{}, fmt.Errorf("%w: group %d", ErrNoLeader, n.group)
+		}
+		var r JoinResponse
+		err := n.client.call(ctx, leader.Addr, mJoin, JoinRequest{Node: node, Hops: req.Hops + 1}, &r)
+		return r, err
+	}
+	if err := n.addVoter(node); err != nil {
+		return JoinResponse{}, err
+	}
+	n.logger.Info("node joined", "joined", id.Short(), "addr", node.Addr)
+	return resp, nil
+}
+
+func (n *Node) addVoter(node NodeInfo) error {
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return n.convert(err)
+	}
+	for _, s := range cf.Configuration().Servers {
+		sameID, sameAddr := string(s.ID) == node.ID, string(s.Address) == node.Addr
+		if sameID && sameAddr {
+			return nil
+		}
+		if sameID || sameAddr {
+			n.logger.Info("replacing stale raft server", "id", s.ID, "addr", s.Address)
+			if err := n.raft.RemoveServer(s.ID, 0, n.cfg.ApplyTimeout).Error(); err != nil {
+				return n.convert(err)
+			}
+		}
+	}
+	return n.convert(n.raft.AddVoter(raft.ServerID(node.ID), raft.ServerAddress(node.Addr), 0, n.cfg.ApplyTimeout).Error())
+}
+
+// Remove takes node id out of its group, from any node.
+func (n *Node) Remove(ctx context.Context, id string) error {
+	return n.remove(ctx, RemoveRequest{ID: id})
+}
+
+func (n *Node) remove(ctx context.Context, req RemoveRequest) error {
+	nid, err := ParseNodeID(req.ID)
+	if err != nil {
+		return err
+	}
+	if req.Hops >= maxHops {
+		return fmt.Errorf("%w: remove forwarded too many times", ErrNoLeader)
+	}
+	g := nid.Group(n.cfg.Groups)
+	if g != n.group {
+		var last error = fmt.Errorf("%w: group %d", ErrUnknownGroup, g)
+		for _, m := range n.dir.inGroup(g) {
+			err := n.client.call(ctx, m.Addr, mRemove, RemoveRequest{ID: req.ID, Hops: req.Hops + 1}, nil)
+			if err == nil {
+				n.dir.markRemoved(req.ID)
+				return nil
+			}
+			if !isTransport(err) {
+				return err
+			}
+			last = err
+		}
+		return last
+	}
+	if !n.IsLeader() {
+		leader, ok := n.Leader()
+		if !ok {
+			return fmt.Errorf("%w: group %d", ErrNoLeader, n.group)
+		}
+		err := n.client.call(ctx, leader.Addr, mRemove, RemoveRequest{ID: req.ID, Hops: req.Hops + 1}, nil)
+		if err == nil {
+			n.dir.markRemoved(req.ID)
+		}
+		return err
+	}
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return n.convert(err)
+	}
+	found := false
+	for _, s := range cf.Configuration().Servers {
+		found = found || string(s.ID) == req.ID
+	}
+	if !found {
+		return fmt.Errorf("%w: node %s is not a member of group %d", ErrNotFound, nid.Short(), g)
+	}
+	if err := n.raft.RemoveServer(raft.ServerID(req.ID), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		return n.convert(err)
+	}
+	n.dir.markRemoved(req.ID)
+	n.logger.Info("node removed", "removed", nid.Short())
+	return nil
+}
+
+// handlers is the internal RPC method table.
+func (n *Node) handlers() map[method]rpcHandler {
+	return map[method]rpcHandler{
+		mSubmit: n.handleSubmit,
+		mJoin: func(ctx context.Context, body []byte) (any, error) {
+			var req JoinRequest
+			if err := unmarshal(body, &req); err != nil {
+				return nil, err
+			}
+			return n.join(ctx, req)
+		},
+		mRemove: func(ctx context.Context, body []byte) (any, error) {
+			var req RemoveRequest
+			if err := unmarshal(body, &req); err != nil {
+				return nil, err
+			}
+			return struct{}{}, n.remove(ctx, req)
+		},
+		mQuery: func(ctx context.Context, body []byte) (any, error) {
+			var q Query
+			if err := unmarshal(body, &q); err != nil {
+				return nil, err
+			}
+			return n.query(ctx, q)
+		},
+		mStatus: func(ctx context.Context, body []byte) (any, error) {
+			return n.localStatus(), nil
+		},
+		mDirectory: func(ctx context.Context, body []byte) (any, error) {
+			var theirs []dirEntry
+			if err := unmarshal(body, &theirs); err != nil {
+				return nil, err
+			}
+			n.dir.merge(theirs)
+			return n.dir.all(), nil
+		},
+	}
+}
+
+var errNoStatus = errors.New("cluster: no node of the group answered")

@@ -1,0 +1,359 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"qledger/fsm"
+)
+
+// NodeInfo is how the cluster knows a node.
+type NodeInfo struct {
+	ID    string `json:"id"`
+	Group int    `json:"group"`
+	// Addr is the raft/RPC address.
+	Addr    string `json:"addr"`
+	APIAddr string `json:"api_addr,omitempty"`
+}
+
+// Node is one node: a raft member of its group, the group's chain store,
+// and the internal RPC that forwards writes and reads across the cluster.
+// Its methods are safe for concurrent use.
+type Node struct {
+	cfg    Config
+	id     NodeID
+	group  int
+	info   NodeInfo
+	logger hclog.Logger
+
+	mux       *mux
+	raft      *raft.Raft
+	fsm       *fsm.FSM
+	store     *fsm.Store
+	logStore  *raftboltdb.BoltStore
+	transport *raft.NetworkTransport
+	rpc       *rpcServer
+	client    *rpcClient
+	dir       *directory
+	batch     *batcher
+	metrics   *nodeMetrics
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// Open starts a node: it opens the data directory, starts raft and the
+// listener, and then joins the cluster, bootstraps its group, or simply
+// resumes from the state on disk.
+func Open(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cluster: data dir: %w", err)
+	}
+	id, err := loadOrCreateID(cfg.DataDir, cfg.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, id: id, group: id.Group(cfg.Groups), stop: make(chan struct{})}
+	n.logger = cfg.Logger.Named("node").With("node", id.Short(), "group", n.group)
+	n.client = newRPCClient(cfg.RPCTimeout)
+
+	ok := false
+	defer func() {
+		if !ok {
+			n.closeResources()
+		}
+	}()
+
+	ln := cfg.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.BindAddr); err != nil {
+			return nil, fmt.Errorf("cluster: listen %s: %w", cfg.BindAddr, err)
+		}
+	}
+	n.mux = newMux(ln, n.logger.Named("mux"), connRaft, connRPC)
+	adv := cfg.AdvertiseAddr
+	if adv == "" {
+		adv = ln.Addr().String()
+		if tcp, ok := ln.Addr().(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+			return nil, fmt.Errorf("cluster: bind address %s is unspecified; set an advertise address", cfg.BindAddr)
+		}
+	}
+	advAddr, err := net.ResolveTCPAddr("tcp", adv)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: advertise address %q: %w", adv, err)
+	}
+	n.info = NodeInfo{ID: id.String(), Group: n.group, Addr: adv, APIAddr: cfg.APIAddr}
+	n.dir = newDirectory(filepath.Join(cfg.DataDir, "peers.json"), n.info)
+	n.metrics = newNodeMetrics(n.info)
+
+	if n.store, err = fsm.OpenStore(filepath.Join(cfg.DataDir, "chain.db"), uint32(n.group)); err != nil {
+		return nil, err
+	}
+	n.fsm = fsm.New(n.store, cfg.Logger)
+	if n.logStore, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")}); err != nil {
+		return nil, fmt.Errorf("cluster: raft log: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, cfg.Logger.Named("snapshots"))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: snapshot store: %w", err)
+	}
+	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  &raftLayer{subListener: n.mux.subs[connRaft], advertise: advAddr},
+		MaxPool: 8,
+		Timeout: 10 * time.Second,
+		Logger:  cfg.Logger.Named("raft-net"),
+	})
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(id.String())
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	if cfg.SnapshotInterval == 0 {
+		rc.SnapshotInterval = 30 * time.Second
+	}
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 256
+	// The chain store is durable and records the applied index, so a
+	// restart resumes from it instead of reloading the last snapshot.
+	rc.NoSnapshotRestoreOnStart = true
+	rc.Logger = cfg.Logger.Named("raft")
+	if err := raft.ValidateConfig(rc); err != nil {
+		return nil, fmt.Errorf("cluster: raft config: %w", err)
+	}
+	hasState, err := raft.HasExistingState(n.logStore, n.logStore, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: raft state: %w", err)
+	}
+	if n.raft, err = raft.NewRaft(rc, n.fsm, n.logStore, n.logStore, snaps, n.transport); err != nil {
+		return nil, fmt.Errorf("cluster: start raft: %w", err)
+	}
+
+	n.rpc = &rpcServer{ln: n.mux.subs[connRPC], handlers: n.handlers(), logger: n.logger.Named("rpc"), timeout: cfg.RPCTimeout, conns: map[net.Conn]struct{}{}}
+	n.batch = newBatcher(n)
+	n.wg.Add(3)
+	go func() { defer n.wg.Done(); n.mux.serve() }()
+	go func() { defer n.wg.Done(); n.rpc.serve() }()
+	go func() { defer n.wg.Done(); n.batch.run() }()
+
+	if !hasState {
+		if err := n.admit(); err != nil {
+			return nil, err
+		}
+	} else {
+		n.logger.Info("resuming from existing state")
+	}
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.syncDirectory() }()
+	ok = true
+	n.logger.Info("node started", "addr", n.info.Addr, "api", n.info.APIAddr)
+	return n, nil
+}
+
+// admit joins through a Join address or bootstraps the node's group.
+func (n *Node) admit() error {
+	if len(n.cfg.InitialVoters) > 0 {
+		return n.BootstrapGroup(n.cfg.InitialVoters)
+	}
+	if len(n.cfg.Join) == 0 {
+		if !n.cfg.Bootstrap {
+			return errors.New("cluster: a new node needs a join address or bootstrap")
+		}
+		return n.bootstrapSelf()
+	}
+	var last error
+	deadline := time.Now().Add(n.cfg.ApplyTimeout + 20*time.Second)
+	for attempt := 0; time.Now().Before(deadline); attempt++ {
+		for _, addr := range n.cfg.Join {
+			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RPCTimeout)
+			var resp JoinResponse
+			err := n.client.call(ctx, addr, mJoin, JoinRequest{Node: n.info}, &resp)
+			cancel()
+			if err != nil {
+				last = err
+				n.logger.Warn("join attempt failed", "via", addr, "error", err)
+				continue
+			}
+			n.dir.merge(resp.Directory)
+			if resp.Bootstrap {
+				n.logger.Info("no node serves this group yet; bootstrapping it", "via", addr)
+				return n.bootstrapSelf()
+			}
+			n.logger.Info("joined", "via", addr)
+			return nil
+		}
+		select {
+		case <-time.After(time.Duration(200*(attempt+1)) * time.Millisecond):
+		case <-n.stop:
+			return ErrShutdown
+		}
+	}
+	return fmt.Errorf("cluster: join %v: %w", n.cfg.Join, last)
+}
+
+func (n *Node) bootstrapSelf() error {
+	f := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+		ID: raft.ServerID(n.info.ID), Address: raft.ServerAddress(n.info.Addr), Suffrage: raft.Voter,
+	}}})
+	if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("cluster: bootstrap: %w", err)
+	}
+	return nil
+}
+
+// BootstrapGroup starts the node's group with the given voters (all of
+// the same group, this node among them). Every listed node must be given
+// the same list. Used by embedded clusters that know their layout.
+func (n *Node) BootstrapGroup(voters []NodeInfo) error {
+	var cfg raft.Configuration
+	self := false
+	for _, v := range voters {
+		self = self || v.ID == n.info.ID
+		if v.Group != n.group {
+			return fmt.Errorf("%w: node %s is in group %d, not %d", ErrBadRequest, v.ID, v.Group, n.group)
+		}
+		cfg.Servers = append(cfg.Servers, raft.Server{ID: raft.ServerID(v.ID), Address: raft.ServerAddress(v.Addr), Suffrage: raft.Voter})
+	}
+	if !self {
+		return fmt.Errorf("%w: node %s is not among the initial voters", ErrBadRequest, n.id.Short())
+	}
+	n.dir.merge(nodeEntries(voters))
+	if err := n.raft.BootstrapCluster(cfg).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("cluster: bootstrap: %w", err)
+	}
+	return nil
+}
+
+// Info describes this node.
+func (n *Node) Info() NodeInfo { return n.info }
+
+// ID is the node's ID.
+func (n *Node) ID() NodeID { return n.id }
+
+// Group is the node's group.
+func (n *Node) Group() int { return n.group }
+
+// Groups is the number of groups in the cluster.
+func (n *Node) Groups() int { return n.cfg.Groups }
+
+// Store gives read access to the local chain store.
+func (n *Node) Store() *fsm.Store { return n.store }
+
+// Learn adds nodes to this node's directory (embedded clusters use it to
+// introduce nodes to each other without a join).
+func (n *Node) Learn(nodes ...NodeInfo) { n.dir.merge(nodeEntries(nodes)) }
+
+// IsLeader reports whether this node leads its group.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the group leader's info as this node sees it.
+func (n *Node) Leader() (NodeInfo, bool) {
+	addr, id := n.raft.LeaderWithID()
+	if id == "" {
+		return NodeInfo{}, false
+	}
+	if info, ok := n.dir.get(string(id)); ok {
+		info.Addr = string(addr)
+		return info, true
+	}
+	return NodeInfo{ID: string(id), Group: n.group, Addr: string(addr)}, true
+}
+
+// WaitLeader waits until the node's group has a leader.
+func (n *Node) WaitLeader(ctx context.Context) error {
+	for {
+		if _, ok := n.Leader(); ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting for a leader of group %d", ErrNoLeader, n.group)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// TransferLeadership hands the group's leadership to another voter.
+func (n *Node) TransferLeadership() error {
+	if err := n.raft.LeadershipTransfer().Error(); err != nil {
+		return n.convert(err)
+	}
+	return nil
+}
+
+// Close leaves raft running state on disk and stops the node. It does not
+// remove the node from its group (see Leave in a later version or Remove).
+func (n *Node) Close() error {
+	var err error
+	n.stopOnce.Do(func() {
+		close(n.stop)
+		if n.raft != nil {
+			err = n.raft.Shutdown().Error()
+		}
+		n.closeResources()
+		n.wg.Wait()
+		n.logger.Info("node stopped")
+	})
+	return err
+}
+
+func (n *Node) closeResources() {
+	if n.rpc != nil {
+		n.rpc.close()
+	}
+	if n.transport != nil {
+		n.transport.Close()
+	}
+	if n.mux != nil {
+		n.mux.close()
+	}
+	if n.client != nil {
+		n.client.close()
+	}
+	if n.logStore != nil {
+		n.logStore.Close()
+	}
+	if n.store != nil {
+		n.store.Close()
+	}
+	if n.metrics != nil {
+		n.metrics.unregister()
+	}
+}
+
+// convert maps raft's errors to this package's.
+func (n *Node) convert(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w: %v", ErrNotLeader, err)
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrAbortedByRestore):
+		return fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return ErrShutdown
+	default:
+		return fmt.Errorf("cluster: raft: %w", err)
+	}
+}

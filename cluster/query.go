@@ -1,0 +1,304 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"qledger/chain"
+	"qledger/fsm"
+)
+
+// Level is a read consistency level.
+type Level string
+
+// Read consistency levels.
+const (
+	// Stale reads whatever replica answers; it may lag the leader.
+	Stale Level = "stale"
+	// Default reads on the leader after it confirms it still leads
+	// (raft VerifyLeader): no stale leader, no extra log entry.
+	Default Level = "default"
+	// Linearizable reads on the leader after a raft barrier, so every
+	// write acknowledged before the read started is visible.
+	Linearizable Level = "linearizable"
+)
+
+// ParseLevel accepts "", "stale", "default" and "linearizable".
+func ParseLevel(s string) (Level, error) {
+	switch Level(s) {
+	case "":
+		return Default, nil
+	case Stale, Default, Linearizable:
+		return Level(s), nil
+	}
+	return "", fmt.Errorf("%w: consistency level %q (want stale, default or linearizable)", ErrBadRequest, s)
+}
+
+// query ops.
+const (
+	opHead        = "head"
+	opBlock       = "block"
+	opBlocks      = "blocks"
+	opTx          = "tx"
+	opConsistency = "consistency"
+)
+
+// Query is the internal RPC form of a read.
+type Query struct {
+	Op     string     `json:"op"`
+	Group  int        `json:"group"`
+	Level  Level      `json:"level"`
+	Height uint64     `json:"height,omitempty"`
+	From   uint64     `json:"from,omitempty"`
+	To     uint64     `json:"to,omitempty"`
+	Limit  int        `json:"limit,omitempty"`
+	ID     chain.Hash `json:"id,omitempty"`
+	Hops   int        `json:"hops,omitempty"`
+}
+
+// QueryResult carries whichever fields the op fills.
+type QueryResult struct {
+	Header   []byte         `json:"header,omitempty"` // encoded head; nil if the chain is empty
+	Blocks   [][]byte       `json:"blocks,omitempty"`
+	Tx       *fsm.TxRecord  `json:"tx,omitempty"`
+	RootFrom chain.Hash     `json:"root_from"`
+	RootTo   chain.Hash     `json:"root_to"`
+	Proof    []chain.Hash   `json:"proof,omitempty"`
+}
+
+// ConsistencyProof proves the group's log at size From is a prefix of the
+// log at size To.
+type ConsistencyProof struct {
+	From, To         uint64
+	RootFrom, RootTo chain.Hash
+	Hashes           []chain.Hash
+}
+
+// MaxBlocksPerRead caps one Blocks read.
+const MaxBlocksPerRead = 1000
+
+// Head returns group g's newest header; ok is false if it has no blocks.
+func (n *Node) Head(ctx context.Context, g int, level Level) (h chain.Header, ok bool, err error) {
+	res, err := n.query(ctx, Query{Op: opHead, Group: g, Level: level})
+	if err != nil || res.Header == nil {
+		return h, false, err
+	}
+	h, err = chain.DecodeHeader(res.Header)
+	if err != nil {
+		return h, false, fmt.Errorf("%w: head: %v", ErrStore, err)
+	}
+	return h, true, nil
+}
+
+// Block returns group g's encoded block at height.
+func (n *Node) Block(ctx context.Context, g int, height uint64, level Level) ([]byte, error) {
+	res, err := n.query(ctx, Query{Op: opBlock, Group: g, Level: level, Height: height})
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Blocks) != 1 {
+		return nil, fmt.Errorf("%w: block %d of group %d", ErrNotFound, height, g)
+	}
+	return res.Blocks[0], nil
+}
+
+// Blocks returns up to limit encoded blocks of group g from height from.
+func (n *Node) Blocks(ctx context.Context, g int, from uint64, limit int, level Level) ([][]byte, error) {
+	if limit < 1 || limit > MaxBlocksPerRead {
+		return nil, fmt.Errorf("%w: limit must be 1..%d", ErrBadRequest, MaxBlocksPerRead)
+	}
+	res, err := n.query(ctx, Query{Op: opBlocks, Group: g, Level: level, From: from, Limit: limit})
+	return res.Blocks, err
+}
+
+// Consistency proves group g's log at size from is a prefix of size to.
+func (n *Node) Consistency(ctx context.Context, g int, from, to uint64, level Level) (ConsistencyProof, error) {
+	res, err := n.query(ctx, Query{Op: opConsistency, Group: g, Level: level, From: from, To: to})
+	if err != nil {
+		return ConsistencyProof{}, err
+	}
+	return ConsistencyProof{From: from, To: to, RootFrom: res.RootFrom, RootTo: res.RootTo, Hashes: res.Proof}, nil
+}
+
+// Tx finds a transaction by ID in group g, or in every group when g < 0
+// (the local group first, then the others in parallel).
+func (n *Node) Tx(ctx context.Context, id chain.Hash, g int, level Level) (fsm.TxRecord, int, error) {
+	if g >= 0 {
+		res, err := n.query(ctx, Query{Op: opTx, Group: g, Level: level, ID: id})
+		if err != nil {
+			return fsm.TxRecord{}, g, err
+		}
+		return *res.Tx, g, nil
+	}
+	if rec, _, err := n.Tx(ctx, id, n.group, level); err == nil || !errors.Is(err, ErrNotFound) {
+		return rec, n.group, err
+	}
+	type found struct {
+		rec fsm.TxRecord
+		g   int
+		err error
+	}
+	ch := make(chan found, n.cfg.Groups)
+	var wg sync.WaitGroup
+	for other := 0; other < n.cfg.Groups; other++ {
+		if other == n.group {
+			continue
+		}
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			rec, _, err := n.Tx(ctx, id, g, level)
+			ch <- found{rec, g, err}
+		}(other)
+	}
+	go func() { wg.Wait(); close(ch) }()
+	var firstErr error
+	for f := range ch {
+		if f.err == nil {
+			return f.rec, f.g, nil
+		}
+		if !errors.Is(f.err, ErrNotFound) && firstErr == nil {
+			firstErr = f.err
+		}
+	}
+	if firstErr != nil {
+		return fsm.TxRecord{}, -1, firstErr
+	}
+	return fsm.TxRecord{}, -1, fmt.Errorf("%w: transaction %s", ErrNotFound, id)
+}
+
+func (n *Node) query(ctx context.Context, q Query) (QueryResult, error) {
+	if q.Group < 0 || q.Group >= n.cfg.Groups {
+		return QueryResult{}, fmt.Errorf("%w: group %d, cluster has %d groups", ErrBadRequest, q.Group, n.cfg.Groups)
+	}
+	if _, err := ParseLevel(string(q.Level)); err != nil {
+		return QueryResult{}, err
+	}
+	if q.Level == "" {
+		q.Level = Default
+	}
+	if q.Group != n.group {
+		return n.forwardQuery(ctx, q)
+	}
+	if err := n.ensureLevel(q.Level); err != nil {
+		if !errors.Is(err, ErrNotLeader) {
+			return QueryResult{}, err
+		}
+		leader, ok := n.Leader()
+		if !ok {
+			return QueryResult{}, fmt.Errorf("%w: group %d", ErrNoLeader, n.group)
+		}
+		if q.Hops >= maxHops {
+			return QueryResult{}, fmt.Errorf("%w: too many forwarding hops", ErrNotLeader)
+		}
+		q.Hops++
+		var res QueryResult
+		err := n.client.call(ctx, leader.Addr, mQuery, q, &res)
+		return res, err
+	}
+	return n.localQuery(q)
+}
+
+func (n *Node) ensureLevel(l Level) error {
+	switch l {
+	case Stale:
+		return nil
+	case Linearizable:
+		if !n.IsLeader() {
+			return ErrNotLeader
+		}
+		return n.convert(n.raft.Barrier(n.cfg.ApplyTimeout).Error())
+	default:
+		if !n.IsLeader() {
+			return ErrNotLeader
+		}
+		return n.convert(n.raft.VerifyLeader().Error())
+	}
+}
+
+func (n *Node) forwardQuery(ctx context.Context, q Query) (QueryResult, error) {
+	if q.Hops >= maxHops {
+		return QueryResult{}, fmt.Errorf("%w: too many forwarding hops", ErrUnknownGroup)
+	}
+	q.Hops++
+	nodes := n.dir.inGroup(q.Group)
+	if len(nodes) == 0 {
+		return QueryResult{}, fmt.Errorf("%w: group %d", ErrUnknownGroup, q.Group)
+	}
+	var last error
+	for _, target := range nodes {
+		var res QueryResult
+		err := n.client.call(ctx, target.Addr, mQuery, q, &res)
+		if err == nil || !isTransport(err) {
+			return res, err
+		}
+		last = err
+	}
+	return QueryResult{}, last
+}
+
+func (n *Node) localQuery(q Query) (QueryResult, error) {
+	var res QueryResult
+	switch q.Op {
+	case opHead:
+		h, ok, err := n.store.Head()
+		if err != nil {
+			return res, fmt.Errorf("%w: %v", ErrStore, err)
+		}
+		if ok {
+			res.Header = h.Encode()
+		}
+	case opBlock:
+		b, err := n.store.Block(q.Height)
+		if err != nil {
+			return res, storeErr(err)
+		}
+		res.Blocks = [][]byte{b}
+	case opBlocks:
+		if q.Limit < 1 || q.Limit > MaxBlocksPerRead {
+			return res, fmt.Errorf("%w: limit must be 1..%d", ErrBadRequest, MaxBlocksPerRead)
+		}
+		bs, err := n.store.Blocks(q.From, q.Limit)
+		if err != nil {
+			return res, storeErr(err)
+		}
+		res.Blocks = bs
+	case opTx:
+		rec, err := n.store.Tx(q.ID)
+		if err != nil {
+			return res, storeErr(err)
+		}
+		res.Tx = &rec
+	case opConsistency:
+		rf, rt, proof, err := n.store.ConsistencyProof(q.From, q.To)
+		if err != nil {
+			return res, storeErr(err)
+		}
+		res.RootFrom, res.RootTo, res.Proof = rf, rt, proof
+	default:
+		return res, fmt.Errorf("%w: query op %q", ErrBadRequest, q.Op)
+	}
+	return res, nil
+}
+
+func storeErr(err error) error {
+	switch {
+	case errors.Is(err, fsm.ErrNotFound):
+		return fmt.Errorf("%w: %v", ErrNotFound, err)
+	case errors.Is(err, fsm.ErrBadRange):
+		return fmt.Errorf("%w: %v", ErrBadRequest, err)
+	case errors.Is(err, fsm.ErrClosed):
+		return ErrShutdown
+	}
+	return fmt.Errorf("%w: %v", ErrStore, err)
+}
+
+func unmarshal(body []byte, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	return nil
+}

@@ -1,0 +1,277 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Internal RPC: one request and one response per exchange over pooled
+// connections on the shared listener.
+//
+//	request:  method u8 | length u32 | JSON body
+//	response: status u8 | length u32 | JSON body (status 0) or error text
+const maxFrame = 96 << 20
+
+type method uint8
+
+const (
+	mSubmit method = iota + 1
+	mJoin
+	mRemove
+	mQuery
+	mStatus
+	mDirectory
+)
+
+// Error codes carried in responses; they map back to the package errors so
+// errors.Is works across a hop.
+var errCodes = []error{nil, ErrNotLeader, ErrNoLeader, ErrUnknownGroup, ErrBadRequest, ErrNotFound, ErrConflict, ErrShutdown, ErrTimeout, ErrUnknownOutcome, ErrTooLarge, ErrStore}
+
+func codeOf(err error) uint8 {
+	for i, e := range errCodes[1:] {
+		if errors.Is(err, e) {
+			return uint8(i + 1)
+		}
+	}
+	return 255
+}
+
+// remoteError is an error returned by another node.
+type remoteError struct {
+	base error
+	msg  string
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.base }
+
+func writeFrame(w *bufio.Writer, kind uint8, body []byte) error {
+	var hdr [5]byte
+	hdr[0] = kind
+	binary.BigEndian.PutUint32(hdr[1:], uint32(len(body)))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	if _, err := w.Write(body); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+func readFrame(r *bufio.Reader) (uint8, []byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[1:])
+	if n > maxFrame {
+		return 0, nil, fmt.Errorf("%w: frame of %d bytes, limit %d", ErrTooLarge, n, maxFrame)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return 0, nil, err
+	}
+	return hdr[0], body, nil
+}
+
+// rpcHandler serves one method: it decodes its own body.
+type rpcHandler func(ctx context.Context, body []byte) (any, error)
+
+type rpcServer struct {
+	ln       net.Listener
+	handlers map[method]rpcHandler
+	logger   hclog.Logger
+	timeout  time.Duration
+	wg       sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	done  bool
+}
+
+func (s *rpcServer) serve() {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		if s.done {
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.handle(c)
+	}
+}
+
+func (s *rpcServer) close() {
+	s.mu.Lock()
+	s.done = true
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+func (s *rpcServer) handle(c net.Conn) {
+	defer func() {
+		c.Close()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	r, w := bufio.NewReader(c), bufio.NewWriter(c)
+	for {
+		m, body, err := readFrame(r)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				s.logger.Debug("rpc read failed", "remote", c.RemoteAddr(), "error", err)
+			}
+			return
+		}
+		status, out := uint8(0), []byte(nil)
+		h, ok := s.handlers[method(m)]
+		if !ok {
+			status, out = codeOf(ErrBadRequest), []byte(fmt.Sprintf("cluster: unknown rpc method %d", m))
+		} else {
+			ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+			res, err := h(ctx, body)
+			cancel()
+			if err == nil {
+				out, err = json.Marshal(res)
+			}
+			if err != nil {
+				status, out = codeOf(err), []byte(err.Error())
+			}
+		}
+		if err := writeFrame(w, status, out); err != nil {
+			return
+		}
+	}
+}
+
+// rpcClient keeps idle connections per address.
+type rpcClient struct {
+	timeout time.Duration
+
+	mu   sync.Mutex
+	idle map[string][]*rpcConn
+	shut bool
+}
+
+type rpcConn struct {
+	c net.Conn
+	r *bufio.Reader
+	w *bufio.Writer
+}
+
+const maxIdlePerAddr = 32
+
+func newRPCClient(timeout time.Duration) *rpcClient {
+	return &rpcClient{timeout: timeout, idle: map[string][]*rpcConn{}}
+}
+
+func (c *rpcClient) get(addr string) (*rpcConn, error) {
+	c.mu.Lock()
+	if c.shut {
+		c.mu.Unlock()
+		return nil, ErrShutdown
+	}
+	if l := c.idle[addr]; len(l) > 0 {
+		rc := l[len(l)-1]
+		c.idle[addr] = l[:len(l)-1]
+		c.mu.Unlock()
+		return rc, nil
+	}
+	c.mu.Unlock()
+	conn, err := dialType(addr, connRPC, c.timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &rpcConn{c: conn, r: bufio.NewReader(conn), w: bufio.NewWriter(conn)}, nil
+}
+
+func (c *rpcClient) put(addr string, rc *rpcConn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.shut || len(c.idle[addr]) >= maxIdlePerAddr {
+		rc.c.Close()
+		return
+	}
+	c.idle[addr] = append(c.idle[addr], rc)
+}
+
+func (c *rpcClient) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.shut = true
+	for _, l := range c.idle {
+		for _, rc := range l {
+			rc.c.Close()
+		}
+	}
+	c.idle = nil
+}
+
+// call sends one request to addr and decodes the result into out.
+func (c *rpcClient) call(ctx context.Context, addr string, m method, in, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	rc, err := c.get(addr)
+	if err != nil {
+		return fmt.Errorf("cluster: rpc to %s: %w", addr, err)
+	}
+	deadline := time.Now().Add(c.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = rc.c.SetDeadline(deadline)
+	status, resp, err := func() (uint8, []byte, error) {
+		if err := writeFrame(rc.w, uint8(m), body); err != nil {
+			return 0, nil, err
+		}
+		return readFrame(rc.r)
+	}()
+	if err != nil {
+		rc.c.Close()
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return fmt.Errorf("%w: rpc to %s", ErrTimeout, addr)
+		}
+		return fmt.Errorf("cluster: rpc to %s: %w", addr, err)
+	}
+	_ = rc.c.SetDeadline(time.Time{})
+	c.put(addr, rc)
+	if status != 0 {
+		var base error
+		if int(status) < len(errCodes) {
+			base = errCodes[status]
+		}
+		return &remoteError{base: base, msg: string(resp)}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(resp, out); err != nil {
+		return fmt.Errorf("cluster: rpc to %s: bad response: %w", addr, err)
+	}
+	return nil
+}
