@@ -2,8 +2,8 @@ package cluster
 
 import (
 	"errors"
-	"net"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/hashicorp/go-hclog"

@@ -61,12 +61,12 @@ type Query struct {
 
 // QueryResult carries whichever fields the op fills.
 type QueryResult struct {
-	Header   []byte         `json:"header,omitempty"` // encoded head; nil if the chain is empty
-	Blocks   [][]byte       `json:"blocks,omitempty"`
-	Tx       *fsm.TxRecord  `json:"tx,omitempty"`
-	RootFrom chain.Hash     `json:"root_from"`
-	RootTo   chain.Hash     `json:"root_to"`
-	Proof    []chain.Hash   `json:"proof,omitempty"`
+	Header   []byte        `json:"header,omitempty"` // encoded head; nil if the chain is empty
+	Blocks   [][]byte      `json:"blocks,omitempty"`
+	Tx       *fsm.TxRecord `json:"tx,omitempty"`
+	RootFrom chain.Hash    `json:"root_from"`
+	RootTo   chain.Hash    `json:"root_to"`
+	Proof    []chain.Hash  `json:"proof,omitempty"`
 }
 
 // ConsistencyProof proves the group's log at size From is a prefix of the
