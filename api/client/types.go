@@ -1,0 +1,233 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+
+	"qledger/chain"
+)
+
+// Wire types of the HTTP API. Field names are a contract: auditors and
+// outside tools read them.
+
+// SubmitRequest is the body of POST /v1/tx.
+type SubmitRequest struct {
+	// Payload is the transaction payload (base64 in JSON).
+	Payload []byte `json:"payload"`
+	// Group, if set, names the group to write to; otherwise the server
+	// picks one (by idempotency key when there is one).
+	Group *int `json:"group,omitempty"`
+}
+
+// Receipt answers POST /v1/tx once the transaction has committed.
+type Receipt struct {
+	ID     string `json:"id"`
+	Group  int    `json:"group"`
+	Height uint64 `json:"height"`
+	// Index is the transaction's leaf index in the group's whole log.
+	Index uint64 `json:"index"`
+}
+
+// Proof is an RFC 9162 inclusion proof in a group's whole transaction log.
+type Proof struct {
+	LeafIndex uint64   `json:"leaf_index"`
+	TreeSize  uint64   `json:"tree_size"`
+	Root      string   `json:"root"`
+	Hashes    []string `json:"hashes"`
+}
+
+// TxFields is a transaction decoded for people.
+type TxFields struct {
+	Kind           string `json:"kind"`
+	Group          uint32 `json:"group"`
+	Nonce          string `json:"nonce"`
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	Submitter      string `json:"submitter,omitempty"`
+	Payload        []byte `json:"payload"`
+}
+
+// TxResponse answers GET /v1/tx/{id}.
+type TxResponse struct {
+	ID     string `json:"id"`
+	Group  int    `json:"group"`
+	Height uint64 `json:"height"`
+	Index  uint64 `json:"index"`
+	// TxBytes is the canonical encoding: the Merkle leaf.
+	TxBytes  []byte   `json:"tx_bytes"`
+	LeafHash string   `json:"leaf_hash"`
+	Proof    Proof    `json:"proof"`
+	Tx       TxFields `json:"tx"`
+}
+
+// Head is a block header.
+type Head struct {
+	Version   uint8  `json:"version"`
+	Group     uint32 `json:"group"`
+	Height    uint64 `json:"height"`
+	Hash      string `json:"hash"`
+	PrevHash  string `json:"prev_hash"`
+	Timestamp int64  `json:"timestamp"` // Unix nanoseconds
+	TxRoot    string `json:"tx_root"`
+	TxCount   uint32 `json:"tx_count"`
+	LogSize   uint64 `json:"log_size"`
+	LogRoot   string `json:"log_root"`
+}
+
+// BlockTx is one transaction inside a block.
+type BlockTx struct {
+	ID       string   `json:"id"`
+	LeafHash string   `json:"leaf_hash"`
+	TxBytes  []byte   `json:"tx_bytes"`
+	Tx       TxFields `json:"tx"`
+}
+
+// Block answers GET /v1/groups/{g}/blocks/{height}.
+type Block struct {
+	Head
+	Txs []BlockTx `json:"txs"`
+	// Raw is the canonical block encoding, for offline verification.
+	Raw []byte `json:"raw"`
+}
+
+// BlockList answers GET /v1/groups/{g}/blocks.
+type BlockList struct {
+	Blocks []Block `json:"blocks"`
+}
+
+// ConsistencyResponse answers GET /v1/groups/{g}/proof/consistency.
+type ConsistencyResponse struct {
+	From     uint64   `json:"from"`
+	To       uint64   `json:"to"`
+	RootFrom string   `json:"root_from"`
+	RootTo   string   `json:"root_to"`
+	Hashes   []string `json:"hashes"`
+}
+
+// Member is one raft server of a group.
+type Member struct {
+	ID       string `json:"id"`
+	Group    int    `json:"group"`
+	Addr     string `json:"addr"`
+	APIAddr  string `json:"api_addr,omitempty"`
+	Suffrage string `json:"suffrage"`
+	Leader   bool   `json:"leader"`
+}
+
+// GroupStatus is one group in GET /v1/cluster.
+type GroupStatus struct {
+	Group     int      `json:"group"`
+	Leader    string   `json:"leader,omitempty"`
+	HasLeader bool     `json:"has_leader"`
+	Reporter  string   `json:"reporter"`
+	State     string   `json:"state"`
+	Term      uint64   `json:"term"`
+	Commit    uint64   `json:"commit_index"`
+	Applied   uint64   `json:"applied_index"`
+	LastLog   uint64   `json:"last_log_index"`
+	Height    uint64   `json:"height"`
+	LogSize   uint64   `json:"log_size"`
+	Members   []Member `json:"members"`
+	Error     string   `json:"error,omitempty"`
+}
+
+// NodeInfo describes a node.
+type NodeInfo struct {
+	ID      string `json:"id"`
+	Group   int    `json:"group"`
+	Addr    string `json:"addr"`
+	APIAddr string `json:"api_addr,omitempty"`
+}
+
+// ClusterStatus answers GET /v1/cluster.
+type ClusterStatus struct {
+	Node   NodeInfo      `json:"node"`
+	Groups []GroupStatus `json:"groups"`
+}
+
+// JoinRequest is the body of POST /v1/cluster/join.
+type JoinRequest struct {
+	ID      string `json:"id"`
+	Addr    string `json:"addr"`
+	APIAddr string `json:"api_addr,omitempty"`
+}
+
+// ErrorBody is every error response.
+type ErrorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// Error codes in ErrorBody.Code.
+const (
+	CodeBadRequest     = "bad_request"
+	CodeNotFound       = "not_found"
+	CodeTooLarge       = "too_large"
+	CodeConflict       = "idempotency_conflict"
+	CodeNoLeader       = "no_leader"
+	CodeTimeout        = "timeout"
+	CodeUnknownOutcome = "unknown_outcome"
+	CodeUnavailable    = "unavailable"
+	CodeInternal       = "internal"
+	CodeMethod         = "method_not_allowed"
+)
+
+// HeadFromHeader converts a header to its wire form.
+func HeadFromHeader(h chain.Header) Head {
+	return Head{
+		Version: h.Version, Group: h.Group, Height: h.Height, Hash: h.Hash().String(),
+		PrevHash: h.PrevHash.String(), Timestamp: h.Timestamp, TxRoot: h.TxRoot.String(),
+		TxCount: h.TxCount, LogSize: h.LogSize, LogRoot: h.LogRoot.String(),
+	}
+}
+
+// FieldsOf decodes a transaction for people.
+func FieldsOf(raw []byte) (TxFields, error) {
+	t, err := chain.DecodeTx(raw)
+	if err != nil {
+		return TxFields{}, err
+	}
+	return TxFields{Kind: t.Kind.String(), Group: t.Group, Nonce: fmt.Sprintf("%x", t.Nonce), IdempotencyKey: t.IdempotencyKey, Submitter: t.Submitter, Payload: t.Payload}, nil
+}
+
+// BlockFromRaw decodes a canonical block into its wire form.
+func BlockFromRaw(raw []byte) (Block, error) {
+	b, err := chain.DecodeBlock(raw)
+	if err != nil {
+		return Block{}, err
+	}
+	out := Block{Head: HeadFromHeader(b.Header), Raw: raw, Txs: make([]BlockTx, len(b.Txs))}
+	for i, tx := range b.Txs {
+		f, _ := FieldsOf(tx) // DecodeBlock validated every transaction
+		out.Txs[i] = BlockTx{ID: chain.TxID(tx).String(), LeafHash: chain.LeafHash(tx).String(), TxBytes: tx, Tx: f}
+	}
+	return out, nil
+}
+
+// APIError is an error answered by the server.
+type APIError struct {
+	Status int
+	Body   ErrorBody
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("qledger: %d %s: %s", e.Status, e.Body.Code, e.Body.Error)
+}
+
+// Is lets errors.Is match an *APIError by code against the Err* values.
+func (e *APIError) Is(target error) bool {
+	var t *APIError
+	if errors.As(target, &t) {
+		return t.Body.Code == e.Body.Code
+	}
+	return false
+}
+
+// Errors to match with errors.Is against what the client returns.
+var (
+	ErrNotFound = &APIError{Body: ErrorBody{Code: CodeNotFound}}
+	ErrConflict = &APIError{Body: ErrorBody{Code: CodeConflict}}
+	ErrNoLeader = &APIError{Body: ErrorBody{Code: CodeNoLeader}}
+	// ErrVerify is returned when a response fails client-side verification.
+	ErrVerify = errors.New("qledger: verification failed")
+)
+

@@ -1,0 +1,62 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"qledger/api/client"
+	"qledger/cluster"
+)
+
+const (
+	codeBadRequest     = client.CodeBadRequest
+	codeNotFound       = client.CodeNotFound
+	codeTooLarge       = client.CodeTooLarge
+	codeConflict       = client.CodeConflict
+	codeNoLeader       = client.CodeNoLeader
+	codeTimeout        = client.CodeTimeout
+	codeUnknownOutcome = client.CodeUnknownOutcome
+	codeUnavailable    = client.CodeUnavailable
+	codeInternal       = client.CodeInternal
+	codeMethod         = client.CodeMethod
+)
+
+// errBadRequest marks input the handler itself rejected.
+var errBadRequest = errors.New("api: bad request")
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, client.ErrorBody{Error: msg, Code: code})
+}
+
+// fail answers err with the status its kind calls for.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, code := classify(err)
+	if status >= 500 {
+		s.logger.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "error", err)
+	}
+	writeError(w, status, code, err.Error())
+}
+
+func classify(err error) (int, string) {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe), errors.Is(err, cluster.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, codeTooLarge
+	case errors.Is(err, errBadRequest), errors.Is(err, cluster.ErrBadRequest):
+		return http.StatusBadRequest, codeBadRequest
+	case errors.Is(err, cluster.ErrNotFound):
+		return http.StatusNotFound, codeNotFound
+	case errors.Is(err, cluster.ErrConflict):
+		return http.StatusUnprocessableEntity, codeConflict
+	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrUnknownGroup):
+		return http.StatusServiceUnavailable, codeNoLeader
+	case errors.Is(err, cluster.ErrUnknownOutcome):
+		return http.StatusServiceUnavailable, codeUnknownOutcome
+	case errors.Is(err, cluster.ErrTimeout):
+		return http.StatusServiceUnavailable, codeTimeout
+	case errors.Is(err, cluster.ErrShutdown):
+		return http.StatusServiceUnavailable, codeUnavailable
+	}
+	return http.StatusInternalServerError, codeInternal
+}
+

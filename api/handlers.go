@@ -1,0 +1,373 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"unicode"
+
+	"qledger/api/client"
+	"qledger/chain"
+	"qledger/cluster"
+)
+
+// submitBody is POST /v1/tx's body as the server reads it: payload must be
+// present (it may be empty) and unknown fields are refused.
+type submitBody struct {
+	Payload *string `json:"payload"`
+	Group   *int    `json:"group"`
+}
+
+func badRequest(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
+}
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
+	var body submitBody
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.fail(w, r, err)
+			return
+		}
+		s.fail(w, r, badRequest("body is not a JSON object {\"payload\": <base64>, \"group\": <int>}: %v", err))
+		return
+	}
+	if dec.More() {
+		s.fail(w, r, badRequest("trailing data after the JSON body"))
+		return
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		s.fail(w, r, badRequest("trailing data after the JSON body"))
+		return
+	}
+	if body.Payload == nil {
+		s.fail(w, r, badRequest("payload is required (base64; may be empty)"))
+		return
+	}
+	payload, err := base64.StdEncoding.DecodeString(*body.Payload)
+	if err != nil {
+		s.fail(w, r, badRequest("payload is not valid base64: %v", err))
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if err := checkKey(key); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	n := s.c.Groups()
+	var group int
+	if body.Group != nil {
+		group = *body.Group
+		if group < 0 || group >= n {
+			s.fail(w, r, badRequest("group %d does not exist (the cluster has groups 0..%d)", group, n-1))
+			return
+		}
+	} else {
+		group = cluster.GroupForKey("", key, n)
+	}
+	rec, err := s.c.Submit(r.Context(), chain.Tx{Kind: chain.TxData, Group: uint32(group), IdempotencyKey: key, Payload: payload})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if rec.Duplicate {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, http.StatusOK, client.Receipt{ID: rec.ID.String(), Group: rec.Group, Height: rec.Height, Index: rec.Index})
+}
+
+func checkKey(key string) error {
+	if len(key) > chain.MaxKeySize {
+		return badRequest("Idempotency-Key is %d bytes, limit %d", len(key), chain.MaxKeySize)
+	}
+	for _, c := range key {
+		if c > unicode.MaxASCII || !unicode.IsPrint(c) {
+			return badRequest("Idempotency-Key must be printable ASCII")
+		}
+	}
+	return nil
+}
+
+func level(r *http.Request) (cluster.Level, error) {
+	l, err := cluster.ParseLevel(r.URL.Query().Get("level"))
+	if err != nil {
+		return "", badRequest("level must be stale, default or linearizable, got %q", r.URL.Query().Get("level"))
+	}
+	return l, nil
+}
+
+func (s *Server) groupParam(r *http.Request) (int, error) {
+	g, err := strconv.Atoi(r.PathValue("g"))
+	if err != nil || g < 0 || g >= s.c.Groups() {
+		return 0, fmt.Errorf("%w: group %q does not exist (the cluster has groups 0..%d)", cluster.ErrNotFound, r.PathValue("g"), s.c.Groups()-1)
+	}
+	return g, nil
+}
+
+func uintParam(r *http.Request, name string, def uint64) (uint64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, badRequest("%s must be a non-negative integer, got %q", name, v)
+	}
+	return n, nil
+}
+
+func hexes(hs []chain.Hash) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = h.String()
+	}
+	return out
+}
+
+func (s *Server) getTx(w http.ResponseWriter, r *http.Request) {
+	id, err := chain.ParseHash(r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, badRequest("transaction ID must be 64 hex digits"))
+		return
+	}
+	lv, err := level(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	group := -1
+	if v := r.URL.Query().Get("group"); v != "" {
+		if group, err = strconv.Atoi(v); err != nil || group < 0 || group >= s.c.Groups() {
+			s.fail(w, r, badRequest("group %q does not exist", v))
+			return
+		}
+	}
+	rec, g, err := s.c.Tx(r.Context(), id, group, lv)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	fields, err := client.FieldsOf(rec.TxBytes)
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("api: stored transaction does not decode: %w", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, client.TxResponse{
+		ID: rec.ID.String(), Group: g, Height: rec.Location.Height, Index: rec.Location.Index,
+		TxBytes: rec.TxBytes, LeafHash: rec.LeafHash.String(),
+		Proof: client.Proof{LeafIndex: rec.Location.Index, TreeSize: rec.TreeSize, Root: rec.Root.String(), Hashes: hexes(rec.Proof)},
+		Tx:    fields,
+	})
+}
+
+func (s *Server) head(w http.ResponseWriter, r *http.Request) {
+	g, err := s.groupParam(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	lv, err := level(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	h, ok, err := s.c.Head(r.Context(), g, lv)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !ok {
+		// An empty chain: height 0, the empty log.
+		writeJSON(w, http.StatusOK, client.Head{Version: chain.BlockVersion, Group: uint32(g), LogRoot: chain.EmptyRoot().String()})
+		return
+	}
+	writeJSON(w, http.StatusOK, client.HeadFromHeader(h))
+}
+
+func (s *Server) block(w http.ResponseWriter, r *http.Request) {
+	g, err := s.groupParam(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	height, err := strconv.ParseUint(r.PathValue("height"), 10, 64)
+	if err != nil || height == 0 {
+		s.fail(w, r, badRequest("height must be a positive integer, got %q", r.PathValue("height")))
+		return
+	}
+	lv, err := level(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	raw, err := s.c.Block(r.Context(), g, height, lv)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	b, err := client.BlockFromRaw(raw)
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("api: stored block does not decode: %w", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+func (s *Server) blocks(w http.ResponseWriter, r *http.Request) {
+	g, err := s.groupParam(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	from, err := uintParam(r, "from", 1)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	limit, err := uintParam(r, "limit", 100)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if limit < 1 || limit > cluster.MaxBlocksPerRead {
+		s.fail(w, r, badRequest("limit must be 1..%d", cluster.MaxBlocksPerRead))
+		return
+	}
+	lv, err := level(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	raws, err := s.c.Blocks(r.Context(), g, from, int(limit), lv)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := client.BlockList{Blocks: make([]client.Block, 0, len(raws))}
+	for _, raw := range raws {
+		b, err := client.BlockFromRaw(raw)
+		if err != nil {
+			s.fail(w, r, fmt.Errorf("api: stored block does not decode: %w", err))
+			return
+		}
+		out.Blocks = append(out.Blocks, b)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) consistency(w http.ResponseWriter, r *http.Request) {
+	g, err := s.groupParam(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	if q.Get("from") == "" || q.Get("to") == "" {
+		s.fail(w, r, badRequest("from and to (log sizes) are required"))
+		return
+	}
+	from, err := uintParam(r, "from", 0)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	to, err := uintParam(r, "to", 0)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if from > to {
+		s.fail(w, r, badRequest("from (%d) must not exceed to (%d)", from, to))
+		return
+	}
+	lv, err := level(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	p, err := s.c.Consistency(r.Context(), g, from, to, lv)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, client.ConsistencyResponse{From: p.From, To: p.To, RootFrom: p.RootFrom.String(), RootTo: p.RootTo.String(), Hashes: hexes(p.Hashes)})
+}
+
+func statusWire(st cluster.ClusterStatus) client.ClusterStatus {
+	out := client.ClusterStatus{Node: client.NodeInfo(st.Node)}
+	for _, g := range st.Groups {
+		gs := client.GroupStatus{
+			Group: g.Group, Leader: g.Leader, HasLeader: g.HasLeader, Reporter: g.Reporter, State: g.State,
+			Term: g.Term, Commit: g.Commit, Applied: g.Applied, LastLog: g.LastLog, Height: g.Height, LogSize: g.LogSize,
+			Error: g.Error, Members: []client.Member{},
+		}
+		for _, m := range g.Members {
+			gs.Members = append(gs.Members, client.Member{ID: m.ID, Group: m.Group, Addr: m.Addr, APIAddr: m.APIAddr, Suffrage: m.Suffrage, Leader: m.Leader})
+		}
+		out.Groups = append(out.Groups, gs)
+	}
+	return out
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, statusWire(s.c.Status(r.Context())))
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ok, st := s.c.Ready(r.Context())
+	if ok {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		return
+	}
+	var missing []int
+	for _, g := range st.Groups {
+		if !g.HasLeader {
+			missing = append(missing, g.Group)
+		}
+	}
+	writeError(w, http.StatusServiceUnavailable, codeNoLeader, fmt.Sprintf("groups without a leader: %v", missing))
+}
+
+func (s *Server) join(w http.ResponseWriter, r *http.Request) {
+	var req client.JoinRequest
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		s.fail(w, r, badRequest("body must be {\"id\",\"addr\",\"api_addr\"}: %v", err))
+		return
+	}
+	id, err := cluster.ParseNodeID(req.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if req.Addr == "" {
+		s.fail(w, r, badRequest("addr (the node's raft/RPC address) is required"))
+		return
+	}
+	resp, err := s.c.Join(r.Context(), cluster.NodeInfo{ID: req.ID, Group: id.Group(s.c.Groups()), Addr: req.Addr, APIAddr: req.APIAddr})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if resp.Bootstrap {
+		s.fail(w, r, fmt.Errorf("%w: no node serves group %d yet; start the node with --bootstrap instead", cluster.ErrUnknownGroup, id.Group(s.c.Groups())))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"joined": req.ID, "group": id.Group(s.c.Groups())})
+}
+
+func (s *Server) remove(w http.ResponseWriter, r *http.Request) {
+	if err := s.c.Remove(r.Context(), r.PathValue("id")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"removed": r.PathValue("id")})
+}

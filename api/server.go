@@ -1,0 +1,170 @@
+// Package api is a node's HTTP/JSON interface: transactions, chain reads
+// and proofs, cluster status and membership, health and metrics. Wire
+// types live in api/client so the Go client shares them exactly.
+//
+// The package declares the one interface it needs from a node (Cluster)
+// and never touches raft itself.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"qledger/chain"
+	"qledger/cluster"
+	"qledger/fsm"
+)
+
+// Cluster is what the API needs from a node; *cluster.Node implements it.
+type Cluster interface {
+	Groups() int
+	Submit(ctx context.Context, t chain.Tx) (cluster.Receipt, error)
+	Tx(ctx context.Context, id chain.Hash, group int, level cluster.Level) (fsm.TxRecord, int, error)
+	Head(ctx context.Context, group int, level cluster.Level) (chain.Header, bool, error)
+	Block(ctx context.Context, group int, height uint64, level cluster.Level) ([]byte, error)
+	Blocks(ctx context.Context, group int, from uint64, limit int, level cluster.Level) ([][]byte, error)
+	Consistency(ctx context.Context, group int, from, to uint64, level cluster.Level) (cluster.ConsistencyProof, error)
+	Status(ctx context.Context) cluster.ClusterStatus
+	Ready(ctx context.Context) (bool, cluster.ClusterStatus)
+	Join(ctx context.Context, node cluster.NodeInfo) (cluster.JoinResponse, error)
+	Remove(ctx context.Context, id string) error
+}
+
+// Config configures the HTTP server.
+type Config struct {
+	// MaxBodyBytes caps request bodies (413 beyond it).
+	MaxBodyBytes int64
+	// Server timeouts.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	// RequestTimeout bounds the work behind one request.
+	RequestTimeout time.Duration
+	// Logger; nil logs nothing.
+	Logger hclog.Logger
+}
+
+// DefaultConfig returns the server defaults.
+func DefaultConfig() Config {
+	return Config{
+		MaxBodyBytes:      2 << 20, // a 1 MiB payload in base64 plus room
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		RequestTimeout:    30 * time.Second,
+	}
+}
+
+// Validate reports the first problem with the config.
+func (c *Config) Validate() error {
+	if c.MaxBodyBytes < 1<<10 {
+		return errors.New("api: config: MaxBodyBytes must be at least 1 KiB")
+	}
+	if c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0 || c.RequestTimeout <= 0 {
+		return errors.New("api: config: timeouts must be positive")
+	}
+	return nil
+}
+
+// Server serves the API of one node.
+type Server struct {
+	cfg    Config
+	c      Cluster
+	logger hclog.Logger
+	mux    *http.ServeMux
+	paths  map[string]bool
+	hs     *http.Server
+}
+
+// New returns a server for c.
+func New(cfg Config, c Cluster) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	s := &Server{cfg: cfg, c: c, logger: cfg.Logger.Named("api"), mux: http.NewServeMux(), paths: map[string]bool{}}
+	s.routes()
+	s.hs = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+	}
+	return s, nil
+}
+
+// route registers h for method and pattern, and a JSON 405 for the same
+// path under any other method.
+func (s *Server) route(method, pattern string, h http.HandlerFunc) {
+	s.mux.HandleFunc(method+" "+pattern, h)
+	if s.paths[pattern] {
+		return
+	}
+	s.paths[pattern] = true
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, codeMethod, fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path))
+	})
+}
+
+func (s *Server) routes() {
+	s.route("POST", "/v1/tx", s.submit)
+	s.route("GET", "/v1/tx/{id}", s.getTx)
+	s.route("GET", "/v1/groups/{g}/head", s.head)
+	s.route("GET", "/v1/groups/{g}/blocks/{height}", s.block)
+	s.route("GET", "/v1/groups/{g}/blocks", s.blocks)
+	s.route("GET", "/v1/groups/{g}/proof/consistency", s.consistency)
+	s.route("GET", "/v1/cluster", s.status)
+	s.route("POST", "/v1/cluster/join", s.join)
+	s.route("DELETE", "/v1/cluster/nodes/{id}", s.remove)
+	s.route("GET", "/healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.route("GET", "/readyz", s.ready)
+	s.mux.Handle("GET /metrics", promhttp.Handler())
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, codeNotFound, "no such endpoint: "+r.URL.Path)
+	})
+}
+
+// ServeHTTP bounds every request's work and body and logs failures.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	}
+	s.mux.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// Serve serves on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.hs.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting requests and waits for those in flight.
+func (s *Server) Shutdown(ctx context.Context) error { return s.hs.Shutdown(ctx) }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+}
