@@ -59,4 +59,3 @@ func classify(err error) (int, string) {
 	}
 	return http.StatusInternalServerError, codeInternal
 }
-

@@ -230,4 +230,3 @@ var (
 	// ErrVerify is returned when a response fails client-side verification.
 	ErrVerify = errors.New("qledger: verification failed")
 )
-

@@ -140,4 +140,3 @@ func (c *Client) VerifyGroup(ctx context.Context, g int) (ChainReport, error) {
 	}
 	return out, nil
 }
-
