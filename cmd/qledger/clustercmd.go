@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+
+	"qledger/api/client"
+)
+
+func runCluster(args []string) error {
+	return subcommand(args, "cluster", map[string]func([]string) error{"status": clusterStatus, "join": clusterJoin, "remove": clusterRemove}, []string{"status", "join", "remove"})
+}
+
+func clusterStatus(args []string) error {
+	fs := flag.NewFlagSet("cluster status", flag.ExitOnError)
+	var cf clientFlags
+	cf.register(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
+	defer cancel()
+	st, err := c.Cluster(ctx)
+	if err != nil {
+		return err
+	}
+	if cf.json {
+		return printJSON(st)
+	}
+	fmt.Printf("answered by node %s (group %d)\n", short(st.Node.ID), st.Node.Group)
+	for _, g := range st.Groups {
+		leader := "NO LEADER"
+		if g.HasLeader {
+			leader = "leader " + short(g.Leader)
+		}
+		fmt.Printf("group %d: %s  term %d  height %d  log size %d  commit %d\n", g.Group, leader, g.Term, g.Height, g.LogSize, g.Commit)
+		if g.Error != "" {
+			fmt.Printf("  error: %s\n", g.Error)
+		}
+		for _, m := range g.Members {
+			mark := " "
+			if m.Leader {
+				mark = "*"
+			}
+			fmt.Printf("  %s %s  %-8s  raft %s  api %s\n", mark, short(m.ID), m.Suffrage, m.Addr, m.APIAddr)
+		}
+	}
+	return nil
+}
+
+func clusterJoin(args []string) error {
+	fs := flag.NewFlagSet("cluster join", flag.ExitOnError)
+	var cf clientFlags
+	cf.register(fs)
+	var req client.JoinRequest
+	fs.StringVar(&req.ID, "id", "", "the new node's ID (64 hex digits) [required]")
+	fs.StringVar(&req.Addr, "raft-addr", "", "the new node's raft/RPC address [required]")
+	fs.StringVar(&req.APIAddr, "api-addr", "", "the new node's API address")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if req.ID == "" || req.Addr == "" {
+		return errors.New("usage: qledger cluster join --addr API --id ID --raft-addr HOST:PORT")
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
+	defer cancel()
+	if err := c.Join(ctx, req); err != nil {
+		return err
+	}
+	fmt.Printf("node %s joined\n", short(req.ID))
+	return nil
+}
+
+func clusterRemove(args []string) error {
+	fs := flag.NewFlagSet("cluster remove", flag.ExitOnError)
+	var cf clientFlags
+	cf.register(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: qledger cluster remove [--addr API] ID")
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
+	defer cancel()
+	if err := c.Remove(ctx, pos[0]); err != nil {
+		return err
+	}
+	fmt.Printf("node %s removed\n", short(pos[0]))
+	return nil
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"qledger/api/client"
+)
+
+// env returns the environment variable's value or def.
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, ok := os.LookupEnv(name); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+func envBool(name string) bool {
+	v, _ := strconv.ParseBool(os.Getenv(name))
+	return v
+}
+
+// clientFlags are the flags of every command that talks to a node's API.
+type clientFlags struct {
+	addr    string
+	json    bool
+	timeout time.Duration
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.addr, "addr", env("QLEDGER_ADDR", "http://127.0.0.1:8080"), "node API address (env QLEDGER_ADDR)")
+	fs.BoolVar(&c.json, "json", false, "print JSON for scripts")
+	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "request timeout")
+}
+
+func (c *clientFlags) client() (*client.Client, error) {
+	return client.New(c.addr, nil)
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newLogger(level string) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "qledger", Level: hclog.LevelFromString(level), Output: os.Stderr})
+}
+
+// parse parses a subcommand's flags; interspersed positional arguments
+// are allowed before or after the flags.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func subcommand(args []string, name string, subs map[string]func([]string) error, order []string) error {
+	if len(args) == 0 || subs[args[0]] == nil {
+		return fmt.Errorf("usage: qledger %s %s", name, strings.Join(order, "|"))
+	}
+	return subs[args[0]](args[1:])
+}

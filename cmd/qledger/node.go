@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"qledger/api"
+	"qledger/cluster"
+)
+
+func runNode(args []string) error {
+	fs := flag.NewFlagSet("node", flag.ExitOnError)
+	cfg := cluster.DefaultConfig()
+	var (
+		httpAddr, httpAdv, join, logLevel string
+		loopback                          bool
+	)
+	fs.StringVar(&cfg.DataDir, "data", env("QLEDGER_DATA", ""), "data directory (env QLEDGER_DATA) [required]")
+	fs.StringVar(&cfg.NodeID, "id", env("QLEDGER_NODE_ID", ""), "node ID, 64 hex digits (default: kept in the data directory, random at first start)")
+	fs.IntVar(&cfg.Groups, "groups", envInt("QLEDGER_GROUPS", 1), "number of node groups n; the same on every node (env QLEDGER_GROUPS)")
+	fs.StringVar(&cfg.BindAddr, "bind", env("QLEDGER_BIND", "127.0.0.1:7000"), "raft/RPC listen address (env QLEDGER_BIND)")
+	fs.StringVar(&cfg.AdvertiseAddr, "advertise", env("QLEDGER_ADVERTISE", ""), "raft/RPC address other nodes dial (default: the bound address)")
+	fs.StringVar(&httpAddr, "http", env("QLEDGER_HTTP", "127.0.0.1:8080"), "HTTP API listen address (env QLEDGER_HTTP)")
+	fs.StringVar(&httpAdv, "http-advertise", env("QLEDGER_HTTP_ADVERTISE", ""), "HTTP API address to advertise (default: the bound address)")
+	fs.StringVar(&join, "join", env("QLEDGER_JOIN", ""), "comma-separated raft/RPC addresses of existing nodes to join through (env QLEDGER_JOIN)")
+	fs.BoolVar(&cfg.Bootstrap, "bootstrap", envBool("QLEDGER_BOOTSTRAP"), "start this node's group alone if it has no state and no join address (env QLEDGER_BOOTSTRAP)")
+	fs.BoolVar(&loopback, "loopback-timing", false, "short raft timeouts for nodes on one machine")
+	fs.StringVar(&logLevel, "log-level", env("QLEDGER_LOG_LEVEL", "info"), "log level: trace, debug, info, warn, error")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if cfg.DataDir == "" {
+		return errors.New("node: --data is required")
+	}
+	cfg.Join = splitList(join)
+	if loopback {
+		cfg.LoopbackTiming()
+	}
+	logger := newLogger(logLevel)
+	cfg.Logger = logger
+	if err := cluster.EnableRaftMetrics(); err != nil {
+		return err
+	}
+
+	httpLn, err := net.Listen("tcp", httpAddr)
+	if err != nil {
+		return fmt.Errorf("node: listen %s: %w", httpAddr, err)
+	}
+	cfg.APIAddr = "http://" + httpLn.Addr().String()
+	if httpAdv != "" {
+		cfg.APIAddr = httpAdv
+	}
+	n, err := cluster.Open(cfg)
+	if err != nil {
+		httpLn.Close()
+		return err
+	}
+	acfg := api.DefaultConfig()
+	acfg.Logger = logger
+	srv, err := api.New(acfg, n)
+	if err != nil {
+		n.Close()
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(httpLn) }()
+	logger.Info("serving", "api", cfg.APIAddr, "raft", n.Info().Addr, "node", n.ID().String(), "group", n.Group())
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case s := <-sig:
+		logger.Info("shutting down", "signal", s.String())
+	case err := <-errc:
+		logger.Error("API server failed", "error", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
+	return n.Close()
+}
