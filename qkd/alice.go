@@ -19,8 +19,8 @@ type Alice struct {
 	next    uint64 // pad offset expected on the next request
 	state   MsgType
 	closed  bool
-	err     error   // abort reason, once closed
-	pending error   // abort decided, told to Bob at his next request
+	err     error // abort reason, once closed
+	pending error // abort decided, told to Bob at his next request
 	result  *BlockResult
 
 	sifted  *Bits

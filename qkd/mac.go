@@ -1,8 +1,8 @@
 package qkd
 
 import (
-	"encoding/binary"
 	"crypto/subtle"
+	"encoding/binary"
 	"fmt"
 	"math/bits"
 	"sync"
