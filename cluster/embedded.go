@@ -32,8 +32,9 @@ type LocalConfig struct {
 
 // Local is a running embedded cluster.
 type Local struct {
-	Nodes  []*Node
-	layout []NodeInfo
+	Nodes   []*Node
+	layout  []NodeInfo
+	configs []Config
 }
 
 // StartLocal starts (or restarts, if DataDir has a layout) an embedded
@@ -121,6 +122,7 @@ func StartLocal(ctx context.Context, lc LocalConfig) (*Local, error) {
 			}
 		}
 		cfg.InitialVoters = voters
+		l.configs = append(l.configs, cfg)
 		n, err := Open(cfg)
 		if err != nil {
 			listeners[i] = nil
@@ -141,6 +143,27 @@ func StartLocal(ctx context.Context, lc LocalConfig) (*Local, error) {
 		}
 	}
 	return l, nil
+}
+
+// Stop stops node i, keeping its data; Nodes[i] stays the stopped node
+// until Start.
+func (l *Local) Stop(i int) error { return l.Nodes[i].Close() }
+
+// Start starts node i again from its data directory at its old address.
+func (l *Local) Start(i int) error {
+	cfg := l.configs[i]
+	ln, err := net.Listen("tcp", l.layout[i].Addr)
+	if err != nil {
+		return fmt.Errorf("cluster: restart node %d: %w", i, err)
+	}
+	cfg.Listener = ln
+	n, err := Open(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	l.Nodes[i] = n
+	return nil
 }
 
 // Leader returns the node leading group g, if any.

@@ -1,0 +1,359 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"qledger/chain"
+	"qledger/cluster"
+)
+
+var testLogger = hclog.New(&hclog.LoggerOptions{Level: hclog.LevelFromString(os.Getenv("QLEDGER_TEST_LOG")), Output: os.Stderr})
+
+func startLocal(t *testing.T, groups, replicas int, tune func(*cluster.Config)) *cluster.Local {
+	t.Helper()
+	base := cluster.DefaultConfig()
+	base.LoopbackTiming()
+	if tune != nil {
+		tune(&base)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := cluster.StartLocal(ctx, cluster.LocalConfig{Groups: groups, Replicas: replicas, DataDir: t.TempDir(), Base: &base, Logger: testLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ack is an acknowledged write.
+type ack struct {
+	r       cluster.Receipt
+	payload string
+}
+
+// writers submits from clients goroutines through the given nodes until
+// stop is closed, collecting acknowledged writes. Failures are counted, not
+// fatal: during a failover some writes are refused.
+func writers(nodes []*cluster.Node, group, clients int, stop <-chan struct{}) (func() []ack, *atomic.Int64) {
+	var (
+		mu    sync.Mutex
+		acks  []ack
+		wg    sync.WaitGroup
+		fails atomic.Int64
+	)
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				n := nodes[(c+i)%len(nodes)]
+				p := fmt.Sprintf("client %d write %d", c, i)
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				r, err := n.Submit(ctx, chain.Tx{Kind: chain.TxData, Group: uint32(group), Payload: []byte(p)})
+				cancel()
+				if err != nil {
+					fails.Add(1)
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				mu.Lock()
+				acks = append(acks, ack{r, p})
+				mu.Unlock()
+			}
+		}(c)
+	}
+	return func() []ack { wg.Wait(); return acks }, &fails
+}
+
+// checkAcked verifies every acknowledged write is in the chain exactly
+// once, at its receipt's position, with its payload.
+func checkAcked(t *testing.T, n *cluster.Node, group int, acks []ack) {
+	t.Helper()
+	ctx := context.Background()
+	seen := map[chain.Hash]bool{}
+	for _, a := range acks {
+		if seen[a.r.ID] {
+			t.Fatalf("two acknowledgements for %s", a.r.ID)
+		}
+		seen[a.r.ID] = true
+		rec, g, err := n.Tx(ctx, a.r.ID, group, cluster.Linearizable)
+		if err != nil {
+			t.Fatalf("acknowledged write %q lost: %v", a.payload, err)
+		}
+		tx, _ := chain.DecodeTx(rec.TxBytes)
+		if g != group || rec.Location.Index != a.r.Index || rec.Location.Height != a.r.Height || string(tx.Payload) != a.payload {
+			t.Fatalf("acknowledged write %q is not where its receipt says", a.payload)
+		}
+	}
+	// And the log holds each payload once.
+	blocks, err := n.Blocks(ctx, group, 1, cluster.MaxBlocksPerRead, cluster.Linearizable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, raw := range blocks {
+		b, _ := chain.DecodeBlock(raw)
+		for _, txb := range b.Txs {
+			tx, _ := chain.DecodeTx(txb)
+			count[string(tx.Payload)]++
+		}
+	}
+	for _, a := range acks {
+		if count[a.payload] != 1 {
+			t.Fatalf("payload %q appears %d times", a.payload, count[a.payload])
+		}
+	}
+}
+
+// sameHeads waits until every running node of group reports the same head.
+func sameHeads(t *testing.T, nodes []*cluster.Node, group int) chain.Header {
+	t.Helper()
+	var head chain.Header
+	waitFor(t, "replicas to converge", 15*time.Second, func() bool {
+		var first *chain.Header
+		for _, n := range nodes {
+			if n.Group() != group {
+				continue
+			}
+			h, _, err := n.Store().Head()
+			if err != nil {
+				return false
+			}
+			if first == nil {
+				first = &h
+			} else if h != *first {
+				return false
+			}
+		}
+		head = *first
+		return true
+	})
+	return head
+}
+
+func verifyStores(t *testing.T, nodes []*cluster.Node) {
+	t.Helper()
+	for _, n := range nodes {
+		seq, ierr := n.Store().AllBlocks()
+		rep, err := chain.VerifyChain(uint32(n.Group()), seq)
+		if err != nil || ierr() != nil {
+			t.Fatalf("node %s: %v %v", n.ID().Short(), err, ierr())
+		}
+		if h, _, _ := n.Store().Head(); h != rep.Head {
+			t.Fatalf("node %s: stored head differs from the verified chain", n.ID().Short())
+		}
+	}
+}
+
+func TestLeaderKillLosesNoAcknowledgedWrite(t *testing.T) {
+	l := startLocal(t, 1, 3, nil)
+	stop := make(chan struct{})
+	var running []*cluster.Node
+	for _, n := range l.Nodes {
+		running = append(running, n)
+	}
+	collect, fails := writers(running, 0, 8, stop)
+	time.Sleep(300 * time.Millisecond)
+	leader, _ := l.Leader(0)
+	leader.Close()
+	var survivors []*cluster.Node
+	for _, n := range l.Nodes {
+		if n != leader {
+			survivors = append(survivors, n)
+		}
+	}
+	waitFor(t, "a new leader", 10*time.Second, func() bool { _, ok := l.Leader(0); return ok })
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	acks := collect()
+	if len(acks) < 50 {
+		t.Fatalf("only %d writes acknowledged (%d failed)", len(acks), fails.Load())
+	}
+	checkAcked(t, survivors[0], 0, acks)
+	sameHeads(t, survivors, 0)
+	verifyStores(t, survivors)
+	t.Logf("%d acknowledged, %d refused during failover", len(acks), fails.Load())
+}
+
+func TestRestartedNodeCatchesUpFromDiskAndSnapshot(t *testing.T) {
+	l := startLocal(t, 1, 3, func(c *cluster.Config) {
+		c.SnapshotThreshold = 16
+		c.SnapshotInterval = 50 * time.Millisecond
+		c.TrailingLogs = 4
+		c.MaxBatchTxs = 4
+	})
+	ctx := context.Background()
+	leader, _ := l.Leader(0)
+	submitN := func(n *cluster.Node, from, count int) {
+		for i := from; i < from+count; i++ {
+			if _, err := n.Submit(ctx, chain.Tx{Kind: chain.TxData, Payload: []byte(fmt.Sprint("w", i))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	submitN(leader, 0, 20)
+	// Stop a follower; it has everything so far on disk.
+	fi := -1
+	for i, n := range l.Nodes {
+		if n != leader {
+			fi = i
+			break
+		}
+	}
+	before, _, _ := l.Nodes[fi].Store().Head()
+	if err := l.Stop(fi); err != nil {
+		t.Fatal(err)
+	}
+	// Far more entries than the trailing logs kept after a snapshot: the
+	// follower must be sent a snapshot.
+	submitN(leader, 20, 200)
+	waitFor(t, "a snapshot on the leader", 10*time.Second, func() bool {
+		st := leader.Status(ctx).Groups[0]
+		return st.Applied > 100
+	})
+	if err := l.Start(fi); err != nil {
+		t.Fatal(err)
+	}
+	restarted := l.Nodes[fi]
+	if h, _, _ := restarted.Store().Head(); h.Height < before.Height {
+		t.Fatalf("restart lost local blocks: %d < %d", h.Height, before.Height)
+	}
+	head := sameHeads(t, l.Nodes, 0)
+	if head.LogSize != 220 {
+		t.Fatalf("log size %d, want 220", head.LogSize)
+	}
+	verifyStores(t, l.Nodes)
+	// The restarted node serves reads and forwards writes.
+	if _, err := restarted.Submit(ctx, chain.Tx{Kind: chain.TxData, Payload: []byte("after restart")}); err != nil {
+		t.Fatal(err)
+	}
+	// A full-cluster restart resumes from disk.
+	for i := range l.Nodes {
+		l.Stop(i)
+	}
+	for i := range l.Nodes {
+		if err := l.Start(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "a leader after full restart", 10*time.Second, func() bool { _, ok := l.Leader(0); return ok })
+	h := sameHeads(t, l.Nodes, 0)
+	if h.LogSize != 221 {
+		t.Fatalf("after full restart log size %d, want 221", h.LogSize)
+	}
+}
+
+func TestIdempotentRetriesAcrossLeaderChanges(t *testing.T) {
+	l := startLocal(t, 1, 3, nil)
+	ctx := context.Background()
+	const keys = 30
+	var wg sync.WaitGroup
+	receipts := make([][]cluster.Receipt, keys)
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	// Clients retry each key through different nodes while leadership moves.
+	for k := 0; k < keys; k++ {
+		wg.Add(1)
+		go func(k int) {
+			defer wg.Done()
+			for attempt := 0; attempt < 6; attempt++ {
+				n := l.Nodes[(k+attempt)%len(l.Nodes)]
+				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				r, err := n.Submit(cctx, chain.Tx{Kind: chain.TxData, IdempotencyKey: fmt.Sprint("key-", k), Payload: []byte(fmt.Sprint("value ", k))})
+				cancel()
+				if err == nil {
+					mu.Lock()
+					receipts[k] = append(receipts[k], r)
+					mu.Unlock()
+				} else if errors.Is(err, cluster.ErrConflict) {
+					t.Errorf("key %d: conflict on an identical retry", k)
+				}
+				time.Sleep(30 * time.Millisecond)
+			}
+		}(k)
+	}
+	go func() {
+		for i := 0; i < 3; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(60 * time.Millisecond):
+			}
+			if ld, ok := l.Leader(0); ok {
+				ld.TransferLeadership()
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	waitFor(t, "a leader", 10*time.Second, func() bool { _, ok := l.Leader(0); return ok })
+	leader, _ := l.Leader(0)
+	for k, rs := range receipts {
+		if len(rs) == 0 {
+			t.Fatalf("key %d never acknowledged", k)
+		}
+		for _, r := range rs[1:] {
+			if r.ID != rs[0].ID || r.Index != rs[0].Index {
+				t.Fatalf("key %d acknowledged as two different transactions", k)
+			}
+		}
+	}
+	h, _, err := leader.Head(ctx, 0, cluster.Linearizable)
+	if err != nil || h.LogSize != keys {
+		t.Fatalf("log size %d, want %d (each key once): %v", h.LogSize, keys, err)
+	}
+}
+
+func TestTwoGroupsIndependent(t *testing.T) {
+	l := startLocal(t, 2, 3, nil)
+	stop := make(chan struct{})
+	c0, _ := writers(l.Nodes, 0, 4, stop)
+	c1, _ := writers(l.Nodes, 1, 4, stop)
+	time.Sleep(500 * time.Millisecond)
+	// Group 1 keeps committing while group 0 loses its leader.
+	ld0, _ := l.Leader(0)
+	ld0.Close()
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	a0, a1 := c0(), c1()
+	var alive []*cluster.Node
+	for _, n := range l.Nodes {
+		if n != ld0 {
+			alive = append(alive, n)
+		}
+	}
+	checkAcked(t, alive[0], 0, a0)
+	checkAcked(t, alive[0], 1, a1)
+	h0 := sameHeads(t, alive, 0)
+	h1 := sameHeads(t, alive, 1)
+	if h0.Group != 0 || h1.Group != 1 || h0.LogRoot == h1.LogRoot {
+		t.Fatal("groups are not independent chains")
+	}
+	verifyStores(t, alive)
+}
