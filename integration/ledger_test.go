@@ -2,9 +2,9 @@ package integration
 
 import (
 	"context"
-	"os"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
