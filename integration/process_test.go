@@ -1,0 +1,222 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"qledger/api/client"
+)
+
+// binary is the qledger binary built once for the multi-process tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "qledger-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "qledger")
+	cmd := exec.Command("go", "build", "-o", binary, "qledger/cmd/qledger")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build qledger:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is one `qledger node` process.
+type proc struct {
+	t          *testing.T
+	dir        string
+	raft, http string
+	args       []string
+	cmd        *exec.Cmd
+	log        *bytes.Buffer
+}
+
+func startProc(t *testing.T, dir string, raft, http string, extra ...string) *proc {
+	p := &proc{t: t, dir: dir, raft: raft, http: http}
+	p.args = append([]string{"node", "--data", dir, "--bind", raft, "--http", http, "--loopback-timing", "--log-level", "info"}, extra...)
+	p.start()
+	return p
+}
+
+func (p *proc) start() {
+	p.log = &bytes.Buffer{}
+	p.cmd = exec.Command(binary, p.args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			p.cmd.Wait()
+		}
+		if p.t.Failed() {
+			p.t.Logf("log of node %s:\n%s", p.raft, p.log.String())
+		}
+	})
+}
+
+func (p *proc) signal(s syscall.Signal) {
+	p.cmd.Process.Signal(s)
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		p.t.Fatalf("node %s did not exit after %v", p.raft, s)
+	}
+}
+
+func (p *proc) client() *client.Client {
+	c, _ := client.New("http://"+p.http, nil)
+	return c
+}
+
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	out, err := exec.Command(binary, args...).CombinedOutput()
+	return string(out), err
+}
+
+func TestMultiProcessJoinKillRestart(t *testing.T) {
+	root := t.TempDir()
+	a := startProc(t, filepath.Join(root, "a"), freePort(t), freePort(t), "--bootstrap")
+	ctx := context.Background()
+	waitFor(t, "node a ready", 20*time.Second, func() bool { return a.client().Ready(ctx) == nil })
+	b := startProc(t, filepath.Join(root, "b"), freePort(t), freePort(t), "--join", a.raft)
+	c := startProc(t, filepath.Join(root, "c"), freePort(t), freePort(t), "--join", "127.0.0.1:1,"+a.raft) // a dead seed first
+	waitFor(t, "three voters", 30*time.Second, func() bool {
+		st, err := c.client().Cluster(ctx)
+		if err != nil || len(st.Groups) != 1 {
+			return false
+		}
+		voters := 0
+		for _, m := range st.Groups[0].Members {
+			if m.Suffrage == "voter" {
+				voters++
+			}
+		}
+		return voters == 3 && st.Groups[0].HasLeader
+	})
+
+	// Writes through the CLI and the client, from a follower's API.
+	out, err := run(t, "tx", "submit", "--addr", "http://"+c.http, "--json", "--key", "k1", "hello from the CLI")
+	if err != nil {
+		t.Fatalf("tx submit: %v\n%s", err, out)
+	}
+	var r client.Receipt
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("tx submit --json output %q: %v", out, err)
+	}
+	if out, err := run(t, "tx", "get", "--addr", "http://"+b.http, r.ID); err != nil || !strings.Contains(out, "verified here") {
+		t.Fatalf("tx get: %v\n%s", err, out)
+	}
+	for i := 0; i < 30; i++ {
+		if _, _, err := c.client().Submit(ctx, []byte(fmt.Sprint("before kill ", i)), client.SubmitOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// SIGKILL a node, keep writing, restart it: it catches up.
+	victim := b
+	victim.signal(syscall.SIGKILL)
+	for i := 0; i < 30; i++ {
+		if _, _, err := c.client().Submit(ctx, []byte(fmt.Sprint("while down ", i)), client.SubmitOptions{}); err != nil {
+			t.Fatalf("submit with one node down: %v", err)
+		}
+	}
+	victim.start()
+	want, err := c.client().Head(ctx, 0, "linearizable")
+	if err != nil || want.LogSize != 61 {
+		t.Fatalf("head %+v %v", want, err)
+	}
+	waitFor(t, "restarted node to catch up", 20*time.Second, func() bool {
+		h, err := victim.client().Head(ctx, 0, "stale")
+		return err == nil && h.Hash == want.Hash
+	})
+
+	// Remove a node through the CLI; the group keeps committing with two.
+	st, _ := a.client().Cluster(ctx)
+	var cID string
+	for _, m := range st.Groups[0].Members {
+		if m.Addr == c.raft {
+			cID = m.ID
+		}
+	}
+	if out, err := run(t, "cluster", "remove", "--addr", "http://"+a.http, cID); err != nil {
+		t.Fatalf("cluster remove: %v\n%s", err, out)
+	}
+	c.signal(syscall.SIGTERM)
+	if _, _, err := a.client().Submit(ctx, []byte("after remove"), client.SubmitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(t, "cluster", "status", "--addr", "http://"+a.http); err != nil || strings.Count(out, "voter") != 2 {
+		t.Fatalf("cluster status after remove: %v\n%s", err, out)
+	}
+	if out, err := run(t, "chain", "verify", "--addr", "http://"+b.http); err != nil || !strings.Contains(out, "group 0: ok") {
+		t.Fatalf("chain verify: %v\n%s", err, out)
+	}
+
+	// Stop everything and verify every data directory offline.
+	a.signal(syscall.SIGTERM)
+	b.signal(syscall.SIGTERM)
+	out, err = run(t, "chain", "verify", "--data", root, "--json")
+	if err != nil {
+		t.Fatalf("offline verify: %v\n%s", err, out)
+	}
+	var reps []map[string]any
+	if err := json.Unmarshal([]byte(out), &reps); err != nil || len(reps) != 3 {
+		t.Fatalf("offline verify output: %v\n%s", err, out)
+	}
+	for _, r := range reps {
+		if r["ok"] != true {
+			t.Fatalf("offline verify: %v", r)
+		}
+	}
+	// Offline verification refuses a directory without a chain store.
+	if out, err := run(t, "chain", "verify", "--data", t.TempDir()); err == nil || !strings.Contains(out, "no chain store") {
+		t.Fatalf("empty dir: %v\n%s", err, out)
+	}
+}
+
+func TestNodeRefusesBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"node"},
+		{"node", "--data", t.TempDir(), "--groups", "0"},
+		{"node", "--data", t.TempDir(), "--bind", freePort(t), "--http", freePort(t)},
+		{"tx", "submit", "--addr", "not a url", "x"},
+		{"nope"},
+	} {
+		out, err := run(t, args...)
+		if err == nil {
+			t.Fatalf("%v succeeded:\n%s", args, out)
+		}
+	}
+}
