@@ -1,0 +1,381 @@
+package sharing
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/big"
+	"sync"
+
+	"github.com/klauspost/reedsolomon"
+)
+
+// Dispersal mode: AES-256-GCM in segments (the STREAM construction: nonce
+// = 7-byte random prefix | 32-bit segment counter | last-segment flag),
+// Reed-Solomon over each segment's ciphertext, Asmuth-Bloom over the key,
+// and a manifest tag that binds the Merkle root of all shard hashes, the
+// length and the segment count.
+
+const (
+	flagMiddle   = 0
+	flagLast     = 1
+	flagManifest = 2
+
+	labelEnc      = "qledger/sharing/v1 aes-256-gcm"
+	labelDigest   = "qledger/sharing/v1 digest"
+	labelSegment  = "qledger/sharing/v1 segment"
+	labelManifest = "qledger/sharing/v1 manifest"
+)
+
+// dispersalKeys holds the keys derived from the 256-bit data key K with
+// HKDF-SHA256 (salt = split ID): one for AES-GCM, one for the digest.
+type dispersalKeys struct {
+	aead   cipher.AEAD
+	digest []byte
+}
+
+func deriveKeys(key []byte, id [16]byte) (*dispersalKeys, error) {
+	enc, err := hkdf.Key(sha256.New, key, id[:], labelEnc, 32)
+	if err != nil {
+		return nil, fmt.Errorf("sharing: derive key: %w", err)
+	}
+	dig, err := hkdf.Key(sha256.New, key, id[:], labelDigest, 32)
+	if err != nil {
+		return nil, fmt.Errorf("sharing: derive key: %w", err)
+	}
+	block, err := aes.NewCipher(enc)
+	if err != nil {
+		return nil, fmt.Errorf("sharing: aes: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("sharing: gcm: %w", err)
+	}
+	return &dispersalKeys{aead: aead, digest: dig}, nil
+}
+
+func nonceFor(prefix [7]byte, counter uint32, flag byte) []byte {
+	n := make([]byte, 12)
+	copy(n, prefix[:])
+	binary.BigEndian.PutUint32(n[7:], counter)
+	n[11] = flag
+	return n
+}
+
+// commonAAD encodes the parameters shared by all shares of a split.
+func commonAAD(label string, s *Share) []byte {
+	b := append([]byte(label), byte(s.Version), byte(s.Scheme), byte(s.Threshold), byte(s.Total))
+	b = append(b, s.SplitID[:]...)
+	b = binary.BigEndian.AppendUint32(b, uint32(s.SegmentSize))
+	b = binary.BigEndian.AppendUint16(b, uint16(s.Dispersal.KeyModulusBits))
+	return append(b, s.Dispersal.NoncePrefix[:]...)
+}
+
+// manifestAAD is what the manifest tag authenticates: the common
+// parameters, the length, the segment count and the Merkle root.
+func manifestAAD(s *Share, root [32]byte) []byte {
+	b := commonAAD(labelManifest, s)
+	b = binary.BigEndian.AppendUint64(b, uint64(s.Length))
+	b = binary.BigEndian.AppendUint64(b, uint64(s.frameCount()))
+	return append(b, root[:]...)
+}
+
+// splitDigest is the keyed digest of a split.
+func splitDigest(k *dispersalKeys, s *Share, root [32]byte) []byte {
+	m := hmac.New(sha256.New, k.digest)
+	m.Write(commonAAD(labelDigest, s))
+	var l [8]byte
+	binary.BigEndian.PutUint64(l[:], uint64(s.Length))
+	m.Write(l[:])
+	m.Write(root[:])
+	return m.Sum(nil)
+}
+
+var rsCache sync.Map // [2]int -> reedsolomon.Encoder
+
+func rsEncoder(t, n int) (reedsolomon.Encoder, error) {
+	key := [2]int{t, n}
+	if e, ok := rsCache.Load(key); ok {
+		return e.(reedsolomon.Encoder), nil
+	}
+	e, err := reedsolomon.New(t, n-t)
+	if err != nil {
+		return nil, fmt.Errorf("sharing: reed-solomon (%d, %d): %w", t, n-t, err)
+	}
+	e2, _ := rsCache.LoadOrStore(key, e)
+	return e2.(reedsolomon.Encoder), nil
+}
+
+func splitDispersal(r io.Reader, sinks []shareSink, opts Options) (Summary, []*Share, error) {
+	t, n := opts.Threshold, opts.Shares
+	seg := opts.SegmentSize
+	if seg == 0 {
+		seg = DefaultSegmentSize
+	}
+	rnd := opts.rand()
+	id, err := newSplitID(rnd)
+	if err != nil {
+		return Summary{}, nil, err
+	}
+	var key [32]byte
+	var prefix [7]byte
+	if _, err := io.ReadFull(rnd, key[:]); err != nil {
+		return Summary{}, nil, fmt.Errorf("sharing: read randomness: %w", err)
+	}
+	if _, err := io.ReadFull(rnd, prefix[:]); err != nil {
+		return Summary{}, nil, fmt.Errorf("sharing: read randomness: %w", err)
+	}
+	ab, err := abParamsFor(keyBits, t, n)
+	if err != nil {
+		return Summary{}, nil, err
+	}
+	res, err := ab.split(new(big.Int).SetBytes(key[:]), rnd)
+	if err != nil {
+		return Summary{}, nil, err
+	}
+	keys, err := deriveKeys(key[:], id)
+	clear(key[:])
+	if err != nil {
+		return Summary{}, nil, err
+	}
+	enc, err := rsEncoder(t, n)
+	if err != nil {
+		return Summary{}, nil, err
+	}
+	kbits := abModulusBits(keyBits, t)
+	shares := skeletons(opts, id, seg)
+	for j, s := range shares {
+		s.Dispersal = &DispersalParams{
+			KeyModulusBits: kbits,
+			KeyShare:       res[j].FillBytes(make([]byte, (kbits+7)/8)),
+			NoncePrefix:    prefix,
+		}
+	}
+	aad := commonAAD(labelSegment, shares[0])
+	full := int((int64(seg) + gcmOverhead + int64(t) - 1) / int64(t))
+	pool := newBufferPool(4, func() *segBuf {
+		b := &segBuf{data: make([]byte, t*full), parity: make([][]byte, n-t), shards: make([][]byte, n)}
+		for i := range b.parity {
+			b.parity[i] = make([]byte, full)
+		}
+		return b
+	})
+	p, err := newPipeline(shares, sinks, func(j int, job *splitJob, _ any) []byte { return job.shards[j] }, nil)
+	if err != nil {
+		return Summary{}, nil, err
+	}
+	sr := &segmentReader{r: r, size: seg, pool: pool}
+	var segments int64
+	var runErr error
+	for !p.failed.Load() {
+		buf, nb, last, err := sr.next()
+		if err != nil {
+			runErr = err
+			break
+		}
+		if segments >= 1<<32 {
+			pool.put(buf)
+			runErr = fmt.Errorf("%w: more than 2^32 segments", ErrDataTooLarge)
+			break
+		}
+		flag := byte(flagMiddle)
+		if last {
+			flag = flagLast
+		}
+		ct := keys.aead.Seal(buf.data[:0], nonceFor(prefix, uint32(segments), flag), buf.data[:nb], aad)
+		f := (len(ct) + t - 1) / t
+		clear(buf.data[len(ct) : t*f])
+		for i := 0; i < t; i++ {
+			buf.shards[i] = buf.data[i*f : (i+1)*f]
+		}
+		for i := range buf.parity {
+			buf.shards[t+i] = buf.parity[i][:f]
+		}
+		if n > t {
+			if err := enc.Encode(buf.shards); err != nil {
+				pool.put(buf)
+				runErr = fmt.Errorf("sharing: reed-solomon encode: %w", err)
+				break
+			}
+		}
+		segments++
+		p.submit(&splitJob{last: last, shards: buf.shards, release: func() { pool.put(buf) }})
+		if last {
+			break
+		}
+	}
+	sr.drop()
+	if err := p.close(); err != nil {
+		return Summary{}, nil, err
+	}
+	if runErr != nil {
+		return Summary{}, nil, runErr
+	}
+	leaves := make([][32]byte, n)
+	for j := range shares {
+		leaves[j] = merkleLeafOf(p.shardHash(j))
+		shares[j].Length = sr.total
+	}
+	root := merkleRoot(leaves)
+	tag := keys.aead.Seal(nil, nonceFor(prefix, 0, flagManifest), nil, manifestAAD(shares[0], root))
+	for j, s := range shares {
+		s.Dispersal.Root = root
+		copy(s.Dispersal.Tag[:], tag)
+		s.Dispersal.Proof = merklePath(j, leaves)
+	}
+	if err := p.finish(); err != nil {
+		return Summary{}, nil, err
+	}
+	return summaryOf(shares[0], splitDigest(keys, shares[0], root)), shares, nil
+}
+
+// recoverDispersal recovers the key from the t sources' key shares, then
+// each segment: Reed-Solomon reconstruction of the missing data shards,
+// AES-GCM open, write. Before the last segment is written it checks the
+// trailers, every used share's Merkle proof and the manifest tag.
+func recoverDispersal(srcs []source, w io.Writer) (Summary, error) {
+	s0 := srcs[0].meta()
+	t, n, seg := s0.Threshold, s0.Total, s0.SegmentSize
+	ab, err := abParamsFor(keyBits, t, n)
+	if err != nil {
+		return Summary{}, err
+	}
+	idx := make([]int, t)
+	res := make([]*big.Int, t)
+	for i, src := range srcs {
+		idx[i] = src.meta().Index
+		res[i] = new(big.Int).SetBytes(src.meta().Dispersal.KeyShare)
+	}
+	kint, err := ab.recover(idx, res)
+	if err != nil {
+		return Summary{}, fmt.Errorf("sharing: recover data key: %w", err)
+	}
+	keys, err := deriveKeys(kint.FillBytes(make([]byte, 32)), s0.SplitID)
+	if err != nil {
+		return Summary{}, err
+	}
+	enc, err := rsEncoder(t, n)
+	if err != nil {
+		return Summary{}, err
+	}
+	aad := commonAAD(labelSegment, s0)
+	prefix := s0.Dispersal.NoncePrefix
+	full := s0.fullFrameLen()
+	// Data shards are read straight into their place in one contiguous
+	// buffer; parity shards into their own.
+	type dbuf struct {
+		data   []byte
+		parity [][]byte
+		dsts   [][]byte
+	}
+	pool := newBufferPool(3, func() *dbuf {
+		b := &dbuf{data: make([]byte, t*full), parity: make([][]byte, t), dsts: make([][]byte, t)}
+		for i, src := range srcs {
+			if j := src.meta().Index; j < t {
+				b.dsts[i] = b.data[j*full : (j+1)*full]
+			} else {
+				b.parity[i] = make([]byte, full)
+				b.dsts[i] = b.parity[i]
+			}
+		}
+		return b
+	})
+	f := newFetcher(srcs)
+	defer f.close()
+	var inflight []*dbuf
+	issue := func() {
+		b := pool.get()
+		f.request(b.dsts)
+		inflight = append(inflight, b)
+	}
+	issue()
+	issue()
+	shards := make([][]byte, n)
+	var digest []byte
+	for segment := int64(0); ; segment++ {
+		resp, err := f.collect()
+		cur := inflight[0]
+		inflight = inflight[1:]
+		if err != nil {
+			return Summary{}, err
+		}
+		last := resp[0].last
+		if !last {
+			issue()
+		}
+		size := int64(seg)
+		if last {
+			if err := checkTrailers(srcs); err != nil {
+				return Summary{}, err
+			}
+			if s0.frameCount() != segment+1 {
+				return Summary{}, fmt.Errorf("%w: %d segments, length says %d", ErrInconsistent, segment+1, s0.frameCount())
+			}
+			size = s0.lastFrameData()
+		}
+		fl := resp[0].n
+		if fl != s0.frameLen(size) {
+			return Summary{}, fmt.Errorf("%w: segment %d frame length", ErrInconsistent, segment)
+		}
+		// Lay the data shards out with stride fl (only the last segment is
+		// shorter than full) and mark the missing ones for reconstruction.
+		clear(shards)
+		for i, src := range srcs {
+			j := src.meta().Index
+			if j < t {
+				if fl != full {
+					copy(cur.data[j*fl:(j+1)*fl], cur.data[j*full:j*full+fl])
+				}
+				shards[j] = cur.data[j*fl : (j+1)*fl]
+			} else {
+				shards[j] = cur.parity[i][:fl]
+			}
+		}
+		for j := 0; j < t; j++ {
+			if shards[j] == nil {
+				shards[j] = cur.data[j*fl : j*fl : (j+1)*fl]
+			}
+		}
+		if err := enc.ReconstructData(shards); err != nil {
+			return Summary{}, fmt.Errorf("%w: reed-solomon: %v", ErrInconsistent, err)
+		}
+		ctLen := int(size) + gcmOverhead
+		for _, b := range cur.data[ctLen : t*fl] {
+			if b != 0 {
+				return Summary{}, fmt.Errorf("%w: segment %d padding", ErrInconsistent, segment)
+			}
+		}
+		flag := byte(flagMiddle)
+		if last {
+			flag = flagLast
+		}
+		pt, err := keys.aead.Open(cur.data[:0], nonceFor(prefix, uint32(segment), flag), cur.data[:ctLen], aad)
+		if err != nil {
+			return Summary{}, fmt.Errorf("%w: segment %d", ErrAuthentication, segment)
+		}
+		if last {
+			for _, src := range srcs {
+				if err := checkProof(src); err != nil {
+					return Summary{}, err
+				}
+			}
+			root := s0.Dispersal.Root
+			if _, err := keys.aead.Open(nil, nonceFor(prefix, 0, flagManifest), s0.Dispersal.Tag[:], manifestAAD(s0, root)); err != nil {
+				return Summary{}, fmt.Errorf("%w: manifest tag", ErrAuthentication)
+			}
+			digest = splitDigest(keys, s0, root)
+		}
+		if err := writeOut(w, pt); err != nil {
+			return Summary{}, err
+		}
+		if last {
+			return summaryOf(s0, digest), nil
+		}
+		pool.put(cur)
+	}
+}
