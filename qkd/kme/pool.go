@@ -1,0 +1,179 @@
+package kme
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"qledger/qkd"
+)
+
+// Pool holds the key material shared by one ordered (master, slave) SAE
+// pair: a reservoir of undelivered bytes and the keys already delivered to
+// the master that wait for the slave. Safe for concurrent use.
+type Pool struct {
+	master, slave string
+	maxBytes      int
+	keyBytes      int
+	ttl           time.Duration
+	now           func() time.Time
+
+	mu        sync.Mutex
+	reservoir []byte
+	pending   map[uuid.UUID]pendingKey
+	expired   int
+}
+
+type pendingKey struct {
+	key     []byte
+	created time.Time
+}
+
+func newPool(master, slave string, cfg Config) *Pool {
+	return &Pool{master: master, slave: slave, maxBytes: cfg.MaxKeyCount * cfg.KeySize / 8,
+		keyBytes: cfg.KeySize / 8, ttl: cfg.PendingTTL, now: cfg.now, pending: make(map[uuid.UUID]pendingKey)}
+}
+
+// Master returns the master SAE ID.
+func (p *Pool) Master() string { return p.master }
+
+// Slave returns the slave SAE ID.
+func (p *Pool) Slave() string { return p.slave }
+
+// Add appends key material (both ends of the QKD link hold identical
+// copies) and returns how many bytes were accepted before the pool was full.
+func (p *Pool) Add(material []byte) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := min(len(material), p.maxBytes-len(p.reservoir))
+	if n <= 0 {
+		return 0
+	}
+	p.reservoir = append(p.reservoir, material[:n]...)
+	return n
+}
+
+// AddKeys adds the material of keys produced by a qkd.Link.
+func (p *Pool) AddKeys(keys []qkd.Key) int {
+	n := 0
+	for _, k := range keys {
+		n += p.Add(k.Bytes)
+	}
+	return n
+}
+
+// Stored returns the number of default-size keys available to the master.
+func (p *Pool) Stored() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.reservoir) / p.keyBytes
+}
+
+// Pending returns the number of keys delivered to the master and not yet
+// fetched by the slave.
+func (p *Pool) Pending() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.expireLocked()
+	return len(p.pending)
+}
+
+// take cuts number keys of size bits for the master and keeps a copy for
+// the slave. It takes nothing unless all fit.
+func (p *Pool) take(number, sizeBits int) ([]Key, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.expireLocked()
+	sz := sizeBits / 8
+	if number*sz > len(p.reservoir) {
+		return nil, fmt.Errorf("%w: %d keys of %d bits requested, %d bytes stored", ErrInsufficient, number, sizeBits, len(p.reservoir))
+	}
+	keys := make([]Key, number)
+	now := p.now()
+	for i := range keys {
+		id, err := uuid.NewRandom()
+		if err != nil {
+			return nil, fmt.Errorf("qkd/kme: key ID: %w", err)
+		}
+		material := append([]byte(nil), p.reservoir[i*sz:(i+1)*sz]...)
+		keys[i] = Key{KeyID: id.String(), Key: material}
+		p.pending[id] = pendingKey{key: append([]byte(nil), material...), created: now}
+	}
+	clear(p.reservoir[:number*sz])
+	p.reservoir = p.reservoir[number*sz:]
+	return keys, nil
+}
+
+// claim hands the slave its keys and erases them. It is all or nothing.
+func (p *Pool) claim(ids []uuid.UUID) ([]Key, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.expireLocked()
+	var missing []string
+	for _, id := range ids {
+		if _, ok := p.pending[id]; !ok {
+			missing = append(missing, id.String())
+		}
+	}
+	if len(missing) > 0 {
+		return nil, &notFoundError{ids: missing}
+	}
+	keys := make([]Key, len(ids))
+	for i, id := range ids {
+		pk := p.pending[id]
+		keys[i] = Key{KeyID: id.String(), Key: append([]byte(nil), pk.key...)}
+		clear(pk.key)
+		delete(p.pending, id)
+	}
+	return keys, nil
+}
+
+type notFoundError struct{ ids []string }
+
+func (e *notFoundError) Error() string { return fmt.Sprintf("%v: %v", ErrKeyNotFound, e.ids) }
+func (e *notFoundError) Unwrap() error { return ErrKeyNotFound }
+
+func (p *Pool) expireLocked() {
+	if p.ttl <= 0 {
+		return
+	}
+	cut := p.now().Add(-p.ttl)
+	for id, pk := range p.pending {
+		if pk.created.Before(cut) {
+			clear(pk.key)
+			delete(p.pending, id)
+			p.expired++
+		}
+	}
+}
+
+// Fill runs blocks on link until the pool stores at least target
+// default-size keys. It gives up after maxAborts consecutive aborted blocks
+// (returning the last abort, which names the reason: QBER above threshold
+// means the channel is too noisy or eavesdropped) or when ctx ends.
+func (p *Pool) Fill(ctx context.Context, link *qkd.Link, target, maxAborts int) error {
+	aborts := 0
+	for p.Stored() < target {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		blk, err := link.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			aborts++
+			if aborts >= maxAborts {
+				return fmt.Errorf("qkd/kme: fill %s->%s: %d blocks aborted in a row: %w", p.master, p.slave, aborts, err)
+			}
+			continue
+		}
+		aborts = 0
+		if p.AddKeys(blk.Keys) == 0 && len(blk.Keys) > 0 {
+			return nil // full
+		}
+	}
+	return nil
+}
