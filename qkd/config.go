@@ -80,8 +80,9 @@ func DefaultConfig() Config {
 	}
 }
 
-// maxQubits bounds a block (the NTT handles inputs below 2^22 bits).
-const maxQubits = 1 << 26
+// maxQubits bounds a block, which keeps privacy amplification's transform
+// (two uint32 arrays of about 2 x sifted entries) below 256 MiB.
+const maxQubits = 1 << 24
 
 // Validate reports the first invalid field.
 func (c Config) Validate() error {

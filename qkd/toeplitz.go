@@ -12,7 +12,7 @@ import (
 //
 // y_i is the parity of the linear convolution c = seed * x at index i+n-1,
 // so large products are computed with a number-theoretic transform over
-// Z/998244353 (exact: every coefficient is at most n < modulus), small ones
+// Z/2013265921 (exact: every coefficient is at most n < modulus), small ones
 // directly with word-wide AND and popcount.
 
 // ToeplitzHash returns the m-bit hash of x under seed (len n+m-1).
@@ -24,7 +24,7 @@ func ToeplitzHash(seed, x *Bits, m int) (*Bits, error) {
 	if m == 0 {
 		return NewBits(0), nil
 	}
-	if n >= nttMaxLen/2 {
+	if 2*n+m-2 > nttMaxLen {
 		return nil, fmt.Errorf("%w: toeplitz input of %d bits is too long", ErrInvalidConfig, n)
 	}
 	if uint64(m)*uint64(n) <= 1<<26 || m <= 256 {
@@ -87,9 +87,9 @@ func toeplitzNTT(seed, x *Bits, m int) *Bits {
 }
 
 const (
-	nttMod    = 998244353 // 119 * 2^23 + 1
-	nttRoot   = 3
-	nttMaxLen = 1 << 23
+	nttMod    = 2013265921 // 15 * 2^27 + 1
+	nttRoot   = 31         // a primitive root modulo nttMod
+	nttMaxLen = 1 << 27
 )
 
 func powMod(a, e uint64) uint64 {
@@ -105,7 +105,7 @@ func powMod(a, e uint64) uint64 {
 	return r
 }
 
-// ntt transforms a in place (len a power of two <= 2^23).
+// ntt transforms a in place (len a power of two <= 2^27).
 func ntt(a []uint32, invert bool) {
 	n := len(a)
 	for i, j := 1, 0; i < n; i++ {
