@@ -64,6 +64,12 @@ type Config struct {
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
 
+	// SyncFSM fsyncs the chain store on every applied block. Off by
+	// default: the raft log is always fsynced, and after a stop that was
+	// not clean the chain store is rebuilt from the raft snapshot and log,
+	// so acknowledged writes survive a machine crash either way.
+	SyncFSM bool
+
 	// ApplyTimeout bounds a write from acceptance to commit.
 	ApplyTimeout time.Duration
 	// RPCTimeout bounds one internal RPC.

@@ -17,6 +17,14 @@ import (
 	"qledger/fsm"
 )
 
+// cleanMarker, in the data directory, says the chain store was flushed and
+// closed after raft stopped.
+const cleanMarker = "chain.clean"
+
+// logCacheSize is how many recent raft log entries are kept in memory, so
+// replication to followers rarely reads the log back from disk.
+const logCacheSize = 1024
+
 // NodeInfo is how the cluster knows a node.
 type NodeInfo struct {
 	ID    string `json:"id"`
@@ -103,7 +111,23 @@ func Open(cfg Config) (*Node, error) {
 	n.dir = newDirectory(filepath.Join(cfg.DataDir, "peers.json"), n.info)
 	n.metrics = newNodeMetrics(n.info)
 
-	if n.store, err = fsm.OpenStore(filepath.Join(cfg.DataDir, "chain.db"), uint32(n.group)); err != nil {
+	// A chain store written without fsync is trusted only after a clean
+	// stop; otherwise it is rebuilt from the raft snapshot and log.
+	chainPath := filepath.Join(cfg.DataDir, "chain.db")
+	cleanPath := filepath.Join(cfg.DataDir, cleanMarker)
+	_, cleanErr := os.Stat(cleanPath)
+	_, chainErr := os.Stat(chainPath)
+	trustStore := cfg.SyncFSM || cleanErr == nil || os.IsNotExist(chainErr)
+	if !trustStore {
+		n.logger.Warn("last stop was not clean; rebuilding the chain store from the raft snapshot and log")
+		if err := os.Remove(chainPath); err != nil {
+			return nil, fmt.Errorf("cluster: reset chain store: %w", err)
+		}
+	}
+	if err := os.Remove(cleanPath); err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	if n.store, err = fsm.OpenStore(chainPath, uint32(n.group), fsm.StoreOptions{NoSync: !cfg.SyncFSM}); err != nil {
 		return nil, err
 	}
 	n.fsm = fsm.New(n.store, cfg.Logger)
@@ -135,9 +159,10 @@ func Open(cfg Config) (*Node, error) {
 	rc.TrailingLogs = cfg.TrailingLogs
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 256
-	// The chain store is durable and records the applied index, so a
-	// restart resumes from it instead of reloading the last snapshot.
-	rc.NoSnapshotRestoreOnStart = true
+	// A trusted chain store records the applied index, so a restart
+	// resumes from it instead of reloading the last snapshot; an untrusted
+	// one was removed above and is rebuilt from the snapshot.
+	rc.NoSnapshotRestoreOnStart = trustStore
 	rc.Logger = cfg.Logger.Named("raft")
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("cluster: raft config: %w", err)
@@ -146,7 +171,11 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: raft state: %w", err)
 	}
-	if n.raft, err = raft.NewRaft(rc, n.fsm, n.logStore, n.logStore, snaps, n.transport); err != nil {
+	logs, err := raft.NewLogCache(logCacheSize, n.logStore)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: log cache: %w", err)
+	}
+	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.logStore, snaps, n.transport); err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 
@@ -310,6 +339,14 @@ func (n *Node) Close() error {
 		close(n.stop)
 		if n.raft != nil {
 			err = n.raft.Shutdown().Error()
+		}
+		// Nothing applies after raft stops: flush and mark the store clean.
+		if err == nil && n.store != nil && n.fsm.Err() == nil {
+			if serr := n.store.Sync(); serr == nil {
+				if werr := os.WriteFile(filepath.Join(n.cfg.DataDir, cleanMarker), []byte("clean\n"), 0o600); werr != nil {
+					n.logger.Warn("could not mark the chain store clean", "error", werr)
+				}
+			}
 		}
 		n.closeResources()
 		n.wg.Wait()

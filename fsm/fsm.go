@@ -138,7 +138,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		os.Remove(tmp)
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
-	check, err := openDB(tmp, f.store.group)
+	check, err := openDB(tmp, f.store.group, true)
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("fsm: restore: snapshot is not a store of group %d: %w", f.store.group, err)
@@ -158,7 +158,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := os.Rename(tmp, f.store.path); err != nil {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
-	db, err := openDB(f.store.path, f.store.group)
+	db, err := openDB(f.store.path, f.store.group, f.store.noSync)
 	if err != nil {
 		return fmt.Errorf("fsm: restore: reopen: %w", err)
 	}

@@ -15,7 +15,7 @@ import (
 
 func newFSM(t testing.TB, group uint32) *FSM {
 	t.Helper()
-	s, err := OpenStore(filepath.Join(t.TempDir(), "chain.db"), group)
+	s, err := OpenStore(filepath.Join(t.TempDir(), "chain.db"), group, StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,12 +283,12 @@ func TestConsistencyProof(t *testing.T) {
 
 func TestOpenStoreWrongGroup(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.db")
-	s, err := OpenStore(path, 1)
+	s, err := OpenStore(path, 1, StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	if _, err := OpenStore(path, 2); err == nil {
+	if _, err := OpenStore(path, 2, StoreOptions{}); err == nil {
 		t.Fatal("opened group 1's store as group 2")
 	}
 	ro, err := OpenStoreReadOnly(path)

@@ -89,6 +89,9 @@ func (p Processor) Apply(tx *bolt.Tx, entries []Entry) ([]*ApplyResult, error) {
 	return out, nil
 }
 
+// appendFill is the page fill factor for append-only buckets.
+const appendFill = 0.95
+
 type writer struct {
 	tx    *bolt.Tx
 	st    *state
@@ -213,6 +216,10 @@ func (w *writer) appendBlock(res *ApplyResult, data []byte) error {
 		return nil
 	}
 	nodes := w.tx.Bucket(bucketNodes)
+	// Keys of the nodes (per level) and blocks buckets only grow: fill
+	// pages before splitting them.
+	nodes.FillPercent = appendFill
+	w.tx.Bucket(bucketBlocks).FillPercent = appendFill
 	var perr error
 	emit := func(level uint8, index uint64, h chain.Hash) {
 		if perr == nil {
