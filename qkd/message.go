@@ -90,7 +90,7 @@ var msgFields = [msgTypeEnd][]field{
 	MsgVerifyOK:     {},
 	MsgAmplify:      {fLength, fA, fIDs},
 	MsgDone:         {},
-	MsgAbort:        {fReason},
+	MsgAbort:        {fLength, fReason},
 }
 
 const (

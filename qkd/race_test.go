@@ -1,0 +1,5 @@
+//go:build race
+
+package qkd
+
+const raceEnabled = true
