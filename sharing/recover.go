@@ -33,10 +33,10 @@ func Recover(shares []*Share) ([]byte, Summary, error) {
 		if s == nil {
 			return nil, Summary{}, fmt.Errorf("%w: share at position %d is nil", ErrMalformed, i)
 		}
-		if err := s.Verify(); err != nil {
+		shard, err := s.verify()
+		if err != nil {
 			return nil, Summary{}, err
 		}
-		shard, _ := s.hashes()
 		srcs[i] = &memSource{s: s, shard: shard}
 	}
 	used, err := selectSources(srcs, true)

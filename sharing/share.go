@@ -132,14 +132,20 @@ func (s *Share) Verify() error {
 	if s == nil {
 		return fmt.Errorf("%w: nil share", ErrMalformed)
 	}
+	_, err := s.verify()
+	return err
+}
+
+// verify is Verify that also returns the shard hash.
+func (s *Share) verify() ([32]byte, error) {
 	if err := s.validate(); err != nil {
-		return shareErr(s.Index, err)
+		return [32]byte{}, shareErr(s.Index, err)
 	}
-	_, h := s.hashes()
+	shard, h := s.hashes()
 	if h != s.Hash {
-		return shareErr(s.Index, ErrTampered)
+		return shard, shareErr(s.Index, ErrTampered)
 	}
-	return nil
+	return shard, nil
 }
 
 // ShardHash returns SHA-256 of the share's encoded header and payload: the
