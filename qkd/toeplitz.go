@@ -24,7 +24,7 @@ func ToeplitzHash(seed, x *Bits, m int) (*Bits, error) {
 	if m == 0 {
 		return NewBits(0), nil
 	}
-	if 2*n+m-2 > nttMaxLen {
+	if n+m-1 > nttMaxLen {
 		return nil, fmt.Errorf("%w: toeplitz input of %d bits is too long", ErrInvalidConfig, n)
 	}
 	if uint64(m)*uint64(n) <= 1<<26 || m <= 256 {
@@ -61,8 +61,10 @@ func toeplitzDirect(seed, x *Bits, m int) *Bits {
 func toeplitzNTT(seed, x *Bits, m int) *Bits {
 	n := x.Len()
 	L := seed.Len()
+	// A cyclic convolution of length size >= L folds c[t+size] onto c[t]
+	// only for t < L+n-1-size <= n-1, below the indices we read.
 	size := 1
-	for size < L+n-1 {
+	for size < L {
 		size <<= 1
 	}
 	a := make([]uint32, size)
@@ -105,7 +107,9 @@ func powMod(a, e uint64) uint64 {
 	return r
 }
 
-// ntt transforms a in place (len a power of two <= 2^27).
+// ntt transforms a in place (len a power of two <= 2^27). Twiddle factors
+// carry Shoup's precomputed quotient w' = floor(w 2^32 / p), so each
+// butterfly multiplies without a division.
 func ntt(a []uint32, invert bool) {
 	n := len(a)
 	for i, j := 1, 0; i < n; i++ {
@@ -119,21 +123,33 @@ func ntt(a []uint32, invert bool) {
 		}
 	}
 	tw := make([]uint32, n/2)
+	twq := make([]uint32, n/2)
 	for length := 2; length <= n; length <<= 1 {
 		w := powMod(nttRoot, (nttMod-1)/uint64(length))
 		if invert {
 			w = powMod(w, nttMod-2)
 		}
 		half := length / 2
+		tw, twq := tw[:half], twq[:half]
 		tw[0] = 1
 		for k := 1; k < half; k++ {
 			tw[k] = uint32(uint64(tw[k-1]) * w % nttMod)
 		}
+		for k, v := range tw {
+			twq[k] = uint32((uint64(v) << 32) / nttMod)
+		}
 		for i := 0; i < n; i += length {
-			lo, hi := a[i:i+half], a[i+half:i+length]
+			lo, hi := a[i:i+half:i+half], a[i+half:i+length:i+length]
+			hi = hi[:len(lo)]
 			for k := range lo {
 				u := uint64(lo[k])
-				v := uint64(hi[k]) * uint64(tw[k]) % nttMod
+				h := uint64(hi[k])
+				// v = h*w mod p, in [0, 2p) before the final correction.
+				q := (h * uint64(twq[k])) >> 32
+				v := (h*uint64(tw[k]) - q*nttMod) & 0xffffffff
+				if v >= nttMod {
+					v -= nttMod
+				}
 				s := u + v
 				if s >= nttMod {
 					s -= nttMod
