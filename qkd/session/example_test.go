@@ -14,7 +14,7 @@ func Example() {
 	hs, hello, _ := session.NewClientHandshake(keyID, qkdKey) // client -> gateway: hello
 	gw, reply, _ := session.Accept(hello, qkdKey, session.DefaultConfig())
 	client, finish, err := hs.Finish(reply, session.DefaultConfig()) // gateway -> client: reply
-	fmt.Println(err, gw.VerifyFinish(finish))                         // client -> gateway: finish
+	fmt.Println(err, gw.VerifyFinish(finish))                        // client -> gateway: finish
 
 	req, _ := client.Seal([]byte(`{"fn":"increment","arg":100}`), []byte("req-42"))
 	body, err := gw.Open(req, []byte("req-42"))
