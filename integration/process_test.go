@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -55,7 +56,25 @@ type proc struct {
 	raft, http string
 	args       []string
 	cmd        *exec.Cmd
-	log        *bytes.Buffer
+	log        *syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func startProc(t *testing.T, dir string, raft, http string, extra ...string) *proc {
@@ -66,7 +85,7 @@ func startProc(t *testing.T, dir string, raft, http string, extra ...string) *pr
 }
 
 func (p *proc) start() {
-	p.log = &bytes.Buffer{}
+	p.log = &syncBuffer{}
 	p.cmd = exec.Command(binary, p.args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
@@ -218,5 +237,42 @@ func TestNodeRefusesBadFlags(t *testing.T) {
 		if err == nil {
 			t.Fatalf("%v succeeded:\n%s", args, out)
 		}
+	}
+}
+
+// TestDemo runs `qledger demo`, what `make demo` runs, end to end.
+func TestDemo(t *testing.T) {
+	out, err := run(t, "demo", "--txs", "200")
+	if err != nil || !strings.Contains(out, "demo: OK") {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{"verified", "new leader", "ok  group 0", "ok  group 1"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestDevCluster starts `qledger dev`, uses it, and stops it with SIGTERM.
+func TestDevCluster(t *testing.T) {
+	http := freePort(t)
+	dir := t.TempDir()
+	p := &proc{t: t, raft: "dev", http: http, args: []string{"dev", "--groups", "2", "--replicas", "1", "--http", http, "--data", dir}}
+	p.start()
+	ctx := context.Background()
+	waitFor(t, "dev cluster ready", 20*time.Second, func() bool { return p.client().Ready(ctx) == nil })
+	for g := 0; g < 2; g++ {
+		g := g
+		if _, _, err := p.client().Submit(ctx, []byte("dev"), client.SubmitOptions{Group: &g}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.Contains(p.log.String(), "API: http://"+http) {
+		t.Fatalf("dev did not print its API address:\n%s", p.log.String())
+	}
+	p.signal(syscall.SIGTERM)
+	// The data directory was kept (--data) and verifies offline.
+	if out, err := run(t, "chain", "verify", "--data", dir); err != nil || strings.Count(out, ": ok") != 2 {
+		t.Fatalf("verify dev data: %v\n%s", err, out)
 	}
 }
