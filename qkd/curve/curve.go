@@ -183,7 +183,7 @@ func Render(w io.Writer, d Data, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	right, err := ratePlot(d)
+	right, err := ratePlot(d, cfg)
 	if err != nil {
 		return err
 	}
@@ -242,10 +242,11 @@ func fractionPlot(d Data, cfg Config) (*plot.Plot, error) {
 	return p, nil
 }
 
-func ratePlot(d Data) (*plot.Plot, error) {
+func ratePlot(d Data, cfg Config) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "Key rate vs distance"
-	p.X.Label.Text = "fiber length (km, 0.2 dB/km)"
+	p.X.Label.Text = fmt.Sprintf("fiber length (km, %.2g dB/km; detector %.0f%%, dark %.0e, QBER %.1f%% at 0 km)",
+		cfg.Device.AttenuationDBPerKM, 100*cfg.Device.DetectorEfficiency, cfg.Device.DarkCount, 100*cfg.Device.ModelQBER())
 	p.Y.Label.Text = "secret bits per pulse"
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
