@@ -4,7 +4,7 @@ GO        ?= go
 BIN       ?= bin
 PKGS      := ./...
 TEST_FLAGS ?= -race -timeout 20m
-STATICCHECK_VERSION ?= 2025.1.1
+STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: all build test unit integration demo dev bench lint fmt clean
 
@@ -36,12 +36,11 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./chain/ ./fsm/
 	$(BIN)/qledger bench
 
+## lint: gofmt, go vet, and staticcheck (fetched through the module proxy).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
-
-staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 
 fmt:

@@ -19,7 +19,7 @@ func BenchmarkInclusionProof(b *testing.B) {
 	r := merkleFakeReader{node: func(level uint8, index uint64) (Hash, error) {
 		h, ok := store[merkleNodeKey{level, index}]
 		if !ok {
-			return Hash{}, merkleErrMissing
+			return Hash{}, errMerkleMissing
 		}
 		return h, nil
 	}}

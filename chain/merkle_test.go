@@ -88,8 +88,8 @@ func (r merkleFakeReader) Node(level uint8, index uint64) (Hash, error) {
 	return r.node(level, index)
 }
 
-// merkleErrMissing is what merkleStoreReader returns for an absent node.
-var merkleErrMissing = errors.New("no such node")
+// errMerkleMissing is what merkleStoreReader returns for an absent node.
+var errMerkleMissing = errors.New("no such node")
 
 // merkleStoreReader serves store, counting reads in *reads, and fails the test
 // if asked for a node that is not complete within treeSize.
@@ -101,7 +101,7 @@ func merkleStoreReader(t *testing.T, store map[merkleNodeKey]Hash, treeSize uint
 		}
 		h, ok := store[merkleNodeKey{level, index}]
 		if !ok {
-			return Hash{}, merkleErrMissing
+			return Hash{}, errMerkleMissing
 		}
 		return h, nil
 	}}

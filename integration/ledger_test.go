@@ -183,10 +183,7 @@ func verifyStores(t *testing.T, nodes []*cluster.Node) {
 func TestLeaderKillLosesNoAcknowledgedWrite(t *testing.T) {
 	l := startLocal(t, 1, 3, nil)
 	stop := make(chan struct{})
-	var running []*cluster.Node
-	for _, n := range l.Nodes {
-		running = append(running, n)
-	}
+	running := append([]*cluster.Node(nil), l.Nodes...)
 	collect, fails := writers(running, 0, 8, stop)
 	time.Sleep(300 * time.Millisecond)
 	leader, _ := l.Leader(0)
