@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -160,6 +162,19 @@ func TestMultiProcessJoinKillRestart(t *testing.T) {
 	for i := 0; i < 30; i++ {
 		if _, _, err := c.client().Submit(ctx, []byte(fmt.Sprint("before kill ", i)), client.SubmitOptions{}); err != nil {
 			t.Fatal(err)
+		}
+	}
+
+	// Prometheus metrics include raft's own and the ledger's.
+	resp, err := http.Get("http://" + c.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{"qledger_raft_", "qledger_submit_seconds"} {
+		if !bytes.Contains(metrics, []byte(m)) {
+			t.Fatalf("/metrics lacks %s", m)
 		}
 	}
 
