@@ -44,13 +44,13 @@ type abParams struct {
 	mods       []*big.Int // share i uses mods[i]
 	bound      *big.Int   // M, product of the t smallest moduli
 	alphaBound *big.Int   // A = floor(M / d0) >= 1
-	inverse    func(i, j int) (*big.Int, error)
+	plan       func(idx []int) (*garner, error)
 }
 
 // newABParams checks the Asmuth-Bloom conditions for the given moduli and
 // returns the parameter set. margin is the number of extra bits required in
 // the threshold condition (128 for real use; 0 for textbook examples).
-func newABParams(b, t int, mods []*big.Int, margin int, inverse func(i, j int) (*big.Int, error)) (*abParams, error) {
+func newABParams(b, t int, mods []*big.Int, margin int, plan func(idx []int) (*garner, error)) (*abParams, error) {
 	n := len(mods)
 	if t < 1 || t > n {
 		return nil, fmt.Errorf("%w: t = %d, n = %d", ErrThreshold, t, n)
@@ -81,28 +81,20 @@ func newABParams(b, t int, mods []*big.Int, margin int, inverse func(i, j int) (
 	if m.Cmp(rhs) <= 0 {
 		return nil, fmt.Errorf("%w: threshold condition prod(d1..dt) > d0*prod(d(n-t+2)..dn) fails", ErrInconsistent)
 	}
-	if inverse == nil {
-		cache := map[[2]int]*big.Int{}
-		var mu sync.Mutex
-		inverse = func(i, j int) (*big.Int, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			if v, ok := cache[[2]int{i, j}]; ok {
-				return v, nil
+	if plan == nil {
+		plan = func(idx []int) (*garner, error) {
+			m := make([]*big.Int, len(idx))
+			for i, j := range idx {
+				m[i] = mods[j]
 			}
-			v := new(big.Int).ModInverse(mods[i], mods[j])
-			if v == nil {
-				return nil, fmt.Errorf("%w: moduli %d and %d are not coprime", ErrInconsistent, i, j)
-			}
-			cache[[2]int{i, j}] = v
-			return v, nil
+			return newGarner(m)
 		}
 	}
 	return &abParams{
 		b: b, t: t, mods: mods,
 		bound:      m,
 		alphaBound: new(big.Int).Rsh(m, uint(b)),
-		inverse:    inverse,
+		plan:       plan,
 	}, nil
 }
 
@@ -118,7 +110,7 @@ func abParamsFor(b, t, n int) (*abParams, error) {
 		return p.(*abParams), nil
 	}
 	f := getFamily(kindCoprime, abModulusBits(b, t))
-	p, err := newABParams(b, t, f.moduli(n), 128, f.inverse)
+	p, err := newABParams(b, t, f.moduli(n), 128, f.plan)
 	if err != nil {
 		return nil, fmt.Errorf("sharing: asmuth-bloom parameters b=%d t=%d n=%d: %w", b, t, n, err)
 	}
@@ -157,7 +149,6 @@ func (p *abParams) recover(idx []int, res []*big.Int) (*big.Int, error) {
 	if len(idx) < p.t {
 		return nil, fmt.Errorf("%w: %d given, %d needed", ErrTooFewShares, len(idx), p.t)
 	}
-	mods := make([]*big.Int, p.t)
 	for k, i := range idx {
 		if i < 0 || i >= len(p.mods) {
 			return nil, fmt.Errorf("%w: index %d out of range", ErrInconsistent, i)
@@ -165,11 +156,8 @@ func (p *abParams) recover(idx []int, res []*big.Int) (*big.Int, error) {
 		if res[k].Sign() < 0 || res[k].Cmp(p.mods[i]) >= 0 {
 			return nil, shareErr(i, fmt.Errorf("%w: residue not below its modulus", ErrInconsistent))
 		}
-		if k < p.t {
-			mods[k] = p.mods[i]
-		}
 	}
-	g, err := newGarner(mods, func(a, b int) (*big.Int, error) { return p.inverse(idx[a], idx[b]) })
+	g, err := p.plan(idx[:p.t])
 	if err != nil {
 		return nil, err
 	}

@@ -157,7 +157,7 @@ func TestAsmuthBloomRealNoDetermination(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		for j := i + 1; j < 5; j++ {
 			P := new(big.Int).Mul(p.mods[i], p.mods[j])
-			g, _ := newGarnerDirect([]*big.Int{p.mods[i], p.mods[j]})
+			g, _ := newGarner([]*big.Int{p.mods[i], p.mods[j]})
 			y := g.combine(new(big.Int), []*big.Int{res[i], res[j]}, newGarnerScratch(2))
 			inv := new(big.Int).ModInverse(d0, P)
 			for s := int64(0); s < 256; s++ {
@@ -190,7 +190,7 @@ func TestAsmuthBloomFewerGiveWrongValue(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		g, _ := newGarnerDirect(p.mods[:3])
+		g, _ := newGarner(p.mods[:3])
 		y := g.combine(new(big.Int), res[:3], newGarnerScratch(3))
 		wrong := new(big.Int).And(y, new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 128), big.NewInt(1)))
 		if wrong.Cmp(s) == 0 {

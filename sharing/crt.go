@@ -46,10 +46,10 @@ type family struct {
 	kind byte
 	bits int
 
-	mu   sync.Mutex
-	mods []*big.Int
-	next uint64
-	inv  map[[2]int]*big.Int // inv[{i,j}] = mods[i]^-1 mod mods[j]
+	mu    sync.Mutex
+	mods  []*big.Int
+	next  uint64
+	plans map[string]*garner
 }
 
 var families sync.Map // familyKey -> *family
@@ -59,7 +59,7 @@ func getFamily(kind byte, bits int) *family {
 	if f, ok := families.Load(k); ok {
 		return f.(*family)
 	}
-	f, _ := families.LoadOrStore(k, &family{kind: kind, bits: bits, inv: map[[2]int]*big.Int{}})
+	f, _ := families.LoadOrStore(k, &family{kind: kind, bits: bits, plans: map[string]*garner{}})
 	return f.(*family)
 }
 
@@ -130,73 +130,94 @@ func modulusCandidate(kind byte, bits int, counter uint64) *big.Int {
 	return c
 }
 
-// inverse returns mods[i]^-1 mod mods[j], computing it once. Both moduli
-// are k-bit numbers, so ModInverse is cheap.
-func (f *family) inverse(i, j int) (*big.Int, error) {
+// plan returns the Garner plan for the moduli with the given indices, in
+// that order, cached per index list (a node recovers from the same groups
+// again and again).
+func (f *family) plan(idx []int) (*garner, error) {
+	key := make([]byte, len(idx))
+	for i, j := range idx {
+		key[i] = byte(j)
+	}
+	mods := f.moduli(maxIndex(idx) + 1)
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if v, ok := f.inv[[2]int{i, j}]; ok {
-		return v, nil
+	g, ok := f.plans[string(key)]
+	f.mu.Unlock()
+	if ok {
+		return g, nil
 	}
-	if i >= len(f.mods) || j >= len(f.mods) {
-		return nil, fmt.Errorf("sharing: modulus index out of range")
+	m := make([]*big.Int, len(idx))
+	for i, j := range idx {
+		m[i] = mods[j]
 	}
-	v := new(big.Int).ModInverse(f.mods[i], f.mods[j])
-	if v == nil {
-		return nil, fmt.Errorf("sharing: moduli %d and %d are not coprime", i, j)
+	g, err := newGarner(m)
+	if err != nil {
+		return nil, err
 	}
-	f.inv[[2]int{i, j}] = v
-	return v, nil
+	f.mu.Lock()
+	if len(f.plans) >= maxPlans {
+		clear(f.plans)
+	}
+	f.plans[string(key)] = g
+	f.mu.Unlock()
+	return g, nil
 }
 
-// garner recombines residues with Garner's mixed-radix algorithm for a
-// fixed list of moduli m_0..m_{t-1}, with the inverses precomputed:
+// maxPlans bounds the plan cache of one family.
+const maxPlans = 256
+
+func maxIndex(idx []int) int {
+	m := 0
+	for _, j := range idx {
+		m = max(m, j)
+	}
+	return m
+}
+
+// garner recombines residues for a fixed list of pairwise coprime moduli
+// m_0..m_{t-1} with Garner's mixed-radix algorithm, constants precomputed:
 //
-//	v_0 = r_0
-//	v_j = (...((r_j - v_0) c_0j - v_1) c_1j - ... - v_{j-1}) c_{j-1,j} mod m_j,
-//	      where c_ij = m_i^-1 mod m_j
-//	y   = v_0 + v_1 m_0 + v_2 m_0 m_1 + ... (evaluated by Horner's rule)
+//	c_j  = (m_0 ... m_{j-1})^-1 mod m_j
+//	p_ji = (m_0 ... m_{i-1}) mod m_j                      for i < j
+//	v_0  = r_0
+//	v_j  = (r_j - sum_{i<j} v_i p_ji) c_j mod m_j
+//	y    = v_0 + v_1 m_0 + v_2 m_0 m_1 + ...   (Horner's rule)
 //
-// which gives the unique y < m_0 ... m_{t-1} with y = r_j mod m_j. Only
-// products of a k-bit and a 2k-bit number are reduced, so the cost is
-// O(t^2) small operations plus O(t) growing multiplications, instead of the
-// textbook sum over M/m_i with full-size numbers.
+// which gives the unique y < m_0 ... m_{t-1} with y = r_j mod m_j, since
+// y mod m_j = sum_{i<j} v_i p_ji + v_j (m_0 ... m_{j-1}). Only k-bit and
+// 2k-bit numbers are multiplied and reduced (two reductions per modulus),
+// plus O(t) growing multiplications at the end, instead of the textbook
+// sum over M/m_i with full-size numbers and t modular inverses of them.
 type garner struct {
-	m   []*big.Int
-	inv [][]*big.Int // inv[j][i] = c_ij for i < j
+	m []*big.Int
+	c []*big.Int   // c[j]; c[0] unused
+	p [][]*big.Int // p[j][i] for i < j
 }
 
-func newGarner(m []*big.Int, inverse func(i, j int) (*big.Int, error)) (*garner, error) {
-	g := &garner{m: m, inv: make([][]*big.Int, len(m))}
-	for j := range m {
-		g.inv[j] = make([]*big.Int, j)
+// newGarner precomputes the constants: t(t-1)/2 modular products and t-1
+// modular inverses of k-bit numbers.
+func newGarner(m []*big.Int) (*garner, error) {
+	t := len(m)
+	g := &garner{m: m, c: make([]*big.Int, t), p: make([][]*big.Int, t)}
+	for j := 1; j < t; j++ {
+		row := make([]*big.Int, j)
+		acc := big.NewInt(1)
 		for i := 0; i < j; i++ {
-			c, err := inverse(i, j)
-			if err != nil {
-				return nil, err
-			}
-			g.inv[j][i] = c
+			row[i] = new(big.Int).Set(acc)
+			acc.Mul(acc, m[i]).Mod(acc, m[j])
+		}
+		g.p[j] = row
+		g.c[j] = new(big.Int).ModInverse(acc, m[j])
+		if g.c[j] == nil {
+			return nil, fmt.Errorf("%w: modulus %d is not coprime to the ones before it", ErrInconsistent, j)
 		}
 	}
 	return g, nil
 }
 
-// newGarnerDirect builds a plan for explicit moduli, computing inverses
-// directly (used for small test moduli).
-func newGarnerDirect(m []*big.Int) (*garner, error) {
-	return newGarner(m, func(i, j int) (*big.Int, error) {
-		v := new(big.Int).ModInverse(m[i], m[j])
-		if v == nil {
-			return nil, fmt.Errorf("%w: moduli %v and %v are not coprime", ErrInconsistent, m[i], m[j])
-		}
-		return v, nil
-	})
-}
-
 // garnerScratch holds reusable temporaries; one per goroutine.
 type garnerScratch struct {
-	v         []*big.Int
-	x, q, rem big.Int
+	v              []*big.Int
+	acc, x, q, tmp big.Int
 }
 
 func newGarnerScratch(t int) *garnerScratch {
@@ -211,20 +232,20 @@ func newGarnerScratch(t int) *garnerScratch {
 // returns it. It does not allocate in steady state.
 func (g *garner) combine(y *big.Int, r []*big.Int, s *garnerScratch) *big.Int {
 	t := len(g.m)
-	for j := 0; j < t; j++ {
-		x := &s.x
-		x.Set(r[j])
-		mj := g.m[j]
-		for i := 0; i < j; i++ {
-			x.Sub(x, s.v[i])
-			x.Mul(x, g.inv[j][i])
-			s.q.QuoRem(x, mj, &s.rem)
-			if s.rem.Sign() < 0 {
-				s.rem.Add(&s.rem, mj)
-			}
-			x.Set(&s.rem)
+	s.v[0].Set(r[0])
+	for j := 1; j < t; j++ {
+		s.acc.SetInt64(0)
+		for i, p := range g.p[j] {
+			s.tmp.Mul(s.v[i], p)
+			s.acc.Add(&s.acc, &s.tmp)
 		}
-		s.v[j].Set(x)
+		s.x.Sub(r[j], &s.acc)
+		s.q.QuoRem(&s.x, g.m[j], &s.tmp)
+		if s.tmp.Sign() < 0 {
+			s.tmp.Add(&s.tmp, g.m[j])
+		}
+		s.x.Mul(&s.tmp, g.c[j])
+		s.q.QuoRem(&s.x, g.m[j], s.v[j])
 	}
 	y.Set(s.v[t-1])
 	for j := t - 2; j >= 0; j-- {

@@ -52,7 +52,7 @@ func TestFamilies(t *testing.T) {
 		{kindCoprime, 145, 40}, {kindCoprime, 1000, 20},
 	} {
 		mods := getFamily(tc.kind, tc.bits).moduli(tc.n)
-		fresh := &family{kind: tc.kind, bits: tc.bits, inv: map[[2]int]*big.Int{}}
+		fresh := &family{kind: tc.kind, bits: tc.bits, plans: map[string]*garner{}}
 		again := fresh.moduli(tc.n)
 		var g big.Int
 		for i, m := range mods {
@@ -91,9 +91,12 @@ func TestGarner(t *testing.T) {
 		for i, j := range idx {
 			mods[i] = all[j]
 		}
-		g, err := newGarner(mods, func(a, b int) (*big.Int, error) { return f.inverse(idx[a], idx[b]) })
+		g, err := f.plan(idx)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if again, _ := f.plan(idx); again != g {
+			t.Fatal("plan not cached")
 		}
 		sc := newGarnerScratch(len(mods))
 		for trial := 0; trial < 20; trial++ {
@@ -124,6 +127,13 @@ func textbookCRT(res, mods []*big.Int) *big.Int {
 		sum.Add(sum, term)
 	}
 	return sum.Mod(sum, M)
+}
+
+// TestGarnerNotCoprime: a plan over moduli with a common factor is refused.
+func TestGarnerNotCoprime(t *testing.T) {
+	if _, err := newGarner([]*big.Int{big.NewInt(15), big.NewInt(21)}); err == nil {
+		t.Fatal("15 and 21 accepted")
+	}
 }
 
 // TestPaperParameters checks the sizing rule: any t moduli exceed every

@@ -1,6 +1,7 @@
 package sharing
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -117,6 +118,20 @@ func splitDispersal(r io.Reader, sinks []shareSink, opts Options) (Summary, []*S
 	if seg == 0 {
 		seg = DefaultSegmentSize
 	}
+	// Data shorter than a segment is one segment of its own length (at
+	// least MinSegmentSize), so small items need small buffers here and on
+	// recovery.
+	var first bytes.Buffer
+	if _, err := first.ReadFrom(io.LimitReader(r, int64(seg))); err != nil {
+		return Summary{}, nil, fmt.Errorf("sharing: read data: %w", err)
+	}
+	if first.Len() == 0 {
+		return Summary{}, nil, ErrEmptyData
+	}
+	if first.Len() < seg {
+		seg = max(first.Len(), MinSegmentSize)
+	}
+	r = io.MultiReader(&first, r)
 	rnd := opts.rand()
 	id, err := newSplitID(rnd)
 	if err != nil {
@@ -265,7 +280,12 @@ func recoverDispersal(srcs []source, w io.Writer) (Summary, error) {
 	}
 	aad := commonAAD(labelSegment, s0)
 	prefix := s0.Dispersal.NoncePrefix
+	// Decide before the fetcher runs: streams set Length when they end.
+	multi := s0.Length == 0 || s0.frameCount() > 1 // unknown, or several frames
 	full := s0.fullFrameLen()
+	if !multi { // in memory, one frame: size the buffers to it
+		full = s0.frameLen(s0.Length)
+	}
 	// Data shards are read straight into their place in one contiguous
 	// buffer; parity shards into their own.
 	type dbuf struct {
@@ -294,7 +314,9 @@ func recoverDispersal(srcs []source, w io.Writer) (Summary, error) {
 		inflight = append(inflight, b)
 	}
 	issue()
-	issue()
+	if multi {
+		issue()
+	}
 	shards := make([][]byte, n)
 	var digest []byte
 	for segment := int64(0); ; segment++ {

@@ -37,6 +37,9 @@ func splitPaper(r io.Reader, sinks []shareSink, opts Options) (Summary, []*Share
 	}
 	r = io.MultiReader(bytes.NewReader(head[:m]), r)
 	seg := paperSegmentSize(opts.SegmentSize, c)
+	if m <= cmax {
+		seg = c // the whole data is one chunk: one frame of one residue
+	}
 	mods := getFamily(kindPrime, k).moduli(n)
 	w := k / 8
 
@@ -108,24 +111,26 @@ func recoverPaper(srcs []source, w io.Writer) (Summary, error) {
 	t, k, c, seg := s0.Threshold, s0.Paper.ModulusBits, s0.Paper.ChunkSize, s0.SegmentSize
 	width := k / 8
 	fam := getFamily(kindPrime, k)
-	all := fam.moduli(s0.Total)
 	idx := make([]int, t)
-	mods := make([]*big.Int, t)
 	for i, s := range srcs {
 		idx[i] = s.meta().Index
-		mods[i] = all[idx[i]]
 	}
-	g, err := newGarner(mods, func(a, b int) (*big.Int, error) { return fam.inverse(idx[a], idx[b]) })
+	g, err := fam.plan(idx)
 	if err != nil {
 		return Summary{}, err
 	}
-	full := s0.fullFrameLen()
+	// Decide before the fetcher runs: streams set Length when they end.
+	multi := s0.Length == 0 || s0.frameCount() > 1 // unknown, or several frames
+	full, outSize := s0.fullFrameLen(), seg
+	if !multi { // in memory, one frame: size the buffers to it
+		full, outSize = s0.frameLen(s0.Length), int(s0.Length)
+	}
 	type pbuf struct {
 		frames [][]byte
 		out    []byte
 	}
 	pool := newBufferPool(3, func() *pbuf {
-		b := &pbuf{frames: make([][]byte, t), out: make([]byte, seg)}
+		b := &pbuf{frames: make([][]byte, t), out: make([]byte, outSize)}
 		for i := range b.frames {
 			b.frames[i] = make([]byte, full)
 		}
@@ -140,7 +145,9 @@ func recoverPaper(srcs []source, w io.Writer) (Summary, error) {
 		inflight = append(inflight, b)
 	}
 	issue()
-	issue()
+	if multi {
+		issue()
+	}
 	scratch := make([]*paperRecoverScratch, workers())
 	for i := range scratch {
 		scratch[i] = newPaperRecoverScratch(t)

@@ -28,22 +28,20 @@ func Recover(shares []*Share) ([]byte, Summary, error) {
 	if len(shares) == 0 {
 		return nil, Summary{}, fmt.Errorf("%w: 0 given", ErrTooFewShares)
 	}
-	srcs := make([]source, len(shares))
 	for i, s := range shares {
 		if s == nil {
 			return nil, Summary{}, fmt.Errorf("%w: share at position %d is nil", ErrMalformed, i)
 		}
-		shard, err := s.verify()
-		if err != nil {
-			return nil, Summary{}, err
-		}
-		srcs[i] = &memSource{s: s, shard: shard}
+	}
+	srcs, err := verifyAll(shares)
+	if err != nil {
+		return nil, Summary{}, err
 	}
 	used, err := selectSources(srcs, true)
 	if err != nil {
 		return nil, Summary{}, err
 	}
-	if s0 := shares[0]; s0.Scheme == Dispersal {
+	if shares[0].Scheme == Dispersal {
 		for _, src := range srcs {
 			if err := checkProof(src); err != nil {
 				return nil, Summary{}, err
@@ -57,6 +55,45 @@ func Recover(shares []*Share) ([]byte, Summary, error) {
 		return nil, Summary{}, err
 	}
 	return out.Bytes(), sum, nil
+}
+
+// verifyAll verifies every share, in parallel when there is much to hash,
+// and returns the first error in argument order.
+func verifyAll(shares []*Share) ([]source, error) {
+	srcs := make([]source, len(shares))
+	errs := make([]error, len(shares))
+	check := func(i int) {
+		shard, err := shares[i].verify()
+		srcs[i], errs[i] = &memSource{s: shares[i], shard: shard}, err
+	}
+	var total int
+	for _, s := range shares {
+		total += len(s.Payload)
+	}
+	if w := workers(); w > 1 && total > 256<<10 {
+		var wg sync.WaitGroup
+		next := atomic.Int64{}
+		for range w {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := int(next.Add(1)) - 1; i < len(shares); i = int(next.Add(1)) - 1 {
+					check(i)
+				}
+			}()
+		}
+		wg.Wait()
+	} else {
+		for i := range shares {
+			check(i)
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return srcs, nil
 }
 
 // RecoverStream recovers the data from t or more encoded shares, read from
@@ -260,7 +297,6 @@ func checkProof(src source) error {
 	return nil
 }
 
-
 func decode(srcs []source, w io.Writer) (Summary, error) {
 	switch srcs[0].meta().Scheme {
 	case Paper:
@@ -277,12 +313,17 @@ var errPastEnd = errors.New("sharing: no frame after the last")
 
 // fetcher reads the next frame of several sources concurrently, one
 // goroutine per source, with up to two requests outstanding per source.
+// In-memory sources are read inline: copying needs no goroutines.
 type fetcher struct {
 	srcs  []source
 	reqs  []chan []byte
 	resps []chan fetchResp
 	wg    sync.WaitGroup
 	stop  atomic.Bool
+
+	inline bool
+	queue  [][][]byte
+	done   []bool
 }
 
 type fetchResp struct {
@@ -292,6 +333,15 @@ type fetchResp struct {
 }
 
 func newFetcher(srcs []source) *fetcher {
+	inline := true
+	for _, s := range srcs {
+		if _, ok := s.(*memSource); !ok {
+			inline = false
+		}
+	}
+	if inline {
+		return &fetcher{srcs: srcs, inline: true, done: make([]bool, len(srcs))}
+	}
 	f := &fetcher{
 		srcs:  srcs,
 		reqs:  make([]chan []byte, len(srcs)),
@@ -322,6 +372,10 @@ func (f *fetcher) run(i int) {
 
 // request asks every source for its next frame, source i into dsts[i].
 func (f *fetcher) request(dsts [][]byte) {
+	if f.inline {
+		f.queue = append(f.queue, dsts)
+		return
+	}
 	for i, d := range dsts {
 		f.reqs[i] <- d
 	}
@@ -334,10 +388,13 @@ func (f *fetcher) collect() ([]fetchResp, error) {
 	out := make([]fetchResp, len(f.srcs))
 	var first error
 	for i := range f.srcs {
-		out[i] = <-f.resps[i]
+		out[i] = f.receive(i)
 		if out[i].err != nil && first == nil {
 			first = out[i].err
 		}
+	}
+	if f.inline {
+		f.queue = f.queue[1:]
 	}
 	if first != nil {
 		return nil, first
@@ -351,8 +408,24 @@ func (f *fetcher) collect() ([]fetchResp, error) {
 	return out, nil
 }
 
+// receive returns source i's answer to the oldest request.
+func (f *fetcher) receive(i int) fetchResp {
+	if !f.inline {
+		return <-f.resps[i]
+	}
+	if f.done[i] {
+		return fetchResp{err: errPastEnd}
+	}
+	n, last, err := f.srcs[i].next(f.queue[0][i])
+	f.done[i] = last || err != nil
+	return fetchResp{n: n, last: last, err: err}
+}
+
 // close stops the goroutines after their current read and waits for them.
 func (f *fetcher) close() {
+	if f.inline {
+		return
+	}
 	f.stop.Store(true)
 	for _, c := range f.reqs {
 		close(c)

@@ -250,18 +250,32 @@ func (p *pipeline) finish() error {
 
 func (p *pipeline) shardHash(j int) [32]byte { return p.hashers[j].sum() }
 
-// bufferPool is a fixed set of reusable segment buffers.
-type bufferPool[T any] struct{ ch chan T }
-
-func newBufferPool[T any](n int, alloc func() T) *bufferPool[T] {
-	p := &bufferPool[T]{ch: make(chan T, n)}
-	for range n {
-		p.ch <- alloc()
-	}
-	return p
+// bufferPool is a bounded set of reusable segment buffers, allocated on
+// first use: get blocks once n buffers are out. get must be called from
+// one goroutine; put from any.
+type bufferPool[T any] struct {
+	ch    chan T
+	alloc func() T
+	made  int
 }
 
-func (p *bufferPool[T]) get() T  { return <-p.ch }
+func newBufferPool[T any](n int, alloc func() T) *bufferPool[T] {
+	return &bufferPool[T]{ch: make(chan T, n), alloc: alloc}
+}
+
+func (p *bufferPool[T]) get() T {
+	select {
+	case v := <-p.ch:
+		return v
+	default:
+	}
+	if p.made < cap(p.ch) {
+		p.made++
+		return p.alloc()
+	}
+	return <-p.ch
+}
+
 func (p *bufferPool[T]) put(v T) { p.ch <- v }
 
 // segBuf is one reusable segment buffer. data holds the plaintext (and,
