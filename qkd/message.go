@@ -225,8 +225,8 @@ func (d *decoder) uvarint(max uint64) uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("bad varint")
+	if n <= 0 || n != uvarintLen(v) {
+		d.fail("bad or non-minimal varint")
 		return 0
 	}
 	if v > max {
@@ -323,3 +323,12 @@ func (d *decoder) field(m *Message, f field) {
 
 // MarshalBody returns the wire encoding of m without a tag.
 func (m *Message) MarshalBody() ([]byte, error) { return m.appendBody(nil) }
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}

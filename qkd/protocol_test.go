@@ -75,7 +75,7 @@ func TestIdenticalKeys(t *testing.T) {
 }
 
 func TestLinkManyBlocksAuthBalance(t *testing.T) {
-	cfg := testConfig("link", scale(1<<18, 1<<16))
+	cfg := testConfig("link", scale(1<<18, 1<<17))
 	cfg.Channel.Noise = 0.03
 	l, err := NewLink(cfg)
 	if err != nil {
