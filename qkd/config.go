@@ -141,3 +141,14 @@ func (c Config) gridSteps() int {
 	_, steps := tolGrid(0, c.QBERStep, c.QBERThreshold)
 	return steps
 }
+
+// ParseMode reads "full" or "paper" (the CLI's --mode flag).
+func ParseMode(s string) (Mode, error) {
+	switch Mode(s) {
+	case ModeFull, ModePaper:
+		return Mode(s), nil
+	case "":
+		return ModeFull, nil
+	}
+	return "", fmt.Errorf("%w: mode %q (want %q or %q)", ErrInvalidConfig, s, ModeFull, ModePaper)
+}

@@ -334,3 +334,14 @@ func TestBothSidesNameQBERAbort(t *testing.T) {
 		t.Errorf("pads out of step after abort: %d vs %d", aa.HighWater(), ba.HighWater())
 	}
 }
+
+func TestParseMode(t *testing.T) {
+	for s, want := range map[string]Mode{"full": ModeFull, "paper": ModePaper, "": ModeFull} {
+		if m, err := ParseMode(s); err != nil || m != want {
+			t.Errorf("ParseMode(%q) = %v, %v", s, m, err)
+		}
+	}
+	if _, err := ParseMode("bb92"); !errors.Is(err, ErrInvalidConfig) {
+		t.Error("bad mode accepted")
+	}
+}

@@ -405,3 +405,62 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+// EncKeys takes keys for master from the (master, slave) pool in process,
+// with the same checks and effects as the enc_keys endpoint. Errors wrap
+// ErrBadRequest (parameters), ErrUnknownPair, or ErrUnavailable and
+// ErrInsufficient (not enough key).
+func (s *Server) EncKeys(master, slave string, number, size int) ([]Key, error) {
+	if err := ValidateSAEID(master); err != nil {
+		return nil, err
+	}
+	if err := ValidateSAEID(slave); err != nil {
+		return nil, err
+	}
+	if bad := s.checkKeyRequest(KeyRequest{}, number, size); bad != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadRequest, bad)
+	}
+	p, ok := s.Pool(master, slave)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s -> %s", ErrUnknownPair, master, slave)
+	}
+	keys, err := p.take(number, size)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return keys, nil
+}
+
+// DecKeys hands slave the keys with the given IDs from the (master, slave)
+// pool in process and erases them, with the same checks and effects as the
+// dec_keys endpoint: the gateway uses it to look up the QKD key named in a
+// session handshake without a loopback request. Errors wrap ErrBadRequest
+// (malformed or duplicate IDs), ErrUnknownPair or ErrKeyNotFound.
+func (s *Server) DecKeys(master, slave string, ids []string) ([]Key, error) {
+	if err := ValidateSAEID(master); err != nil {
+		return nil, err
+	}
+	if err := ValidateSAEID(slave); err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 || len(ids) > s.cfg.MaxKeysPerRequest {
+		return nil, fmt.Errorf("%w: %d key IDs", ErrBadRequest, len(ids))
+	}
+	parsed := make([]uuid.UUID, len(ids))
+	seen := make(map[uuid.UUID]bool, len(ids))
+	for i, v := range ids {
+		id, err := ParseKeyID(v)
+		if err != nil {
+			return nil, err
+		}
+		if seen[id] {
+			return nil, fmt.Errorf("%w: duplicate key ID %s", ErrBadRequest, v)
+		}
+		seen[id], parsed[i] = true, id
+	}
+	p, ok := s.Pool(master, slave)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s -> %s", ErrUnknownPair, master, slave)
+	}
+	return p.claim(parsed)
+}

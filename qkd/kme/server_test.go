@@ -517,3 +517,39 @@ func TestConfigAndIDs(t *testing.T) {
 		t.Errorf("bad SAE: %v", err)
 	}
 }
+
+func TestInProcessAccess(t *testing.T) {
+	srv, _ := NewServer(testConfig())
+	if _, err := srv.AddPair("client", "gateway"); err != nil {
+		t.Fatal(err)
+	}
+	fill(t, srv, "client", "gateway", 64)
+	keys, err := srv.EncKeys("client", "gateway", 1, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.DecKeys("client", "intruder", []string{keys[0].KeyID}); !errors.Is(err, ErrUnknownPair) {
+		t.Fatalf("wrong slave: %v", err)
+	}
+	got, err := srv.DecKeys("client", "gateway", []string{keys[0].KeyID})
+	if err != nil || !bytes.Equal(got[0].Key, keys[0].Key) {
+		t.Fatalf("dec: %v", err)
+	}
+	if _, err := srv.DecKeys("client", "gateway", []string{keys[0].KeyID}); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("second dec: %v", err)
+	}
+	for _, c := range []struct {
+		number, size int
+		want         error
+	}{{0, 256, ErrBadRequest}, {1, 7, ErrBadRequest}, {2, 256, ErrUnavailable}, {2, 256, ErrInsufficient}} {
+		if _, err := srv.EncKeys("client", "gateway", c.number, c.size); !errors.Is(err, c.want) {
+			t.Errorf("EncKeys(%d, %d) = %v, want %v", c.number, c.size, err, c.want)
+		}
+	}
+	if _, err := srv.EncKeys("client", "nobody", 1, 256); !errors.Is(err, ErrUnknownPair) {
+		t.Errorf("unknown pair: %v", err)
+	}
+	if _, err := srv.DecKeys("client", "gateway", []string{"x"}); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("bad ID: %v", err)
+	}
+}
