@@ -399,3 +399,108 @@ func TestPaperResidueOutOfRange(t *testing.T) {
 		t.Errorf("%v", err)
 	}
 }
+
+// failRand fails after n bytes.
+type failRand struct{ n int }
+
+func (f *failRand) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, errors.New("entropy exhausted")
+	}
+	m := min(len(p), f.n)
+	f.n -= m
+	return m, nil
+}
+
+// TestRandFailure: a failing randomness source ends the split with its
+// error at every point where randomness is read.
+func TestRandFailure(t *testing.T) {
+	for _, s := range allSchemes {
+		for _, n := range []int{0, 16, 48, 55, 60} {
+			opts := sharing.Options{Scheme: s, Threshold: 2, Shares: 3, Rand: &failRand{n: n}}
+			_, _, err := sharing.Split([]byte("secret"), opts)
+			if s == sharing.Paper && n >= 16 {
+				if err != nil {
+					t.Errorf("paper needs only the split ID: %v", err)
+				}
+				continue
+			}
+			if s == sharing.AsmuthBloom && n >= 55 {
+				continue // enough for the split ID and alpha
+			}
+			if err == nil || !strings.Contains(err.Error(), "entropy exhausted") {
+				t.Errorf("%v, failing after %d bytes: %v", s, n, err)
+			}
+		}
+	}
+}
+
+// TestMixedFields: shares with the same split ID that differ in any
+// parameter are refused with ErrMixedShares naming the field. A shared
+// deterministic randomness source gives both splits the same split ID.
+func TestMixedFields(t *testing.T) {
+	data := testData(3000, 21)
+	other := append([]byte(nil), data...)
+	other[100] ^= 1
+	splitWith := func(d []byte, o sharing.Options) []*sharing.Share {
+		o.Rand = newDetRand(77)
+		return split(t, d, o)
+	}
+	for _, tc := range []struct {
+		name string
+		a, b []*sharing.Share
+		want string
+	}{
+		{"scheme", splitWith(data[:32], sharing.Options{Scheme: sharing.Paper, Threshold: 2, Shares: 3}),
+			splitWith(data[:32], sharing.Options{Scheme: sharing.Dispersal, Threshold: 2, Shares: 3}), "version or scheme"},
+		{"n", splitWith(data, sharing.Options{Threshold: 2, Shares: 3}),
+			splitWith(data, sharing.Options{Threshold: 2, Shares: 4}), "t or n"},
+		{"segment", splitWith(data, sharing.Options{Threshold: 2, Shares: 3, SegmentSize: 1000}),
+			splitWith(data, sharing.Options{Threshold: 2, Shares: 3, SegmentSize: 2000}), "segment size"},
+		{"paper parameters", splitWith(data[:100], sharing.Options{Scheme: sharing.Paper, Threshold: 2, Shares: 3}),
+			// Paper parameters follow from (length, t, segment size), so
+			// the segment size differs first.
+			splitWith(data[:200], sharing.Options{Scheme: sharing.Paper, Threshold: 2, Shares: 3}), "segment size"},
+		{"paper digest", splitWith(data, sharing.Options{Scheme: sharing.Paper, Threshold: 2, Shares: 3}),
+			splitWith(other, sharing.Options{Scheme: sharing.Paper, Threshold: 2, Shares: 3}), "digest"},
+		{"asmuth-bloom parameters", splitWith(data[:10], sharing.Options{Scheme: sharing.AsmuthBloom, Threshold: 2, Shares: 3}),
+			splitWith(data[:11], sharing.Options{Scheme: sharing.AsmuthBloom, Threshold: 2, Shares: 3}), "asmuth-bloom parameters"},
+		{"length", splitWith(data, sharing.Options{Threshold: 2, Shares: 3, SegmentSize: 1000}),
+			splitWith(data[:2999], sharing.Options{Threshold: 2, Shares: 3, SegmentSize: 1000}), "length"},
+		{"root", splitWith(data, sharing.Options{Threshold: 2, Shares: 3}),
+			splitWith(other, sharing.Options{Threshold: 2, Shares: 3}), "Merkle root"},
+	} {
+		if tc.a[0].SplitID != tc.b[1].SplitID {
+			t.Fatalf("%s: split IDs differ", tc.name)
+		}
+		_, _, err := sharing.Recover([]*sharing.Share{tc.a[0], tc.b[1]})
+		if !errors.Is(err, sharing.ErrMixedShares) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	// Dispersal parameters: same split ID and key, another nonce prefix.
+	a := split(t, data, sharing.Options{Threshold: 2, Shares: 3})
+	b := clone(a[1])
+	b.SplitID = a[0].SplitID
+	b.Dispersal.NoncePrefix[0] ^= 1
+	rehash(t, b)
+	if _, _, err := sharing.Recover([]*sharing.Share{a[0], b}); !errors.Is(err, sharing.ErrMixedShares) || !strings.Contains(err.Error(), "dispersal parameters") {
+		t.Errorf("nonce prefix: %v", err)
+	}
+}
+
+func TestShardHash(t *testing.T) {
+	shares := split(t, testData(500, 1), sharing.Options{Threshold: 2, Shares: 3})
+	h0, err := shares[0].ShardHash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1, _ := shares[1].ShardHash()
+	if h0 == h1 || h0 == shares[0].Hash {
+		t.Fatal("shard hashes not distinct from each other and from the share hash")
+	}
+	var s sharing.Share
+	if err := s.UnmarshalBinary([]byte("QSHR")); !errors.Is(err, sharing.ErrMalformed) {
+		t.Fatalf("UnmarshalBinary: %v", err)
+	}
+}
