@@ -130,3 +130,16 @@ func BenchmarkMAC(b *testing.B) {
 		sinkF += math.Float64frombits(uint64(t[0]))
 	}
 }
+import "testing"
+
+func BenchmarkNTTForward(b *testing.B) {
+	a := make([]uint32, 1<<20)
+	for i := range a {
+		a[i] = uint32(i & 1)
+	}
+	tablesFor(len(a), false)
+	for b.Loop() {
+		nttForward(a)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/(20*(1<<19)), "ns/butterfly")
+}

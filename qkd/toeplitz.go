@@ -3,6 +3,7 @@ package qkd
 import (
 	"fmt"
 	"math/bits"
+	"sync"
 )
 
 // Toeplitz hashing: y = T x over GF(2), where the m x n Toeplitz matrix is
@@ -75,12 +76,12 @@ func toeplitzNTT(seed, x *Bits, m int) *Bits {
 	for i := 0; i < n; i++ {
 		b[i] = uint32(x.w[i>>6] >> (i & 63) & 1)
 	}
-	ntt(a, false)
-	ntt(b, false)
+	nttForward(a)
+	nttForward(b)
 	for i := range a {
 		a[i] = uint32(uint64(a[i]) * uint64(b[i]) % nttMod)
 	}
-	ntt(a, true)
+	nttInverse(a)
 	y := NewBits(m)
 	for i := 0; i < m; i++ {
 		y.w[i>>6] |= uint64(a[i+n-1]&1) << (i & 63)
@@ -107,49 +108,88 @@ func powMod(a, e uint64) uint64 {
 	return r
 }
 
-// ntt transforms a in place (len a power of two <= 2^27). Twiddle factors
-// carry Shoup's precomputed quotient w' = floor(w 2^32 / p), so each
-// butterfly multiplies without a division.
-func ntt(a []uint32, invert bool) {
-	n := len(a)
-	for i, j := 1, 0; i < n; i++ {
-		bit := n >> 1
-		for ; j&bit != 0; bit >>= 1 {
-			j ^= bit
-		}
-		j ^= bit
-		if i < j {
-			a[i], a[j] = a[j], a[i]
-		}
+// nttTables holds, for every butterfly level with half-length h (1, 2, 4,
+// ..., n/2), the twiddles w_{2h}^k (k < h) at offset h-1, with Shoup's
+// precomputed quotients w' = floor(w 2^32 / p) so that each butterfly
+// multiplies without a division.
+type nttTables struct {
+	w, wq []uint32
+}
+
+var nttCache sync.Map // key n<<1 | inverse -> *nttTables
+
+func tablesFor(n int, inverse bool) *nttTables {
+	key := n<<1 | map[bool]int{false: 0, true: 1}[inverse]
+	if t, ok := nttCache.Load(key); ok {
+		return t.(*nttTables)
 	}
-	tw := make([]uint32, n/2)
-	twq := make([]uint32, n/2)
-	for length := 2; length <= n; length <<= 1 {
-		w := powMod(nttRoot, (nttMod-1)/uint64(length))
-		if invert {
+	t := &nttTables{w: make([]uint32, n), wq: make([]uint32, n)}
+	for h := 1; h < n; h <<= 1 {
+		w := powMod(nttRoot, (nttMod-1)/uint64(2*h))
+		if inverse {
 			w = powMod(w, nttMod-2)
 		}
-		half := length / 2
-		tw, twq := tw[:half], twq[:half]
-		tw[0] = 1
-		for k := 1; k < half; k++ {
-			tw[k] = uint32(uint64(tw[k-1]) * w % nttMod)
+		x := uint64(1)
+		for k := 0; k < h; k++ {
+			t.w[h-1+k] = uint32(x)
+			t.wq[h-1+k] = uint32((x << 32) / nttMod)
+			x = x * w % nttMod
 		}
-		for k, v := range tw {
-			twq[k] = uint32((uint64(v) << 32) / nttMod)
-		}
-		for i := 0; i < n; i += length {
-			lo, hi := a[i:i+half:i+half], a[i+half:i+length:i+length]
+	}
+	if n <= 1<<22 { // keep at most a few tens of MiB of tables
+		nttCache.Store(key, t)
+	}
+	return t
+}
+
+// mulShoup returns h*w mod p given w' = floor(w 2^32 / p).
+func mulShoup(h, w, wq uint64) uint64 {
+	q := (h * wq) >> 32
+	v := (h*w - q*nttMod) & 0xffffffff
+	if v >= nttMod {
+		v -= nttMod
+	}
+	return v
+}
+
+// nttForward is a decimation-in-frequency transform: natural order in,
+// bit-reversed order out (len a power of two <= 2^27).
+func nttForward(a []uint32) {
+	n := len(a)
+	t := tablesFor(n, false)
+	for h := n / 2; h >= 1; h >>= 1 {
+		w, wq := t.w[h-1:2*h-1], t.wq[h-1:2*h-1]
+		for i := 0; i < n; i += 2 * h {
+			lo, hi := a[i:i+h:i+h], a[i+h:i+2*h:i+2*h]
 			hi = hi[:len(lo)]
+			w, wq := w[:len(lo)], wq[:len(lo)]
+			for k := range lo {
+				u, v := uint64(lo[k]), uint64(hi[k])
+				s := u + v
+				if s >= nttMod {
+					s -= nttMod
+				}
+				lo[k] = uint32(s)
+				hi[k] = uint32(mulShoup(u+nttMod-v, uint64(w[k]), uint64(wq[k])))
+			}
+		}
+	}
+}
+
+// nttInverse is a decimation-in-time inverse transform: bit-reversed order
+// in, natural order out, scaled by 1/n.
+func nttInverse(a []uint32) {
+	n := len(a)
+	t := tablesFor(n, true)
+	for h := 1; h < n; h <<= 1 {
+		w, wq := t.w[h-1:2*h-1], t.wq[h-1:2*h-1]
+		for i := 0; i < n; i += 2 * h {
+			lo, hi := a[i:i+h:i+h], a[i+h:i+2*h:i+2*h]
+			hi = hi[:len(lo)]
+			w, wq := w[:len(lo)], wq[:len(lo)]
 			for k := range lo {
 				u := uint64(lo[k])
-				h := uint64(hi[k])
-				// v = h*w mod p, in [0, 2p) before the final correction.
-				q := (h * uint64(twq[k])) >> 32
-				v := (h*uint64(tw[k]) - q*nttMod) & 0xffffffff
-				if v >= nttMod {
-					v -= nttMod
-				}
+				v := mulShoup(uint64(hi[k]), uint64(w[k]), uint64(wq[k]))
 				s := u + v
 				if s >= nttMod {
 					s -= nttMod
@@ -163,10 +203,9 @@ func ntt(a []uint32, invert bool) {
 			}
 		}
 	}
-	if invert {
-		inv := powMod(uint64(n), nttMod-2)
-		for i := range a {
-			a[i] = uint32(uint64(a[i]) * inv % nttMod)
-		}
+	inv := powMod(uint64(n), nttMod-2)
+	invq := (inv << 32) / nttMod
+	for i := range a {
+		a[i] = uint32(mulShoup(uint64(a[i]), inv, invq))
 	}
 }
