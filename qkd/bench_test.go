@@ -130,7 +130,6 @@ func BenchmarkMAC(b *testing.B) {
 		sinkF += math.Float64frombits(uint64(t[0]))
 	}
 }
-import "testing"
 
 func BenchmarkNTTForward(b *testing.B) {
 	a := make([]uint32, 1<<20)
