@@ -20,10 +20,18 @@ type Pool struct {
 	ttl           time.Duration
 	now           func() time.Time
 
-	mu        sync.Mutex
-	reservoir []byte
-	pending   map[uuid.UUID]pendingKey
-	expired   int
+	mu         sync.Mutex
+	reservoir  []byte
+	pending    map[uuid.UUID]pendingKey
+	order      []pendingRef // pending keys in delivery order, for expiry
+	head       int
+	maxPending int
+	expired    int
+}
+
+type pendingRef struct {
+	id      uuid.UUID
+	created time.Time
 }
 
 type pendingKey struct {
@@ -33,7 +41,8 @@ type pendingKey struct {
 
 func newPool(master, slave string, cfg Config) *Pool {
 	return &Pool{master: master, slave: slave, maxBytes: cfg.MaxKeyCount * cfg.KeySize / 8,
-		keyBytes: cfg.KeySize / 8, ttl: cfg.PendingTTL, now: cfg.now, pending: make(map[uuid.UUID]pendingKey)}
+		keyBytes: cfg.KeySize / 8, ttl: cfg.PendingTTL, now: cfg.now, maxPending: cfg.MaxKeyCount,
+		pending: make(map[uuid.UUID]pendingKey)}
 }
 
 // Master returns the master SAE ID.
@@ -87,6 +96,9 @@ func (p *Pool) take(number, sizeBits int) ([]Key, error) {
 	defer p.mu.Unlock()
 	p.expireLocked()
 	sz := sizeBits / 8
+	if len(p.pending)+number > p.maxPending {
+		return nil, fmt.Errorf("%w: %d keys still wait for %s", ErrInsufficient, len(p.pending), p.slave)
+	}
 	if number*sz > len(p.reservoir) {
 		return nil, fmt.Errorf("%w: %d keys of %d bits requested, %d bytes stored", ErrInsufficient, number, sizeBits, len(p.reservoir))
 	}
@@ -100,6 +112,7 @@ func (p *Pool) take(number, sizeBits int) ([]Key, error) {
 		material := append([]byte(nil), p.reservoir[i*sz:(i+1)*sz]...)
 		keys[i] = Key{KeyID: id.String(), Key: material}
 		p.pending[id] = pendingKey{key: append([]byte(nil), material...), created: now}
+		p.order = append(p.order, pendingRef{id: id, created: now})
 	}
 	clear(p.reservoir[:number*sz])
 	p.reservoir = p.reservoir[number*sz:]
@@ -135,17 +148,29 @@ type notFoundError struct{ ids []string }
 func (e *notFoundError) Error() string { return fmt.Sprintf("%v: %v", ErrKeyNotFound, e.ids) }
 func (e *notFoundError) Unwrap() error { return ErrKeyNotFound }
 
+// expireLocked erases pending keys older than the TTL, oldest first, and
+// drops bookkeeping of keys already fetched. Amortized O(1) per key.
 func (p *Pool) expireLocked() {
-	if p.ttl <= 0 {
-		return
+	var cut time.Time
+	if p.ttl > 0 {
+		cut = p.now().Add(-p.ttl)
 	}
-	cut := p.now().Add(-p.ttl)
-	for id, pk := range p.pending {
-		if pk.created.Before(cut) {
+	for p.head < len(p.order) {
+		ref := p.order[p.head]
+		pk, live := p.pending[ref.id]
+		if live && (p.ttl <= 0 || !pk.created.Before(cut)) {
+			break
+		}
+		if live {
 			clear(pk.key)
-			delete(p.pending, id)
+			delete(p.pending, ref.id)
 			p.expired++
 		}
+		p.head++
+	}
+	if p.head > 1024 && p.head > len(p.order)/2 {
+		p.order = append(p.order[:0], p.order[p.head:]...)
+		p.head = 0
 	}
 }
 

@@ -32,7 +32,9 @@ type Config struct {
 	// MaxKeysPerRequest bounds number in enc_keys and the key IDs in
 	// dec_keys.
 	MaxKeysPerRequest int
-	// MaxKeyCount bounds each pool, in keys of KeySize.
+	// MaxKeyCount bounds, per pool, both the stored key material and the
+	// keys delivered to the master that still wait for the slave, in keys
+	// of KeySize.
 	MaxKeyCount int
 	// PendingTTL erases keys the slave has not fetched after this long
 	// (0 keeps them until fetched).

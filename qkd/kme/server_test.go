@@ -553,3 +553,21 @@ func TestInProcessAccess(t *testing.T) {
 		t.Errorf("bad ID: %v", err)
 	}
 }
+
+func TestPendingCap(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxKeyCount = 4
+	srv, _ := NewServer(cfg)
+	p, _ := srv.AddPair("m", "s")
+	p.Add(make([]byte, 32*4))
+	if _, err := srv.EncKeys("m", "s", 3, 256); err != nil {
+		t.Fatal(err)
+	}
+	p.Add(make([]byte, 32*3))
+	if _, err := srv.EncKeys("m", "s", 2, 256); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("pending over the cap: %v", err)
+	}
+	if p.Pending() != 3 {
+		t.Fatalf("pending %d", p.Pending())
+	}
+}
