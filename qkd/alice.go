@@ -74,6 +74,9 @@ func (a *Alice) Handle(req []byte) (reply []byte, err error) {
 	if err != nil {
 		return a.abort(err)
 	}
+	if off&1 != 0 {
+		return a.abort(fmt.Errorf("%w: request with odd pad offset %d", ErrAuthFailed, off))
+	}
 	if !a.started {
 		if hwm := a.auth.HighWater(); off < hwm || off > hwm+maxPadSkip {
 			return a.abort(fmt.Errorf("%w: first pad offset %d, expected [%d, %d]", ErrAuthFailed, off, hwm, hwm+maxPadSkip))
@@ -121,12 +124,12 @@ func (a *Alice) Handle(req []byte) (reply []byte, err error) {
 }
 
 // abort closes the block and returns an authenticated Abort for Bob, sealed
-// with Alice's next unused pad (at or past any pad Bob may have used).
+// with Alice's next unused odd pad (Bob never sends with odd pads).
 func (a *Alice) abort(cause error) ([]byte, error) {
 	a.closed = true
 	a.err = abortErr(cause)
 	a.stats.Aborted, a.stats.AbortReason = true, cause.Error()
-	m := &Message{Type: MsgAbort, Block: a.block, Offset: a.auth.HighWater(), Length: abortCode(cause), Reason: cause.Error()}
+	m := &Message{Type: MsgAbort, Block: a.block, Offset: oddAtLeast(a.auth.HighWater()), Length: abortCode(cause), Reason: cause.Error()}
 	b, err := a.auth.seal(m)
 	if err != nil {
 		return nil, a.err

@@ -22,7 +22,8 @@ type Bob struct {
 	t     Transport
 	ctx   context.Context
 
-	next  uint64
+	next  uint64 // Bob's next pad (even)
+	start uint64 // high-water mark when the block began
 	ran   bool
 	stats Stats
 }
@@ -46,6 +47,12 @@ func NewBob(cfg Config, block uint64, rec BobRecord, auth *AuthStore) (*Bob, err
 		stats: Stats{Mode: ModeFull, Block: block, Qubits: rec.Len(), Threshold: cfg.QBERThreshold}}, nil
 }
 
+// Pads are split by parity so that no pad can ever authenticate two
+// different messages: Bob sends only with even pad indices, Alice only with
+// odd ones, and each party's indices only increase.
+func evenAtLeast(j uint64) uint64 { return j + j&1 }
+func oddAtLeast(j uint64) uint64  { return j | 1 }
+
 // exchange seals m, sends it and opens the reply, which must be of type
 // want or an Abort (returned as an error).
 func (b *Bob) exchange(m *Message, want MsgType) (*Message, error) {
@@ -58,7 +65,8 @@ func (b *Bob) exchange(m *Message, want MsgType) (*Message, error) {
 		return nil, err
 	}
 	b.stats.Messages++
-	b.next++
+	// The pad after the request belongs to Alice's reply: never send with it.
+	b.next = m.Offset + 2
 	resp, err := b.t.RoundTrip(b.ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("qkd: transport: %w", err)
@@ -67,11 +75,11 @@ func (b *Bob) exchange(m *Message, want MsgType) (*Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	if off < b.next || off > b.next+maxPadSkip {
-		return nil, fmt.Errorf("%w: reply pad offset %d, expected %d", ErrAuthFailed, off, b.next)
+	if off&1 == 0 || off <= m.Offset || off > m.Offset+1+maxPadSkip {
+		return nil, fmt.Errorf("%w: reply pad offset %d after request %d", ErrAuthFailed, off, m.Offset)
 	}
+	b.next = max(b.next, evenAtLeast(off+1))
 	r, err := b.auth.open(resp)
-	b.next = off + 1
 	if err != nil {
 		return nil, err
 	}
@@ -93,13 +101,14 @@ func (b *Bob) exchange(m *Message, want MsgType) (*Message, error) {
 
 // notify tells Alice that Bob aborts (best effort; no reply expected).
 func (b *Bob) notify(cause error) {
-	m := &Message{Type: MsgAbort, Block: b.block, Offset: b.next, Length: abortCode(cause), Reason: cause.Error()}
+	m := &Message{Type: MsgAbort, Block: b.block, Offset: evenAtLeast(max(b.next, b.auth.HighWater())),
+		Length: abortCode(cause), Reason: cause.Error()}
 	req, err := b.auth.seal(m)
 	if err != nil {
 		return
 	}
 	b.stats.Messages++
-	b.next++
+	b.next = m.Offset + 2
 	_, _ = b.t.RoundTrip(b.ctx, req)
 }
 
@@ -112,8 +121,10 @@ func (b *Bob) Run(ctx context.Context, t Transport) (BlockResult, error) {
 	}
 	b.ran = true
 	b.ctx, b.t = ctx, t
-	b.next = b.auth.HighWater()
+	b.start = b.auth.HighWater()
+	b.next = evenAtLeast(b.start)
 	res, err := b.run()
+	b.stats.AuthBits = 8 * padBytes * int(b.auth.HighWater()-b.start)
 	if err != nil {
 		err = abortErr(err)
 		if !isPeerAbort(err) {
@@ -209,7 +220,8 @@ func (b *Bob) run() (BlockResult, error) {
 	}
 	st.VerifyBits = t
 
-	// Privacy amplification. Amplify uses pad b.next and Done b.next+1.
+	// Privacy amplification. Amplify uses pad b.next and Done b.next+1, so
+	// both stores end the block at b.next+2.
 	plan := planBlock(b.cfg, n, k, q, casc.leak, b.auth.availableFrom(b.next+2))
 	plan.fill(st, b.cfg)
 	if err := plan.check(); err != nil {
@@ -231,7 +243,7 @@ func (b *Bob) run() (BlockResult, error) {
 	if err != nil {
 		return BlockResult{}, err
 	}
-	st.AuthBits = 8 * padBytes * st.Messages
+	st.AuthBits = 8 * padBytes * int(b.auth.HighWater()-b.start)
 	st.NetBits = plan.output - st.AuthBits
 	if s > 0 {
 		st.SecretFraction = float64(plan.output) / float64(s)

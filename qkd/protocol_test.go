@@ -345,3 +345,50 @@ func TestParseMode(t *testing.T) {
 		t.Error("bad mode accepted")
 	}
 }
+
+// TestNoPadAuthenticatesTwoMessages: whatever is garbled or dropped, no
+// pad index appears on two different frames (which would leak the hash key
+// of the one-time MAC).
+func TestNoPadAuthenticatesTwoMessages(t *testing.T) {
+	cfg := testConfig("pads", 1<<15)
+	cfg.Channel.Noise = 0.04
+	for at := 1; at <= 8; at++ {
+		for _, req := range []bool{true, false} {
+			for _, mode := range []string{"flip", "drop"} {
+				aa, ba := authPair(t, 16+cfg.AuthReserve)
+				a, b := endpoints(t, cfg, 1, aa, ba)
+				used := map[uint64][]byte{}
+				record := func(x []byte) {
+					if off, err := peekOffset(x); err == nil {
+						if prev, ok := used[off]; ok && !bytes.Equal(prev, x) {
+							t.Fatalf("at=%d req=%v %s: pad %d on two frames", at, req, mode, off)
+						}
+						used[off] = x
+					}
+				}
+				n := 0
+				_, _ = b.Run(context.Background(), TransportFunc(func(_ context.Context, r []byte) ([]byte, error) {
+					n++
+					record(r)
+					if n == at && req {
+						if mode == "drop" {
+							return nil, nil
+						}
+						r = flipByte(r, -1)
+					}
+					reply, _ := a.Handle(r)
+					if reply != nil {
+						record(reply)
+					}
+					if n == at && !req && reply != nil {
+						if mode == "drop" {
+							return nil, nil
+						}
+						reply = flipByte(reply, -1)
+					}
+					return reply, nil
+				}))
+			}
+		}
+	}
+}
