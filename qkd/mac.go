@@ -134,9 +134,9 @@ type AuthStore struct {
 	refilled int    // bytes added by Refill since creation
 }
 
-// MinBootstrapBytes is the smallest accepted bootstrap key: the hash key and
-// one pad.
-const MinBootstrapBytes = macKeyBytes + padBytes
+// MinBootstrapBytes is the smallest accepted bootstrap key: the 16-byte hash
+// key and one 16-byte pad.
+const MinBootstrapBytes = 32
 
 // NewAuthStore starts a store from a pre-shared bootstrap key: the first 16
 // bytes key the hash, the rest are pads.

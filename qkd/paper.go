@@ -28,6 +28,9 @@ type PaperResult struct {
 // amplification and no authentication: see DESIGN.md for why this is not
 // secure.
 func Paper(alice AliceRecord, bob BobRecord) (PaperResult, error) {
+	if alice.Bits == nil || alice.Bases == nil || bob.Detected == nil || bob.Bases == nil || bob.Results == nil {
+		return PaperResult{}, fmt.Errorf("%w: incomplete records", ErrInvalidConfig)
+	}
 	if alice.Bits.Len() != alice.Bases.Len() || bob.Detected.Len() != alice.Len() ||
 		bob.Bases.Len() != alice.Len() || bob.Results.Len() != alice.Len() {
 		return PaperResult{}, fmt.Errorf("%w: records of different lengths", ErrInvalidConfig)

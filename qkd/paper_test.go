@@ -133,3 +133,14 @@ func TestPaperModeEveAtSmallSize(t *testing.T) {
 	}
 	t.Logf("Eve on 25%% of qubits undetected in %d of %d paper-mode runs", undetected, runs)
 }
+
+func TestPaperBadRecords(t *testing.T) {
+	if _, err := Paper(AliceRecord{}, BobRecord{}); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("empty records: %v", err)
+	}
+	a, b := table4Records(t, loadTable4(t))
+	b.Results = NewBits(10)
+	if _, err := Paper(a, b); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("short results: %v", err)
+	}
+}

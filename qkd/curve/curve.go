@@ -272,6 +272,11 @@ func ratePlot(d Data, cfg Config) (*plot.Plot, error) {
 	if err := addScatter(p, sim, palette[0], draw.CircleGlyph{}, "simulated, finite key"); err != nil {
 		return nil, err
 	}
+	if len(th) < 2 && len(sim) == 0 {
+		// Nothing positive to show on a log axis: keep the axis drawable.
+		p.Y.Min, p.Y.Max = 1e-6, 1
+		p.X.Min, p.X.Max = 0, 1
+	}
 	p.Legend.Top = true
 	p.Legend.TextStyle.Font.Size = vg.Points(8)
 	return p, nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -60,6 +61,9 @@ func TestWritePNG(t *testing.T) {
 	}
 	if _, err := WritePNG(context.Background(), filepath.Join(t.TempDir(), "no", "dir.png"), smallConfig()); err == nil {
 		t.Error("write into a missing directory succeeded")
+	}
+	if err := Render(io.Discard, Data{}, smallConfig()); err != nil {
+		t.Errorf("empty data: %v", err)
 	}
 	c := smallConfig()
 	c.Noise = nil
