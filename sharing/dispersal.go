@@ -8,6 +8,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -121,17 +122,18 @@ func splitDispersal(r io.Reader, sinks []shareSink, opts Options) (Summary, []*S
 	// Data shorter than a segment is one segment of its own length (at
 	// least MinSegmentSize), so small items need small buffers here and on
 	// recovery.
-	var first bytes.Buffer
-	if _, err := first.ReadFrom(io.LimitReader(r, int64(seg))); err != nil {
+	head := make([]byte, min(seg, 64<<10))
+	m, err := io.ReadFull(r, head)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return Summary{}, nil, fmt.Errorf("sharing: read data: %w", err)
 	}
-	if first.Len() == 0 {
+	if m == 0 {
 		return Summary{}, nil, ErrEmptyData
 	}
-	if first.Len() < seg {
-		seg = max(first.Len(), MinSegmentSize)
+	if m < len(head) {
+		seg = max(m, MinSegmentSize)
 	}
-	r = io.MultiReader(&first, r)
+	r = io.MultiReader(bytes.NewReader(head[:m]), r)
 	rnd := opts.rand()
 	id, err := newSplitID(rnd)
 	if err != nil {
@@ -224,7 +226,6 @@ func splitDispersal(r io.Reader, sinks []shareSink, opts Options) (Summary, []*S
 			break
 		}
 	}
-	sr.drop()
 	if err := p.close(); err != nil {
 		return Summary{}, nil, err
 	}
@@ -314,9 +315,6 @@ func recoverDispersal(srcs []source, w io.Writer) (Summary, error) {
 		inflight = append(inflight, b)
 	}
 	issue()
-	if multi {
-		issue()
-	}
 	shards := make([][]byte, n)
 	var digest []byte
 	for segment := int64(0); ; segment++ {
@@ -328,7 +326,7 @@ func recoverDispersal(srcs []source, w io.Writer) (Summary, error) {
 		}
 		last := resp[0].last
 		if !last {
-			issue()
+			issue() // read the next segment while this one is decoded
 		}
 		size := int64(seg)
 		if last {

@@ -80,7 +80,6 @@ func splitPaper(r io.Reader, sinks []shareSink, opts Options) (Summary, []*Share
 			break
 		}
 	}
-	sr.drop()
 	if err := p.close(); err != nil {
 		return Summary{}, nil, err
 	}
@@ -145,9 +144,6 @@ func recoverPaper(srcs []source, w io.Writer) (Summary, error) {
 		inflight = append(inflight, b)
 	}
 	issue()
-	if multi {
-		issue()
-	}
 	scratch := make([]*paperRecoverScratch, workers())
 	for i := range scratch {
 		scratch[i] = newPaperRecoverScratch(t)
@@ -162,7 +158,7 @@ func recoverPaper(srcs []source, w io.Writer) (Summary, error) {
 		}
 		last := resp[0].last
 		if !last {
-			issue()
+			issue() // read the next segment while this one is decoded
 		}
 		dataLen := int64(seg)
 		if last {

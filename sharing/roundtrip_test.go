@@ -220,3 +220,22 @@ func TestSplitDeterministicRand(t *testing.T) {
 		}
 	}
 }
+
+// TestThresholdOne: with t = 1 every share alone recovers the data (in
+// dispersal mode Reed-Solomon with one data shard is replication).
+func TestThresholdOne(t *testing.T) {
+	data := testData(5000, 3)
+	for _, s := range []sharing.Scheme{sharing.Paper, sharing.AsmuthBloom, sharing.Dispersal} {
+		d := data
+		if s == sharing.AsmuthBloom {
+			d = data[:64]
+		}
+		shares := split(t, d, sharing.Options{Scheme: s, Threshold: 1, Shares: 4, SegmentSize: 1000})
+		for i := range shares {
+			got, _, err := sharing.Recover(shares[i : i+1])
+			if err != nil || !bytes.Equal(got, d) {
+				t.Fatalf("%v share %d alone: %v", s, i, err)
+			}
+		}
+	}
+}

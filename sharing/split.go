@@ -288,78 +288,68 @@ type segBuf struct {
 }
 
 // segmentReader reads a stream in segments of a fixed size and says which
-// segment is the last, reading one segment ahead only when the current one
-// is full.
+// segment is the last. After a full segment it reads one byte ahead to
+// know whether more follow.
 type segmentReader struct {
-	r       io.Reader
-	size    int
-	pool    *bufferPool[*segBuf]
-	pending *segBuf // a segment read ahead
-	pendN   int
-	eof     bool
-	total   int64
+	r     io.Reader
+	size  int
+	pool  *bufferPool[*segBuf]
+	eof   bool
+	total int64
+	// carry is the byte read ahead, if hasCarry.
+	carry    [1]byte
+	hasCarry bool
 }
 
-// fill reads up to size bytes into a pooled buffer.
-func (sr *segmentReader) fill() (*segBuf, int, error) {
-	b := sr.pool.get()
-	n, err := io.ReadFull(sr.r, b.data[:sr.size])
+// read reads into p until it is full or the stream ends.
+func (sr *segmentReader) read(p []byte) (int, error) {
+	if sr.eof || len(p) == 0 {
+		return 0, nil
+	}
+	n, err := io.ReadFull(sr.r, p)
+	sr.total += int64(n)
 	switch {
 	case err == nil:
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		sr.eof = true
 	default:
-		sr.pool.put(b)
-		return nil, 0, fmt.Errorf("sharing: read data: %w", err)
+		return n, fmt.Errorf("sharing: read data: %w", err)
 	}
-	sr.total += int64(n)
 	if sr.total > MaxLength {
-		sr.pool.put(b)
-		return nil, 0, fmt.Errorf("%w: more than %d bytes", ErrDataTooLarge, int64(MaxLength))
+		return n, fmt.Errorf("%w: more than %d bytes", ErrDataTooLarge, int64(MaxLength))
 	}
-	return b, n, nil
+	return n, nil
 }
 
 // next returns the next segment (its buffer and length) and whether it is
 // the last. A stream with no data at all is ErrEmptyData.
 func (sr *segmentReader) next() (*segBuf, int, bool, error) {
-	var cur *segBuf
-	var n int
-	if sr.pending != nil {
-		cur, n, sr.pending = sr.pending, sr.pendN, nil
-	} else {
-		b, m, err := sr.fill()
-		if err != nil {
-			return nil, 0, false, err
-		}
-		if m == 0 {
-			sr.pool.put(b)
-			return nil, 0, false, ErrEmptyData
-		}
-		cur, n = b, m
+	b := sr.pool.get()
+	buf := b.data[:sr.size]
+	n := 0
+	if sr.hasCarry {
+		buf[0] = sr.carry[0]
+		n, sr.hasCarry = 1, false
 	}
-	if sr.eof || n < sr.size {
-		return cur, n, true, nil
+	m, err := sr.read(buf[n:])
+	n += m
+	if err == nil && n == 0 {
+		err = ErrEmptyData
 	}
-	b, m, err := sr.fill()
 	if err != nil {
-		sr.pool.put(cur)
+		sr.pool.put(b)
 		return nil, 0, false, err
 	}
-	if m == 0 {
+	if n < sr.size || sr.eof {
+		return b, n, true, nil
+	}
+	k, err := sr.read(sr.carry[:])
+	if err != nil {
 		sr.pool.put(b)
-		return cur, n, true, nil
+		return nil, 0, false, err
 	}
-	sr.pending, sr.pendN = b, m
-	return cur, n, false, nil
-}
-
-// drop returns a read-ahead buffer after an early stop.
-func (sr *segmentReader) drop() {
-	if sr.pending != nil {
-		sr.pool.put(sr.pending)
-		sr.pending = nil
-	}
+	sr.hasCarry = k == 1
+	return b, n, !sr.hasCarry, nil
 }
 
 // workers is the parallelism used for CPU-bound loops.
