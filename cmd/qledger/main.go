@@ -6,6 +6,7 @@
 //	qledger tx        submit and fetch transactions
 //	qledger chain     inspect and verify chains
 //	qledger cluster   show and change membership
+//	qledger qkd       simulate BB84 key distribution
 //	qledger bench     measure commit throughput and latency
 package main
 
@@ -29,6 +30,7 @@ func commands() []command {
 		{"tx", "submit | get transactions", runTx},
 		{"chain", "head | show | verify chains", runChain},
 		{"cluster", "status | join | remove", runCluster},
+		{"qkd", "run | curve: simulate BB84 key distribution", runQKD},
 		{"bench", "measure commit throughput and latency against a bare-raft baseline", runBench},
 		{"version", "print the version", func([]string) error { fmt.Println("qledger", version); return nil }},
 	}
