@@ -113,14 +113,63 @@ func rsEncoder(t, n int) (reedsolomon.Encoder, error) {
 	return e2.(reedsolomon.Encoder), nil
 }
 
+// dispersal holds what splitting and recovering a dispersal item need.
+type dispersal struct {
+	t, n   int
+	keys   *dispersalKeys
+	enc    reedsolomon.Encoder
+	aad    []byte
+	prefix [7]byte
+}
+
+func newDispersal(s *Share, keys *dispersalKeys) (*dispersal, error) {
+	enc, err := rsEncoder(s.Threshold, s.Total)
+	if err != nil {
+		return nil, err
+	}
+	return &dispersal{
+		t: s.Threshold, n: s.Total, keys: keys, enc: enc,
+		aad: commonAAD(labelSegment, s), prefix: s.Dispersal.NoncePrefix,
+	}, nil
+}
+
+func segmentFlag(last bool) byte {
+	if last {
+		return flagLast
+	}
+	return flagMiddle
+}
+
+// seal encrypts the nb plaintext bytes at the start of buf.data in place,
+// pads the ciphertext to t equal data shards and computes the parity
+// shards; buf.shards then holds all n.
+func (d *dispersal) seal(buf *segBuf, nb int, segment int64, last bool) error {
+	ct := d.keys.aead.Seal(buf.data[:0], nonceFor(d.prefix, uint32(segment), segmentFlag(last)), buf.data[:nb], d.aad)
+	f := (len(ct) + d.t - 1) / d.t
+	clear(buf.data[len(ct) : d.t*f])
+	for i := 0; i < d.t; i++ {
+		buf.shards[i] = buf.data[i*f : (i+1)*f]
+	}
+	for i := range buf.parity {
+		buf.shards[d.t+i] = buf.parity[i][:f]
+	}
+	if d.n > d.t {
+		if err := d.enc.Encode(buf.shards); err != nil {
+			return fmt.Errorf("sharing: reed-solomon encode: %w", err)
+		}
+	}
+	return nil
+}
+
+// splitDispersal reads the first segment (to size small items), draws the
+// key, shares it, then seals and disperses segment by segment.
 func splitDispersal(r io.Reader, sinks []shareSink, opts Options) (Summary, []*Share, error) {
-	t, n := opts.Threshold, opts.Shares
 	seg := opts.SegmentSize
 	if seg == 0 {
 		seg = DefaultSegmentSize
 	}
-	// Data shorter than a segment is one segment of its own length (at
-	// least MinSegmentSize), so small items need small buffers here and on
+	// Data shorter than a probe is one segment of its own length (at least
+	// MinSegmentSize), so small items need small buffers here and on
 	// recovery.
 	head := make([]byte, min(seg, 64<<10))
 	m, err := io.ReadFull(r, head)
@@ -134,46 +183,15 @@ func splitDispersal(r io.Reader, sinks []shareSink, opts Options) (Summary, []*S
 		seg = max(m, MinSegmentSize)
 	}
 	r = io.MultiReader(bytes.NewReader(head[:m]), r)
-	rnd := opts.rand()
-	id, err := newSplitID(rnd)
+	shares, keys, err := newDispersalShares(opts, seg)
 	if err != nil {
 		return Summary{}, nil, err
 	}
-	var key [32]byte
-	var prefix [7]byte
-	if _, err := io.ReadFull(rnd, key[:]); err != nil {
-		return Summary{}, nil, fmt.Errorf("sharing: read randomness: %w", err)
-	}
-	if _, err := io.ReadFull(rnd, prefix[:]); err != nil {
-		return Summary{}, nil, fmt.Errorf("sharing: read randomness: %w", err)
-	}
-	ab, err := abParamsFor(keyBits, t, n)
+	d, err := newDispersal(shares[0], keys)
 	if err != nil {
 		return Summary{}, nil, err
 	}
-	res, err := ab.split(new(big.Int).SetBytes(key[:]), rnd)
-	if err != nil {
-		return Summary{}, nil, err
-	}
-	keys, err := deriveKeys(key[:], id)
-	clear(key[:])
-	if err != nil {
-		return Summary{}, nil, err
-	}
-	enc, err := rsEncoder(t, n)
-	if err != nil {
-		return Summary{}, nil, err
-	}
-	kbits := abModulusBits(keyBits, t)
-	shares := skeletons(opts, id, seg)
-	for j, s := range shares {
-		s.Dispersal = &DispersalParams{
-			KeyModulusBits: kbits,
-			KeyShare:       res[j].FillBytes(make([]byte, (kbits+7)/8)),
-			NoncePrefix:    prefix,
-		}
-	}
-	aad := commonAAD(labelSegment, shares[0])
+	t, n := opts.Threshold, opts.Shares
 	full := int((int64(seg) + gcmOverhead + int64(t) - 1) / int64(t))
 	pool := newBufferPool(4, func() *segBuf {
 		b := &segBuf{data: make([]byte, t*full), parity: make([][]byte, n-t), shards: make([][]byte, n)}
@@ -187,40 +205,22 @@ func splitDispersal(r io.Reader, sinks []shareSink, opts Options) (Summary, []*S
 		return Summary{}, nil, err
 	}
 	sr := &segmentReader{r: r, size: seg, pool: pool}
-	var segments int64
 	var runErr error
-	for !p.failed.Load() {
+	for segment := int64(0); !p.failed.Load(); segment++ {
 		buf, nb, last, err := sr.next()
+		if err == nil && segment >= 1<<32 {
+			pool.put(buf)
+			err = fmt.Errorf("%w: more than 2^32 segments", ErrDataTooLarge)
+		}
+		if err == nil {
+			if err = d.seal(buf, nb, segment, last); err != nil {
+				pool.put(buf)
+			}
+		}
 		if err != nil {
 			runErr = err
 			break
 		}
-		if segments >= 1<<32 {
-			pool.put(buf)
-			runErr = fmt.Errorf("%w: more than 2^32 segments", ErrDataTooLarge)
-			break
-		}
-		flag := byte(flagMiddle)
-		if last {
-			flag = flagLast
-		}
-		ct := keys.aead.Seal(buf.data[:0], nonceFor(prefix, uint32(segments), flag), buf.data[:nb], aad)
-		f := (len(ct) + t - 1) / t
-		clear(buf.data[len(ct) : t*f])
-		for i := 0; i < t; i++ {
-			buf.shards[i] = buf.data[i*f : (i+1)*f]
-		}
-		for i := range buf.parity {
-			buf.shards[t+i] = buf.parity[i][:f]
-		}
-		if n > t {
-			if err := enc.Encode(buf.shards); err != nil {
-				pool.put(buf)
-				runErr = fmt.Errorf("sharing: reed-solomon encode: %w", err)
-				break
-			}
-		}
-		segments++
 		p.submit(&splitJob{last: last, shards: buf.shards, release: func() { pool.put(buf) }})
 		if last {
 			break
@@ -232,22 +232,108 @@ func splitDispersal(r io.Reader, sinks []shareSink, opts Options) (Summary, []*S
 	if runErr != nil {
 		return Summary{}, nil, runErr
 	}
-	leaves := make([][32]byte, n)
-	for j := range shares {
+	digest, err := d.finish(p, shares, sr.total)
+	if err != nil {
+		return Summary{}, nil, err
+	}
+	return summaryOf(shares[0], digest), shares, nil
+}
+
+// newDispersalShares draws the split ID, the data key and the nonce
+// prefix, shares the key with Asmuth-Bloom, and returns the share
+// skeletons and the derived keys. The key itself is wiped.
+func newDispersalShares(opts Options, seg int) ([]*Share, *dispersalKeys, error) {
+	t, n := opts.Threshold, opts.Shares
+	rnd := opts.rand()
+	id, err := newSplitID(rnd)
+	if err != nil {
+		return nil, nil, err
+	}
+	var key [32]byte
+	var prefix [7]byte
+	if _, err := io.ReadFull(rnd, key[:]); err != nil {
+		return nil, nil, fmt.Errorf("sharing: read randomness: %w", err)
+	}
+	defer clear(key[:])
+	if _, err := io.ReadFull(rnd, prefix[:]); err != nil {
+		return nil, nil, fmt.Errorf("sharing: read randomness: %w", err)
+	}
+	ab, err := abParamsFor(keyBits, t, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := ab.split(new(big.Int).SetBytes(key[:]), rnd)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := deriveKeys(key[:], id)
+	if err != nil {
+		return nil, nil, err
+	}
+	kbits := abModulusBits(keyBits, t)
+	shares := skeletons(opts, id, seg)
+	for j, s := range shares {
+		s.Dispersal = &DispersalParams{
+			KeyModulusBits: kbits,
+			KeyShare:       res[j].FillBytes(make([]byte, (kbits+7)/8)),
+			NoncePrefix:    prefix,
+		}
+	}
+	return shares, keys, nil
+}
+
+// finish computes the Merkle root over the shard hashes, the manifest tag
+// and every share's audit path, writes the trailers and returns the keyed
+// digest.
+func (d *dispersal) finish(p *pipeline, shares []*Share, length int64) ([]byte, error) {
+	leaves := make([][32]byte, len(shares))
+	for j, s := range shares {
 		leaves[j] = merkleLeafOf(p.shardHash(j))
-		shares[j].Length = sr.total
+		s.Length = length
 	}
 	root := merkleRoot(leaves)
-	tag := keys.aead.Seal(nil, nonceFor(prefix, 0, flagManifest), nil, manifestAAD(shares[0], root))
+	tag := d.keys.aead.Seal(nil, nonceFor(d.prefix, 0, flagManifest), nil, manifestAAD(shares[0], root))
 	for j, s := range shares {
 		s.Dispersal.Root = root
 		copy(s.Dispersal.Tag[:], tag)
 		s.Dispersal.Proof = merklePath(j, leaves)
 	}
 	if err := p.finish(); err != nil {
-		return Summary{}, nil, err
+		return nil, err
 	}
-	return summaryOf(shares[0], splitDigest(keys, shares[0], root)), shares, nil
+	return splitDigest(d.keys, shares[0], root), nil
+}
+
+// recoverKey recovers the data key from the sources' key shares and
+// derives the keys from it.
+func recoverKey(srcs []source) (*dispersalKeys, error) {
+	s0 := srcs[0].meta()
+	ab, err := abParamsFor(keyBits, s0.Threshold, s0.Total)
+	if err != nil {
+		return nil, err
+	}
+	idx := make([]int, len(srcs))
+	res := make([]*big.Int, len(srcs))
+	for i, src := range srcs {
+		idx[i] = src.meta().Index
+		res[i] = new(big.Int).SetBytes(src.meta().Dispersal.KeyShare)
+	}
+	k, err := ab.recover(idx, res)
+	if err != nil {
+		return nil, fmt.Errorf("sharing: recover data key: %w", err)
+	}
+	key := k.FillBytes(make([]byte, 32))
+	defer clear(key)
+	return deriveKeys(key, s0.SplitID)
+}
+
+// recvBuf is one segment's recovery buffer: data shards in place in data,
+// parity shards (of used sources with index >= t) in parity, and the
+// destination of each source's next frame in dsts.
+type recvBuf struct {
+	data   []byte
+	parity [][]byte
+	dsts   [][]byte
 }
 
 // recoverDispersal recovers the key from the t sources' key shares, then
@@ -256,46 +342,22 @@ func splitDispersal(r io.Reader, sinks []shareSink, opts Options) (Summary, []*S
 // trailers, every used share's Merkle proof and the manifest tag.
 func recoverDispersal(srcs []source, w io.Writer) (Summary, error) {
 	s0 := srcs[0].meta()
-	t, n, seg := s0.Threshold, s0.Total, s0.SegmentSize
-	ab, err := abParamsFor(keyBits, t, n)
+	keys, err := recoverKey(srcs)
 	if err != nil {
 		return Summary{}, err
 	}
-	idx := make([]int, t)
-	res := make([]*big.Int, t)
-	for i, src := range srcs {
-		idx[i] = src.meta().Index
-		res[i] = new(big.Int).SetBytes(src.meta().Dispersal.KeyShare)
-	}
-	kint, err := ab.recover(idx, res)
-	if err != nil {
-		return Summary{}, fmt.Errorf("sharing: recover data key: %w", err)
-	}
-	keys, err := deriveKeys(kint.FillBytes(make([]byte, 32)), s0.SplitID)
+	d, err := newDispersal(s0, keys)
 	if err != nil {
 		return Summary{}, err
 	}
-	enc, err := rsEncoder(t, n)
-	if err != nil {
-		return Summary{}, err
-	}
-	aad := commonAAD(labelSegment, s0)
-	prefix := s0.Dispersal.NoncePrefix
+	t := s0.Threshold
 	// Decide before the fetcher runs: streams set Length when they end.
-	multi := s0.Length == 0 || s0.frameCount() > 1 // unknown, or several frames
 	full := s0.fullFrameLen()
-	if !multi { // in memory, one frame: size the buffers to it
+	if s0.Length != 0 && s0.frameCount() == 1 { // in memory, one frame: size the buffers to it
 		full = s0.frameLen(s0.Length)
 	}
-	// Data shards are read straight into their place in one contiguous
-	// buffer; parity shards into their own.
-	type dbuf struct {
-		data   []byte
-		parity [][]byte
-		dsts   [][]byte
-	}
-	pool := newBufferPool(3, func() *dbuf {
-		b := &dbuf{data: make([]byte, t*full), parity: make([][]byte, t), dsts: make([][]byte, t)}
+	pool := newBufferPool(3, func() *recvBuf {
+		b := &recvBuf{data: make([]byte, t*full), parity: make([][]byte, t), dsts: make([][]byte, t)}
 		for i, src := range srcs {
 			if j := src.meta().Index; j < t {
 				b.dsts[i] = b.data[j*full : (j+1)*full]
@@ -308,15 +370,13 @@ func recoverDispersal(srcs []source, w io.Writer) (Summary, error) {
 	})
 	f := newFetcher(srcs)
 	defer f.close()
-	var inflight []*dbuf
+	var inflight []*recvBuf
 	issue := func() {
 		b := pool.get()
 		f.request(b.dsts)
 		inflight = append(inflight, b)
 	}
 	issue()
-	shards := make([][]byte, n)
-	var digest []byte
 	for segment := int64(0); ; segment++ {
 		resp, err := f.collect()
 		cur := inflight[0]
@@ -328,67 +388,21 @@ func recoverDispersal(srcs []source, w io.Writer) (Summary, error) {
 		if !last {
 			issue() // read the next segment while this one is decoded
 		}
-		size := int64(seg)
+		size := int64(s0.SegmentSize)
 		if last {
-			if err := checkTrailers(srcs); err != nil {
+			if size, err = lastSegment(srcs, segment); err != nil {
 				return Summary{}, err
 			}
-			if s0.frameCount() != segment+1 {
-				return Summary{}, fmt.Errorf("%w: %d segments, length says %d", ErrInconsistent, segment+1, s0.frameCount())
-			}
-			size = s0.lastFrameData()
 		}
-		fl := resp[0].n
-		if fl != s0.frameLen(size) {
-			return Summary{}, fmt.Errorf("%w: segment %d frame length", ErrInconsistent, segment)
-		}
-		// Lay the data shards out with stride fl (only the last segment is
-		// shorter than full) and mark the missing ones for reconstruction.
-		clear(shards)
-		for i, src := range srcs {
-			j := src.meta().Index
-			if j < t {
-				if fl != full {
-					copy(cur.data[j*fl:(j+1)*fl], cur.data[j*full:j*full+fl])
-				}
-				shards[j] = cur.data[j*fl : (j+1)*fl]
-			} else {
-				shards[j] = cur.parity[i][:fl]
-			}
-		}
-		for j := 0; j < t; j++ {
-			if shards[j] == nil {
-				shards[j] = cur.data[j*fl : j*fl : (j+1)*fl]
-			}
-		}
-		if err := enc.ReconstructData(shards); err != nil {
-			return Summary{}, fmt.Errorf("%w: reed-solomon: %v", ErrInconsistent, err)
-		}
-		ctLen := int(size) + gcmOverhead
-		for _, b := range cur.data[ctLen : t*fl] {
-			if b != 0 {
-				return Summary{}, fmt.Errorf("%w: segment %d padding", ErrInconsistent, segment)
-			}
-		}
-		flag := byte(flagMiddle)
-		if last {
-			flag = flagLast
-		}
-		pt, err := keys.aead.Open(cur.data[:0], nonceFor(prefix, uint32(segment), flag), cur.data[:ctLen], aad)
+		pt, err := d.open(cur, srcs, full, resp[0].n, size, segment, last)
 		if err != nil {
-			return Summary{}, fmt.Errorf("%w: segment %d", ErrAuthentication, segment)
+			return Summary{}, err
 		}
+		var digest []byte
 		if last {
-			for _, src := range srcs {
-				if err := checkProof(src); err != nil {
-					return Summary{}, err
-				}
+			if digest, err = d.checkFinal(srcs); err != nil {
+				return Summary{}, err
 			}
-			root := s0.Dispersal.Root
-			if _, err := keys.aead.Open(nil, nonceFor(prefix, 0, flagManifest), s0.Dispersal.Tag[:], manifestAAD(s0, root)); err != nil {
-				return Summary{}, fmt.Errorf("%w: manifest tag", ErrAuthentication)
-			}
-			digest = splitDigest(keys, s0, root)
 		}
 		if err := writeOut(w, pt); err != nil {
 			return Summary{}, err
@@ -398,4 +412,77 @@ func recoverDispersal(srcs []source, w io.Writer) (Summary, error) {
 		}
 		pool.put(cur)
 	}
+}
+
+// lastSegment checks the trailers once the last frames are in and returns
+// the last segment's plaintext size.
+func lastSegment(srcs []source, segment int64) (int64, error) {
+	if err := checkTrailers(srcs); err != nil {
+		return 0, err
+	}
+	s0 := srcs[0].meta()
+	if s0.frameCount() != segment+1 {
+		return 0, fmt.Errorf("%w: %d segments, length says %d", ErrInconsistent, segment+1, s0.frameCount())
+	}
+	return s0.lastFrameData(), nil
+}
+
+// open rebuilds one segment's ciphertext from the frames in cur (each fl
+// bytes, read at stride full), checks its zero padding and decrypts it in
+// place. size is the segment's plaintext length.
+func (d *dispersal) open(cur *recvBuf, srcs []source, full, fl int, size, segment int64, last bool) ([]byte, error) {
+	t := d.t
+	if fl != srcs[0].meta().frameLen(size) {
+		return nil, fmt.Errorf("%w: segment %d frame length", ErrInconsistent, segment)
+	}
+	// Lay the data shards out with stride fl (only the last segment is
+	// shorter than full; sources are in index order, so moving them down
+	// in order is safe) and mark the missing ones for reconstruction.
+	shards := make([][]byte, d.n)
+	for i, src := range srcs {
+		j := src.meta().Index
+		if j < t {
+			if fl != full {
+				copy(cur.data[j*fl:(j+1)*fl], cur.data[j*full:j*full+fl])
+			}
+			shards[j] = cur.data[j*fl : (j+1)*fl]
+		} else {
+			shards[j] = cur.parity[i][:fl]
+		}
+	}
+	for j := 0; j < t; j++ {
+		if shards[j] == nil {
+			shards[j] = cur.data[j*fl : j*fl : (j+1)*fl]
+		}
+	}
+	if err := d.enc.ReconstructData(shards); err != nil {
+		return nil, fmt.Errorf("%w: reed-solomon: %v", ErrInconsistent, err)
+	}
+	ctLen := int(size) + gcmOverhead
+	for _, b := range cur.data[ctLen : t*fl] {
+		if b != 0 {
+			return nil, fmt.Errorf("%w: segment %d padding", ErrInconsistent, segment)
+		}
+	}
+	pt, err := d.keys.aead.Open(cur.data[:0], nonceFor(d.prefix, uint32(segment), segmentFlag(last)), cur.data[:ctLen], d.aad)
+	if err != nil {
+		return nil, fmt.Errorf("%w: segment %d", ErrAuthentication, segment)
+	}
+	return pt, nil
+}
+
+// checkFinal checks every source's Merkle proof and the manifest tag, and
+// returns the keyed digest.
+func (d *dispersal) checkFinal(srcs []source) ([]byte, error) {
+	for _, src := range srcs {
+		if err := checkProof(src); err != nil {
+			return nil, err
+		}
+	}
+	s0 := srcs[0].meta()
+	root := s0.Dispersal.Root
+	if _, err := d.keys.aead.Open(nil, nonceFor(d.prefix, 0, flagManifest), s0.Dispersal.Tag[:], manifestAAD(s0, root)); err != nil {
+		return nil, fmt.Errorf("%w: manifest tag", ErrAuthentication)
+	}
+	return splitDigest(d.keys, s0, root), nil
 }

@@ -36,6 +36,7 @@ func writePlot(path string, res *Results) error {
 			p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 		}
 		p.Legend.Top = true
+		last := i == len(panels)-1
 		for ri, ratio := range res.Config.Ratios {
 			for mi, mode := range []string{"paper", "dispersal"} {
 				var xys plotter.XYs
@@ -62,8 +63,13 @@ func writePlot(path string, res *Results) error {
 					line.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
 				}
 				p.Add(line, points)
-				if i == 0 {
+				if last {
 					p.Legend.Add(fmt.Sprintf("%s t/n=%.2f", mode, ratio), line, points)
+				}
+			}
+			if last {
+				if err := addPublished(p, res.Rows, ratio, ri); err != nil {
+					return err
 				}
 			}
 		}
@@ -87,4 +93,27 @@ func writePlot(path string, res *Results) error {
 		return fmt.Errorf("figure: png: %w", err)
 	}
 	return f.Close()
+}
+
+// addPublished adds, to the storage panel, what SSDSM itself stores per
+// node (residue and prime) for one ratio, as a dotted line.
+func addPublished(p *plot.Plot, rows []Row, ratio float64, ri int) error {
+	var xys plotter.XYs
+	for _, r := range rows {
+		if r.Mode == "paper" && r.Ratio == ratio {
+			xys = append(xys, plotter.XY{X: float64(r.N), Y: 100 * r.PublishedStorage})
+		}
+	}
+	if len(xys) == 0 {
+		return nil
+	}
+	line, err := plotter.NewLine(xys)
+	if err != nil {
+		return fmt.Errorf("figure: plot: %w", err)
+	}
+	line.Color = plotutil.Color(ri)
+	line.Dashes = []vg.Length{vg.Points(1), vg.Points(2)}
+	p.Add(line)
+	p.Legend.Add(fmt.Sprintf("SSDSM as published t/n=%.2f", ratio), line)
+	return nil
 }
