@@ -56,31 +56,15 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("payload is not valid base64: %v", err))
 		return
 	}
-	key := r.Header.Get("Idempotency-Key")
-	if err := checkKey(key); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	n := s.c.Groups()
-	var group int
-	if body.Group != nil {
-		group = *body.Group
-		if group < 0 || group >= n {
-			s.fail(w, r, badRequest("group %d does not exist (the cluster has groups 0..%d)", group, n-1))
-			return
-		}
-	} else {
-		group = cluster.GroupForKey("", key, n)
-	}
-	rec, err := s.c.Submit(r.Context(), chain.Tx{Kind: chain.TxData, Group: uint32(group), IdempotencyKey: key, Payload: payload})
+	rec, replayed, err := s.submitTx(r, payload, body.Group, r.Header.Get("Idempotency-Key"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if rec.Duplicate {
+	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	writeJSON(w, http.StatusOK, client.Receipt{ID: rec.ID.String(), Group: rec.Group, Height: rec.Height, Index: rec.Index})
+	writeJSON(w, http.StatusOK, rec)
 }
 
 func checkKey(key string) error {

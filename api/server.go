@@ -49,6 +49,8 @@ type Config struct {
 	IdleTimeout       time.Duration
 	// RequestTimeout bounds the work behind one request.
 	RequestTimeout time.Duration
+	// Keys, if set, enables the quantum-keyed channel (/v1/session...).
+	Keys *KeyChannel
 	// Logger; nil logs nothing.
 	Logger hclog.Logger
 }
@@ -94,6 +96,12 @@ func New(cfg Config, c Cluster) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
+	if cfg.Keys != nil {
+		if cfg.Keys.KME == nil || cfg.Keys.GatewaySAE == "" {
+			return nil, errors.New("api: config: the key channel needs a key manager and the gateway's SAE ID")
+		}
+		cfg.Keys.init()
+	}
 	s := &Server{cfg: cfg, c: c, logger: cfg.Logger.Named("api"), mux: http.NewServeMux(), paths: map[string]bool{}}
 	s.routes()
 	s.hs = &http.Server{
@@ -134,6 +142,7 @@ func (s *Server) routes() {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.route("GET", "/readyz", s.ready)
+	s.sessionRoutes()
 	s.mux.Handle("GET /metrics", promhttp.Handler())
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "no such endpoint: "+r.URL.Path)

@@ -196,3 +196,9 @@ func (c *Client) Remove(ctx context.Context, id string) error {
 	_, err := c.do(ctx, http.MethodDelete, "/v1/cluster/nodes/"+url.PathEscape(id), nil, nil, nil)
 	return err
 }
+
+// Post sends a JSON body to path and decodes the JSON answer into out; it
+// is the escape hatch for endpoints without a typed method.
+func (c *Client) Post(ctx context.Context, path string, in, out any) (*http.Response, error) {
+	return c.do(ctx, http.MethodPost, path, nil, in, out)
+}

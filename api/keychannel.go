@@ -1,0 +1,295 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"qledger/api/client"
+	"qledger/chain"
+	"qledger/cluster"
+	"qledger/qkd/kme"
+	"qledger/qkd/session"
+)
+
+// KeyChannel is the gateway's side of the quantum-keyed channel: a client
+// takes a QKD key from the key manager (ETSI GS QKD 014 enc_keys), names it
+// in a handshake that adds an ML-KEM-768 exchange, and then sends requests
+// sealed under the resulting session key (AES-256-GCM with a per-message
+// counter). The gateway fetches the same QKD key in process (dec_keys).
+//
+// What it protects: the request and response bodies between the client and
+// this gateway node, against anyone who does not hold the QKD key *and*
+// break ML-KEM-768; replays and reordering are refused. What it does not:
+// the gateway sees plaintext, and so does the ledger it writes to; the
+// session lives in this node's memory only (a client must keep using the
+// node that accepted it, and a lost response ends the session).
+type KeyChannel struct {
+	// KME serves the keys; the gateway calls DecKeys on it in process.
+	KME *kme.Server
+	// GatewaySAE is this gateway's SAE ID: the slave of every pair it
+	// accepts sessions from.
+	GatewaySAE string
+	// Session is the envelope's rotation policy.
+	Session session.Config
+	// MaxSessions and TTL bound the session table.
+	MaxSessions int
+	TTL         time.Duration
+
+	mu       sync.Mutex
+	sessions map[[session.SessionIDSize]byte]*liveSession
+}
+
+type liveSession struct {
+	mu          sync.Mutex // one ordered stream: one request at a time
+	s           *session.Session
+	established bool
+	last        time.Time
+}
+
+// errSession marks a session that does not exist or can no longer be used.
+var errSession = errors.New("api: no such session")
+
+func (k *KeyChannel) init() {
+	if k.sessions == nil {
+		k.sessions = map[[session.SessionIDSize]byte]*liveSession{}
+	}
+	if k.MaxSessions <= 0 {
+		k.MaxSessions = 10000
+	}
+	if k.TTL <= 0 {
+		k.TTL = 30 * time.Minute
+	}
+	if k.Session == (session.Config{}) {
+		k.Session = session.DefaultConfig()
+	}
+}
+
+func (k *KeyChannel) put(s *session.Session) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := time.Now()
+	for id, ls := range k.sessions {
+		if now.Sub(ls.last) > k.TTL {
+			delete(k.sessions, id)
+		}
+	}
+	if len(k.sessions) >= k.MaxSessions {
+		return fmt.Errorf("%w: session table full (%d)", cluster.ErrShutdown, k.MaxSessions)
+	}
+	k.sessions[s.ID()] = &liveSession{s: s, last: now}
+	return nil
+}
+
+func (k *KeyChannel) get(id []byte) (*liveSession, error) {
+	var key [session.SessionIDSize]byte
+	if len(id) != len(key) {
+		return nil, fmt.Errorf("%w: session ID must be %d bytes", errSession, len(key))
+	}
+	copy(key[:], id)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	ls, ok := k.sessions[key]
+	if !ok || time.Since(ls.last) > k.TTL {
+		delete(k.sessions, key)
+		return nil, fmt.Errorf("%w: %x", errSession, id)
+	}
+	return ls, nil
+}
+
+func (k *KeyChannel) drop(id [session.SessionIDSize]byte) {
+	k.mu.Lock()
+	delete(k.sessions, id)
+	k.mu.Unlock()
+}
+
+// AAD strings bind envelopes to their use.
+const (
+	aadRequest  = "qledger/v1 session tx request"
+	aadResponse = "qledger/v1 session tx response"
+)
+
+func (s *Server) sessionRoutes() {
+	s.route("POST", "/v1/session", s.sessionOpen)
+	s.route("POST", "/v1/session/finish", s.sessionFinish)
+	s.route("POST", "/v1/session/tx", s.sessionTx)
+}
+
+func (s *Server) keyChannel(w http.ResponseWriter) (*KeyChannel, bool) {
+	if s.cfg.Keys == nil {
+		writeError(w, http.StatusNotFound, codeNotFound, "this node runs no key channel (start it with a key manager)")
+		return nil, false
+	}
+	return s.cfg.Keys, true
+}
+
+func decodeStrict(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return badRequest("malformed JSON body: %v", err)
+	}
+	return nil
+}
+
+func (s *Server) sessionOpen(w http.ResponseWriter, r *http.Request) {
+	k, ok := s.keyChannel(w)
+	if !ok {
+		return
+	}
+	var req client.SessionOpen
+	if err := decodeStrict(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := req.Hello.Validate(); err != nil {
+		s.fail(w, r, badRequest("client hello: %v", err))
+		return
+	}
+	if err := kme.ValidateSAEID(req.MasterSAE); err != nil {
+		s.fail(w, r, badRequest("master_sae: %v", err))
+		return
+	}
+	keys, err := k.KME.DecKeys(req.MasterSAE, k.GatewaySAE, []string{req.Hello.KeyID})
+	if err != nil {
+		if errors.Is(err, kme.ErrBadRequest) {
+			s.fail(w, r, badRequest("key %s: %v", req.Hello.KeyID, err))
+			return
+		}
+		s.fail(w, r, fmt.Errorf("%w: key %s for (%s, %s): %v", cluster.ErrNotFound, req.Hello.KeyID, req.MasterSAE, k.GatewaySAE, err))
+		return
+	}
+	sess, sh, err := session.Accept(req.Hello, keys[0].Key, k.Session)
+	if err != nil {
+		s.fail(w, r, badRequest("handshake: %v", err))
+		return
+	}
+	if err := k.put(sess); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, client.SessionOpened{ServerHello: sh})
+}
+
+func (s *Server) sessionFinish(w http.ResponseWriter, r *http.Request) {
+	k, ok := s.keyChannel(w)
+	if !ok {
+		return
+	}
+	var fin session.ClientFinish
+	if err := decodeStrict(r, &fin); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ls, err := k.get(fin.SessionID)
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("%w: %v", cluster.ErrNotFound, err))
+		return
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if err := ls.s.VerifyFinish(fin); err != nil {
+		k.drop(ls.s.ID())
+		s.fail(w, r, badRequest("finish: %v", err))
+		return
+	}
+	ls.established = true
+	ls.last = time.Now()
+	writeJSON(w, http.StatusOK, map[string]string{"status": "established"})
+}
+
+// sessionTx opens a sealed write, commits it and seals the answer. The
+// answer's status and body (receipt or error) travel inside the envelope;
+// only failures to open the envelope are answered in the clear.
+func (s *Server) sessionTx(w http.ResponseWriter, r *http.Request) {
+	k, ok := s.keyChannel(w)
+	if !ok {
+		return
+	}
+	msg, err := io.ReadAll(r.Body)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	hdr, err := session.ParseHeader(msg)
+	if err != nil {
+		s.fail(w, r, badRequest("envelope: %v", err))
+		return
+	}
+	ls, err := k.get(hdr.SessionID[:])
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("%w: %v", cluster.ErrNotFound, err))
+		return
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if !ls.established {
+		s.fail(w, r, badRequest("session %x is not finished", hdr.SessionID))
+		return
+	}
+	plain, err := ls.s.Open(msg, []byte(aadRequest))
+	if err != nil {
+		// A replayed, reordered or forged message: refused, and the
+		// session stays usable for the next genuine message.
+		s.fail(w, r, badRequest("envelope refused: %v", err))
+		return
+	}
+	ls.last = time.Now()
+	var req client.SealedSubmit
+	status, body := http.StatusOK, any(nil)
+	if err := json.Unmarshal(plain, &req); err != nil || req.Payload == nil {
+		status, body = http.StatusBadRequest, client.ErrorBody{Code: codeBadRequest, Error: "sealed request must be {\"payload\", \"group\", \"idempotency_key\"}"}
+	} else {
+		rec, replayed, err := s.submitTx(r, req.Payload, req.Group, req.IdempotencyKey)
+		if err != nil {
+			st, code := classify(err)
+			status, body = st, client.ErrorBody{Code: code, Error: err.Error()}
+		} else {
+			body = client.SealedReceipt{Receipt: rec, Replayed: replayed}
+		}
+	}
+	inner, _ := json.Marshal(client.SealedResponse{Status: status, Body: mustJSON(body)})
+	sealed, err := ls.s.Seal(inner, []byte(aadResponse))
+	if err != nil {
+		k.drop(ls.s.ID())
+		s.fail(w, r, fmt.Errorf("%w: seal: %v", cluster.ErrShutdown, err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(sealed)
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// submitTx is the write path shared by the clear and sealed endpoints.
+func (s *Server) submitTx(r *http.Request, payload []byte, group *int, key string) (client.Receipt, bool, error) {
+	if err := checkKey(key); err != nil {
+		return client.Receipt{}, false, err
+	}
+	n := s.c.Groups()
+	g := cluster.GroupForKey("", key, n)
+	if group != nil {
+		if *group < 0 || *group >= n {
+			return client.Receipt{}, false, badRequest("group %d does not exist (the cluster has groups 0..%d)", *group, n-1)
+		}
+		g = *group
+	}
+	rec, err := s.c.Submit(r.Context(), chain.Tx{Kind: chain.TxData, Group: uint32(g), IdempotencyKey: key, Payload: payload})
+	if err != nil {
+		return client.Receipt{}, false, err
+	}
+	return client.Receipt{ID: rec.ID.String(), Group: rec.Group, Height: rec.Height, Index: rec.Index}, rec.Duplicate, nil
+}
+

@@ -1,0 +1,218 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"qledger/api/client"
+	"qledger/cluster"
+	"qledger/pki"
+	"qledger/qkd"
+	"qledger/qkd/kme"
+	"qledger/qkd/session"
+)
+
+// keyRig is a one-node cluster whose API runs a key channel, and a key
+// manager served over mutual TLS, its pool filled by the BB84 engine.
+type keyRig struct {
+	api  *client.Client
+	url  string
+	kmeC *kme.Client // as SAE "client"
+	keys *KeyChannel
+}
+
+func newKeyRig(t *testing.T) keyRig {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := cluster.StartLocal(ctx, cluster.LocalConfig{Groups: 1, Replicas: 1, DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+
+	km, err := kme.NewServer(kme.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := km.AddPair("client", "gateway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	qc := qkd.DefaultConfig()
+	qc.Qubits = 1 << 18
+	qc.Channel.Noise = 0.02
+	link, err := qkd.NewLink(qc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.Fill(ctx, link, 8, 3); err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := pki.NewCA("test", time.Hour)
+	srvCert, _ := ca.Issue(pki.Leaf{CommonName: "kme", Server: true, Hosts: []string{"127.0.0.1"}})
+	cliCert, _ := ca.Issue(pki.Leaf{CommonName: "client", Client: true})
+	kts := httptest.NewUnstartedServer(km)
+	kts.TLS = kme.ServerTLSConfig(srvCert.TLS, ca.Pool())
+	kts.StartTLS()
+	t.Cleanup(kts.Close)
+	kc, err := kme.NewClient(kts.URL, &http.Client{Transport: &http.Transport{TLSClientConfig: kme.ClientTLSConfig(cliCert.TLS, ca.Pool())}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	keys := &KeyChannel{KME: km, GatewaySAE: "gateway"}
+	cfg := DefaultConfig()
+	cfg.Keys = keys
+	srv, err := New(cfg, l.Nodes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	c, _ := client.New(ts.URL, nil)
+	return keyRig{api: c, url: ts.URL, kmeC: kc, keys: keys}
+}
+
+func TestKeyChannelSubmit(t *testing.T) {
+	rig := newKeyRig(t)
+	ctx := context.Background()
+	s, err := rig.api.OpenSession(ctx, rig.kmeC, "client", "gateway", session.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, replayed, err := s.Submit(ctx, []byte("sealed hello"), client.SubmitOptions{IdempotencyKey: "s1"})
+	if err != nil || replayed {
+		t.Fatalf("sealed submit: %v", err)
+	}
+	tx, err := rig.api.Tx(ctx, r.ID, "")
+	if err != nil || string(tx.Tx.Payload) != "sealed hello" {
+		t.Fatalf("committed tx: %+v %v", tx, err)
+	}
+	// Idempotency holds inside the channel too.
+	r2, replayed, err := s.Submit(ctx, []byte("sealed hello"), client.SubmitOptions{IdempotencyKey: "s1"})
+	if err != nil || !replayed || r2 != r {
+		t.Fatalf("sealed replay: %+v %v %v", r2, replayed, err)
+	}
+	// Errors travel sealed with their status.
+	g := 9
+	_, _, err = s.Submit(ctx, []byte("x"), client.SubmitOptions{Group: &g})
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Status != 400 {
+		t.Fatalf("sealed bad request: %v", err)
+	}
+	// The QKD key was used once: the gateway cannot fetch it again.
+	if _, err := rig.keys.KME.DecKeys("client", "gateway", []string{s.KeyID}); err == nil {
+		t.Fatal("a QKD key was delivered twice")
+	}
+	// The election key is derived from the session key.
+	k1, _ := s.ElectionKey("req-1")
+	k2, _ := s.ElectionKey("req-2")
+	if k1 == k2 {
+		t.Fatal("election keys do not depend on the request")
+	}
+}
+
+func TestKeyChannelRefusesReplayAndForgery(t *testing.T) {
+	rig := newKeyRig(t)
+	ctx := context.Background()
+	var s *client.Session
+	var err error
+	// Capture one sealed request as an attacker on the wire would.
+	rec := &recorder{}
+	tapped, _ := client.New(rig.url, &http.Client{Transport: rec})
+	s, err = tapped.OpenSession(ctx, rig.kmeC, "client", "gateway", session.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Submit(ctx, []byte("a"), client.SubmitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	msg := rec.last
+	post := func(b []byte) int {
+		resp, err := http.Post(rig.url+"/v1/session/tx", "application/octet-stream", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := post(msg); st != 400 {
+		t.Fatalf("replayed message: %d", st)
+	}
+	forged := append([]byte(nil), msg...)
+	forged[len(forged)-1] ^= 1
+	if st := post(forged); st != 400 {
+		t.Fatalf("forged message: %d", st)
+	}
+	if st := post([]byte("garbage")); st != 400 {
+		t.Fatalf("garbage: %d", st)
+	}
+	// The session survives the attempts.
+	if _, _, err := s.Submit(ctx, []byte("b"), client.SubmitOptions{}); err != nil {
+		t.Fatalf("session after refused messages: %v", err)
+	}
+}
+
+// recorder keeps the last body sent to /v1/session/tx.
+type recorder struct{ last []byte }
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Path == "/v1/session/tx" && req.Body != nil {
+		b, _ := io.ReadAll(req.Body)
+		r.last = b
+		req.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+func TestKeyChannelBadHandshakes(t *testing.T) {
+	rig := newKeyRig(t)
+	ctx := context.Background()
+	hs := func(master, keyID string, key []byte) error {
+		_, hello, err := session.NewClientHandshake(keyID, key)
+		if err != nil {
+			return err
+		}
+		var out client.SessionOpened
+		_, err = rig.api.Post(ctx, "/v1/session", client.SessionOpen{MasterSAE: master, Hello: hello}, &out)
+		return err
+	}
+	one := 1
+	ks, err := rig.kmeC.EncKeys(ctx, "gateway", kme.KeyRequest{Number: &one})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hs("client", "9b2f3c1e-0000-4000-8000-000000000000", make([]byte, 32)); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("unknown key ID: %v", err)
+	}
+	if err := hs("mallory", ks[0].KeyID, ks[0].Key); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("wrong master SAE: %v", err)
+	}
+	// Knowing a key ID without the key gets nothing: the gateway answers
+	// the hello, but its confirmation does not verify for the impostor.
+	ks, err = rig.kmeC.EncKeys(ctx, "gateway", kme.KeyRequest{Number: &one})
+	if err != nil {
+		t.Fatal(err)
+	}
+	impostor, hello, _ := session.NewClientHandshake(ks[0].KeyID, make([]byte, len(ks[0].Key)))
+	var opened client.SessionOpened
+	if _, err := rig.api.Post(ctx, "/v1/session", client.SessionOpen{MasterSAE: "client", Hello: hello}, &opened); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := impostor.Finish(opened.ServerHello, session.DefaultConfig()); err == nil {
+		t.Fatal("a client without the QKD key finished the handshake")
+	}
+	// No key channel on a node: 404.
+	_, c, _ := startAPI(t, 1, 1)
+	_, err = c.OpenSession(ctx, rig.kmeC, "client", "gateway", session.DefaultConfig())
+	if !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("node without a key channel: %v", err)
+	}
+}
