@@ -292,4 +292,3 @@ func (s *Server) submitTx(r *http.Request, payload []byte, group *int, key strin
 	}
 	return client.Receipt{ID: rec.ID.String(), Group: rec.Group, Height: rec.Height, Index: rec.Index}, rec.Duplicate, nil
 }
-
