@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -284,6 +285,21 @@ func TestDevCluster(t *testing.T) {
 	}
 	if !strings.Contains(p.log.String(), "API: http://"+http) {
 		t.Fatalf("dev did not print its API address:\n%s", p.log.String())
+	}
+	// A write through the quantum-keyed channel, with the key manager and
+	// certificates dev created.
+	kmeURL := regexp.MustCompile(`https://127\.0\.0\.1:[0-9]+`).FindString(p.log.String())
+	if kmeURL == "" {
+		t.Fatalf("dev did not print its key manager:\n%s", p.log.String())
+	}
+	out, err := run(t, "tx", "submit", "--addr", "http://"+http, "--secure", "--kme", kmeURL, "--tls-dir", filepath.Join(dir, "tls"), "sealed")
+	if err != nil || !strings.Contains(out, "quantum-keyed channel") {
+		t.Fatalf("secure submit: %v\n%s", err, out)
+	}
+	// A client without a certificate of the CA gets no key.
+	out, err = run(t, "tx", "submit", "--addr", "http://"+http, "--secure", "--kme", kmeURL, "--tls-dir", t.TempDir(), "x")
+	if err == nil {
+		t.Fatalf("secure submit without certificates succeeded:\n%s", out)
 	}
 	p.signal(syscall.SIGTERM)
 	// The data directory was kept (--data) and verifies offline.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"qledger/api"
 	"qledger/cluster"
+	"qledger/qkd"
 )
 
 // localCluster is an embedded cluster with an API server on every node.
@@ -25,7 +27,8 @@ type localCluster struct {
 
 // startCluster starts groups × replicas nodes in this process, node 0's
 // API on httpAddr and the others on free loopback ports.
-func startCluster(ctx context.Context, dir string, groups, replicas int, httpAddr string, logger hclog.Logger, base *cluster.Config) (*localCluster, error) {
+// keys0, if set, runs the quantum-keyed channel on node 0's API.
+func startCluster(ctx context.Context, dir string, groups, replicas int, httpAddr string, logger hclog.Logger, base *cluster.Config, keys0 *api.KeyChannel) (*localCluster, error) {
 	total := groups * replicas
 	lns := make([]net.Listener, total)
 	addrs := make([]string, total)
@@ -55,6 +58,9 @@ func startCluster(ctx context.Context, dir string, groups, replicas int, httpAdd
 	for i, n := range l.Nodes {
 		acfg := api.DefaultConfig()
 		acfg.Logger = logger
+		if i == 0 {
+			acfg.Keys = keys0
+		}
 		srv, err := api.New(acfg, n)
 		if err != nil {
 			lc.Close()
@@ -102,7 +108,15 @@ func runDev(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	lc, err := startCluster(ctx, *dir, *groups, *replicas, *httpAddr, newLogger(*logLevel), nil)
+	logger := newLogger(*logLevel)
+	qc := qkd.DefaultConfig()
+	qc.Channel.Noise = 0.02
+	ks, err := startKeyService(ctx, keyServiceConfig{Addr: "127.0.0.1:0", TLSDir: filepath.Join(*dir, "tls"), Masters: []string{"client"}, Gateway: "gateway", QKD: qc, Logger: logger.Named("kme")})
+	if err != nil {
+		return err
+	}
+	defer ks.Close()
+	lc, err := startCluster(ctx, *dir, *groups, *replicas, *httpAddr, logger, nil, ks.Channel)
 	if err != nil {
 		return err
 	}
@@ -112,7 +126,8 @@ func runDev(args []string) error {
 	for i, n := range lc.Nodes {
 		fmt.Printf("  node %s  group %d  api %s  raft %s\n", n.ID().Short(), n.Group(), lc.addrs[i], n.Info().Addr)
 	}
-	fmt.Printf("\nTry:\n  qledger tx submit --addr %s 'hello'\n  qledger chain verify --addr %s\nPress Ctrl-C to stop.\n", lc.addrs[0], lc.addrs[0])
+	fmt.Printf("Key manager (ETSI GS QKD 014, mutual TLS): %s\n  CA and the client SAE's certificate: %s/{ca,client,client-key}.pem\n", ks.URL, ks.TLSDir)
+	fmt.Printf("\nTry:\n  qledger tx submit --addr %s 'hello'\n  qledger tx submit --addr %s --secure --kme %s --tls-dir %s 'sealed hello'\n  qledger chain verify --addr %s\nPress Ctrl-C to stop.\n", lc.addrs[0], lc.addrs[0], ks.URL, ks.TLSDir, lc.addrs[0])
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig

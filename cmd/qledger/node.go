@@ -8,11 +8,13 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"qledger/api"
 	"qledger/cluster"
+	"qledger/qkd"
 )
 
 func runNode(args []string) error {
@@ -32,6 +34,14 @@ func runNode(args []string) error {
 	fs.StringVar(&join, "join", env("QLEDGER_JOIN", ""), "comma-separated raft/RPC addresses of existing nodes to join through (env QLEDGER_JOIN)")
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", envBool("QLEDGER_BOOTSTRAP"), "start this node's group alone if it has no state and no join address (env QLEDGER_BOOTSTRAP)")
 	fs.BoolVar(&loopback, "loopback-timing", false, "short raft timeouts for nodes on one machine")
+	var kc keyServiceConfig
+	var kmeClients string
+	fs.StringVar(&kc.Addr, "kme-addr", env("QLEDGER_KME_ADDR", ""), "serve the ETSI GS QKD 014 key manager and the quantum-keyed channel; mutual-TLS listen address (empty: off)")
+	fs.StringVar(&kc.TLSDir, "tls-dir", env("QLEDGER_TLS_DIR", ""), "CA and certificates for the key manager (default DATA/tls; a throwaway CA is created if none is there)")
+	fs.StringVar(&kmeClients, "kme-clients", env("QLEDGER_KME_CLIENTS", "client"), "comma-separated client SAE IDs the key manager serves")
+	fs.StringVar(&kc.Gateway, "gateway-sae", env("QLEDGER_GATEWAY_SAE", "gateway"), "this gateway's SAE ID at the key manager")
+	kc.QKD = qkd.DefaultConfig()
+	fs.Float64Var(&kc.QKD.Channel.Noise, "qkd-noise", 0.02, "simulated BB84 channel: depolarizing probability")
 	fs.StringVar(&logLevel, "log-level", env("QLEDGER_LOG_LEVEL", "info"), "log level: trace, debug, info, warn, error")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -64,6 +74,21 @@ func runNode(args []string) error {
 	}
 	acfg := api.DefaultConfig()
 	acfg.Logger = logger
+	if kc.Addr != "" {
+		if kc.TLSDir == "" {
+			kc.TLSDir = filepath.Join(cfg.DataDir, "tls")
+		}
+		kc.Masters = splitList(kmeClients)
+		kc.Logger = logger.Named("kme")
+		ks, err := startKeyService(context.Background(), kc)
+		if err != nil {
+			n.Close()
+			return err
+		}
+		defer ks.Close()
+		acfg.Keys = ks.Channel
+		logger.Info("key manager serving", "url", ks.URL, "tls_dir", kc.TLSDir, "clients", kc.Masters, "gateway", kc.Gateway)
+	}
 	srv, err := api.New(acfg, n)
 	if err != nil {
 		n.Close()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"qledger/api/client"
+	"qledger/qkd/session"
 )
 
 func runTx(args []string) error {
@@ -23,6 +24,11 @@ func txSubmit(args []string) error {
 	group := fs.Int("group", -1, "group to write to (default: chosen by the server)")
 	key := fs.String("key", "", "idempotency key: retries with the same key and payload apply once")
 	file := fs.String("file", "", "read the payload from this file ('-' for stdin) instead of the argument")
+	secure := fs.Bool("secure", false, "send through the quantum-keyed channel: a QKD key from the key manager plus ML-KEM, AES-GCM envelope")
+	kmeURL := fs.String("kme", env("QLEDGER_KME", ""), "key manager URL (with --secure)")
+	tlsDir := fs.String("tls-dir", env("QLEDGER_TLS_DIR", ""), "directory with ca.pem and the SAE's certificate (with --secure)")
+	sae := fs.String("sae", "client", "this client's SAE ID (with --secure)")
+	gatewaySAE := fs.String("gateway-sae", "gateway", "the gateway's SAE ID (with --secure)")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: qledger tx submit [flags] PAYLOAD | --file FILE")
 		fs.PrintDefaults()
@@ -57,8 +63,29 @@ func txSubmit(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
 	defer cancel()
 	start := time.Now()
-	r, replayed, err := c.Submit(ctx, payload, opt)
-	if err != nil {
+	var (
+		r        client.Receipt
+		replayed bool
+		via      string
+	)
+	if *secure {
+		if *kmeURL == "" || *tlsDir == "" {
+			return errors.New("tx submit --secure needs --kme and --tls-dir")
+		}
+		kc, err := kmeClient(*kmeURL, *tlsDir, *sae)
+		if err != nil {
+			return err
+		}
+		s, err := c.OpenSession(ctx, kc, *sae, *gatewaySAE, session.DefaultConfig())
+		if err != nil {
+			return err
+		}
+		via = fmt.Sprintf(" via the quantum-keyed channel (QKD key %s + ML-KEM-768)", s.KeyID)
+		r, replayed, err = s.Submit(ctx, payload, opt)
+		if err != nil {
+			return err
+		}
+	} else if r, replayed, err = c.Submit(ctx, payload, opt); err != nil {
 		return err
 	}
 	if cf.json {
@@ -68,7 +95,7 @@ func txSubmit(args []string) error {
 	if replayed {
 		note = " (replayed: committed earlier under this idempotency key)"
 	}
-	fmt.Printf("committed %s\n  group %d  height %d  index %d  in %s%s\n", r.ID, r.Group, r.Height, r.Index, time.Since(start).Round(time.Microsecond), note)
+	fmt.Printf("committed %s\n  group %d  height %d  index %d  in %s%s%s\n", r.ID, r.Group, r.Height, r.Index, time.Since(start).Round(time.Microsecond), note, via)
 	return nil
 }
 
