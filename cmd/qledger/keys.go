@@ -128,7 +128,6 @@ func kmeClient(url, tlsDir, sae string) (*kme.Client, error) {
 	return kme.NewClient(url, &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: kme.ClientTLSConfig(cert, pool)}})
 }
 
-
 // waitKeys waits until master's pool holds a key.
 func (k *keyService) waitKeys(ctx context.Context, master string) error {
 	p, ok := k.KME.Pool(master, k.Channel.GatewaySAE)
