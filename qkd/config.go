@@ -136,12 +136,6 @@ func (c Config) sampleSize(sifted int) int {
 	return int(math.Ceil(c.SampleFraction * float64(sifted)))
 }
 
-// gridSteps is the number of Q_tol values the finite-key bound may use.
-func (c Config) gridSteps() int {
-	_, steps := tolGrid(0, c.QBERStep, c.QBERThreshold)
-	return steps
-}
-
 // ParseMode reads "full" or "paper" (the CLI's --mode flag).
 func ParseMode(s string) (Mode, error) {
 	switch Mode(s) {
