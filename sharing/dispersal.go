@@ -113,6 +113,13 @@ func rsEncoder(t, n int) (reedsolomon.Encoder, error) {
 	return e2.(reedsolomon.Encoder), nil
 }
 
+// splitShelf keeps dispersal split buffers by (t, n, shard size).
+var splitShelf shelf[[3]int, *segBuf]
+
+// recoverShelf keeps dispersal recovery buffers by (t, shard size, number
+// of parity shards used).
+var recoverShelf shelf[[3]int, *recvBuf]
+
 // dispersal holds what splitting and recovering a dispersal item need.
 type dispersal struct {
 	t, n   int
@@ -193,12 +200,15 @@ func splitDispersal(r io.Reader, sinks []shareSink, opts Options) (Summary, []*S
 	}
 	t, n := opts.Threshold, opts.Shares
 	full := int((int64(seg) + gcmOverhead + int64(t) - 1) / int64(t))
+	shape := [3]int{t, n, full}
 	pool := newBufferPool(4, func() *segBuf {
-		b := &segBuf{data: make([]byte, t*full), parity: make([][]byte, n-t), shards: make([][]byte, n)}
-		for i := range b.parity {
-			b.parity[i] = make([]byte, full)
-		}
-		return b
+		return splitShelf.take(shape, func() *segBuf {
+			b := &segBuf{data: make([]byte, t*full), parity: make([][]byte, n-t), shards: make([][]byte, n)}
+			for i := range b.parity {
+				b.parity[i] = make([]byte, full)
+			}
+			return b
+		})
 	})
 	p, err := newPipeline(shares, sinks, func(j int, job *splitJob, _ any) []byte { return job.shards[j] }, nil)
 	if err != nil {
@@ -226,8 +236,10 @@ func splitDispersal(r io.Reader, sinks []shareSink, opts Options) (Summary, []*S
 			break
 		}
 	}
-	if err := p.close(); err != nil {
-		return Summary{}, nil, err
+	closeErr := p.close()
+	pool.drain(func(b *segBuf) { splitShelf.keep(shape, b) })
+	if closeErr != nil {
+		return Summary{}, nil, closeErr
 	}
 	if runErr != nil {
 		return Summary{}, nil, runErr
@@ -334,6 +346,24 @@ type recvBuf struct {
 	data   []byte
 	parity [][]byte
 	dsts   [][]byte
+	// parityOf maps a source position to its parity buffer.
+	parityOf map[int][]byte
+}
+
+// place points each source at its destination: data shard j at offset
+// j*full of data, parity shards at the parity buffers in order.
+func (b *recvBuf) place(srcs []source, t, full int) {
+	b.parityOf = make(map[int][]byte, len(b.parity))
+	k := 0
+	for i, src := range srcs {
+		if j := src.meta().Index; j < t {
+			b.dsts[i] = b.data[j*full : (j+1)*full]
+		} else {
+			b.dsts[i] = b.parity[k]
+			b.parityOf[i] = b.parity[k]
+			k++
+		}
+	}
 }
 
 // recoverDispersal recovers the key from the t sources' key shares, then
@@ -356,21 +386,38 @@ func recoverDispersal(srcs []source, w io.Writer) (Summary, error) {
 	if s0.Length != 0 && s0.frameCount() == 1 { // in memory, one frame: size the buffers to it
 		full = s0.frameLen(s0.Length)
 	}
-	pool := newBufferPool(3, func() *recvBuf {
-		b := &recvBuf{data: make([]byte, t*full), parity: make([][]byte, t), dsts: make([][]byte, t)}
-		for i, src := range srcs {
-			if j := src.meta().Index; j < t {
-				b.dsts[i] = b.data[j*full : (j+1)*full]
-			} else {
-				b.parity[i] = make([]byte, full)
-				b.dsts[i] = b.parity[i]
-			}
+	var nparity int
+	for _, src := range srcs {
+		if src.meta().Index >= t {
+			nparity++
 		}
+	}
+	shape := [3]int{t, full, nparity}
+	pool := newBufferPool(2, func() *recvBuf {
+		b := recoverShelf.take(shape, func() *recvBuf {
+			b := &recvBuf{data: make([]byte, t*full), parity: make([][]byte, nparity), dsts: make([][]byte, t)}
+			for i := range b.parity {
+				b.parity[i] = make([]byte, full)
+			}
+			return b
+		})
+		b.place(srcs, t, full)
 		return b
 	})
+	var cur *recvBuf
+	var inflight []*recvBuf
+	defer func() {
+		// After the fetcher has stopped, keep the buffers for next time.
+		if cur != nil {
+			pool.put(cur)
+		}
+		for _, b := range inflight {
+			pool.put(b)
+		}
+		pool.drain(func(b *recvBuf) { recoverShelf.keep(shape, b) })
+	}()
 	f := newFetcher(srcs)
 	defer f.close()
-	var inflight []*recvBuf
 	issue := func() {
 		b := pool.get()
 		f.request(b.dsts)
@@ -379,8 +426,7 @@ func recoverDispersal(srcs []source, w io.Writer) (Summary, error) {
 	issue()
 	for segment := int64(0); ; segment++ {
 		resp, err := f.collect()
-		cur := inflight[0]
-		inflight = inflight[1:]
+		cur, inflight = inflight[0], inflight[1:]
 		if err != nil {
 			return Summary{}, err
 		}
@@ -411,6 +457,7 @@ func recoverDispersal(srcs []source, w io.Writer) (Summary, error) {
 			return summaryOf(s0, digest), nil
 		}
 		pool.put(cur)
+		cur = nil
 	}
 }
 
@@ -447,7 +494,7 @@ func (d *dispersal) open(cur *recvBuf, srcs []source, full, fl int, size, segmen
 			}
 			shards[j] = cur.data[j*fl : (j+1)*fl]
 		} else {
-			shards[j] = cur.parity[i][:fl]
+			shards[j] = cur.parityOf[i][:fl]
 		}
 	}
 	for j := 0; j < t; j++ {

@@ -278,6 +278,40 @@ func (p *bufferPool[T]) get() T {
 
 func (p *bufferPool[T]) put(v T) { p.ch <- v }
 
+// drain hands every buffer that is back in the pool to keep. Call it when
+// no one uses the pool any more; buffers not returned are left to the
+// garbage collector.
+func (p *bufferPool[T]) drain(keep func(T)) {
+	for {
+		select {
+		case v := <-p.ch:
+			keep(v)
+		default:
+			return
+		}
+	}
+}
+
+// shelf keeps segment buffers between calls, per shape, so that repeated
+// splits and recoveries reuse warm memory instead of faulting in fresh
+// pages. The garbage collector may empty it at any time.
+type shelf[K comparable, T any] struct{ m sync.Map }
+
+func (s *shelf[K, T]) pool(k K) *sync.Pool {
+	p, _ := s.m.LoadOrStore(k, &sync.Pool{})
+	return p.(*sync.Pool)
+}
+
+// take returns a kept buffer of shape k, or a new one from alloc.
+func (s *shelf[K, T]) take(k K, alloc func() T) T {
+	if v, ok := s.pool(k).Get().(T); ok {
+		return v
+	}
+	return alloc()
+}
+
+func (s *shelf[K, T]) keep(k K, v T) { s.pool(k).Put(v) }
+
 // segBuf is one reusable segment buffer. data holds the plaintext (and,
 // in dispersal mode, the ciphertext and data shards in place); parity holds
 // the parity shards.
