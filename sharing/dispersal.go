@@ -120,6 +120,14 @@ var splitShelf shelf[[3]int, *segBuf]
 // of parity shards used).
 var recoverShelf shelf[[3]int, *recvBuf]
 
+// defaultSegment is DefaultSegmentSize, reduced when n/t is large so that
+// a segment with its parity (n/t segments) stays within 16 MiB, but not
+// below 64 KiB: splitting holds four of them.
+func defaultSegment(t, n int) int {
+	s := int(int64(16<<20) * int64(t) / int64(n))
+	return max(64<<10, min(DefaultSegmentSize, s&^4095))
+}
+
 // dispersal holds what splitting and recovering a dispersal item need.
 type dispersal struct {
 	t, n   int
@@ -173,7 +181,7 @@ func (d *dispersal) seal(buf *segBuf, nb int, segment int64, last bool) error {
 func splitDispersal(r io.Reader, sinks []shareSink, opts Options) (Summary, []*Share, error) {
 	seg := opts.SegmentSize
 	if seg == 0 {
-		seg = DefaultSegmentSize
+		seg = defaultSegment(opts.Threshold, opts.Shares)
 	}
 	// Data shorter than a probe is one segment of its own length (at least
 	// MinSegmentSize), so small items need small buffers here and on

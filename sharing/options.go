@@ -20,7 +20,8 @@ const (
 	MinSegmentSize = 16
 	MaxSegmentSize = 64 << 20
 	// DefaultSegmentSize is the dispersal segment (plaintext bytes per
-	// AES-GCM segment and payload frame).
+	// AES-GCM segment and payload frame), reduced by default when n/t > 16
+	// so that a segment and its parity stay within 16 MiB (at least 64 KiB).
 	DefaultSegmentSize = 1 << 20
 	// DefaultPaperSegmentSize is the paper-mode segment before it is
 	// rounded down to a whole number of chunks.
@@ -39,10 +40,12 @@ type Options struct {
 	Shares int
 	// SegmentSize is the number of data bytes per payload frame, in
 	// [MinSegmentSize, MaxSegmentSize]. Zero means DefaultSegmentSize
-	// (dispersal) or DefaultPaperSegmentSize (paper). Paper mode rounds it
-	// down to a whole number of chunks (at least one). Ignored by
-	// asmuth-bloom. Splitting holds about four segments (plus their parity)
-	// in memory at a time.
+	// (dispersal; less when n/t > 16) or DefaultPaperSegmentSize (paper).
+	// Paper mode rounds it down to a whole number of chunks (at least one).
+	// Ignored by asmuth-bloom. Data shorter than a segment is split as one
+	// segment of its own length. Splitting holds up to four segments with
+	// their parity, 4*n/t*SegmentSize bytes, in memory; recovery two
+	// segments with up to t parity shards.
 	SegmentSize int
 	// Rand supplies the randomness: data key, nonce prefix, blinding
 	// factors and split ID. Nil means crypto/rand.Reader. Only tests should

@@ -239,3 +239,20 @@ func TestThresholdOne(t *testing.T) {
 		}
 	}
 }
+
+// TestManyReplicas: t = 1 of n = 255 is 255 full replicas; the default
+// segment shrinks so that memory stays bounded, and any one share
+// recovers.
+func TestManyReplicas(t *testing.T) {
+	data := testData(300_000, 8)
+	shares := split(t, data, sharing.Options{Threshold: 1, Shares: sharing.MaxShares})
+	if s := shares[0].SegmentSize; s != 64<<10 {
+		t.Fatalf("segment size %d, want 64 KiB", s)
+	}
+	for _, i := range []int{0, 17, 254} {
+		got, _, err := sharing.Recover(shares[i : i+1])
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("share %d: %v", i, err)
+		}
+	}
+}

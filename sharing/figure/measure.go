@@ -175,16 +175,26 @@ func measureDigits(num []byte, t, n, repeats int, rng *rand.Rand) (Digits, error
 
 // measureThroughput alternates dispersal and baseline runs.
 func measureThroughput(data []byte, t, n, segment, repeats int, rng *rand.Rand) (Throughput, error) {
-	if segment == 0 {
-		segment = sharing.DefaultSegmentSize
-	}
 	res := Throughput{T: t, N: n, Bytes: len(data)}
-	base, err := NewBaseline(t, n, segment)
+	opts := sharing.Options{Threshold: t, Shares: n, SegmentSize: segment}
+	// Split once to keep the shares for recovery and to learn the segment
+	// size chosen, which the baseline then uses too.
+	bufs := make([]bytes.Buffer, n)
+	ws := make([]io.Writer, n)
+	for i := range ws {
+		ws[i] = &bufs[i]
+	}
+	if _, err := sharing.SplitStream(bytes.NewReader(data), ws, opts); err != nil {
+		return res, err
+	}
+	s0, err := sharing.DecodeShare(bufs[0].Bytes())
 	if err != nil {
 		return res, err
 	}
-	opts := sharing.Options{Threshold: t, Shares: n, SegmentSize: segment}
-	ws := make([]io.Writer, n)
+	base, err := NewBaseline(t, n, s0.SegmentSize)
+	if err != nil {
+		return res, err
+	}
 	for i := range ws {
 		ws[i] = io.Discard
 	}
@@ -200,13 +210,6 @@ func measureThroughput(data []byte, t, n, segment, repeats int, rng *rand.Rand) 
 			return res, err
 		}
 		sp = append(sp, time.Since(start))
-	}
-	bufs := make([]bytes.Buffer, n)
-	for i := range ws {
-		ws[i] = &bufs[i]
-	}
-	if _, err := sharing.SplitStream(bytes.NewReader(data), ws, opts); err != nil {
-		return res, err
 	}
 	if err := base.Store(data); err != nil {
 		return res, err
