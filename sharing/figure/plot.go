@@ -2,6 +2,7 @@ package figure
 
 import (
 	"fmt"
+	"image/color"
 	"os"
 
 	"gonum.org/v1/plot"
@@ -63,15 +64,16 @@ func writePlot(path string, res *Results) error {
 					line.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
 				}
 				p.Add(line, points)
-				if last {
-					p.Legend.Add(fmt.Sprintf("%s t/n=%.2f", mode, ratio), line, points)
-				}
 			}
 			if last {
 				if err := addPublished(p, res.Rows, ratio, ri); err != nil {
 					return err
 				}
 			}
+		}
+		if last {
+			addLegend(p, res.Config.Ratios)
+			p.Y.Min, p.Y.Max = 0, 1.8*p.Y.Max // room for the legend above the lines
 		}
 		plots[i] = p
 	}
@@ -114,6 +116,30 @@ func addPublished(p *plot.Plot, rows []Row, ratio float64, ri int) error {
 	line.Color = plotutil.Color(ri)
 	line.Dashes = []vg.Length{vg.Points(1), vg.Points(2)}
 	p.Add(line)
-	p.Legend.Add(fmt.Sprintf("SSDSM as published t/n=%.2f", ratio), line)
 	return nil
+}
+
+// addLegend explains colours (threshold ratios) and line styles (modes).
+func addLegend(p *plot.Plot, ratios []float64) {
+	style := func(c int, dashes []vg.Length) *plotter.Line {
+		l := &plotter.Line{}
+		l.LineStyle = draw.LineStyle{Color: plotutil.Color(c), Width: vg.Points(1.5), Dashes: dashes}
+		return l
+	}
+	for ri, r := range ratios {
+		p.Legend.Add(fmt.Sprintf("t/n = %.2f", r), style(ri, nil))
+	}
+	black := len(plotutil.SoftColors) // any index; recoloured below
+	for _, e := range []struct {
+		name   string
+		dashes []vg.Length
+	}{
+		{"paper mode (o)", nil},
+		{"dispersal ([])", []vg.Length{vg.Points(4), vg.Points(2)}},
+		{"SSDSM as published", []vg.Length{vg.Points(1), vg.Points(2)}},
+	} {
+		l := style(black, e.dashes)
+		l.Color = color.Black
+		p.Legend.Add(e.name, l)
+	}
 }
