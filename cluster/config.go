@@ -28,9 +28,50 @@ type Config struct {
 	// APIAddr is this node's HTTP API address, advertised to other nodes
 	// and shown in cluster status. Optional.
 	APIAddr string
-	// Join lists raft/RPC addresses of existing nodes to ask for
-	// admission. Ignored when the node already has raft state.
+	// Join lists gossip addresses of existing nodes (seeds). A new node
+	// needs one; it is added to its group by the group leader's
+	// reconciler. Seeds are also re-joined periodically, so a healed
+	// partition merges again.
 	Join []string
+
+	// Role is RoleVoter (may be promoted to a raft voter) or RoleExecutor
+	// (stays a non-voter).
+	Role Role
+	// GossipBind is the memberlist address (UDP and TCP);
+	// "127.0.0.1:0" picks a port. GossipAdvertise is what others dial
+	// (default: the bound address).
+	GossipBind      string
+	GossipAdvertise string
+	// GossipKey encrypts gossip (AES-GCM; 16, 24 or 32 bytes). Nodes with
+	// another key never see each other. Empty: gossip in the clear.
+	GossipKey []byte
+	// ClusterLabel is put on every gossip packet; packets with another
+	// label are dropped.
+	ClusterLabel string
+	// GossipLoopback shortens gossip timers for nodes on one machine.
+	GossipLoopback bool
+	// BootstrapExpect, when set, bootstraps a new group once this many
+	// voter-role nodes of the group without raft state are alive in
+	// gossip: the first BootstrapExpect of them by ID, all with the same
+	// configuration.
+	BootstrapExpect int
+
+	// TargetVoters is how many voters the reconciler keeps per group.
+	TargetVoters int
+	// StabilizationTime is how long a non-voter must stay healthy before
+	// it is promoted.
+	StabilizationTime time.Duration
+	// DeadServerGrace is how long a failed node stays in its group's
+	// configuration before it is removed (a node that left gracefully is
+	// removed at once).
+	DeadServerGrace time.Duration
+	// ReconcileInterval is how often a group leader reconciles.
+	ReconcileInterval time.Duration
+	// RejoinInterval is how often seeds are joined again.
+	RejoinInterval time.Duration
+	// MaxTrailingLogs is how far behind the leader a server may be and
+	// still count as healthy.
+	MaxTrailingLogs uint64
 	// Bootstrap makes the node start its group alone as its only voter
 	// when it has no raft state and no Join address could place it.
 	Bootstrap bool
@@ -97,16 +138,30 @@ func DefaultConfig() Config {
 		TrailingLogs:       10240,
 		ApplyTimeout:       10 * time.Second,
 		RPCTimeout:         10 * time.Second,
+		Role:               RoleVoter,
+		GossipBind:         "127.0.0.1:7946",
+		ClusterLabel:       "qledger",
+		TargetVoters:       3,
+		StabilizationTime:  10 * time.Second,
+		DeadServerGrace:    30 * time.Second,
+		ReconcileInterval:  time.Second,
+		RejoinInterval:     30 * time.Second,
+		MaxTrailingLogs:    1024,
 	}
 }
 
-// LoopbackTiming shortens raft's timers for nodes that talk over loopback,
-// as hashicorp/raft's own tests do.
+// LoopbackTiming shortens raft's, gossip's and the reconciler's timers for
+// nodes that talk over loopback, as hashicorp/raft's own tests do.
 func (c *Config) LoopbackTiming() {
 	c.HeartbeatTimeout = 200 * time.Millisecond
 	c.ElectionTimeout = 200 * time.Millisecond
 	c.LeaderLeaseTimeout = 100 * time.Millisecond
 	c.CommitTimeout = 5 * time.Millisecond
+	c.GossipLoopback = true
+	c.StabilizationTime = time.Second
+	c.DeadServerGrace = 2 * time.Second
+	c.ReconcileInterval = 200 * time.Millisecond
+	c.RejoinInterval = time.Second
 }
 
 // Validate reports the first problem with the config.
@@ -128,6 +183,20 @@ func (c *Config) Validate() error {
 		return errors.New("cluster: config: raft timeouts must be positive")
 	case c.ApplyTimeout <= 0 || c.RPCTimeout <= 0:
 		return errors.New("cluster: config: ApplyTimeout and RPCTimeout must be positive")
+	case c.GossipBind == "":
+		return errors.New("cluster: config: GossipBind is required")
+	case c.TargetVoters < 1 || c.TargetVoters > 9:
+		return fmt.Errorf("cluster: config: TargetVoters must be 1..9, got %d", c.TargetVoters)
+	case c.BootstrapExpect < 0 || c.BootstrapExpect > 9:
+		return fmt.Errorf("cluster: config: BootstrapExpect must be 0..9, got %d", c.BootstrapExpect)
+	case c.StabilizationTime < 0 || c.DeadServerGrace <= 0 || c.ReconcileInterval <= 0 || c.RejoinInterval <= 0:
+		return errors.New("cluster: config: reconciler timings must be positive")
+	}
+	if _, err := ParseRole(string(c.Role)); err != nil {
+		return err
+	}
+	if c.Role == RoleExecutor && (c.Bootstrap || c.BootstrapExpect > 0 || len(c.InitialVoters) > 0) {
+		return errors.New("cluster: config: an executor never bootstraps a group")
 	}
 	if c.NodeID != "" {
 		if _, err := ParseNodeID(c.NodeID); err != nil {

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"encoding/json"
 	"math/rand/v2"
 	"os"
@@ -16,6 +15,8 @@ type dirEntry struct {
 	NodeInfo
 	Epoch   int64 `json:"epoch"`
 	Removed bool  `json:"removed,omitempty"`
+	Role    Role  `json:"role,omitempty"`
+	Leader  bool  `json:"leader,omitempty"`
 }
 
 func nodeEntries(nodes []NodeInfo) []dirEntry {
@@ -135,35 +136,9 @@ func (d *directory) inGroup(g int) []NodeInfo {
 	}
 	d.mu.RUnlock()
 	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	// The group's leader, as gossip last said, first: one hop fewer.
+	d.mu.RLock()
+	sort.SliceStable(out, func(i, j int) bool { return d.entries[out[i].ID].Leader && !d.entries[out[j].ID].Leader })
+	d.mu.RUnlock()
 	return out
-}
-
-// syncDirectory exchanges directories with a random peer every couple of
-// seconds until the node stops.
-func (n *Node) syncDirectory() {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-		}
-		var peers []dirEntry
-		for _, e := range n.dir.all() {
-			if e.ID != n.info.ID && !e.Removed {
-				peers = append(peers, e)
-			}
-		}
-		if len(peers) == 0 {
-			continue
-		}
-		p := peers[rand.IntN(len(peers))]
-		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RPCTimeout)
-		var theirs []dirEntry
-		if err := n.client.call(ctx, p.Addr, mDirectory, n.dir.all(), &theirs); err == nil {
-			n.dir.merge(theirs)
-		}
-		cancel()
-	}
 }

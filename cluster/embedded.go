@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +36,9 @@ type Local struct {
 	Nodes   []*Node
 	layout  []NodeInfo
 	configs []Config
+	base    Config
+	dir     string
+	groups  int
 }
 
 // StartLocal starts (or restarts, if DataDir has a layout) an embedded
@@ -97,7 +101,14 @@ func StartLocal(ctx context.Context, lc LocalConfig) (*Local, error) {
 	if lc.Base != nil {
 		base = *lc.Base
 	}
-	l := &Local{layout: layout}
+	if len(base.GossipKey) == 0 {
+		base.GossipKey = make([]byte, 32)
+		if _, err := rand.Read(base.GossipKey); err != nil {
+			closeAll()
+			return nil, err
+		}
+	}
+	l := &Local{layout: layout, base: base, dir: lc.DataDir, groups: lc.Groups}
 	known := append([]NodeInfo(nil), layout...)
 	for i := range known {
 		if i < len(lc.APIAddrs) {
@@ -122,6 +133,8 @@ func StartLocal(ctx context.Context, lc LocalConfig) (*Local, error) {
 			}
 		}
 		cfg.InitialVoters = voters
+		cfg.GossipBind = "127.0.0.1:0"
+		cfg.Join = l.seeds()
 		l.configs = append(l.configs, cfg)
 		n, err := Open(cfg)
 		if err != nil {
@@ -145,6 +158,52 @@ func StartLocal(ctx context.Context, lc LocalConfig) (*Local, error) {
 	return l, nil
 }
 
+// seeds returns the gossip addresses of running nodes.
+func (l *Local) seeds() []string {
+	var out []string
+	for _, n := range l.Nodes {
+		if n != nil && n.gossipAddr != "" {
+			select {
+			case <-n.stop:
+			default:
+				out = append(out, n.gossipAddr)
+			}
+		}
+		if len(out) == 3 {
+			break
+		}
+	}
+	return out
+}
+
+// AddNode starts one more node that joins through gossip: the reconciler
+// of its group's leader adds it (as a non-voter; voter-role nodes are
+// promoted when the group needs them). group < 0 draws a random ID.
+func (l *Local) AddNode(role Role, group int) (*Node, error) {
+	cfg := l.base
+	id := NewNodeID()
+	if group >= 0 {
+		id = NewNodeIDInGroup(group, l.groups)
+	}
+	cfg.NodeID = id.String()
+	cfg.Role = role
+	cfg.Groups = l.groups
+	cfg.DataDir = filepath.Join(l.dir, fmt.Sprintf("node-%s-%s", role, id.Short()))
+	cfg.BindAddr = "127.0.0.1:0"
+	cfg.GossipBind = "127.0.0.1:0"
+	cfg.Join = l.seeds()
+	n, err := Open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	l.Nodes = append(l.Nodes, n)
+	l.layout = append(l.layout, n.info)
+	cfg.AdvertiseAddr = n.info.Addr
+	cfg.BindAddr = n.info.Addr
+	l.configs = append(l.configs, cfg)
+	return n, nil
+}
+
 // Stop stops node i, keeping its data; Nodes[i] stays the stopped node
 // until Start.
 func (l *Local) Stop(i int) error { return l.Nodes[i].Close() }
@@ -152,6 +211,10 @@ func (l *Local) Stop(i int) error { return l.Nodes[i].Close() }
 // Start starts node i again from its data directory at its old address.
 func (l *Local) Start(i int) error {
 	cfg := l.configs[i]
+	cfg.Join = l.seeds()
+	if g := l.Nodes[i].gossipAddr; g != "" {
+		cfg.GossipBind = g
+	}
 	ln, err := net.Listen("tcp", l.layout[i].Addr)
 	if err != nil {
 		return fmt.Errorf("cluster: restart node %d: %w", i, err)

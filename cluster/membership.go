@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -58,6 +59,11 @@ func (n *Node) join(ctx context.Context, req JoinRequest) (JoinResponse, error) 
 	}
 	if node.Addr == "" {
 		return JoinResponse{}, fmt.Errorf("%w: join without an address", ErrBadRequest)
+	}
+	if n.gossip != nil {
+		if at, alive := n.gossip.aliveElsewhere(node.ID, node.Addr); alive {
+			return JoinResponse{}, fmt.Errorf("%w: node %s is alive at %s, refusing a join from %s", ErrIDConflict, id.Short(), at, node.Addr)
+		}
 	}
 	if req.Hops >= maxHops {
 		return JoinResponse{}, fmt.Errorf("%w: join forwarded too many times", ErrNoLeader)
@@ -213,6 +219,14 @@ func (n *Node) handlers() map[method]rpcHandler {
 		},
 		mStatus: func(ctx context.Context, body []byte) (any, error) {
 			return n.localStatus(), nil
+		},
+		mHealth: func(ctx context.Context, body []byte) (any, error) {
+			st := n.raft.Stats()
+			h := Health{ID: n.info.ID}
+			h.Term, _ = strconv.ParseUint(st["term"], 10, 64)
+			h.LastIndex, _ = strconv.ParseUint(st["last_log_index"], 10, 64)
+			h.Applied, _ = strconv.ParseUint(st["applied_index"], 10, 64)
+			return h, nil
 		},
 		mDirectory: func(ctx context.Context, body []byte) (any, error) {
 			var theirs []dirEntry

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 
@@ -44,17 +45,20 @@ type Node struct {
 	info   NodeInfo
 	logger hclog.Logger
 
-	mux       *mux
-	raft      *raft.Raft
-	fsm       *fsm.FSM
-	store     *fsm.Store
-	logStore  *raftboltdb.BoltStore
-	transport *raft.NetworkTransport
-	rpc       *rpcServer
-	client    *rpcClient
-	dir       *directory
-	batch     *batcher
-	metrics   *nodeMetrics
+	mux        *mux
+	raft       *raft.Raft
+	fsm        *fsm.FSM
+	store      *fsm.Store
+	logStore   *raftboltdb.BoltStore
+	transport  *raft.NetworkTransport
+	rpc        *rpcServer
+	client     *rpcClient
+	dir        *directory
+	batch      *batcher
+	metrics    *nodeMetrics
+	gossip     *gossip
+	gossipAddr string
+	rec        *reconciler
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -186,6 +190,19 @@ func Open(cfg Config) (*Node, error) {
 	go func() { defer n.wg.Done(); n.rpc.serve() }()
 	go func() { defer n.wg.Done(); n.batch.run() }()
 
+	if err := n.startGossip(hasState); err != nil {
+		return nil, err
+	}
+	if joined, err := n.gossip.join(); err != nil {
+		n.logger.Warn("no gossip seed answered yet; retrying in the background", "seeds", cfg.Join, "error", err)
+	} else if joined > 0 {
+		n.gossip.mu.RLock()
+		other, conflict := n.gossip.conflicts[n.info.ID]
+		n.gossip.mu.RUnlock()
+		if conflict {
+			return nil, fmt.Errorf("%w: node %s is alive at %s", ErrIDConflict, id.Short(), other)
+		}
+	}
 	if !hasState {
 		if err := n.admit(); err != nil {
 			return nil, err
@@ -193,52 +210,94 @@ func Open(cfg Config) (*Node, error) {
 	} else {
 		n.logger.Info("resuming from existing state")
 	}
-	n.wg.Add(1)
-	go func() { defer n.wg.Done(); n.syncDirectory() }()
+	n.rec = newReconciler(n)
+	n.wg.Add(2)
+	go func() { defer n.wg.Done(); n.gossip.loop(n.stop) }()
+	go func() { defer n.wg.Done(); n.rec.run(n.stop) }()
+	if !hasState && cfg.BootstrapExpect > 0 {
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); n.bootstrapExpect() }()
+	}
 	ok = true
 	n.logger.Info("node started", "addr", n.info.Addr, "api", n.info.APIAddr)
 	return n, nil
 }
 
-// admit joins through a Join address or bootstraps the node's group.
+// admit starts a node without raft state: it bootstraps its group when
+// told to (InitialVoters, Bootstrap); otherwise the group leader's
+// reconciler adds it once gossip shows it, and BootstrapExpect may start a
+// new group (bootstrapExpect).
 func (n *Node) admit() error {
-	if len(n.cfg.InitialVoters) > 0 {
+	switch {
+	case len(n.cfg.InitialVoters) > 0:
 		return n.BootstrapGroup(n.cfg.InitialVoters)
-	}
-	if len(n.cfg.Join) == 0 {
-		if !n.cfg.Bootstrap {
-			return errors.New("cluster: a new node needs a join address or bootstrap")
-		}
+	case n.cfg.Bootstrap:
 		return n.bootstrapSelf()
+	case len(n.cfg.Join) == 0 && n.cfg.BootstrapExpect == 0:
+		return errors.New("cluster: a new node needs a gossip seed (join), bootstrap or bootstrap-expect")
 	}
-	var last error
-	deadline := time.Now().Add(n.cfg.ApplyTimeout + 20*time.Second)
-	for attempt := 0; time.Now().Before(deadline); attempt++ {
-		for _, addr := range n.cfg.Join {
-			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RPCTimeout)
-			var resp JoinResponse
-			err := n.client.call(ctx, addr, mJoin, JoinRequest{Node: n.info}, &resp)
-			cancel()
-			if err != nil {
-				last = err
-				n.logger.Warn("join attempt failed", "via", addr, "error", err)
+	return nil
+}
+
+// bootstrapExpect waits until BootstrapExpect voter-role nodes of this
+// group without raft state are alive in gossip, then bootstraps the group
+// with the first BootstrapExpect of them by ID if this node is one of
+// them. Every such node computes the same list, so they bootstrap one
+// group with one configuration. If any node of the group already has raft
+// state, the group exists and its leader will add this node.
+func (n *Node) bootstrapExpect() {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		if n.hasRaftState() {
+			return
+		}
+		var cands []nodeMeta
+		for _, m := range n.gossip.view() {
+			if m.meta.Group != n.group || m.state != stateAlive {
 				continue
 			}
-			n.dir.merge(resp.Directory)
-			if resp.Bootstrap {
-				n.logger.Info("no node serves this group yet; bootstrapping it", "via", addr)
-				return n.bootstrapSelf()
+			if m.meta.Boot {
+				n.logger.Info("group already exists; waiting to be added", "member", m.meta.ID[:12])
+				return
 			}
-			n.logger.Info("joined", "via", addr)
-			return nil
+			if m.meta.Role == RoleVoter {
+				cands = append(cands, m.meta)
+			}
 		}
-		select {
-		case <-time.After(time.Duration(200*(attempt+1)) * time.Millisecond):
-		case <-n.stop:
-			return ErrShutdown
+		if len(cands) < n.cfg.BootstrapExpect {
+			continue
 		}
+		sort.Slice(cands, func(i, j int) bool { return cands[i].ID < cands[j].ID })
+		cands = cands[:n.cfg.BootstrapExpect]
+		var voters []NodeInfo
+		for _, c := range cands {
+			voters = append(voters, NodeInfo{ID: c.ID, Group: c.Group, Addr: c.Addr, APIAddr: c.API})
+		}
+		for _, v := range voters {
+			if v.ID == n.info.ID {
+				if err := n.BootstrapGroup(voters); err != nil {
+					n.logger.Error("bootstrap failed", "error", err)
+				} else {
+					n.logger.Info("bootstrapped group", "voters", len(voters))
+				}
+				return
+			}
+		}
+		n.logger.Info("not among the first nodes of the group; waiting to be added")
+		return
 	}
-	return fmt.Errorf("cluster: join %v: %w", n.cfg.Join, last)
+}
+
+// hasRaftState reports whether the node is part of a raft configuration.
+func (n *Node) hasRaftState() bool {
+	cf := n.raft.GetConfiguration()
+	return cf.Error() == nil && len(cf.Configuration().Servers) > 0
 }
 
 func (n *Node) bootstrapSelf() error {
@@ -331,12 +390,47 @@ func (n *Node) TransferLeadership() error {
 	return nil
 }
 
-// Close leaves raft running state on disk and stops the node. It does not
-// remove the node from its group (see Leave in a later version or Remove).
+// GossipAddr is the node's gossip address (a seed for other nodes).
+func (n *Node) GossipAddr() string { return n.gossipAddr }
+
+// Leave takes the node out of the cluster gracefully: it hands over
+// leadership if it leads, asks its group's leader to remove it from the
+// raft configuration, and leaves gossip. Close afterwards.
+func (n *Node) Leave(ctx context.Context) error {
+	var errs []error
+	if n.IsLeader() {
+		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			n.logger.Warn("leadership transfer before leaving failed", "error", err)
+		}
+	}
+	if n.hasRaftState() {
+		for attempt := 0; ; attempt++ {
+			err := n.Remove(ctx, n.info.ID)
+			if err == nil || errors.Is(err, ErrNotFound) {
+				break
+			}
+			if ctx.Err() != nil || attempt > 20 {
+				errs = append(errs, fmt.Errorf("cluster: leave: removal from group %d: %w", n.group, err))
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if n.gossip != nil {
+		n.gossip.leave(2 * time.Second)
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops the node, leaving its state on disk. Without Leave first,
+// the cluster sees a failure and removes the node after DeadServerGrace.
 func (n *Node) Close() error {
 	var err error
 	n.stopOnce.Do(func() {
 		close(n.stop)
+		if n.gossip != nil {
+			_ = n.gossip.ml.Shutdown()
+		}
 		if n.raft != nil {
 			err = n.raft.Shutdown().Error()
 		}

@@ -31,11 +31,12 @@ const (
 	mQuery
 	mStatus
 	mDirectory
+	mHealth
 )
 
 // Error codes carried in responses; they map back to the package errors so
 // errors.Is works across a hop.
-var errCodes = []error{nil, ErrNotLeader, ErrNoLeader, ErrUnknownGroup, ErrBadRequest, ErrNotFound, ErrConflict, ErrShutdown, ErrTimeout, ErrUnknownOutcome, ErrTooLarge, ErrStore}
+var errCodes = []error{nil, ErrNotLeader, ErrNoLeader, ErrUnknownGroup, ErrBadRequest, ErrNotFound, ErrConflict, ErrShutdown, ErrTimeout, ErrUnknownOutcome, ErrTooLarge, ErrStore, ErrIDConflict}
 
 func codeOf(err error) uint8 {
 	for i, e := range errCodes[1:] {

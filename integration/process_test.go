@@ -57,6 +57,7 @@ type proc struct {
 	t          *testing.T
 	dir        string
 	raft, http string
+	gossip     string
 	args       []string
 	cmd        *exec.Cmd
 	log        *syncBuffer
@@ -80,9 +81,12 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// gossipKey is the cluster's gossip key in the multi-process tests.
+const gossipKey = "cWxlZGdlci10ZXN0LWdvc3NpcC1rZXktMzItYnl0ZXM="
+
 func startProc(t *testing.T, dir string, raft, http string, extra ...string) *proc {
-	p := &proc{t: t, dir: dir, raft: raft, http: http}
-	p.args = append([]string{"node", "--data", dir, "--bind", raft, "--http", http, "--loopback-timing", "--log-level", "info"}, extra...)
+	p := &proc{t: t, dir: dir, raft: raft, http: http, gossip: freePort(t)}
+	p.args = append([]string{"node", "--data", dir, "--bind", raft, "--http", http, "--gossip-bind", p.gossip, "--gossip-key", gossipKey, "--loopback-timing", "--log-level", "info"}, extra...)
 	p.start()
 	return p
 }
@@ -127,25 +131,33 @@ func run(t *testing.T, args ...string) (string, error) {
 	return string(out), err
 }
 
+// voters returns the voters and members of group 0 as c's node sees it.
+func members(ctx context.Context, c *client.Client) (voters, all int, leader bool) {
+	st, err := c.Cluster(ctx)
+	if err != nil || len(st.Groups) == 0 {
+		return 0, 0, false
+	}
+	for _, m := range st.Groups[0].Members {
+		all++
+		if m.Suffrage == "voter" {
+			voters++
+		}
+	}
+	return voters, all, st.Groups[0].HasLeader
+}
+
 func TestMultiProcessJoinKillRestart(t *testing.T) {
 	root := t.TempDir()
 	a := startProc(t, filepath.Join(root, "a"), freePort(t), freePort(t), "--bootstrap")
 	ctx := context.Background()
 	waitFor(t, "node a ready", 20*time.Second, func() bool { return a.client().Ready(ctx) == nil })
-	b := startProc(t, filepath.Join(root, "b"), freePort(t), freePort(t), "--join", a.raft)
-	c := startProc(t, filepath.Join(root, "c"), freePort(t), freePort(t), "--join", "127.0.0.1:1,"+a.raft) // a dead seed first
+	// b and c need one gossip seed; a's reconciler adds them as
+	// non-voters and promotes them once they are stable.
+	b := startProc(t, filepath.Join(root, "b"), freePort(t), freePort(t), "--join", a.gossip)
+	c := startProc(t, filepath.Join(root, "c"), freePort(t), freePort(t), "--join", "127.0.0.1:1,"+a.gossip) // a dead seed first
 	waitFor(t, "three voters", 30*time.Second, func() bool {
-		st, err := c.client().Cluster(ctx)
-		if err != nil || len(st.Groups) != 1 {
-			return false
-		}
-		voters := 0
-		for _, m := range st.Groups[0].Members {
-			if m.Suffrage == "voter" {
-				voters++
-			}
-		}
-		return voters == 3 && st.Groups[0].HasLeader
+		v, all, leader := members(ctx, c.client())
+		return v == 3 && all == 3 && leader
 	})
 
 	// Writes through the CLI and the client, from a follower's API.
@@ -165,7 +177,6 @@ func TestMultiProcessJoinKillRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-
 	// Prometheus metrics include raft's own and the ledger's.
 	resp, err := http.Get("http://" + c.http + "/metrics")
 	if err != nil {
@@ -180,39 +191,50 @@ func TestMultiProcessJoinKillRestart(t *testing.T) {
 	}
 
 	// SIGKILL a node, keep writing, restart it: it catches up.
-	victim := b
-	victim.signal(syscall.SIGKILL)
+	b.signal(syscall.SIGKILL)
 	for i := 0; i < 30; i++ {
 		if _, _, err := c.client().Submit(ctx, []byte(fmt.Sprint("while down ", i)), client.SubmitOptions{}); err != nil {
 			t.Fatalf("submit with one node down: %v", err)
 		}
 	}
-	victim.start()
+	b.start()
 	want, err := c.client().Head(ctx, 0, "linearizable")
 	if err != nil || want.LogSize != 61 {
 		t.Fatalf("head %+v %v", want, err)
 	}
 	waitFor(t, "restarted node to catch up", 20*time.Second, func() bool {
-		h, err := victim.client().Head(ctx, 0, "stale")
+		h, err := b.client().Head(ctx, 0, "stale")
 		return err == nil && h.Hash == want.Hash
 	})
 
-	// Remove a node through the CLI; the group keeps committing with two.
-	st, _ := a.client().Cluster(ctx)
-	var cID string
-	for _, m := range st.Groups[0].Members {
-		if m.Addr == c.raft {
-			cID = m.ID
-		}
-	}
-	if out, err := run(t, "cluster", "remove", "--addr", "http://"+a.http, cID); err != nil {
-		t.Fatalf("cluster remove: %v\n%s", err, out)
-	}
+	// SIGTERM is a graceful leave: c leaves its group at once.
 	c.signal(syscall.SIGTERM)
-	if _, _, err := a.client().Submit(ctx, []byte("after remove"), client.SubmitOptions{}); err != nil {
+	waitFor(t, "c to leave the configuration", 10*time.Second, func() bool {
+		v, all, _ := members(ctx, a.client())
+		return v == 2 && all == 2
+	})
+	if _, _, err := a.client().Submit(ctx, []byte("after leave"), client.SubmitOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := run(t, "cluster", "status", "--addr", "http://"+a.http); err != nil || strings.Count(out, "voter") != 2 {
+	// A new voter-role node is promoted back to three voters.
+	d := startProc(t, filepath.Join(root, "d"), freePort(t), freePort(t), "--join", b.gossip)
+	waitFor(t, "d promoted", 30*time.Second, func() bool {
+		v, all, _ := members(ctx, a.client())
+		return v == 3 && all == 3
+	})
+	// A failed node is removed by force before its grace period ends.
+	st, _ := a.client().Cluster(ctx)
+	var dID string
+	for _, m := range st.Groups[0].Members {
+		if m.Addr == d.raft {
+			dID = m.ID
+		}
+	}
+	d.signal(syscall.SIGKILL)
+	if out, err := run(t, "cluster", "remove", "--addr", "http://"+a.http, dID); err != nil {
+		t.Fatalf("cluster remove: %v\n%s", err, out)
+	}
+	if out, err := run(t, "cluster", "status", "--addr", "http://"+a.http); err != nil || strings.Count(out, " voter ") != 2 {
 		t.Fatalf("cluster status after remove: %v\n%s", err, out)
 	}
 	if out, err := run(t, "chain", "verify", "--addr", "http://"+b.http); err != nil || !strings.Contains(out, "group 0: ok") {
@@ -227,7 +249,7 @@ func TestMultiProcessJoinKillRestart(t *testing.T) {
 		t.Fatalf("offline verify: %v\n%s", err, out)
 	}
 	var reps []map[string]any
-	if err := json.Unmarshal([]byte(out), &reps); err != nil || len(reps) != 3 {
+	if err := json.Unmarshal([]byte(out), &reps); err != nil || len(reps) != 4 {
 		t.Fatalf("offline verify output: %v\n%s", err, out)
 	}
 	for _, r := range reps {
@@ -283,9 +305,9 @@ func TestDevCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if !strings.Contains(p.log.String(), "API: http://"+http) {
-		t.Fatalf("dev did not print its API address:\n%s", p.log.String())
-	}
+	waitFor(t, "dev to print its addresses (after the first QKD keys)", 60*time.Second, func() bool {
+		return strings.Contains(p.log.String(), "API: http://"+http)
+	})
 	// A write through the quantum-keyed channel, with the key manager and
 	// certificates dev created.
 	kmeURL := regexp.MustCompile(`https://127\.0\.0\.1:[0-9]+`).FindString(p.log.String())

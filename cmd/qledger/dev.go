@@ -110,6 +110,7 @@ func runDev(args []string) error {
 	defer cancel()
 	logger := newLogger(*logLevel)
 	qc := qkd.DefaultConfig()
+	qc.Qubits = 1 << 18 // ~200 keys of 256 bits per block
 	qc.Channel.Noise = 0.02
 	ks, err := startKeyService(ctx, keyServiceConfig{Addr: "127.0.0.1:0", TLSDir: filepath.Join(*dir, "tls"), Masters: []string{"client"}, Gateway: "gateway", QKD: qc, Logger: logger.Named("kme")})
 	if err != nil {
@@ -121,6 +122,9 @@ func runDev(args []string) error {
 		return err
 	}
 	defer lc.Close()
+	if err := ks.waitKeys(ctx, "client"); err != nil {
+		return err
+	}
 	fmt.Printf("qledger dev cluster: %d groups × %d replicas, data in %s\n", *groups, *replicas, *dir)
 	fmt.Printf("API: %s\n", lc.addrs[0])
 	for i, n := range lc.Nodes {

@@ -11,6 +11,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"os"
 )
@@ -32,8 +34,18 @@ func commands() []command {
 		{"cluster", "status | join | remove", runCluster},
 		{"qkd", "run | curve: simulate BB84 key distribution", runQKD},
 		{"bench", "measure commit throughput and latency against a bare-raft baseline", runBench},
+		{"keygen", "print a new random gossip encryption key (base64)", runKeygen},
 		{"version", "print the version", func([]string) error { fmt.Println("qledger", version); return nil }},
 	}
+}
+
+func runKeygen([]string) error {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return err
+	}
+	fmt.Println(base64.StdEncoding.EncodeToString(k))
+	return nil
 }
 
 func usage() {

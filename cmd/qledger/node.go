@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,8 +32,15 @@ func runNode(args []string) error {
 	fs.StringVar(&cfg.AdvertiseAddr, "advertise", env("QLEDGER_ADVERTISE", ""), "raft/RPC address other nodes dial (default: the bound address)")
 	fs.StringVar(&httpAddr, "http", env("QLEDGER_HTTP", "127.0.0.1:8080"), "HTTP API listen address (env QLEDGER_HTTP)")
 	fs.StringVar(&httpAdv, "http-advertise", env("QLEDGER_HTTP_ADVERTISE", ""), "HTTP API address to advertise (default: the bound address)")
-	fs.StringVar(&join, "join", env("QLEDGER_JOIN", ""), "comma-separated raft/RPC addresses of existing nodes to join through (env QLEDGER_JOIN)")
-	fs.BoolVar(&cfg.Bootstrap, "bootstrap", envBool("QLEDGER_BOOTSTRAP"), "start this node's group alone if it has no state and no join address (env QLEDGER_BOOTSTRAP)")
+	fs.StringVar(&join, "join", env("QLEDGER_JOIN", ""), "comma-separated gossip addresses of existing nodes (seeds) (env QLEDGER_JOIN)")
+	fs.BoolVar(&cfg.Bootstrap, "bootstrap", envBool("QLEDGER_BOOTSTRAP"), "start this node's group alone as its only voter (env QLEDGER_BOOTSTRAP)")
+	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", envInt("QLEDGER_BOOTSTRAP_EXPECT", 0), "start a new group once this many voter-role nodes of it are in gossip (env QLEDGER_BOOTSTRAP_EXPECT)")
+	fs.StringVar(&cfg.GossipBind, "gossip-bind", env("QLEDGER_GOSSIP_BIND", "127.0.0.1:7946"), "gossip (memberlist) listen address, UDP and TCP (env QLEDGER_GOSSIP_BIND)")
+	fs.StringVar(&cfg.GossipAdvertise, "gossip-advertise", env("QLEDGER_GOSSIP_ADVERTISE", ""), "gossip address other nodes dial (default: the bound address)")
+	gossipKey := fs.String("gossip-key", env("QLEDGER_GOSSIP_KEY", ""), "base64 AES key (16, 24 or 32 bytes) encrypting gossip; 'qledger keygen' makes one (env QLEDGER_GOSSIP_KEY)")
+	fs.StringVar(&cfg.ClusterLabel, "cluster-label", env("QLEDGER_CLUSTER_LABEL", cfg.ClusterLabel), "label on every gossip packet; nodes with another label never meet")
+	role := fs.String("role", env("QLEDGER_ROLE", "voter"), "voter (may hold a raft vote) or executor (ephemeral, never votes)")
+	fs.IntVar(&cfg.TargetVoters, "target-voters", envInt("QLEDGER_TARGET_VOTERS", cfg.TargetVoters), "voters per group the reconciler keeps (3 or 5)")
 	fs.BoolVar(&loopback, "loopback-timing", false, "short raft timeouts for nodes on one machine")
 	var kc keyServiceConfig
 	var kmeClients string
@@ -50,11 +58,25 @@ func runNode(args []string) error {
 		return errors.New("node: --data is required")
 	}
 	cfg.Join = splitList(join)
+	r, err := cluster.ParseRole(*role)
+	if err != nil {
+		return err
+	}
+	cfg.Role = r
+	if *gossipKey != "" {
+		if cfg.GossipKey, err = base64.StdEncoding.DecodeString(*gossipKey); err != nil {
+			return fmt.Errorf("node: --gossip-key is not base64: %w", err)
+		}
+	} else {
+		logger := newLogger("warn")
+		logger.Warn("gossip is not encrypted: set --gossip-key (qledger keygen)")
+	}
 	if loopback {
 		cfg.LoopbackTiming()
 	}
 	logger := newLogger(logLevel)
 	cfg.Logger = logger
+	cluster.Version = version
 	if err := cluster.EnableRaftMetrics(); err != nil {
 		return err
 	}
@@ -102,12 +124,17 @@ func runNode(args []string) error {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	select {
 	case s := <-sig:
-		logger.Info("shutting down", "signal", s.String())
+		logger.Info("leaving the cluster", "signal", s.String())
 	case err := <-errc:
 		logger.Error("API server failed", "error", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
+	// Graceful leave: hand over leadership, leave the group's raft
+	// configuration and gossip, then stop serving.
+	if err := n.Leave(ctx); err != nil {
+		logger.Warn("leave was not clean; the group removes this node after its grace period", "error", err)
+	}
 	_ = srv.Shutdown(ctx)
 	return n.Close()
 }
