@@ -291,9 +291,11 @@ func statusWire(st cluster.ClusterStatus) client.ClusterStatus {
 			Group: g.Group, Leader: g.Leader, HasLeader: g.HasLeader, Reporter: g.Reporter, State: g.State,
 			Term: g.Term, Commit: g.Commit, Applied: g.Applied, LastLog: g.LastLog, Height: g.Height, LogSize: g.LogSize,
 			Error: g.Error, Members: []client.Member{},
+			Voters: g.Voters, NonVoters: g.NonVoters, HealthyVoters: g.HealthyVoters, FailureTolerance: g.FailureTolerance, QueueDepth: g.QueueDepth,
 		}
 		for _, m := range g.Members {
-			gs.Members = append(gs.Members, client.Member{ID: m.ID, Group: m.Group, Addr: m.Addr, APIAddr: m.APIAddr, Suffrage: m.Suffrage, Leader: m.Leader})
+			gs.Members = append(gs.Members, client.Member{ID: m.ID, Group: m.Group, Addr: m.Addr, APIAddr: m.APIAddr, Suffrage: m.Suffrage, Leader: m.Leader,
+				Role: string(m.Role), Gossip: m.Gossip, Healthy: m.Healthy, Reason: m.Reason, Stable: m.Stable})
 		}
 		out.Groups = append(out.Groups, gs)
 	}

@@ -297,6 +297,15 @@ func (r *reconciler) pass() {
 		if other, taken := byAddr[m.meta.Addr]; taken && other != id {
 			continue // removed above; added on the next pass
 		}
+		// Only a node that answers is added: gossip may not have noticed
+		// yet that a process died.
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ReconcileInterval)
+		var h Health
+		err := n.client.call(ctx, m.meta.Addr, mHealth, struct{}{}, &h)
+		cancel()
+		if err != nil || h.ID != id {
+			continue
+		}
 		if err := n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(m.meta.Addr), 0, timeout).Error(); err != nil {
 			n.logger.Warn("reconcile: add non-voter failed", "server", id[:12], "error", err)
 			continue

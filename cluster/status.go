@@ -9,12 +9,24 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Member is one raft server of a group.
+// Member is one node of a group: a raft server, or a node gossip shows
+// that is not (yet) in the configuration (Suffrage "none").
 type Member struct {
 	NodeInfo
-	// Suffrage is "voter" or "nonvoter".
+	// Suffrage is "voter", "nonvoter" or "none".
 	Suffrage string `json:"suffrage"`
 	Leader   bool   `json:"leader"`
+	// Role is the node's advertised role: "voter" or "executor".
+	Role Role `json:"role,omitempty"`
+	// Gossip is alive, suspect, failed, left or unknown.
+	Gossip string `json:"gossip"`
+	// Healthy is the leader's judgement (alive, answering, on its term,
+	// not trailing); Reason says why not.
+	Healthy bool   `json:"healthy"`
+	Reason  string `json:"reason,omitempty"`
+	// Stable is set once the member has been healthy for the
+	// stabilization time.
+	Stable bool `json:"stable,omitempty"`
 }
 
 // GroupStatus is one group as one of its nodes sees it.
@@ -33,6 +45,15 @@ type GroupStatus struct {
 	Members   []Member `json:"members"`
 	Error     string   `json:"error,omitempty"`
 	HasLeader bool     `json:"has_leader"`
+	// Voters and NonVoters count the configuration; HealthyVoters those
+	// the leader judges healthy. FailureTolerance is how many more voters
+	// may fail before the group loses quorum (negative: lost).
+	Voters           int `json:"voters"`
+	NonVoters        int `json:"nonvoters"`
+	HealthyVoters    int `json:"healthy_voters"`
+	FailureTolerance int `json:"failure_tolerance"`
+	// QueueDepth is how many transactions wait for a block on the leader.
+	QueueDepth int `json:"queue_depth"`
 }
 
 // ClusterStatus is every group's status, as this node could learn it.
@@ -59,19 +80,54 @@ func (n *Node) localStatus() GroupStatus {
 		st.Error = err.Error()
 		return st
 	}
+	view := map[string]member{}
+	if n.gossip != nil {
+		view = n.gossip.view()
+	}
+	var health map[string]serverHealth
+	if n.rec != nil && n.IsLeader() {
+		health = n.rec.snapshot()
+	}
+	seen := map[string]bool{}
 	for _, s := range cf.Configuration().Servers {
-		info, ok := n.dir.get(string(s.ID))
+		id := string(s.ID)
+		seen[id] = true
+		info, ok := n.dir.get(id)
 		if !ok {
-			info = NodeInfo{ID: string(s.ID), Group: n.group}
+			info = NodeInfo{ID: id, Group: n.group}
 		}
 		info.Addr = string(s.Address)
-		suffrage := "voter"
+		m := Member{NodeInfo: info, Suffrage: "voter", Leader: s.ID == leaderID, Gossip: "unknown"}
 		if s.Suffrage != raft.Voter {
-			suffrage = "nonvoter"
+			m.Suffrage = "nonvoter"
+			st.NonVoters++
+		} else {
+			st.Voters++
 		}
-		st.Members = append(st.Members, Member{NodeInfo: info, Suffrage: suffrage, Leader: s.ID == leaderID})
+		if g, ok := view[id]; ok {
+			m.Role, m.Gossip = g.meta.Role, g.state
+		}
+		if h, ok := health[id]; ok {
+			m.Healthy, m.Reason, m.Stable = h.Healthy, h.Reason, h.Stable
+		} else if health == nil {
+			// Only the leader judges health; others go by gossip.
+			m.Healthy = m.Gossip == stateAlive
+		}
+		if s.Suffrage == raft.Voter && m.Healthy {
+			st.HealthyVoters++
+		}
+		st.Members = append(st.Members, m)
+	}
+	for id, g := range view {
+		if g.meta.Group == n.group && !seen[id] && (g.state == stateAlive || g.state == stateSuspect) {
+			st.Members = append(st.Members, Member{NodeInfo: NodeInfo{ID: id, Group: n.group, Addr: g.meta.Addr, APIAddr: g.meta.API}, Suffrage: "none", Role: g.meta.Role, Gossip: g.state})
+		}
 	}
 	sort.Slice(st.Members, func(i, j int) bool { return st.Members[i].ID < st.Members[j].ID })
+	st.FailureTolerance = st.HealthyVoters - quorum(st.Voters)
+	if n.batch != nil {
+		st.QueueDepth = len(n.batch.in)
+	}
 	return st
 }
 

@@ -103,7 +103,8 @@ type ConsistencyResponse struct {
 	Hashes   []string `json:"hashes"`
 }
 
-// Member is one raft server of a group.
+// Member is one node of a group: a raft server, or a node gossip shows
+// that is not (yet) in the configuration (suffrage "none").
 type Member struct {
 	ID       string `json:"id"`
 	Group    int    `json:"group"`
@@ -111,6 +112,11 @@ type Member struct {
 	APIAddr  string `json:"api_addr,omitempty"`
 	Suffrage string `json:"suffrage"`
 	Leader   bool   `json:"leader"`
+	Role     string `json:"role,omitempty"`
+	Gossip   string `json:"gossip"`
+	Healthy  bool   `json:"healthy"`
+	Reason   string `json:"reason,omitempty"`
+	Stable   bool   `json:"stable,omitempty"`
 }
 
 // GroupStatus is one group in GET /v1/cluster.
@@ -128,6 +134,13 @@ type GroupStatus struct {
 	LogSize   uint64   `json:"log_size"`
 	Members   []Member `json:"members"`
 	Error     string   `json:"error,omitempty"`
+	// Voters, NonVoters, HealthyVoters and FailureTolerance (how many more
+	// voters may fail before quorum is lost; negative: lost).
+	Voters           int `json:"voters"`
+	NonVoters        int `json:"nonvoters"`
+	HealthyVoters    int `json:"healthy_voters"`
+	FailureTolerance int `json:"failure_tolerance"`
+	QueueDepth       int `json:"queue_depth"`
 }
 
 // NodeInfo describes a node.

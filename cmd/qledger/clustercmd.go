@@ -39,7 +39,7 @@ func clusterStatus(args []string) error {
 		if g.HasLeader {
 			leader = "leader " + short(g.Leader)
 		}
-		fmt.Printf("group %d: %s  term %d  height %d  log size %d  commit %d\n", g.Group, leader, g.Term, g.Height, g.LogSize, g.Commit)
+		fmt.Printf("group %d: %s  term %d  height %d  log size %d  commit %d\n  voters %d (healthy %d, failure tolerance %d)  non-voters %d  queue %d\n", g.Group, leader, g.Term, g.Height, g.LogSize, g.Commit, g.Voters, g.HealthyVoters, g.FailureTolerance, g.NonVoters, g.QueueDepth)
 		if g.Error != "" {
 			fmt.Printf("  error: %s\n", g.Error)
 		}
@@ -48,7 +48,14 @@ func clusterStatus(args []string) error {
 			if m.Leader {
 				mark = "*"
 			}
-			fmt.Printf("  %s %s  %-8s  raft %s  api %s\n", mark, short(m.ID), m.Suffrage, m.Addr, m.APIAddr)
+			health := "healthy"
+			if !m.Healthy {
+				health = "unhealthy"
+				if m.Reason != "" {
+					health += " (" + m.Reason + ")"
+				}
+			}
+			fmt.Printf("  %s %s  %-8s  %-8s  gossip %-7s  %s  raft %s  api %s\n", mark, short(m.ID), m.Suffrage, m.Role, m.Gossip, health, m.Addr, m.APIAddr)
 		}
 	}
 	return nil
