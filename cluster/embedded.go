@@ -181,14 +181,15 @@ func (l *Local) seeds() []string {
 // promoted when the group needs them). group < 0 draws a random ID.
 func (l *Local) AddNode(role Role, group int) (*Node, error) {
 	cfg := l.base
-	id := NewNodeID()
+	cfg.NodeID = ""
 	if group >= 0 {
-		id = NewNodeIDInGroup(group, l.groups)
+		cfg.NodeID = NewNodeIDInGroup(group, l.groups).String()
 	}
-	cfg.NodeID = id.String()
 	cfg.Role = role
 	cfg.Groups = l.groups
-	cfg.DataDir = filepath.Join(l.dir, fmt.Sprintf("node-%s-%s", role, id.Short()))
+	cfg.InitialVoters = nil
+	cfg.Listener = nil
+	cfg.DataDir = filepath.Join(l.dir, fmt.Sprintf("node-%d-%s", len(l.Nodes), role))
 	cfg.BindAddr = "127.0.0.1:0"
 	cfg.GossipBind = "127.0.0.1:0"
 	cfg.Join = l.seeds()

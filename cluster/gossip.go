@@ -240,7 +240,7 @@ func (g *gossip) decode(node *memberlist.Node) (nodeMeta, error) {
 // NotifyAlive implements memberlist.AliveDelegate: a node whose
 // metadata does not fit this cluster never becomes a member.
 func (g *gossip) NotifyAlive(node *memberlist.Node) error {
-	if node.Name == g.n.info.ID {
+	if node.Name == g.n.info.ID || isProbe(node.Meta) {
 		return nil
 	}
 	if _, err := g.decode(node); err != nil {
@@ -259,6 +259,9 @@ func (g *gossip) NotifyConflict(existing, other *memberlist.Node) {
 }
 
 func (g *gossip) update(node *memberlist.Node, state string) {
+	if isProbe(node.Meta) {
+		return
+	}
 	m, err := g.decode(node)
 	if err != nil && node.Name != g.n.info.ID {
 		return

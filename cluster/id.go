@@ -60,10 +60,10 @@ func NewNodeIDInGroup(g, n int) NodeID {
 
 const idFile = "node-id"
 
-// loadOrCreateID returns the ID kept in dir, or keeps want (or a fresh
-// random ID) there. A configured ID that differs from the kept one is an
-// error: a data directory belongs to one node.
-func loadOrCreateID(dir, want string) (NodeID, error) {
+// loadOrCreateID returns the ID kept in dir, or keeps want (or a fresh ID
+// from draw, random if draw is nil) there. A configured ID that differs
+// from the kept one is an error: a data directory belongs to one node.
+func loadOrCreateID(dir, want string, draw func() NodeID) (NodeID, error) {
 	path := filepath.Join(dir, idFile)
 	b, err := os.ReadFile(path)
 	switch {
@@ -80,6 +80,9 @@ func loadOrCreateID(dir, want string) (NodeID, error) {
 		return NodeID{}, fmt.Errorf("cluster: read node ID: %w", err)
 	}
 	id := NewNodeID()
+	if draw != nil {
+		id = draw()
+	}
 	if want != "" {
 		if id, err = ParseNodeID(want); err != nil {
 			return id, err

@@ -78,7 +78,20 @@ func Open(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("cluster: data dir: %w", err)
 	}
-	id, err := loadOrCreateID(cfg.DataDir, cfg.NodeID)
+	// A new node of a multi-group cluster picks its ID so that its group
+	// is among the least populated ones in gossip.
+	var draw func() NodeID
+	if cfg.NodeID == "" && cfg.Groups > 1 && len(cfg.Join) > 0 {
+		draw = func() NodeID {
+			pop, err := groupPopulations(cfg)
+			if err != nil {
+				cfg.Logger.Warn("could not read group populations; drawing an unbalanced ID", "error", err)
+				return NewNodeID()
+			}
+			return balancedID(cfg.Groups, pop)
+		}
+	}
+	id, err := loadOrCreateID(cfg.DataDir, cfg.NodeID, draw)
 	if err != nil {
 		return nil, err
 	}
