@@ -1,0 +1,254 @@
+package execute_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"qledger/execute"
+)
+
+func goldenSpec() execute.Spec {
+	s := execute.Spec{
+		Name:           "increment",
+		Version:        "1.0.0",
+		MemoryPages:    256,
+		Timeout:        5 * time.Second,
+		MaxOutputBytes: 1 << 20,
+		MaxStderrBytes: 64 << 10,
+	}
+	for i := range s.CodeHash {
+		s.CodeHash[i] = byte(i)
+	}
+	return s
+}
+
+// The canonical encoding is part of the deploy transaction format; this
+// vector pins it.
+const goldenSpecHex = "01" + "09" + "696e6372656d656e74" + "05" + "312e302e30" +
+	"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f" +
+	"00000100" + "000000012a05f200" + "00100000" + "00010000"
+
+func TestSpecGoldenEncoding(t *testing.T) {
+	b, err := goldenSpec().MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(b); got != goldenSpecHex {
+		t.Fatalf("encoding\n got %s\nwant %s", got, goldenSpecHex)
+	}
+	var back execute.Spec
+	if err := back.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if back != goldenSpec() {
+		t.Fatalf("round trip: %+v", back)
+	}
+}
+
+func TestSpecValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(*execute.Spec)
+	}{
+		{"empty name", func(s *execute.Spec) { s.Name = "" }},
+		{"upper-case name", func(s *execute.Spec) { s.Name = "Increment" }},
+		{"name starting with a dash", func(s *execute.Spec) { s.Name = "-x" }},
+		{"name with a slash", func(s *execute.Spec) { s.Name = "a/b" }},
+		{"long name", func(s *execute.Spec) { s.Name = strings.Repeat("a", execute.MaxNameLen+1) }},
+		{"empty version", func(s *execute.Spec) { s.Version = "" }},
+		{"version with a space", func(s *execute.Spec) { s.Version = "1 0" }},
+		{"long version", func(s *execute.Spec) { s.Version = strings.Repeat("1", execute.MaxVersionLen+1) }},
+		{"zero pages", func(s *execute.Spec) { s.MemoryPages = 0 }},
+		{"too many pages", func(s *execute.Spec) { s.MemoryPages = execute.MaxMemoryPages + 1 }},
+		{"zero timeout", func(s *execute.Spec) { s.Timeout = 0 }},
+		{"negative timeout", func(s *execute.Spec) { s.Timeout = -time.Second }},
+		{"long timeout", func(s *execute.Spec) { s.Timeout = execute.MaxTimeout + 1 }},
+		{"large output", func(s *execute.Spec) { s.MaxOutputBytes = execute.MaxOutputLimit + 1 }},
+		{"large stderr", func(s *execute.Spec) { s.MaxStderrBytes = execute.MaxStderrLimit + 1 }},
+	}
+	if err := goldenSpec().Validate(); err != nil {
+		t.Fatalf("golden spec: %v", err)
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := goldenSpec()
+			c.edit(&s)
+			if err := s.Validate(); !errors.Is(err, execute.ErrInvalidSpec) {
+				t.Fatalf("Validate = %v, want ErrInvalidSpec", err)
+			}
+			if _, err := s.MarshalBinary(); !errors.Is(err, execute.ErrInvalidSpec) {
+				t.Fatalf("MarshalBinary = %v, want ErrInvalidSpec", err)
+			}
+		})
+	}
+}
+
+func TestSpecDecodeStrict(t *testing.T) {
+	good, _ := hex.DecodeString(goldenSpecHex)
+	mut := func(f func([]byte) []byte) []byte { return f(bytes.Clone(good)) }
+	cases := []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"empty", nil, execute.ErrTruncated},
+		{"truncated", good[:len(good)-1], execute.ErrTruncated},
+		{"trailing byte", append(bytes.Clone(good), 0), execute.ErrTrailingBytes},
+		{"version 0", mut(func(b []byte) []byte { b[0] = 0; return b }), execute.ErrUnknownVersion},
+		{"version 2", mut(func(b []byte) []byte { b[0] = 2; return b }), execute.ErrUnknownVersion},
+		{"oversize name", mut(func(b []byte) []byte { b[1] = execute.MaxNameLen + 1; return b }), execute.ErrTooLarge},
+		{"oversize timeout", mut(func(b []byte) []byte {
+			copy(b[len(b)-16:], []byte{0xff, 0, 0, 0, 0, 0, 0, 0})
+			return b
+		}), execute.ErrTooLarge},
+		{"invalid pages", mut(func(b []byte) []byte {
+			copy(b[len(b)-20:], []byte{0, 0, 0, 0})
+			return b
+		}), execute.ErrInvalidSpec},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var s execute.Spec
+			if err := s.UnmarshalBinary(c.in); !errors.Is(err, c.want) {
+				t.Fatalf("UnmarshalBinary = %v, want %v", err, c.want)
+			}
+		})
+	}
+}
+
+func TestSpecJSON(t *testing.T) {
+	b, err := json.Marshal(goldenSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"name":"increment","version":"1.0.0","code_hash":"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f","memory_pages":256,"timeout":"5s","max_output_bytes":1048576,"max_stderr_bytes":65536}`
+	if string(b) != want {
+		t.Fatalf("JSON\n got %s\nwant %s", b, want)
+	}
+	var back execute.Spec
+	if err := json.Unmarshal(b, &back); err != nil || back != goldenSpec() {
+		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+	for _, bad := range []string{
+		strings.Replace(want, `"timeout"`, `"extra":1,"timeout"`, 1),
+		strings.Replace(want, `"000102`, `"zz0102`, 1),
+		strings.Replace(want, `"5s"`, `"5 parsecs"`, 1),
+		strings.Replace(want, `"memory_pages":256`, `"memory_pages":0`, 1),
+	} {
+		if err := json.Unmarshal([]byte(bad), &back); !errors.Is(err, execute.ErrInvalidSpec) {
+			t.Errorf("Unmarshal(%s) = %v, want ErrInvalidSpec", bad, err)
+		}
+	}
+}
+
+func TestDeploymentEncoding(t *testing.T) {
+	modBytes := []byte("\x00asm\x01\x00\x00\x00")
+	d := execute.Deployment{Spec: goldenSpec(), Code: modBytes}
+	d.Spec.CodeHash = sha256.Sum256(modBytes)
+	b, err := d.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back execute.Deployment
+	if err := back.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if back.Spec != d.Spec || !bytes.Equal(back.Code, d.Code) {
+		t.Fatalf("round trip: %+v", back)
+	}
+	b2, _ := back.MarshalBinary()
+	if !bytes.Equal(b, b2) {
+		t.Fatal("re-encoding differs")
+	}
+
+	// The code must hash to the spec's code hash, in both directions.
+	wrong := d
+	wrong.Code = []byte("\x00asm\x01\x00\x00\x01")
+	if _, err := wrong.MarshalBinary(); !errors.Is(err, execute.ErrCodeHash) {
+		t.Fatalf("MarshalBinary with wrong code = %v, want ErrCodeHash", err)
+	}
+	tampered := bytes.Clone(b)
+	tampered[len(tampered)-1] ^= 1
+	if err := back.UnmarshalBinary(tampered); !errors.Is(err, execute.ErrCodeHash) {
+		t.Fatalf("tampered code: %v, want ErrCodeHash", err)
+	}
+
+	// A code length above MaxCodeBytes is refused before any allocation.
+	huge := bytes.Clone(b[:len(b)-len(modBytes)-4])
+	huge = append(huge, 0xff, 0xff, 0xff, 0xff)
+	if err := back.UnmarshalBinary(huge); !errors.Is(err, execute.ErrTooLarge) {
+		t.Fatalf("huge code length: %v, want ErrTooLarge", err)
+	}
+	if err := back.UnmarshalBinary(append(bytes.Clone(b), 0)); !errors.Is(err, execute.ErrTrailingBytes) {
+		t.Fatalf("trailing: %v", err)
+	}
+	bad := bytes.Clone(b)
+	bad[0] = 9
+	if err := back.UnmarshalBinary(bad); !errors.Is(err, execute.ErrUnknownVersion) {
+		t.Fatalf("version: %v", err)
+	}
+	empty := execute.Deployment{Spec: goldenSpec()}
+	if err := empty.Validate(); !errors.Is(err, execute.ErrInvalidModule) {
+		t.Fatalf("empty code: %v", err)
+	}
+}
+
+func TestOutcomeText(t *testing.T) {
+	for o := execute.OutcomeOK; o <= execute.OutcomeBadExit; o++ {
+		b, err := o.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back execute.Outcome
+		if err := back.UnmarshalText(b); err != nil || back != o {
+			t.Fatalf("%s: %v %v", b, back, err)
+		}
+	}
+	var o execute.Outcome
+	if err := o.UnmarshalText([]byte("fine")); err == nil {
+		t.Fatal("unknown outcome accepted")
+	}
+	if _, err := execute.Outcome(0).MarshalText(); err == nil {
+		t.Fatal("zero outcome marshaled")
+	}
+}
+
+// ResultHash is documented as SHA-256 over a label, the outcome, the exit
+// code and the length-prefixed stdout; recompute it from that description.
+func TestResultHashEncoding(t *testing.T) {
+	stdout := []byte(`{"value":101}`)
+	var buf bytes.Buffer
+	buf.WriteString("qledger/execute/result/v1")
+	buf.WriteByte(1)
+	buf.Write([]byte{0, 0, 0, 0})
+	buf.Write([]byte{0, 0, 0, 0, 0, 0, 0, byte(len(stdout))})
+	buf.Write(stdout)
+	if got, want := execute.ResultHash(execute.OutcomeOK, 0, stdout), sha256.Sum256(buf.Bytes()); got != want {
+		t.Fatalf("ResultHash = %x, want %x", got, want)
+	}
+	if execute.ResultHash(execute.OutcomeTimeout, 0, nil) == execute.ResultHash(execute.OutcomeOK, 0, nil) {
+		t.Fatal("a timeout hashes like an empty success")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := execute.DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []int{0, -1, 65} {
+		c := execute.DefaultConfig()
+		c.CompileWorkers = w
+		if err := c.Validate(); !errors.Is(err, execute.ErrConfig) {
+			t.Errorf("workers %d: %v", w, err)
+		}
+		if _, err := execute.New(c); !errors.Is(err, execute.ErrConfig) {
+			t.Errorf("New with workers %d: %v", w, err)
+		}
+	}
+}
