@@ -92,6 +92,9 @@ func (r *reconciler) snapshot() map[string]serverHealth {
 
 func quorum(voters int) int { return voters/2 + 1 }
 
+// probeTimeout bounds one health probe: long enough for a loaded machine.
+func probeTimeout(c Config) time.Duration { return max(c.ReconcileInterval, time.Second) }
+
 func (r *reconciler) pass() {
 	n := r.n
 	cf := n.raft.GetConfiguration()
@@ -128,7 +131,7 @@ func (r *reconciler) pass() {
 		wg.Add(1)
 		go func(s raft.Server) {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ReconcileInterval)
+			ctx, cancel := context.WithTimeout(context.Background(), probeTimeout(n.cfg))
 			defer cancel()
 			var h Health
 			err := n.client.call(ctx, string(s.Address), mHealth, struct{}{}, &h)
@@ -299,7 +302,7 @@ func (r *reconciler) pass() {
 		}
 		// Only a node that answers is added: gossip may not have noticed
 		// yet that a process died.
-		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ReconcileInterval)
+		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout(n.cfg))
 		var h Health
 		err := n.client.call(ctx, m.meta.Addr, mHealth, struct{}{}, &h)
 		cancel()

@@ -1,0 +1,193 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"qledger/chain"
+	"qledger/cluster"
+)
+
+// TestChurn runs 3 groups while voters and executors join and leave every
+// few seconds and group 0's leader is killed twice, with clients writing
+// all along. At the end every acknowledged write is in its group's chain
+// exactly once, every group has a leader and its target voter count, and
+// the replicas of each group agree on the head.
+func TestChurn(t *testing.T) {
+	duration := 30 * time.Second
+	if testing.Short() {
+		duration = 15 * time.Second
+	}
+	const groups = 3
+	l := startLocal(t, groups, 3, nil)
+	var (
+		mu      sync.Mutex
+		running []*cluster.Node // nodes that may serve clients
+	)
+	running = append(running, l.Nodes...)
+	pick := func() *cluster.Node {
+		mu.Lock()
+		defer mu.Unlock()
+		return running[rand.IntN(len(running))]
+	}
+	drop := func(n *cluster.Node) {
+		mu.Lock()
+		defer mu.Unlock()
+		for i, r := range running {
+			if r == n {
+				running = append(running[:i], running[i+1:]...)
+				return
+			}
+		}
+	}
+
+	// Clients.
+	var (
+		acksMu   sync.Mutex
+		acks     [groups][]ack
+		ok, fail atomic.Int64
+		stop     = make(chan struct{})
+		wg       sync.WaitGroup
+	)
+	for c := 0; c < 12; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				g := (c + i) % groups
+				p := fmt.Sprintf("c%d-%d", c, i)
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				r, err := pick().Submit(ctx, chain.Tx{Kind: chain.TxData, Group: uint32(g), Payload: []byte(p)})
+				cancel()
+				if err != nil {
+					fail.Add(1)
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				ok.Add(1)
+				acksMu.Lock()
+				acks[g] = append(acks[g], ack{r, p})
+				acksMu.Unlock()
+			}
+		}(c)
+	}
+
+	// Churn.
+	var extra []*cluster.Node
+	leaveOne := func() {
+		if len(extra) == 0 {
+			return
+		}
+		i := rand.IntN(len(extra))
+		n := extra[i]
+		extra = append(extra[:i], extra[i+1:]...)
+		drop(n)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := n.Leave(ctx); err != nil {
+			t.Logf("leave %s: %v", n.ID().Short(), err)
+		}
+		cancel()
+		n.Close()
+	}
+	killLeader := func(g int) {
+		ld, okk := l.Leader(g)
+		if !okk {
+			t.Logf("group %d has no leader to kill", g)
+			return
+		}
+		drop(ld)
+		ld.Close()
+		t.Logf("killed the leader of group %d (%s)", g, ld.ID().Short())
+	}
+	start := time.Now()
+	step := 0
+	kills := 0
+	for time.Since(start) < duration {
+		time.Sleep(2 * time.Second)
+		step++
+		switch {
+		case step%3 == 0:
+			leaveOne()
+		default:
+			role, g := cluster.RoleExecutor, -1
+			if step%2 == 0 {
+				// Voter-role nodes for group 0 become its standbys.
+				role, g = cluster.RoleVoter, 0
+			}
+			n, err := l.AddNode(role, g)
+			if err != nil {
+				t.Fatalf("add node: %v", err)
+			}
+			extra = append(extra, n)
+			mu.Lock()
+			running = append(running, n)
+			mu.Unlock()
+		}
+		if kills < 2 && time.Since(start) > time.Duration(kills+1)*duration/3 {
+			killLeader(0)
+			kills++
+		}
+	}
+	close(stop)
+	wg.Wait()
+	total := ok.Load() + fail.Load()
+	t.Logf("%d writes acknowledged, %d refused: availability %.2f%%", ok.Load(), fail.Load(), 100*float64(ok.Load())/float64(total))
+
+	// Convergence: leaders, target voter counts, identical heads.
+	mu.Lock()
+	alive := append([]*cluster.Node(nil), running...)
+	mu.Unlock()
+	for g := 0; g < groups; g++ {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			ld, okk := l.Leader(g)
+			if okk {
+				st := ld.Status(context.Background()).Groups[g]
+				if st.Voters == 3 && st.HealthyVoters == 3 {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				for _, n := range alive {
+					if n.Group() == g {
+						st := n.Status(context.Background()).Groups[g]
+						t.Logf("node %s sees group %d: state %s leader %.12s voters %d healthy %d", n.ID().Short(), g, st.State, st.Leader, st.Voters, st.HealthyVoters)
+						for _, m := range st.Members {
+							t.Logf("  %.12s %s %s gossip %s healthy %v %s", m.ID, m.Suffrage, m.Role, m.Gossip, m.Healthy, m.Reason)
+						}
+						break
+					}
+				}
+				t.Fatalf("group %d: no leader with 3 healthy voters", g)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		ld, _ := l.Leader(g)
+		checkAcked(t, ld, g, acks[g])
+		var members []*cluster.Node
+		st := ld.Status(context.Background()).Groups[g]
+		inConfig := map[string]bool{}
+		for _, m := range st.Members {
+			if m.Suffrage != "none" {
+				inConfig[m.ID] = true
+			}
+		}
+		for _, n := range alive {
+			if n.Group() == g && inConfig[n.ID().String()] {
+				members = append(members, n)
+			}
+		}
+		sameHeads(t, members, g)
+		verifyStores(t, members)
+	}
+}
