@@ -42,8 +42,8 @@ type Options struct {
 	// [MinSegmentSize, MaxSegmentSize]. Zero means DefaultSegmentSize
 	// (dispersal; less when n/t > 16) or DefaultPaperSegmentSize (paper).
 	// Paper mode rounds it down to a whole number of chunks (at least one).
-	// Ignored by asmuth-bloom. Data shorter than a segment is split as one
-	// segment of its own length. Splitting holds up to four segments with
+	// Ignored by asmuth-bloom. Dispersal data shorter than 64 KiB (or than
+	// SegmentSize) gets a segment size equal to its length. Splitting holds up to four segments with
 	// their parity, 4*n/t*SegmentSize bytes, in memory; recovery two
 	// segments with up to t parity shards.
 	SegmentSize int
