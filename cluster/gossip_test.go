@@ -3,9 +3,16 @@ package cluster
 import (
 	"context"
 	"errors"
+	"net"
 	"testing"
 	"time"
+
+	"qledger/chain"
 )
+
+func txFor(g int, payload string) chain.Tx {
+	return chain.Tx{Kind: chain.TxData, Group: uint32(g), Payload: []byte(payload)}
+}
 
 func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
@@ -190,4 +197,102 @@ func TestBalancedPlacement(t *testing.T) {
 			t.Fatalf("group %d has %d nodes, want 3 each: %v", g, c, counts)
 		}
 	}
+}
+
+func TestQuorumLossIsReportedAndContained(t *testing.T) {
+	l := startLocal(t, 2, 3)
+	ctx := context.Background()
+	// Kill two of group 0's three voters.
+	killed := 0
+	for _, n := range l.Nodes {
+		if n.Group() == 0 && killed < 2 {
+			n.Close()
+			killed++
+		}
+	}
+	var survivor, other *Node
+	for _, n := range l.Nodes {
+		select {
+		case <-n.stop:
+			continue
+		default:
+		}
+		if n.Group() == 0 {
+			survivor = n
+		} else if other == nil {
+			other = n
+		}
+	}
+	waitUntil(t, "group 0 to lose its leader", 10*time.Second, func() bool { _, ok := survivor.Leader(); return !ok })
+	// Writes to group 0 are refused quickly; group 1 keeps working.
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	_, err := other.Submit(cctx, txFor(0, "lost"))
+	cancel()
+	if !errors.Is(err, ErrNoLeader) {
+		t.Fatalf("write to a group without quorum: %v", err)
+	}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Fatalf("refusal took %s", el)
+	}
+	submit(t, other, 1, "", "group 1 still works")
+	ready, st := other.Ready(ctx)
+	if ready || st.Groups[0].HasLeader || !st.Groups[1].HasLeader {
+		t.Fatalf("readiness: %v %+v", ready, st.Groups)
+	}
+	// Nothing was removed from the leaderless group's configuration.
+	cf := survivor.raft.GetConfiguration()
+	if err := cf.Error(); err != nil || len(cf.Configuration().Servers) != 3 {
+		t.Fatalf("configuration changed without quorum: %v", cf.Configuration().Servers)
+	}
+}
+
+func TestWipedNodeRejoinsWithNewID(t *testing.T) {
+	l := startLocal(t, 1, 3)
+	// Take a follower down, wipe its data, and start a new node (new ID)
+	// at the same raft address.
+	var victim int
+	for i, n := range l.Nodes {
+		if !n.IsLeader() {
+			victim = i
+			break
+		}
+	}
+	old := l.Nodes[victim]
+	addr := old.info.Addr
+	old.Close()
+	cfg := l.configs[victim]
+	cfg.NodeID = ""
+	cfg.DataDir = t.TempDir()
+	cfg.InitialVoters = nil
+	cfg.Join = l.seeds()
+	cfg.GossipBind = "127.0.0.1:0"
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listener = ln
+	fresh, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	waitUntil(t, "the stale entry replaced by the new node, promoted", 20*time.Second, func() bool {
+		ld, ok := l.Leader(0)
+		if !ok {
+			return false
+		}
+		st := ld.localStatus()
+		hasNew, hasOld := false, false
+		for _, m := range st.Members {
+			hasNew = hasNew || m.ID == fresh.info.ID && m.Suffrage == "voter"
+			hasOld = hasOld || m.ID == old.info.ID && m.Suffrage != "none"
+		}
+		return hasNew && !hasOld && st.Voters == 3
+	})
+	r := submit(t, fresh, 0, "", "after rejoin")
+	waitUntil(t, "the rejoined node to replicate", 10*time.Second, func() bool {
+		h, _, _ := fresh.Store().Head()
+		return h.LogSize > r.Index
+	})
 }

@@ -83,10 +83,22 @@ func (n *Node) Submit(ctx context.Context, t chain.Tx) (Receipt, error) {
 
 func (n *Node) submitRaw(ctx context.Context, raw []byte, group, hops int) (Receipt, error) {
 	backoff := 10 * time.Millisecond
+	var leaderless time.Time // since when no leader was reachable
 	for {
 		r, err := n.submitOnce(ctx, raw, group, hops)
 		if err == nil || !retryable(err) {
 			return r, err
+		}
+		// A group without a leader for longer than an election takes has
+		// lost quorum, most likely: refuse now instead of at the deadline.
+		if errors.Is(err, ErrNoLeader) {
+			if leaderless.IsZero() {
+				leaderless = time.Now()
+			} else if time.Since(leaderless) > n.noLeaderGrace() {
+				return r, fmt.Errorf("%w: group %d has had no leader for %s (quorum lost?)", ErrNoLeader, group, time.Since(leaderless).Round(time.Millisecond))
+			}
+		} else {
+			leaderless = time.Time{}
 		}
 		select {
 		case <-ctx.Done():
@@ -100,6 +112,11 @@ func (n *Node) submitRaw(ctx context.Context, raw []byte, group, hops int) (Rece
 		}
 		backoff = min(2*backoff, 200*time.Millisecond)
 	}
+}
+
+// noLeaderGrace is how long a write waits for a group to elect a leader.
+func (n *Node) noLeaderGrace() time.Duration {
+	return max(4*n.cfg.ElectionTimeout, 2*time.Second)
 }
 
 // retryable errors are those after which the same bytes may be sent again:
