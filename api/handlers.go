@@ -357,3 +357,28 @@ func (s *Server) remove(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"removed": r.PathValue("id")})
 }
+
+// maxExecutors caps POST /v1/cluster/scale.
+const maxExecutors = 64
+
+func (s *Server) scale(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Scaler == nil {
+		writeError(w, http.StatusNotFound, codeNotFound, "this node cannot start nodes; scaling is available in qledger dev")
+		return
+	}
+	var req client.ScaleRequest
+	if err := decodeStrict(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if req.Executors < 0 || req.Executors > maxExecutors {
+		s.fail(w, r, badRequest("executors must be 0..%d", maxExecutors))
+		return
+	}
+	n, err := s.cfg.Scaler.ScaleExecutors(r.Context(), req.Executors)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, client.ScaleRequest{Executors: n})
+}

@@ -38,6 +38,13 @@ type Cluster interface {
 	Remove(ctx context.Context, id string) error
 }
 
+// Scaler changes the number of executor nodes at run time.
+type Scaler interface {
+	// ScaleExecutors starts or stops executor nodes until there are k and
+	// returns how many there are.
+	ScaleExecutors(ctx context.Context, k int) (int, error)
+}
+
 // Config configures the HTTP server.
 type Config struct {
 	// MaxBodyBytes caps request bodies (413 beyond it).
@@ -51,6 +58,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Keys, if set, enables the quantum-keyed channel (/v1/session...).
 	Keys *KeyChannel
+	// Scaler, if set, lets POST /v1/cluster/scale add and remove executor
+	// nodes (the embedded dev cluster provides one).
+	Scaler Scaler
 	// Logger; nil logs nothing.
 	Logger hclog.Logger
 }
@@ -138,6 +148,7 @@ func (s *Server) routes() {
 	s.route("GET", "/v1/cluster", s.status)
 	s.route("POST", "/v1/cluster/join", s.join)
 	s.route("DELETE", "/v1/cluster/nodes/{id}", s.remove)
+	s.route("POST", "/v1/cluster/scale", s.scale)
 	s.route("GET", "/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -185,6 +185,7 @@ func (g *gossip) loop(stop <-chan struct{}) {
 			}
 		case <-lead.C:
 			g.setMeta(func(m *nodeMeta) { m.Leader = g.n.IsLeader(); m.Boot = g.n.hasRaftState() })
+			g.n.metrics.setQueue(len(g.n.batch.in))
 		}
 	}
 }

@@ -30,6 +30,9 @@ var (
 		Name: "qledger_block_commit_seconds", Help: "Time from proposing a block to its commit.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	}, []string{"node", "group"})
+	mQueue = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "qledger_queue_depth", Help: "Transactions waiting for a block on this node (non-zero only on a group leader); an autoscaler's signal.",
+	}, []string{"node", "group"})
 	mSubmitTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "qledger_submit_seconds", Help: "Time to commit a submitted transaction, as seen by the node that accepted it.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
@@ -59,7 +62,7 @@ var registerOnce sync.Once
 
 func register() {
 	registerOnce.Do(func() {
-		for _, c := range []prometheus.Collector{mTxCommitted, mBlocks, mBlockTxs, mCommit, mSubmitTime} {
+		for _, c := range []prometheus.Collector{mTxCommitted, mBlocks, mBlockTxs, mCommit, mSubmitTime, mQueue} {
 			var are prometheus.AlreadyRegisteredError
 			if err := prometheus.Register(c); err != nil && !errors.As(err, &are) {
 				panic(err) // programming error: a name clash in this file
@@ -92,7 +95,12 @@ func (m *nodeMetrics) observeSubmit(err error, d time.Duration) {
 	mSubmitTime.WithLabelValues(m.node, m.group, result).Observe(d.Seconds())
 }
 
+func (m *nodeMetrics) setQueue(depth int) {
+	mQueue.WithLabelValues(m.node, m.group).Set(float64(depth))
+}
+
 func (m *nodeMetrics) unregister() {
+	mQueue.MetricVec.DeletePartialMatch(prometheus.Labels{"node": m.node})
 	for _, v := range []*prometheus.MetricVec{mTxCommitted.MetricVec, mBlocks.MetricVec, mBlockTxs.MetricVec, mCommit.MetricVec} {
 		v.DeletePartialMatch(prometheus.Labels{"node": m.node})
 	}

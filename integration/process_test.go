@@ -323,6 +323,24 @@ func TestDevCluster(t *testing.T) {
 	if err != nil || !strings.Contains(out, "quantum-keyed channel") {
 		t.Fatalf("secure submit: %v\n%s", err, out)
 	}
+	// Executors come and go at run time.
+	if out, err := run(t, "cluster", "scale", "--addr", "http://"+http, "--executors", "2"); err != nil || !strings.Contains(out, "2 executor nodes") {
+		t.Fatalf("scale up: %v\n%s", err, out)
+	}
+	waitFor(t, "two executors as non-voters", 20*time.Second, func() bool {
+		st, err := p.client().Cluster(ctx)
+		if err != nil {
+			return false
+		}
+		n := 0
+		for _, g := range st.Groups {
+			n += g.NonVoters
+		}
+		return n == 2
+	})
+	if out, err := run(t, "cluster", "scale", "--addr", "http://"+http, "--executors", "0"); err != nil || !strings.Contains(out, "0 executor nodes") {
+		t.Fatalf("scale down: %v\n%s", err, out)
+	}
 	// A client without a certificate of the CA gets no key.
 	out, err = run(t, "tx", "submit", "--addr", "http://"+http, "--secure", "--kme", kmeURL, "--tls-dir", t.TempDir(), "x")
 	if err == nil {
@@ -330,7 +348,8 @@ func TestDevCluster(t *testing.T) {
 	}
 	p.signal(syscall.SIGTERM)
 	// The data directory was kept (--data) and verifies offline.
-	if out, err := run(t, "chain", "verify", "--data", dir); err != nil || strings.Count(out, ": ok") != 2 {
+	// Two group nodes and the two executors that ran: every store verifies.
+	if out, err := run(t, "chain", "verify", "--data", dir); err != nil || strings.Count(out, ": ok") != 4 || strings.Contains(out, "FAILED") {
 		t.Fatalf("verify dev data: %v\n%s", err, out)
 	}
 }

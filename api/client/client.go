@@ -191,6 +191,13 @@ func (c *Client) Join(ctx context.Context, req JoinRequest) error {
 	return err
 }
 
+// Scale asks a dev cluster to run k executor nodes.
+func (c *Client) Scale(ctx context.Context, k int) (int, error) {
+	var out ScaleRequest
+	_, err := c.do(ctx, http.MethodPost, "/v1/cluster/scale", nil, ScaleRequest{Executors: k}, &out)
+	return out.Executors, err
+}
+
 // Remove takes a node out of its group.
 func (c *Client) Remove(ctx context.Context, id string) error {
 	_, err := c.do(ctx, http.MethodDelete, "/v1/cluster/nodes/"+url.PathEscape(id), nil, nil, nil)

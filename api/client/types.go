@@ -164,6 +164,11 @@ type JoinRequest struct {
 	APIAddr string `json:"api_addr,omitempty"`
 }
 
+// ScaleRequest is the body and the answer of POST /v1/cluster/scale.
+type ScaleRequest struct {
+	Executors int `json:"executors"`
+}
+
 // ErrorBody is every error response.
 type ErrorBody struct {
 	Error string `json:"error"`

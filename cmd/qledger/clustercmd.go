@@ -10,7 +10,7 @@ import (
 )
 
 func runCluster(args []string) error {
-	return subcommand(args, "cluster", map[string]func([]string) error{"status": clusterStatus, "join": clusterJoin, "remove": clusterRemove}, []string{"status", "join", "remove"})
+	return subcommand(args, "cluster", map[string]func([]string) error{"status": clusterStatus, "join": clusterJoin, "remove": clusterRemove, "scale": clusterScale}, []string{"status", "join", "remove", "scale"})
 }
 
 func clusterStatus(args []string) error {
@@ -109,5 +109,30 @@ func clusterRemove(args []string) error {
 		return err
 	}
 	fmt.Printf("node %s removed\n", short(pos[0]))
+	return nil
+}
+
+func clusterScale(args []string) error {
+	fs := flag.NewFlagSet("cluster scale", flag.ExitOnError)
+	var cf clientFlags
+	cf.register(fs)
+	k := fs.Int("executors", -1, "number of executor nodes to run [required]")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *k < 0 {
+		return errors.New("usage: qledger cluster scale --executors K")
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*cf.timeout)
+	defer cancel()
+	n, err := c.Scale(ctx, *k)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%d executor nodes running\n", n)
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -23,6 +24,33 @@ type localCluster struct {
 	*cluster.Local
 	servers []*api.Server
 	addrs   []string // API base URLs, node order
+
+	mu        sync.Mutex
+	executors []*cluster.Node
+}
+
+// ScaleExecutors implements api.Scaler: it starts executor nodes (placed
+// in the least populated groups) or makes the newest ones leave.
+func (lc *localCluster) ScaleExecutors(ctx context.Context, k int) (int, error) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	for len(lc.executors) < k {
+		n, err := lc.AddNode(cluster.RoleExecutor, -1)
+		if err != nil {
+			return len(lc.executors), err
+		}
+		lc.executors = append(lc.executors, n)
+	}
+	for len(lc.executors) > k {
+		n := lc.executors[len(lc.executors)-1]
+		lc.executors = lc.executors[:len(lc.executors)-1]
+		if err := n.Leave(ctx); err != nil {
+			n.Close()
+			return len(lc.executors), err
+		}
+		n.Close()
+	}
+	return len(lc.executors), nil
 }
 
 // startCluster starts groups × replicas nodes in this process, node 0's
@@ -60,6 +88,7 @@ func startCluster(ctx context.Context, dir string, groups, replicas int, httpAdd
 		acfg.Logger = logger
 		if i == 0 {
 			acfg.Keys = keys0
+			acfg.Scaler = lc
 		}
 		srv, err := api.New(acfg, n)
 		if err != nil {
