@@ -7,8 +7,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"sync"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
