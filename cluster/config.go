@@ -50,6 +50,9 @@ type Config struct {
 	ClusterLabel string
 	// GossipLoopback shortens gossip timers for nodes on one machine.
 	GossipLoopback bool
+	// GossipBlocked, if set, drops gossip from the node's gossip address
+	// to another: a fault-injection hook for partition tests.
+	GossipBlocked func(from, to string) bool
 	// BootstrapExpect, when set, bootstraps a new group once this many
 	// voter-role nodes of the group without raft state are alive in
 	// gossip: the first BootstrapExpect of them by ID, all with the same

@@ -137,6 +137,20 @@ func (n *Node) startGossip(hasState bool) error {
 	mc.Conflict = g
 	mc.Alive = g
 	mc.Logger = n.cfg.Logger.Named("gossip").StandardLogger(nil)
+	if cfg.GossipBlocked != nil {
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: mc.Logger})
+		if err != nil {
+			return fmt.Errorf("cluster: gossip transport: %w", err)
+		}
+		if mc.BindPort == 0 {
+			mc.BindPort = nt.GetAutoBindPort()
+			if mc.AdvertisePort == 0 {
+				mc.AdvertisePort = mc.BindPort
+			}
+		}
+		self := net.JoinHostPort(host, strconv.Itoa(mc.BindPort))
+		mc.Transport = &filterTransport{NodeAwareTransport: nt, blocked: func(to string) bool { return cfg.GossipBlocked(self, to) }}
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("cluster: start gossip: %w", err)
@@ -347,4 +361,39 @@ func (g *gossip) leave(timeout time.Duration) {
 		g.n.logger.Warn("gossip leave", "error", err)
 	}
 	_ = g.ml.Shutdown()
+}
+
+// filterTransport drops outgoing gossip to blocked addresses (both
+// packets and streams), which partitions nodes when both sides filter.
+type filterTransport struct {
+	memberlist.NodeAwareTransport
+	blocked func(to string) bool
+}
+
+func (f *filterTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	if f.blocked(addr) {
+		return time.Now(), nil
+	}
+	return f.NodeAwareTransport.WriteTo(b, addr)
+}
+
+func (f *filterTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	if f.blocked(a.Addr) {
+		return time.Now(), nil
+	}
+	return f.NodeAwareTransport.WriteToAddress(b, a)
+}
+
+func (f *filterTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	if f.blocked(addr) {
+		return nil, fmt.Errorf("cluster: gossip to %s blocked", addr)
+	}
+	return f.NodeAwareTransport.DialTimeout(addr, timeout)
+}
+
+func (f *filterTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	if f.blocked(a.Addr) {
+		return nil, fmt.Errorf("cluster: gossip to %s blocked", a.Addr)
+	}
+	return f.NodeAwareTransport.DialAddressTimeout(a, timeout)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -295,4 +296,54 @@ func TestWipedNodeRejoinsWithNewID(t *testing.T) {
 		h, _, _ := fresh.Store().Head()
 		return h.LogSize > r.Index
 	})
+}
+
+func TestPartitionAndHeal(t *testing.T) {
+	var (
+		mu      sync.Mutex
+		cut     = map[string]bool{} // gossip addresses on the far side
+		healing bool
+	)
+	blocked := func(from, to string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return !healing && cut[from] != cut[to]
+	}
+	base := DefaultConfig()
+	base.LoopbackTiming()
+	base.GossipBlocked = blocked
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l, err := StartLocal(ctx, LocalConfig{Groups: 1, Replicas: 3, DataDir: t.TempDir(), Base: &base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	alive := func(n *Node) int {
+		c := 0
+		for _, m := range n.gossip.view() {
+			if m.state == stateAlive || m.state == stateSuspect {
+				c++
+			}
+		}
+		return c
+	}
+	for _, n := range l.Nodes {
+		waitUntil(t, "full view", 10*time.Second, func() bool { return alive(n) == 3 })
+	}
+	far := l.Nodes[2]
+	mu.Lock()
+	cut[far.gossipAddr] = true
+	mu.Unlock()
+	waitUntil(t, "both sides to see the partition", 15*time.Second, func() bool {
+		return alive(far) == 1 && alive(l.Nodes[0]) == 2 && alive(l.Nodes[1]) == 2
+	})
+	mu.Lock()
+	healing = true
+	mu.Unlock()
+	// The periodic re-join to seeds merges the views again.
+	for _, n := range l.Nodes {
+		waitUntil(t, "views to converge after the heal", 20*time.Second, func() bool { return alive(n) == 3 })
+	}
+	waitUntil(t, "three voters again", 20*time.Second, func() bool { v, _ := config(t, l, 0); return v == 3 })
 }
