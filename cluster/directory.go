@@ -1,9 +1,7 @@
 package cluster
 
 import (
-	"encoding/json"
 	"math/rand/v2"
-	"os"
 	"sort"
 	"sync"
 	"time"
@@ -29,72 +27,41 @@ func nodeEntries(nodes []NodeInfo) []dirEntry {
 
 // directory is this node's view of every node of the cluster, in every
 // group: enough to route a request for any group to a node that serves it.
-// It is exchanged between nodes on join and periodically after; the raft
-// configuration of each group stays the authority on membership.
+// Gossip feeds it (and a join answer seeds it); the raft configuration of
+// each group stays the authority on membership.
 type directory struct {
-	path string
 	self NodeInfo
 
 	mu      sync.RWMutex
 	entries map[string]dirEntry
 }
 
-func newDirectory(path string, self NodeInfo) *directory {
-	d := &directory{path: path, self: self, entries: map[string]dirEntry{}}
-	if b, err := os.ReadFile(path); err == nil {
-		var saved []dirEntry
-		if json.Unmarshal(b, &saved) == nil {
-			for _, e := range saved {
-				d.entries[e.ID] = e
-			}
-		}
-	}
+func newDirectory(self NodeInfo) *directory {
+	d := &directory{self: self, entries: map[string]dirEntry{}}
 	d.entries[self.ID] = dirEntry{NodeInfo: self, Epoch: time.Now().UnixNano()}
 	return d
 }
 
-// merge takes every entry newer than what it has and persists the result.
+// merge takes every entry newer than what it has.
 func (d *directory) merge(in []dirEntry) {
 	d.mu.Lock()
-	changed := false
+	defer d.mu.Unlock()
 	for _, e := range in {
 		if e.ID == "" || e.ID == d.self.ID {
 			continue
 		}
 		if cur, ok := d.entries[e.ID]; !ok || e.Epoch > cur.Epoch {
 			d.entries[e.ID] = e
-			changed = true
 		}
-	}
-	var snapshot []dirEntry
-	if changed {
-		snapshot = d.listLocked(true)
-	}
-	d.mu.Unlock()
-	if changed {
-		d.save(snapshot)
 	}
 }
 
 func (d *directory) markRemoved(id string) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	e := d.entries[id]
 	e.ID, e.Removed, e.Epoch = id, true, time.Now().UnixNano()
 	d.entries[id] = e
-	snapshot := d.listLocked(true)
-	d.mu.Unlock()
-	d.save(snapshot)
-}
-
-func (d *directory) save(entries []dirEntry) {
-	b, err := json.MarshalIndent(entries, "", "  ")
-	if err != nil {
-		return
-	}
-	tmp := d.path + ".tmp"
-	if os.WriteFile(tmp, b, 0o600) == nil {
-		_ = os.Rename(tmp, d.path)
-	}
 }
 
 func (d *directory) listLocked(withRemoved bool) []dirEntry {

@@ -228,14 +228,6 @@ func (n *Node) handlers() map[method]rpcHandler {
 			h.Applied, _ = strconv.ParseUint(st["applied_index"], 10, 64)
 			return h, nil
 		},
-		mDirectory: func(ctx context.Context, body []byte) (any, error) {
-			var theirs []dirEntry
-			if err := unmarshal(body, &theirs); err != nil {
-				return nil, err
-			}
-			n.dir.merge(theirs)
-			return n.dir.all(), nil
-		},
 	}
 }
 

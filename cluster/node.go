@@ -125,7 +125,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: advertise address %q: %w", adv, err)
 	}
 	n.info = NodeInfo{ID: id.String(), Group: n.group, Addr: adv, APIAddr: cfg.APIAddr}
-	n.dir = newDirectory(filepath.Join(cfg.DataDir, "peers.json"), n.info)
+	n.dir = newDirectory(n.info)
 	n.metrics = newNodeMetrics(n.info)
 
 	// A chain store written without fsync is trusted only after a clean

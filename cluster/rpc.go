@@ -30,7 +30,6 @@ const (
 	mRemove
 	mQuery
 	mStatus
-	mDirectory
 	mHealth
 )
 

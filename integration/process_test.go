@@ -353,3 +353,25 @@ func TestDevCluster(t *testing.T) {
 		t.Fatalf("verify dev data: %v\n%s", err, out)
 	}
 }
+
+// TestMultiProcessBootstrapExpect starts three processes that only know
+// one seed and expect three voters: they form one group together.
+func TestMultiProcessBootstrapExpect(t *testing.T) {
+	root := t.TempDir()
+	ctx := context.Background()
+	a := startProc(t, filepath.Join(root, "a"), freePort(t), freePort(t), "--bootstrap-expect", "3")
+	b := startProc(t, filepath.Join(root, "b"), freePort(t), freePort(t), "--bootstrap-expect", "3", "--join", a.gossip)
+	c := startProc(t, filepath.Join(root, "c"), freePort(t), freePort(t), "--bootstrap-expect", "3", "--join", a.gossip)
+	waitFor(t, "one group of three voters", 30*time.Second, func() bool {
+		for _, p := range []*proc{a, b, c} {
+			v, all, leader := members(ctx, p.client())
+			if v != 3 || all != 3 || !leader {
+				return false
+			}
+		}
+		return true
+	})
+	if _, _, err := b.client().Submit(ctx, []byte("formed"), client.SubmitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
