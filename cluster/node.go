@@ -407,14 +407,19 @@ func (n *Node) TransferLeadership() error {
 func (n *Node) GossipAddr() string { return n.gossipAddr }
 
 // Leave takes the node out of the cluster gracefully: it hands over
-// leadership if it leads, asks its group's leader to remove it from the
-// raft configuration, and leaves gossip. Close afterwards.
+// leadership if it leads, leaves gossip, and asks its group's leader to
+// remove it from the raft configuration. Close afterwards.
 func (n *Node) Leave(ctx context.Context) error {
 	var errs []error
 	if n.IsLeader() {
 		if err := n.raft.LeadershipTransfer().Error(); err != nil {
 			n.logger.Warn("leadership transfer before leaving failed", "error", err)
 		}
+	}
+	// Leave gossip first, so the reconciler sees "left" and does not add
+	// the node back between its removal and its departure.
+	if n.gossip != nil {
+		n.gossip.leave(2 * time.Second)
 	}
 	if n.hasRaftState() {
 		for attempt := 0; ; attempt++ {
@@ -428,9 +433,6 @@ func (n *Node) Leave(ctx context.Context) error {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-	}
-	if n.gossip != nil {
-		n.gossip.leave(2 * time.Second)
 	}
 	return errors.Join(errs...)
 }
