@@ -3,7 +3,7 @@
 GO        ?= go
 BIN       ?= bin
 PKGS      := ./...
-TEST_FLAGS ?= -race -timeout 20m
+TEST_FLAGS ?= -race -p 1 -timeout 30m
 STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: all build test unit integration demo dev bench lint fmt clean
