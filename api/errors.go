@@ -19,6 +19,7 @@ const (
 	codeUnavailable    = client.CodeUnavailable
 	codeInternal       = client.CodeInternal
 	codeMethod         = client.CodeMethod
+	codeForbidden      = client.CodeForbidden
 )
 
 // errBadRequest marks input the handler itself rejected.

@@ -36,6 +36,8 @@ type Cluster interface {
 	Ready(ctx context.Context) (bool, cluster.ClusterStatus)
 	Join(ctx context.Context, node cluster.NodeInfo) (cluster.JoinResponse, error)
 	Remove(ctx context.Context, id string) error
+	Item(ctx context.Context, group int, dataID string, level cluster.Level) (fsm.ItemMeta, []fsm.TxRecord, error)
+	Items(ctx context.Context, group int, filter string, level cluster.Level) ([]fsm.ItemMeta, error)
 }
 
 // Scaler changes the number of executor nodes at run time.
@@ -154,6 +156,7 @@ func (s *Server) routes() {
 	})
 	s.route("GET", "/readyz", s.ready)
 	s.sessionRoutes()
+	s.dataRoutes()
 	s.mux.Handle("GET /metrics", promhttp.Handler())
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "no such endpoint: "+r.URL.Path)

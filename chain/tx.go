@@ -24,15 +24,20 @@ type TxKind uint8
 const (
 	// TxData is an opaque payload recorded as submitted.
 	TxData TxKind = 1
+	// TxShard carries a shard record (package shard): one segment of one
+	// share of a confidentially shared data item.
+	TxShard TxKind = 2
 )
 
-func (k TxKind) valid() bool { return k == TxData }
+func (k TxKind) valid() bool { return k == TxData || k == TxShard }
 
 // String names the kind.
 func (k TxKind) String() string {
 	switch k {
 	case TxData:
 		return "data"
+	case TxShard:
+		return "shard"
 	default:
 		return fmt.Sprintf("kind(%d)", uint8(k))
 	}

@@ -44,6 +44,8 @@ const (
 	opBlocks      = "blocks"
 	opTx          = "tx"
 	opConsistency = "consistency"
+	opItem        = "item"
+	opItems       = "items"
 )
 
 // Query is the internal RPC form of a read.
@@ -57,16 +59,21 @@ type Query struct {
 	Limit  int        `json:"limit,omitempty"`
 	ID     chain.Hash `json:"id,omitempty"`
 	Hops   int        `json:"hops,omitempty"`
+	DataID string     `json:"data_id,omitempty"`
+	Filter string     `json:"filter,omitempty"`
 }
 
 // QueryResult carries whichever fields the op fills.
 type QueryResult struct {
-	Header   []byte        `json:"header,omitempty"` // encoded head; nil if the chain is empty
-	Blocks   [][]byte      `json:"blocks,omitempty"`
-	Tx       *fsm.TxRecord `json:"tx,omitempty"`
-	RootFrom chain.Hash    `json:"root_from"`
-	RootTo   chain.Hash    `json:"root_to"`
-	Proof    []chain.Hash  `json:"proof,omitempty"`
+	Header   []byte         `json:"header,omitempty"` // encoded head; nil if the chain is empty
+	Blocks   [][]byte       `json:"blocks,omitempty"`
+	Tx       *fsm.TxRecord  `json:"tx,omitempty"`
+	RootFrom chain.Hash     `json:"root_from"`
+	RootTo   chain.Hash     `json:"root_to"`
+	Proof    []chain.Hash   `json:"proof,omitempty"`
+	Item     *fsm.ItemMeta  `json:"item,omitempty"`
+	Segments []fsm.TxRecord `json:"segments,omitempty"`
+	Items    []fsm.ItemMeta `json:"items,omitempty"`
 }
 
 // ConsistencyProof proves the group's log at size From is a prefix of the
@@ -278,10 +285,44 @@ func (n *Node) localQuery(q Query) (QueryResult, error) {
 			return res, storeErr(err)
 		}
 		res.RootFrom, res.RootTo, res.Proof = rf, rt, proof
+	case opItem:
+		meta, segs, err := n.store.Item(q.DataID)
+		if err != nil {
+			return res, storeErr(err)
+		}
+		res.Item, res.Segments = &meta, segs
+	case opItems:
+		items, err := n.store.Items(q.Filter, max(1, min(q.Limit, MaxItemsPerRead)))
+		if err != nil {
+			return res, storeErr(err)
+		}
+		res.Items = items
 	default:
 		return res, fmt.Errorf("%w: query op %q", ErrBadRequest, q.Op)
 	}
 	return res, nil
+}
+
+// MaxItemsPerRead caps one Items read.
+const MaxItemsPerRead = 1000
+
+// Item returns group g's share of a shared data item: its metadata and the
+// transactions holding the share's segments, with inclusion proofs.
+func (n *Node) Item(ctx context.Context, g int, dataID string, level Level) (fsm.ItemMeta, []fsm.TxRecord, error) {
+	res, err := n.query(ctx, Query{Op: opItem, Group: g, Level: level, DataID: dataID})
+	if err != nil {
+		return fsm.ItemMeta{}, nil, err
+	}
+	if res.Item == nil {
+		return fsm.ItemMeta{}, nil, fmt.Errorf("%w: data item %q in group %d", ErrNotFound, dataID, g)
+	}
+	return *res.Item, res.Segments, nil
+}
+
+// Items lists group g's data items whose description contains filter.
+func (n *Node) Items(ctx context.Context, g int, filter string, level Level) ([]fsm.ItemMeta, error) {
+	res, err := n.query(ctx, Query{Op: opItems, Group: g, Level: level, Filter: filter, Limit: MaxItemsPerRead})
+	return res.Items, err
 }
 
 func storeErr(err error) error {

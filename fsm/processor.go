@@ -253,6 +253,11 @@ func (w *writer) appendBlock(res *ApplyResult, data []byte) error {
 		if err := txBucket.Put(p.id[:], r.Location.encode()); err != nil {
 			return err
 		}
+		if txs[p.pos].Kind == chain.TxShard {
+			if err := w.indexShard(&txs[p.pos], p.id, height); err != nil {
+				return err
+			}
+		}
 		if p.req != nil {
 			if err := dedup.Put(DedupKey(txs[p.pos].Submitter, txs[p.pos].IdempotencyKey), encodeDedup(p.req, p.id, r.Location)); err != nil {
 				return err

@@ -187,6 +187,7 @@ const (
 	CodeUnavailable    = "unavailable"
 	CodeInternal       = "internal"
 	CodeMethod         = "method_not_allowed"
+	CodeForbidden      = "forbidden"
 )
 
 // HeadFromHeader converts a header to its wire form.

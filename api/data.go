@@ -1,0 +1,173 @@
+package api
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+
+	"qledger/api/client"
+	"qledger/chain"
+	"qledger/cluster"
+	"qledger/fsm"
+	"qledger/shard"
+)
+
+// CallerHeader names the caller for the shared-data reader check until
+// authenticated identities exist (the permissions issue replaces it with
+// the client certificate's subject, behind the same check).
+const CallerHeader = "X-Qledger-Caller"
+
+func (s *Server) dataRoutes() {
+	s.route("POST", "/v1/data/{id}/shares/{i}", s.putShare)
+	s.route("GET", "/v1/data/{id}/shares/{i}", s.getShare)
+	s.route("GET", "/v1/data", s.listData)
+}
+
+func (s *Server) shareParams(r *http.Request) (string, int, error) {
+	id := r.PathValue("id")
+	if err := shard.ValidDataID(id); err != nil {
+		return "", 0, badRequest("%v", err)
+	}
+	i, err := strconv.Atoi(r.PathValue("i"))
+	if err != nil || i < 0 || i >= s.c.Groups() {
+		return "", 0, badRequest("share index %q: the cluster has groups 0..%d", r.PathValue("i"), s.c.Groups()-1)
+	}
+	return id, i, nil
+}
+
+// putShare commits one segment of share i to group i. The transaction's
+// idempotency key is fixed by (data ID, share, segment), so a retry of the
+// same segment returns the same receipt and a different body under the
+// same name is refused with 422: a stored share cannot be overwritten.
+func (s *Server) putShare(w http.ResponseWriter, r *http.Request) {
+	id, i, err := s.shareParams(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var up client.ShareUpload
+	if err := decodeStrict(r, &up); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	hash, err := hex.DecodeString(up.ShareHash)
+	if err != nil || len(hash) != 32 {
+		s.fail(w, r, badRequest("share_hash must be 64 hex digits"))
+		return
+	}
+	if up.Shares > s.c.Groups() {
+		s.fail(w, r, badRequest("%d shares but the cluster has %d groups", up.Shares, s.c.Groups()))
+		return
+	}
+	rec := shard.Record{DataID: id, Index: i, Shares: up.Shares, Threshold: up.Threshold, Scheme: up.Scheme,
+		Segment: up.Segment, Segments: up.Segments, ShareSize: up.ShareSize, Uploader: caller(r),
+		Description: up.Description, Digest: up.Digest, Readers: up.Readers, Bytes: up.Bytes}
+	copy(rec.ShareHash[:], hash)
+	if err := rec.Validate(); err != nil {
+		s.fail(w, r, badRequest("%v", err))
+		return
+	}
+	key := fmt.Sprintf("shard/%s/%d/%d", id, i, up.Segment)
+	res, err := s.c.Submit(r.Context(), chain.Tx{Kind: chain.TxShard, Group: uint32(i), IdempotencyKey: key, Payload: rec.Encode()})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if res.Duplicate {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, http.StatusOK, client.Receipt{ID: res.ID.String(), Group: res.Group, Height: res.Height, Index: res.Index})
+}
+
+func caller(r *http.Request) string {
+	if c := r.Header.Get(CallerHeader); c != "" {
+		return c
+	}
+	return r.RemoteAddr
+}
+
+func itemWire(m fsm.ItemMeta, group int) client.DataItem {
+	return client.DataItem{DataID: m.DataID, Group: group, Index: m.Index, Shares: m.Shares, Threshold: m.Threshold, Scheme: m.Scheme,
+		Segments: m.Segments, ShareSize: m.ShareSize, ShareHash: m.ShareHash.String(), Uploader: m.Uploader,
+		Description: m.Description, Digest: m.Digest, Readers: m.Readers, Height: m.Height}
+}
+
+// getShare serves share i of an item from group i, with each segment's
+// inclusion proof and the group's head, to callers on the reader list.
+func (s *Server) getShare(w http.ResponseWriter, r *http.Request) {
+	id, i, err := s.shareParams(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	lv, err := level(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	meta, segs, err := s.c.Item(r.Context(), i, id, lv)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !meta.CanRead(r.Header.Get(CallerHeader)) {
+		writeError(w, http.StatusForbidden, codeForbidden, fmt.Sprintf("caller %q is not on the reader list of %s", r.Header.Get(CallerHeader), id))
+		return
+	}
+	head, ok, err := s.c.Head(r.Context(), i, lv)
+	if err != nil || !ok {
+		s.fail(w, r, fmt.Errorf("%w: head of group %d: %v", cluster.ErrStore, i, err))
+		return
+	}
+	out := client.ShareDownload{Item: itemWire(meta, i), Head: client.HeadFromHeader(head)}
+	for _, rec := range segs {
+		f, _ := client.FieldsOf(rec.TxBytes)
+		out.Segments = append(out.Segments, client.TxResponse{
+			ID: rec.ID.String(), Group: i, Height: rec.Location.Height, Index: rec.Location.Index,
+			TxBytes: rec.TxBytes, LeafHash: rec.LeafHash.String(),
+			Proof: client.Proof{LeafIndex: rec.Location.Index, TreeSize: rec.TreeSize, Root: rec.Root.String(), Hashes: hexes(rec.Proof)},
+			Tx:    f,
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// listData lists items from every group, merged by data ID.
+func (s *Server) listData(w http.ResponseWriter, r *http.Request) {
+	lv, err := level(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	filter := r.URL.Query().Get("description")
+	byID := map[string]*client.DataListing{}
+	var unreachable []int
+	for g := 0; g < s.c.Groups(); g++ {
+		items, err := s.c.Items(r.Context(), g, filter, lv)
+		if err != nil {
+			if errors.Is(err, cluster.ErrBadRequest) {
+				s.fail(w, r, err)
+				return
+			}
+			unreachable = append(unreachable, g)
+			continue
+		}
+		for _, m := range items {
+			l := byID[m.DataID]
+			if l == nil {
+				l = &client.DataListing{DataItem: itemWire(m, g)}
+				byID[m.DataID] = l
+			}
+			l.Groups = append(l.Groups, g)
+		}
+	}
+	out := client.DataList{Items: []client.DataListing{}, Unreachable: unreachable}
+	for _, l := range byID {
+		out.Items = append(out.Items, *l)
+	}
+	sort.Slice(out.Items, func(i, j int) bool { return out.Items[i].DataID < out.Items[j].DataID })
+	writeJSON(w, http.StatusOK, out)
+}

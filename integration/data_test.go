@@ -1,0 +1,123 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"qledger/api"
+	"qledger/api/client"
+	"qledger/sharing"
+)
+
+// TestSharedDataAcrossGroups stores items split across 5 groups, reads
+// them back while 2 groups are down, enforces the reader list, and fails
+// clearly once fewer than t groups answer.
+func TestSharedDataAcrossGroups(t *testing.T) {
+	l := startLocal(t, 5, 1, nil)
+	srv, err := api.New(api.DefaultConfig(), l.Nodes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	c, _ := client.New(ts.URL, nil)
+	ctx := context.Background()
+
+	big := make([]byte, 3<<20) // shares of ~1 MiB: two segments each
+	rand.Read(big)
+	copy(big, []byte{0, 0, 0}) // leading zeros survive
+	small := append([]byte{0, 0}, []byte("a small secret with leading zeros")...)
+	type item struct {
+		name string
+		data []byte
+		opt  client.PutOptions
+	}
+	items := []item{
+		{"dispersal", big, client.PutOptions{Threshold: 3, Description: "quarterly report"}},
+		{"paper", small, client.PutOptions{Threshold: 3, Scheme: "paper", Description: "paper mode"}},
+		{"restricted", small, client.PutOptions{Threshold: 2, Readers: []string{"alice"}, Description: "for alice"}},
+	}
+	ids := map[string]string{}
+	for _, it := range items {
+		res, err := c.PutData(ctx, it.data, it.opt)
+		if err != nil {
+			t.Fatalf("%s: put: %v", it.name, err)
+		}
+		if res.Shares != 5 {
+			t.Fatalf("%s: %d shares", it.name, res.Shares)
+		}
+		ids[it.name] = res.DataID
+	}
+	// Storage per node in dispersal mode is about |D|/t.
+	if l, err := c.ListData(ctx, "quarterly"); err != nil || len(l.Items) != 1 || len(l.Items[0].Groups) != 5 {
+		t.Fatalf("list: %+v %v", l, err)
+	}
+	// Two groups go down.
+	for _, n := range l.Nodes {
+		if n.Group() >= 3 {
+			n.Close()
+		}
+	}
+	for _, it := range items {
+		caller := ""
+		if it.name == "restricted" {
+			caller = "alice"
+		}
+		got, rep, err := c.GetData(ctx, ids[it.name], caller)
+		if err != nil {
+			t.Fatalf("%s: get with groups 3 and 4 down: %v", it.name, err)
+		}
+		if !bytes.Equal(got, it.data) {
+			t.Fatalf("%s: recovered data differs", it.name)
+		}
+		if len(rep.Used) != 3 || len(rep.Failed) != 2 {
+			t.Fatalf("%s: report %+v", it.name, rep)
+		}
+	}
+	// Not on the reader list: no group serves the share.
+	_, _, err = c.GetData(ctx, ids["restricted"], "bob")
+	if !errors.Is(err, client.ErrTooFewGroups) || !strings.Contains(err.Error(), "not on the reader list") {
+		t.Fatalf("reader list: %v", err)
+	}
+	// Exported shares recover offline.
+	dir := t.TempDir()
+	shares, _, err := c.FetchShares(ctx, ids["paper"], "", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sh := range shares {
+		b, _ := sh.MarshalJSON()
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("share-%d.json", sh.Index)), b, 0o600)
+	}
+	var back []*sharing.Share
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		var sh sharing.Share
+		if err := sh.UnmarshalJSON(b); err != nil {
+			t.Fatal(err)
+		}
+		back = append(back, &sh)
+	}
+	if got, _, err := sharing.Recover(back); err != nil || !bytes.Equal(got, small) {
+		t.Fatalf("offline recovery: %v", err)
+	}
+	// A third group goes down: fewer than t answer, and the error says which.
+	for _, n := range l.Nodes {
+		if n.Group() == 2 {
+			n.Close()
+		}
+	}
+	_, _, err = c.GetData(ctx, ids["dispersal"], "")
+	if !errors.Is(err, client.ErrTooFewGroups) || !strings.Contains(err.Error(), "groups [0 1] answered") {
+		t.Fatalf("too few groups: %v", err)
+	}
+}
