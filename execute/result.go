@@ -85,7 +85,8 @@ func (o *Outcome) UnmarshalText(b []byte) error {
 // on machine speed. Hash covers Outcome, ExitCode and Stdout (see
 // ResultHash), so two executions of the same request agree on Hash exactly
 // when they agree on those three. Stderr, Detail and Duration are
-// diagnostics and are not hashed.
+// diagnostics and are not hashed; Stderr is reproducible too, except after
+// a timeout (it stops being recorded at a memory or output limit hit).
 type Result struct {
 	Outcome  Outcome
 	ExitCode uint32

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"qledger/examples/functions/tiny"
 	"qledger/execute"
 )
 
@@ -30,6 +31,8 @@ func TestExamples(t *testing.T) {
 		{"tinyinc", `no digits`, execute.OutcomeBadExit, 2, ``},
 		{"echo", `hello`, execute.OutcomeOK, 0, `hello`},
 		{"echo", ``, execute.OutcomeOK, 0, ``},
+		{"echo", strings.Repeat("a", tiny.MaxInput), execute.OutcomeOK, 0, strings.Repeat("a", tiny.MaxInput)},
+		{"echo", strings.Repeat("a", tiny.MaxInput+1), execute.OutcomeBadExit, 1, ``},
 		{"transform",
 			`{"orders":[{"id":"a1","customer":"bob","amount_cents":1250,"currency":"eur"},` +
 				`{"id":"a2","customer":"ada","amount_cents":300,"currency":"USD"},` +
@@ -152,7 +155,7 @@ func TestDeployErrors(t *testing.T) {
 		{"empty module (no _start)", dep("empty", "1", []byte("\x00asm\x01\x00\x00\x00"), nil), execute.ErrInvalidModule, "_start"},
 		{"custom import (tiny)", dep("tinyclock", "1", code(t, "tinyclock"), nil), execute.ErrUnsupportedImport, "env.host_time"},
 		{"custom import (Go)", dep("hostclock", "1", code(t, "hostclock"), nil), execute.ErrUnsupportedImport, "env.host_time"},
-		{"pages below the module's minimum", dep("tinyinc", "1", code(t, "tinyinc"), func(s *execute.Spec) { s.MemoryPages = 1 }), execute.ErrInvalidSpec, "starts with 2"},
+		{"pages below the module's minimum", dep("increment", "1", code(t, "increment"), func(s *execute.Spec) { s.MemoryPages = 16 }), execute.ErrInvalidSpec, "spec allows 16"},
 		{"code hash mismatch", dep("x", "1", code(t, "echo"), func(s *execute.Spec) { s.CodeHash[0] ^= 1 }), execute.ErrCodeHash, ""},
 		{"invalid spec", dep("Bad Name", "1", code(t, "echo"), nil), execute.ErrInvalidSpec, ""},
 	}
@@ -186,10 +189,10 @@ func TestInvokeErrors(t *testing.T) {
 	if _, err := shared.Invoke(ctx, spec, requestID(1), make([]byte, execute.MaxInputBytes+1)); !errors.Is(err, execute.ErrInputTooLarge) {
 		t.Fatalf("large input: %v", err)
 	}
-	// Invoking the same code under a spec with fewer pages than the
+	// Invoking deployed code under a spec with fewer pages than the
 	// module starts with is the memory-limit outcome, not a crash.
-	small := spec
-	small.MemoryPages = 1
+	small := deploy(t, shared, "increment", nil)
+	small.MemoryPages = 16
 	res, err := shared.Invoke(ctx, small, requestID(1), nil)
 	if err != nil || res.Outcome != execute.OutcomeMemoryLimit {
 		t.Fatalf("small spec: %v %v", res.Outcome, err)

@@ -12,7 +12,7 @@
 //
 //	tinyinc    stdin -> stdout with the last run of decimal digits incremented
 //	           by one ({"value":100} -> {"value":101}, 99 -> 100); exit 2 if
-//	           the input has no digit, exit 1 if it exceeds 131,054 bytes
+//	           the input has no digit, exit 1 if it exceeds 65,518 bytes
 //	echo       stdin -> stdout unchanged (same input limit)
 //	loop       never returns
 //	memhog     grows its memory 16 pages at a time until refused, then traps
@@ -40,7 +40,7 @@ const (
 )
 
 // MaxInput is the largest stdin tinyinc and echo accept.
-const MaxInput = 2*pageSize - bufAddr - 1
+const MaxInput = pageSize - bufAddr - 1
 
 type wasi struct{ fdRead, fdWrite, procExit uint32 }
 
@@ -103,7 +103,7 @@ func isDigitAt(i uint32) []byte {
 }
 
 func tinyinc() []byte {
-	b := &builder{memPages: 2}
+	b := &builder{memPages: 1}
 	w := b.importWASI()
 	writeAll, readAll := b.writeAll(w), b.readAll(w)
 	const n, i, start = 0, 1, 2
@@ -145,7 +145,7 @@ func tinyinc() []byte {
 }
 
 func echo() []byte {
-	b := &builder{memPages: 2}
+	b := &builder{memPages: 1}
 	w := b.importWASI()
 	writeAll, readAll := b.writeAll(w), b.readAll(w)
 	b.function("_start", nil, nil, []byte{i32},
