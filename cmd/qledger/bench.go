@@ -17,12 +17,16 @@ import (
 	"qledger/api/client"
 	"qledger/chain"
 	"qledger/cluster"
+	"qledger/sharing/figure"
 )
 
 // runBench measures committed transactions per second and commit latency
 // for the ledger beside a bare hashicorp/raft baseline measured in the
 // same run, with the same replicas, clients and payloads.
 func runBench(args []string) error {
+	if len(args) > 0 && args[0] == "sharing" {
+		return benchSharing(args[1:])
+	}
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	clientsFlag := fs.String("clients", "1,16,64", "concurrent clients, comma-separated")
 	payloadsFlag := fs.String("payloads", "100,1024", "payload sizes in bytes, comma-separated")
@@ -299,4 +303,21 @@ func (t *table) print() {
 	for _, r := range t.rows {
 		fmt.Println("| " + strings.Join(r, " | ") + " |")
 	}
+}
+
+// benchSharing reproduces SSDSM's Figure 4 with package sharing: split and
+// recovery time and per-node storage for paper and dispersal modes.
+func benchSharing(args []string) error {
+	fs := flag.NewFlagSet("bench sharing", flag.ExitOnError)
+	out := fs.String("out", "bench-sharing", "directory for figure4.csv, figure4.png and summary.txt")
+	quick := fs.Bool("quick", false, "smaller sizes and fewer repetitions")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg := figure.DefaultConfig()
+	cfg.Quick = *quick
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	return figure.Run(cfg, *out, os.Stdout)
 }
