@@ -140,7 +140,6 @@ type splitJob struct {
 	last    bool
 	data    []byte   // the plaintext segment (paper)
 	shards  [][]byte // the frame of each share (dispersal)
-	buf     *segBuf
 	pending atomic.Int32
 	release func()
 }
