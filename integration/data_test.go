@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -119,5 +122,81 @@ func TestSharedDataAcrossGroups(t *testing.T) {
 	_, _, err = c.GetData(ctx, ids["dispersal"], "")
 	if !errors.Is(err, client.ErrTooFewGroups) || !strings.Contains(err.Error(), "groups [0 1] answered") {
 		t.Fatalf("too few groups: %v", err)
+	}
+}
+
+// TestSharedDataTamperAndBadInput: a node that alters a share in transit
+// is caught by the proof check and the share replaced from another group;
+// bad parameters get clear errors.
+func TestSharedDataTamperAndBadInput(t *testing.T) {
+	l := startLocal(t, 4, 1, nil)
+	srv, err := api.New(api.DefaultConfig(), l.Nodes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	// A proxy that flips a byte in every segment of share 1.
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, ts.URL+r.URL.RequestURI(), r.Body)
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			w.WriteHeader(502)
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if r.Method == "GET" && strings.HasSuffix(r.URL.Path, "/shares/1") {
+			var dl client.ShareDownload
+			if json.Unmarshal(body, &dl) == nil {
+				for i := range dl.Segments {
+					b := dl.Segments[i].TxBytes
+					b[len(b)-1] ^= 1
+				}
+				body, _ = json.Marshal(dl)
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(resp.StatusCode)
+		w.Write(body)
+	}))
+	defer proxy.Close()
+	c, _ := client.New(proxy.URL, nil)
+	ctx := context.Background()
+	data := []byte("tamper-evident shared data")
+	res, err := c.PutData(ctx, data, client.PutOptions{Threshold: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, rep, err := c.GetData(ctx, res.DataID, "")
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("get through a tampering node: %v", err)
+	}
+	if _, bad := rep.Failed[1]; !bad || !strings.Contains(rep.Failed[1], "verification failed") {
+		t.Fatalf("the tampered share was not rejected: %+v", rep)
+	}
+	for _, u := range rep.Used {
+		if u == 1 {
+			t.Fatal("the tampered share was used")
+		}
+	}
+	// Bad input.
+	for name, opt := range map[string]client.PutOptions{
+		"t > n":        {Threshold: 5},
+		"t < 1":        {Threshold: 0, Shares: 4},
+		"n > groups":   {Threshold: 2, Shares: 6},
+		"bad data ID":  {Threshold: 2, DataID: "no spaces allowed"},
+		"unknown mode": {Threshold: 2, Scheme: "rot13"},
+	} {
+		if _, err := c.PutData(ctx, data, opt); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := c.PutData(ctx, nil, client.PutOptions{Threshold: 2}); !errors.Is(err, sharing.ErrEmptyData) {
+		t.Errorf("empty data: %v", err)
+	}
+	if _, _, err := c.GetData(ctx, "no-such-item", ""); !errors.Is(err, client.ErrTooFewGroups) {
+		t.Errorf("unknown item: %v", err)
 	}
 }
