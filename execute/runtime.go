@@ -217,13 +217,24 @@ func (r *Runtime) load(ctx context.Context, hash [CodeHashSize]byte, code []byte
 	return m, true, m.err
 }
 
-// compile compiles code and checks that it is a WASI command importing only
-// what the sandbox offers.
+// compile checks code against the static limits (scanModule), compiles it
+// and checks that it is a WASI command importing only what the sandbox
+// offers.
 func (r *Runtime) compile(ctx context.Context, code []byte) (wazero.CompiledModule, uint32, error) {
-	cctx := experimental.WithCompilationWorkers(ctx, r.cfg.CompileWorkers)
-	cm, err := r.wz.CompileModule(cctx, code)
+	// Check the static limits and the imports before spending a compilation
+	// on the module.
+	shape, err := scanModule(code)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %v", ErrInvalidModule, err)
+		return nil, 0, err
+	}
+	for _, im := range shape.imports {
+		if _, ok := r.wasi[im.name]; im.module != wasiModule || !ok {
+			return nil, 0, fmt.Errorf("%w: function %s.%s (the sandbox offers only %s)", ErrUnsupportedImport, im.module, im.name, wasiModule)
+		}
+	}
+	cm, err := r.compileModule(ctx, shape.code)
+	if err != nil {
+		return nil, 0, err
 	}
 	minPages, err := r.check(cm)
 	if err != nil {
@@ -231,6 +242,26 @@ func (r *Runtime) compile(ctx context.Context, code []byte) (wazero.CompiledModu
 		return nil, 0, err
 	}
 	return cm, minPages, nil
+}
+
+// compileModule runs wazero's compiler. wazero v1.12.0's validator can
+// panic on malformed function bodies (FuzzDeployInvoke found an index out
+// of range); the panic is turned into ErrInvalidModule. Only panics on this
+// goroutine can be caught: with CompileWorkers > 1, functions compile on
+// wazero's own goroutines (after validation), where a compiler panic would
+// end the process.
+func (r *Runtime) compileModule(ctx context.Context, code []byte) (cm wazero.CompiledModule, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			cm, err = nil, fmt.Errorf("%w: the compiler failed: %v", ErrInvalidModule, p)
+		}
+	}()
+	cctx := experimental.WithCompilationWorkers(ctx, r.cfg.CompileWorkers)
+	cm, err = r.wz.CompileModule(cctx, code)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidModule, err)
+	}
+	return cm, nil
 }
 
 func (r *Runtime) check(cm wazero.CompiledModule) (uint32, error) {
@@ -386,6 +417,13 @@ func (r *Runtime) run(ctx context.Context, m *module, spec Spec, requestID [32]b
 // whether the instance came up, so that callers can tell a failed
 // instantiation from a failed run.
 func (r *Runtime) call(ctx context.Context, cm wazero.CompiledModule, cfg wazero.ModuleConfig, guard *memoryGuard) (instantiated bool, err error) {
+	// wazero recovers panics inside calls itself; this covers
+	// instantiation. A panic is reported as a failed instantiation (trap).
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("wazero panicked: %v", p)
+		}
+	}()
 	mod, err := r.wz.InstantiateModule(ctx, cm, cfg)
 	if err != nil {
 		return false, err

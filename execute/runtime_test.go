@@ -150,7 +150,7 @@ func TestDeployErrors(t *testing.T) {
 		want error
 		msg  string
 	}{
-		{"garbage bytes", dep("garbage", "1", []byte("this is not wasm"), nil), execute.ErrInvalidModule, "invalid magic"},
+		{"garbage bytes", dep("garbage", "1", []byte("this is not wasm"), nil), execute.ErrInvalidModule, "bad magic"},
 		{"truncated module", dep("cut", "1", code(t, "tinyinc")[:100], nil), execute.ErrInvalidModule, ""},
 		{"empty module (no _start)", dep("empty", "1", []byte("\x00asm\x01\x00\x00\x00"), nil), execute.ErrInvalidModule, "_start"},
 		{"custom import (tiny)", dep("tinyclock", "1", code(t, "tinyclock"), nil), execute.ErrUnsupportedImport, "env.host_time"},
@@ -252,6 +252,9 @@ func TestConcurrentDeployAndInvoke(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	if !rt.Deployed(s.CodeHash) {
+		t.Fatal("Deployed = false after Deploy")
+	}
 	if compiled != 1 || len(hashes) != 1 {
 		t.Fatalf("compiled %d times, %d distinct hashes", compiled, len(hashes))
 	}
@@ -284,4 +287,37 @@ func TestClose(t *testing.T) {
 	if err := rt.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
+}
+
+// FuzzDeployInvoke feeds arbitrary bytes (seeded with the tiny examples) to
+// Deploy and, when they deploy, to Invoke: nothing may panic, refusals are
+// named errors, and every run ends in a defined outcome.
+func FuzzDeployInvoke(f *testing.F) {
+	for _, name := range []string{"tinyinc", "echo", "trap", "exit3", "sources", "memhog"} {
+		c, _ := tiny.Module(name)
+		f.Add(c, []byte("41"))
+	}
+	rt, err := execute.New(execute.DefaultConfig())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { rt.Close() })
+	f.Fuzz(func(t *testing.T, module, input []byte) {
+		if len(module) == 0 {
+			return
+		}
+		s := execute.DefaultSpec("fuzz", "1", module)
+		s.Timeout, s.MemoryPages, s.MaxOutputBytes = 20*time.Millisecond, 16, 1024
+		_, err := rt.Deploy(context.Background(), execute.Deployment{Spec: s, Code: module})
+		if err != nil {
+			if !errors.Is(err, execute.ErrInvalidModule) && !errors.Is(err, execute.ErrUnsupportedImport) && !errors.Is(err, execute.ErrInvalidSpec) {
+				t.Fatalf("unnamed deploy error: %v", err)
+			}
+			return
+		}
+		res, err := rt.Invoke(context.Background(), s, requestID(1), input)
+		if err != nil || !res.Outcome.Valid() {
+			t.Fatalf("invoke: %v, %v", res.Outcome, err)
+		}
+	})
 }

@@ -18,7 +18,7 @@ const (
 	MinTimeout      = time.Millisecond
 	MaxOutputLimit  = 16 << 20 // largest MaxOutputBytes
 	MaxStderrLimit  = 1 << 20  // largest MaxStderrBytes
-	MaxCodeBytes    = 32 << 20 // largest module
+	MaxCodeBytes    = 16 << 20 // largest module
 	MaxInputBytes   = 16 << 20 // largest request payload
 	CodeHashSize    = sha256.Size
 	PageSize        = 65536

@@ -252,3 +252,32 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecode: decoding a Spec or a Deployment never panics, and whatever
+// decodes re-encodes to the same bytes.
+func FuzzDecode(f *testing.F) {
+	good, _ := hex.DecodeString(goldenSpecHex)
+	f.Add(good)
+	mod := []byte("\x00asm\x01\x00\x00\x00")
+	d := execute.Deployment{Spec: goldenSpec(), Code: mod}
+	d.Spec.CodeHash = sha256.Sum256(mod)
+	db, _ := d.MarshalBinary()
+	f.Add(db)
+	f.Add([]byte{1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var s execute.Spec
+		if err := s.UnmarshalBinary(b); err == nil {
+			again, err := s.MarshalBinary()
+			if err != nil || !bytes.Equal(again, b) {
+				t.Fatalf("spec re-encoding differs: %v", err)
+			}
+		}
+		var dep execute.Deployment
+		if err := dep.UnmarshalBinary(b); err == nil {
+			again, err := dep.MarshalBinary()
+			if err != nil || !bytes.Equal(again, b) {
+				t.Fatalf("deployment re-encoding differs: %v", err)
+			}
+		}
+	})
+}
