@@ -118,7 +118,7 @@ func DecodeBlock(raw []byte) (Block, error) {
 		b.Txs = make([][]byte, 0, b.Header.TxCount)
 	}
 	for i := uint32(0); d.err == nil && i < b.Header.TxCount; i++ {
-		tx := d.bytes32("transaction", MaxPayloadSize+1024)
+		tx := d.bytes32("transaction", MaxDeployPayloadSize+1024)
 		if d.err != nil {
 			break
 		}

@@ -10,10 +10,13 @@ const TxVersion uint8 = 1
 
 // Limits on transaction fields. Decoding rejects anything larger.
 const (
-	MaxPayloadSize   = 1 << 20 // 1 MiB
-	MaxKeySize       = 256     // idempotency key bytes
-	MaxSubmitterSize = 256     // submitter identity bytes
-	NonceSize        = 16
+	MaxPayloadSize = 1 << 20 // 1 MiB
+	// MaxDeployPayloadSize bounds a deploy transaction, which carries a
+	// whole WebAssembly module (a Go wasip1 module is a few MiB).
+	MaxDeployPayloadSize = 16 << 20
+	MaxKeySize           = 256 // idempotency key bytes
+	MaxSubmitterSize     = 256 // submitter identity bytes
+	NonceSize            = 16
 )
 
 // TxKind says how a transaction's payload is to be read. The ledger core
@@ -27,9 +30,21 @@ const (
 	// TxShard carries a shard record (package shard): one segment of one
 	// share of a confidentially shared data item.
 	TxShard TxKind = 2
+	// TxDeploy carries a function deployment (execute.Deployment).
+	TxDeploy TxKind = 3
+	// TxExec carries a verified execution record.
+	TxExec TxKind = 4
 )
 
-func (k TxKind) valid() bool { return k == TxData || k == TxShard }
+func (k TxKind) valid() bool { return k >= TxData && k <= TxExec }
+
+// MaxPayload is the payload limit of a transaction of kind k.
+func (k TxKind) MaxPayload() int {
+	if k == TxDeploy {
+		return MaxDeployPayloadSize
+	}
+	return MaxPayloadSize
+}
 
 // String names the kind.
 func (k TxKind) String() string {
@@ -38,6 +53,10 @@ func (k TxKind) String() string {
 		return "data"
 	case TxShard:
 		return "shard"
+	case TxDeploy:
+		return "deploy"
+	case TxExec:
+		return "exec"
 	default:
 		return fmt.Sprintf("kind(%d)", uint8(k))
 	}
@@ -64,8 +83,8 @@ func (t *Tx) Validate() error {
 	switch {
 	case !t.Kind.valid():
 		return fmt.Errorf("%w: transaction kind %d", ErrInvalid, t.Kind)
-	case len(t.Payload) > MaxPayloadSize:
-		return fmt.Errorf("%w: payload is %d bytes, limit %d", ErrTooLarge, len(t.Payload), MaxPayloadSize)
+	case len(t.Payload) > t.Kind.MaxPayload():
+		return fmt.Errorf("%w: payload is %d bytes, limit %d", ErrTooLarge, len(t.Payload), t.Kind.MaxPayload())
 	case len(t.IdempotencyKey) > MaxKeySize:
 		return fmt.Errorf("%w: idempotency key is %d bytes, limit %d", ErrTooLarge, len(t.IdempotencyKey), MaxKeySize)
 	case len(t.Submitter) > MaxSubmitterSize:
@@ -107,7 +126,7 @@ func DecodeTx(b []byte) (Tx, error) {
 	copy(t.Nonce[:], d.take(NonceSize, "tx nonce"))
 	t.IdempotencyKey = string(d.bytes16("idempotency key", MaxKeySize))
 	t.Submitter = string(d.bytes16("submitter", MaxSubmitterSize))
-	t.Payload = d.bytes32("payload", MaxPayloadSize)
+	t.Payload = d.bytes32("payload", t.Kind.MaxPayload())
 	if err := d.finish(); err != nil {
 		return Tx{}, fmt.Errorf("chain: decode tx: %w", err)
 	}

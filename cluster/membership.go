@@ -220,6 +220,36 @@ func (n *Node) handlers() map[method]rpcHandler {
 		mStatus: func(ctx context.Context, body []byte) (any, error) {
 			return n.localStatus(), nil
 		},
+		mElectCommit: func(ctx context.Context, body []byte) (any, error) {
+			var req commitReq
+			if err := unmarshal(body, &req); err != nil {
+				return nil, err
+			}
+			h, err := n.elect.commit(req.RequestID)
+			return commitResp{NodeID: n.info.ID, H: h}, err
+		},
+		mElectReveal: func(ctx context.Context, body []byte) (any, error) {
+			var req commitReq
+			if err := unmarshal(body, &req); err != nil {
+				return nil, err
+			}
+			nonce, err := n.elect.reveal(req.RequestID)
+			return revealResp{NodeID: n.info.ID, Nonce: nonce}, err
+		},
+		mExecute: func(ctx context.Context, body []byte) (any, error) {
+			var req execReq
+			if err := unmarshal(body, &req); err != nil {
+				return nil, err
+			}
+			return n.execLocal(ctx, req), nil
+		},
+		mInvoke: func(ctx context.Context, body []byte) (any, error) {
+			var req InvokeRequest
+			if err := unmarshal(body, &req); err != nil {
+				return nil, err
+			}
+			return n.Invoke(ctx, req)
+		},
 		mHealth: func(ctx context.Context, body []byte) (any, error) {
 			st := n.raft.Stats()
 			h := Health{ID: n.info.ID}

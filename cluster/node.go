@@ -9,12 +9,14 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
+	"qledger/execute"
 	"qledger/fsm"
 )
 
@@ -59,6 +61,9 @@ type Node struct {
 	gossip     *gossip
 	gossipAddr string
 	rec        *reconciler
+	rt         *execute.Runtime
+	elect      electionState
+	execHook   atomic.Pointer[func(execute.Result) execute.Result]
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -148,6 +153,11 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.fsm = fsm.New(n.store, cfg.Logger)
+	ecfg := execute.DefaultConfig()
+	ecfg.CacheDir = filepath.Join(cfg.DataDir, "wasm-cache")
+	if n.rt, err = execute.New(ecfg); err != nil {
+		return nil, fmt.Errorf("cluster: function runtime: %w", err)
+	}
 	if n.logStore, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")}); err != nil {
 		return nil, fmt.Errorf("cluster: raft log: %w", err)
 	}
@@ -482,6 +492,9 @@ func (n *Node) closeResources() {
 	}
 	if n.store != nil {
 		n.store.Close()
+	}
+	if n.rt != nil {
+		n.rt.Close()
 	}
 	if n.metrics != nil {
 		n.metrics.unregister()

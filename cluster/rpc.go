@@ -31,11 +31,15 @@ const (
 	mQuery
 	mStatus
 	mHealth
+	mElectCommit
+	mElectReveal
+	mExecute
+	mInvoke
 )
 
 // Error codes carried in responses; they map back to the package errors so
 // errors.Is works across a hop.
-var errCodes = []error{nil, ErrNotLeader, ErrNoLeader, ErrUnknownGroup, ErrBadRequest, ErrNotFound, ErrConflict, ErrShutdown, ErrTimeout, ErrUnknownOutcome, ErrTooLarge, ErrStore, ErrIDConflict}
+var errCodes = []error{nil, ErrNotLeader, ErrNoLeader, ErrUnknownGroup, ErrBadRequest, ErrNotFound, ErrConflict, ErrShutdown, ErrTimeout, ErrUnknownOutcome, ErrTooLarge, ErrStore, ErrIDConflict, ErrNoCandidates, ErrNoAgreement}
 
 func codeOf(err error) uint8 {
 	for i, e := range errCodes[1:] {

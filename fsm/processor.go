@@ -253,8 +253,13 @@ func (w *writer) appendBlock(res *ApplyResult, data []byte) error {
 		if err := txBucket.Put(p.id[:], r.Location.encode()); err != nil {
 			return err
 		}
-		if txs[p.pos].Kind == chain.TxShard {
+		switch txs[p.pos].Kind {
+		case chain.TxShard:
 			if err := w.indexShard(&txs[p.pos], p.id, height); err != nil {
+				return err
+			}
+		case chain.TxDeploy:
+			if err := w.indexDeploy(&txs[p.pos], p.id, height); err != nil {
 				return err
 			}
 		}

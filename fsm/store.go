@@ -82,7 +82,7 @@ func openDB(path string, group uint32, noSync bool) (*bolt.DB, error) {
 		return nil, fmt.Errorf("fsm: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketBlocks, bucketTxs, bucketNodes, bucketDedup, bucketShards, bucketItems} {
+		for _, name := range [][]byte{bucketMeta, bucketBlocks, bucketTxs, bucketNodes, bucketDedup, bucketShards, bucketItems, bucketFunctions} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

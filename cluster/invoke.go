@@ -1,0 +1,470 @@
+package cluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"qledger/chain"
+	"qledger/election"
+	"qledger/execute"
+	"qledger/fsm"
+)
+
+// InvokeRequest asks a group to run a deployed function under the
+// XOR-stake election. The gateway derives ElectionKey from the client's
+// session key and the request ID (election.DeriveKey); the session key
+// itself never leaves the gateway.
+type InvokeRequest struct {
+	Group       int                 `json:"group"`
+	Function    string              `json:"function"`
+	Input       []byte              `json:"input"`
+	RequestID   [32]byte            `json:"request_id"`
+	ElectionKey [election.Size]byte `json:"election_key"`
+	KeyID       string              `json:"key_id"`
+	Hops        int                 `json:"hops"`
+}
+
+// ExecOutcome is one node's execution of a request.
+type ExecOutcome struct {
+	NodeID   string          `json:"node_id"`
+	Outcome  execute.Outcome `json:"outcome,omitempty"`
+	ExitCode uint32          `json:"exit_code"`
+	Stdout   []byte          `json:"stdout,omitempty"`
+	Hash     chain.Hash      `json:"hash"`
+	Detail   string          `json:"detail,omitempty"`
+	Micros   int64           `json:"micros"`
+	Err      string          `json:"error,omitempty"` // the node could not run it at all
+}
+
+// ExecRecord is what the leader commits for every invocation (section 7.3
+// of the framework paper): the request, the election, who executed and
+// verified, the agreed result or the conflict, and the response.
+type ExecRecord struct {
+	Version    int             `json:"version"`
+	RequestID  chain.Hash      `json:"request_id"`
+	Function   string          `json:"function"`
+	FnVersion  string          `json:"function_version"`
+	CodeHash   chain.Hash      `json:"code_hash"`
+	InputHash  chain.Hash      `json:"input_hash"`
+	Input      []byte          `json:"input"`
+	Timestamp  int64           `json:"timestamp"`
+	Election   election.Record `json:"election"`
+	Executor   string          `json:"executor"`
+	Verifier   string          `json:"verifier,omitempty"`
+	TieBreaker string          `json:"tie_breaker,omitempty"`
+	Executions []ExecOutcome   `json:"executions"`
+	Agreed     bool            `json:"agreed"`
+	Verified   bool            `json:"verified"` // at least two nodes agreed
+	Conflict   string          `json:"conflict,omitempty"`
+	ResultHash chain.Hash      `json:"result_hash"`
+	Outcome    execute.Outcome `json:"outcome,omitempty"`
+	ExitCode   uint32          `json:"exit_code"`
+	Response   []byte          `json:"response,omitempty"`
+}
+
+// InvokeResult answers an invocation.
+type InvokeResult struct {
+	Record  ExecRecord `json:"record"`
+	Receipt Receipt    `json:"receipt"`
+}
+
+// Errors of the execution path.
+var (
+	ErrNoCandidates = errors.New("cluster: no node of the group took part in the election")
+	ErrNoAgreement  = errors.New("cluster: executions disagree and no majority was found")
+)
+
+type commitReq struct {
+	RequestID [32]byte `json:"request_id"`
+}
+
+type commitResp struct {
+	NodeID string              `json:"node_id"`
+	H      [election.Size]byte `json:"h"`
+}
+
+type revealResp struct {
+	NodeID string              `json:"node_id"`
+	Nonce  [election.Size]byte `json:"nonce"`
+}
+
+type execReq struct {
+	RequestID [32]byte `json:"request_id"`
+	Function  string   `json:"function"`
+	CodeHash  [32]byte `json:"code_hash"`
+	Input     []byte   `json:"input"`
+	// DeployHeight is the block that deployed the function; a replica
+	// that has not applied it yet waits for it.
+	DeployHeight uint64 `json:"deploy_height"`
+}
+
+// electionState keeps this node's nonces between commit and reveal.
+type electionState struct {
+	mu     sync.Mutex
+	nonces map[[32]byte]nonceEntry
+}
+
+type nonceEntry struct {
+	nonce [election.Size]byte
+	at    time.Time
+}
+
+func (e *electionState) commit(req [32]byte) ([election.Size]byte, error) {
+	nonce, err := election.NewNonce()
+	if err != nil {
+		return nonce, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.nonces == nil {
+		e.nonces = map[[32]byte]nonceEntry{}
+	}
+	for k, v := range e.nonces {
+		if time.Since(v.at) > time.Minute {
+			delete(e.nonces, k)
+		}
+	}
+	if _, dup := e.nonces[req]; dup {
+		return nonce, fmt.Errorf("%w: request already committed", ErrBadRequest)
+	}
+	e.nonces[req] = nonceEntry{nonce: nonce, at: time.Now()}
+	return election.HashNonce(nonce), nil
+}
+
+func (e *electionState) reveal(req [32]byte) ([election.Size]byte, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v, ok := e.nonces[req]
+	if !ok {
+		return v.nonce, fmt.Errorf("%w: no commitment for this request", ErrNotFound)
+	}
+	delete(e.nonces, req)
+	return v.nonce, nil
+}
+
+// execLocal runs a function on this node, loading it from the local chain
+// store on first use.
+func (n *Node) execLocal(ctx context.Context, req execReq) ExecOutcome {
+	out := ExecOutcome{NodeID: n.info.ID}
+	for wait := time.Now(); ; {
+		h, _, err := n.store.Head()
+		if err == nil && h.Height >= req.DeployHeight || time.Since(wait) > n.cfg.RPCTimeout/2 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	meta, code, err := n.store.Function(req.Function)
+	if err != nil {
+		out.Err = err.Error()
+		return out
+	}
+	if meta.Spec.CodeHash != req.CodeHash {
+		out.Err = fmt.Sprintf("function %s here has code %x, asked for %x", req.Function, meta.Spec.CodeHash[:6], req.CodeHash[:6])
+		return out
+	}
+	if !n.rt.Deployed(meta.Spec.CodeHash) {
+		if _, err := n.rt.Deploy(ctx, execute.Deployment{Spec: meta.Spec, Code: code}); err != nil {
+			out.Err = err.Error()
+			return out
+		}
+	}
+	res, err := n.rt.Invoke(ctx, meta.Spec, req.RequestID, req.Input)
+	if err != nil {
+		out.Err = err.Error()
+		return out
+	}
+	if hook := n.execHook.Load(); hook != nil {
+		res = (*hook)(res)
+	}
+	out.Outcome, out.ExitCode, out.Stdout, out.Hash, out.Detail, out.Micros = res.Outcome, res.ExitCode, res.Stdout, res.Hash, res.Detail, res.Duration.Microseconds()
+	return out
+}
+
+// SetExecHook replaces every result this node computes for an invocation
+// with f's (nil removes it): fault injection for tests of a Byzantine node.
+func (n *Node) SetExecHook(f func(execute.Result) execute.Result) {
+	if f == nil {
+		n.execHook.Store(nil)
+		return
+	}
+	n.execHook.Store(&f)
+}
+
+// Invoke runs a function on group req.Group from any node: the request
+// travels to the group leader, which holds the election among the live
+// members (voters and executors), has the winner execute and the
+// runner-up re-execute, asks the third to break a disagreement, and
+// commits the execution record.
+//
+// While the group has no leader the request waits (up to the same grace
+// as writes); nothing has run yet, so waiting is safe. Once the leader has
+// started the election, an error is final: the request ID is spent.
+func (n *Node) Invoke(ctx context.Context, req InvokeRequest) (InvokeResult, error) {
+	if req.Group < 0 || req.Group >= n.cfg.Groups {
+		return InvokeResult{}, fmt.Errorf("%w: group %d", ErrBadRequest, req.Group)
+	}
+	start := time.Now()
+	for {
+		res, err := n.invokeOnce(ctx, req)
+		if !errors.Is(err, ErrNoLeader) || time.Since(start) > n.noLeaderGrace() || ctx.Err() != nil {
+			return res, err
+		}
+		select {
+		case <-ctx.Done():
+			return res, err
+		case <-n.stop:
+			return res, ErrShutdown
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (n *Node) invokeOnce(ctx context.Context, req InvokeRequest) (InvokeResult, error) {
+	if req.Group != n.group || !n.IsLeader() {
+		if req.Hops >= maxHops {
+			return InvokeResult{}, fmt.Errorf("%w: invocation forwarded too many times", ErrNoLeader)
+		}
+		req.Hops++
+		var targets []string
+		if req.Group == n.group {
+			ld, ok := n.Leader()
+			if !ok {
+				return InvokeResult{}, fmt.Errorf("%w: group %d", ErrNoLeader, n.group)
+			}
+			targets = []string{ld.Addr}
+		} else {
+			for _, m := range n.dir.inGroup(req.Group) {
+				targets = append(targets, m.Addr)
+			}
+		}
+		var last error = fmt.Errorf("%w: group %d", ErrUnknownGroup, req.Group)
+		for _, addr := range targets {
+			var res InvokeResult
+			err := n.client.call(ctx, addr, mInvoke, req, &res)
+			if err != nil && isTransport(err) && req.Group == n.group {
+				err = fmt.Errorf("%w: leader unreachable: %v", ErrNoLeader, err)
+			}
+			if err == nil || !isTransport(err) {
+				return res, err
+			}
+			last = err
+		}
+		return InvokeResult{}, last
+	}
+	return n.lead(ctx, req)
+}
+
+// candidates are the group's configuration members alive in gossip.
+func (n *Node) candidates() ([]NodeInfo, error) {
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return nil, n.convert(err)
+	}
+	view := n.gossip.view()
+	var out []NodeInfo
+	for _, s := range cf.Configuration().Servers {
+		id := string(s.ID)
+		if id != n.info.ID {
+			if m, ok := view[id]; !ok || m.state != stateAlive {
+				continue
+			}
+		}
+		out = append(out, NodeInfo{ID: id, Group: n.group, Addr: string(s.Address)})
+	}
+	return out, nil
+}
+
+func (n *Node) lead(ctx context.Context, req InvokeRequest) (InvokeResult, error) {
+	meta, _, err := n.store.Function(req.Function)
+	if err != nil {
+		return InvokeResult{}, storeErr(err)
+	}
+	cands, err := n.candidates()
+	if err != nil {
+		return InvokeResult{}, err
+	}
+	phase := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(ctx, max(n.cfg.ElectionTimeout, 500*time.Millisecond))
+	}
+	// Commit phase: every candidate commits to a nonce.
+	type commitOut struct {
+		c   NodeInfo
+		h   [election.Size]byte
+		err error
+	}
+	cctx, cancel := phase()
+	commits := parallel(cands, func(c NodeInfo) commitOut {
+		if c.ID == n.info.ID {
+			h, err := n.elect.commit(req.RequestID)
+			return commitOut{c, h, err}
+		}
+		var r commitResp
+		err := n.client.call(cctx, c.Addr, mElectCommit, commitReq{req.RequestID}, &r)
+		if err == nil && r.NodeID != c.ID {
+			err = fmt.Errorf("%w: %s answered for %s", ErrBadRequest, r.NodeID, c.ID)
+		}
+		return commitOut{c, r.H, err}
+	})
+	cancel()
+	// Reveal phase: only candidates that committed; a nonce must match.
+	var committed []commitOut
+	for _, c := range commits {
+		if c.err == nil {
+			committed = append(committed, c)
+		}
+	}
+	rctx, cancel := phase()
+	reveals := parallel(committed, func(c commitOut) *election.Reveal {
+		var nonce [election.Size]byte
+		var err error
+		if c.c.ID == n.info.ID {
+			nonce, err = n.elect.reveal(req.RequestID)
+		} else {
+			var r revealResp
+			err = n.client.call(rctx, c.c.Addr, mElectReveal, commitReq{req.RequestID}, &r)
+			nonce = r.Nonce
+		}
+		if err != nil || election.HashNonce(nonce) != c.h {
+			return nil
+		}
+		return &election.Reveal{NodeID: c.c.ID, Nonce: nonce}
+	})
+	cancel()
+	var rv []election.Reveal
+	addr := map[string]string{}
+	for _, c := range committed {
+		addr[c.c.ID] = c.c.Addr
+	}
+	for _, r := range reveals {
+		if r != nil {
+			rv = append(rv, *r)
+		}
+	}
+	if len(rv) == 0 {
+		return InvokeResult{}, ErrNoCandidates
+	}
+	rec, err := election.Elect(req.ElectionKey, req.KeyID, req.RequestID[:], rv)
+	if err != nil {
+		return InvokeResult{}, fmt.Errorf("%w: election: %v", ErrBadRequest, err)
+	}
+
+	er := execReq{RequestID: req.RequestID, Function: req.Function, CodeHash: meta.Spec.CodeHash, Input: req.Input, DeployHeight: meta.Height}
+	run := func(id string) ExecOutcome {
+		if id == n.info.ID {
+			return n.execLocal(ctx, er)
+		}
+		var out ExecOutcome
+		xctx, cancel := context.WithTimeout(ctx, meta.Spec.Timeout+n.cfg.RPCTimeout)
+		defer cancel()
+		if err := n.client.call(xctx, addr[id], mExecute, er, &out); err != nil {
+			return ExecOutcome{NodeID: id, Err: err.Error()}
+		}
+		if out.NodeID != id {
+			return ExecOutcome{NodeID: id, Err: "answered as " + out.NodeID}
+		}
+		return out
+	}
+	xr := ExecRecord{Version: 1, RequestID: req.RequestID, Function: req.Function, FnVersion: meta.Spec.Version, CodeHash: meta.Spec.CodeHash,
+		InputHash: sha256.Sum256(req.Input), Input: req.Input, Timestamp: time.Now().UnixNano(), Election: rec,
+		Executor: rec.Executor(), Verifier: rec.Verifier()}
+	// The winner executes and the runner-up re-executes, in parallel.
+	first := []string{rec.Executor()}
+	if rec.Verifier() != "" {
+		first = append(first, rec.Verifier())
+	}
+	xr.Executions = parallel(first, run)
+	agreed, ok := majority(xr.Executions, len(first))
+	if !ok && rec.TieBreaker() != "" {
+		xr.TieBreaker = rec.TieBreaker()
+		xr.Executions = append(xr.Executions, run(rec.TieBreaker()))
+		agreed, ok = majority(xr.Executions, 2)
+	}
+	switch {
+	case ok:
+		xr.Agreed = true
+		xr.Verified = count(xr.Executions, agreed.Hash) >= 2
+		xr.ResultHash, xr.Outcome, xr.ExitCode, xr.Response = agreed.Hash, agreed.Outcome, agreed.ExitCode, agreed.Stdout
+		if len(xr.Executions) > 2 || !xr.Verified && len(first) > 1 {
+			xr.Conflict = describeExecs(xr.Executions)
+		}
+	default:
+		xr.Conflict = describeExecs(xr.Executions)
+	}
+	payload, err := json.Marshal(xr)
+	if err != nil {
+		return InvokeResult{}, err
+	}
+	receipt, err := n.Submit(ctx, chain.Tx{Kind: chain.TxExec, Group: uint32(n.group), Payload: payload})
+	if err != nil {
+		return InvokeResult{Record: xr}, err
+	}
+	if !xr.Agreed {
+		return InvokeResult{Record: xr, Receipt: receipt}, fmt.Errorf("%w: %s (recorded at height %d)", ErrNoAgreement, xr.Conflict, receipt.Height)
+	}
+	return InvokeResult{Record: xr, Receipt: receipt}, nil
+}
+
+// majority returns the result that at least need executions agree on (or,
+// with need 1, the only one), counting only executions that ran.
+func majority(xs []ExecOutcome, need int) (ExecOutcome, bool) {
+	for _, x := range xs {
+		if x.Err == "" && count(xs, x.Hash) >= need {
+			return x, true
+		}
+	}
+	return ExecOutcome{}, false
+}
+
+func count(xs []ExecOutcome, h chain.Hash) int {
+	c := 0
+	for _, x := range xs {
+		if x.Err == "" && x.Hash == h {
+			c++
+		}
+	}
+	return c
+}
+
+func describeExecs(xs []ExecOutcome) string {
+	s := ""
+	for i, x := range xs {
+		if i > 0 {
+			s += "; "
+		}
+		if x.Err != "" {
+			s += fmt.Sprintf("%.12s failed: %s", x.NodeID, x.Err)
+		} else {
+			s += fmt.Sprintf("%.12s: %s %x", x.NodeID, x.Outcome, x.Hash[:6])
+		}
+	}
+	return s
+}
+
+// parallel maps f over in concurrently and keeps the order.
+func parallel[T, R any](in []T, f func(T) R) []R {
+	out := make([]R, len(in))
+	var wg sync.WaitGroup
+	for i, v := range in {
+		wg.Add(1)
+		go func(i int, v T) {
+			defer wg.Done()
+			out[i] = f(v)
+		}(i, v)
+	}
+	wg.Wait()
+	return out
+}
+
+// Functions lists group g's deployed functions.
+func (n *Node) Functions(ctx context.Context) ([]fsm.FunctionMeta, error) {
+	fns, err := n.store.Functions()
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return fns, nil
+}
