@@ -15,6 +15,8 @@ import (
 	"qledger/api/client"
 	"qledger/chain"
 	"qledger/cluster"
+	"qledger/election"
+	"qledger/examples/functions/tiny"
 )
 
 func startAPI(t *testing.T, groups, replicas int) (*cluster.Local, *client.Client, string) {
@@ -199,4 +201,59 @@ func TestHealthReadyMetricsCluster(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
+}
+
+func TestFunctionsDeployInvoke(t *testing.T) {
+	_, c, base := startAPI(t, 2, 3)
+	ctx := context.Background()
+	code, _ := tiny.Module("tinyinc")
+	dep, err := c.Deploy(ctx, client.DeployRequest{Name: "inc", Version: "1.0", Code: code})
+	if err != nil || len(dep.Receipts) != 2 {
+		t.Fatalf("deploy: %+v %v", dep, err)
+	}
+	fl, err := c.Functions(ctx)
+	if err != nil || len(fl.Functions) != 1 || fl.Functions[0].CodeHash != dep.CodeHash {
+		t.Fatalf("functions: %+v %v", fl, err)
+	}
+	for g := 0; g < 2; g++ {
+		g := g
+		res, err := c.Invoke(ctx, "inc", []byte(`{"value":100}`), &g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(res.Output) != `{"value":101}` || !res.Verified || res.Outcome != "ok" || res.Group != g {
+			t.Fatalf("invoke: %+v", res)
+		}
+		if err := election.Verify(res.Election); err != nil {
+			t.Fatal(err)
+		}
+		tx, err := c.Tx(ctx, res.Receipt.ID, "")
+		if err != nil || tx.Tx.Kind != "exec" {
+			t.Fatalf("record: %+v %v", tx, err)
+		}
+	}
+	// A function that traps is recorded as an error outcome, never a success.
+	trap, _ := tiny.Module("trap")
+	if _, err := c.Deploy(ctx, client.DeployRequest{Name: "trap", Version: "1", Code: trap}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Invoke(ctx, "trap", nil, nil)
+	if err != nil || res.Outcome != "trap" || !res.Agreed {
+		t.Fatalf("trap: %+v %v", res, err)
+	}
+	// Bad input.
+	if _, err := c.Invoke(ctx, "nope", nil, nil); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("unknown function: %v", err)
+	}
+	if _, err := c.Deploy(ctx, client.DeployRequest{Name: "bad", Version: "1", Code: []byte("not wasm")}); err == nil {
+		t.Fatal("garbage module deployed")
+	}
+	if _, err := c.Deploy(ctx, client.DeployRequest{Name: "Bad Name!", Version: "1", Code: code}); err == nil {
+		t.Fatal("bad name deployed")
+	}
+	resp, err := http.Post(base+"/v1/functions/inc/invoke", "application/json", strings.NewReader(`{"input":"x"`))
+	if err != nil || resp.StatusCode != 400 {
+		t.Fatalf("malformed invoke: %v %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
 }

@@ -8,6 +8,8 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +22,7 @@ import (
 
 	"qledger/chain"
 	"qledger/cluster"
+	"qledger/execute"
 	"qledger/fsm"
 )
 
@@ -37,6 +40,9 @@ type Cluster interface {
 	Join(ctx context.Context, node cluster.NodeInfo) (cluster.JoinResponse, error)
 	Remove(ctx context.Context, id string) error
 	Item(ctx context.Context, group int, dataID string, level cluster.Level) (fsm.ItemMeta, []fsm.TxRecord, error)
+	Invoke(ctx context.Context, req cluster.InvokeRequest) (cluster.InvokeResult, error)
+	Functions(ctx context.Context) ([]fsm.FunctionMeta, error)
+	CheckDeployment(ctx context.Context, d execute.Deployment) error
 	Items(ctx context.Context, group int, filter string, level cluster.Level) ([]fsm.ItemMeta, error)
 }
 
@@ -98,6 +104,10 @@ type Server struct {
 	mux    *http.ServeMux
 	paths  map[string]bool
 	hs     *http.Server
+	// execKey is this gateway's secret for election keys of invocations
+	// that do not come through a quantum-keyed session.
+	execKey   [32]byte
+	execKeyID string
 }
 
 // New returns a server for c.
@@ -115,6 +125,10 @@ func New(cfg Config, c Cluster) (*Server, error) {
 		cfg.Keys.init()
 	}
 	s := &Server{cfg: cfg, c: c, logger: cfg.Logger.Named("api"), mux: http.NewServeMux(), paths: map[string]bool{}}
+	if _, err := rand.Read(s.execKey[:]); err != nil {
+		return nil, err
+	}
+	s.execKeyID = "gateway-" + hex.EncodeToString(s.execKey[:4])
 	s.routes()
 	s.hs = &http.Server{
 		Handler:           s,
@@ -157,6 +171,7 @@ func (s *Server) routes() {
 	s.route("GET", "/readyz", s.ready)
 	s.sessionRoutes()
 	s.dataRoutes()
+	s.functionRoutes()
 	s.mux.Handle("GET /metrics", promhttp.Handler())
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "no such endpoint: "+r.URL.Path)
@@ -168,7 +183,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
 	if r.Body != nil {
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		limit := s.cfg.MaxBodyBytes
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/functions" {
+			limit = maxDeployBody
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
 	s.mux.ServeHTTP(w, r.WithContext(ctx))
 }

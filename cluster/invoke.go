@@ -460,11 +460,22 @@ func parallel[T, R any](in []T, f func(T) R) []R {
 	return out
 }
 
-// Functions lists group g's deployed functions.
+// Functions lists the deployed functions, as this node's group's leader
+// knows them (every group holds every deployment).
 func (n *Node) Functions(ctx context.Context) ([]fsm.FunctionMeta, error) {
-	fns, err := n.store.Functions()
-	if err != nil {
-		return nil, storeErr(err)
+	res, err := n.query(ctx, Query{Op: opFunctions, Group: n.group, Level: Default})
+	return res.Funcs, err
+}
+
+// CheckDeployment compiles a deployment on this node, so a module that is
+// not valid WebAssembly (or needs imports the sandbox does not offer) is
+// refused before it is committed.
+func (n *Node) CheckDeployment(ctx context.Context, d execute.Deployment) error {
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
-	return fns, nil
+	if _, err := n.rt.Deploy(ctx, d); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	return nil
 }

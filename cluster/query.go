@@ -46,6 +46,7 @@ const (
 	opConsistency = "consistency"
 	opItem        = "item"
 	opItems       = "items"
+	opFunctions   = "functions"
 )
 
 // Query is the internal RPC form of a read.
@@ -65,15 +66,16 @@ type Query struct {
 
 // QueryResult carries whichever fields the op fills.
 type QueryResult struct {
-	Header   []byte         `json:"header,omitempty"` // encoded head; nil if the chain is empty
-	Blocks   [][]byte       `json:"blocks,omitempty"`
-	Tx       *fsm.TxRecord  `json:"tx,omitempty"`
-	RootFrom chain.Hash     `json:"root_from"`
-	RootTo   chain.Hash     `json:"root_to"`
-	Proof    []chain.Hash   `json:"proof,omitempty"`
-	Item     *fsm.ItemMeta  `json:"item,omitempty"`
-	Segments []fsm.TxRecord `json:"segments,omitempty"`
-	Items    []fsm.ItemMeta `json:"items,omitempty"`
+	Header   []byte             `json:"header,omitempty"` // encoded head; nil if the chain is empty
+	Blocks   [][]byte           `json:"blocks,omitempty"`
+	Tx       *fsm.TxRecord      `json:"tx,omitempty"`
+	RootFrom chain.Hash         `json:"root_from"`
+	RootTo   chain.Hash         `json:"root_to"`
+	Proof    []chain.Hash       `json:"proof,omitempty"`
+	Item     *fsm.ItemMeta      `json:"item,omitempty"`
+	Segments []fsm.TxRecord     `json:"segments,omitempty"`
+	Items    []fsm.ItemMeta     `json:"items,omitempty"`
+	Funcs    []fsm.FunctionMeta `json:"functions,omitempty"`
 }
 
 // ConsistencyProof proves the group's log at size From is a prefix of the
@@ -291,6 +293,12 @@ func (n *Node) localQuery(q Query) (QueryResult, error) {
 			return res, storeErr(err)
 		}
 		res.Item, res.Segments = &meta, segs
+	case opFunctions:
+		fns, err := n.store.Functions()
+		if err != nil {
+			return res, storeErr(err)
+		}
+		res.Funcs = fns
 	case opItems:
 		items, err := n.store.Items(q.Filter, max(1, min(q.Limit, MaxItemsPerRead)))
 		if err != nil {
