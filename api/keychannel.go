@@ -47,6 +47,7 @@ type KeyChannel struct {
 type liveSession struct {
 	mu          sync.Mutex // one ordered stream: one request at a time
 	s           *session.Session
+	keyID       string // the QKD key's ID, named in election records
 	established bool
 	last        time.Time
 }
@@ -69,7 +70,7 @@ func (k *KeyChannel) init() {
 	}
 }
 
-func (k *KeyChannel) put(s *session.Session) error {
+func (k *KeyChannel) put(s *session.Session, keyID string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	now := time.Now()
@@ -81,7 +82,7 @@ func (k *KeyChannel) put(s *session.Session) error {
 	if len(k.sessions) >= k.MaxSessions {
 		return fmt.Errorf("%w: session table full (%d)", cluster.ErrShutdown, k.MaxSessions)
 	}
-	k.sessions[s.ID()] = &liveSession{s: s, last: now}
+	k.sessions[s.ID()] = &liveSession{s: s, keyID: keyID, last: now}
 	return nil
 }
 
@@ -109,14 +110,17 @@ func (k *KeyChannel) drop(id [session.SessionIDSize]byte) {
 
 // AAD strings bind envelopes to their use.
 const (
-	aadRequest  = "qledger/v1 session tx request"
-	aadResponse = "qledger/v1 session tx response"
+	aadRequest        = "qledger/v1 session tx request"
+	aadResponse       = "qledger/v1 session tx response"
+	aadInvoke         = "qledger/v1 session invoke request"
+	aadInvokeResponse = "qledger/v1 session invoke response"
 )
 
 func (s *Server) sessionRoutes() {
 	s.route("POST", "/v1/session", s.sessionOpen)
 	s.route("POST", "/v1/session/finish", s.sessionFinish)
 	s.route("POST", "/v1/session/tx", s.sessionTx)
+	s.route("POST", "/v1/session/invoke", s.sessionInvoke)
 }
 
 func (s *Server) keyChannel(w http.ResponseWriter) (*KeyChannel, bool) {
@@ -172,7 +176,7 @@ func (s *Server) sessionOpen(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("handshake: %v", err))
 		return
 	}
-	if err := k.put(sess); err != nil {
+	if err := k.put(sess, req.Hello.KeyID); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -206,10 +210,10 @@ func (s *Server) sessionFinish(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "established"})
 }
 
-// sessionTx opens a sealed write, commits it and seals the answer. The
-// answer's status and body (receipt or error) travel inside the envelope;
-// only failures to open the envelope are answered in the clear.
-func (s *Server) sessionTx(w http.ResponseWriter, r *http.Request) {
+// sealedCall opens a sealed request on its session, runs handle on the
+// plaintext and seals handle's status and body as the answer. Failures to
+// open the envelope are answered in the clear.
+func (s *Server) sealedCall(w http.ResponseWriter, r *http.Request, aadIn, aadOut string, handle func(ls *liveSession, plain []byte) (int, any)) {
 	k, ok := s.keyChannel(w)
 	if !ok {
 		return
@@ -235,29 +239,15 @@ func (s *Server) sessionTx(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("session %x is not finished", hdr.SessionID))
 		return
 	}
-	plain, err := ls.s.Open(msg, []byte(aadRequest))
+	plain, err := ls.s.Open(msg, []byte(aadIn))
 	if err != nil {
-		// A replayed, reordered or forged message: refused, and the
-		// session stays usable for the next genuine message.
 		s.fail(w, r, badRequest("envelope refused: %v", err))
 		return
 	}
 	ls.last = time.Now()
-	var req client.SealedSubmit
-	status, body := http.StatusOK, any(nil)
-	if err := json.Unmarshal(plain, &req); err != nil || req.Payload == nil {
-		status, body = http.StatusBadRequest, client.ErrorBody{Code: codeBadRequest, Error: "sealed request must be {\"payload\", \"group\", \"idempotency_key\"}"}
-	} else {
-		rec, replayed, err := s.submitTx(r, req.Payload, req.Group, req.IdempotencyKey)
-		if err != nil {
-			st, code := classify(err)
-			status, body = st, client.ErrorBody{Code: code, Error: err.Error()}
-		} else {
-			body = client.SealedReceipt{Receipt: rec, Replayed: replayed}
-		}
-	}
+	status, body := handle(ls, plain)
 	inner, _ := json.Marshal(client.SealedResponse{Status: status, Body: mustJSON(body)})
-	sealed, err := ls.s.Seal(inner, []byte(aadResponse))
+	sealed, err := ls.s.Seal(inner, []byte(aadOut))
 	if err != nil {
 		k.drop(ls.s.ID())
 		s.fail(w, r, fmt.Errorf("%w: seal: %v", cluster.ErrShutdown, err))
@@ -266,6 +256,39 @@ func (s *Server) sessionTx(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(sealed)
+}
+
+// sessionInvoke runs a sealed invocation whose election key comes from the
+// session key: HKDF(session key, request ID), the QKD key's ID recorded.
+func (s *Server) sessionInvoke(w http.ResponseWriter, r *http.Request) {
+	s.sealedCall(w, r, aadInvoke, aadInvokeResponse, func(ls *liveSession, plain []byte) (int, any) {
+		var req client.SealedInvoke
+		if err := json.Unmarshal(plain, &req); err != nil || req.Function == "" {
+			return http.StatusBadRequest, client.ErrorBody{Code: codeBadRequest, Error: "sealed invocation must be {\"function\", \"input\", \"group\"}"}
+		}
+		res, err := s.runInvoke(r, req.Function, client.InvokeRequest{Input: req.Input, Group: req.Group}, ls.s.Key(), ls.keyID)
+		if err != nil {
+			st, code := classify(err)
+			return st, client.ErrorBody{Code: code, Error: err.Error()}
+		}
+		return http.StatusOK, res
+	})
+}
+
+// sessionTx opens a sealed write, commits it and seals the answer.
+func (s *Server) sessionTx(w http.ResponseWriter, r *http.Request) {
+	s.sealedCall(w, r, aadRequest, aadResponse, func(ls *liveSession, plain []byte) (int, any) {
+		var req client.SealedSubmit
+		if err := json.Unmarshal(plain, &req); err != nil || req.Payload == nil {
+			return http.StatusBadRequest, client.ErrorBody{Code: codeBadRequest, Error: "sealed request must be {\"payload\", \"group\", \"idempotency_key\"}"}
+		}
+		rec, replayed, err := s.submitTx(r, req.Payload, req.Group, req.IdempotencyKey)
+		if err != nil {
+			st, code := classify(err)
+			return st, client.ErrorBody{Code: code, Error: err.Error()}
+		}
+		return http.StatusOK, client.SealedReceipt{Receipt: rec, Replayed: replayed}
+	})
 }
 
 func mustJSON(v any) json.RawMessage {

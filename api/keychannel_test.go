@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 
 	"qledger/api/client"
 	"qledger/cluster"
+	"qledger/election"
+	"qledger/examples/functions/tiny"
 	"qledger/pki"
 	"qledger/qkd"
 	"qledger/qkd/kme"
@@ -214,5 +217,34 @@ func TestKeyChannelBadHandshakes(t *testing.T) {
 	_, err = c.OpenSession(ctx, rig.kmeC, "client", "gateway", session.DefaultConfig())
 	if !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("node without a key channel: %v", err)
+	}
+}
+
+func TestKeyChannelInvoke(t *testing.T) {
+	rig := newKeyRig(t)
+	ctx := context.Background()
+	code, _ := tiny.Module("tinyinc")
+	if _, err := rig.api.Deploy(ctx, client.DeployRequest{Name: "inc", Version: "1", Code: code}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := rig.api.OpenSession(ctx, rig.kmeC, "client", "gateway", session.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Invoke(ctx, "inc", []byte(`{"value":7}`), nil)
+	if err != nil || string(res.Output) != `{"value":8}` {
+		t.Fatalf("sealed invoke: %+v %v", res, err)
+	}
+	// The election key came from this session: its commitment matches the
+	// key the client derives itself, and the record names the QKD key.
+	rid, _ := hex.DecodeString(res.RequestID)
+	if err := election.VerifyWithSessionKey(res.Election, s.SessionKey()); err != nil {
+		t.Fatalf("election key not from the session: %v", err)
+	}
+	if res.Election.KeyID != s.KeyID || !bytes.Equal(res.Election.RequestID, rid) {
+		t.Fatalf("record names key %q request %x", res.Election.KeyID, res.Election.RequestID)
+	}
+	if _, err := s.Invoke(ctx, "missing", nil, nil); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("sealed invoke of an unknown function: %v", err)
 	}
 }

@@ -48,9 +48,18 @@ type SealedReceipt struct {
 }
 
 const (
-	aadRequest  = "qledger/v1 session tx request"
-	aadResponse = "qledger/v1 session tx response"
+	aadRequest        = "qledger/v1 session tx request"
+	aadResponse       = "qledger/v1 session tx response"
+	aadInvoke         = "qledger/v1 session invoke request"
+	aadInvokeResponse = "qledger/v1 session invoke response"
 )
+
+// SealedInvoke is the plaintext of a sealed POST /v1/session/invoke.
+type SealedInvoke struct {
+	Function string `json:"function"`
+	Input    []byte `json:"input"`
+	Group    *int   `json:"group,omitempty"`
+}
 
 // Session is an established quantum-keyed channel to one gateway node.
 // Requests on it are serialized: the envelope is one ordered stream.
@@ -91,6 +100,10 @@ func (c *Client) OpenSession(ctx context.Context, keys *kme.Client, masterSAE, g
 	return &Session{c: c, s: s, KeyID: ks[0].KeyID}, nil
 }
 
+// SessionKey is the session key, so the client can check election records
+// of its invocations (election.VerifyWithSessionKey).
+func (s *Session) SessionKey() []byte { return s.s.Key() }
+
 // ElectionKey derives the per-request election key from the session key.
 func (s *Session) ElectionKey(requestID string) ([32]byte, error) { return s.s.ElectionKey(requestID) }
 
@@ -99,53 +112,72 @@ func (s *Session) Submit(ctx context.Context, payload []byte, opt SubmitOptions)
 	if payload == nil {
 		payload = []byte{}
 	}
-	plain, err := json.Marshal(SealedSubmit{Payload: payload, Group: opt.Group, IdempotencyKey: opt.IdempotencyKey})
-	if err != nil {
+	var rec SealedReceipt
+	if err := s.call(ctx, "/v1/session/tx", aadRequest, aadResponse, SealedSubmit{Payload: payload, Group: opt.Group, IdempotencyKey: opt.IdempotencyKey}, &rec); err != nil {
 		return Receipt{}, false, err
+	}
+	return rec.Receipt, rec.Replayed, nil
+}
+
+// Invoke runs a function through the sealed channel; its election key is
+// derived from this session's key.
+func (s *Session) Invoke(ctx context.Context, function string, input []byte, group *int) (InvokeResponse, error) {
+	if input == nil {
+		input = []byte{}
+	}
+	var out InvokeResponse
+	err := s.call(ctx, "/v1/session/invoke", aadInvoke, aadInvokeResponse, SealedInvoke{Function: function, Input: input, Group: group}, &out)
+	return out, err
+}
+
+// call seals in, posts it to path, opens the sealed answer into out.
+func (s *Session) call(ctx context.Context, path, aadIn, aadOut string, in, out any) error {
+	plain, err := json.Marshal(in)
+	if err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	msg, err := s.s.Seal(plain, []byte(aadRequest))
+	msg, err := s.s.Seal(plain, []byte(aadIn))
 	if err != nil {
-		return Receipt{}, false, fmt.Errorf("qledger: session: %w", err)
+		return fmt.Errorf("qledger: session: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.c.base+"/v1/session/tx", bytes.NewReader(msg))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.c.base+path, bytes.NewReader(msg))
 	if err != nil {
-		return Receipt{}, false, err
+		return err
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
 	resp, err := s.c.hc.Do(req)
 	if err != nil {
-		return Receipt{}, false, fmt.Errorf("qledger: session: %w", err)
+		return fmt.Errorf("qledger: session: %w", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return Receipt{}, false, err
+		return err
 	}
 	if resp.StatusCode != http.StatusOK {
 		e := &APIError{Status: resp.StatusCode}
 		if json.Unmarshal(body, &e.Body) != nil {
 			e.Body = ErrorBody{Code: CodeInternal, Error: string(body)}
 		}
-		return Receipt{}, false, e
+		return e
 	}
-	inner, err := s.s.Open(body, []byte(aadResponse))
+	inner, err := s.s.Open(body, []byte(aadOut))
 	if err != nil {
-		return Receipt{}, false, fmt.Errorf("%w: sealed response: %v", ErrVerify, err)
+		return fmt.Errorf("%w: sealed response: %v", ErrVerify, err)
 	}
 	var sr SealedResponse
 	if err := json.Unmarshal(inner, &sr); err != nil {
-		return Receipt{}, false, fmt.Errorf("qledger: session: bad sealed response: %w", err)
+		return fmt.Errorf("qledger: session: bad sealed response: %w", err)
 	}
 	if sr.Status != http.StatusOK {
 		e := &APIError{Status: sr.Status}
 		_ = json.Unmarshal(sr.Body, &e.Body)
-		return Receipt{}, false, e
+		return e
 	}
-	var rec SealedReceipt
-	if err := json.Unmarshal(sr.Body, &rec); err != nil {
-		return Receipt{}, false, fmt.Errorf("qledger: session: bad receipt: %w", err)
+	if err := json.Unmarshal(sr.Body, out); err != nil {
+		return fmt.Errorf("qledger: session: bad sealed answer: %w", err)
 	}
-	return rec.Receipt, rec.Replayed, nil
+	return nil
 }
