@@ -6,7 +6,7 @@ PKGS      := ./...
 TEST_FLAGS ?= -race -p 1 -timeout 30m
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build test unit integration demo dev bench lint fmt clean
+.PHONY: all build test unit integration demo dev bench lint fmt clean examples staticcheck
 
 all: build
 
@@ -22,6 +22,10 @@ unit:
 
 integration:
 	$(GO) test $(TEST_FLAGS) ./integration/...
+
+## examples: build the example functions (.wasm) into examples/functions.
+examples:
+	$(GO) run ./examples/functions/tinygen -go -o examples/functions
 
 ## demo: start an embedded cluster, run the main scenario, print a report.
 demo:

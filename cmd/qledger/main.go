@@ -7,6 +7,7 @@
 //	qledger chain     inspect and verify chains
 //	qledger cluster   show and change membership
 //	qledger qkd       simulate BB84 key distribution
+//	qledger fn        deploy and invoke functions
 //	qledger data      share data confidentially across groups
 //	qledger bench     measure commit throughput and latency
 package main
@@ -34,6 +35,7 @@ func commands() []command {
 		{"chain", "head | show | verify chains", runChain},
 		{"cluster", "status | join | remove", runCluster},
 		{"qkd", "run | curve: simulate BB84 key distribution", runQKD},
+		{"fn", "deploy | invoke | ls: serverless functions run as verified contracts", runFn},
 		{"data", "put | get | ls | export-shares | recover: confidential data across groups", runData},
 		{"bench", "measure commit throughput and latency against a bare-raft baseline", runBench},
 		{"keygen", "print a new random gossip encryption key (base64)", runKeygen},
