@@ -27,6 +27,9 @@ func runBench(args []string) error {
 	if len(args) > 0 && args[0] == "sharing" {
 		return benchSharing(args[1:])
 	}
+	if len(args) > 0 && args[0] == "invoke" {
+		return benchInvoke(args[1:])
+	}
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	clientsFlag := fs.String("clients", "1,16,64", "concurrent clients, comma-separated")
 	payloadsFlag := fs.String("payloads", "100,1024", "payload sizes in bytes, comma-separated")
