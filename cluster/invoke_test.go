@@ -129,27 +129,51 @@ func TestInvokeByzantineAndKilledWinner(t *testing.T) {
 	if liarInvolved == 0 {
 		t.Fatal("the Byzantine node never took part in 20 elections")
 	}
-	// The winner dies: an invocation still completes through the others.
+	// A second executor joins: 3 voters + 2 executors.
+	if _, err := l.AddNode(RoleExecutor, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "second executor added", 10*time.Second, func() bool { _, nv := config(t, l, 0); return nv == 2 })
 	liar.SetExecHook(nil)
-	for i := 0; i < 10; i++ {
-		req := invokeReq(t, 0, "inc", `{"value":41}`)
-		// Find who would win by trying: kill a non-leader voter first.
-		var victim *Node
-		for _, n := range l.Nodes[:3] {
-			if !n.IsLeader() {
-				victim = n
-				break
-			}
+
+	// A node dies in the middle of executing: every execution takes 300 ms
+	// and reports that it started; the first non-leader to start is killed.
+	started := make(chan *Node, 16)
+	for _, n := range l.Nodes {
+		n := n
+		n.SetExecHook(func(r execute.Result) execute.Result {
+			started <- n
+			time.Sleep(300 * time.Millisecond)
+			return r
+		})
+	}
+	ldr, _ = l.Leader(0)
+	done := make(chan error, 1)
+	var res InvokeResult
+	go func() {
+		var err error
+		res, err = ldr.Invoke(context.Background(), invokeReq(t, 0, "inc", `{"value":41}`))
+		done <- err
+	}()
+	var killed *Node
+	for killed == nil {
+		n := <-started
+		if n != ldr {
+			killed = n
+			n.Close()
 		}
-		victim.Close()
-		res, err := ldr.Invoke(context.Background(), req)
-		if err != nil {
-			t.Fatalf("with a dead member: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("invocation with a member killed mid-execution: %v", err)
+	}
+	r := res.Record
+	if string(r.Response) != `{"value":42}` || !r.Verified {
+		t.Fatalf("after the kill: %+v", r)
+	}
+	if r.Executor == killed.info.ID || r.Verifier == killed.info.ID {
+		if r.TieBreaker == "" {
+			t.Fatalf("the killed %s was executor or verifier, but no tie-breaker ran: %+v", killed.ID().Short(), r)
 		}
-		if string(res.Record.Response) != `{"value":42}` {
-			t.Fatalf("response %s", res.Record.Response)
-		}
-		break
 	}
 }
 
