@@ -3,6 +3,8 @@ package chain
 import (
 	"crypto/sha256"
 	"fmt"
+
+	"qledger/internal/wire"
 )
 
 // BlockVersion is the block encoding version this code writes and reads.
@@ -39,44 +41,44 @@ type Header struct {
 
 // Encode returns the canonical HeaderSize-byte encoding.
 func (h *Header) Encode() []byte {
-	e := encoder{b: make([]byte, 0, HeaderSize)}
-	e.u8(BlockVersion)
-	e.u32(h.Group)
-	e.u64(h.Height)
-	e.hash(h.PrevHash)
-	e.u64(uint64(h.Timestamp))
-	e.hash(h.TxRoot)
-	e.u32(h.TxCount)
-	e.u64(h.LogSize)
-	e.hash(h.LogRoot)
-	return e.b
+	e := wire.Encoder{B: make([]byte, 0, HeaderSize)}
+	e.U8(BlockVersion)
+	e.U32(h.Group)
+	e.U64(h.Height)
+	e.Raw(h.PrevHash[:])
+	e.U64(uint64(h.Timestamp))
+	e.Raw(h.TxRoot[:])
+	e.U32(h.TxCount)
+	e.U64(h.LogSize)
+	e.Raw(h.LogRoot[:])
+	return e.B
 }
 
 // Hash is SHA-256 of the encoded header.
 func (h *Header) Hash() Hash { return sha256.Sum256(h.Encode()) }
 
-func (d *decoder) header() Header {
+func decodeHeader(d *wire.Decoder) Header {
 	var h Header
-	h.Version = d.u8("block version")
-	if d.err == nil && h.Version != BlockVersion {
-		d.fail(fmt.Errorf("%w: block version %d", ErrUnknownVersion, h.Version))
+	h.Version = d.U8("block version")
+	if d.Err() == nil && h.Version != BlockVersion {
+		d.Fail(fmt.Errorf("%w: block version %d", ErrUnknownVersion, h.Version))
 	}
-	h.Group = d.u32("group")
-	h.Height = d.u64("height")
-	h.PrevHash = d.hash("previous hash")
-	h.Timestamp = int64(d.u64("timestamp"))
-	h.TxRoot = d.hash("tx root")
-	h.TxCount = d.u32("tx count")
-	h.LogSize = d.u64("log size")
-	h.LogRoot = d.hash("log root")
+	h.Group = d.U32("group")
+	h.Height = d.U64("height")
+	h.PrevHash = readHash(d, "previous hash")
+	h.Timestamp = int64(d.U64("timestamp"))
+	h.TxRoot = readHash(d, "tx root")
+	h.TxCount = d.U32("tx count")
+	h.LogSize = d.U64("log size")
+	h.LogRoot = readHash(d, "log root")
 	return h
 }
 
 // DecodeHeader parses an encoded header.
 func DecodeHeader(b []byte) (Header, error) {
-	d := decoder{b: b}
-	h := d.header()
-	if err := d.finish(); err != nil {
+	d := newDecoder(b)
+	h := decodeHeader(d)
+	if err := d.Finish(); err != nil {
 		return Header{}, fmt.Errorf("chain: decode header: %w", err)
 	}
 	return h, nil
@@ -96,12 +98,12 @@ func (b *Block) Encode() []byte {
 	for _, tx := range b.Txs {
 		n += 4 + len(tx)
 	}
-	e := encoder{b: make([]byte, 0, n)}
-	e.raw(b.Header.Encode())
+	e := wire.Encoder{B: make([]byte, 0, n)}
+	e.Raw(b.Header.Encode())
 	for _, tx := range b.Txs {
-		e.bytes32(tx)
+		e.Bytes32(tx)
 	}
-	return e.b
+	return e.B
 }
 
 // DecodeBlock parses an encoded block, including every transaction in it.
@@ -109,26 +111,26 @@ func DecodeBlock(raw []byte) (Block, error) {
 	if len(raw) > MaxBlockSize {
 		return Block{}, fmt.Errorf("chain: decode block: %w: %d bytes, limit %d", ErrTooLarge, len(raw), MaxBlockSize)
 	}
-	d := decoder{b: raw}
-	b := Block{Header: d.header()}
-	if d.err == nil && b.Header.TxCount > MaxBlockTxs {
-		d.fail(fmt.Errorf("%w: %d transactions, limit %d", ErrTooLarge, b.Header.TxCount, MaxBlockTxs))
+	d := newDecoder(raw)
+	b := Block{Header: decodeHeader(d)}
+	if d.Err() == nil && b.Header.TxCount > MaxBlockTxs {
+		d.Fail(fmt.Errorf("%w: %d transactions, limit %d", ErrTooLarge, b.Header.TxCount, MaxBlockTxs))
 	}
-	if d.err == nil {
+	if d.Err() == nil {
 		b.Txs = make([][]byte, 0, b.Header.TxCount)
 	}
-	for i := uint32(0); d.err == nil && i < b.Header.TxCount; i++ {
-		tx := d.bytes32("transaction", MaxDeployPayloadSize+1024)
-		if d.err != nil {
+	for i := uint32(0); d.Err() == nil && i < b.Header.TxCount; i++ {
+		tx := d.Bytes32("transaction", MaxDeployPayloadSize+1024)
+		if d.Err() != nil {
 			break
 		}
 		if _, err := DecodeTx(tx); err != nil {
-			d.fail(fmt.Errorf("transaction %d: %w", i, err))
+			d.Fail(fmt.Errorf("transaction %d: %w", i, err))
 			break
 		}
 		b.Txs = append(b.Txs, tx)
 	}
-	if err := d.finish(); err != nil {
+	if err := d.Finish(); err != nil {
 		return Block{}, fmt.Errorf("chain: decode block: %w", err)
 	}
 	return b, nil

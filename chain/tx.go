@@ -3,6 +3,8 @@ package chain
 import (
 	"crypto/sha256"
 	"fmt"
+
+	"qledger/internal/wire"
 )
 
 // TxVersion is the transaction encoding version this code writes and reads.
@@ -99,35 +101,35 @@ func (t *Tx) Validate() error {
 //	version u8 | kind u8 | group u32 | nonce [16] |
 //	key u16-len bytes | submitter u16-len bytes | payload u32-len bytes
 func (t *Tx) Encode() []byte {
-	e := encoder{b: make([]byte, 0, 32+len(t.IdempotencyKey)+len(t.Submitter)+len(t.Payload))}
-	e.u8(TxVersion)
-	e.u8(uint8(t.Kind))
-	e.u32(t.Group)
-	e.raw(t.Nonce[:])
-	e.bytes16([]byte(t.IdempotencyKey))
-	e.bytes16([]byte(t.Submitter))
-	e.bytes32(t.Payload)
-	return e.b
+	e := wire.Encoder{B: make([]byte, 0, 32+len(t.IdempotencyKey)+len(t.Submitter)+len(t.Payload))}
+	e.U8(TxVersion)
+	e.U8(uint8(t.Kind))
+	e.U32(t.Group)
+	e.Raw(t.Nonce[:])
+	e.Bytes16([]byte(t.IdempotencyKey))
+	e.Bytes16([]byte(t.Submitter))
+	e.Bytes32(t.Payload)
+	return e.B
 }
 
 // DecodeTx parses a canonical encoding. It rejects unknown versions and
 // kinds, oversize fields, truncated input and trailing bytes.
 func DecodeTx(b []byte) (Tx, error) {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	var t Tx
-	if v := d.u8("tx version"); d.err == nil && v != TxVersion {
+	if v := d.U8("tx version"); d.Err() == nil && v != TxVersion {
 		return Tx{}, fmt.Errorf("%w: tx version %d", ErrUnknownVersion, v)
 	}
-	t.Kind = TxKind(d.u8("tx kind"))
-	if d.err == nil && !t.Kind.valid() {
+	t.Kind = TxKind(d.U8("tx kind"))
+	if d.Err() == nil && !t.Kind.valid() {
 		return Tx{}, fmt.Errorf("%w: transaction kind %d", ErrInvalid, t.Kind)
 	}
-	t.Group = d.u32("tx group")
-	copy(t.Nonce[:], d.take(NonceSize, "tx nonce"))
-	t.IdempotencyKey = string(d.bytes16("idempotency key", MaxKeySize))
-	t.Submitter = string(d.bytes16("submitter", MaxSubmitterSize))
-	t.Payload = d.bytes32("payload", t.Kind.MaxPayload())
-	if err := d.finish(); err != nil {
+	t.Group = d.U32("tx group")
+	copy(t.Nonce[:], d.Take(NonceSize, "tx nonce"))
+	t.IdempotencyKey = string(d.Bytes16("idempotency key", MaxKeySize))
+	t.Submitter = string(d.Bytes16("submitter", MaxSubmitterSize))
+	t.Payload = d.Bytes32("payload", t.Kind.MaxPayload())
+	if err := d.Finish(); err != nil {
 		return Tx{}, fmt.Errorf("chain: decode tx: %w", err)
 	}
 	if t.Payload == nil {
