@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"time"
+
+	"qledger/internal/wire"
 )
 
 // Protocol limits. They bound what a Spec may ask for and are part of the
@@ -139,31 +141,31 @@ func (s Spec) MarshalBinary() ([]byte, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	e := &encoder{b: make([]byte, 0, specBodyMinSize+len(s.Name)+len(s.Version)+1)}
-	e.u8(specVersion)
+	e := &wire.Encoder{B: make([]byte, 0, specBodyMinSize+len(s.Name)+len(s.Version)+1)}
+	e.U8(specVersion)
 	s.encodeBody(e)
-	return e.b, nil
+	return e.B, nil
 }
 
-func (s Spec) encodeBody(e *encoder) {
-	e.bytes8([]byte(s.Name))
-	e.bytes8([]byte(s.Version))
-	e.raw(s.CodeHash[:])
-	e.u32(s.MemoryPages)
-	e.u64(uint64(s.Timeout))
-	e.u32(s.MaxOutputBytes)
-	e.u32(s.MaxStderrBytes)
+func (s Spec) encodeBody(e *wire.Encoder) {
+	e.Bytes8([]byte(s.Name))
+	e.Bytes8([]byte(s.Version))
+	e.Raw(s.CodeHash[:])
+	e.U32(s.MemoryPages)
+	e.U64(uint64(s.Timeout))
+	e.U32(s.MaxOutputBytes)
+	e.U32(s.MaxStderrBytes)
 }
 
 // UnmarshalBinary decodes what MarshalBinary wrote and validates the
 // result. It rejects unknown versions, trailing bytes and oversize fields.
 func (s *Spec) UnmarshalBinary(b []byte) error {
-	d := &decoder{b: b}
-	if v := d.u8("spec version"); d.err == nil && v != specVersion {
+	d := newDecoder(b)
+	if v := d.U8("spec version"); d.Err() == nil && v != specVersion {
 		return fmt.Errorf("%w: spec version %d", ErrUnknownVersion, v)
 	}
 	out := decodeSpecBody(d)
-	if err := d.finish(); err != nil {
+	if err := d.Finish(); err != nil {
 		return fmt.Errorf("execute: decode spec: %w", err)
 	}
 	if err := out.Validate(); err != nil {
@@ -173,19 +175,19 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 	return nil
 }
 
-func decodeSpecBody(d *decoder) Spec {
+func decodeSpecBody(d *wire.Decoder) Spec {
 	var s Spec
-	s.Name = string(d.bytes8("name", MaxNameLen))
-	s.Version = string(d.bytes8("version", MaxVersionLen))
-	copy(s.CodeHash[:], d.take(CodeHashSize, "code hash"))
-	s.MemoryPages = d.u32("memory pages")
-	t := d.u64("timeout")
-	if d.err == nil && t > uint64(MaxTimeout) {
-		d.fail(fmt.Errorf("%w: timeout of %d ns", ErrTooLarge, t))
+	s.Name = string(d.Bytes8("name", MaxNameLen))
+	s.Version = string(d.Bytes8("version", MaxVersionLen))
+	copy(s.CodeHash[:], d.Take(CodeHashSize, "code hash"))
+	s.MemoryPages = d.U32("memory pages")
+	t := d.U64("timeout")
+	if d.Err() == nil && t > uint64(MaxTimeout) {
+		d.Fail(fmt.Errorf("%w: timeout of %d ns", ErrTooLarge, t))
 	}
 	s.Timeout = time.Duration(t)
-	s.MaxOutputBytes = d.u32("max output bytes")
-	s.MaxStderrBytes = d.u32("max stderr bytes")
+	s.MaxOutputBytes = d.U32("max output bytes")
+	s.MaxStderrBytes = d.U32("max stderr bytes")
 	return s
 }
 
@@ -223,24 +225,24 @@ func (d Deployment) MarshalBinary() ([]byte, error) {
 	if err := d.Validate(); err != nil {
 		return nil, err
 	}
-	e := &encoder{b: make([]byte, 0, 1+specBodyMinSize+len(d.Spec.Name)+len(d.Spec.Version)+4+len(d.Code))}
-	e.u8(deployVersion)
+	e := &wire.Encoder{B: make([]byte, 0, 1+specBodyMinSize+len(d.Spec.Name)+len(d.Spec.Version)+4+len(d.Code))}
+	e.U8(deployVersion)
 	d.Spec.encodeBody(e)
-	e.u32(uint32(len(d.Code)))
-	e.raw(d.Code)
-	return e.b, nil
+	e.U32(uint32(len(d.Code)))
+	e.Raw(d.Code)
+	return e.B, nil
 }
 
 // UnmarshalBinary decodes what MarshalBinary wrote and validates the result,
 // including the code hash. The decoded Code does not alias b.
 func (d *Deployment) UnmarshalBinary(b []byte) error {
-	dec := &decoder{b: b}
-	if v := dec.u8("deployment version"); dec.err == nil && v != deployVersion {
+	dec := newDecoder(b)
+	if v := dec.U8("deployment version"); dec.Err() == nil && v != deployVersion {
 		return fmt.Errorf("%w: deployment version %d", ErrUnknownVersion, v)
 	}
 	out := Deployment{Spec: decodeSpecBody(dec)}
-	out.Code = bytes.Clone(dec.bytes32("code", MaxCodeBytes))
-	if err := dec.finish(); err != nil {
+	out.Code = bytes.Clone(dec.Bytes32("code", MaxCodeBytes))
+	if err := dec.Finish(); err != nil {
 		return fmt.Errorf("execute: decode deployment: %w", err)
 	}
 	if err := out.Validate(); err != nil {
