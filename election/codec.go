@@ -1,9 +1,9 @@
 package election
 
 import (
-	"bytes"
-	"encoding/binary"
 	"fmt"
+
+	"qledger/internal/wire"
 )
 
 const recordVersion = 1
@@ -36,19 +36,19 @@ func (r Record) MarshalBinary() ([]byte, error) {
 		}
 		size += 1 + len(c.NodeID) + 3*Size
 	}
-	b := make([]byte, 0, size)
-	b = append(b, recordVersion)
-	b = append(append(b, byte(len(r.RequestID))), r.RequestID...)
-	b = append(append(b, byte(len(r.KeyID))), r.KeyID...)
-	b = append(b, r.KeyCommitment[:]...)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(r.Candidates)))
+	e := wire.Encoder{B: make([]byte, 0, size)}
+	e.U8(recordVersion)
+	e.Bytes8(r.RequestID)
+	e.Bytes8([]byte(r.KeyID))
+	e.Raw(r.KeyCommitment[:])
+	e.U16(uint16(len(r.Candidates)))
 	for _, c := range r.Candidates {
-		b = append(append(b, byte(len(c.NodeID))), c.NodeID...)
-		b = append(b, c.H[:]...)
-		b = append(b, c.Stake[:]...)
-		b = append(b, c.Nonce[:]...)
+		e.Bytes8([]byte(c.NodeID))
+		e.Raw(c.H[:])
+		e.Raw(c.Stake[:])
+		e.Raw(c.Nonce[:])
 	}
-	return b, nil
+	return e.B, nil
 }
 
 // UnmarshalBinary decodes what MarshalBinary wrote. It rejects unknown
@@ -56,74 +56,35 @@ func (r Record) MarshalBinary() ([]byte, error) {
 // trailing bytes; it does not verify the record (call Verify). The result
 // does not alias b.
 func (r *Record) UnmarshalBinary(b []byte) error {
-	d := &decoder{b: b}
-	if v := d.u8("version"); d.err == nil && v != recordVersion {
+	d := wire.NewDecoder(b, wire.Errors{Truncated: ErrTruncated, TooLarge: ErrTooLarge, Trailing: ErrTrailingBytes})
+	if v := d.U8("version"); d.Err() == nil && v != recordVersion {
 		return fmt.Errorf("%w: record version %d", ErrUnknownVersion, v)
 	}
 	var out Record
-	out.RequestID = bytes.Clone(d.bytes8("request ID"))
-	out.KeyID = string(d.bytes8("key ID"))
-	copy(out.KeyCommitment[:], d.take(Size, "key commitment"))
-	n := int(d.u16("candidate count"))
-	if d.err == nil && n > MaxCandidates {
+	out.RequestID = d.Bytes8("request ID", MaxIDLen)
+	out.KeyID = string(d.Bytes8("key ID", MaxIDLen))
+	copy(out.KeyCommitment[:], d.Take(Size, "key commitment"))
+	n := int(d.U16("candidate count"))
+	if d.Err() == nil && n > MaxCandidates {
 		return fmt.Errorf("%w: %d candidates (at most %d)", ErrTooLarge, n, MaxCandidates)
 	}
-	if d.err == nil && n > 0 {
+	if d.Err() == nil && n > 0 {
 		out.Candidates = make([]Candidate, 0, min(n, len(b)/(1+3*Size)+1))
 	}
-	for i := 0; i < n && d.err == nil; i++ {
+	for i := 0; i < n && d.Err() == nil; i++ {
 		var c Candidate
-		c.NodeID = string(d.bytes8("node ID"))
-		copy(c.H[:], d.take(Size, "h"))
-		copy(c.Stake[:], d.take(Size, "stake"))
-		copy(c.Nonce[:], d.take(Size, "nonce"))
+		c.NodeID = string(d.Bytes8("node ID", MaxIDLen))
+		copy(c.H[:], d.Take(Size, "h"))
+		copy(c.Stake[:], d.Take(Size, "stake"))
+		copy(c.Nonce[:], d.Take(Size, "nonce"))
 		out.Candidates = append(out.Candidates, c)
 	}
-	if d.err != nil {
-		return fmt.Errorf("election: decode record: %w", d.err)
+	if d.Err() != nil {
+		return fmt.Errorf("election: decode record: %w", d.Err())
 	}
-	if d.off != len(b) {
-		return fmt.Errorf("election: decode record: %w: %d after the record", ErrTrailingBytes, len(b)-d.off)
+	if err := d.Finish(); err != nil {
+		return fmt.Errorf("election: decode record: %w", err)
 	}
 	*r = out
 	return nil
-}
-
-// decoder reads big-endian fields; the first error sticks.
-type decoder struct {
-	b   []byte
-	off int
-	err error
-}
-
-func (d *decoder) take(n int, what string) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if len(d.b)-d.off < n {
-		d.err = fmt.Errorf("%w: %s needs %d bytes, %d left", ErrTruncated, what, n, len(d.b)-d.off)
-		return nil
-	}
-	p := d.b[d.off : d.off+n]
-	d.off += n
-	return p
-}
-
-func (d *decoder) u8(what string) uint8 {
-	if p := d.take(1, what); p != nil {
-		return p[0]
-	}
-	return 0
-}
-
-func (d *decoder) u16(what string) uint16 {
-	if p := d.take(2, what); p != nil {
-		return binary.BigEndian.Uint16(p)
-	}
-	return 0
-}
-
-func (d *decoder) bytes8(what string) []byte {
-	n := int(d.u8(what + " length"))
-	return d.take(n, what)
 }
