@@ -15,10 +15,11 @@
 package shard
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"regexp"
+
+	"qledger/internal/wire"
 )
 
 // Version is the record encoding version.
@@ -135,124 +136,59 @@ func (r *Record) CanRead(caller string) bool {
 	return false
 }
 
-type enc struct{ b []byte }
-
-func (e *enc) u8(v uint8)       { e.b = append(e.b, v) }
-func (e *enc) u16(v int)        { e.b = binary.BigEndian.AppendUint16(e.b, uint16(v)) }
-func (e *enc) u32(v int)        { e.b = binary.BigEndian.AppendUint32(e.b, uint32(v)) }
-func (e *enc) u64(v int64)      { e.b = binary.BigEndian.AppendUint64(e.b, uint64(v)) }
-func (e *enc) str16(s []byte)   { e.u16(len(s)); e.b = append(e.b, s...) }
-func (e *enc) bytes32(s []byte) { e.u32(len(s)); e.b = append(e.b, s...) }
-
 // Encode returns the canonical encoding (call Validate first).
 func (r *Record) Encode() []byte {
-	e := enc{b: make([]byte, 0, 128+len(r.Bytes))}
-	e.u8(Version)
-	e.str16([]byte(r.DataID))
-	e.u16(r.Index)
-	e.u16(r.Shares)
-	e.u16(r.Threshold)
-	e.str16([]byte(r.Scheme))
-	e.u32(r.Segment)
-	e.u32(r.Segments)
-	e.u64(r.ShareSize)
-	e.b = append(e.b, r.ShareHash[:]...)
-	e.str16([]byte(r.Uploader))
-	e.str16([]byte(r.Description))
-	e.str16(r.Digest)
-	e.u16(len(r.Readers))
+	e := wire.Encoder{B: make([]byte, 0, 128+len(r.Bytes))}
+	e.U8(Version)
+	e.Bytes16([]byte(r.DataID))
+	e.U16(uint16(r.Index))
+	e.U16(uint16(r.Shares))
+	e.U16(uint16(r.Threshold))
+	e.Bytes16([]byte(r.Scheme))
+	e.U32(uint32(r.Segment))
+	e.U32(uint32(r.Segments))
+	e.U64(uint64(r.ShareSize))
+	e.Raw(r.ShareHash[:])
+	e.Bytes16([]byte(r.Uploader))
+	e.Bytes16([]byte(r.Description))
+	e.Bytes16(r.Digest)
+	e.U16(uint16(len(r.Readers)))
 	for _, rd := range r.Readers {
-		e.str16([]byte(rd))
+		e.Bytes16([]byte(rd))
 	}
-	e.bytes32(r.Bytes)
-	return e.b
-}
-
-type dec struct {
-	b   []byte
-	err error
-}
-
-func (d *dec) take(n int) []byte {
-	if d.err != nil || n < 0 || len(d.b) < n {
-		if d.err == nil {
-			d.err = fmt.Errorf("%w: truncated", ErrMalformed)
-		}
-		return nil
-	}
-	p := d.b[:n]
-	d.b = d.b[n:]
-	return p
-}
-func (d *dec) u8() int {
-	if p := d.take(1); p != nil {
-		return int(p[0])
-	}
-	return 0
-}
-func (d *dec) u16() int {
-	if p := d.take(2); p != nil {
-		return int(binary.BigEndian.Uint16(p))
-	}
-	return 0
-}
-func (d *dec) u32() int {
-	if p := d.take(4); p != nil {
-		return int(binary.BigEndian.Uint32(p))
-	}
-	return 0
-}
-func (d *dec) u64() int64 {
-	if p := d.take(8); p != nil {
-		return int64(binary.BigEndian.Uint64(p))
-	}
-	return 0
-}
-func (d *dec) str16(max int) []byte {
-	n := d.u16()
-	if d.err == nil && n > max {
-		d.err = fmt.Errorf("%w: field of %d bytes, limit %d", ErrMalformed, n, max)
-		return nil
-	}
-	return append([]byte(nil), d.take(n)...)
+	e.Bytes32(r.Bytes)
+	return e.B
 }
 
 // Decode parses and validates a record.
 func Decode(b []byte) (Record, error) {
-	d := dec{b: b}
+	d := wire.NewDecoder(b, wire.Errors{Truncated: ErrMalformed, TooLarge: ErrMalformed, Trailing: ErrMalformed})
 	var r Record
-	if v := d.u8(); d.err == nil && v != int(Version) {
+	if v := d.U8("version"); d.Err() == nil && v != Version {
 		return r, fmt.Errorf("%w: version %d", ErrMalformed, v)
 	}
-	r.DataID = string(d.str16(MaxDataIDLen))
-	r.Index = d.u16()
-	r.Shares = d.u16()
-	r.Threshold = d.u16()
-	r.Scheme = string(d.str16(32))
-	r.Segment = d.u32()
-	r.Segments = d.u32()
-	r.ShareSize = d.u64()
-	copy(r.ShareHash[:], d.take(32))
-	r.Uploader = string(d.str16(MaxUploaderLen))
-	r.Description = string(d.str16(MaxDescriptionLen))
-	r.Digest = d.str16(MaxDigestLen)
-	nr := d.u16()
-	if d.err == nil && nr > MaxReaders {
+	r.DataID = string(d.Bytes16("data ID", MaxDataIDLen))
+	r.Index = int(d.U16("index"))
+	r.Shares = int(d.U16("shares"))
+	r.Threshold = int(d.U16("threshold"))
+	r.Scheme = string(d.Bytes16("scheme", 32))
+	r.Segment = int(d.U32("segment"))
+	r.Segments = int(d.U32("segments"))
+	r.ShareSize = int64(d.U64("share size"))
+	d.Fixed(r.ShareHash[:], "share hash")
+	r.Uploader = string(d.Bytes16("uploader", MaxUploaderLen))
+	r.Description = string(d.Bytes16("description", MaxDescriptionLen))
+	r.Digest = d.Bytes16("digest", MaxDigestLen)
+	nr := int(d.U16("readers"))
+	if d.Err() == nil && nr > MaxReaders {
 		return r, fmt.Errorf("%w: %d readers", ErrMalformed, nr)
 	}
-	for i := 0; i < nr && d.err == nil; i++ {
-		r.Readers = append(r.Readers, string(d.str16(MaxReaderLen)))
+	for i := 0; i < nr && d.Err() == nil; i++ {
+		r.Readers = append(r.Readers, string(d.Bytes16("reader", MaxReaderLen)))
 	}
-	n := d.u32()
-	if d.err == nil && n > MaxSegmentBytes {
-		return r, fmt.Errorf("%w: segment of %d bytes", ErrMalformed, n)
-	}
-	r.Bytes = append([]byte(nil), d.take(n)...)
-	if d.err != nil {
-		return Record{}, d.err
-	}
-	if len(d.b) != 0 {
-		return Record{}, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(d.b))
+	r.Bytes = d.Bytes32("segment bytes", MaxSegmentBytes)
+	if err := d.Finish(); err != nil {
+		return Record{}, err
 	}
 	if len(r.Digest) == 0 {
 		r.Digest = nil
