@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,11 +33,10 @@ func chainHead(args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := cf.client()
+	c, ctx, cancel, err := cf.connect(1)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
 	defer cancel()
 	groups := []int{*group}
 	if *group < 0 {
@@ -77,11 +75,10 @@ func chainShow(args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := cf.client()
+	c, ctx, cancel, err := cf.connect(1)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
 	defer cancel()
 	h := *height
 	if h == 0 {
@@ -120,11 +117,10 @@ func chainVerify(args []string) error {
 	if *dataDir != "" {
 		return verifyOffline(*dataDir, cf.json)
 	}
-	c, err := cf.client()
+	c, ctx, cancel, err := cf.connect(10)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*cf.timeout)
 	defer cancel()
 	st, err := c.Cluster(ctx)
 	if err != nil {

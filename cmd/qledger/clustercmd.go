@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,11 +19,10 @@ func clusterStatus(args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := cf.client()
+	c, ctx, cancel, err := cf.connect(1)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
 	defer cancel()
 	st, err := c.Cluster(ctx)
 	if err != nil {
@@ -75,11 +73,10 @@ func clusterJoin(args []string) error {
 	if req.ID == "" || req.Addr == "" {
 		return errors.New("usage: qledger cluster join --addr API --id ID --raft-addr HOST:PORT")
 	}
-	c, err := cf.client()
+	c, ctx, cancel, err := cf.connect(1)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
 	defer cancel()
 	if err := c.Join(ctx, req); err != nil {
 		return err
@@ -99,11 +96,10 @@ func clusterRemove(args []string) error {
 	if len(pos) != 1 {
 		return errors.New("usage: qledger cluster remove [--addr API] ID")
 	}
-	c, err := cf.client()
+	c, ctx, cancel, err := cf.connect(1)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
 	defer cancel()
 	if err := c.Remove(ctx, pos[0]); err != nil {
 		return err
@@ -123,11 +119,10 @@ func clusterScale(args []string) error {
 	if *k < 0 {
 		return errors.New("usage: qledger cluster scale --executors K")
 	}
-	c, err := cf.client()
+	c, ctx, cancel, err := cf.connect(2)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*cf.timeout)
 	defer cancel()
 	n, err := c.Scale(ctx, *k)
 	if err != nil {

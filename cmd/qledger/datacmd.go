@@ -91,11 +91,10 @@ func dataGet(args []string) error {
 	if len(pos) != 1 || *out == "" {
 		return errors.New("usage: qledger data get ID -o FILE")
 	}
-	c, err := cf.client()
+	c, ctx, cancel, err := cf.connect(10)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*cf.timeout)
 	defer cancel()
 	start := time.Now()
 	data, rep, err := c.GetData(ctx, pos[0], *caller)
@@ -124,11 +123,10 @@ func dataLs(args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := cf.client()
+	c, ctx, cancel, err := cf.connect(1)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
 	defer cancel()
 	l, err := c.ListData(ctx, *desc)
 	if err != nil {
@@ -159,11 +157,10 @@ func dataExport(args []string) error {
 	if len(pos) != 2 {
 		return errors.New("usage: qledger data export-shares ID DIR")
 	}
-	c, err := cf.client()
+	c, ctx, cancel, err := cf.connect(10)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*cf.timeout)
 	defer cancel()
 	st, err := c.Cluster(ctx)
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -51,6 +52,17 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 
 func (c *clientFlags) client() (*client.Client, error) {
 	return client.New(c.addr, nil)
+}
+
+// connect returns the API client and a context bounded by scale times
+// --timeout (long operations get a larger scale).
+func (c *clientFlags) connect(scale int) (*client.Client, context.Context, context.CancelFunc, error) {
+	cl, err := c.client()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(scale)*c.timeout)
+	return cl, ctx, cancel, nil
 }
 
 func printJSON(v any) error {

@@ -36,11 +36,10 @@ func fnDeploy(args []string) error {
 		return err
 	}
 	req.MemoryPages, req.TimeoutMillis, req.MaxOutputBytes = uint32(*pages), timeout.Milliseconds(), uint32(*out)
-	c, err := cf.client()
+	c, ctx, cancel, err := cf.connect(4)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*cf.timeout)
 	defer cancel()
 	res, err := c.Deploy(ctx, req)
 	if err != nil {
@@ -103,11 +102,10 @@ func fnLs(args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := cf.client()
+	c, ctx, cancel, err := cf.connect(1)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
 	defer cancel()
 	l, err := c.Functions(ctx)
 	if err != nil {

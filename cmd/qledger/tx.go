@@ -111,11 +111,10 @@ func txGet(args []string) error {
 	if len(pos) != 1 {
 		return errors.New("usage: qledger tx get [flags] ID")
 	}
-	c, err := cf.client()
+	c, ctx, cancel, err := cf.connect(1)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
 	defer cancel()
 	tx, err := c.Tx(ctx, pos[0], client.Level(*level))
 	if err != nil {
