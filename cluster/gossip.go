@@ -198,7 +198,11 @@ func (g *gossip) loop(stop <-chan struct{}) {
 				g.n.logger.Debug("rejoin failed", "seeds", g.seeds, "error", err)
 			}
 		case <-lead.C:
-			g.setMeta(func(m *nodeMeta) { m.Leader = g.n.IsLeader(); m.Boot = g.n.hasRaftState() })
+			g.setMeta(func(m *nodeMeta) {
+				m.Leader = g.n.IsLeader()
+				// Raft state, once there, stays: stop asking raft for it.
+				m.Boot = m.Boot || g.n.hasRaftState()
+			})
 			g.n.metrics.setQueue(len(g.n.batch.in))
 		}
 	}
