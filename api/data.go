@@ -15,15 +15,15 @@ import (
 	"qledger/shard"
 )
 
-// CallerHeader names the caller for the shared-data reader check until
-// authenticated identities exist (the permissions issue replaces it with
-// the client certificate's subject, behind the same check).
+// CallerHeader names the caller for the shared-data reader check on a
+// cluster without a CA. With TLS it is ignored: the caller is the client
+// certificate's common name.
 const CallerHeader = "X-Qledger-Caller"
 
 func (s *Server) dataRoutes() {
-	s.route("POST", "/v1/data/{id}/shares/{i}", s.putShare)
-	s.route("GET", "/v1/data/{id}/shares/{i}", s.getShare)
-	s.route("GET", "/v1/data", s.listData)
+	s.route("POST", "/v1/data/{id}/shares/{i}", writers, s.putShare)
+	s.route("GET", "/v1/data/{id}/shares/{i}", readers, s.getShare)
+	s.route("GET", "/v1/data", readers, s.listData)
 }
 
 func (s *Server) shareParams(r *http.Request) (string, int, error) {
@@ -63,7 +63,7 @@ func (s *Server) putShare(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec := shard.Record{DataID: id, Index: i, Shares: up.Shares, Threshold: up.Threshold, Scheme: up.Scheme,
-		Segment: up.Segment, Segments: up.Segments, ShareSize: up.ShareSize, Uploader: caller(r),
+		Segment: up.Segment, Segments: up.Segments, ShareSize: up.ShareSize, Uploader: s.uploader(r),
 		Description: up.Description, Digest: up.Digest, Readers: up.Readers, Bytes: up.Bytes}
 	copy(rec.ShareHash[:], hash)
 	if err := rec.Validate(); err != nil {
@@ -71,7 +71,7 @@ func (s *Server) putShare(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := fmt.Sprintf("shard/%s/%d/%d", id, i, up.Segment)
-	res, err := s.c.Submit(r.Context(), chain.Tx{Kind: chain.TxShard, Group: uint32(i), IdempotencyKey: key, Payload: rec.Encode()})
+	res, err := s.c.Submit(r.Context(), chain.Tx{Kind: chain.TxShard, Group: uint32(i), IdempotencyKey: key, Submitter: submitter(r), Payload: rec.Encode()})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -82,8 +82,10 @@ func (s *Server) putShare(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, client.Receipt{ID: res.ID.String(), Group: res.Group, Height: res.Height, Index: res.Index})
 }
 
-func caller(r *http.Request) string {
-	if c := r.Header.Get(CallerHeader); c != "" {
+// uploader names who uploaded a share: the certificate's common name
+// with TLS, else the caller header or the remote address.
+func (s *Server) uploader(r *http.Request) string {
+	if c := s.readerName(r); c != "" {
 		return c
 	}
 	return r.RemoteAddr
@@ -113,8 +115,8 @@ func (s *Server) getShare(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if !meta.CanRead(r.Header.Get(CallerHeader)) {
-		writeError(w, http.StatusForbidden, codeForbidden, fmt.Sprintf("caller %q is not on the reader list of %s", r.Header.Get(CallerHeader), id))
+	if name := s.readerName(r); !meta.CanRead(name) {
+		writeError(w, http.StatusForbidden, codeForbidden, fmt.Sprintf("caller %q is not on the reader list of %s", name, id))
 		return
 	}
 	head, ok, err := s.c.Head(r.Context(), i, lv)

@@ -20,6 +20,9 @@ const (
 	codeInternal       = client.CodeInternal
 	codeMethod         = client.CodeMethod
 	codeForbidden      = client.CodeForbidden
+	codeUnauthorized   = client.CodeUnauthorized
+	codeRateLimited    = client.CodeRateLimited
+	codeInFlight       = client.CodeInFlight
 )
 
 // errBadRequest marks input the handler itself rejected.

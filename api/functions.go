@@ -19,9 +19,9 @@ import (
 const maxDeployBody = chain.MaxDeployPayloadSize*4/3 + 64<<10
 
 func (s *Server) functionRoutes() {
-	s.route("POST", "/v1/functions", s.deploy)
-	s.route("GET", "/v1/functions", s.listFunctions)
-	s.route("POST", "/v1/functions/{name}/invoke", s.invoke)
+	s.route("POST", "/v1/functions", admins, s.deploy)
+	s.route("GET", "/v1/functions", readers, s.listFunctions)
+	s.route("POST", "/v1/functions/{name}/invoke", writers, s.invoke)
 }
 
 // deploy commits the function to every group, so any group can run it.
@@ -53,7 +53,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 	}
 	out := client.DeployResponse{Name: spec.Name, Version: spec.Version, CodeHash: spec.CodeHashString()}
 	for g := 0; g < s.c.Groups(); g++ {
-		rec, err := s.c.Submit(r.Context(), chain.Tx{Kind: chain.TxDeploy, Group: uint32(g), Payload: payload})
+		rec, err := s.c.Submit(r.Context(), chain.Tx{Kind: chain.TxDeploy, Group: uint32(g), Submitter: submitter(r), Payload: payload})
 		if err != nil {
 			s.fail(w, r, fmt.Errorf("deploy to group %d: %w", g, err))
 			return
@@ -115,7 +115,7 @@ func (s *Server) runInvoke(r *http.Request, name string, req client.InvokeReques
 	if err != nil {
 		return client.InvokeResponse{}, err
 	}
-	ir.Function, ir.Input, ir.ElectionKey, ir.KeyID = name, req.Input, key, keyID
+	ir.Function, ir.Input, ir.ElectionKey, ir.KeyID, ir.Caller = name, req.Input, key, keyID, submitter(r)
 	res, err := s.c.Invoke(r.Context(), ir)
 	if err != nil && res.Receipt.Height == 0 {
 		return client.InvokeResponse{}, err

@@ -13,6 +13,7 @@ import (
 	"qledger/api/client"
 	"qledger/chain"
 	"qledger/cluster"
+	"qledger/pki"
 )
 
 // submitBody is POST /v1/tx's body as the server reads it: payload must be
@@ -141,6 +142,10 @@ func (s *Server) getTx(w http.ResponseWriter, r *http.Request) {
 	fields, err := client.FieldsOf(rec.TxBytes)
 	if err != nil {
 		s.fail(w, r, fmt.Errorf("api: stored transaction does not decode: %w", err))
+		return
+	}
+	if id, ok := caller(r); ok && id.Role == pki.RoleSubmitter && fields.Submitter != id.String() {
+		writeError(w, http.StatusForbidden, codeForbidden, "a submitter reads only its own transactions")
 		return
 	}
 	writeJSON(w, http.StatusOK, client.TxResponse{

@@ -117,10 +117,10 @@ const (
 )
 
 func (s *Server) sessionRoutes() {
-	s.route("POST", "/v1/session", s.sessionOpen)
-	s.route("POST", "/v1/session/finish", s.sessionFinish)
-	s.route("POST", "/v1/session/tx", s.sessionTx)
-	s.route("POST", "/v1/session/invoke", s.sessionInvoke)
+	s.route("POST", "/v1/session", writers, s.sessionOpen)
+	s.route("POST", "/v1/session/finish", writers, s.sessionFinish)
+	s.route("POST", "/v1/session/tx", writers, s.sessionTx)
+	s.route("POST", "/v1/session/invoke", writers, s.sessionInvoke)
 }
 
 func (s *Server) keyChannel(w http.ResponseWriter) (*KeyChannel, bool) {
@@ -309,7 +309,7 @@ func (s *Server) submitTx(r *http.Request, payload []byte, group *int, key strin
 		}
 		g = *group
 	}
-	rec, err := s.c.Submit(r.Context(), chain.Tx{Kind: chain.TxData, Group: uint32(g), IdempotencyKey: key, Payload: payload})
+	rec, err := s.c.Submit(r.Context(), chain.Tx{Kind: chain.TxData, Group: uint32(g), IdempotencyKey: key, Submitter: submitter(r), Payload: payload})
 	if err != nil {
 		return client.Receipt{}, false, err
 	}

@@ -9,6 +9,7 @@ package api
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -24,6 +25,7 @@ import (
 	"qledger/cluster"
 	"qledger/execute"
 	"qledger/fsm"
+	"qledger/pki"
 )
 
 // Cluster is what the API needs from a node; *cluster.Node implements it.
@@ -66,6 +68,10 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Keys, if set, enables the quantum-keyed channel (/v1/session...).
 	Keys *KeyChannel
+	// TLS, if set, serves HTTPS (TLS 1.3) and authenticates callers by
+	// client certificate: each endpoint admits the roles of its access
+	// class, 401 without a certificate, 403 with another role.
+	TLS *pki.Credentials
 	// Scaler, if set, lets POST /v1/cluster/scale add and remove executor
 	// nodes (the embedded dev cluster provides one).
 	Scaler Scaler
@@ -141,10 +147,10 @@ func New(cfg Config, c Cluster) (*Server, error) {
 	return s, nil
 }
 
-// route registers h for method and pattern, and a JSON 405 for the same
+// route registers h for method and pattern behind access a, and a JSON 405 for the same
 // path under any other method.
-func (s *Server) route(method, pattern string, h http.HandlerFunc) {
-	s.mux.HandleFunc(method+" "+pattern, h)
+func (s *Server) route(method, pattern string, a access, h http.HandlerFunc) {
+	s.mux.HandleFunc(method+" "+pattern, s.guard(a, h))
 	if s.paths[pattern] {
 		return
 	}
@@ -155,24 +161,24 @@ func (s *Server) route(method, pattern string, h http.HandlerFunc) {
 }
 
 func (s *Server) routes() {
-	s.route("POST", "/v1/tx", s.submit)
-	s.route("GET", "/v1/tx/{id}", s.getTx)
-	s.route("GET", "/v1/groups/{g}/head", s.head)
-	s.route("GET", "/v1/groups/{g}/blocks/{height}", s.block)
-	s.route("GET", "/v1/groups/{g}/blocks", s.blocks)
-	s.route("GET", "/v1/groups/{g}/proof/consistency", s.consistency)
-	s.route("GET", "/v1/cluster", s.status)
-	s.route("POST", "/v1/cluster/join", s.join)
-	s.route("DELETE", "/v1/cluster/nodes/{id}", s.remove)
-	s.route("POST", "/v1/cluster/scale", s.scale)
-	s.route("GET", "/healthz", func(w http.ResponseWriter, r *http.Request) {
+	s.route("POST", "/v1/tx", writers, s.submit)
+	s.route("GET", "/v1/tx/{id}", readers, s.getTx)
+	s.route("GET", "/v1/groups/{g}/head", readers, s.head)
+	s.route("GET", "/v1/groups/{g}/blocks/{height}", readers, s.block)
+	s.route("GET", "/v1/groups/{g}/blocks", readers, s.blocks)
+	s.route("GET", "/v1/groups/{g}/proof/consistency", readers, s.consistency)
+	s.route("GET", "/v1/cluster", readers, s.status)
+	s.route("POST", "/v1/cluster/join", admins, s.join)
+	s.route("DELETE", "/v1/cluster/nodes/{id}", admins, s.remove)
+	s.route("POST", "/v1/cluster/scale", admins, s.scale)
+	s.route("GET", "/healthz", anyone, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	s.route("GET", "/readyz", s.ready)
+	s.route("GET", "/readyz", anyone, s.ready)
 	s.sessionRoutes()
 	s.dataRoutes()
 	s.functionRoutes()
-	s.mux.Handle("GET /metrics", promhttp.Handler())
+	s.mux.Handle("GET /metrics", s.guard(readers, promhttp.Handler().ServeHTTP))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "no such endpoint: "+r.URL.Path)
 	})
@@ -192,8 +198,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r.WithContext(ctx))
 }
 
-// Serve serves on ln until Shutdown.
+// Serve serves on ln until Shutdown (HTTPS if the config has TLS).
 func (s *Server) Serve(ln net.Listener) error {
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS.ServerConfig(false, nil))
+	}
 	err := s.hs.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"qledger/pki"
 )
 
 // Config configures one node.
@@ -82,6 +84,11 @@ type Config struct {
 	// group of exactly these voters (all in the node's group, the node among
 	// them). Every one of them must be given the same list.
 	InitialVoters []NodeInfo
+	// TLS, when set, puts mutual TLS 1.3 on the raft/RPC listener: peers
+	// must present node certificates from the same CA, a node reached at
+	// a configured address must present that node's ID, and the node's
+	// own ID is the one in its certificate (NodeID, if set, must match).
+	TLS *pki.Credentials
 	// Listener, when set, is used instead of listening on BindAddr, so an
 	// embedding program can know addresses before nodes start.
 	Listener net.Listener

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 
 	"github.com/hashicorp/go-hclog"
+
+	"qledger/pki"
 )
 
 // LocalConfig describes an embedded cluster: Groups × Replicas nodes in
@@ -29,10 +31,14 @@ type LocalConfig struct {
 	// APIAddrs, if set, gives node i's advertised HTTP address (nodes are
 	// ordered by group, then replica).
 	APIAddrs []string
+	// CA, if set, issues every node a node certificate for its ID and
+	// turns on mutual TLS between nodes (Config.TLS).
+	CA *pki.CA
 }
 
 // Local is a running embedded cluster.
 type Local struct {
+	ca      *pki.CA
 	Nodes   []*Node
 	layout  []NodeInfo
 	configs []Config
@@ -108,7 +114,7 @@ func StartLocal(ctx context.Context, lc LocalConfig) (*Local, error) {
 			return nil, err
 		}
 	}
-	l := &Local{layout: layout, base: base, dir: lc.DataDir, groups: lc.Groups}
+	l := &Local{ca: lc.CA, layout: layout, base: base, dir: lc.DataDir, groups: lc.Groups}
 	known := append([]NodeInfo(nil), layout...)
 	for i := range known {
 		if i < len(lc.APIAddrs) {
@@ -135,6 +141,13 @@ func StartLocal(ctx context.Context, lc LocalConfig) (*Local, error) {
 		cfg.InitialVoters = voters
 		cfg.GossipBind = "127.0.0.1:0"
 		cfg.Join = l.seeds()
+		creds, err := l.credentials(info.ID)
+		if err != nil {
+			closeAll()
+			l.Close()
+			return nil, err
+		}
+		cfg.TLS = creds
 		l.configs = append(l.configs, cfg)
 		n, err := Open(cfg)
 		if err != nil {
@@ -156,6 +169,19 @@ func StartLocal(ctx context.Context, lc LocalConfig) (*Local, error) {
 		}
 	}
 	return l, nil
+}
+
+// credentials issues a node certificate for id from the cluster's CA, or
+// returns nil without one.
+func (l *Local) credentials(id string) (*pki.Credentials, error) {
+	if l.ca == nil {
+		return nil, nil
+	}
+	cert, err := l.ca.Issue(pki.Leaf{CommonName: "node-" + id[:12], Role: pki.RoleNode, NodeID: id})
+	if err != nil {
+		return nil, err
+	}
+	return pki.NewCredentials(l.ca.PEM, cert.TLS)
 }
 
 // seeds returns the gossip addresses of running nodes.
@@ -184,7 +210,14 @@ func (l *Local) AddNode(role Role, group int) (*Node, error) {
 	cfg.NodeID = ""
 	if group >= 0 {
 		cfg.NodeID = NewNodeIDInGroup(group, l.groups).String()
+	} else if l.ca != nil {
+		cfg.NodeID = NewNodeID().String() // the certificate names the ID
 	}
+	creds, err := l.credentials(cfg.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	cfg.TLS = creds
 	cfg.Role = role
 	cfg.Groups = l.groups
 	cfg.InitialVoters = nil

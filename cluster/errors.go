@@ -19,4 +19,7 @@ var (
 	// Retrying with the same idempotency key is safe.
 	ErrUnknownOutcome = errors.New("cluster: outcome unknown after leadership change")
 	ErrStore          = errors.New("cluster: state machine failed")
+	// ErrWrongNode: a peer's certificate names another node than the one
+	// expected at its address, or than the one it claims to be.
+	ErrWrongNode = errors.New("cluster: peer certificate names another node")
 )

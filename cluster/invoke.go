@@ -26,7 +26,10 @@ type InvokeRequest struct {
 	RequestID   [32]byte            `json:"request_id"`
 	ElectionKey [election.Size]byte `json:"election_key"`
 	KeyID       string              `json:"key_id"`
-	Hops        int                 `json:"hops"`
+	// Caller is the authenticated caller ("role:name"), recorded as the
+	// execution record's submitter; "" without TLS.
+	Caller string `json:"caller,omitempty"`
+	Hops   int    `json:"hops"`
 }
 
 // ExecOutcome is one node's execution of a request.
@@ -399,7 +402,7 @@ func (n *Node) lead(ctx context.Context, req InvokeRequest) (InvokeResult, error
 	if err != nil {
 		return InvokeResult{}, err
 	}
-	receipt, err := n.Submit(ctx, chain.Tx{Kind: chain.TxExec, Group: uint32(n.group), Payload: payload})
+	receipt, err := n.Submit(ctx, chain.Tx{Kind: chain.TxExec, Group: uint32(n.group), Submitter: req.Caller, Payload: payload})
 	if err != nil {
 		return InvokeResult{Record: xr}, err
 	}

@@ -54,6 +54,11 @@ func (n *Node) join(ctx context.Context, req JoinRequest) (JoinResponse, error) 
 	if err != nil {
 		return JoinResponse{}, err
 	}
+	// With TLS, a node asks to join under the ID in its own certificate;
+	// a forwarded join (Hops > 0) comes from a node that checked that.
+	if peer, ok := peerNode(ctx); ok && req.Hops == 0 && peer != node.ID {
+		return JoinResponse{}, fmt.Errorf("%w: a join for node %s from a certificate for node %.12s", ErrWrongNode, id.Short(), peer)
+	}
 	if g := id.Group(n.cfg.Groups); g != node.Group {
 		return JoinResponse{}, fmt.Errorf("%w: node %s belongs to group %d, not %d (do both sides use the same number of groups?)", ErrBadRequest, id.Short(), g, node.Group)
 	}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"qledger/pki"
 )
 
 // Connection types: the first byte a dialer writes on the shared listener.
@@ -18,10 +21,13 @@ const (
 )
 
 // mux accepts connections on one listener and hands each to the
-// sub-listener named by its first byte. Later a TLS listener can wrap the
-// base listener without changing anything above it.
+// sub-listener named by its first byte. With TLS, every connection first
+// completes a TLS 1.3 handshake in which the peer presents a node
+// certificate from the cluster CA; the type byte is the first byte inside
+// the encrypted stream.
 type mux struct {
 	ln     net.Listener
+	tls    *tls.Config // nil: plain TCP
 	logger hclog.Logger
 	subs   map[byte]*subListener
 
@@ -58,14 +64,26 @@ func (m *mux) serve() {
 	}
 }
 
+// handshakeTimeout bounds a peer's TLS handshake and type byte.
+const handshakeTimeout = 5 * time.Second
+
 func (m *mux) route(c net.Conn) {
 	var b [1]byte
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
+	if m.tls != nil {
+		tc := tls.Server(c, m.tls)
+		if err := tc.Handshake(); err != nil {
+			m.logger.Warn("connection refused: TLS handshake failed", "remote", c.RemoteAddr(), "error", err)
+			c.Close()
+			return
+		}
+		c = tc
+	}
 	if _, err := c.Read(b[:]); err != nil {
 		c.Close()
 		return
 	}
-	_ = c.SetReadDeadline(time.Time{})
+	_ = c.SetDeadline(time.Time{})
 	sub, ok := m.subs[b[0]]
 	if !ok {
 		m.logger.Warn("connection with unknown type byte refused", "remote", c.RemoteAddr(), "byte", b[0])
@@ -106,8 +124,16 @@ func (l *subListener) Accept() (net.Conn, error) {
 func (l *subListener) Close() error   { return l.m.close() }
 func (l *subListener) Addr() net.Addr { return l.m.ln.Addr() }
 
-// dialType dials addr and announces the connection type.
-func dialType(addr string, kind byte, timeout time.Duration) (net.Conn, error) {
+// dialer opens connections to other nodes' shared listeners.
+type dialer struct {
+	creds *pki.Credentials // nil: plain TCP
+}
+
+// dial dials addr and announces the connection type. With TLS the server
+// must present a node certificate from the cluster CA and, if expect is
+// set, one naming that node ID: a node that answers at a configured
+// address under another ID is refused.
+func (d dialer) dial(addr string, kind byte, timeout time.Duration, expect string) (net.Conn, error) {
 	c, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
 		return nil, err
@@ -115,12 +141,25 @@ func dialType(addr string, kind byte, timeout time.Duration) (net.Conn, error) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	_ = c.SetWriteDeadline(time.Now().Add(timeout))
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	if d.creds != nil {
+		tc := tls.Client(c, d.creds.ClientConfig(func(id pki.Identity) error {
+			if expect != "" && id.NodeID != expect {
+				return fmt.Errorf("%w: %s presents node %.12s, expected %.12s", ErrWrongNode, addr, id.NodeID, expect)
+			}
+			return nil
+		}))
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("cluster: dial %s: %w", addr, err)
+		}
+		c = tc
+	}
 	if _, err := c.Write([]byte{kind}); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("cluster: dial %s: %w", addr, err)
 	}
-	_ = c.SetWriteDeadline(time.Time{})
+	_ = c.SetDeadline(time.Time{})
 	return c, nil
 }
 
@@ -128,6 +167,10 @@ func dialType(addr string, kind byte, timeout time.Duration) (net.Conn, error) {
 type raftLayer struct {
 	*subListener
 	advertise net.Addr
+	dialer    dialer
+	// expect names the raft server ID configured at an address ("" if
+	// none); with TLS the peer's certificate must carry it.
+	expect func(addr string) string
 }
 
 var _ raft.StreamLayer = (*raftLayer)(nil)
@@ -135,5 +178,5 @@ var _ raft.StreamLayer = (*raftLayer)(nil)
 func (r *raftLayer) Addr() net.Addr { return r.advertise }
 
 func (r *raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return dialType(string(addr), connRaft, timeout)
+	return r.dialer.dial(string(addr), connRaft, timeout, r.expect(string(addr)))
 }

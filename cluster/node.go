@@ -18,6 +18,7 @@ import (
 
 	"qledger/execute"
 	"qledger/fsm"
+	"qledger/pki"
 )
 
 // cleanMarker, in the data directory, says the chain store was flushed and
@@ -83,6 +84,16 @@ func Open(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("cluster: data dir: %w", err)
 	}
+	if cfg.TLS != nil {
+		ident := cfg.TLS.Identity()
+		if ident.Role != pki.RoleNode {
+			return nil, fmt.Errorf("cluster: the node certificate has role %s, not node", ident.Role)
+		}
+		if cfg.NodeID != "" && cfg.NodeID != ident.NodeID {
+			return nil, fmt.Errorf("cluster: node ID %s differs from the certificate's %s", cfg.NodeID, ident.NodeID)
+		}
+		cfg.NodeID = ident.NodeID
+	}
 	// A new node of a multi-group cluster picks its ID so that its group
 	// is among the least populated ones in gossip.
 	var draw func() NodeID
@@ -102,7 +113,7 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, id: id, group: id.Group(cfg.Groups), stop: make(chan struct{})}
 	n.logger = cfg.Logger.Named("node").With("node", id.Short(), "group", n.group)
-	n.client = newRPCClient(cfg.RPCTimeout)
+	n.client = newRPCClient(cfg.RPCTimeout, dialer{creds: cfg.TLS}, n.expectedAt)
 
 	ok := false
 	defer func() {
@@ -118,6 +129,14 @@ func Open(cfg Config) (*Node, error) {
 		}
 	}
 	n.mux = newMux(ln, n.logger.Named("mux"), connRaft, connRPC)
+	if cfg.TLS != nil {
+		n.mux.tls = cfg.TLS.ServerConfig(true, func(id pki.Identity) error {
+			if id.Role != pki.RoleNode {
+				return fmt.Errorf("%w: a %s certificate on the cluster port", ErrWrongNode, id.Role)
+			}
+			return nil
+		})
+	}
 	adv := cfg.AdvertiseAddr
 	if adv == "" {
 		adv = ln.Addr().String()
@@ -166,7 +185,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: snapshot store: %w", err)
 	}
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  &raftLayer{subListener: n.mux.subs[connRaft], advertise: advAddr},
+		Stream:  &raftLayer{subListener: n.mux.subs[connRaft], advertise: advAddr, dialer: dialer{creds: cfg.TLS}, expect: n.configuredAt},
 		MaxPool: 8,
 		Timeout: 10 * time.Second,
 		Logger:  cfg.Logger.Named("raft-net"),

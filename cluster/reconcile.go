@@ -134,7 +134,7 @@ func (r *reconciler) pass() {
 			ctx, cancel := context.WithTimeout(context.Background(), probeTimeout(n.cfg))
 			defer cancel()
 			var h Health
-			err := n.client.call(ctx, string(s.Address), mHealth, struct{}{}, &h)
+			err := n.client.callAs(ctx, string(s.Address), string(s.ID), mHealth, struct{}{}, &h)
 			probes <- probe{string(s.ID), h, err == nil && h.ID == string(s.ID)}
 		}(s)
 	}
@@ -304,7 +304,7 @@ func (r *reconciler) pass() {
 		// yet that a process died.
 		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout(n.cfg))
 		var h Health
-		err := n.client.call(ctx, m.meta.Addr, mHealth, struct{}{}, &h)
+		err := n.client.callAs(ctx, m.meta.Addr, id, mHealth, struct{}{}, &h)
 		cancel()
 		if err != nil || h.ID != id {
 			continue

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"qledger/pki"
 )
 
 // Internal RPC: one request and one response per exchange over pooled
@@ -39,7 +42,7 @@ const (
 
 // Error codes carried in responses; they map back to the package errors so
 // errors.Is works across a hop.
-var errCodes = []error{nil, ErrNotLeader, ErrNoLeader, ErrUnknownGroup, ErrBadRequest, ErrNotFound, ErrConflict, ErrShutdown, ErrTimeout, ErrUnknownOutcome, ErrTooLarge, ErrStore, ErrIDConflict, ErrNoCandidates, ErrNoAgreement}
+var errCodes = []error{nil, ErrNotLeader, ErrNoLeader, ErrUnknownGroup, ErrBadRequest, ErrNotFound, ErrConflict, ErrShutdown, ErrTimeout, ErrUnknownOutcome, ErrTooLarge, ErrStore, ErrIDConflict, ErrNoCandidates, ErrNoAgreement, ErrWrongNode}
 
 func codeOf(err error) uint8 {
 	for i, e := range errCodes[1:] {
@@ -86,6 +89,15 @@ func readFrame(r *bufio.Reader) (uint8, []byte, error) {
 		return 0, nil, err
 	}
 	return hdr[0], body, nil
+}
+
+type peerKey struct{}
+
+// peerNode is the node ID in the calling node's TLS certificate; ok is
+// false on a plain-TCP cluster.
+func peerNode(ctx context.Context) (id string, ok bool) {
+	p, ok := ctx.Value(peerKey{}).(pki.Identity)
+	return p.NodeID, ok
 }
 
 // rpcHandler serves one method: it decodes its own body.
@@ -140,6 +152,13 @@ func (s *rpcServer) handle(c net.Conn) {
 		s.mu.Unlock()
 		s.wg.Done()
 	}()
+	base := context.Background()
+	if tc, ok := c.(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		if id, ok := pki.PeerIdentity(&cs); ok {
+			base = context.WithValue(base, peerKey{}, id)
+		}
+	}
 	r, w := bufio.NewReader(c), bufio.NewWriter(c)
 	for {
 		m, body, err := readFrame(r)
@@ -154,7 +173,7 @@ func (s *rpcServer) handle(c net.Conn) {
 		if !ok {
 			status, out = codeOf(ErrBadRequest), []byte(fmt.Sprintf("cluster: unknown rpc method %d", m))
 		} else {
-			ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+			ctx, cancel := context.WithTimeout(base, s.timeout)
 			res, err := h(ctx, body)
 			cancel()
 			if err == nil {
@@ -173,6 +192,10 @@ func (s *rpcServer) handle(c net.Conn) {
 // rpcClient keeps idle connections per address.
 type rpcClient struct {
 	timeout time.Duration
+	dialer  dialer
+	// expect names the node believed to be at an address ("" if
+	// unknown); with TLS the peer's certificate must carry it.
+	expect func(addr string) string
 
 	mu   sync.Mutex
 	idle map[string][]*rpcConn
@@ -180,35 +203,55 @@ type rpcClient struct {
 }
 
 type rpcConn struct {
-	c net.Conn
-	r *bufio.Reader
-	w *bufio.Writer
+	c    net.Conn
+	r    *bufio.Reader
+	w    *bufio.Writer
+	peer string // the node ID in the peer's certificate; "" without TLS
 }
 
 const maxIdlePerAddr = 32
 
-func newRPCClient(timeout time.Duration) *rpcClient {
-	return &rpcClient{timeout: timeout, idle: map[string][]*rpcConn{}}
+func newRPCClient(timeout time.Duration, d dialer, expect func(string) string) *rpcClient {
+	if expect == nil {
+		expect = func(string) string { return "" }
+	}
+	return &rpcClient{timeout: timeout, dialer: d, expect: expect, idle: map[string][]*rpcConn{}}
 }
 
-func (c *rpcClient) get(addr string) (*rpcConn, error) {
+func (c *rpcClient) get(addr, want string) (*rpcConn, error) {
 	c.mu.Lock()
 	if c.shut {
 		c.mu.Unlock()
 		return nil, ErrShutdown
 	}
-	if l := c.idle[addr]; len(l) > 0 {
+	for l := c.idle[addr]; len(l) > 0; l = c.idle[addr] {
 		rc := l[len(l)-1]
 		c.idle[addr] = l[:len(l)-1]
+		if want != "" && rc.peer != "" && rc.peer != want {
+			rc.c.Close() // another node now answers at addr
+			continue
+		}
 		c.mu.Unlock()
 		return rc, nil
 	}
 	c.mu.Unlock()
-	conn, err := dialType(addr, connRPC, c.timeout)
+	if want == "" && c.dialer.creds != nil {
+		want = c.expect(addr)
+	}
+	conn, err := c.dialer.dial(addr, connRPC, c.timeout, want)
 	if err != nil {
 		return nil, err
 	}
-	return &rpcConn{c: conn, r: bufio.NewReader(conn), w: bufio.NewWriter(conn)}, nil
+	rc := &rpcConn{c: conn, r: bufio.NewReader(conn), w: bufio.NewWriter(conn)}
+	if tc, ok := conn.(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		if len(cs.PeerCertificates) > 0 {
+			if id, err := pki.IdentityOf(cs.PeerCertificates[0]); err == nil {
+				rc.peer = id.NodeID
+			}
+		}
+	}
+	return rc, nil
 }
 
 func (c *rpcClient) put(addr string, rc *rpcConn) {
@@ -235,11 +278,18 @@ func (c *rpcClient) close() {
 
 // call sends one request to addr and decodes the result into out.
 func (c *rpcClient) call(ctx context.Context, addr string, m method, in, out any) error {
+	return c.callAs(ctx, addr, "", m, in, out)
+}
+
+// callAs is call to the node with ID want at addr: with TLS its
+// certificate must name want. With want "", a new connection expects the
+// node the cluster view places at addr, if any.
+func (c *rpcClient) callAs(ctx context.Context, addr, want string, m method, in, out any) error {
 	body, err := json.Marshal(in)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
-	rc, err := c.get(addr)
+	rc, err := c.get(addr, want)
 	if err != nil {
 		return fmt.Errorf("cluster: rpc to %s: %w", addr, err)
 	}

@@ -21,6 +21,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -39,6 +40,10 @@ type CA struct {
 
 // NewCA creates a self-signed root valid for validity.
 func NewCA(name string, validity time.Duration) (*CA, error) {
+	return newCA(name, time.Now().Add(-time.Minute), time.Now().Add(validity))
+}
+
+func newCA(name string, notBefore, notAfter time.Time) (*CA, error) {
 	if name == "" {
 		return nil, ErrBadName
 	}
@@ -49,8 +54,8 @@ func NewCA(name string, validity time.Duration) (*CA, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: name, Organization: []string{"qledger"}},
-		NotBefore:             time.Now().Add(-time.Minute),
-		NotAfter:              time.Now().Add(validity),
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
@@ -85,6 +90,14 @@ type Leaf struct {
 	// Hosts are DNS names or IP addresses for a server certificate.
 	Hosts    []string
 	Validity time.Duration
+	// Role, when set, is written as a URI SAN (see IdentityOf). A node
+	// certificate also needs NodeID and gets both key usages.
+	Role Role
+	// NodeID is the node's 256-bit ID, 64 hex digits, for RoleNode.
+	NodeID string
+	// Expires, when set, is the end of validity instead of now+Validity
+	// (a time in the past issues an expired certificate, for tests).
+	Expires time.Time
 }
 
 // Issued is a certificate and its key.
@@ -96,6 +109,20 @@ type Issued struct {
 
 // Issue signs a leaf certificate.
 func (ca *CA) Issue(l Leaf) (Issued, error) {
+	if l.Role == RoleNode {
+		l.Server, l.Client = true, true
+		l.NodeID = strings.ToLower(l.NodeID)
+		if !validNodeID(l.NodeID) {
+			return Issued{}, fmt.Errorf("%w: %q", ErrBadNodeID, l.NodeID)
+		}
+	} else if l.NodeID != "" {
+		return Issued{}, fmt.Errorf("%w: a node ID belongs on a node certificate only", ErrBadRole)
+	}
+	if l.Role != "" {
+		if _, err := ParseRole(string(l.Role)); err != nil {
+			return Issued{}, err
+		}
+	}
 	if l.CommonName == "" || (!l.Server && !l.Client) {
 		return Issued{}, fmt.Errorf("%w: need a common name and a server or client usage", ErrBadName)
 	}
@@ -106,11 +133,18 @@ func (ca *CA) Issue(l Leaf) (Issued, error) {
 	if err != nil {
 		return Issued{}, fmt.Errorf("pki: %w", err)
 	}
+	notBefore, notAfter := time.Now().Add(-time.Minute), time.Now().Add(l.Validity)
+	if !l.Expires.IsZero() {
+		notAfter = l.Expires
+		if !notBefore.Before(notAfter) {
+			notBefore = notAfter.Add(-time.Hour)
+		}
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: l.CommonName, Organization: []string{"qledger"}},
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(l.Validity),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 	}
 	if l.Server {
@@ -118,6 +152,12 @@ func (ca *CA) Issue(l Leaf) (Issued, error) {
 	}
 	if l.Client {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
+	}
+	if l.Role != "" {
+		tmpl.URIs = append(tmpl.URIs, roleURI(l.Role))
+	}
+	if l.NodeID != "" {
+		tmpl.URIs = append(tmpl.URIs, nodeURI(l.NodeID))
 	}
 	for _, h := range l.Hosts {
 		if ip := net.ParseIP(h); ip != nil {

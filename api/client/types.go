@@ -188,6 +188,9 @@ const (
 	CodeInternal       = "internal"
 	CodeMethod         = "method_not_allowed"
 	CodeForbidden      = "forbidden"
+	CodeUnauthorized   = "unauthorized"
+	CodeRateLimited    = "rate_limited"
+	CodeInFlight       = "in_flight"
 )
 
 // HeadFromHeader converts a header to its wire form.
