@@ -352,6 +352,9 @@ func (n *Node) bootstrapSelf() error {
 	return nil
 }
 
+// Credentials are the node's TLS credentials (nil without TLS).
+func (n *Node) Credentials() *pki.Credentials { return n.cfg.TLS }
+
 // BootstrapGroup starts the node's group with the given voters (all of
 // the same group, this node among them). Every listed node must be given
 // the same list. Used by embedded clusters that know their layout.

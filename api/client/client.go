@@ -6,6 +6,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -34,6 +35,16 @@ func New(base string, hc *http.Client) (*Client, error) {
 		hc = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
 	}
 	return &Client{base: strings.TrimRight(base, "/"), hc: hc}, nil
+}
+
+// NewTLS returns a client for an https:// base that authenticates with
+// the given TLS configuration (pki.Credentials.ClientConfig makes one that
+// presents the caller's certificate and checks the node's).
+func NewTLS(base string, cfg *tls.Config) (*Client, error) {
+	if !strings.HasPrefix(base, "https://") {
+		return nil, fmt.Errorf("qledger: a TLS client needs an https:// address, not %q", base)
+	}
+	return New(base, &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: 128, ForceAttemptHTTP2: true}})
 }
 
 // Base is the API address.

@@ -252,3 +252,9 @@ var (
 	// ErrVerify is returned when a response fails client-side verification.
 	ErrVerify = errors.New("qledger: verification failed")
 )
+
+// IsStatus reports whether err is an API error with the given HTTP status.
+func IsStatus(err error, status int) bool {
+	var e *APIError
+	return errors.As(err, &e) && e.Status == status
+}

@@ -229,7 +229,7 @@ func (b benchRun) baseline(dir string, replicas, clients, size int, base cluster
 func (b benchRun) ledger(dir string, groups, replicas, clients, size int, base *cluster.Config, viaHTTP bool) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	lc, err := startCluster(ctx, dir, groups, replicas, "127.0.0.1:0", nil, base, nil)
+	lc, err := startCluster(ctx, dir, groups, replicas, "127.0.0.1:0", nil, base, nil, nil)
 	if err != nil {
 		return result{}, err
 	}

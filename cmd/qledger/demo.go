@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"qledger/api/client"
 	"qledger/chain"
 	"qledger/election"
+	"qledger/pki"
 	"qledger/examples/functions/tiny"
 	"qledger/qkd"
 	"qledger/qkd/session"
@@ -52,12 +54,17 @@ func runDemo(args []string) error {
 	qc := qkd.DefaultConfig()
 	qc.Qubits = 1 << 18
 	qc.Channel.Noise = 0.02
-	ks, err := startKeyService(ctx, keyServiceConfig{Addr: "127.0.0.1:0", TLSDir: filepath.Join(dir, "tls"), Masters: []string{"client"}, Gateway: "gateway", QKD: qc, Logger: logger})
+	tlsDir := filepath.Join(dir, "tls")
+	ca, err := devCA(tlsDir)
+	if err != nil {
+		return err
+	}
+	ks, err := startKeyService(ctx, keyServiceConfig{Addr: "127.0.0.1:0", TLSDir: tlsDir, Masters: []string{"client"}, Gateway: "gateway", QKD: qc, Logger: logger})
 	if err != nil {
 		return err
 	}
 	defer ks.Close()
-	lc, err := startCluster(ctx, dir, *groups, *replicas, "127.0.0.1:0", logger, nil, ks.Channel)
+	lc, err := startCluster(ctx, dir, *groups, *replicas, "127.0.0.1:0", logger, nil, ks.Channel, ca)
 	if err != nil {
 		return err
 	}
@@ -74,13 +81,38 @@ func runDemo(args []string) error {
 		}
 		fmt.Printf("  node %s  group %d  %-8s  api %s\n", n.ID().Short(), n.Group(), role, lc.addrs[i])
 	}
+	fmt.Printf("  mutual TLS 1.3 between nodes and on every API; cluster CA and client certificates in %s\n", tlsDir)
+	// Submitters write through every node; an admin deploys functions; an
+	// auditor verifies the chains.
 	clients := make([]*client.Client, len(lc.addrs))
 	for i, a := range lc.addrs {
-		if clients[i], err = client.New(a, nil); err != nil {
+		if clients[i], err = roleClient(tlsDir, pki.RoleSubmitter, a); err != nil {
 			return err
 		}
 	}
 	c0 := clients[0]
+	admin, err := roleClient(tlsDir, pki.RoleAdmin, lc.addrs[0])
+	if err != nil {
+		return err
+	}
+	auditor, err := roleClient(tlsDir, pki.RoleAuditor, lc.addrs[len(lc.addrs)-1])
+	if err != nil {
+		return err
+	}
+	anonymous, err := client.NewTLS(lc.addrs[0], &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		return err
+	}
+
+	step("roles: every endpoint checks the caller's certificate")
+	if _, _, err := anonymous.Submit(ctx, []byte("anonymous"), client.SubmitOptions{}); !client.IsStatus(err, 401) {
+		return fmt.Errorf("demo: a write without a client certificate was not refused with 401: %v", err)
+	}
+	fmt.Printf("  no client certificate: refused (%v)\n", err)
+	if _, _, err := auditor.Submit(ctx, []byte("an auditor writing"), client.SubmitOptions{}); !client.IsStatus(err, 403) {
+		return fmt.Errorf("demo: a write with an auditor certificate was not refused with 403: %v", err)
+	}
+	fmt.Printf("  auditor writing: refused (%v)\n", err)
 
 	step("submitting %d transactions through every node's API, 16 at a time", *txs)
 	var (
@@ -175,10 +207,10 @@ func runDemo(args []string) error {
 
 	step("verified serverless execution: a WebAssembly function as a contract")
 	code, _ := tiny.Module("tinyinc")
-	if _, err := c0.Deploy(ctx, client.DeployRequest{Name: "increment", Version: "1", Code: code}); err != nil {
+	if _, err := admin.Deploy(ctx, client.DeployRequest{Name: "increment", Version: "1", Code: code}); err != nil {
 		return fmt.Errorf("demo: deploy: %w", err)
 	}
-	fmt.Printf("  deployed increment (%d-byte module) to every group\n", len(code))
+	fmt.Printf("  deployed increment (%d-byte module) to every group, as admin\n", len(code))
 	invoked := 0
 	for i := 0; i < 3; i++ {
 		res, err := sess.Invoke(ctx, "increment", []byte(fmt.Sprintf(`{"value":%d}`, 100*i)), nil)
@@ -255,10 +287,13 @@ func runDemo(args []string) error {
 	}
 	fmt.Printf("  log size %d -> %d, %d proof hashes: the old log is a prefix of the new one: verified\n", cp.From, cp.To, len(cp.Hashes))
 
-	step("verifying every chain over the API")
+	step("verifying every chain over the API, as an auditor")
+	if auditor.Base() == lc.addrs[len(lc.addrs)-1] && lc.Nodes[len(lc.Nodes)-1] == leader {
+		auditor, _ = roleClient(tlsDir, pki.RoleAuditor, lc.addrs[0])
+	}
 	var total uint64
 	for g := 0; g < *groups; g++ {
-		rep, err := survivor.VerifyGroup(ctx, g)
+		rep, err := auditor.VerifyGroup(ctx, g)
 		if err != nil {
 			return fmt.Errorf("demo: group %d: %w", g, err)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"qledger/api"
 	"qledger/cluster"
+	"qledger/pki"
 	"qledger/qkd"
 )
 
@@ -55,8 +56,10 @@ func (lc *localCluster) ScaleExecutors(ctx context.Context, k int) (int, error) 
 
 // startCluster starts groups × replicas nodes in this process, node 0's
 // API on httpAddr and the others on free loopback ports.
-// keys0, if set, runs the quantum-keyed channel on node 0's API.
-func startCluster(ctx context.Context, dir string, groups, replicas int, httpAddr string, logger hclog.Logger, base *cluster.Config, keys0 *api.KeyChannel) (*localCluster, error) {
+// keys0, if set, runs the quantum-keyed channel on node 0's API. ca, if
+// set, issues node certificates: mutual TLS between nodes and HTTPS with
+// client certificates on every API.
+func startCluster(ctx context.Context, dir string, groups, replicas int, httpAddr string, logger hclog.Logger, base *cluster.Config, keys0 *api.KeyChannel, ca *pki.CA) (*localCluster, error) {
 	total := groups * replicas
 	lns := make([]net.Listener, total)
 	addrs := make([]string, total)
@@ -74,8 +77,11 @@ func startCluster(ctx context.Context, dir string, groups, replicas int, httpAdd
 		}
 		lns[i] = ln
 		addrs[i] = "http://" + ln.Addr().String()
+		if ca != nil {
+			addrs[i] = "https://" + ln.Addr().String()
+		}
 	}
-	l, err := cluster.StartLocal(ctx, cluster.LocalConfig{Groups: groups, Replicas: replicas, DataDir: dir, Logger: logger, APIAddrs: addrs, Base: base})
+	l, err := cluster.StartLocal(ctx, cluster.LocalConfig{Groups: groups, Replicas: replicas, DataDir: dir, Logger: logger, APIAddrs: addrs, Base: base, CA: ca})
 	if err != nil {
 		for _, ln := range lns {
 			ln.Close()
@@ -86,6 +92,7 @@ func startCluster(ctx context.Context, dir string, groups, replicas int, httpAdd
 	for i, n := range l.Nodes {
 		acfg := api.DefaultConfig()
 		acfg.Logger = logger
+		acfg.TLS = n.Credentials()
 		if i == 0 {
 			acfg.Keys = keys0
 			acfg.Scaler = lc
@@ -117,6 +124,7 @@ func runDev(args []string) error {
 	dir := fs.String("data", "", "data directory (default: a new temporary directory, removed on exit)")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "API address of the first node")
 	logLevel := fs.String("log-level", "warn", "log level")
+	insecure := fs.Bool("insecure", false, "no CA: plain TCP between nodes and plain HTTP on the API, every caller anonymous")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -141,12 +149,20 @@ func runDev(args []string) error {
 	qc := qkd.DefaultConfig()
 	qc.Qubits = 1 << 18 // ~200 keys of 256 bits per block
 	qc.Channel.Noise = 0.02
-	ks, err := startKeyService(ctx, keyServiceConfig{Addr: "127.0.0.1:0", TLSDir: filepath.Join(*dir, "tls"), Masters: []string{"client"}, Gateway: "gateway", QKD: qc, Logger: logger.Named("kme")})
+	tlsDir := filepath.Join(*dir, "tls")
+	var ca *pki.CA
+	if !*insecure {
+		var err error
+		if ca, err = devCA(tlsDir); err != nil {
+			return err
+		}
+	}
+	ks, err := startKeyService(ctx, keyServiceConfig{Addr: "127.0.0.1:0", TLSDir: tlsDir, Masters: []string{"client"}, Gateway: "gateway", QKD: qc, Logger: logger.Named("kme")})
 	if err != nil {
 		return err
 	}
 	defer ks.Close()
-	lc, err := startCluster(ctx, *dir, *groups, *replicas, *httpAddr, logger, nil, ks.Channel)
+	lc, err := startCluster(ctx, *dir, *groups, *replicas, *httpAddr, logger, nil, ks.Channel, ca)
 	if err != nil {
 		return err
 	}
@@ -160,7 +176,13 @@ func runDev(args []string) error {
 		fmt.Printf("  node %s  group %d  api %s  raft %s\n", n.ID().Short(), n.Group(), lc.addrs[i], n.Info().Addr)
 	}
 	fmt.Printf("Key manager (ETSI GS QKD 014, mutual TLS): %s\n  CA and the client SAE's certificate: %s/{ca,client,client-key}.pem\n", ks.URL, ks.TLSDir)
-	fmt.Printf("\nTry:\n  qledger tx submit --addr %s 'hello'\n  qledger tx submit --addr %s --secure --kme %s --tls-dir %s 'sealed hello'\n  qledger chain verify --addr %s\nPress Ctrl-C to stop.\n", lc.addrs[0], lc.addrs[0], ks.URL, ks.TLSDir, lc.addrs[0])
+	if ca != nil {
+		fmt.Printf("Cluster CA and client certificates (one per role: submitter, auditor, admin): %s\n", tlsDir)
+		fmt.Printf("  as a submitter: export QLEDGER_ADDR=%s QLEDGER_CA=%s QLEDGER_CERT=%s QLEDGER_CERT_KEY=%s\n", lc.addrs[0],
+			filepath.Join(tlsDir, "ca.pem"), filepath.Join(tlsDir, "submitter.pem"), filepath.Join(tlsDir, "submitter-key.pem"))
+		fmt.Printf("  as an auditor or admin: add %s (or admin)\n", tlsHint(tlsDir, pki.RoleAuditor))
+	}
+	fmt.Printf("\nTry (with the environment above):\n  qledger tx submit 'hello'\n  qledger tx submit --secure --kme %s --tls-dir %s 'sealed hello'\n  qledger chain verify\nPress Ctrl-C to stop.\n", ks.URL, ks.TLSDir)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"qledger/api/client"
+	"qledger/pki"
 )
 
 // env returns the environment variable's value or def.
@@ -42,16 +44,47 @@ type clientFlags struct {
 	addr    string
 	json    bool
 	timeout time.Duration
+	tls     tlsFlags
+}
+
+// tlsFlags name a party's certificate, its key and the cluster CA.
+type tlsFlags struct {
+	ca, cert, key string
+}
+
+func (t *tlsFlags) register(fs *flag.FlagSet, who string) {
+	fs.StringVar(&t.ca, "ca", env("QLEDGER_CA", ""), "cluster CA certificate (PEM) (env QLEDGER_CA)")
+	fs.StringVar(&t.cert, "cert", env("QLEDGER_CERT", ""), who+" certificate chain (PEM); with it, TLS is on (env QLEDGER_CERT)")
+	fs.StringVar(&t.key, "cert-key", env("QLEDGER_CERT_KEY", ""), who+" certificate's private key (PEM) (env QLEDGER_CERT_KEY)")
+}
+
+// credentials loads the files, or returns nil if no certificate is set.
+func (t *tlsFlags) credentials() (*pki.Credentials, error) {
+	if t.cert == "" && t.key == "" && t.ca == "" {
+		return nil, nil
+	}
+	if t.cert == "" || t.key == "" || t.ca == "" {
+		return nil, errors.New("--ca, --cert and --cert-key go together")
+	}
+	return pki.LoadCredentials(t.ca, t.cert, t.key)
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.addr, "addr", env("QLEDGER_ADDR", "http://127.0.0.1:8080"), "node API address (env QLEDGER_ADDR)")
+	c.tls.register(fs, "client")
 	fs.BoolVar(&c.json, "json", false, "print JSON for scripts")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "request timeout")
 }
 
 func (c *clientFlags) client() (*client.Client, error) {
-	return client.New(c.addr, nil)
+	creds, err := c.tls.credentials()
+	if err != nil {
+		return nil, err
+	}
+	if creds == nil {
+		return client.New(c.addr, nil)
+	}
+	return client.NewTLS(c.addr, creds.ClientConfig(nil))
 }
 
 // connect returns the API client and a context bounded by scale times

@@ -42,6 +42,8 @@ func runNode(args []string) error {
 	role := fs.String("role", env("QLEDGER_ROLE", "voter"), "voter (may hold a raft vote) or executor (ephemeral, never votes)")
 	fs.IntVar(&cfg.TargetVoters, "target-voters", envInt("QLEDGER_TARGET_VOTERS", cfg.TargetVoters), "voters per group the reconciler keeps (3 or 5)")
 	fs.BoolVar(&loopback, "loopback-timing", false, "short raft timeouts for nodes on one machine")
+	var tf tlsFlags
+	tf.register(fs, "node")
 	var kc keyServiceConfig
 	var kmeClients string
 	fs.StringVar(&kc.Addr, "kme-addr", env("QLEDGER_KME_ADDR", ""), "serve the ETSI GS QKD 014 key manager and the quantum-keyed channel; mutual-TLS listen address (empty: off)")
@@ -81,11 +83,20 @@ func runNode(args []string) error {
 		return err
 	}
 
+	if cfg.TLS, err = tf.credentials(); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	if cfg.TLS == nil {
+		logger.Warn("no certificate (--ca, --cert, --cert-key): plain TCP between nodes and plain HTTP on the API, every caller anonymous")
+	}
 	httpLn, err := net.Listen("tcp", httpAddr)
 	if err != nil {
 		return fmt.Errorf("node: listen %s: %w", httpAddr, err)
 	}
 	cfg.APIAddr = "http://" + httpLn.Addr().String()
+	if cfg.TLS != nil {
+		cfg.APIAddr = "https://" + httpLn.Addr().String()
+	}
 	if httpAdv != "" {
 		cfg.APIAddr = httpAdv
 	}
@@ -96,6 +107,7 @@ func runNode(args []string) error {
 	}
 	acfg := api.DefaultConfig()
 	acfg.Logger = logger
+	acfg.TLS = cfg.TLS
 	if kc.Addr != "" {
 		if kc.TLSDir == "" {
 			kc.TLSDir = filepath.Join(cfg.DataDir, "tls")
@@ -121,12 +133,28 @@ func runNode(args []string) error {
 	logger.Info("serving", "api", cfg.APIAddr, "raft", n.Info().Addr, "node", n.ID().String(), "group", n.Group())
 
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	select {
-	case s := <-sig:
-		logger.Info("leaving the cluster", "signal", s.String())
-	case err := <-errc:
-		logger.Error("API server failed", "error", err)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+wait:
+	for {
+		select {
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				// New certificates apply to connections made from now on.
+				if cfg.TLS == nil {
+					logger.Info("SIGHUP: no certificates to reload")
+				} else if err := cfg.TLS.Reload(); err != nil {
+					logger.Error("SIGHUP: certificates not reloaded; the old ones stay", "error", err)
+				} else {
+					logger.Info("SIGHUP: certificates reloaded", "identity", cfg.TLS.Identity().String())
+				}
+				continue
+			}
+			logger.Info("leaving the cluster", "signal", s.String())
+			break wait
+		case err := <-errc:
+			logger.Error("API server failed", "error", err)
+			break wait
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
