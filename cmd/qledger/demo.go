@@ -14,8 +14,8 @@ import (
 	"qledger/api/client"
 	"qledger/chain"
 	"qledger/election"
-	"qledger/pki"
 	"qledger/examples/functions/tiny"
+	"qledger/pki"
 	"qledger/qkd"
 	"qledger/qkd/session"
 )
