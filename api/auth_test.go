@@ -247,3 +247,49 @@ func TestTLSCurve(t *testing.T) {
 		t.Fatal("a TLS 1.2 handshake succeeded")
 	}
 }
+
+// TestSignedHead: the head carries the leader's signature, which verifies
+// against the cluster CA and fails when anything in it changes.
+func TestSignedHead(t *testing.T) {
+	l, ca, base := tlsAPI(t)
+	cs := callers(t, ca, cluster.NewNodeID().String())
+	if st, body := do(cs["submitter"], "POST", base+"/v1/tx", `{"payload":"aGk="}`); st != 200 {
+		t.Fatal(st, body)
+	}
+	st, body := do(cs["auditor"], "GET", base+"/v1/groups/0/head", "")
+	if st != 200 {
+		t.Fatal(st, body)
+	}
+	var h client.Head
+	if err := json.Unmarshal([]byte(body), &h); err != nil {
+		t.Fatal(err)
+	}
+	id, err := client.VerifyHeadSignature(h, ca.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.NodeID != l.Nodes[0].ID().String() || id.Role != pki.RoleNode {
+		t.Fatalf("signed by %+v, want the leader %s", id, l.Nodes[0].ID())
+	}
+	other, _ := pki.NewCA("another", time.Hour)
+	tampered := map[string]func(*client.Head){
+		"signature byte": func(h *client.Head) {
+			h.Signature = append([]byte(nil), h.Signature...)
+			h.Signature[len(h.Signature)/2] ^= 1
+		},
+		"height":       func(h *client.Head) { h.Height++ },
+		"log root":     func(h *client.Head) { h.LogRoot = strings.Repeat("0", 64) },
+		"signer":       func(h *client.Head) { h.Signer = strings.Repeat("a", 64) },
+		"no signature": func(h *client.Head) { h.Signature = nil },
+	}
+	for name, f := range tampered {
+		bad := h
+		f(&bad)
+		if _, err := client.VerifyHeadSignature(bad, ca.Pool()); err == nil {
+			t.Errorf("%s changed: the head still verifies", name)
+		}
+	}
+	if _, err := client.VerifyHeadSignature(h, other.Pool()); err == nil {
+		t.Error("the head verifies against another CA")
+	}
+}

@@ -167,17 +167,19 @@ func (s *Server) head(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	h, ok, err := s.c.Head(r.Context(), g, lv)
+	sh, err := s.c.SignedHead(r.Context(), g, lv)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if !ok {
+	if !sh.OK {
 		// An empty chain: height 0, the empty log.
 		writeJSON(w, http.StatusOK, client.Head{Version: chain.BlockVersion, Group: uint32(g), LogRoot: chain.EmptyRoot().String()})
 		return
 	}
-	writeJSON(w, http.StatusOK, client.HeadFromHeader(h))
+	out := client.HeadFromHeader(sh.Header)
+	out.Signature, out.Signer, out.CertChain = sh.Signature, sh.Signer, sh.CertChain
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) block(w http.ResponseWriter, r *http.Request) {

@@ -34,6 +34,7 @@ type Cluster interface {
 	Submit(ctx context.Context, t chain.Tx) (cluster.Receipt, error)
 	Tx(ctx context.Context, id chain.Hash, group int, level cluster.Level) (fsm.TxRecord, int, error)
 	Head(ctx context.Context, group int, level cluster.Level) (chain.Header, bool, error)
+	SignedHead(ctx context.Context, group int, level cluster.Level) (cluster.SignedHead, error)
 	Block(ctx context.Context, group int, height uint64, level cluster.Level) ([]byte, error)
 	Blocks(ctx context.Context, group int, from uint64, limit int, level cluster.Level) ([][]byte, error)
 	Consistency(ctx context.Context, group int, from, to uint64, level cluster.Level) (cluster.ConsistencyProof, error)

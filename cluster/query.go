@@ -76,6 +76,11 @@ type QueryResult struct {
 	Segments []fsm.TxRecord     `json:"segments,omitempty"`
 	Items    []fsm.ItemMeta     `json:"items,omitempty"`
 	Funcs    []fsm.FunctionMeta `json:"functions,omitempty"`
+	// A head read on a node with TLS is signed by the node that served it
+	// (the leader, at the default and linearizable levels).
+	Signature []byte   `json:"signature,omitempty"`
+	Signer    string   `json:"signer,omitempty"`
+	CertChain [][]byte `json:"cert_chain,omitempty"`
 }
 
 // ConsistencyProof proves the group's log at size From is a prefix of the
@@ -88,6 +93,30 @@ type ConsistencyProof struct {
 
 // MaxBlocksPerRead caps one Blocks read.
 const MaxBlocksPerRead = 1000
+
+// SignedHead is a group's head with the signature of the node that served
+// it over chain.HeadStatement (empty without TLS or for an empty chain).
+type SignedHead struct {
+	Header    chain.Header
+	OK        bool // false: the chain is empty
+	Signature []byte
+	Signer    string   // node ID
+	CertChain [][]byte // the signer's certificate chain, DER, leaf first
+}
+
+// SignedHead returns group g's head as signed by the node serving the
+// read: at the default and linearizable levels, g's leader.
+func (n *Node) SignedHead(ctx context.Context, g int, level Level) (SignedHead, error) {
+	res, err := n.query(ctx, Query{Op: opHead, Group: g, Level: level})
+	if err != nil || res.Header == nil {
+		return SignedHead{}, err
+	}
+	h, err := chain.DecodeHeader(res.Header)
+	if err != nil {
+		return SignedHead{}, fmt.Errorf("%w: head: %v", ErrStore, err)
+	}
+	return SignedHead{Header: h, OK: true, Signature: res.Signature, Signer: res.Signer, CertChain: res.CertChain}, nil
+}
 
 // Head returns group g's newest header; ok is false if it has no blocks.
 func (n *Node) Head(ctx context.Context, g int, level Level) (h chain.Header, ok bool, err error) {
@@ -259,6 +288,13 @@ func (n *Node) localQuery(q Query) (QueryResult, error) {
 		}
 		if ok {
 			res.Header = h.Encode()
+			if creds := n.cfg.TLS; creds != nil {
+				sig, err := creds.Sign(chain.HeadStatement(&h))
+				if err != nil {
+					return res, fmt.Errorf("%w: %v", ErrStore, err)
+				}
+				res.Signature, res.Signer, res.CertChain = sig, n.info.ID, creds.ChainDER()
+			}
 		}
 	case opBlock:
 		b, err := n.store.Block(q.Height)

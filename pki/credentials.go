@@ -2,6 +2,7 @@ package pki
 
 import (
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -210,4 +211,34 @@ func PeerIdentity(cs *tls.ConnectionState) (Identity, bool) {
 	}
 	id, err := IdentityOf(cs.PeerCertificates[0])
 	return id, err == nil
+}
+
+// VerifySignature checks that sig is the signature of SHA-256(msg) by the
+// leaf of chainDER (DER, leaf first), that the chain verifies against
+// roots, and that the leaf is a node certificate; it returns the signer.
+func VerifySignature(chainDER [][]byte, roots *x509.CertPool, msg, sig []byte) (Identity, error) {
+	var certs []*x509.Certificate
+	for _, der := range chainDER {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return Identity{}, fmt.Errorf("%w: %v", ErrNotVerified, err)
+		}
+		certs = append(certs, c)
+	}
+	id, err := Verify(certs, roots, x509.ExtKeyUsageServerAuth)
+	if err != nil {
+		return Identity{}, err
+	}
+	if id.Role != RoleNode {
+		return Identity{}, fmt.Errorf("%w: signed by a %s certificate, not a node's", ErrBadSignature, id.Role)
+	}
+	pub, ok := certs[0].PublicKey.(*ecdsa.PublicKey)
+	if !ok {
+		return Identity{}, fmt.Errorf("%w: the signer's key is not ECDSA", ErrBadSignature)
+	}
+	d := sha256.Sum256(msg)
+	if !ecdsa.VerifyASN1(pub, d[:], sig) {
+		return Identity{}, fmt.Errorf("%w: does not verify under node %.12s's key", ErrBadSignature, id.NodeID)
+	}
+	return id, nil
 }

@@ -42,10 +42,11 @@ func ParseRole(s string) (Role, error) {
 
 // More errors.
 var (
-	ErrBadRole     = errors.New("pki: unknown role")
-	ErrNoIdentity  = errors.New("pki: certificate carries no qledger identity")
-	ErrBadNodeID   = errors.New("pki: node ID must be 64 hex digits")
-	ErrNotVerified = errors.New("pki: certificate does not verify against the cluster CA")
+	ErrBadRole      = errors.New("pki: unknown role")
+	ErrNoIdentity   = errors.New("pki: certificate carries no qledger identity")
+	ErrBadNodeID    = errors.New("pki: node ID must be 64 hex digits")
+	ErrNotVerified  = errors.New("pki: certificate does not verify against the cluster CA")
+	ErrBadSignature = errors.New("pki: bad signature")
 )
 
 const (

@@ -71,6 +71,13 @@ type Head struct {
 	TxCount   uint32 `json:"tx_count"`
 	LogSize   uint64 `json:"log_size"`
 	LogRoot   string `json:"log_root"`
+	// On a cluster with TLS: the signature of the node that served the
+	// head (the group leader) over chain.HeadStatement, its node ID and
+	// its certificate chain (DER, leaf first). VerifyHeadSignature checks
+	// them.
+	Signature []byte   `json:"signature,omitempty"`
+	Signer    string   `json:"signer,omitempty"`
+	CertChain [][]byte `json:"cert_chain,omitempty"`
 }
 
 // BlockTx is one transaction inside a block.

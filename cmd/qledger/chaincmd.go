@@ -11,6 +11,7 @@ import (
 	"qledger/api/client"
 	"qledger/chain"
 	"qledger/fsm"
+	"qledger/pki"
 )
 
 func runChain(args []string) error {
@@ -126,11 +127,30 @@ func chainVerify(args []string) error {
 	if err != nil {
 		return err
 	}
+	creds, err := cf.tls.credentials()
+	if err != nil {
+		return err
+	}
 	var reports []map[string]any
 	failed := 0
 	for _, g := range st.Groups {
 		rep, err := c.VerifyGroup(ctx, g.Group)
+		signer := ""
+		if err == nil && creds != nil {
+			// The head the chain ends at must be signed by a node of the
+			// cluster CA.
+			var h client.Head
+			if h, err = c.Head(ctx, g.Group, ""); err == nil {
+				var id pki.Identity
+				if id, err = client.VerifyHeadSignature(h, creds.Pool()); err == nil {
+					signer = id.NodeID
+				}
+			}
+		}
 		r := map[string]any{"group": g.Group, "blocks": rep.Blocks, "txs": rep.Txs, "ok": err == nil}
+		if signer != "" {
+			r["signed_by"] = signer
+		}
 		if err != nil {
 			failed++
 			r["error"] = err.Error()
@@ -146,7 +166,11 @@ func chainVerify(args []string) error {
 			if err != nil {
 				fmt.Printf("group %d: FAILED: %v\n", g.Group, err)
 			} else {
-				fmt.Printf("group %d: ok  %d blocks  %d transactions  head %s\n", g.Group, rep.Blocks, rep.Txs, short(rep.Head.Hash))
+				fmt.Printf("group %d: ok  %d blocks  %d transactions  head %s", g.Group, rep.Blocks, rep.Txs, short(rep.Head.Hash))
+				if signer != "" {
+					fmt.Printf("  head signed by node %.12s", signer)
+				}
+				fmt.Println()
 			}
 		}
 	}

@@ -10,6 +10,7 @@
 //	qledger fn        deploy and invoke functions
 //	qledger data      share data confidentially across groups
 //	qledger ca        the cluster CA and its certificates
+//	qledger audit     watch heads with a trusted-state cache
 //	qledger bench     measure commit throughput and latency
 package main
 
@@ -39,6 +40,7 @@ func commands() []command {
 		{"fn", "deploy | invoke | ls: serverless functions run as verified contracts", runFn},
 		{"data", "put | get | ls | export-shares | recover: confidential data across groups", runData},
 		{"bench", "measure commit throughput and latency against a bare-raft baseline", runBench},
+		{"audit", "watch: keep the last verified head of every group and check each new one", runAudit},
 		{"ca", "init | issue: the cluster CA and node, submitter, auditor and admin certificates", runCA},
 		{"keygen", "print a new random gossip encryption key (base64)", runKeygen},
 		{"version", "print the version", func([]string) error { fmt.Println("qledger", version); return nil }},
