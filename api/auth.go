@@ -94,6 +94,12 @@ func (s *Server) guard(a access, h http.HandlerFunc) http.HandlerFunc {
 			writeError(w, http.StatusForbidden, codeForbidden, fmt.Sprintf("role %s may not %s %s (needs %s)", id.Role, r.Method, r.URL.Path, a))
 			return
 		}
+		if a != anyone {
+			if ok, wait := s.lim.allow(id.String()); !ok {
+				writeRateLimited(w, id.String(), wait)
+				return
+			}
+		}
 		h(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, id)))
 	}
 }

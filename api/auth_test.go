@@ -18,6 +18,10 @@ import (
 
 // tlsAPI starts a one-node cluster with a CA and its API over HTTPS.
 func tlsAPI(t *testing.T) (*cluster.Local, *pki.CA, string) {
+	return tlsAPIWith(t, nil)
+}
+
+func tlsAPIWith(t *testing.T, tune func(*Config)) (*cluster.Local, *pki.CA, string) {
 	t.Helper()
 	ca, err := pki.NewCA("test cluster", time.Hour)
 	if err != nil {
@@ -32,6 +36,9 @@ func tlsAPI(t *testing.T) (*cluster.Local, *pki.CA, string) {
 	t.Cleanup(func() { l.Close() })
 	cfg := DefaultConfig()
 	cfg.TLS = l.Nodes[0].Credentials()
+	if tune != nil {
+		tune(&cfg)
+	}
 	srv, err := New(cfg, l.Nodes[0])
 	if err != nil {
 		t.Fatal(err)

@@ -25,8 +25,17 @@ const (
 	codeInFlight       = client.CodeInFlight
 )
 
-// errBadRequest marks input the handler itself rejected.
-var errBadRequest = errors.New("api: bad request")
+// Errors the handlers raise themselves.
+var (
+	// errBadRequest marks input the handler itself rejected.
+	errBadRequest = errors.New("api: bad request")
+	// errInFlight: a request with the same caller and idempotency key is
+	// still being processed by this gateway.
+	errInFlight = errors.New("api: a request with this idempotency key is in flight")
+	// errTooManyInvocations: the caller's concurrent invocations are at
+	// their cap.
+	errTooManyInvocations = errors.New("api: too many concurrent invocations for this caller")
+)
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, client.ErrorBody{Error: msg, Code: code})
@@ -46,6 +55,10 @@ func classify(err error) (int, string) {
 	switch {
 	case errors.As(err, &mbe), errors.Is(err, cluster.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, codeTooLarge
+	case errors.Is(err, errInFlight):
+		return http.StatusConflict, codeInFlight
+	case errors.Is(err, errTooManyInvocations):
+		return http.StatusTooManyRequests, codeRateLimited
 	case errors.Is(err, errBadRequest), errors.Is(err, cluster.ErrBadRequest):
 		return http.StatusBadRequest, codeBadRequest
 	case errors.Is(err, cluster.ErrNotFound):

@@ -99,6 +99,11 @@ func (s *Server) runInvoke(r *http.Request, name string, req client.InvokeReques
 	if name == "" || len(name) > execute.MaxNameLen {
 		return client.InvokeResponse{}, badRequest("function name must be 1..%d bytes", execute.MaxNameLen)
 	}
+	done, ok := s.lim.startInvoke(submitter(r))
+	if !ok {
+		return client.InvokeResponse{}, fmt.Errorf("%w (%d)", errTooManyInvocations, s.cfg.MaxInvocationsPerCaller)
+	}
+	defer done()
 	n := s.c.Groups()
 	var ir cluster.InvokeRequest
 	if _, err := rand.Read(ir.RequestID[:]); err != nil {

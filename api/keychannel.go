@@ -301,6 +301,11 @@ func (s *Server) submitTx(r *http.Request, payload []byte, group *int, key strin
 	if err := checkKey(key); err != nil {
 		return client.Receipt{}, false, err
 	}
+	release, ok := s.lim.claimKey(submitter(r), key)
+	if !ok {
+		return client.Receipt{}, false, fmt.Errorf("%w: key %q", errInFlight, key)
+	}
+	defer release()
 	n := s.c.Groups()
 	g := cluster.GroupForKey("", key, n)
 	if group != nil {

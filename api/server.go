@@ -67,6 +67,13 @@ type Config struct {
 	IdleTimeout       time.Duration
 	// RequestTimeout bounds the work behind one request.
 	RequestTimeout time.Duration
+	// RatePerCaller and RateBurst are each authenticated caller's token
+	// bucket (requests per second; 0 = no limit); beyond it, 429.
+	RatePerCaller float64
+	RateBurst     int
+	// MaxInvocationsPerCaller caps one authenticated caller's concurrent
+	// invocations (0 = no cap); beyond it, 429.
+	MaxInvocationsPerCaller int
 	// Keys, if set, enables the quantum-keyed channel (/v1/session...).
 	Keys *KeyChannel
 	// TLS, if set, serves HTTPS (TLS 1.3) and authenticates callers by
@@ -89,6 +96,10 @@ func DefaultConfig() Config {
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		RequestTimeout:    30 * time.Second,
+
+		RatePerCaller:           2000,
+		RateBurst:               4000,
+		MaxInvocationsPerCaller: 32,
 	}
 }
 
@@ -99,6 +110,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0 || c.RequestTimeout <= 0 {
 		return errors.New("api: config: timeouts must be positive")
+	}
+	if c.RatePerCaller < 0 || c.RateBurst < 0 || c.MaxInvocationsPerCaller < 0 {
+		return errors.New("api: config: limits must not be negative")
 	}
 	return nil
 }
@@ -111,6 +125,7 @@ type Server struct {
 	mux    *http.ServeMux
 	paths  map[string]bool
 	hs     *http.Server
+	lim    *limits
 	// execKey is this gateway's secret for election keys of invocations
 	// that do not come through a quantum-keyed session.
 	execKey   [32]byte
@@ -131,7 +146,7 @@ func New(cfg Config, c Cluster) (*Server, error) {
 		}
 		cfg.Keys.init()
 	}
-	s := &Server{cfg: cfg, c: c, logger: cfg.Logger.Named("api"), mux: http.NewServeMux(), paths: map[string]bool{}}
+	s := &Server{cfg: cfg, c: c, logger: cfg.Logger.Named("api"), mux: http.NewServeMux(), paths: map[string]bool{}, lim: newLimits(cfg)}
 	if _, err := rand.Read(s.execKey[:]); err != nil {
 		return nil, err
 	}
