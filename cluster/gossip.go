@@ -77,6 +77,7 @@ type gossip struct {
 
 	metaMu sync.Mutex
 	meta   nodeMeta
+	certs  metaCerts // members' node certificates, with TLS
 
 	mu      sync.RWMutex
 	members map[string]*member
@@ -227,7 +228,9 @@ func (g *gossip) NodeMeta(limit int) []byte {
 	g.metaMu.Lock()
 	b, _ := json.Marshal(g.meta)
 	g.metaMu.Unlock()
+	b = g.sealMeta(b)
 	if len(b) > limit {
+		g.n.logger.Error("gossip metadata too large; other nodes will refuse this one", "bytes", len(b), "limit", limit)
 		return nil
 	}
 	return b
@@ -240,7 +243,11 @@ func (g *gossip) MergeRemoteState(buf []byte, join bool)     {}
 
 func (g *gossip) decode(node *memberlist.Node) (nodeMeta, error) {
 	var m nodeMeta
-	if err := json.Unmarshal(node.Meta, &m); err != nil {
+	raw, err := g.openMeta(node.Meta, node.Name)
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
 		return m, fmt.Errorf("unreadable metadata: %v", err)
 	}
 	id, err := ParseNodeID(m.ID)

@@ -175,3 +175,58 @@ func TestTLSNodeIdentity(t *testing.T) {
 		t.Fatal("a node started with a certificate for another ID")
 	}
 }
+
+// TestTLSGossipNeedsCertificate: with the gossip key and label right, a
+// node without a certificate, or with one from another CA, never becomes a
+// member of a TLS cluster; a node with a certificate from the cluster CA
+// joins through gossip and is added to its group.
+func TestTLSGossipNeedsCertificate(t *testing.T) {
+	l, ca := startTLSLocal(t, 1, 3)
+	other, _ := pki.NewCA("another", time.Hour)
+	open := func(creds *pki.Credentials) *Node {
+		cfg := l.base
+		cfg.Groups, cfg.DataDir, cfg.BindAddr, cfg.GossipBind, cfg.Join = 1, t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", l.seeds()
+		cfg.InitialVoters, cfg.Listener, cfg.TLS, cfg.Role = nil, nil, creds, RoleExecutor
+		if creds == nil {
+			cfg.NodeID = NewNodeID().String()
+		}
+		n, err := Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	plain := open(nil)
+	foreign := open(nodeCreds(t, other, NewNodeID().String()))
+	good := open(nodeCreds(t, ca, NewNodeID().String()))
+
+	waitCond(t, "the certified node is added", 20*time.Second, func() bool {
+		ld, ok := l.Leader(0)
+		return ok && ld.configuredAt(good.Info().Addr) == good.Info().ID
+	})
+	time.Sleep(time.Second)
+	for _, n := range l.Nodes {
+		v := n.gossip.view()
+		if _, ok := v[plain.Info().ID]; ok {
+			t.Fatalf("node %s admits a gossip member without a certificate", n.ID().Short())
+		}
+		if _, ok := v[foreign.Info().ID]; ok {
+			t.Fatalf("node %s admits a gossip member with another CA's certificate", n.ID().Short())
+		}
+		if _, ok := v[good.Info().ID]; !ok {
+			t.Fatalf("node %s does not see the certified node", n.ID().Short())
+		}
+	}
+}
+
+func waitCond(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
