@@ -300,3 +300,86 @@ func TestSignedHead(t *testing.T) {
 		t.Error("the head verifies against another CA")
 	}
 }
+
+// roleClient is a Go API client presenting a certificate for role.
+func roleClient(t *testing.T, ca *pki.CA, base string, role pki.Role, name, nodeID string) *client.Client {
+	t.Helper()
+	cert, err := ca.Issue(pki.Leaf{CommonName: name, Role: role, Client: true, NodeID: nodeID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := pki.NewCredentials(ca.PEM, cert.TLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.NewTLS(base, creds.ClientConfig(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestSharesWithheldFromNonReaders: an access-controlled item's share
+// segments are withheld from callers not on its reader list, in blocks and
+// in transaction reads, and the chain still verifies for them; readers
+// and nodes get the bytes, and only readers get the shares.
+func TestSharesWithheldFromNonReaders(t *testing.T) {
+	_, ca, base := tlsAPI(t)
+	ctx := context.Background()
+	alice := roleClient(t, ca, base, pki.RoleSubmitter, "alice", "")
+	auditor := roleClient(t, ca, base, pki.RoleAuditor, "carol", "")
+	reader := roleClient(t, ca, base, pki.RoleAuditor, "bob", "")
+	node := roleClient(t, ca, base, pki.RoleNode, "peer", cluster.NewNodeID().String())
+
+	data := []byte("the confidential quarterly figures")
+	put, err := alice.PutData(ctx, data, client.PutOptions{Threshold: 1, Readers: []string{"bob", "alice"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := alice.Submit(ctx, []byte("a public write"), client.SubmitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	countWithheld := func(c *client.Client) (withheld, shown int) {
+		bs, err := c.Blocks(ctx, 0, 1, 100, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range bs {
+			for _, tx := range b.Txs {
+				if tx.Tx.Kind != "shard" {
+					continue
+				}
+				if tx.Withheld {
+					withheld++
+					if len(tx.TxBytes) != 0 || len(tx.Tx.Payload) != 0 || len(b.Raw) != 0 || len(b.HeaderRaw) == 0 {
+						t.Fatal("a withheld transaction's bytes were served")
+					}
+				} else {
+					shown++
+				}
+			}
+		}
+		return
+	}
+	if w, s := countWithheld(auditor); w == 0 || s != 0 {
+		t.Fatalf("auditor not on the reader list: %d withheld, %d shown", w, s)
+	}
+	for name, c := range map[string]*client.Client{"reader": reader, "node": node} {
+		if w, s := countWithheld(c); w != 0 || s == 0 {
+			t.Fatalf("%s: %d withheld, %d shown", name, w, s)
+		}
+	}
+	// The chain verifies for everyone, withheld or not.
+	for name, c := range map[string]*client.Client{"auditor": auditor, "reader": reader} {
+		if _, err := c.VerifyGroup(ctx, 0); err != nil {
+			t.Fatalf("%s: chain does not verify: %v", name, err)
+		}
+	}
+	// Shares: the reader gets them, the auditor does not.
+	if got, _, err := reader.GetData(ctx, put.DataID, ""); err != nil || string(got) != string(data) {
+		t.Fatalf("reader: %q %v", got, err)
+	}
+	if _, _, err := auditor.GetData(ctx, put.DataID, "bob"); err == nil {
+		t.Fatal("an auditor off the reader list got the data by naming a reader in the header")
+	}
+}

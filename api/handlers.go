@@ -148,12 +148,16 @@ func (s *Server) getTx(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, codeForbidden, "a submitter reads only its own transactions")
 		return
 	}
-	writeJSON(w, http.StatusOK, client.TxResponse{
+	out := client.TxResponse{
 		ID: rec.ID.String(), Group: g, Height: rec.Location.Height, Index: rec.Location.Index,
 		TxBytes: rec.TxBytes, LeafHash: rec.LeafHash.String(),
 		Proof: client.Proof{LeafIndex: rec.Location.Index, TreeSize: rec.TreeSize, Root: rec.Root.String(), Hashes: hexes(rec.Proof)},
 		Tx:    fields,
-	})
+	}
+	if s.withheld(r, rec.TxBytes) {
+		out.TxBytes, out.Tx.Payload, out.Withheld = nil, nil, true
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) head(w http.ResponseWriter, r *http.Request) {
@@ -208,7 +212,7 @@ func (s *Server) block(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, fmt.Errorf("api: stored block does not decode: %w", err))
 		return
 	}
-	writeJSON(w, http.StatusOK, b)
+	writeJSON(w, http.StatusOK, s.redactBlock(r, b))
 }
 
 func (s *Server) blocks(w http.ResponseWriter, r *http.Request) {
@@ -248,7 +252,7 @@ func (s *Server) blocks(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, fmt.Errorf("api: stored block does not decode: %w", err))
 			return
 		}
-		out.Blocks = append(out.Blocks, b)
+		out.Blocks = append(out.Blocks, s.redactBlock(r, b))
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -37,12 +37,40 @@ type VerifyReport struct {
 // timestamps never go backwards. It stops at the first problem and returns
 // a *VerifyError naming the height.
 func VerifyChain(group uint32, blocks iter.Seq2[uint64, []byte]) (VerifyReport, error) {
+	return VerifyLeafChain(group, func(yield func(uint64, LeafBlock) bool) {
+		for key, raw := range blocks {
+			b, err := DecodeBlock(raw)
+			lb := LeafBlock{Header: b.Header, Err: err}
+			if err == nil {
+				lb.Leaves = b.LeafHashes()
+			}
+			if !yield(key, lb) {
+				return
+			}
+		}
+	})
+}
+
+// LeafBlock is a block as a verifier may see it when some transactions
+// are withheld from it: the header and the Merkle leaf hash of every
+// transaction. Err is a decoding failure to report at this height.
+type LeafBlock struct {
+	Header Header
+	Leaves []Hash
+	Err    error
+}
+
+// VerifyLeafChain is VerifyChain over headers and leaf hashes: every check
+// but the decoding of withheld transactions' bytes. The roots commit to
+// the leaves, so a chain that verifies here verifies in full for whoever
+// holds the transactions.
+func VerifyLeafChain(group uint32, blocks iter.Seq2[uint64, LeafBlock]) (VerifyReport, error) {
 	rep := VerifyReport{Group: group}
 	var (
 		log  Frontier
 		prev *Header
 	)
-	for key, raw := range blocks {
+	for key, b := range blocks {
 		want := uint64(1)
 		if prev != nil {
 			want = prev.Height + 1
@@ -50,23 +78,24 @@ func VerifyChain(group uint32, blocks iter.Seq2[uint64, []byte]) (VerifyReport, 
 		if key != want {
 			return rep, &VerifyError{Height: want, Err: ErrHeightGap, Detail: fmt.Sprintf("expected height %d, found height %d", want, key)}
 		}
-		b, err := DecodeBlock(raw)
-		if err != nil {
-			return rep, &VerifyError{Height: key, Err: ErrDecoding, Detail: err.Error()}
+		if b.Err != nil {
+			return rep, &VerifyError{Height: key, Err: ErrDecoding, Detail: b.Err.Error()}
 		}
-		if err := checkBlock(group, key, prev, &b, &log); err != nil {
+		if uint32(len(b.Leaves)) != b.Header.TxCount {
+			return rep, &VerifyError{Height: key, Err: ErrDecoding, Detail: fmt.Sprintf("%d leaves, header counts %d transactions", len(b.Leaves), b.Header.TxCount)}
+		}
+		if err := checkBlock(group, key, prev, &b.Header, b.Leaves, &log); err != nil {
 			return rep, err
 		}
 		rep.Blocks++
-		rep.Txs += uint64(len(b.Txs))
+		rep.Txs += uint64(len(b.Leaves))
 		rep.Head = b.Header
 		prev = &rep.Head
 	}
 	return rep, nil
 }
 
-func checkBlock(group uint32, height uint64, prev *Header, b *Block, log *Frontier) error {
-	h := &b.Header
+func checkBlock(group uint32, height uint64, prev *Header, h *Header, leaves []Hash, log *Frontier) error {
 	fail := func(err error, format string, args ...any) error {
 		return &VerifyError{Height: height, Err: err, Detail: fmt.Sprintf(format, args...)}
 	}
@@ -86,7 +115,6 @@ func checkBlock(group uint32, height uint64, prev *Header, b *Block, log *Fronti
 	if h.PrevHash != wantPrev {
 		return fail(ErrHashLink, "previous hash %s, previous header hashes to %s", h.PrevHash, wantPrev)
 	}
-	leaves := b.LeafHashes()
 	if root := RootFromLeaves(leaves); root != h.TxRoot {
 		return fail(ErrTxRoot, "header says %s, transactions hash to %s", h.TxRoot, root)
 	}

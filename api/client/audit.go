@@ -254,12 +254,15 @@ func (c *Client) AuditGroup(ctx context.Context, g int, st *AuditState, opt Audi
 			return h, finding(FindingRewritten, fmt.Sprintf("the server has no block %d below its head", from))
 		}
 		for _, wb := range bs {
-			b, err := chain.DecodeBlock(wb.Raw)
-			if err != nil {
-				return h, finding(FindingRewritten, fmt.Sprintf("block %d does not decode: %v", wb.Height, err))
+			b := wb.LeafBlock()
+			if b.Err != nil {
+				return h, finding(FindingRewritten, fmt.Sprintf("block %d does not decode: %v", wb.Height, b.Err))
 			}
 			if b.Header.Height > h.Height {
 				break
+			}
+			if chain.RootFromLeaves(b.Leaves) != b.Header.TxRoot {
+				return h, finding(FindingRewritten, fmt.Sprintf("block %d: its transactions do not hash to its transaction root", b.Header.Height))
 			}
 			if b.Header.Height != from || b.Header.PrevHash.String() != prev {
 				f := finding(FindingRewritten, fmt.Sprintf("block %d does not link to the trusted block %d", b.Header.Height, b.Header.Height-1))
@@ -289,8 +292,7 @@ func (c *Client) locate(ctx context.Context, g int, st *AuditState, f *Finding) 
 			}
 			return
 		}
-		raw, err := chain.DecodeBlock(b.Raw)
-		if err == nil && raw.Header.Hash().String() == hist[i].Hash {
+		if lb := b.LeafBlock(); lb.Err == nil && lb.Header.Hash().String() == hist[i].Hash {
 			f.AgreesUpTo = hist[i].Height
 			return
 		}

@@ -57,6 +57,9 @@ type TxResponse struct {
 	LeafHash string   `json:"leaf_hash"`
 	Proof    Proof    `json:"proof"`
 	Tx       TxFields `json:"tx"`
+	// Withheld: a share segment the caller may not read; TxBytes and the
+	// payload are left out, the inclusion of the leaf hash still verifies.
+	Withheld bool `json:"withheld,omitempty"`
 }
 
 // Head is a block header.
@@ -86,6 +89,10 @@ type BlockTx struct {
 	LeafHash string   `json:"leaf_hash"`
 	TxBytes  []byte   `json:"tx_bytes"`
 	Tx       TxFields `json:"tx"`
+	// Withheld: the caller may not read this transaction (a share of an
+	// item whose reader list does not name it); TxBytes and the payload
+	// are left out, the ID and leaf hash stay.
+	Withheld bool `json:"withheld,omitempty"`
 }
 
 // Block answers GET /v1/groups/{g}/blocks/{height}.
@@ -93,7 +100,41 @@ type Block struct {
 	Head
 	Txs []BlockTx `json:"txs"`
 	// Raw is the canonical block encoding, for offline verification.
-	Raw []byte `json:"raw"`
+	// It is left out when a transaction is withheld; HeaderRaw, the
+	// canonical header, is given instead.
+	Raw       []byte `json:"raw,omitempty"`
+	HeaderRaw []byte `json:"header_raw,omitempty"`
+}
+
+// LeafBlock turns a block as served into what chain.VerifyLeafChain
+// checks: the header and each transaction's leaf hash, recomputed from
+// the bytes wherever they are given.
+func (b Block) LeafBlock() chain.LeafBlock {
+	if len(b.Raw) > 0 {
+		blk, err := chain.DecodeBlock(b.Raw)
+		if err != nil {
+			return chain.LeafBlock{Err: err}
+		}
+		return chain.LeafBlock{Header: blk.Header, Leaves: blk.LeafHashes()}
+	}
+	h, err := chain.DecodeHeader(b.HeaderRaw)
+	if err != nil {
+		return chain.LeafBlock{Err: err}
+	}
+	out := chain.LeafBlock{Header: h, Leaves: make([]chain.Hash, len(b.Txs))}
+	for i, tx := range b.Txs {
+		if !tx.Withheld {
+			if _, err := chain.DecodeTx(tx.TxBytes); err != nil {
+				return chain.LeafBlock{Header: h, Err: fmt.Errorf("transaction %d: %w", i, err)}
+			}
+			out.Leaves[i] = chain.LeafHash(tx.TxBytes)
+			continue
+		}
+		if out.Leaves[i], err = chain.ParseHash(tx.LeafHash); err != nil {
+			return chain.LeafBlock{Header: h, Err: fmt.Errorf("transaction %d: leaf hash: %w", i, err)}
+		}
+	}
+	return out
 }
 
 // BlockList answers GET /v1/groups/{g}/blocks.

@@ -24,14 +24,26 @@ func parseHashes(in []string) ([]chain.Hash, error) {
 // the hashes of the transaction bytes, and the inclusion proof leads from
 // the leaf to the stated root. To trust the root, compare it with a head
 // you trust (VerifyTxAgainstHead).
+//
+// A withheld transaction has no bytes: only the leaf hash's inclusion is
+// checked, and the ID cannot be.
 func VerifyTx(r TxResponse) error {
-	id := chain.TxID(r.TxBytes)
-	if id.String() != r.ID {
-		return fmt.Errorf("%w: transaction bytes hash to %s, not %s", ErrVerify, id, r.ID)
-	}
-	leaf := chain.LeafHash(r.TxBytes)
-	if leaf.String() != r.LeafHash {
-		return fmt.Errorf("%w: leaf hash %s, bytes hash to %s", ErrVerify, r.LeafHash, leaf)
+	var leaf chain.Hash
+	if r.Withheld {
+		l, err := chain.ParseHash(r.LeafHash)
+		if err != nil {
+			return fmt.Errorf("%w: leaf hash: %v", ErrVerify, err)
+		}
+		leaf = l
+	} else {
+		id := chain.TxID(r.TxBytes)
+		if id.String() != r.ID {
+			return fmt.Errorf("%w: transaction bytes hash to %s, not %s", ErrVerify, id, r.ID)
+		}
+		leaf = chain.LeafHash(r.TxBytes)
+		if leaf.String() != r.LeafHash {
+			return fmt.Errorf("%w: leaf hash %s, bytes hash to %s", ErrVerify, r.LeafHash, leaf)
+		}
 	}
 	if r.Proof.LeafIndex != r.Index {
 		return fmt.Errorf("%w: proof is for leaf %d, transaction is leaf %d", ErrVerify, r.Proof.LeafIndex, r.Index)
@@ -103,7 +115,7 @@ func (c *Client) VerifyGroup(ctx context.Context, g int) (ChainReport, error) {
 	}
 	const page = 200
 	var fetchErr error
-	blocks := func(yield func(uint64, []byte) bool) {
+	blocks := func(yield func(uint64, chain.LeafBlock) bool) {
 		for from := uint64(1); from <= head.Height; {
 			bs, err := c.Blocks(ctx, g, from, page, "")
 			if err != nil {
@@ -117,14 +129,14 @@ func (c *Client) VerifyGroup(ctx context.Context, g int) (ChainReport, error) {
 				if b.Height > head.Height {
 					return
 				}
-				if !yield(b.Height, b.Raw) {
+				if !yield(b.Height, b.LeafBlock()) {
 					return
 				}
 				from = b.Height + 1
 			}
 		}
 	}
-	rep, err := chain.VerifyChain(uint32(g), iter.Seq2[uint64, []byte](blocks))
+	rep, err := chain.VerifyLeafChain(uint32(g), iter.Seq2[uint64, chain.LeafBlock](blocks))
 	if fetchErr != nil {
 		return ChainReport{}, fetchErr
 	}
