@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"qledger/api/client"
+	"qledger/pki"
 )
 
 // binary is the qledger binary built once for the multi-process tests.
@@ -61,6 +62,9 @@ type proc struct {
 	args       []string
 	cmd        *exec.Cmd
 	log        *syncBuffer
+	// tlsDir, if set, holds ca.pem and a certificate per role; client()
+	// then speaks HTTPS as a submitter.
+	tlsDir string
 }
 
 // syncBuffer is a bytes.Buffer safe to read while a process writes to it.
@@ -121,9 +125,31 @@ func (p *proc) signal(s syscall.Signal) {
 }
 
 func (p *proc) client() *client.Client {
+	if p.tlsDir != "" {
+		return p.as(pki.RoleSubmitter)
+	}
 	c, _ := client.New("http://"+p.http, nil)
 	return c
 }
+
+// as is an HTTPS client of p presenting tlsDir's certificate for role, or
+// nil while the files are not there yet.
+func (p *proc) as(role pki.Role) *client.Client {
+	creds, err := pki.LoadCredentials(filepath.Join(p.tlsDir, "ca.pem"), filepath.Join(p.tlsDir, string(role)+".pem"), filepath.Join(p.tlsDir, string(role)+"-key.pem"))
+	if err != nil {
+		return nil
+	}
+	c, _ := client.NewTLS("https://"+p.http, creds.ClientConfig(nil))
+	return c
+}
+
+// tlsArgs are the CLI flags presenting dir's certificate name.
+func tlsArgs(dir, name string) []string {
+	return []string{"--ca", filepath.Join(dir, "ca.pem"), "--cert", filepath.Join(dir, name+".pem"), "--cert-key", filepath.Join(dir, name+"-key.pem")}
+}
+
+// ready reports whether c answers /readyz; a nil client is not ready.
+func ready(ctx context.Context, c *client.Client) bool { return c != nil && c.Ready(ctx) == nil }
 
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
@@ -296,14 +322,16 @@ func TestDemo(t *testing.T) {
 	}
 }
 
-// TestDevCluster starts `qledger dev`, uses it, and stops it with SIGTERM.
+// TestDevCluster starts `qledger dev` (mutual TLS on a throwaway CA), uses
+// it with the certificates it made, and stops it with SIGTERM.
 func TestDevCluster(t *testing.T) {
 	http := freePort(t)
 	dir := t.TempDir()
-	p := &proc{t: t, raft: "dev", http: http, args: []string{"dev", "--groups", "2", "--replicas", "1", "--http", http, "--data", dir}}
+	tlsDir := filepath.Join(dir, "tls")
+	p := &proc{t: t, raft: "dev", http: http, tlsDir: tlsDir, args: []string{"dev", "--groups", "2", "--replicas", "1", "--http", http, "--data", dir}}
 	p.start()
 	ctx := context.Background()
-	waitFor(t, "dev cluster ready", 20*time.Second, func() bool { return p.client().Ready(ctx) == nil })
+	waitFor(t, "dev cluster ready", 20*time.Second, func() bool { return ready(ctx, p.client()) })
 	for g := 0; g < 2; g++ {
 		g := g
 		if _, _, err := p.client().Submit(ctx, []byte("dev"), client.SubmitOptions{Group: &g}); err != nil {
@@ -311,20 +339,29 @@ func TestDevCluster(t *testing.T) {
 		}
 	}
 	waitFor(t, "dev to print its addresses (after the first QKD keys)", 60*time.Second, func() bool {
-		return strings.Contains(p.log.String(), "API: http://"+http)
+		return strings.Contains(p.log.String(), "API: https://"+http)
 	})
+	addr := "https://" + http
+	submitter, admin := tlsArgs(tlsDir, "submitter"), tlsArgs(tlsDir, "admin")
+	// Without a certificate the API refuses the call.
+	if out, err := run(t, "tx", "submit", "--addr", addr, "x"); err == nil {
+		t.Fatalf("a submit without a certificate succeeded:\n%s", out)
+	}
 	// A write through the quantum-keyed channel, with the key manager and
 	// certificates dev created.
-	kmeURL := regexp.MustCompile(`https://127\.0\.0\.1:[0-9]+`).FindString(p.log.String())
-	if kmeURL == "" {
+	kmeURL := regexp.MustCompile(`Key manager[^:]*: (https://127\.0\.0\.1:[0-9]+)`).FindStringSubmatch(p.log.String())
+	if kmeURL == nil {
 		t.Fatalf("dev did not print its key manager:\n%s", p.log.String())
 	}
-	out, err := run(t, "tx", "submit", "--addr", "http://"+http, "--secure", "--kme", kmeURL, "--tls-dir", filepath.Join(dir, "tls"), "sealed")
+	out, err := run(t, append(append([]string{"tx", "submit", "--addr", addr}, submitter...), "--secure", "--kme", kmeURL[1], "--tls-dir", tlsDir, "sealed")...)
 	if err != nil || !strings.Contains(out, "quantum-keyed channel") {
 		t.Fatalf("secure submit: %v\n%s", err, out)
 	}
-	// Executors come and go at run time.
-	if out, err := run(t, "cluster", "scale", "--addr", "http://"+http, "--executors", "2"); err != nil || !strings.Contains(out, "2 executor nodes") {
+	// Executors come and go at run time; scaling is an admin's.
+	if out, err := run(t, append(append([]string{"cluster", "scale", "--addr", addr}, submitter...), "--executors", "2")...); err == nil || !strings.Contains(out, "403") {
+		t.Fatalf("a submitter scaled the cluster: %v\n%s", err, out)
+	}
+	if out, err := run(t, append(append([]string{"cluster", "scale", "--addr", addr}, admin...), "--executors", "2")...); err != nil || !strings.Contains(out, "2 executor nodes") {
 		t.Fatalf("scale up: %v\n%s", err, out)
 	}
 	waitFor(t, "two executors as non-voters", 20*time.Second, func() bool {
@@ -338,11 +375,11 @@ func TestDevCluster(t *testing.T) {
 		}
 		return n == 2
 	})
-	if out, err := run(t, "cluster", "scale", "--addr", "http://"+http, "--executors", "0"); err != nil || !strings.Contains(out, "0 executor nodes") {
+	if out, err := run(t, append(append([]string{"cluster", "scale", "--addr", addr}, admin...), "--executors", "0")...); err != nil || !strings.Contains(out, "0 executor nodes") {
 		t.Fatalf("scale down: %v\n%s", err, out)
 	}
 	// A client without a certificate of the CA gets no key.
-	out, err = run(t, "tx", "submit", "--addr", "http://"+http, "--secure", "--kme", kmeURL, "--tls-dir", t.TempDir(), "x")
+	out, err = run(t, append(append([]string{"tx", "submit", "--addr", addr}, submitter...), "--secure", "--kme", kmeURL[1], "--tls-dir", t.TempDir(), "x")...)
 	if err == nil {
 		t.Fatalf("secure submit without certificates succeeded:\n%s", out)
 	}
@@ -373,5 +410,102 @@ func TestMultiProcessBootstrapExpect(t *testing.T) {
 	})
 	if _, _, err := b.client().Submit(ctx, []byte("formed"), client.SubmitOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMultiProcessTLS runs a permissioned cluster of separate processes:
+// a CA made with `qledger ca`, node certificates for three nodes, mutual
+// TLS between them and on the API; roles at the API, signed heads checked
+// by `chain verify` and `audit watch`, certificates reloaded on SIGHUP, and
+// a node without a certificate kept out.
+func TestMultiProcessTLS(t *testing.T) {
+	root := t.TempDir()
+	caDir := filepath.Join(root, "ca")
+	if out, err := run(t, "ca", "init", "--dir", caDir); err != nil {
+		t.Fatalf("ca init: %v\n%s", err, out)
+	}
+	if out, err := run(t, "ca", "init", "--dir", caDir); err == nil {
+		t.Fatalf("ca init over an existing CA succeeded:\n%s", out)
+	}
+	for _, c := range [][]string{
+		{"--role", "node", "--name", "a", "--groups", "1", "--group", "0"},
+		{"--role", "node", "--name", "b"},
+		{"--role", "node", "--name", "c"},
+		{"--role", "submitter", "--name", "submitter"},
+		{"--role", "auditor", "--name", "auditor"},
+		{"--role", "admin", "--name", "admin"},
+	} {
+		if out, err := run(t, append([]string{"ca", "issue", "--dir", caDir}, c...)...); err != nil {
+			t.Fatalf("ca issue %v: %v\n%s", c, err, out)
+		}
+	}
+	if out, err := run(t, "ca", "issue", "--dir", caDir, "--role", "root", "--name", "x"); err == nil {
+		t.Fatalf("ca issue with an unknown role succeeded:\n%s", out)
+	}
+	start := func(name string, extra ...string) *proc {
+		p := startProc(t, filepath.Join(root, name), freePort(t), freePort(t), append(tlsArgs(caDir, name), extra...)...)
+		p.tlsDir = caDir
+		return p
+	}
+	ctx := context.Background()
+	a := start("a", "--bootstrap")
+	waitFor(t, "node a ready", 20*time.Second, func() bool { return ready(ctx, a.client()) })
+	b := start("b", "--join", a.gossip)
+	c := start("c", "--join", a.gossip)
+	waitFor(t, "three voters over TLS", 30*time.Second, func() bool {
+		v, all, leader := members(ctx, c.client())
+		return v == 3 && all == 3 && leader
+	})
+	// A node with the gossip key but no certificate never joins.
+	stranger := startProc(t, filepath.Join(root, "stranger"), freePort(t), freePort(t), "--join", a.gossip)
+	time.Sleep(2 * time.Second)
+	if _, all, _ := members(ctx, a.client()); all != 3 {
+		t.Fatalf("a node without a certificate joined: %d members", all)
+	}
+	_ = stranger
+
+	addr := "https://" + c.http
+	out, err := run(t, append(append([]string{"tx", "submit", "--addr", addr, "--json"}, tlsArgs(caDir, "submitter")...), "hello over mutual TLS")...)
+	if err != nil {
+		t.Fatalf("tx submit: %v\n%s", err, out)
+	}
+	if out, err := run(t, append(append([]string{"tx", "submit", "--addr", addr}, tlsArgs(caDir, "auditor")...), "an auditor writing")...); err == nil || !strings.Contains(out, "403") {
+		t.Fatalf("an auditor's write: %v\n%s", err, out)
+	}
+	// Plain HTTP to the TLS port: Go's TLS server answers 400 and nothing
+	// else.
+	if resp, err := http.Get("http://" + c.http + "/v1/cluster"); err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || bytes.Contains(body, []byte("groups")) {
+			t.Fatalf("plain HTTP to a TLS API: %d %s", resp.StatusCode, body)
+		}
+	}
+	out, err = run(t, append([]string{"chain", "verify", "--addr", addr}, tlsArgs(caDir, "auditor")...)...)
+	if err != nil || !strings.Contains(out, "head signed by node") {
+		t.Fatalf("chain verify: %v\n%s", err, out)
+	}
+	state := filepath.Join(root, "audit.json")
+	for i := 0; i < 2; i++ {
+		out, err = run(t, append([]string{"audit", "watch", "--once", "--addr", "https://" + b.http, "--state", state}, tlsArgs(caDir, "auditor")...)...)
+		if err != nil || strings.Contains(out, "ALERT") {
+			t.Fatalf("audit watch pass %d: %v\n%s", i, err, out)
+		}
+		if _, _, err := a.client().Submit(ctx, []byte(fmt.Sprint("between audits ", i)), client.SubmitOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.Contains(out, "extends the trusted log") {
+		t.Fatalf("second audit pass did not check the new head:\n%s", out)
+	}
+
+	// SIGHUP reloads a node's certificate from its files.
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "certificates reloaded", 10*time.Second, func() bool { return strings.Contains(a.log.String(), "certificates reloaded") })
+	if _, _, err := c.client().Submit(ctx, []byte("after reload"), client.SubmitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*proc{a, b, c} {
+		p.signal(syscall.SIGTERM)
 	}
 }
