@@ -82,7 +82,9 @@ func (f *fakeCluster) Consistency(ctx context.Context, group int, from, to uint6
 	}
 	return cluster.ConsistencyProof{From: from, To: to}, nil
 }
-func (f *fakeCluster) Status(ctx context.Context) cluster.ClusterStatus { return cluster.ClusterStatus{} }
+func (f *fakeCluster) Status(ctx context.Context) cluster.ClusterStatus {
+	return cluster.ClusterStatus{}
+}
 func (f *fakeCluster) Ready(ctx context.Context) (bool, cluster.ClusterStatus) {
 	return true, cluster.ClusterStatus{}
 }
