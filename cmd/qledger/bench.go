@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"qledger/api"
 	"qledger/api/client"
 	"qledger/chain"
 	"qledger/cluster"
@@ -29,6 +30,9 @@ func runBench(args []string) error {
 	}
 	if len(args) > 0 && args[0] == "invoke" {
 		return benchInvoke(args[1:])
+	}
+	if len(args) > 0 && args[0] == "tls" {
+		return benchTLS(args[1:])
 	}
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	clientsFlag := fs.String("clients", "1,16,64", "concurrent clients, comma-separated")
@@ -134,6 +138,10 @@ func runBench(args []string) error {
 	return nil
 }
 
+// unlimited lifts the per-caller limits: a benchmark is one caller
+// driving the cluster as hard as it can.
+func unlimited(c *api.Config) { c.RatePerCaller, c.MaxInvocationsPerCaller = 0, 0 }
+
 func intList(s string) ([]int, error) {
 	var out []int
 	for _, p := range splitList(s) {
@@ -229,7 +237,7 @@ func (b benchRun) baseline(dir string, replicas, clients, size int, base cluster
 func (b benchRun) ledger(dir string, groups, replicas, clients, size int, base *cluster.Config, viaHTTP bool) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	lc, err := startCluster(ctx, dir, groups, replicas, "127.0.0.1:0", nil, base, nil, nil)
+	lc, err := startCluster(ctx, dir, groups, replicas, "127.0.0.1:0", clusterOpts{base: base, api: unlimited})
 	if err != nil {
 		return result{}, err
 	}

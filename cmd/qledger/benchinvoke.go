@@ -72,7 +72,7 @@ func benchInvoke(args []string) error {
 		rt.Close()
 		for _, groups := range []int{1, 3} {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			lc, err := startCluster(ctx, fmt.Sprintf("%s/%s-%d", dir, name, groups), groups, 3, "127.0.0.1:0", nil, &base, nil, nil)
+			lc, err := startCluster(ctx, fmt.Sprintf("%s/%s-%d", dir, name, groups), groups, 3, "127.0.0.1:0", clusterOpts{base: &base, api: unlimited})
 			cancel()
 			if err != nil {
 				return err

@@ -64,7 +64,7 @@ func runDemo(args []string) error {
 		return err
 	}
 	defer ks.Close()
-	lc, err := startCluster(ctx, dir, *groups, *replicas, "127.0.0.1:0", logger, nil, ks.Channel, ca)
+	lc, err := startCluster(ctx, dir, *groups, *replicas, "127.0.0.1:0", clusterOpts{logger: logger, keys0: ks.Channel, ca: ca})
 	if err != nil {
 		return err
 	}

@@ -54,12 +54,25 @@ func (lc *localCluster) ScaleExecutors(ctx context.Context, k int) (int, error) 
 	return len(lc.executors), nil
 }
 
+// clusterOpts are the optional parts of an embedded cluster.
+type clusterOpts struct {
+	logger hclog.Logger
+	// base is the node config template (nil: loopback defaults).
+	base *cluster.Config
+	// keys0, if set, runs the quantum-keyed channel on node 0's API.
+	keys0 *api.KeyChannel
+	// ca, if set, issues node certificates: mutual TLS between nodes and
+	// HTTPS with client certificates on every API.
+	ca *pki.CA
+	// api, if set, adjusts every API server's config (benchmarks lift the
+	// per-caller rate limit).
+	api func(*api.Config)
+}
+
 // startCluster starts groups × replicas nodes in this process, node 0's
 // API on httpAddr and the others on free loopback ports.
-// keys0, if set, runs the quantum-keyed channel on node 0's API. ca, if
-// set, issues node certificates: mutual TLS between nodes and HTTPS with
-// client certificates on every API.
-func startCluster(ctx context.Context, dir string, groups, replicas int, httpAddr string, logger hclog.Logger, base *cluster.Config, keys0 *api.KeyChannel, ca *pki.CA) (*localCluster, error) {
+func startCluster(ctx context.Context, dir string, groups, replicas int, httpAddr string, o clusterOpts) (*localCluster, error) {
+	logger, base, keys0, ca := o.logger, o.base, o.keys0, o.ca
 	total := groups * replicas
 	lns := make([]net.Listener, total)
 	addrs := make([]string, total)
@@ -93,6 +106,9 @@ func startCluster(ctx context.Context, dir string, groups, replicas int, httpAdd
 		acfg := api.DefaultConfig()
 		acfg.Logger = logger
 		acfg.TLS = n.Credentials()
+		if o.api != nil {
+			o.api(&acfg)
+		}
 		if i == 0 {
 			acfg.Keys = keys0
 			acfg.Scaler = lc
@@ -162,7 +178,7 @@ func runDev(args []string) error {
 		return err
 	}
 	defer ks.Close()
-	lc, err := startCluster(ctx, *dir, *groups, *replicas, *httpAddr, logger, nil, ks.Channel, ca)
+	lc, err := startCluster(ctx, *dir, *groups, *replicas, *httpAddr, clusterOpts{logger: logger, keys0: ks.Channel, ca: ca})
 	if err != nil {
 		return err
 	}
