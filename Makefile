@@ -39,6 +39,7 @@ dev:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./chain/ ./fsm/
 	$(BIN)/qledger bench
+	$(BIN)/qledger bench tls
 
 ## lint: gofmt, go vet, and staticcheck (fetched through the module proxy).
 lint:
