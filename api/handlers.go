@@ -182,7 +182,7 @@ func (s *Server) head(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := client.HeadFromHeader(sh.Header)
-	out.Signature, out.Signer, out.CertChain = sh.Signature, sh.Signer, sh.CertChain
+	out.Signature, out.Signer, out.CertChain, out.SignedAt = sh.Signature, sh.Signer, sh.CertChain, sh.SignedAt
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"qledger/chain"
 	"qledger/fsm"
@@ -81,6 +82,7 @@ type QueryResult struct {
 	Signature []byte   `json:"signature,omitempty"`
 	Signer    string   `json:"signer,omitempty"`
 	CertChain [][]byte `json:"cert_chain,omitempty"`
+	SignedAt  int64    `json:"signed_at,omitempty"`
 }
 
 // ConsistencyProof proves the group's log at size From is a prefix of the
@@ -102,6 +104,7 @@ type SignedHead struct {
 	Signature []byte
 	Signer    string   // node ID
 	CertChain [][]byte // the signer's certificate chain, DER, leaf first
+	SignedAt  int64    // when it was signed, Unix nanoseconds (the signer's clock)
 }
 
 // SignedHead returns group g's head as signed by the node serving the
@@ -115,7 +118,7 @@ func (n *Node) SignedHead(ctx context.Context, g int, level Level) (SignedHead, 
 	if err != nil {
 		return SignedHead{}, fmt.Errorf("%w: head: %v", ErrStore, err)
 	}
-	return SignedHead{Header: h, OK: true, Signature: res.Signature, Signer: res.Signer, CertChain: res.CertChain}, nil
+	return SignedHead{Header: h, OK: true, Signature: res.Signature, Signer: res.Signer, CertChain: res.CertChain, SignedAt: res.SignedAt}, nil
 }
 
 // Head returns group g's newest header; ok is false if it has no blocks.
@@ -289,11 +292,12 @@ func (n *Node) localQuery(q Query) (QueryResult, error) {
 		if ok {
 			res.Header = h.Encode()
 			if creds := n.cfg.TLS; creds != nil {
-				sig, err := creds.Sign(chain.HeadStatement(&h))
+				at := time.Now().UnixNano()
+				sig, err := creds.Sign(chain.HeadStatement(&h, at))
 				if err != nil {
 					return res, fmt.Errorf("%w: %v", ErrStore, err)
 				}
-				res.Signature, res.Signer, res.CertChain = sig, n.info.ID, creds.ChainDER()
+				res.Signature, res.Signer, res.CertChain, res.SignedAt = sig, n.info.ID, creds.ChainDER(), at
 			}
 		}
 	case opBlock:

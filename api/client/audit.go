@@ -53,7 +53,7 @@ func VerifyHeadSignature(h Head, roots *x509.CertPool) (pki.Identity, error) {
 	if err != nil {
 		return pki.Identity{}, err
 	}
-	id, err := pki.VerifySignature(h.CertChain, roots, chain.HeadStatement(&hd), h.Signature)
+	id, err := pki.VerifySignature(h.CertChain, roots, chain.HeadStatement(&hd, h.SignedAt), h.Signature)
 	if err != nil {
 		return id, fmt.Errorf("%w: group %d head %d: %v", ErrVerify, h.Group, h.Height, err)
 	}

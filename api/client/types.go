@@ -81,6 +81,8 @@ type Head struct {
 	Signature []byte   `json:"signature,omitempty"`
 	Signer    string   `json:"signer,omitempty"`
 	CertChain [][]byte `json:"cert_chain,omitempty"`
+	// SignedAt is when the signer signed, Unix nanoseconds (its clock).
+	SignedAt int64 `json:"signed_at,omitempty"`
 }
 
 // BlockTx is one transaction inside a block.
