@@ -201,7 +201,7 @@ func TestTLSGossipNeedsCertificate(t *testing.T) {
 	foreign := open(nodeCreds(t, other, NewNodeID().String()))
 	good := open(nodeCreds(t, ca, NewNodeID().String()))
 
-	waitCond(t, "the certified node is added", 20*time.Second, func() bool {
+	waitUntil(t, "the certified node to be added", 20*time.Second, func() bool {
 		ld, ok := l.Leader(0)
 		return ok && ld.configuredAt(good.Info().Addr) == good.Info().ID
 	})
@@ -217,16 +217,5 @@ func TestTLSGossipNeedsCertificate(t *testing.T) {
 		if _, ok := v[good.Info().ID]; !ok {
 			t.Fatalf("node %s does not see the certified node", n.ID().Short())
 		}
-	}
-}
-
-func waitCond(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
