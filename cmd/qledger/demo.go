@@ -105,11 +105,13 @@ func runDemo(args []string) error {
 	}
 
 	step("roles: every endpoint checks the caller's certificate")
-	if _, _, err := anonymous.Submit(ctx, []byte("anonymous"), client.SubmitOptions{}); !client.IsStatus(err, 401) {
+	_, _, err = anonymous.Submit(ctx, []byte("anonymous"), client.SubmitOptions{})
+	if !client.IsStatus(err, 401) {
 		return fmt.Errorf("demo: a write without a client certificate was not refused with 401: %v", err)
 	}
 	fmt.Printf("  no client certificate: refused (%v)\n", err)
-	if _, _, err := auditor.Submit(ctx, []byte("an auditor writing"), client.SubmitOptions{}); !client.IsStatus(err, 403) {
+	_, _, err = auditor.Submit(ctx, []byte("an auditor writing"), client.SubmitOptions{})
+	if !client.IsStatus(err, 403) {
 		return fmt.Errorf("demo: a write with an auditor certificate was not refused with 403: %v", err)
 	}
 	fmt.Printf("  auditor writing: refused (%v)\n", err)
@@ -298,7 +300,15 @@ func runDemo(args []string) error {
 			return fmt.Errorf("demo: group %d: %w", g, err)
 		}
 		total += rep.Txs
-		fmt.Printf("  group %d: %d blocks, %d transactions, head %s: ok\n", g, rep.Blocks, rep.Txs, short(rep.Head.Hash))
+		h, err := auditor.Head(ctx, g, "")
+		if err != nil {
+			return err
+		}
+		signer, err := client.VerifyHeadSignature(h, ca.Pool())
+		if err != nil {
+			return fmt.Errorf("demo: group %d: %w", g, err)
+		}
+		fmt.Printf("  group %d: %d blocks, %d transactions, head %s: ok; head %d signed by its leader %.12s, signature verified against the CA\n", g, rep.Blocks, rep.Txs, short(rep.Head.Hash), h.Height, signer.NodeID)
 	}
 	// Writes, the idempotent one, the sealed one, one deploy per group,
 	// one execution record per invocation.
