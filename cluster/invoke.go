@@ -29,7 +29,10 @@ type InvokeRequest struct {
 	// Caller is the authenticated caller ("role:name"), recorded as the
 	// execution record's submitter; "" without TLS.
 	Caller string `json:"caller,omitempty"`
-	Hops   int    `json:"hops"`
+	// Route says how the gateway chose the group ("requested",
+	// "least-load"); it is written in the record.
+	Route string `json:"route,omitempty"`
+	Hops  int    `json:"hops"`
 }
 
 // ExecOutcome is one node's execution of a request.
@@ -48,8 +51,12 @@ type ExecOutcome struct {
 // of the framework paper): the request, the election, who executed and
 // verified, the agreed result or the conflict, and the response.
 type ExecRecord struct {
-	Version    int             `json:"version"`
-	RequestID  chain.Hash      `json:"request_id"`
+	Version   int        `json:"version"`
+	RequestID chain.Hash `json:"request_id"`
+	// Caller is who invoked ("role:name" from its certificate; "" on a
+	// cluster without a CA); Route how the gateway picked the group.
+	Caller     string          `json:"caller,omitempty"`
+	Route      string          `json:"route,omitempty"`
 	Function   string          `json:"function"`
 	FnVersion  string          `json:"function_version"`
 	CodeHash   chain.Hash      `json:"code_hash"`
@@ -68,7 +75,14 @@ type ExecRecord struct {
 	Outcome    execute.Outcome `json:"outcome,omitempty"`
 	ExitCode   uint32          `json:"exit_code"`
 	Response   []byte          `json:"response,omitempty"`
+	// Micros is the leader's time from the election's start to the
+	// record's proposal.
+	Micros int64 `json:"duration_us,omitempty"`
 }
+
+// InvokeKey is the idempotency key of the execution record of a request:
+// one record per (caller, request ID), however often it is retried.
+func InvokeKey(requestID [32]byte) string { return fmt.Sprintf("invoke/%x", requestID) }
 
 // InvokeResult answers an invocation.
 type InvokeResult struct {
@@ -171,10 +185,12 @@ func (n *Node) execLocal(ctx context.Context, req execReq) ExecOutcome {
 		return out
 	}
 	if !n.rt.Deployed(meta.Spec.CodeHash) {
+		t0 := time.Now()
 		if _, err := n.rt.Deploy(ctx, execute.Deployment{Spec: meta.Spec, Code: code}); err != nil {
 			out.Err = err.Error()
 			return out
 		}
+		n.metrics.observeCompile(time.Since(t0))
 	}
 	res, err := n.rt.Invoke(ctx, meta.Spec, req.RequestID, req.Input)
 	if err != nil {
@@ -282,11 +298,30 @@ func (n *Node) candidates() ([]NodeInfo, error) {
 	return out, nil
 }
 
-func (n *Node) lead(ctx context.Context, req InvokeRequest) (InvokeResult, error) {
+func (n *Node) lead(ctx context.Context, req InvokeRequest) (res InvokeResult, err error) {
+	// A request already recorded is answered from the chain: a retry with
+	// the same request ID never runs the function again.
+	if prev, ok, err := n.recordedInvocation(req); err != nil || ok {
+		return prev, err
+	}
 	meta, _, err := n.store.Function(req.Function)
 	if err != nil {
 		return InvokeResult{}, storeErr(err)
 	}
+	var tElect, tExec, tCommit time.Duration
+	t0 := time.Now()
+	defer func() {
+		result := "failed"
+		switch {
+		case err == nil && res.Record.Outcome == execute.OutcomeOK:
+			result = "ok"
+		case err == nil:
+			result = "error"
+		case errors.Is(err, ErrNoAgreement):
+			result = "conflict"
+		}
+		n.metrics.observeInvocation(result, res.Record.Conflict != "", tElect, tExec, tCommit, time.Since(t0))
+	}()
 	cands, err := n.candidates()
 	if err != nil {
 		return InvokeResult{}, err
@@ -355,6 +390,7 @@ func (n *Node) lead(ctx context.Context, req InvokeRequest) (InvokeResult, error
 	if err != nil {
 		return InvokeResult{}, fmt.Errorf("%w: election: %v", ErrBadRequest, err)
 	}
+	tElect = time.Since(t0)
 
 	er := execReq{RequestID: req.RequestID, Function: req.Function, CodeHash: meta.Spec.CodeHash, Input: req.Input, DeployHeight: meta.Height}
 	run := func(id string) ExecOutcome {
@@ -372,7 +408,7 @@ func (n *Node) lead(ctx context.Context, req InvokeRequest) (InvokeResult, error
 		}
 		return out
 	}
-	xr := ExecRecord{Version: 1, RequestID: req.RequestID, Function: req.Function, FnVersion: meta.Spec.Version, CodeHash: meta.Spec.CodeHash,
+	xr := ExecRecord{Version: 1, RequestID: req.RequestID, Caller: req.Caller, Route: req.Route, Function: req.Function, FnVersion: meta.Spec.Version, CodeHash: meta.Spec.CodeHash,
 		InputHash: sha256.Sum256(req.Input), Input: req.Input, Timestamp: time.Now().UnixNano(), Election: rec,
 		Executor: rec.Executor(), Verifier: rec.Verifier()}
 	// The winner executes and the runner-up re-executes, in parallel.
@@ -398,11 +434,22 @@ func (n *Node) lead(ctx context.Context, req InvokeRequest) (InvokeResult, error
 	default:
 		xr.Conflict = describeExecs(xr.Executions)
 	}
+	tExec = time.Since(t0) - tElect
+	xr.Micros = time.Since(t0).Microseconds()
 	payload, err := json.Marshal(xr)
 	if err != nil {
 		return InvokeResult{}, err
 	}
-	receipt, err := n.Submit(ctx, chain.Tx{Kind: chain.TxExec, Group: uint32(n.group), Submitter: req.Caller, Payload: payload})
+	tc := time.Now()
+	receipt, err := n.Submit(ctx, chain.Tx{Kind: chain.TxExec, Group: uint32(n.group), IdempotencyKey: InvokeKey(req.RequestID), Submitter: req.Caller, Payload: payload})
+	tCommit = time.Since(tc)
+	if errors.Is(err, ErrConflict) {
+		// Another run of the same request (a retry through another
+		// leader) committed first: its record is the answer.
+		if prev, ok, lerr := n.recordedInvocation(req); lerr == nil && ok {
+			return prev, nil
+		}
+	}
 	if err != nil {
 		return InvokeResult{Record: xr}, err
 	}
@@ -410,6 +457,38 @@ func (n *Node) lead(ctx context.Context, req InvokeRequest) (InvokeResult, error
 		return InvokeResult{Record: xr, Receipt: receipt}, fmt.Errorf("%w: %s (recorded at height %d)", ErrNoAgreement, xr.Conflict, receipt.Height)
 	}
 	return InvokeResult{Record: xr, Receipt: receipt}, nil
+}
+
+// recordedInvocation finds the committed execution record of (caller,
+// request ID) in this node's store.
+func (n *Node) recordedInvocation(req InvokeRequest) (InvokeResult, bool, error) {
+	id, loc, ok, err := n.store.LookupKey(req.Caller, InvokeKey(req.RequestID))
+	if err != nil {
+		return InvokeResult{}, false, storeErr(err)
+	}
+	if !ok {
+		return InvokeResult{}, false, nil
+	}
+	rec, err := n.store.Tx(id)
+	if err != nil {
+		return InvokeResult{}, false, storeErr(err)
+	}
+	t, err := chain.DecodeTx(rec.TxBytes)
+	if err != nil || t.Kind != chain.TxExec {
+		return InvokeResult{}, false, fmt.Errorf("%w: request %x is recorded by a transaction that is not an execution record", ErrConflict, req.RequestID[:6])
+	}
+	var xr ExecRecord
+	if err := json.Unmarshal(t.Payload, &xr); err != nil {
+		return InvokeResult{}, false, fmt.Errorf("%w: execution record of %x: %v", ErrStore, req.RequestID[:6], err)
+	}
+	if xr.Function != req.Function {
+		return InvokeResult{}, false, fmt.Errorf("%w: request ID %x was used for function %s", ErrConflict, req.RequestID[:6], xr.Function)
+	}
+	res := InvokeResult{Record: xr, Receipt: Receipt{ID: id, Group: n.group, Height: loc.Height, Index: loc.Index, Duplicate: true}}
+	if !xr.Agreed {
+		return res, true, fmt.Errorf("%w: %s (recorded at height %d)", ErrNoAgreement, xr.Conflict, loc.Height)
+	}
+	return res, true, nil
 }
 
 // majority returns the result that at least need executions agree on (or,

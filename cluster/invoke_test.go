@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"os"
+	"sync"
 
 	"crypto/rand"
 	"github.com/hashicorp/go-hclog"
@@ -182,4 +184,50 @@ func debugLogger() hclog.Logger {
 		return nil
 	}
 	return hclog.New(&hclog.LoggerOptions{Level: hclog.LevelFromString(os.Getenv("QLEDGER_TEST_LOG")), Output: os.Stderr})
+}
+
+// TestInvokeIdempotentPerRequestID: a retry with the same request ID, from
+// any node and after a leader change, gets the committed record back and
+// nothing runs again; the same ID for another function is refused.
+func TestInvokeIdempotentPerRequestID(t *testing.T) {
+	l := startLocal(t, 1, 3)
+	deployTiny(t, l.Nodes[0], 0, "inc")
+	deployTiny(t, l.Nodes[0], 0, "other")
+	runs := 0
+	var mu sync.Mutex
+	for _, n := range l.Nodes {
+		n.SetExecHook(func(r execute.Result) execute.Result { mu.Lock(); runs++; mu.Unlock(); return r })
+	}
+	ctx := context.Background()
+	req := invokeReq(t, 0, "inc", `{"value":1}`)
+	first, err := l.Nodes[1].Invoke(ctx, req)
+	if err != nil || first.Receipt.Duplicate {
+		t.Fatalf("first: %+v %v", first.Receipt, err)
+	}
+	mu.Lock()
+	ran := runs
+	mu.Unlock()
+	ld, _ := l.Leader(0)
+	ld.Close()
+	waitUntil(t, "a new leader", 20*time.Second, func() bool { nl, ok := l.Leader(0); return ok && nl != ld })
+	for _, n := range l.Nodes {
+		if n == ld {
+			continue
+		}
+		again, err := n.Invoke(ctx, req)
+		if err != nil || !again.Receipt.Duplicate || again.Receipt.ID != first.Receipt.ID || again.Record.ResultHash != first.Record.ResultHash {
+			t.Fatalf("retry through %s: %+v %v (first %+v)", n.ID().Short(), again.Receipt, err, first.Receipt)
+		}
+	}
+	mu.Lock()
+	if runs != ran {
+		t.Fatalf("a retry executed the function again: %d runs, %d before", runs, ran)
+	}
+	mu.Unlock()
+	other := req
+	other.Function = "other"
+	nl, _ := l.Leader(0)
+	if _, err := nl.Invoke(ctx, other); !errors.Is(err, ErrConflict) {
+		t.Fatalf("the same request ID for another function: %v", err)
+	}
 }

@@ -37,6 +37,21 @@ var (
 		Name: "qledger_submit_seconds", Help: "Time to commit a submitted transaction, as seen by the node that accepted it.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	}, []string{"node", "group", "result"})
+
+	mInvocations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "qledger_invocations_total", Help: "Invocations this node led as group leader, by result: ok, error (the function failed, recorded), conflict (no majority, recorded), failed (nothing recorded).",
+	}, []string{"node", "group", "result"})
+	mInvocationConflicts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "qledger_invocation_conflicts_total", Help: "Invocations whose executions disagreed or failed (a conflict is in the record).",
+	}, []string{"node", "group"})
+	mInvocationTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "qledger_invocation_seconds", Help: "Time an invocation took on its group leader, by phase: election (commit and reveal), execute (winner and verifier, and a tie-breaker), commit (the record through raft), total.",
+		Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
+	}, []string{"node", "group", "phase"})
+	mCompileTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "qledger_function_compile_seconds", Help: "Time to load and compile a deployed function on this node (cached by code hash afterwards).",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+	}, []string{"node", "group"})
 )
 
 // EnableRaftMetrics routes hashicorp/raft's go-metrics telemetry to the
@@ -62,7 +77,7 @@ var registerOnce sync.Once
 
 func register() {
 	registerOnce.Do(func() {
-		for _, c := range []prometheus.Collector{mTxCommitted, mBlocks, mBlockTxs, mCommit, mSubmitTime, mQueue} {
+		for _, c := range []prometheus.Collector{mTxCommitted, mBlocks, mBlockTxs, mCommit, mSubmitTime, mQueue, mInvocations, mInvocationConflicts, mInvocationTime, mCompileTime} {
 			var are prometheus.AlreadyRegisteredError
 			if err := prometheus.Register(c); err != nil && !errors.As(err, &are) {
 				panic(err) // programming error: a name clash in this file
@@ -95,13 +110,30 @@ func (m *nodeMetrics) observeSubmit(err error, d time.Duration) {
 	mSubmitTime.WithLabelValues(m.node, m.group, result).Observe(d.Seconds())
 }
 
+func (m *nodeMetrics) observeInvocation(result string, conflict bool, election, exec, commit, total time.Duration) {
+	mInvocations.WithLabelValues(m.node, m.group, result).Inc()
+	if conflict {
+		mInvocationConflicts.WithLabelValues(m.node, m.group).Inc()
+	}
+	for phase, d := range map[string]time.Duration{"election": election, "execute": exec, "commit": commit, "total": total} {
+		if d > 0 {
+			mInvocationTime.WithLabelValues(m.node, m.group, phase).Observe(d.Seconds())
+		}
+	}
+}
+
+func (m *nodeMetrics) observeCompile(d time.Duration) {
+	mCompileTime.WithLabelValues(m.node, m.group).Observe(d.Seconds())
+}
+
 func (m *nodeMetrics) setQueue(depth int) {
 	mQueue.WithLabelValues(m.node, m.group).Set(float64(depth))
 }
 
 func (m *nodeMetrics) unregister() {
 	mQueue.MetricVec.DeletePartialMatch(prometheus.Labels{"node": m.node})
-	for _, v := range []*prometheus.MetricVec{mTxCommitted.MetricVec, mBlocks.MetricVec, mBlockTxs.MetricVec, mCommit.MetricVec} {
+	for _, v := range []*prometheus.MetricVec{mTxCommitted.MetricVec, mBlocks.MetricVec, mBlockTxs.MetricVec, mCommit.MetricVec,
+		mInvocations.MetricVec, mInvocationConflicts.MetricVec, mInvocationTime.MetricVec, mCompileTime.MetricVec} {
 		v.DeletePartialMatch(prometheus.Labels{"node": m.node})
 	}
 	mSubmitTime.MetricVec.DeletePartialMatch(prometheus.Labels{"node": m.node})

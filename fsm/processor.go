@@ -294,6 +294,21 @@ func (w *writer) saveState() error {
 	return meta.Put(keyFrontier, f)
 }
 
+// LookupKey finds the transaction committed under (submitter, key),
+// whatever its request was; ok=false if the key is unused.
+func (s *Store) LookupKey(submitter, key string) (id chain.Hash, loc TxLocation, ok bool, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketDedup).Get(DedupKey(submitter, key))
+		if v == nil {
+			return nil
+		}
+		_, id, loc, err = decodeDedup(v)
+		ok = err == nil
+		return err
+	})
+	return id, loc, ok, err
+}
+
 // Lookup answers an idempotency key from the committed table: ok=false if
 // the key is unused; ErrIdempotencyConflict if it was used for a different
 // request than t.
