@@ -1,10 +1,12 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"qledger/api/client"
@@ -12,6 +14,7 @@ import (
 	"qledger/cluster"
 	"qledger/election"
 	"qledger/execute"
+	"qledger/fsm"
 )
 
 // maxDeployBody bounds POST /v1/functions: a base64 module up to
@@ -21,7 +24,9 @@ const maxDeployBody = chain.MaxDeployPayloadSize*4/3 + 64<<10
 func (s *Server) functionRoutes() {
 	s.route("POST", "/v1/functions", admins, s.deploy)
 	s.route("GET", "/v1/functions", readers, s.listFunctions)
+	s.route("GET", "/v1/functions/{name}", readers, s.getFunction)
 	s.route("POST", "/v1/functions/{name}/invoke", writers, s.invoke)
+	s.route("GET", "/v1/invocations/{id}", readers, s.getInvocation)
 }
 
 // deploy commits the function to every group, so any group can run it.
@@ -71,10 +76,29 @@ func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) {
 	}
 	out := client.FunctionList{Functions: []client.FunctionInfo{}}
 	for _, f := range fns {
-		out.Functions = append(out.Functions, client.FunctionInfo{Name: f.Spec.Name, Version: f.Spec.Version, CodeHash: f.Spec.CodeHashString(),
-			MemoryPages: f.Spec.MemoryPages, TimeoutMillis: f.Spec.Timeout.Milliseconds(), MaxOutputBytes: f.Spec.MaxOutputBytes, Height: f.Height})
+		out.Functions = append(out.Functions, functionWire(f))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+func functionWire(f fsm.FunctionMeta) client.FunctionInfo {
+	return client.FunctionInfo{Name: f.Spec.Name, Version: f.Spec.Version, CodeHash: f.Spec.CodeHashString(),
+		MemoryPages: f.Spec.MemoryPages, TimeoutMillis: f.Spec.Timeout.Milliseconds(), MaxOutputBytes: f.Spec.MaxOutputBytes, Height: f.Height}
+}
+
+func (s *Server) getFunction(w http.ResponseWriter, r *http.Request) {
+	fns, err := s.c.Functions(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	for _, f := range fns {
+		if f.Spec.Name == r.PathValue("name") {
+			writeJSON(w, http.StatusOK, functionWire(f))
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, codeNotFound, fmt.Sprintf("no function %q is deployed", r.PathValue("name")))
 }
 
 // invoke runs a function under the XOR-stake election. Without a
@@ -87,7 +111,22 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	res, err := s.runInvoke(r, r.PathValue("name"), req, s.execKey[:], s.execKeyID)
+	inv, err := s.prepareInvoke(r.PathValue("name"), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if a := r.URL.Query().Get("async"); a == "1" || a == "true" {
+		st, err := s.async.start(s, submitter(r), inv)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		w.Header().Set("Location", "/v1/invocations/"+st.ID)
+		writeJSON(w, http.StatusAccepted, st)
+		return
+	}
+	res, err := s.runInvoke(r.Context(), submitter(r), inv, s.execKey[:], s.execKeyID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -95,45 +134,108 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-func (s *Server) runInvoke(r *http.Request, name string, req client.InvokeRequest, sessionKey []byte, keyID string) (client.InvokeResponse, error) {
+// invocation is an invoke request checked and placed: its request ID,
+// group and route.
+type invocation struct {
+	name  string
+	req   client.InvokeRequest
+	rid   [32]byte
+	group int
+	route string
+}
+
+// prepareInvoke validates a request, takes or draws its request ID and
+// picks its group: the one asked for, else the group with the fewest
+// invocations in flight on this gateway (ties broken by the request ID).
+func (s *Server) prepareInvoke(name string, req client.InvokeRequest) (invocation, error) {
+	inv := invocation{name: name, req: req}
 	if name == "" || len(name) > execute.MaxNameLen {
-		return client.InvokeResponse{}, badRequest("function name must be 1..%d bytes", execute.MaxNameLen)
+		return inv, badRequest("function name must be 1..%d bytes", execute.MaxNameLen)
 	}
-	done, ok := s.lim.startInvoke(submitter(r))
+	if req.RequestID != "" {
+		b, err := hex.DecodeString(req.RequestID)
+		if err != nil || len(b) != 32 {
+			return inv, badRequest("request_id must be 64 hex digits")
+		}
+		copy(inv.rid[:], b)
+	} else if _, err := rand.Read(inv.rid[:]); err != nil {
+		return inv, err
+	}
+	n := s.c.Groups()
+	if req.Group != nil {
+		if *req.Group < 0 || *req.Group >= n {
+			return inv, badRequest("group %d does not exist", *req.Group)
+		}
+		inv.group, inv.route = *req.Group, "requested"
+	} else {
+		inv.group, inv.route = s.load.pick(n, inv.rid), "least-load"
+	}
+	return inv, nil
+}
+
+// runInvoke runs a prepared invocation for caller and converts the
+// committed record to its wire form.
+func (s *Server) runInvoke(ctx context.Context, caller string, inv invocation, sessionKey []byte, keyID string) (client.InvokeResponse, error) {
+	done, ok := s.lim.startInvoke(caller)
 	if !ok {
 		return client.InvokeResponse{}, fmt.Errorf("%w (%d)", errTooManyInvocations, s.cfg.MaxInvocationsPerCaller)
 	}
 	defer done()
-	n := s.c.Groups()
-	var ir cluster.InvokeRequest
-	if _, err := rand.Read(ir.RequestID[:]); err != nil {
-		return client.InvokeResponse{}, err
-	}
-	ir.Group = int(ir.RequestID[0]) % n
-	if req.Group != nil {
-		if *req.Group < 0 || *req.Group >= n {
-			return client.InvokeResponse{}, badRequest("group %d does not exist", *req.Group)
-		}
-		ir.Group = *req.Group
-	}
-	key, err := election.DeriveKey(sessionKey, ir.RequestID[:])
+	key, err := election.DeriveKey(sessionKey, inv.rid[:])
 	if err != nil {
 		return client.InvokeResponse{}, err
 	}
-	ir.Function, ir.Input, ir.ElectionKey, ir.KeyID, ir.Caller = name, req.Input, key, keyID, submitter(r)
-	res, err := s.c.Invoke(r.Context(), ir)
+	ir := cluster.InvokeRequest{Group: inv.group, Function: inv.name, Input: inv.req.Input, RequestID: inv.rid, ElectionKey: key, KeyID: keyID, Caller: caller, Route: inv.route}
+	s.load.add(inv.group, 1)
+	res, err := s.c.Invoke(ctx, ir)
+	s.load.add(inv.group, -1)
 	if err != nil && res.Receipt.Height == 0 {
 		return client.InvokeResponse{}, err
 	}
+	return invokeWire(res, inv.group), err
+}
+
+func invokeWire(res cluster.InvokeResult, group int) client.InvokeResponse {
 	x := res.Record
 	out := client.InvokeResponse{
-		RequestID: hex.EncodeToString(ir.RequestID[:]), Group: ir.Group, Output: x.Response, Outcome: x.Outcome.String(), ExitCode: x.ExitCode,
+		RequestID: hex.EncodeToString(x.RequestID[:]), Group: group, Output: x.Response, Outcome: x.Outcome.String(), ExitCode: x.ExitCode,
 		ResultHash: x.ResultHash.String(), Executor: x.Executor, Verifier: x.Verifier, TieBreaker: x.TieBreaker,
 		Verified: x.Verified, Agreed: x.Agreed, Conflict: x.Conflict, Election: x.Election,
 		Receipt: client.Receipt{ID: res.Receipt.ID.String(), Group: res.Receipt.Group, Height: res.Receipt.Height, Index: res.Receipt.Index},
+		Route:   x.Route, Caller: x.Caller, Replayed: res.Receipt.Duplicate, DurationMicros: x.Micros,
 	}
 	if !x.Agreed {
 		out.Outcome = "conflict"
 	}
-	return out, err
+	return out
+}
+
+// groupLoad counts this gateway's invocations in flight per group.
+type groupLoad struct {
+	mu       sync.Mutex
+	inflight map[int]int
+}
+
+func (l *groupLoad) add(g, d int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.inflight == nil {
+		l.inflight = map[int]int{}
+	}
+	l.inflight[g] += d
+}
+
+func (l *groupLoad) pick(groups int, rid [32]byte) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var least []int
+	for g := 0; g < groups; g++ {
+		switch {
+		case len(least) == 0 || l.inflight[g] < l.inflight[least[0]]:
+			least = []int{g}
+		case l.inflight[g] == l.inflight[least[0]]:
+			least = append(least, g)
+		}
+	}
+	return least[int(rid[0])%len(least)]
 }

@@ -99,6 +99,9 @@ func (f *fakeCluster) Invoke(ctx context.Context, req cluster.InvokeRequest) (cl
 	return cluster.InvokeResult{}, cluster.ErrNotFound
 }
 func (f *fakeCluster) Functions(ctx context.Context) ([]fsm.FunctionMeta, error) { return nil, nil }
+func (f *fakeCluster) Invocation(ctx context.Context, caller string, rid [32]byte) (cluster.InvokeResult, error) {
+	return cluster.InvokeResult{}, cluster.ErrNotFound
+}
 func (f *fakeCluster) CheckDeployment(ctx context.Context, d execute.Deployment) error {
 	return cluster.ErrBadRequest
 }
@@ -166,6 +169,9 @@ func FuzzHandlers(f *testing.F) {
 		{"POST", "/v1/session", "", []byte{0, 1, 2}, 1},
 		{"PUT", "/v1/tx", "", nil, 1},
 		{"GET", "/nope/../v1/cluster", "", nil, 255},
+		{"GET", "/v1/functions/f", "", nil, 2},
+		{"POST", "/v1/functions/f/invoke?async=1", "", []byte(`{"input":"","request_id":"zz"}`), 1},
+		{"GET", "/v1/invocations/" + txID, "", nil, 1},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.path, s.key, s.body, s.role)

@@ -266,7 +266,12 @@ func (s *Server) sessionInvoke(w http.ResponseWriter, r *http.Request) {
 		if err := json.Unmarshal(plain, &req); err != nil || req.Function == "" {
 			return http.StatusBadRequest, client.ErrorBody{Code: codeBadRequest, Error: "sealed invocation must be {\"function\", \"input\", \"group\"}"}
 		}
-		res, err := s.runInvoke(r, req.Function, client.InvokeRequest{Input: req.Input, Group: req.Group}, ls.s.Key(), ls.keyID)
+		inv, err := s.prepareInvoke(req.Function, client.InvokeRequest{Input: req.Input, Group: req.Group})
+		if err != nil {
+			st, code := classify(err)
+			return st, client.ErrorBody{Code: code, Error: err.Error()}
+		}
+		res, err := s.runInvoke(r.Context(), submitter(r), inv, ls.s.Key(), ls.keyID)
 		if err != nil {
 			st, code := classify(err)
 			return st, client.ErrorBody{Code: code, Error: err.Error()}

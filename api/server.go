@@ -47,6 +47,7 @@ type Cluster interface {
 	Functions(ctx context.Context) ([]fsm.FunctionMeta, error)
 	CheckDeployment(ctx context.Context, d execute.Deployment) error
 	Items(ctx context.Context, group int, filter string, level cluster.Level) ([]fsm.ItemMeta, error)
+	Invocation(ctx context.Context, caller string, requestID [32]byte) (cluster.InvokeResult, error)
 }
 
 // Scaler changes the number of executor nodes at run time.
@@ -126,6 +127,8 @@ type Server struct {
 	paths  map[string]bool
 	hs     *http.Server
 	lim    *limits
+	load   groupLoad
+	async  asyncTable
 	// execKey is this gateway's secret for election keys of invocations
 	// that do not come through a quantum-keyed session.
 	execKey   [32]byte

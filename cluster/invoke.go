@@ -481,7 +481,7 @@ func (n *Node) recordedInvocation(req InvokeRequest) (InvokeResult, bool, error)
 	if err := json.Unmarshal(t.Payload, &xr); err != nil {
 		return InvokeResult{}, false, fmt.Errorf("%w: execution record of %x: %v", ErrStore, req.RequestID[:6], err)
 	}
-	if xr.Function != req.Function {
+	if req.Function != "" && xr.Function != req.Function {
 		return InvokeResult{}, false, fmt.Errorf("%w: request ID %x was used for function %s", ErrConflict, req.RequestID[:6], xr.Function)
 	}
 	res := InvokeResult{Record: xr, Receipt: Receipt{ID: id, Group: n.group, Height: loc.Height, Index: loc.Index, Duplicate: true}}

@@ -48,6 +48,7 @@ const (
 	opItem        = "item"
 	opItems       = "items"
 	opFunctions   = "functions"
+	opInvocation  = "invocation"
 )
 
 // Query is the internal RPC form of a read.
@@ -77,6 +78,8 @@ type QueryResult struct {
 	Segments []fsm.TxRecord     `json:"segments,omitempty"`
 	Items    []fsm.ItemMeta     `json:"items,omitempty"`
 	Funcs    []fsm.FunctionMeta `json:"functions,omitempty"`
+	// Invocation is a committed execution record (opInvocation).
+	Invocation *InvokeResult `json:"invocation,omitempty"`
 	// A head read on a node with TLS is signed by the node that served it
 	// (the leader, at the default and linearizable levels).
 	Signature []byte   `json:"signature,omitempty"`
@@ -119,6 +122,25 @@ func (n *Node) SignedHead(ctx context.Context, g int, level Level) (SignedHead, 
 		return SignedHead{}, fmt.Errorf("%w: head: %v", ErrStore, err)
 	}
 	return SignedHead{Header: h, OK: true, Signature: res.Signature, Signer: res.Signer, CertChain: res.CertChain, SignedAt: res.SignedAt}, nil
+}
+
+// Invocation returns the committed execution record of caller's request
+// ID, searching every group; ErrNotFound if none has it.
+func (n *Node) Invocation(ctx context.Context, caller string, requestID [32]byte) (InvokeResult, error) {
+	var last error
+	for g := 0; g < n.cfg.Groups; g++ {
+		res, err := n.query(ctx, Query{Op: opInvocation, Group: g, ID: requestID, Filter: caller})
+		if err == nil && res.Invocation != nil {
+			return *res.Invocation, nil
+		}
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			last = err
+		}
+	}
+	if last != nil {
+		return InvokeResult{}, last
+	}
+	return InvokeResult{}, fmt.Errorf("%w: no execution record of request %x", ErrNotFound, requestID[:6])
 }
 
 // Head returns group g's newest header; ok is false if it has no blocks.
@@ -339,6 +361,16 @@ func (n *Node) localQuery(q Query) (QueryResult, error) {
 			return res, storeErr(err)
 		}
 		res.Funcs = fns
+	case opInvocation:
+		// ID is the request ID, Filter the caller.
+		prev, ok, err := n.recordedInvocation(InvokeRequest{RequestID: q.ID, Caller: q.Filter})
+		if err != nil && !errors.Is(err, ErrNoAgreement) {
+			return res, err
+		}
+		if !ok {
+			return res, fmt.Errorf("%w: no execution record of request %x in group %d", ErrNotFound, q.ID[:6], n.group)
+		}
+		res.Invocation = &prev
 	case opItems:
 		items, err := n.store.Items(q.Filter, max(1, min(q.Limit, MaxItemsPerRead)))
 		if err != nil {

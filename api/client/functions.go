@@ -48,8 +48,13 @@ type FunctionList struct {
 type InvokeRequest struct {
 	// Input is the function's stdin (base64 in JSON).
 	Input []byte `json:"input"`
-	// Group, if set, runs it on that group; otherwise the request ID picks.
+	// Group, if set, runs it on that group; otherwise the gateway picks
+	// the group with the fewest invocations in flight.
 	Group *int `json:"group,omitempty"`
+	// RequestID (64 hex digits), if set, names the request: a retry with
+	// the same ID returns the recorded result and runs nothing again.
+	// Empty: the gateway draws one.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // InvokeResponse is the committed execution.
@@ -71,6 +76,25 @@ type InvokeResponse struct {
 	Election election.Record `json:"election"`
 	// Receipt locates the execution record on the group's chain.
 	Receipt Receipt `json:"receipt"`
+	// Route is how the gateway chose the group ("requested",
+	// "least-load"); Caller who invoked; Replayed is set when the answer
+	// is an earlier run's record (same request ID).
+	Route          string `json:"route,omitempty"`
+	Caller         string `json:"caller,omitempty"`
+	Replayed       bool   `json:"replayed,omitempty"`
+	DurationMicros int64  `json:"duration_us,omitempty"`
+}
+
+// InvocationStatus answers GET /v1/invocations/{id} and an asynchronous
+// POST /v1/functions/{name}/invoke?async=1 (202).
+type InvocationStatus struct {
+	ID     string `json:"id"`
+	Group  int    `json:"group"`
+	Status string `json:"status"` // "pending", "done" or "failed"
+	// Result is set when done (also for a recorded conflict).
+	Result *InvokeResponse `json:"result,omitempty"`
+	// Error is set when failed: nothing was recorded.
+	Error *ErrorBody `json:"error,omitempty"`
 }
 
 // Deploy deploys a function to every group.
@@ -84,6 +108,42 @@ func (c *Client) Deploy(ctx context.Context, req DeployRequest) (DeployResponse,
 func (c *Client) Functions(ctx context.Context) (FunctionList, error) {
 	var out FunctionList
 	_, err := c.do(ctx, http.MethodGet, "/v1/functions", nil, nil, &out)
+	return out, err
+}
+
+// Function returns one deployed function.
+func (c *Client) Function(ctx context.Context, name string) (FunctionInfo, error) {
+	var out FunctionInfo
+	_, err := c.do(ctx, http.MethodGet, "/v1/functions/"+url.PathEscape(name), nil, nil, &out)
+	return out, err
+}
+
+// InvokeWith runs a function with the full request (a chosen request ID
+// makes retries safe) and returns the committed result.
+func (c *Client) InvokeWith(ctx context.Context, name string, req InvokeRequest) (InvokeResponse, error) {
+	var out InvokeResponse
+	if req.Input == nil {
+		req.Input = []byte{}
+	}
+	_, err := c.do(ctx, http.MethodPost, "/v1/functions/"+url.PathEscape(name)+"/invoke", nil, req, &out)
+	return out, err
+}
+
+// InvokeAsync starts an invocation and returns at once with its ID;
+// Invocation polls it.
+func (c *Client) InvokeAsync(ctx context.Context, name string, req InvokeRequest) (InvocationStatus, error) {
+	var out InvocationStatus
+	if req.Input == nil {
+		req.Input = []byte{}
+	}
+	_, err := c.do(ctx, http.MethodPost, "/v1/functions/"+url.PathEscape(name)+"/invoke?async=1", nil, req, &out)
+	return out, err
+}
+
+// Invocation returns the state of the caller's invocation id.
+func (c *Client) Invocation(ctx context.Context, id string) (InvocationStatus, error) {
+	var out InvocationStatus
+	_, err := c.do(ctx, http.MethodGet, "/v1/invocations/"+url.PathEscape(id), nil, nil, &out)
 	return out, err
 }
 

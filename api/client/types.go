@@ -296,9 +296,12 @@ func (e *APIError) Is(target error) bool {
 
 // Errors to match with errors.Is against what the client returns.
 var (
-	ErrNotFound = &APIError{Body: ErrorBody{Code: CodeNotFound}}
-	ErrConflict = &APIError{Body: ErrorBody{Code: CodeConflict}}
-	ErrNoLeader = &APIError{Body: ErrorBody{Code: CodeNoLeader}}
+	ErrNotFound     = &APIError{Body: ErrorBody{Code: CodeNotFound}}
+	ErrBadRequest   = &APIError{Body: ErrorBody{Code: CodeBadRequest}}
+	ErrConflict     = &APIError{Body: ErrorBody{Code: CodeConflict}}
+	ErrUnauthorized = &APIError{Body: ErrorBody{Code: CodeUnauthorized}}
+	ErrForbidden    = &APIError{Body: ErrorBody{Code: CodeForbidden}}
+	ErrNoLeader     = &APIError{Body: ErrorBody{Code: CodeNoLeader}}
 	// ErrVerify is returned when a response fails client-side verification.
 	ErrVerify = errors.New("qledger: verification failed")
 )

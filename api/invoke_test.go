@@ -1,0 +1,75 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"qledger/api/client"
+	"qledger/examples/functions/tiny"
+)
+
+// TestInvocationsByIDAndAsync: GET /v1/functions/{name}; a client-chosen
+// request ID makes a retry return the recorded result; an asynchronous
+// invocation answers 202 with its ID and GET /v1/invocations/{id} gives
+// its state, then its committed record; routing is written in the record.
+func TestInvocationsByIDAndAsync(t *testing.T) {
+	_, c, _ := startAPI(t, 2, 1)
+	ctx := context.Background()
+	code, _ := tiny.Module("tinyinc")
+	if _, err := c.Deploy(ctx, client.DeployRequest{Name: "inc", Version: "2", Code: code}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := c.Function(ctx, "inc")
+	if err != nil || fi.Name != "inc" || fi.Version != "2" {
+		t.Fatalf("function: %+v %v", fi, err)
+	}
+	if _, err := c.Function(ctx, "nope"); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("unknown function: %v", err)
+	}
+
+	rid := strings.Repeat("ab", 32)
+	first, err := c.InvokeWith(ctx, "inc", client.InvokeRequest{Input: []byte(`{"value":7}`), RequestID: rid})
+	if err != nil || string(first.Output) != `{"value":8}` || first.Replayed || first.RequestID != rid || first.Route != "least-load" {
+		t.Fatalf("first: %+v %v", first, err)
+	}
+	again, err := c.InvokeWith(ctx, "inc", client.InvokeRequest{Input: []byte(`{"value":7}`), RequestID: rid})
+	if err != nil || !again.Replayed || again.Receipt != first.Receipt {
+		t.Fatalf("retry: %+v %v (first %+v)", again, err, first.Receipt)
+	}
+	if _, err := c.InvokeWith(ctx, "inc", client.InvokeRequest{RequestID: "12"}); !errors.Is(err, client.ErrBadRequest) {
+		t.Fatalf("short request ID: %v", err)
+	}
+
+	g := 1
+	st, err := c.InvokeAsync(ctx, "inc", client.InvokeRequest{Input: []byte(`{"value":41}`), Group: &g})
+	if err != nil || st.Status != "pending" || len(st.ID) != 64 || st.Group != 1 {
+		t.Fatalf("async: %+v %v", st, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for st.Status == "pending" {
+		if time.Now().After(deadline) {
+			t.Fatal("async invocation still pending")
+		}
+		time.Sleep(20 * time.Millisecond)
+		if st, err = c.Invocation(ctx, st.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st.Status != "done" || st.Result == nil || string(st.Result.Output) != `{"value":42}` || st.Result.Route != "requested" {
+		t.Fatalf("async result: %+v", st)
+	}
+	// The synchronous one is found on the chain by its ID.
+	byID, err := c.Invocation(ctx, rid)
+	if err != nil || byID.Status != "done" || byID.Result.Receipt != first.Receipt {
+		t.Fatalf("by ID: %+v %v", byID, err)
+	}
+	if _, err := c.Invocation(ctx, strings.Repeat("00", 32)); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("unknown invocation: %v", err)
+	}
+	if _, err := c.Invocation(ctx, "xyz"); !errors.Is(err, client.ErrBadRequest) {
+		t.Fatalf("bad invocation ID: %v", err)
+	}
+}
