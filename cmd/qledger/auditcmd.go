@@ -2,19 +2,22 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"sort"
 	"syscall"
 	"time"
 
 	"qledger/api/client"
+	"qledger/cluster"
 )
 
 func runAudit(args []string) error {
-	return subcommand(args, "audit", map[string]func([]string) error{"watch": auditWatch}, []string{"watch"})
+	return subcommand(args, "audit", map[string]func([]string) error{"watch": auditWatch, "conflicts": auditConflicts}, []string{"watch", "conflicts"})
 }
 
 // auditWatch keeps an auditor's trusted state: the last verified head of
@@ -104,4 +107,121 @@ func auditPass(c *client.Client, st *client.AuditState, opt client.AuditOptions,
 		}
 	}
 	return found, nil
+}
+
+// nodeTally is one node's record as an executor across execution records.
+type nodeTally struct {
+	Node          string `json:"node"`
+	Executions    int    `json:"executions"`
+	Disagreements int    `json:"disagreements"` // its result differs from the recorded one
+	Failures      int    `json:"failures"`      // it could not run the request
+	NoAgreement   int    `json:"no_agreement"`  // records with no majority it took part in
+}
+
+// conflictRecord names one execution record with a conflict.
+type conflictRecord struct {
+	Group    int    `json:"group"`
+	Height   uint64 `json:"height"`
+	Request  string `json:"request_id"`
+	Function string `json:"function"`
+	Agreed   bool   `json:"agreed"`
+	Conflict string `json:"conflict"`
+}
+
+// auditConflicts reads every execution record of the chains and lists,
+// per node, how often its execution disagreed with the recorded result or
+// failed, and every record with a conflict.
+func auditConflicts(args []string) error {
+	fs := flag.NewFlagSet("audit conflicts", flag.ExitOnError)
+	var cf clientFlags
+	cf.register(fs)
+	group := fs.Int("group", -1, "only this group (default: every group)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c, ctx, cancel, err := cf.connect(10)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	cs, err := c.Cluster(ctx)
+	if err != nil {
+		return err
+	}
+	tally := map[string]*nodeTally{}
+	var conflicts []conflictRecord
+	records := 0
+	for _, g := range cs.Groups {
+		if *group >= 0 && g.Group != *group {
+			continue
+		}
+		head, err := c.Head(ctx, g.Group, "")
+		if err != nil {
+			return err
+		}
+		for from := uint64(1); from <= head.Height; {
+			bs, err := c.Blocks(ctx, g.Group, from, 200, "")
+			if err != nil {
+				return err
+			}
+			if len(bs) == 0 {
+				break
+			}
+			for _, b := range bs {
+				from = b.Height + 1
+				for _, tx := range b.Txs {
+					if tx.Tx.Kind != "exec" {
+						continue
+					}
+					var x cluster.ExecRecord
+					if err := json.Unmarshal(tx.Tx.Payload, &x); err != nil {
+						return fmt.Errorf("group %d height %d: execution record %s does not decode: %w", g.Group, b.Height, short(tx.ID), err)
+					}
+					records++
+					for _, e := range x.Executions {
+						t := tally[e.NodeID]
+						if t == nil {
+							t = &nodeTally{Node: e.NodeID}
+							tally[e.NodeID] = t
+						}
+						t.Executions++
+						switch {
+						case e.Err != "":
+							t.Failures++
+						case !x.Agreed:
+							t.NoAgreement++
+						case e.Hash != x.ResultHash:
+							t.Disagreements++
+						}
+					}
+					if x.Conflict != "" || !x.Agreed {
+						conflicts = append(conflicts, conflictRecord{Group: g.Group, Height: b.Height, Request: fmt.Sprintf("%x", x.RequestID[:]), Function: x.Function, Agreed: x.Agreed, Conflict: x.Conflict})
+					}
+				}
+			}
+		}
+	}
+	nodes := make([]*nodeTally, 0, len(tally))
+	for _, t := range tally {
+		nodes = append(nodes, t)
+	}
+	sort.Slice(nodes, func(i, j int) bool {
+		a, b := nodes[i], nodes[j]
+		if a.Disagreements+a.Failures != b.Disagreements+b.Failures {
+			return a.Disagreements+a.Failures > b.Disagreements+b.Failures
+		}
+		return a.Node < b.Node
+	})
+	if cf.json {
+		return printJSON(map[string]any{"records": records, "nodes": nodes, "conflicts": conflicts})
+	}
+	fmt.Printf("%d execution records, %d with a conflict\n", records, len(conflicts))
+	fmt.Printf("  %-12s  %10s  %13s  %8s  %12s\n", "node", "executions", "disagreements", "failures", "no agreement")
+	for _, t := range nodes {
+		fmt.Printf("  %.12s  %10d  %13d  %8d  %12d\n", t.Node, t.Executions, t.Disagreements, t.Failures, t.NoAgreement)
+	}
+	for _, r := range conflicts {
+		fmt.Printf("  group %d height %d request %.16s %s: %s\n", r.Group, r.Height, r.Request, r.Function, r.Conflict)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 
 	"qledger/api/client"
 	"qledger/chain"
+	"qledger/cluster"
 	"qledger/fsm"
 	"qledger/pki"
 )
@@ -102,9 +104,57 @@ func chainShow(args []string) error {
 	fmt.Printf("block %d of group %d\n  hash %s\n  prev %s\n  time %s\n  tx root %s (%d transactions)\n  log size %d  log root %s\n",
 		b.Height, b.Group, b.Hash, b.PrevHash, time.Unix(0, b.Timestamp).UTC().Format(time.RFC3339Nano), b.TxRoot, b.TxCount, b.LogSize, b.LogRoot)
 	for i, tx := range b.Txs {
-		fmt.Printf("  [%d] %s  %d bytes  %s\n", i, tx.ID, len(tx.Tx.Payload), printable(tx.Tx.Payload))
+		switch {
+		case tx.Withheld:
+			fmt.Printf("  [%d] %s  %s  withheld (a share of an item whose reader list does not name you)\n", i, tx.ID, tx.Tx.Kind)
+		case tx.Tx.Kind == "exec":
+			fmt.Printf("  [%d] %s  execution record\n", i, tx.ID)
+			printExecRecord(tx.Tx.Payload, tx.Tx.Submitter)
+		default:
+			fmt.Printf("  [%d] %s  %s  %d bytes  %s\n", i, tx.ID, tx.Tx.Kind, len(tx.Tx.Payload), printable(tx.Tx.Payload))
+		}
 	}
 	return nil
+}
+
+// printExecRecord renders an execution record for people.
+func printExecRecord(payload []byte, submitter string) {
+	var x cluster.ExecRecord
+	if err := json.Unmarshal(payload, &x); err != nil {
+		fmt.Printf("      (does not decode as an execution record: %v)\n", err)
+		return
+	}
+	caller := x.Caller
+	if caller == "" {
+		caller = "anonymous"
+	}
+	fmt.Printf("      %s %s (code %s)  request %x  caller %s  route %s\n", x.Function, x.FnVersion, short(x.CodeHash.String()), x.RequestID[:8], caller, x.Route)
+	fmt.Printf("      input %s -> output %s\n", printable(x.Input), printable(x.Response))
+	verdict := "verified (two or more nodes agree)"
+	switch {
+	case !x.Agreed:
+		verdict = "NO AGREEMENT"
+	case !x.Verified:
+		verdict = "unverified (one execution)"
+	}
+	fmt.Printf("      outcome %s, exit %d, result %s: %s; %d µs\n", x.Outcome, x.ExitCode, short(x.ResultHash.String()), verdict, x.Micros)
+	fmt.Printf("      election: key %s, %d candidates; executor %.12s, verifier %.12s", x.Election.KeyID, len(x.Election.Candidates), x.Executor, x.Verifier)
+	if x.TieBreaker != "" {
+		fmt.Printf(", tie-breaker %.12s", x.TieBreaker)
+	}
+	fmt.Println()
+	for _, e := range x.Executions {
+		state := fmt.Sprintf("%s exit %d result %s", e.Outcome, e.ExitCode, short(e.Hash.String()))
+		if e.Err != "" {
+			state = "failed: " + e.Err
+		} else if e.Hash != x.ResultHash {
+			state += "  DISAGREES"
+		}
+		fmt.Printf("        %.12s  %s  %d µs\n", e.NodeID, state, e.Micros)
+	}
+	if x.Conflict != "" {
+		fmt.Printf("      conflict: %s\n", x.Conflict)
+	}
 }
 
 func chainVerify(args []string) error {

@@ -69,11 +69,15 @@ func (t *tlsFlags) credentials() (*pki.Credentials, error) {
 	return pki.LoadCredentials(t.ca, t.cert, t.key)
 }
 
-func (c *clientFlags) register(fs *flag.FlagSet) {
+func (c *clientFlags) register(fs *flag.FlagSet) { c.registerAs(fs, "timeout") }
+
+// registerAs is register with the request timeout under another flag name,
+// for commands whose own --timeout means something else.
+func (c *clientFlags) registerAs(fs *flag.FlagSet, timeoutFlag string) {
 	fs.StringVar(&c.addr, "addr", env("QLEDGER_ADDR", "http://127.0.0.1:8080"), "node API address (env QLEDGER_ADDR)")
 	c.tls.register(fs, "client")
 	fs.BoolVar(&c.json, "json", false, "print JSON for scripts")
-	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "request timeout")
+	fs.DurationVar(&c.timeout, timeoutFlag, 30*time.Second, "request timeout")
 }
 
 func (c *clientFlags) client() (*client.Client, error) {

@@ -15,6 +15,7 @@ import (
 
 	"qledger/api"
 	"qledger/cluster"
+	"qledger/execute"
 	"qledger/qkd"
 )
 
@@ -53,6 +54,7 @@ func runNode(args []string) error {
 	kc.QKD = qkd.DefaultConfig()
 	fs.Float64Var(&kc.QKD.Channel.Noise, "qkd-noise", 0.02, "simulated BB84 channel: depolarizing probability")
 	fs.StringVar(&logLevel, "log-level", env("QLEDGER_LOG_LEVEL", "info"), "log level: trace, debug, info, warn, error")
+	wrongResults := fs.Bool("test-wrong-results", false, "TEST ONLY: this node returns a forged result for every execution (a Byzantine node, to see it outvoted)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -104,6 +106,10 @@ func runNode(args []string) error {
 	if err != nil {
 		httpLn.Close()
 		return err
+	}
+	if *wrongResults {
+		logger.Warn("TEST ONLY: --test-wrong-results: this node forges every execution result")
+		n.SetExecHook(forgeResult)
 	}
 	acfg := api.DefaultConfig()
 	acfg.Logger = logger
@@ -165,4 +171,11 @@ wait:
 	}
 	_ = srv.Shutdown(ctx)
 	return n.Close()
+}
+
+// forgeResult replaces a result with a forged success (--test-wrong-results).
+func forgeResult(r execute.Result) execute.Result {
+	r.Outcome, r.ExitCode, r.Stdout = execute.OutcomeOK, 0, []byte(`{"forged":true}`)
+	r.Hash = execute.ResultHash(r.Outcome, r.ExitCode, r.Stdout)
+	return r
 }
