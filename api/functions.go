@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -117,6 +118,14 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if a := r.URL.Query().Get("async"); a == "1" || a == "true" {
+		// Refuse an unknown function now rather than in the background.
+		if fns, err := s.c.Functions(r.Context()); err != nil {
+			s.fail(w, r, err)
+			return
+		} else if !slices.ContainsFunc(fns, func(f fsm.FunctionMeta) bool { return f.Spec.Name == inv.name }) {
+			writeError(w, http.StatusNotFound, codeNotFound, fmt.Sprintf("no function %q is deployed", inv.name))
+			return
+		}
 		st, err := s.async.start(s, submitter(r), inv)
 		if err != nil {
 			s.fail(w, r, err)
