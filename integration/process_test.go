@@ -307,6 +307,11 @@ func TestNodeRefusesBadFlags(t *testing.T) {
 			t.Fatalf("%v succeeded:\n%s", args, out)
 		}
 	}
+	// Gossip in the clear only when asked for.
+	out, err := run(t, "node", "--data", t.TempDir(), "--bootstrap", "--bind", freePort(t), "--http", freePort(t), "--gossip-bind", freePort(t))
+	if err == nil || !strings.Contains(out, "gossip must be encrypted") {
+		t.Fatalf("a node without a gossip key: %v\n%s", err, out)
+	}
 }
 
 // TestDemo runs `qledger demo`, what `make demo` runs, end to end.

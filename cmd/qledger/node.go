@@ -39,6 +39,7 @@ func runNode(args []string) error {
 	fs.StringVar(&cfg.GossipBind, "gossip-bind", env("QLEDGER_GOSSIP_BIND", "127.0.0.1:7946"), "gossip (memberlist) listen address, UDP and TCP (env QLEDGER_GOSSIP_BIND)")
 	fs.StringVar(&cfg.GossipAdvertise, "gossip-advertise", env("QLEDGER_GOSSIP_ADVERTISE", ""), "gossip address other nodes dial (default: the bound address)")
 	gossipKey := fs.String("gossip-key", env("QLEDGER_GOSSIP_KEY", ""), "base64 AES key (16, 24 or 32 bytes) encrypting gossip; 'qledger keygen' makes one (env QLEDGER_GOSSIP_KEY)")
+	plainGossip := fs.Bool("insecure-gossip", envBool("QLEDGER_INSECURE_GOSSIP"), "allow gossip without --gossip-key (in the clear)")
 	fs.StringVar(&cfg.ClusterLabel, "cluster-label", env("QLEDGER_CLUSTER_LABEL", cfg.ClusterLabel), "label on every gossip packet; nodes with another label never meet")
 	role := fs.String("role", env("QLEDGER_ROLE", "voter"), "voter (may hold a raft vote) or executor (ephemeral, never votes)")
 	fs.IntVar(&cfg.TargetVoters, "target-voters", envInt("QLEDGER_TARGET_VOTERS", cfg.TargetVoters), "voters per group the reconciler keeps (3 or 5)")
@@ -71,9 +72,10 @@ func runNode(args []string) error {
 		if cfg.GossipKey, err = base64.StdEncoding.DecodeString(*gossipKey); err != nil {
 			return fmt.Errorf("node: --gossip-key is not base64: %w", err)
 		}
+	} else if !*plainGossip {
+		return errors.New("node: gossip must be encrypted: set --gossip-key (make one with 'qledger keygen'), or --insecure-gossip to gossip in the clear")
 	} else {
-		logger := newLogger("warn")
-		logger.Warn("gossip is not encrypted: set --gossip-key (qledger keygen)")
+		newLogger("warn").Warn("--insecure-gossip: gossip is not encrypted; anyone who reaches the gossip port can read membership and join it")
 	}
 	if loopback {
 		cfg.LoopbackTiming()
