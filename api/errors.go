@@ -23,6 +23,7 @@ const (
 	codeUnauthorized   = client.CodeUnauthorized
 	codeRateLimited    = client.CodeRateLimited
 	codeInFlight       = client.CodeInFlight
+	codeIDConflict     = "id_conflict"
 )
 
 // Errors the handlers raise themselves.
@@ -65,6 +66,8 @@ func classify(err error) (int, string) {
 		return http.StatusNotFound, codeNotFound
 	case errors.Is(err, cluster.ErrConflict):
 		return http.StatusUnprocessableEntity, codeConflict
+	case errors.Is(err, cluster.ErrIDConflict):
+		return http.StatusConflict, codeIDConflict
 	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrUnknownGroup):
 		return http.StatusServiceUnavailable, codeNoLeader
 	case errors.Is(err, cluster.ErrUnknownOutcome):

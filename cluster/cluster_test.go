@@ -171,3 +171,88 @@ func TestSubmitRejectsBadInput(t *testing.T) {
 		t.Fatalf("bad level: %v", err)
 	}
 }
+
+// openOutsideGossip starts a node of group 0 whose only gossip seed is
+// dead, so no reconciler adds it until the test joins it to gossip.
+func openOutsideGossip(t *testing.T, l *Local, role Role) *Node {
+	t.Helper()
+	cfg := l.base
+	cfg.NodeID = NewNodeIDInGroup(0, l.groups).String()
+	cfg.Role = role
+	cfg.Groups = l.groups
+	cfg.DataDir = t.TempDir()
+	cfg.BindAddr, cfg.GossipBind = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Join = []string{"127.0.0.1:1"}
+	cfg.InitialVoters, cfg.Listener = nil, nil
+	n, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// TestExplicitJoinAddsNonVoter: an explicit join gives no vote; the
+// reconciler promotes a voter-role node once it is stable, never an
+// executor; a repeated join keeps the member as it is, and a join under a
+// live node's ID at another address is refused.
+func TestExplicitJoinAddsNonVoter(t *testing.T) {
+	for _, tc := range []struct {
+		role Role
+		want string // suffrage once stable
+	}{
+		{RoleVoter, "voter"},
+		{RoleExecutor, "nonvoter"},
+	} {
+		t.Run(string(tc.role), func(t *testing.T) {
+			base := DefaultConfig()
+			base.LoopbackTiming()
+			base.DeadServerGrace = time.Minute // the joined node is not in gossip at first
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			l, err := StartLocal(ctx, LocalConfig{Groups: 1, Replicas: 1, DataDir: t.TempDir(), Base: &base})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			ld := l.Nodes[0]
+			n := openOutsideGossip(t, l, tc.role)
+			id := n.Info().ID
+
+			if _, err := ld.Join(ctx, n.Info()); err != nil {
+				t.Fatal(err)
+			}
+			if s := suffrageOf(l, 0, id); s != "nonvoter" {
+				t.Fatalf("after an explicit join: suffrage %q, want nonvoter", s)
+			}
+
+			// Gossip shows the node: the reconciler's rules decide.
+			if _, err := n.gossip.ml.Join(l.seeds()); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, "the leader to find the node stable", 15*time.Second, func() bool {
+				return ld.rec.snapshot()[id].Stable
+			})
+			if tc.want == "voter" {
+				waitUntil(t, "promotion", 10*time.Second, func() bool { return suffrageOf(l, 0, id) == "voter" })
+			} else {
+				ld.rec.pass()
+				if s := suffrageOf(l, 0, id); s != tc.want {
+					t.Fatalf("stable %s: suffrage %q, want %q", tc.role, s, tc.want)
+				}
+			}
+
+			if _, err := ld.Join(ctx, n.Info()); err != nil {
+				t.Fatalf("repeated join: %v", err)
+			}
+			if s := suffrageOf(l, 0, id); s != tc.want {
+				t.Fatalf("after a repeated join: suffrage %q, want %q", s, tc.want)
+			}
+			moved := n.Info()
+			moved.Addr = "127.0.0.1:1"
+			if _, err := ld.Join(ctx, moved); !errors.Is(err, ErrIDConflict) {
+				t.Fatalf("join under a live node's ID at another address: %v, want ErrIDConflict", err)
+			}
+		})
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"qledger/chain"
 )
 
@@ -36,6 +38,131 @@ func config(t *testing.T, l *Local, g int) (voters, nonvoters int) {
 	}
 	st := groupStatus(ld)
 	return st.Voters, st.NonVoters
+}
+
+// leaderServers returns group g's configuration as its leader holds it.
+func leaderServers(l *Local, g int) ([]raft.Server, bool) {
+	ld, ok := l.Leader(g)
+	if !ok {
+		return nil, false
+	}
+	cf := ld.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return nil, false
+	}
+	return cf.Configuration().Servers, true
+}
+
+// suffrage returns id's suffrage in servers, and whether it is there.
+func suffrage(servers []raft.Server, id string) (raft.ServerSuffrage, bool) {
+	for _, s := range servers {
+		if string(s.ID) == id {
+			return s.Suffrage, true
+		}
+	}
+	return 0, false
+}
+
+func voterCount(servers []raft.Server) int {
+	c := 0
+	for _, s := range servers {
+		if s.Suffrage == raft.Voter {
+			c++
+		}
+	}
+	return c
+}
+
+// checkHealthyQuorum fails t if the voters of servers that are not down
+// are fewer than a quorum of its voters.
+func checkHealthyQuorum(t *testing.T, servers []raft.Server, down map[string]bool) {
+	t.Helper()
+	voters, healthy := voterCount(servers), 0
+	for _, s := range servers {
+		if s.Suffrage == raft.Voter && !down[string(s.ID)] {
+			healthy++
+		}
+	}
+	if healthy < quorum(voters) {
+		t.Fatalf("configuration with %d healthy of %d voters: %v", healthy, voters, servers)
+	}
+}
+
+// partition cuts gossip, for Config.GossipBlocked: nodes isolated
+// together reach each other but none of the rest, in either direction.
+// Raft traffic is not affected.
+type partition struct {
+	mu  sync.Mutex
+	cut map[string]bool // gossip addresses on the far side
+}
+
+func (p *partition) blocked(from, to string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cut[from] != p.cut[to]
+}
+
+func (p *partition) isolate(nodes ...*Node) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, n := range nodes {
+		p.cut[n.gossipAddr] = true
+	}
+}
+
+func (p *partition) heal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = map[string]bool{}
+}
+
+// startPartitionable starts an embedded cluster from base (LoopbackTiming
+// if nil) whose gossip the returned partition can cut.
+func startPartitionable(t *testing.T, groups, replicas int, base *Config) (*Local, *partition) {
+	t.Helper()
+	if base == nil {
+		b := DefaultConfig()
+		b.LoopbackTiming()
+		base = &b
+	}
+	p := &partition{cut: map[string]bool{}}
+	cfg := *base
+	cfg.GossipBlocked = p.blocked
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l, err := StartLocal(ctx, LocalConfig{Groups: groups, Replicas: replicas, DataDir: t.TempDir(), Base: &cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l, p
+}
+
+// wipeAndReplace stops node i and starts a node with a new ID and empty
+// data at its raft address, as after a disk wipe. Nodes[i] stays the
+// stopped node.
+func wipeAndReplace(t *testing.T, l *Local, i int) *Node {
+	t.Helper()
+	old := l.Nodes[i]
+	addr := old.info.Addr
+	old.Close()
+	cfg := l.configs[i]
+	cfg.NodeID = ""
+	cfg.DataDir = t.TempDir()
+	cfg.InitialVoters = nil
+	cfg.Join = l.seeds()
+	cfg.GossipBind = "127.0.0.1:0"
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listener = ln
+	fresh, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fresh.Close() })
+	return fresh
 }
 
 func TestNewNodesAreAddedThenPromoted(t *testing.T) {
@@ -78,23 +205,22 @@ func TestNewNodesAreAddedThenPromoted(t *testing.T) {
 	if victim.IsLeader() {
 		victim = b
 	}
+	// At every point observed, the standby is a voter before the failed
+	// voter is gone, and the running voters are a quorum.
 	victim.Close()
+	down := map[string]bool{victim.info.ID: true}
 	waitUntil(t, "standby promoted and failed voter removed", 20*time.Second, func() bool {
-		ld, ok := l.Leader(0)
+		servers, ok := leaderServers(l, 0)
 		if !ok {
 			return false
 		}
-		st := groupStatus(ld)
-		promoted := false
-		for _, m := range st.Members {
-			if m.ID == standby.info.ID && m.Suffrage == "voter" {
-				promoted = true
-			}
-			if m.ID == victim.info.ID && m.Suffrage != "none" {
-				return false
-			}
+		checkHealthyQuorum(t, servers, down)
+		s, _ := suffrage(servers, standby.info.ID)
+		_, victimIn := suffrage(servers, victim.info.ID)
+		if !victimIn && s != raft.Voter {
+			t.Fatalf("failed voter removed before the standby was promoted: %v", servers)
 		}
-		return promoted && st.Voters == 3
+		return !victimIn && s == raft.Voter && voterCount(servers) == 3
 	})
 	_ = ctx
 }
@@ -260,24 +386,7 @@ func TestWipedNodeRejoinsWithNewID(t *testing.T) {
 		}
 	}
 	old := l.Nodes[victim]
-	addr := old.info.Addr
-	old.Close()
-	cfg := l.configs[victim]
-	cfg.NodeID = ""
-	cfg.DataDir = t.TempDir()
-	cfg.InitialVoters = nil
-	cfg.Join = l.seeds()
-	cfg.GossipBind = "127.0.0.1:0"
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Listener = ln
-	fresh, err := Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fresh.Close()
+	fresh := wipeAndReplace(t, l, victim)
 	waitUntil(t, "the stale entry replaced by the new node, promoted", 20*time.Second, func() bool {
 		ld, ok := l.Leader(0)
 		if !ok {
@@ -298,27 +407,131 @@ func TestWipedNodeRejoinsWithNewID(t *testing.T) {
 	})
 }
 
-func TestPartitionAndHeal(t *testing.T) {
-	var (
-		mu      sync.Mutex
-		cut     = map[string]bool{} // gossip addresses on the far side
-		healing bool
-	)
-	blocked := func(from, to string) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return !healing && cut[from] != cut[to]
-	}
+// TestStaleVoterKeptWithoutHealthyQuorum: a stale voter entry (its
+// address taken by a wiped node) is not removed while the voters left
+// would not hold a healthy quorum, and is once they would.
+func TestStaleVoterKeptWithoutHealthyQuorum(t *testing.T) {
 	base := DefaultConfig()
 	base.LoopbackTiming()
-	base.GossipBlocked = blocked
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	l, err := StartLocal(ctx, LocalConfig{Groups: 1, Replicas: 3, DataDir: t.TempDir(), Base: &base})
-	if err != nil {
+	base.DeadServerGrace = time.Minute // only the stale-entry rule removes here
+	l, p := startPartitionable(t, 1, 3, &base)
+	ld, _ := l.Leader(0)
+	var followers []int
+	for i, n := range l.Nodes {
+		if n != ld {
+			followers = append(followers, i)
+		}
+	}
+	wiped, cut := followers[0], l.Nodes[followers[1]]
+	old := l.Nodes[wiped]
+
+	// One voter leaves gossip: it still replicates, so the leader keeps
+	// its lease, but it no longer counts as healthy.
+	p.isolate(cut)
+	waitUntil(t, "the leader to see the cut voter fail", 15*time.Second, func() bool {
+		h, ok := ld.rec.snapshot()[cut.info.ID]
+		return ok && !h.Healthy && !h.FailedSince.IsZero()
+	})
+	// Another voter is wiped; a new node takes its address, which makes
+	// its entry stale. Only the leader is healthy: removing the entry
+	// would leave one healthy voter of two.
+	fresh := wipeAndReplace(t, l, wiped)
+	waitUntil(t, "the leader to see the new node at the old address", 15*time.Second, func() bool {
+		m, ok := ld.gossip.view()[fresh.info.ID]
+		return ok && m.state == stateAlive && m.meta.Addr == old.info.Addr
+	})
+	for range 3 {
+		ld.rec.pass()
+	}
+	if !ld.IsLeader() {
+		t.Fatal("leadership moved; the test needs a stable leader")
+	}
+	servers, _ := leaderServers(l, 0)
+	if s, ok := suffrage(servers, old.info.ID); !ok || s != raft.Voter {
+		t.Fatalf("stale voter removed without a healthy quorum left: %v", servers)
+	}
+
+	// The cut voter is healthy again: the stale entry goes, and the new
+	// node takes its place.
+	p.heal()
+	waitUntil(t, "the stale entry replaced by the new node, promoted", 30*time.Second, func() bool {
+		servers, ok := leaderServers(l, 0)
+		if !ok {
+			return false
+		}
+		_, oldIn := suffrage(servers, old.info.ID)
+		s, _ := suffrage(servers, fresh.info.ID)
+		return !oldIn && s == raft.Voter && voterCount(servers) == 3
+	})
+}
+
+// TestFailedVoterRemovalKeepsQuorum: while a leader exists but two of its
+// three voters have failed, nothing is removed; a single failed voter is
+// removed after the grace period, and the running voters are a quorum at
+// every point observed.
+func TestFailedVoterRemovalKeepsQuorum(t *testing.T) {
+	l, p := startPartitionable(t, 1, 3, nil)
+	if _, err := l.AddNode(RoleExecutor, 0); err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	waitUntil(t, "the executor added", 10*time.Second, func() bool { _, nv := config(t, l, 0); return nv == 1 })
+	ld, _ := l.Leader(0)
+	var followers []*Node
+	for _, n := range l.Nodes[:3] {
+		if n != ld {
+			followers = append(followers, n)
+		}
+	}
+	ids := []string{followers[0].info.ID, followers[1].info.ID}
+
+	// Both followers fail in gossip, past the grace period, while raft
+	// still carries the leader's heartbeats: the leader leads, but its
+	// healthy voters are not a quorum of any smaller configuration.
+	p.isolate(followers...)
+	waitUntil(t, "both failures past the grace period", 20*time.Second, func() bool {
+		snap := ld.rec.snapshot()
+		for _, id := range ids {
+			h := snap[id]
+			if h.FailedSince.IsZero() || time.Since(h.FailedSince) < l.base.DeadServerGrace {
+				return false
+			}
+		}
+		return true
+	})
+	ld.rec.pass()
+	if !ld.IsLeader() {
+		t.Fatal("leadership moved; the test needs a stable leader")
+	}
+	servers, _ := leaderServers(l, 0)
+	if voterCount(servers) != 3 {
+		t.Fatalf("a voter was removed without a healthy quorum: %v", servers)
+	}
+
+	p.heal()
+	waitUntil(t, "the followers healthy again", 30*time.Second, func() bool {
+		snap := ld.rec.snapshot()
+		return snap[ids[0]].Healthy && snap[ids[1]].Healthy
+	})
+
+	// One follower stops, with no standby to replace it.
+	followers[0].Close()
+	down := map[string]bool{ids[0]: true}
+	waitUntil(t, "the stopped voter removed", 20*time.Second, func() bool {
+		servers, ok := leaderServers(l, 0)
+		if !ok {
+			return false
+		}
+		checkHealthyQuorum(t, servers, down)
+		_, in := suffrage(servers, ids[0])
+		return !in
+	})
+	if v, nv := config(t, l, 0); v != 2 || nv != 1 {
+		t.Fatalf("%d voters %d non-voters after the removal, want 2 and 1", v, nv)
+	}
+}
+
+func TestPartitionAndHeal(t *testing.T) {
+	l, p := startPartitionable(t, 1, 3, nil)
 	alive := func(n *Node) int {
 		c := 0
 		for _, m := range n.gossip.view() {
@@ -332,15 +545,11 @@ func TestPartitionAndHeal(t *testing.T) {
 		waitUntil(t, "full view", 10*time.Second, func() bool { return alive(n) == 3 })
 	}
 	far := l.Nodes[2]
-	mu.Lock()
-	cut[far.gossipAddr] = true
-	mu.Unlock()
+	p.isolate(far)
 	waitUntil(t, "both sides to see the partition", 15*time.Second, func() bool {
 		return alive(far) == 1 && alive(l.Nodes[0]) == 2 && alive(l.Nodes[1]) == 2
 	})
-	mu.Lock()
-	healing = true
-	mu.Unlock()
+	p.heal()
 	// The periodic re-join to seeds merges the views again.
 	for _, n := range l.Nodes {
 		waitUntil(t, "views to converge after the heal", 20*time.Second, func() bool { return alive(n) == 3 })

@@ -13,7 +13,8 @@ import (
 // Membership changes group membership. It is the one seam that explicit
 // joins use now and gossip-driven reconciliation can use later.
 type Membership interface {
-	// Join admits node into its group (ID mod n) as a voter.
+	// Join admits node into its group (ID mod n) as a non-voter. Only the
+	// group leader's reconciler gives a vote, under its rules.
 	Join(ctx context.Context, node NodeInfo) (JoinResponse, error)
 	// Remove takes a node out of its group's raft configuration.
 	Remove(ctx context.Context, id string) error
@@ -41,9 +42,13 @@ type RemoveRequest struct {
 }
 
 // Join admits a node from any node: the request travels to the leader of
-// the new node's group, which adds it as a voter. A node that is already a
-// member with the same address is accepted as is; one known under the same
-// ID at another address, or another ID at the same address, is replaced.
+// the new node's group, which adds it as a raft non-voter. A vote comes
+// only from the reconciler, under its rules: the node must be alive in
+// gossip with the voter role, healthy for StabilizationTime, and the group
+// below TargetVoters or replacing a failed voter. A node that is already a
+// member with the same address is accepted as is, whatever its suffrage;
+// one known under the same ID at another address, or another ID at the
+// same address, is replaced by a non-voter.
 func (n *Node) Join(ctx context.Context, node NodeInfo) (JoinResponse, error) {
 	return n.join(ctx, JoinRequest{Node: node})
 }
@@ -111,14 +116,17 @@ func (n *Node) join(ctx context.Context, req JoinRequest) (JoinResponse, error) 
 		err := n.client.call(ctx, leader.Addr, mJoin, JoinRequest{Node: node, Hops: req.Hops + 1}, &r)
 		return r, err
 	}
-	if err := n.addVoter(node); err != nil {
+	if err := n.addNonvoter(node); err != nil {
 		return JoinResponse{}, err
 	}
-	n.logger.Info("node joined", "joined", id.Short(), "addr", node.Addr)
+	n.logger.Info("node joined as non-voter", "joined", id.Short(), "addr", node.Addr)
 	return resp, nil
 }
 
-func (n *Node) addVoter(node NodeInfo) error {
+// addNonvoter adds node to this group's configuration as a non-voter,
+// first removing stale entries for its ID or its address. It must run on
+// the group leader.
+func (n *Node) addNonvoter(node NodeInfo) error {
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
 		return n.convert(err)
@@ -135,7 +143,7 @@ func (n *Node) addVoter(node NodeInfo) error {
 			}
 		}
 	}
-	return n.convert(n.raft.AddVoter(raft.ServerID(node.ID), raft.ServerAddress(node.Addr), 0, n.cfg.ApplyTimeout).Error())
+	return n.convert(n.raft.AddNonvoter(raft.ServerID(node.ID), raft.ServerAddress(node.Addr), 0, n.cfg.ApplyTimeout).Error())
 }
 
 // Remove takes node id out of its group, from any node.

@@ -33,7 +33,8 @@ type serverHealth struct {
 }
 
 // reconciler keeps a group's raft configuration in line with gossip. It
-// acts only on the group leader. Rules, per pass:
+// acts only on the group leader. It is the only path to a vote: explicit
+// joins add non-voters too. Rules, per pass:
 //
 //   - an alive node of the group that is not in the configuration is added
 //     as a non-voter; a configuration entry whose ID is alive at another
@@ -42,10 +43,11 @@ type serverHealth struct {
 //     the group has fewer than TargetVoters voters, or to replace a failed
 //     voter;
 //   - a node that left is removed at once; a failed one after
-//     DeadServerGrace; non-voters freely, but at most one voter change per
-//     pass, and a failed voter only when the remaining voters still hold a
-//     quorum of healthy servers, after a standby has replaced it if there
-//     was one.
+//     DeadServerGrace, a failed voter only after a standby has replaced it
+//     if there was one;
+//   - non-voters are removed freely; of voters, stale or departed, at most
+//     one changes per pass, and one is removed only when the healthy voters
+//     left are a quorum of the configuration without it.
 type reconciler struct {
 	n *Node
 
@@ -221,7 +223,35 @@ func (r *reconciler) pass() {
 		n.logger.Info("reconcile: removed server", "server", id[:12], "reason", why)
 		return true
 	}
+	// A voter is removed only if no other voter changed in this pass and
+	// the healthy voters left are a quorum of the smaller configuration:
+	// never leave a configuration whose healthy voters are not a quorum
+	// of it.
 	voterChanged := false
+	removeVoter := func(id, why string) {
+		if voterChanged {
+			return
+		}
+		remaining := healthyVoters
+		if health[id].Healthy {
+			remaining--
+		}
+		if remaining < quorum(voters-1) {
+			n.logger.Debug("reconcile: voter kept for quorum", "server", id[:12], "reason", why, "voters", voters, "healthy", healthyVoters)
+			return
+		}
+		if remove(id, why) {
+			voterChanged = true
+			voters, healthyVoters = voters-1, remaining
+		}
+	}
+	removeAny := func(s raft.Server, why string) {
+		if s.Suffrage == raft.Voter {
+			removeVoter(string(s.ID), why)
+			return
+		}
+		remove(string(s.ID), why)
+	}
 
 	// Stale entries: the ID alive elsewhere, or the address taken by
 	// another live node of the group (a wiped node that came back).
@@ -231,18 +261,12 @@ func (r *reconciler) pass() {
 			continue
 		}
 		if m, ok := view[id]; ok && m.state == stateAlive && m.meta.Addr != string(s.Address) {
-			if s.Suffrage != raft.Voter || !voterChanged {
-				voterChanged = voterChanged || s.Suffrage == raft.Voter
-				remove(id, "address changed to "+m.meta.Addr)
-			}
+			removeAny(s, "address changed to "+m.meta.Addr)
 			continue
 		}
 		for mid, m := range view {
 			if mid != id && m.meta.Group == n.group && m.state == stateAlive && m.meta.Addr == string(s.Address) {
-				if s.Suffrage != raft.Voter || !voterChanged {
-					voterChanged = voterChanged || s.Suffrage == raft.Voter
-					remove(id, "address now belongs to "+mid[:12])
-				}
+				removeAny(s, "address now belongs to "+mid[:12])
 				break
 			}
 		}
@@ -255,32 +279,16 @@ func (r *reconciler) pass() {
 		if id == self || h.Healthy {
 			continue
 		}
-		isVoter := s.Suffrage == raft.Voter
 		left := h.GossipState == stateLeft
 		expired := !h.FailedSince.IsZero() && now.Sub(h.FailedSince) >= n.cfg.DeadServerGrace
 		if !left && !expired {
 			continue
 		}
-		if !isVoter {
-			remove(id, h.GossipState)
-			continue
-		}
-		if voterChanged {
-			continue
-		}
 		// A failed voter waits for a stable standby to be promoted first.
-		if !left && voters <= n.cfg.TargetVoters && r.standby(health) != "" {
+		if s.Suffrage == raft.Voter && !left && voters <= n.cfg.TargetVoters && r.standby(health) != "" {
 			continue
 		}
-		// Never leave a configuration whose healthy voters are not a
-		// quorum of it.
-		if healthyVoters < quorum(voters-1) {
-			continue
-		}
-		if remove(id, h.GossipState) {
-			voterChanged = true
-			voters--
-		}
+		removeAny(s, h.GossipState)
 	}
 
 	// Arrivals: alive members of the group not in the configuration.
