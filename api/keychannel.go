@@ -1,11 +1,13 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,7 +22,9 @@ import (
 // takes a QKD key from the key manager (ETSI GS QKD 014 enc_keys), names it
 // in a handshake that adds an ML-KEM-768 exchange, and then sends requests
 // sealed under the resulting session key (AES-256-GCM with a per-message
-// counter). The gateway fetches the same QKD key in process (dec_keys).
+// counter). The gateway fetches the same QKD key by its ID (dec_keys) from
+// its KeySource: the key manager in process, or any ETSI GS QKD 014 KME,
+// such as a QKD vendor's, over HTTPS.
 //
 // What it protects: the request and response bodies between the client and
 // this gateway node, against anyone who does not hold the QKD key *and*
@@ -29,10 +33,13 @@ import (
 // session lives in this node's memory only (a client must keep using the
 // node that accepted it, and a lost response ends the session).
 type KeyChannel struct {
-	// KME serves the keys; the gateway calls DecKeys on it in process.
-	KME *kme.Server
-	// GatewaySAE is this gateway's SAE ID: the slave of every pair it
-	// accepts sessions from.
+	// KME hands the gateway the QKD keys named in handshakes:
+	// (*kme.Server).Local(GatewaySAE) in process, or a *kme.Client whose
+	// certificate names GatewaySAE.
+	KME KeySource
+	// GatewaySAE is this gateway's SAE ID, the slave of every pair it
+	// accepts sessions from: the identity KME authenticates it as. It
+	// names the gateway in errors.
 	GatewaySAE string
 	// Session is the envelope's rotation policy.
 	Session session.Config
@@ -51,6 +58,25 @@ type liveSession struct {
 	established bool
 	last        time.Time
 }
+
+// KeySource is the key manager as the gateway sees it: DecKeys hands the
+// gateway, as the slave SAE, the keys that master took (ETSI GS QKD 014
+// "Get key with key IDs"), each at most once, and erases them. The
+// gateway's own SAE ID is the implementation's: the SAE of a kme.Local, the
+// client certificate of a kme.Client. It must be safe for concurrent use.
+//
+// A key that is unknown, not shared by master with this gateway or already
+// fetched is an error wrapping kme.ErrKeyNotFound, kme.ErrUnknownPair or
+// kme.ErrBadRequest (over HTTPS the KME answers all three with 400); any
+// other error means the key manager could not be asked.
+type KeySource interface {
+	DecKeys(ctx context.Context, master string, keyIDs []string) ([]kme.Key, error)
+}
+
+var (
+	_ KeySource = (*kme.Local)(nil)
+	_ KeySource = (*kme.Client)(nil)
+)
 
 // errSession marks a session that does not exist or can no longer be used.
 var errSession = errors.New("api: no such session")
@@ -162,16 +188,17 @@ func (s *Server) sessionOpen(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("master_sae: %v", err))
 		return
 	}
-	keys, err := k.KME.DecKeys(req.MasterSAE, k.GatewaySAE, []string{req.Hello.KeyID})
-	if err != nil {
-		if errors.Is(err, kme.ErrBadRequest) {
-			s.fail(w, r, badRequest("key %s: %v", req.Hello.KeyID, err))
-			return
-		}
-		s.fail(w, r, fmt.Errorf("%w: key %s for (%s, %s): %v", cluster.ErrNotFound, req.Hello.KeyID, req.MasterSAE, k.GatewaySAE, err))
+	if _, err := kme.ParseKeyID(req.Hello.KeyID); err != nil {
+		s.fail(w, r, badRequest("key_id: %v", err))
 		return
 	}
-	sess, sh, err := session.Accept(req.Hello, keys[0].Key, k.Session)
+	key, err := k.fetch(r.Context(), req.MasterSAE, req.Hello.KeyID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	sess, sh, err := session.Accept(req.Hello, key, k.Session)
+	clear(key)
 	if err != nil {
 		s.fail(w, r, badRequest("handshake: %v", err))
 		return
@@ -181,6 +208,26 @@ func (s *Server) sessionOpen(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, client.SessionOpened{ServerHello: sh})
+}
+
+// fetch gets the QKD key keyID (already checked to be a canonical UUID)
+// that master took for this gateway. An unknown key is cluster.ErrNotFound;
+// a key manager that cannot be asked, or answers with something else than
+// the one key asked for, is cluster.ErrShutdown (503).
+func (k *KeyChannel) fetch(ctx context.Context, master, keyID string) ([]byte, error) {
+	keys, err := k.KME.DecKeys(ctx, master, []string{keyID})
+	switch {
+	case errors.Is(err, kme.ErrKeyNotFound), errors.Is(err, kme.ErrUnknownPair), errors.Is(err, kme.ErrBadRequest):
+		return nil, fmt.Errorf("%w: key %s for (%s, %s): %v", cluster.ErrNotFound, keyID, master, k.GatewaySAE, err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: key manager: %v", cluster.ErrShutdown, err)
+	case len(keys) != 1 || !strings.EqualFold(keys[0].KeyID, keyID) || len(keys[0].Key) == 0:
+		for _, x := range keys {
+			clear(x.Key)
+		}
+		return nil, fmt.Errorf("%w: key manager did not answer with key %s alone (%d keys)", cluster.ErrShutdown, keyID, len(keys))
+	}
+	return keys[0].Key, nil
 }
 
 func (s *Server) sessionFinish(w http.ResponseWriter, r *http.Request) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,9 +29,23 @@ type keyRig struct {
 	url  string
 	kmeC *kme.Client // as SAE "client"
 	keys *KeyChannel
+	km   *kme.Server
+	kts  *httptest.Server // the key manager's HTTPS server
 }
 
-func newKeyRig(t *testing.T) keyRig {
+// keySourceKind says how the gateway reaches the key manager.
+type keySourceKind int
+
+const (
+	inProcess keySourceKind = iota // kme.Server.Local
+	overHTTPS                      // kme.Client with the gateway's certificate
+)
+
+func newKeyRig(t *testing.T) keyRig { return newKeyRigWith(t, inProcess, nil) }
+
+// newKeyRigWith builds the rig with the gateway reaching the key manager
+// as kind says, or through wrap(source) if wrap is not nil.
+func newKeyRigWith(t *testing.T, kind keySourceKind, wrap func(KeySource) KeySource) keyRig {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -60,17 +75,31 @@ func newKeyRig(t *testing.T) keyRig {
 	}
 	ca, _ := pki.NewCA("test", time.Hour)
 	srvCert, _ := ca.Issue(pki.Leaf{CommonName: "kme", Server: true, Hosts: []string{"127.0.0.1"}})
-	cliCert, _ := ca.Issue(pki.Leaf{CommonName: "client", Client: true})
 	kts := httptest.NewUnstartedServer(km)
 	kts.TLS = kme.ServerTLSConfig(srvCert.TLS, ca.Pool())
 	kts.StartTLS()
 	t.Cleanup(kts.Close)
-	kc, err := kme.NewClient(kts.URL, &http.Client{Transport: &http.Transport{TLSClientConfig: kme.ClientTLSConfig(cliCert.TLS, ca.Pool())}})
-	if err != nil {
-		t.Fatal(err)
+	saeClient := func(sae string) *kme.Client {
+		cert, err := ca.Issue(pki.Leaf{CommonName: sae, Client: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kc, err := kme.NewClient(kts.URL, &http.Client{Timeout: 10 * time.Second,
+			Transport: &http.Transport{TLSClientConfig: kme.ClientTLSConfig(cert.TLS, ca.Pool())}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kc
 	}
 
-	keys := &KeyChannel{KME: km, GatewaySAE: "gateway"}
+	var src KeySource = km.Local("gateway")
+	if kind == overHTTPS {
+		src = saeClient("gateway")
+	}
+	if wrap != nil {
+		src = wrap(src)
+	}
+	keys := &KeyChannel{KME: src, GatewaySAE: "gateway"}
 	cfg := DefaultConfig()
 	cfg.Keys = keys
 	srv, err := New(cfg, l.Nodes[0])
@@ -80,7 +109,26 @@ func newKeyRig(t *testing.T) keyRig {
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	c, _ := client.New(ts.URL, nil)
-	return keyRig{api: c, url: ts.URL, kmeC: kc, keys: keys}
+	return keyRig{api: c, url: ts.URL, kmeC: saeClient("client"), keys: keys, km: km, kts: kts}
+}
+
+// keySourceFunc is a KeySource made of a function, for faults.
+type keySourceFunc func(ctx context.Context, master string, ids []string) ([]kme.Key, error)
+
+func (f keySourceFunc) DecKeys(ctx context.Context, master string, ids []string) ([]kme.Key, error) {
+	return f(ctx, master, ids)
+}
+
+// hello posts a handshake naming keyID to the gateway.
+func (rig keyRig) hello(t *testing.T, master, keyID string, key []byte) error {
+	t.Helper()
+	_, hello, err := session.NewClientHandshake(keyID, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out client.SessionOpened
+	_, err = rig.api.Post(context.Background(), "/v1/session", client.SessionOpen{MasterSAE: master, Hello: hello}, &out)
+	return err
 }
 
 func TestKeyChannelSubmit(t *testing.T) {
@@ -111,7 +159,7 @@ func TestKeyChannelSubmit(t *testing.T) {
 		t.Fatalf("sealed bad request: %v", err)
 	}
 	// The QKD key was used once: the gateway cannot fetch it again.
-	if _, err := rig.keys.KME.DecKeys("client", "gateway", []string{s.KeyID}); err == nil {
+	if _, err := rig.keys.KME.DecKeys(ctx, "client", []string{s.KeyID}); err == nil {
 		t.Fatal("a QKD key was delivered twice")
 	}
 	// The election key is derived from the session key.
@@ -246,5 +294,111 @@ func TestKeyChannelInvoke(t *testing.T) {
 	}
 	if _, err := s.Invoke(ctx, "missing", nil, nil); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("sealed invoke of an unknown function: %v", err)
+	}
+}
+
+// The gateway can use any ETSI GS QKD 014 key manager over HTTPS, as its
+// own SAE, instead of the one in its process.
+func TestKeyChannelExternalKME(t *testing.T) {
+	rig := newKeyRigWith(t, overHTTPS, nil)
+	if _, ok := rig.keys.KME.(*kme.Client); !ok {
+		t.Fatalf("key source is %T", rig.keys.KME)
+	}
+	ctx := context.Background()
+	s, err := rig.api.OpenSession(ctx, rig.kmeC, "client", "gateway", session.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Submit(ctx, []byte("over https"), client.SubmitOptions{IdempotencyKey: "x1"}); err != nil {
+		t.Fatalf("sealed submit: %v", err)
+	}
+	pool, _ := rig.km.Pool("client", "gateway")
+	if pool.Pending() != 0 {
+		t.Fatalf("the gateway left %d keys at the key manager", pool.Pending())
+	}
+	if _, err := rig.keys.KME.DecKeys(ctx, "client", []string{s.KeyID}); !errors.Is(err, kme.ErrBadRequest) {
+		t.Fatalf("a QKD key was delivered twice: %v", err)
+	}
+	// What the KME refuses (400) is the client's 404; a malformed ID is
+	// refused before asking.
+	one := 1
+	ks, err := rig.kmeC.EncKeys(ctx, "gateway", kme.KeyRequest{Number: &one})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rig.hello(t, "client", "9b2f3c1e-0000-4000-8000-000000000000", ks[0].Key); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("unknown key ID: %v", err)
+	}
+	if err := rig.hello(t, "mallory", ks[0].KeyID, ks[0].Key); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("wrong master SAE: %v", err)
+	}
+	if err := rig.hello(t, "client", "not-a-uuid", ks[0].Key); !errors.Is(err, client.ErrBadRequest) {
+		t.Errorf("malformed key ID: %v", err)
+	}
+	// A key manager that cannot be reached is 503, and the key stays.
+	rig.kts.Close()
+	var ae *client.APIError
+	if err := rig.hello(t, "client", ks[0].KeyID, ks[0].Key); !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable {
+		t.Errorf("key manager down: %v", err)
+	}
+	if pool.Pending() != 1 {
+		t.Errorf("pending %d, want the untouched key", pool.Pending())
+	}
+}
+
+// A key manager that answers with something else than the key asked for,
+// or fails, is 503; it never crashes the gateway nor opens a session.
+func TestKeyChannelKeySourceFaults(t *testing.T) {
+	var mu sync.Mutex
+	var fault keySourceFunc
+	rig := newKeyRigWith(t, inProcess, func(real KeySource) KeySource {
+		return keySourceFunc(func(ctx context.Context, master string, ids []string) ([]kme.Key, error) {
+			mu.Lock()
+			f := fault
+			mu.Unlock()
+			if f == nil {
+				return real.DecKeys(ctx, master, ids)
+			}
+			return f(ctx, master, ids)
+		})
+	})
+	key := make([]byte, 32)
+	other := "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
+	cases := []struct {
+		name string
+		f    keySourceFunc
+	}{
+		{"no keys", func(context.Context, string, []string) ([]kme.Key, error) { return nil, nil }},
+		{"two keys", func(_ context.Context, _ string, ids []string) ([]kme.Key, error) {
+			return []kme.Key{{KeyID: ids[0], Key: key}, {KeyID: other, Key: key}}, nil
+		}},
+		{"another key", func(context.Context, string, []string) ([]kme.Key, error) {
+			return []kme.Key{{KeyID: other, Key: key}}, nil
+		}},
+		{"empty key", func(_ context.Context, _ string, ids []string) ([]kme.Key, error) {
+			return []kme.Key{{KeyID: ids[0]}}, nil
+		}},
+		{"unauthorized", func(context.Context, string, []string) ([]kme.Key, error) {
+			return nil, &kme.Error{Status: http.StatusUnauthorized, Message: "client certificate required"}
+		}},
+		{"protocol", func(context.Context, string, []string) ([]kme.Key, error) { return nil, kme.ErrProtocol }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			mu.Lock()
+			fault = c.f
+			mu.Unlock()
+			var ae *client.APIError
+			err := rig.hello(t, "client", "9b2f3c1e-0000-4000-8000-000000000000", key)
+			if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable {
+				t.Fatalf("got %v, want 503", err)
+			}
+		})
+	}
+	mu.Lock()
+	fault = nil
+	mu.Unlock()
+	if _, err := rig.api.OpenSession(context.Background(), rig.kmeC, "client", "gateway", session.DefaultConfig()); err != nil {
+		t.Fatalf("session after faults: %v", err)
 	}
 }

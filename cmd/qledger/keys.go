@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -20,7 +23,9 @@ import (
 
 // keyService is a node's key manager: an ETSI GS QKD 014 server on its own
 // mutual-TLS listener, its pools filled by the simulated BB84 link, and the
-// gateway's key channel that uses it in process.
+// gateway's key channel that uses it in process. The gateway's certificate
+// is written to TLSDir too, so a node without a key manager of its own can
+// use this one (externalKME).
 type keyService struct {
 	KME     *kme.Server
 	URL     string
@@ -37,6 +42,8 @@ type keyServiceConfig struct {
 	// Masters are the client SAE IDs; each gets a pool with Gateway and a
 	// client certificate in TLSDir (<sae>.pem, <sae>-key.pem).
 	Masters []string
+	// Gateway is the slave SAE of every pool; its client certificate is
+	// written to TLSDir (<gateway>.pem, <gateway>-key.pem).
 	Gateway string
 	QKD     qkd.Config
 	Logger  hclog.Logger
@@ -74,17 +81,19 @@ func startKeyService(ctx context.Context, c keyServiceConfig) (*keyService, erro
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	ks := &keyService{KME: km, TLSDir: c.TLSDir, cancel: cancel, URL: "https://" + ln.Addr().String()}
-	for _, m := range c.Masters {
-		if _, err := km.AddPair(m, c.Gateway); err != nil {
+	for _, sae := range append([]string{c.Gateway}, c.Masters...) {
+		cert, err := ca.Issue(pki.Leaf{CommonName: sae, Client: true})
+		if err == nil {
+			err = cert.Save(c.TLSDir, sae)
+		}
+		if err != nil {
 			cancel()
 			ln.Close()
 			return nil, err
 		}
-		cert, err := ca.Issue(pki.Leaf{CommonName: m, Client: true})
-		if err == nil {
-			err = cert.Save(c.TLSDir, m)
-		}
-		if err != nil {
+	}
+	for _, m := range c.Masters {
+		if _, err := km.AddPair(m, c.Gateway); err != nil {
 			cancel()
 			ln.Close()
 			return nil, err
@@ -103,7 +112,7 @@ func startKeyService(ctx context.Context, c keyServiceConfig) (*keyService, erro
 	}
 	ks.srv = &http.Server{Handler: km, TLSConfig: kme.ServerTLSConfig(srvCert.TLS, ca.Pool()), ReadHeaderTimeout: 5 * time.Second}
 	go ks.srv.Serve(tls.NewListener(ln, ks.srv.TLSConfig))
-	ks.Channel = &api.KeyChannel{KME: km, GatewaySAE: c.Gateway}
+	ks.Channel = &api.KeyChannel{KME: km.Local(c.Gateway), GatewaySAE: c.Gateway}
 	return ks, nil
 }
 
@@ -117,15 +126,69 @@ func (k *keyService) Close() {
 // kmeClient returns a key manager client that presents sae's certificate
 // from tlsDir.
 func kmeClient(url, tlsDir, sae string) (*kme.Client, error) {
-	pool, err := pki.LoadPool(filepath.Join(tlsDir, "ca.pem"))
-	if err != nil {
-		return nil, err
+	c, _, err := dialKME(url, filepath.Join(tlsDir, sae+".pem"), filepath.Join(tlsDir, sae+"-key.pem"), filepath.Join(tlsDir, "ca.pem"))
+	return c, err
+}
+
+// dialKME returns a client for the key manager at url that presents the
+// certificate in certFile, and the SAE ID the certificate names (its
+// Common Name). caFile verifies the key manager; empty uses the system
+// roots.
+func dialKME(url, certFile, keyFile, caFile string) (*kme.Client, string, error) {
+	var roots *x509.CertPool
+	if caFile != "" {
+		var err error
+		if roots, err = pki.LoadPool(caFile); err != nil {
+			return nil, "", err
+		}
 	}
-	cert, err := tls.LoadX509KeyPair(filepath.Join(tlsDir, sae+".pem"), filepath.Join(tlsDir, sae+"-key.pem"))
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("certificate of SAE %q in %s: %w", sae, tlsDir, err)
+		return nil, "", fmt.Errorf("SAE certificate %s: %w", certFile, err)
 	}
-	return kme.NewClient(url, &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: kme.ClientTLSConfig(cert, pool)}})
+	sae := cert.Leaf.Subject.CommonName
+	if err := kme.ValidateSAEID(sae); err != nil {
+		return nil, "", fmt.Errorf("SAE certificate %s: common name: %w", certFile, err)
+	}
+	c, err := kme.NewClient(url, &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: kme.ClientTLSConfig(cert, roots)}})
+	return c, sae, err
+}
+
+// externalKME points the gateway's key channel at a key manager in another
+// process (any ETSI GS QKD 014 KME, such as a QKD device's, or another
+// node's --kme-addr) instead of one served by this node.
+type externalKME struct {
+	URL       string // https://host:port of the key manager; empty: none
+	Cert, Key string // the gateway SAE's client certificate and key (PEM)
+	CA        string // CA certificate verifying the key manager (PEM)
+}
+
+func (e *externalKME) register(fs *flag.FlagSet) {
+	fs.StringVar(&e.URL, "kme-url", env("QLEDGER_KME_URL", ""), "run the quantum-keyed channel with the ETSI GS QKD 014 key manager at this https URL instead of serving one (excludes --kme-addr) (env QLEDGER_KME_URL)")
+	fs.StringVar(&e.Cert, "kme-cert", env("QLEDGER_KME_CERT", ""), "with --kme-url: the gateway SAE's client certificate (PEM); its Common Name is the gateway's SAE ID (env QLEDGER_KME_CERT)")
+	fs.StringVar(&e.Key, "kme-cert-key", env("QLEDGER_KME_CERT_KEY", ""), "with --kme-url: the private key of --kme-cert (PEM) (env QLEDGER_KME_CERT_KEY)")
+	fs.StringVar(&e.CA, "kme-ca", env("QLEDGER_KME_CA", ""), "with --kme-url: CA certificate verifying the key manager (PEM; default: the system roots) (env QLEDGER_KME_CA)")
+}
+
+// keyChannel returns the gateway's key channel using the key manager at
+// e.URL as the SAE of e.Cert, or nil if e.URL is empty. kmeAddr is the
+// node's --kme-addr, which excludes an external key manager.
+func (e *externalKME) keyChannel(kmeAddr string) (*api.KeyChannel, error) {
+	switch {
+	case e.URL == "":
+		return nil, nil
+	case kmeAddr != "":
+		return nil, errors.New("key manager: --kme-addr serves one, --kme-url uses another: give one of them")
+	case !strings.HasPrefix(e.URL, "https://"):
+		return nil, fmt.Errorf("key manager: --kme-url %q: want https:// (the gateway authenticates with its certificate)", e.URL)
+	case e.Cert == "" || e.Key == "":
+		return nil, errors.New("key manager: --kme-url needs --kme-cert and --kme-cert-key (the gateway SAE's certificate)")
+	}
+	c, sae, err := dialKME(e.URL, e.Cert, e.Key, e.CA)
+	if err != nil {
+		return nil, fmt.Errorf("key manager: %w", err)
+	}
+	return &api.KeyChannel{KME: c, GatewaySAE: sae}, nil
 }
 
 // waitKeys waits until master's pool holds a key.

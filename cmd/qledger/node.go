@@ -52,6 +52,8 @@ func runNode(args []string) error {
 	fs.StringVar(&kc.TLSDir, "tls-dir", env("QLEDGER_TLS_DIR", ""), "CA and certificates for the key manager (default DATA/tls; a throwaway CA is created if none is there)")
 	fs.StringVar(&kmeClients, "kme-clients", env("QLEDGER_KME_CLIENTS", "client"), "comma-separated client SAE IDs the key manager serves")
 	fs.StringVar(&kc.Gateway, "gateway-sae", env("QLEDGER_GATEWAY_SAE", "gateway"), "this gateway's SAE ID at the key manager")
+	var ext externalKME
+	ext.register(fs)
 	kc.QKD = qkd.DefaultConfig()
 	fs.Float64Var(&kc.QKD.Channel.Noise, "qkd-noise", 0.02, "simulated BB84 channel: depolarizing probability")
 	fs.StringVar(&logLevel, "log-level", env("QLEDGER_LOG_LEVEL", "info"), "log level: trace, debug, info, warn, error")
@@ -68,6 +70,10 @@ func runNode(args []string) error {
 		return err
 	}
 	cfg.Role = r
+	extKeys, err := ext.keyChannel(kc.Addr)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
 	if *gossipKey != "" {
 		if cfg.GossipKey, err = base64.StdEncoding.DecodeString(*gossipKey); err != nil {
 			return fmt.Errorf("node: --gossip-key is not base64: %w", err)
@@ -116,6 +122,10 @@ func runNode(args []string) error {
 	acfg := api.DefaultConfig()
 	acfg.Logger = logger
 	acfg.TLS = cfg.TLS
+	if extKeys != nil {
+		acfg.Keys = extKeys
+		logger.Info("key channel uses an external key manager", "url", ext.URL, "gateway", extKeys.GatewaySAE)
+	}
 	if kc.Addr != "" {
 		if kc.TLSDir == "" {
 			kc.TLSDir = filepath.Join(cfg.DataDir, "tls")

@@ -9,6 +9,15 @@
 // outside its pair. The caller's SAE ID comes from its verified TLS client
 // certificate (Config.CallerSAE, by default the certificate's Common Name).
 //
+// Keys added with Pool.AddKeys (all keys from Pool.Fill and Server.Refill)
+// keep the IDs the QKD link gave them: a key handed out whole, at the size
+// the link produced, carries the link's ID. Keys of other sizes, and bytes
+// added with Pool.Add, get fresh random IDs.
+//
+// Client speaks the API over HTTPS to any KME; Server.Local gives one SAE
+// the same operations in process, so code such as the gateway can use
+// either.
+//
 // Server is an http.Handler for the paths below /api/v1/keys/; mount it at
 // that prefix without stripping it:
 //
@@ -16,7 +25,8 @@
 //	POST|GET  /api/v1/keys/{slave_SAE_ID}/enc_keys
 //	POST|GET  /api/v1/keys/{master_SAE_ID}/dec_keys
 //
+// Methods are matched exactly; any other is 405 with an Allow header.
 // Errors are 400 (malformed request or parameters outside the KME's
-// limits), 401 (no verified client certificate), 503 (not enough key in
-// the pool), with the body {"message": ..., "details": [...]}.
+// limits), 401 (no verified client certificate), 405, 503 (not enough key
+// in the pool), with the body {"message": ..., "details": [...]}.
 package kme

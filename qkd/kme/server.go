@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -167,13 +168,14 @@ const (
 	routeDec
 )
 
+// routes maps each operation to the methods it answers, compared exactly.
 var routes = map[string]struct {
 	r       route
-	methods string
+	methods []string
 }{
-	"status":   {routeStatus, http.MethodGet},
-	"enc_keys": {routeEnc, http.MethodGet + ", " + http.MethodPost},
-	"dec_keys": {routeDec, http.MethodGet + ", " + http.MethodPost},
+	"status":   {routeStatus, []string{http.MethodGet}},
+	"enc_keys": {routeEnc, []string{http.MethodGet, http.MethodPost}},
+	"dec_keys": {routeDec, []string{http.MethodGet, http.MethodPost}},
 }
 
 // ServeHTTP answers the three ETSI GS QKD 014 endpoints.
@@ -194,8 +196,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint", detail("path", r.URL.Path))
 		return
 	}
-	if !strings.Contains(rt.methods, r.Method) {
-		w.Header().Set("Allow", rt.methods)
+	if !slices.Contains(rt.methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(rt.methods, ", "))
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed", detail("method", r.Method))
 		return
 	}
@@ -214,20 +216,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) status(w http.ResponseWriter, caller, slave string) {
-	p, ok := s.Pool(caller, slave)
-	if !ok {
-		p, ok = s.Pool(slave, caller)
-	}
+	st, ok := s.statusOf(caller, slave)
 	if !ok {
 		writeError(w, http.StatusBadRequest, "SAE pair not registered", detail("SAE_ID", slave))
 		return
 	}
-	writeJSON(w, http.StatusOK, Status{
+	writeJSON(w, http.StatusOK, st)
+}
+
+// statusOf describes the pool that caller shares with other, either way.
+func (s *Server) statusOf(caller, other string) (Status, bool) {
+	p, ok := s.Pool(caller, other)
+	if !ok {
+		p, ok = s.Pool(other, caller)
+	}
+	if !ok {
+		return Status{}, false
+	}
+	return Status{
 		SourceKMEID: s.cfg.KMEID, TargetKMEID: s.cfg.KMEID, MasterSAEID: p.master, SlaveSAEID: p.slave,
 		KeySize: s.cfg.KeySize, StoredKeyCount: p.Stored(), MaxKeyCount: s.cfg.MaxKeyCount,
 		MaxKeyPerRequest: s.cfg.MaxKeysPerRequest, MaxKeySize: s.cfg.MaxKeySize, MinKeySize: s.cfg.MinKeySize,
 		MaxSAEIDCount: 0,
-	})
+	}, true
 }
 
 func (s *Server) encKeys(w http.ResponseWriter, r *http.Request, master, slave string) {
@@ -413,13 +424,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // ErrBadRequest (parameters), ErrUnknownPair, or ErrUnavailable and
 // ErrInsufficient (not enough key).
 func (s *Server) EncKeys(master, slave string, number, size int) ([]Key, error) {
+	return s.takeKeys(master, slave, KeyRequest{Number: &number, Size: &size})
+}
+
+// takeKeys is EncKeys with an enc_keys request body.
+func (s *Server) takeKeys(master, slave string, req KeyRequest) ([]Key, error) {
 	if err := ValidateSAEID(master); err != nil {
 		return nil, err
 	}
 	if err := ValidateSAEID(slave); err != nil {
 		return nil, err
 	}
-	if bad := s.checkKeyRequest(KeyRequest{}, number, size); bad != nil {
+	number, size := s.cfg.keysDefault(req)
+	if bad := s.checkKeyRequest(req, number, size); bad != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadRequest, bad)
 	}
 	p, ok := s.Pool(master, slave)
@@ -435,9 +452,9 @@ func (s *Server) EncKeys(master, slave string, number, size int) ([]Key, error) 
 
 // DecKeys hands slave the keys with the given IDs from the (master, slave)
 // pool in process and erases them, with the same checks and effects as the
-// dec_keys endpoint: the gateway uses it to look up the QKD key named in a
-// session handshake without a loopback request. Errors wrap ErrBadRequest
-// (malformed or duplicate IDs), ErrUnknownPair or ErrKeyNotFound.
+// dec_keys endpoint (Local offers it with the Client's signature). Errors
+// wrap ErrBadRequest (malformed or duplicate IDs), ErrUnknownPair or
+// ErrKeyNotFound.
 func (s *Server) DecKeys(master, slave string, ids []string) ([]Key, error) {
 	if err := ValidateSAEID(master); err != nil {
 		return nil, err

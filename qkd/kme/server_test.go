@@ -571,3 +571,166 @@ func TestPendingCap(t *testing.T) {
 		t.Fatalf("pending %d", p.Pending())
 	}
 }
+
+// Methods are compared exactly: a method that is a substring of an allowed
+// one ("ET" of "GET", "OST" of "POST") is refused like any other, with the
+// standard error body and an Allow header, and takes no key.
+func TestKMEMethodsMatchExactly(t *testing.T) {
+	srv, ts, p := startKME(t, testConfig())
+	fill(t, srv, "alice", "bob", 32*10)
+	alice := p.httpClient(t, "alice")
+	allow := map[string]string{"status": "GET", "enc_keys": "GET, POST", "dec_keys": "GET, POST"}
+	for _, method := range []string{"ET", "T", "E", "G", "GE", "OST", "PO", "P", "get", "post", "Get", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"} {
+		for op, want := range allow {
+			t.Run(method+" "+op, func(t *testing.T) {
+				path := ts.URL + "/api/v1/keys/bob/" + op
+				if op == "dec_keys" {
+					path += "?key_ID=6ba7b810-9dad-11d1-80b4-00c04fd430c8"
+				}
+				req, _ := http.NewRequest(method, path, nil)
+				resp, err := alice.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != http.StatusMethodNotAllowed {
+					t.Fatalf("status %d, want 405: %s", resp.StatusCode, body)
+				}
+				if got := resp.Header.Get("Allow"); got != want {
+					t.Errorf("Allow %q, want %q", got, want)
+				}
+				if method == http.MethodHead {
+					return
+				}
+				e := errorBody(t, rawResp{status: resp.StatusCode, body: body})
+				if len(e.Details) == 0 || e.Details[0]["method"] != method {
+					t.Errorf("details %v do not name method %q", e.Details, method)
+				}
+			})
+		}
+	}
+	if pool, _ := srv.Pool("alice", "bob"); pool.Stored() != 10 || pool.Pending() != 0 {
+		t.Errorf("refused methods consumed key: stored %d pending %d", pool.Stored(), pool.Pending())
+	}
+}
+
+// Keys from the link keep the IDs the BB84 engine gave them when handed
+// out whole; keys cut another way get fresh IDs.
+func TestLinkKeyIDsKept(t *testing.T) {
+	srv, ts, p := startKME(t, testConfig())
+	qc := qkd.DefaultConfig()
+	qc.Qubits = 1 << 18
+	qc.Seed = []byte("kme-ids")
+	link, err := qkd.NewLink(qc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, err := link.Next(context.Background())
+	if err != nil || len(blk.Keys) < 8 {
+		t.Fatalf("block: %d keys, %v", len(blk.Keys), err)
+	}
+	lk := blk.Keys
+	engine := map[string]bool{}
+	for _, k := range lk {
+		engine[k.ID.String()] = true
+	}
+	pool, _ := srv.Pool("alice", "bob")
+	if n := pool.AddKeys(lk[:4]); n != 4*32 {
+		t.Fatalf("added %d bytes", n)
+	}
+	// Over HTTPS, both SAEs see the engine's IDs.
+	ctx := context.Background()
+	got, err := mustClient(t, ts.URL, p.httpClient(t, "alice")).EncKeys(ctx, "bob", KeyRequest{Number: ptr(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range got {
+		if k.KeyID != lk[i].ID.String() || !bytes.Equal(k.Key, lk[i].Bytes) {
+			t.Fatalf("key %d: ID %s, want the engine's %s", i, k.KeyID, lk[i].ID)
+		}
+	}
+	dec, err := mustClient(t, ts.URL, p.httpClient(t, "bob")).DecKeys(ctx, "alice", []string{lk[1].ID.String()})
+	if err != nil || !bytes.Equal(dec[0].Key, lk[1].Bytes) {
+		t.Fatalf("slave fetch by engine ID: %v", err)
+	}
+	// A pending ID cannot be added again, nor a stored one.
+	if n := pool.AddKeys(lk[:1]); n != 0 {
+		t.Errorf("re-added a pending key ID: %d bytes", n)
+	}
+	if n := pool.AddKeys(lk[2:3]); n != 0 {
+		t.Errorf("re-added a stored key ID: %d bytes", n)
+	}
+
+	take := func(size int) string {
+		t.Helper()
+		ks, err := srv.EncKeys("alice", "bob", 1, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ks[0].KeyID
+	}
+	// Two link keys as one: a new ID.
+	if id := take(512); engine[id] {
+		t.Errorf("a 512-bit key took engine ID %s", id)
+	}
+	// Material without IDs, then a link key cut in four, then a whole one.
+	pool.Add(make([]byte, 32))
+	pool.AddKeys(lk[4:6])
+	if id := take(256); engine[id] {
+		t.Errorf("anonymous material took engine ID %s", id)
+	}
+	for range 4 {
+		if id := take(64); engine[id] {
+			t.Errorf("a cut key took engine ID %s", id)
+		}
+	}
+	if id := take(256); id != lk[5].ID.String() {
+		t.Errorf("whole key after an aligned cut: ID %s, want %s", id, lk[5].ID)
+	}
+	// A key that straddles two link keys gets a new ID.
+	pool.AddKeys(lk[6:8])
+	take(64)
+	if id := take(256); engine[id] {
+		t.Errorf("a straddling key took engine ID %s", id)
+	}
+}
+
+func TestKMELocal(t *testing.T) {
+	srv, _, _ := startKME(t, testConfig())
+	fill(t, srv, "alice", "bob", 32*4)
+	ctx := context.Background()
+	alice, bob, carol := srv.Local("alice"), srv.Local("bob"), srv.Local("carol")
+	st, err := alice.Status(ctx, "bob")
+	if err != nil || st.MasterSAEID != "alice" || st.SlaveSAEID != "bob" || st.StoredKeyCount != 4 {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	if _, err := carol.Status(ctx, "alice"); !errors.Is(err, ErrUnknownPair) {
+		t.Errorf("status of no pair: %v", err)
+	}
+	keys, err := alice.EncKeys(ctx, "bob", KeyRequest{Number: ptr(2)})
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("enc: %v", err)
+	}
+	if _, err := alice.EncKeys(ctx, "bob", KeyRequest{AdditionalSlaveSAEIDs: []string{"carol"}}); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("additional slaves: %v", err)
+	}
+	if _, err := carol.DecKeys(ctx, "alice", []string{keys[0].KeyID}); !errors.Is(err, ErrUnknownPair) {
+		t.Errorf("another SAE fetched the key: %v", err)
+	}
+	got, err := bob.DecKeys(ctx, "alice", []string{keys[1].KeyID})
+	if err != nil || !bytes.Equal(got[0].Key, keys[1].Key) {
+		t.Fatalf("dec: %v", err)
+	}
+	if _, err := bob.DecKeys(ctx, "alice", []string{keys[1].KeyID}); !errors.Is(err, ErrKeyNotFound) {
+		t.Errorf("second fetch: %v", err)
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := bob.DecKeys(done, "alice", []string{keys[0].KeyID}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+	if pool, _ := srv.Pool("alice", "bob"); pool.Pending() != 1 {
+		t.Errorf("pending %d, want 1", pool.Pending())
+	}
+}
