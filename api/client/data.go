@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -21,8 +20,16 @@ import (
 var (
 	// ErrTooFewGroups: fewer than t groups returned a verified share.
 	ErrTooFewGroups = errors.New("qledger: too few groups returned a valid share")
-	// ErrDigest: the recovered data does not match the item's digest.
+	// ErrDigest: the recovered data does not match the digest recorded in
+	// the item's verified shard records.
 	ErrDigest = errors.New("qledger: recovered data does not match its digest")
+	// ErrDisagree: enough shares verified, but no t of them are of one
+	// upload (their records or splits differ: several uploads under one
+	// data ID).
+	ErrDisagree = errors.New("qledger: verified shares disagree on the item")
+	// ErrRecover: no set of verified shares recovered the data; the
+	// *RecoverError that wraps it names the sets tried.
+	ErrRecover = errors.New("qledger: no set of verified shares recovers the data")
 )
 
 // PutOptions say how to share data.
@@ -150,66 +157,60 @@ func (c *Client) PutData(ctx context.Context, data []byte, opt PutOptions) (PutR
 	return res, first
 }
 
-// GetShare fetches share i of an item from group i and verifies it: every
-// segment's transaction hashes to its ID and is included, by its proof, in
-// the log of the group head the server returned; the segments form the
-// share the records announce; the share's own hash verifies. The head
-// itself is the serving node's; compare it with heads from other nodes
-// (or signed heads) to rule out a node lying about its whole chain.
-func (c *Client) GetShare(ctx context.Context, dataID string, i int, caller string, level Level) (*sharing.Share, DataItem, error) {
-	var dl ShareDownload
-	p := withQuery(fmt.Sprintf("/v1/data/%s/shares/%d", url.PathEscape(dataID), i), levelQuery(level))
-	if _, err := c.do(ctx, http.MethodGet, p, c.withCaller(caller), nil, &dl); err != nil {
-		return nil, DataItem{}, err
-	}
-	item := dl.Item
-	if item.DataID != dataID || item.Index != i || len(dl.Segments) != item.Segments {
-		return nil, item, fmt.Errorf("%w: share %d of %s: the answer describes another share", ErrVerify, i, dataID)
-	}
-	var buf bytes.Buffer
-	for k, seg := range dl.Segments {
-		if err := VerifyTxAgainstHead(seg, dl.Head); err != nil {
-			return nil, item, fmt.Errorf("share %d segment %d: %w", i, k, err)
-		}
-		rec, err := shard.Decode(seg.Tx.Payload)
-		if err != nil {
-			return nil, item, fmt.Errorf("%w: share %d segment %d: %v", ErrVerify, i, k, err)
-		}
-		if rec.DataID != dataID || rec.Index != i || rec.Segment != k || rec.Segments != item.Segments || hex.EncodeToString(rec.ShareHash[:]) != item.ShareHash {
-			return nil, item, fmt.Errorf("%w: share %d segment %d belongs elsewhere", ErrVerify, i, k)
-		}
-		buf.Write(rec.Bytes)
-	}
-	if int64(buf.Len()) != item.ShareSize {
-		return nil, item, fmt.Errorf("%w: share %d is %d bytes, records say %d", ErrVerify, i, buf.Len(), item.ShareSize)
-	}
-	sh, err := sharing.DecodeShare(buf.Bytes())
-	if err != nil {
-		return nil, item, fmt.Errorf("%w: share %d: %v", ErrVerify, i, err)
-	}
-	if err := sh.Verify(); err != nil || hex.EncodeToString(sh.Hash[:]) != item.ShareHash || sh.Index != i {
-		return nil, item, fmt.Errorf("%w: share %d does not match its hash: %v", ErrVerify, i, err)
-	}
-	return sh, item, nil
-}
-
-// GetReport says which groups gave a verified share and why others did not.
+// GetReport says which groups gave the shares used and why others were
+// not used.
 type GetReport struct {
-	Used   []int
+	// Used lists, ascending, the groups whose shares FetchShares returned
+	// or GetData recovered from.
+	Used []int
+	// Failed says, per group, why its share was not fetched, did not
+	// verify, or was not used.
 	Failed map[int]string
-	Item   DataItem
+	// Item describes the item as the verified shard records of the used
+	// shares (the lowest group's) record it; never as the server states.
+	Item DataItem
+	// DigestChecked: GetData checked the recovered data against the
+	// digest recorded on every used share. False when the records carry
+	// no digest (asmuth-bloom mode, or an uploader that gave none): the
+	// data was then checked only by the scheme's own authentication.
+	DigestChecked bool
 }
 
-// FetchShares fetches and verifies shares from groups 0..n-1 in parallel
-// (n from the first answer, or from groups), retrying a failed group once
-// at level stale, which another replica may answer.
+// FetchShares fetches and verifies (GetShare) shares from groups
+// 0..groups-1 in parallel, retrying a failed group once at level stale,
+// which another replica may answer. Shares whose records disagree on t,
+// n, scheme or digest, or whose split IDs differ, are of different uploads
+// under the same ID: FetchShares returns those of the largest such set
+// (of equal ones, the one with the lowest group) and names the other
+// groups in the report. It fails with ErrTooFewGroups when fewer shares
+// verified than t, with ErrDisagree when enough did but no t of them are
+// of one upload; the shares of the largest set are returned even then.
 func (c *Client) FetchShares(ctx context.Context, dataID, caller string, groups int) ([]*sharing.Share, GetReport, error) {
-	rep := GetReport{Failed: map[int]string{}}
+	vs, failed := c.fetchVerified(ctx, dataID, caller, groups)
+	rep := GetReport{Failed: failed}
+	sets := partition(vs)
+	if len(sets) == 0 {
+		return nil, rep, checkEnough(dataID, sets, failed)
+	}
+	best := sets[0]
+	for _, s := range sets {
+		if s.enough() {
+			best = s
+			break
+		}
+	}
+	rep.Used, rep.Item = best.groups, best.item
+	err := checkEnough(dataID, sets, failed)
+	noteOthers(sets, best, failed)
+	return best.shares, rep, err
+}
+
+// fetchVerified fetches and verifies share i from group i for every
+// group, and says why each group that gave none did not.
+func (c *Client) fetchVerified(ctx context.Context, dataID, caller string, groups int) ([]verifiedShare, map[int]string) {
 	type got struct {
-		i    int
-		sh   *sharing.Share
-		item DataItem
-		err  error
+		verifiedShare
+		err error
 	}
 	ch := make(chan got, groups)
 	for i := 0; i < groups; i++ {
@@ -220,28 +221,22 @@ func (c *Client) FetchShares(ctx context.Context, dataID, caller string, groups 
 					sh, item, err = sh2, item2, nil
 				}
 			}
-			ch <- got{i, sh, item, err}
+			ch <- got{verifiedShare{i, sh, item}, err}
 		}(i)
 	}
-	var shares []*sharing.Share
-	for k := 0; k < groups; k++ {
+	var (
+		vs     []verifiedShare
+		failed = map[int]string{}
+	)
+	for range groups {
 		g := <-ch
 		if g.err != nil {
-			rep.Failed[g.i] = g.err.Error()
+			failed[g.group] = g.err.Error()
 			continue
 		}
-		rep.Used = append(rep.Used, g.i)
-		rep.Item = g.item
-		shares = append(shares, g.sh)
+		vs = append(vs, g.verifiedShare)
 	}
-	sort.Ints(rep.Used)
-	if len(shares) == 0 {
-		return nil, rep, fmt.Errorf("%w: no group returned a share of %s (%s)", ErrTooFewGroups, dataID, describeFailures(rep.Failed))
-	}
-	if len(shares) < rep.Item.Threshold {
-		return nil, rep, fmt.Errorf("%w: %d of the %d needed: groups %v answered; %s", ErrTooFewGroups, len(shares), rep.Item.Threshold, rep.Used, describeFailures(rep.Failed))
-	}
-	return shares, rep, nil
+	return vs, failed
 }
 
 func describeFailures(f map[int]string) string {
@@ -260,25 +255,57 @@ func describeFailures(f map[int]string) string {
 	return strings.Join(parts, "; ")
 }
 
-// GetData fetches at least t verified shares from distinct groups,
-// recovers the data and checks it against the item's digest.
+// GetData fetches and verifies (GetShare) a share from every group,
+// recovers the data from the shares of one upload and checks it against
+// the digest their records carry (see GetReport.DigestChecked for items
+// without one). Threshold and digest come from the verified records,
+// never from the server. If the recovery fails it tries the other
+// uploads' sets and, within a set, drops bad shares and tries t-subsets
+// (at most 3n recoveries in all for n groups) before it gives up with a
+// *RecoverError naming every set of groups tried. With too few verified
+// shares it fails as FetchShares does.
 func (c *Client) GetData(ctx context.Context, dataID, caller string) ([]byte, GetReport, error) {
 	st, err := c.Cluster(ctx)
 	if err != nil {
 		return nil, GetReport{}, err
 	}
-	shares, rep, err := c.FetchShares(ctx, dataID, caller, len(st.Groups))
-	if err != nil {
+	vs, failed := c.fetchVerified(ctx, dataID, caller, len(st.Groups))
+	rep := GetReport{Failed: failed}
+	sets := partition(vs)
+	if err := checkEnough(dataID, sets, failed); err != nil {
 		return nil, rep, err
 	}
-	data, sum, err := sharing.Recover(shares)
-	if err != nil {
-		return nil, rep, err
+	var tried []RecoverAttempt
+	left := map[int]string{}
+	for _, s := range sets {
+		if !s.enough() {
+			continue
+		}
+		r := recoverSet(dataID, s)
+		tried = append(tried, r.attempts...)
+		for g, why := range r.left {
+			left[g] = why
+		}
+		if r.used == nil {
+			continue
+		}
+		rep.Used, rep.Item, rep.DigestChecked = r.used, s.item, s.item.Digest != nil
+		noteOthers(sets, s, failed)
+		for g, why := range r.left {
+			failed[g] = why
+		}
+		return r.data, rep, nil
 	}
-	if rep.Item.Digest != nil && !bytes.Equal(sum.Digest, rep.Item.Digest) {
-		return nil, rep, fmt.Errorf("%w: %s", ErrDigest, dataID)
+	for _, s := range sets {
+		for _, g := range s.groups {
+			if why, ok := left[g]; ok {
+				failed[g] = why
+			} else if !s.enough() {
+				failed[g] = fmt.Sprintf("holds a share of an upload with too few shares to try (%s)", s)
+			}
+		}
 	}
-	return data, rep, nil
+	return nil, rep, &RecoverError{DataID: dataID, Attempts: tried, Failed: failed}
 }
 
 // ListData lists items whose description contains filter.

@@ -37,8 +37,11 @@ func dataPut(args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || opt.Threshold < 1 {
+	if len(pos) != 1 {
 		return errors.New("usage: qledger data put FILE --threshold T [--mode dispersal|paper|asmuth-bloom] [--readers a,b]")
+	}
+	if opt.Threshold < 1 {
+		return fmt.Errorf("threshold t must be at least 1 (--threshold T), not %d", opt.Threshold)
 	}
 	data, err := os.ReadFile(pos[0])
 	if err != nil {
@@ -105,14 +108,28 @@ func dataGet(args []string) error {
 		return err
 	}
 	if cf.json {
-		return printJSON(map[string]any{"data_id": pos[0], "bytes": len(data), "groups_used": rep.Used, "groups_failed": rep.Failed})
+		return printJSON(map[string]any{"data_id": pos[0], "bytes": len(data), "groups_used": rep.Used, "groups_failed": rep.Failed, "digest_checked": rep.DigestChecked})
 	}
 	el := time.Since(start)
-	fmt.Printf("recovered %s: %d bytes from groups %v (shares and proofs verified, digest checked) in %s (%.1f MB/s) -> %s\n", pos[0], len(data), rep.Used, el.Round(time.Millisecond), float64(len(data))/1e6/el.Seconds(), *out)
-	for g, why := range rep.Failed {
-		fmt.Printf("  group %d not used: %s\n", g, why)
+	digest := "digest checked"
+	if !rep.DigestChecked {
+		digest = "no digest recorded, so checked only by the scheme"
 	}
+	fmt.Printf("recovered %s: %d bytes from groups %v (shares and proofs verified, %s) in %s (%.1f MB/s) -> %s\n", pos[0], len(data), rep.Used, digest, el.Round(time.Millisecond), float64(len(data))/1e6/el.Seconds(), *out)
+	printFailed(rep.Failed, "  group %d not used: %s\n")
 	return nil
+}
+
+// printFailed prints a report's failed groups in order, one line each.
+func printFailed(failed map[int]string, format string) {
+	gs := make([]int, 0, len(failed))
+	for g := range failed {
+		gs = append(gs, g)
+	}
+	sort.Ints(gs)
+	for _, g := range gs {
+		fmt.Printf(format, g, failed[g])
+	}
 }
 
 func dataLs(args []string) error {
@@ -184,8 +201,9 @@ func dataExport(args []string) error {
 		}
 		fmt.Println("wrote", p)
 	}
-	for g, why := range rep.Failed {
-		fmt.Printf("group %d: not exported: %s\n", g, why)
+	printFailed(rep.Failed, "group %d: not exported: %s\n")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "warning: the shares exported do not suffice: %v\n", err)
 	}
 	return nil
 }

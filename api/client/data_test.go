@@ -1,0 +1,471 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"qledger/chain"
+	"qledger/shard"
+	"qledger/sharing"
+)
+
+// dataFake is a node API serving shared data items. share answers GET
+// /v1/data/{id}/shares/{i}; nil is a 404.
+type dataFake struct {
+	groups int
+	share  func(id string, i int) *ShareDownload
+}
+
+// client serves f and returns a client of it.
+func (f *dataFake) client(t *testing.T) *Client {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/cluster", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(ClusterStatus{Groups: make([]GroupStatus, f.groups)})
+	})
+	mux.HandleFunc("GET /v1/data/{id}/shares/{i}", func(w http.ResponseWriter, r *http.Request) {
+		i, _ := strconv.Atoi(r.PathValue("i"))
+		dl := f.share(r.PathValue("id"), i)
+		if dl == nil {
+			w.WriteHeader(http.StatusNotFound)
+			json.NewEncoder(w).Encode(ErrorBody{Code: CodeNotFound, Error: "no such item"})
+			return
+		}
+		json.NewEncoder(w).Encode(dl)
+	})
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	c, err := New(ts.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// dataUpload is one upload as PutData stores it: the shares and, per
+// share, its shard records.
+type dataUpload struct {
+	id     string
+	data   []byte
+	sum    sharing.Summary
+	shares []*sharing.Share
+	recs   [][]shard.Record
+}
+
+func newUpload(t *testing.T, id string, data []byte, scheme sharing.Scheme, threshold, n int) *dataUpload {
+	t.Helper()
+	opt := sharing.DefaultOptions(threshold, n)
+	opt.Scheme = scheme
+	shares, sum, err := sharing.Split(data, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &dataUpload{id: id, data: data, sum: sum, shares: shares, recs: make([][]shard.Record, n)}
+	for i := range shares {
+		u.record(t, i)
+	}
+	return u
+}
+
+// record (re)makes share i's records from the share as it is now.
+func (u *dataUpload) record(t *testing.T, i int) {
+	t.Helper()
+	sh := u.shares[i]
+	enc, err := sh.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := shard.Record{DataID: u.id, Index: i, Shares: sh.Total, Threshold: sh.Threshold, Scheme: sh.Scheme.String(),
+		ShareHash: sh.Hash, Uploader: "tester", Description: "test item", Digest: u.sum.Digest}
+	u.recs[i] = shard.Split(tmpl, enc)
+}
+
+// editRecords changes every record of share i.
+func (u *dataUpload) editRecords(i int, edit func(*shard.Record)) {
+	for k := range u.recs[i] {
+		edit(&u.recs[i][k])
+	}
+}
+
+// tamper changes a payload byte of share i and re-hashes it, as an
+// uploader or node that knows the encoding could: the share passes its
+// own checks but spoils a recovery.
+func (u *dataUpload) tamper(t *testing.T, i int) {
+	t.Helper()
+	sh := u.shares[i]
+	sh.Payload = bytes.Clone(sh.Payload)
+	sh.Payload[len(sh.Payload)-1] ^= 1
+	enc, err := sh.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := 0
+	switch sh.Scheme {
+	case sharing.Paper:
+		extra = 32
+	case sharing.Dispersal:
+		extra = 32 + 16 + 1 + 32*len(sh.Dispersal.Proof)
+	}
+	body := enc[:len(enc)-32]
+	cut := len(body) - (8 + 2 + extra)
+	shardHash := sha256.Sum256(body[:cut])
+	sh.Hash = sha256.Sum256(append(shardHash[:], body[cut:]...))
+	if err := sh.Verify(); err != nil {
+		t.Fatalf("re-hashed share %d does not verify: %v", i, err)
+	}
+	u.record(t, i)
+}
+
+// download serves share i as group i would.
+func (u *dataUpload) download(t *testing.T, i int) *ShareDownload {
+	t.Helper()
+	var txs []chain.Tx
+	for _, r := range u.recs[i] {
+		txs = append(txs, shardTx(i, r))
+	}
+	dl := dataLog(t, uint32(i), txs)
+	return &dl
+}
+
+func shardTx(g int, r shard.Record) chain.Tx {
+	return chain.Tx{Kind: chain.TxShard, Group: uint32(g), Payload: r.Encode()}
+}
+
+// dataLog is what a node serves for segs at the head of a one-block log
+// of group g holding a data transaction and then segs: the segments with
+// proofs at that head, their fields decoded for people, and the item as
+// the first segment's payload, read as a record, describes it.
+func dataLog(t *testing.T, g uint32, segs []chain.Tx) ShareDownload {
+	t.Helper()
+	raw := [][]byte{(&chain.Tx{Kind: chain.TxData, Group: g, Payload: []byte("before")}).Encode()}
+	for k := range segs {
+		raw = append(raw, segs[k].Encode())
+	}
+	leaves := make([]chain.Hash, len(raw))
+	for k, b := range raw {
+		leaves[k] = chain.LeafHash(b)
+	}
+	root := chain.RootFromLeaves(leaves)
+	hd := chain.Header{Version: chain.BlockVersion, Group: g, Height: 1, Timestamp: 1, TxRoot: root, TxCount: uint32(len(raw)), LogSize: uint64(len(raw)), LogRoot: root}
+	dl := ShareDownload{Head: HeadFromHeader(hd)}
+	for k := 1; k < len(raw); k++ {
+		path, err := chain.InclusionProofFromLeaves(uint64(k), leaves)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hashes := make([]string, len(path))
+		for j, h := range path {
+			hashes[j] = h.String()
+		}
+		f, _ := FieldsOf(raw[k])
+		dl.Segments = append(dl.Segments, TxResponse{ID: chain.TxID(raw[k]).String(), Group: int(g), Height: 1, Index: uint64(k), TxBytes: raw[k],
+			LeafHash: leaves[k].String(), Proof: Proof{LeafIndex: uint64(k), TreeSize: uint64(len(raw)), Root: root.String(), Hashes: hashes}, Tx: f})
+	}
+	if len(segs) > 0 {
+		if r, err := shard.Decode(segs[0].Payload); err == nil {
+			dl.Item = itemOf(r, int(g), 1)
+		}
+	}
+	return dl
+}
+
+// TestGetShareVerifiesProvenBytes: GetShare believes only what the proven
+// transaction bytes say, never the server's item or decoded fields.
+func TestGetShareVerifiesProvenBytes(t *testing.T) {
+	u := newUpload(t, "item-1", []byte("a shared secret, split three ways"), sharing.Dispersal, 2, 3)
+	made := newUpload(t, "item-1", []byte("what the server would have us read"), sharing.Dispersal, 2, 3)
+	big := newUpload(t, "big-1", bytes.Repeat([]byte("two segments "), 80000), sharing.Dispersal, 1, 2)
+	if len(big.recs[0]) != 2 {
+		t.Fatalf("big share has %d segments, want 2", len(big.recs[0]))
+	}
+	tests := []struct {
+		name  string
+		id    string
+		share func() *ShareDownload
+		// ok: the share verifies; want is then its upload.
+		ok   bool
+		want *dataUpload
+	}{
+		{name: "valid", id: u.id, ok: true, want: u, share: func() *ShareDownload { return u.download(t, 0) }},
+		{name: "two segments", id: big.id, ok: true, want: big, share: func() *ShareDownload { return big.download(t, 0) }},
+		{name: "the server's item and decoded fields lie", id: u.id, ok: true, want: u, share: func() *ShareDownload {
+			dl := u.download(t, 0)
+			dl.Item = DataItem{DataID: u.id, Index: 0, Shares: 9, Threshold: 1, Segments: 7, ShareSize: 1, ShareHash: "00", Digest: []byte("bogus")}
+			dl.Segments[0].Tx.Payload = []byte("anything")
+			return dl
+		}},
+		{name: "valid proof over unrelated bytes, made-up payload", id: u.id, share: func() *ShareDownload {
+			dl := dataLog(t, 0, []chain.Tx{{Kind: chain.TxData, Group: 0, Payload: []byte("an unrelated transaction")}})
+			dl.Segments[0].Tx.Payload = made.recs[0][0].Encode()
+			dl.Item = itemOf(made.recs[0][0], 0, 1)
+			return &dl
+		}},
+		{name: "shard record in a data transaction", id: u.id, share: func() *ShareDownload {
+			dl := dataLog(t, 0, []chain.Tx{{Kind: chain.TxData, Group: 0, Payload: u.recs[0][0].Encode()}})
+			return &dl
+		}},
+		{name: "transaction of another group", id: u.id, share: func() *ShareDownload {
+			tx := shardTx(1, u.recs[0][0])
+			dl := dataLog(t, 0, []chain.Tx{tx})
+			return &dl
+		}},
+		{name: "head of another group", id: u.id, share: func() *ShareDownload {
+			dl := dataLog(t, 1, []chain.Tx{shardTx(0, u.recs[0][0])})
+			return &dl
+		}},
+		{name: "head fields do not hash to its hash", id: u.id, share: func() *ShareDownload {
+			dl := u.download(t, 0)
+			dl.Head.Timestamp++
+			return dl
+		}},
+		{name: "record of another share", id: u.id, share: func() *ShareDownload {
+			dl := dataLog(t, 0, []chain.Tx{shardTx(0, u.recs[1][0])})
+			dl.Item.Index = 0
+			return &dl
+		}},
+		{name: "record of another item", id: "item-2", share: func() *ShareDownload { return u.download(t, 0) }},
+		{name: "proof for another head", id: u.id, share: func() *ShareDownload {
+			dl := u.download(t, 0)
+			longer := dataLog(t, 0, []chain.Tx{shardTx(0, u.recs[0][0]), {Kind: chain.TxData, Payload: []byte("after")}})
+			dl.Head = longer.Head
+			return dl
+		}},
+		{name: "altered transaction bytes", id: u.id, share: func() *ShareDownload {
+			dl := u.download(t, 0)
+			dl.Segments[0].TxBytes[len(dl.Segments[0].TxBytes)-1] ^= 1
+			return dl
+		}},
+		{name: "withheld segment", id: u.id, share: func() *ShareDownload {
+			dl := u.download(t, 0)
+			dl.Segments[0].TxBytes, dl.Segments[0].Withheld = nil, true
+			return dl
+		}},
+		{name: "a segment missing", id: big.id, share: func() *ShareDownload {
+			dl := big.download(t, 0)
+			dl.Segments = dl.Segments[:1]
+			return dl
+		}},
+		{name: "segments out of order", id: big.id, share: func() *ShareDownload {
+			dl := big.download(t, 0)
+			dl.Segments[0], dl.Segments[1] = dl.Segments[1], dl.Segments[0]
+			return dl
+		}},
+		{name: "segments disagree on the digest", id: big.id, share: func() *ShareDownload {
+			r := big.recs[0][1]
+			r.Digest = []byte("another digest")
+			dl := dataLog(t, 0, []chain.Tx{shardTx(0, big.recs[0][0]), shardTx(0, r)})
+			return &dl
+		}},
+		{name: "records name another share hash", id: u.id, share: func() *ShareDownload {
+			r := u.recs[0][0]
+			r.ShareHash[0] ^= 1
+			dl := dataLog(t, 0, []chain.Tx{shardTx(0, r)})
+			return &dl
+		}},
+		{name: "records say another threshold than the share", id: u.id, share: func() *ShareDownload {
+			r := u.recs[0][0]
+			r.Threshold = 3
+			dl := dataLog(t, 0, []chain.Tx{shardTx(0, r)})
+			return &dl
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := (&dataFake{groups: 3, share: func(string, int) *ShareDownload { return tc.share() }}).client(t)
+			sh, item, err := c.GetShare(context.Background(), tc.id, 0, "", "")
+			if !tc.ok {
+				if !errors.Is(err, ErrVerify) {
+					t.Fatalf("accepted or wrong error: share %v, err %v", sh != nil, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tc.want.shares[0]
+			if sh.Hash != want.Hash || item.ShareHash != hex.EncodeToString(want.Hash[:]) || item.Threshold != want.Threshold ||
+				item.Shares != want.Total || !bytes.Equal(item.Digest, tc.want.sum.Digest) || item.Segments != len(tc.want.recs[0]) || item.Group != 0 {
+				t.Fatalf("item %+v is not the recorded one", item)
+			}
+		})
+	}
+	c := (&dataFake{groups: 3, share: func(string, int) *ShareDownload { return nil }}).client(t)
+	if _, _, err := c.GetShare(context.Background(), "item-1", 0, "", ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing share: %v", err)
+	}
+}
+
+// TestGetDataTrustsOnlyRecords: threshold and digest come from the
+// verified records, and a failed recovery is retried with other sets of
+// shares before GetData gives up, naming the groups.
+func TestGetDataTrustsOnlyRecords(t *testing.T) {
+	data := []byte("the data every case recovers, or fails to")
+	type setup struct {
+		groups int
+		// share serves group i; nil is a 404.
+		share func(i int) *ShareDownload
+	}
+	serve := func(ups ...*dataUpload) func(int) *ShareDownload {
+		return func(i int) *ShareDownload {
+			if ups[i] == nil {
+				return nil
+			}
+			return ups[i].download(t, i)
+		}
+	}
+	tests := []struct {
+		name  string
+		setup func(t *testing.T) setup
+		// used: the groups recovered from, nil for a failure matching err.
+		used   []int
+		err    []error
+		digest bool
+		// failed: groups the report must give a reason for, and a word
+		// of it.
+		failed map[int]string
+		// msg: words the error must hold.
+		msg []string
+	}{
+		{name: "all agree", used: []int{0, 1, 2}, digest: true, setup: func(t *testing.T) setup {
+			u := newUpload(t, "item-1", data, sharing.Dispersal, 2, 3)
+			return setup{3, serve(u, u, u)}
+		}},
+		{name: "the server's item lies about digest and threshold", used: []int{0, 1, 2}, digest: true, setup: func(t *testing.T) setup {
+			u := newUpload(t, "item-1", data, sharing.Paper, 2, 3)
+			return setup{3, func(i int) *ShareDownload {
+				dl := u.download(t, i)
+				dl.Item.Digest, dl.Item.Threshold = []byte("not the digest"), 1
+				return dl
+			}}
+		}},
+		{name: "the server's item says t=1 with one group up", err: []error{ErrTooFewGroups}, msg: []string{"1 of the 2 needed"}, setup: func(t *testing.T) setup {
+			u := newUpload(t, "item-1", data, sharing.Dispersal, 2, 3)
+			return setup{3, func(i int) *ShareDownload {
+				if i > 0 {
+					return nil
+				}
+				dl := u.download(t, i)
+				dl.Item.Threshold = 1
+				return dl
+			}}
+		}},
+		{name: "records carry a wrong digest", err: []error{ErrRecover, ErrDigest}, msg: []string{"groups [0 1 2]"}, setup: func(t *testing.T) setup {
+			u := newUpload(t, "item-1", data, sharing.Dispersal, 2, 3)
+			for i := range 3 {
+				u.editRecords(i, func(r *shard.Record) { r.Digest = []byte("a digest of other data") })
+			}
+			return setup{3, serve(u, u, u)}
+		}},
+		{name: "no two records agree on the digest", err: []error{ErrDisagree}, msg: []string{"groups [0]", "groups [1]", "groups [2]"}, setup: func(t *testing.T) setup {
+			u := newUpload(t, "item-1", data, sharing.Dispersal, 2, 3)
+			u.editRecords(1, func(r *shard.Record) { r.Digest = []byte("digest one") })
+			u.editRecords(2, func(r *shard.Record) { r.Digest = []byte("digest two") })
+			return setup{3, serve(u, u, u)}
+		}},
+		{name: "one record disagrees on the digest", used: []int{0, 1}, digest: true, failed: map[int]string{2: "another upload"}, setup: func(t *testing.T) setup {
+			u := newUpload(t, "item-1", data, sharing.Paper, 2, 3)
+			u.editRecords(2, func(r *shard.Record) { r.Digest = []byte("another digest") })
+			return setup{3, serve(u, u, u)}
+		}},
+		{name: "asmuth-bloom records no digest", used: []int{0, 1, 2}, digest: false, setup: func(t *testing.T) setup {
+			u := newUpload(t, "item-1", []byte("small"), sharing.AsmuthBloom, 2, 3)
+			return setup{3, serve(u, u, u)}
+		}},
+		{name: "a share of another upload under the same ID", used: []int{0, 2, 3}, digest: true, failed: map[int]string{1: "another upload"}, setup: func(t *testing.T) setup {
+			a := newUpload(t, "item-1", data, sharing.Dispersal, 2, 4)
+			b := newUpload(t, "item-1", []byte("a second upload under the same name"), sharing.Dispersal, 2, 4)
+			return setup{4, serve(a, b, a, a)}
+		}},
+		{name: "a re-hashed paper share spoils the first recovery", used: []int{1, 2}, digest: true, failed: map[int]string{0: "left out"}, setup: func(t *testing.T) setup {
+			u := newUpload(t, "item-1", data, sharing.Paper, 2, 3)
+			u.tamper(t, 0)
+			return setup{3, serve(u, u, u)}
+		}},
+		{name: "a re-hashed dispersal share fails its Merkle proof", used: []int{0, 1}, digest: true, failed: map[int]string{2: "rejected"}, setup: func(t *testing.T) setup {
+			u := newUpload(t, "item-1", data, sharing.Dispersal, 2, 3)
+			u.tamper(t, 2)
+			return setup{3, serve(u, u, u)}
+		}},
+		{name: "two re-hashed paper shares: every set fails", err: []error{ErrRecover},
+			msg: []string{"groups [0 1 2]", "groups [0 1]", "groups [1 2]", "groups [0 2]"}, setup: func(t *testing.T) setup {
+				u := newUpload(t, "item-1", data, sharing.Paper, 2, 3)
+				u.tamper(t, 0)
+				u.tamper(t, 1)
+				return setup{3, serve(u, u, u)}
+			}},
+		{name: "no group has the item", err: []error{ErrTooFewGroups}, msg: []string{"no group returned a share"}, setup: func(t *testing.T) setup {
+			return setup{3, serve(nil, nil, nil)}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.setup(t)
+			c := (&dataFake{groups: s.groups, share: func(id string, i int) *ShareDownload {
+				if id != "item-1" {
+					return nil
+				}
+				return s.share(i)
+			}}).client(t)
+			got, rep, err := c.GetData(context.Background(), "item-1", "")
+			if tc.used == nil {
+				if err == nil {
+					t.Fatalf("recovered %q from groups %v", got, rep.Used)
+				}
+				for _, want := range tc.err {
+					if !errors.Is(err, want) {
+						t.Errorf("error does not match %v: %v", want, err)
+					}
+				}
+				for _, w := range tc.msg {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error lacks %q: %v", w, err)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, data) && !bytes.Equal(got, []byte("small")) {
+				t.Fatalf("recovered %q", got)
+			}
+			if !slices.Equal(rep.Used, tc.used) || rep.DigestChecked != tc.digest || rep.Item.Threshold != 2 {
+				t.Fatalf("report: used %v (want %v), digest checked %v (want %v), item %+v", rep.Used, tc.used, rep.DigestChecked, tc.digest, rep.Item)
+			}
+			for g, w := range tc.failed {
+				if !strings.Contains(rep.Failed[g], w) {
+					t.Errorf("group %d: reason %q lacks %q", g, rep.Failed[g], w)
+				}
+			}
+		})
+	}
+}
+
+// TestFetchSharesOneUpload: FetchShares returns the shares of one upload
+// only, and names the groups holding another.
+func TestFetchSharesOneUpload(t *testing.T) {
+	a := newUpload(t, "item-1", []byte("the first upload"), sharing.Dispersal, 2, 4)
+	b := newUpload(t, "item-1", []byte("a second upload under the same name"), sharing.Dispersal, 2, 4)
+	ups := []*dataUpload{a, b, a, b}
+	c := (&dataFake{groups: 4, share: func(_ string, i int) *ShareDownload { return ups[i].download(t, i) }}).client(t)
+	shares, rep, err := c.FetchShares(context.Background(), "item-1", "", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(shares) != 2 || !slices.Equal(rep.Used, []int{0, 2}) || !strings.Contains(rep.Failed[1], "another upload") || !strings.Contains(rep.Failed[3], "another upload") {
+		t.Fatalf("%d shares, report %+v", len(shares), rep)
+	}
+	if got, _, err := sharing.Recover(shares); err != nil || !bytes.Equal(got, a.data) {
+		t.Fatalf("the shares returned do not recover the first upload: %v", err)
+	}
+}
