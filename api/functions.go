@@ -4,9 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
+	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -31,9 +35,19 @@ func (s *Server) functionRoutes() {
 }
 
 // deploy commits the function to every group, so any group can run it.
+//
+// The body is JSON (client.DeployRequest, the module in base64) or
+// multipart/form-data with the module as the file part "code" and the
+// other fields as form values of the same names.
 func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 	var req client.DeployRequest
-	if err := decodeStrict(r, &req); err != nil {
+	var err error
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
+		req, err = decodeDeployForm(r)
+	} else {
+		err = decodeStrict(r, &req)
+	}
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -67,6 +81,90 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		out.Receipts = append(out.Receipts, client.Receipt{ID: rec.ID.String(), Group: rec.Group, Height: rec.Height, Index: rec.Index})
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// decodeDeployForm reads a multipart deploy: the file part "code" and the
+// fields name, version, memory_pages, timeout_ms and max_output_bytes.
+func decodeDeployForm(r *http.Request) (client.DeployRequest, error) {
+	var req client.DeployRequest
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return req, badRequest("multipart body: %v", err)
+	}
+	seen := map[string]bool{}
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return req, err
+			}
+			return req, badRequest("multipart body: %v", err)
+		}
+		name := part.FormName()
+		if seen[name] {
+			return req, badRequest("multipart field %q given twice", name)
+		}
+		seen[name] = true
+		limit := int64(256)
+		if name == "code" {
+			limit = chain.MaxDeployPayloadSize
+		}
+		b, err := io.ReadAll(io.LimitReader(part, limit+1))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return req, err
+			}
+			return req, badRequest("multipart field %q: %v", name, err)
+		}
+		if int64(len(b)) > limit {
+			return req, fmt.Errorf("%w: multipart field %q over %d bytes", cluster.ErrTooLarge, name, limit)
+		}
+		v := string(b)
+		num := func() (uint64, error) {
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil {
+				return 0, badRequest("%s must be a non-negative integer, not %q", name, v)
+			}
+			return n, nil
+		}
+		switch name {
+		case "code":
+			req.Code = b
+		case "name":
+			req.Name = v
+		case "version":
+			req.Version = v
+		case "memory_pages":
+			n, err := num()
+			if err != nil {
+				return req, err
+			}
+			req.MemoryPages = uint32(n)
+		case "timeout_ms":
+			n, err := num()
+			if err != nil {
+				return req, err
+			}
+			req.TimeoutMillis = int64(n)
+		case "max_output_bytes":
+			n, err := num()
+			if err != nil {
+				return req, err
+			}
+			req.MaxOutputBytes = uint32(n)
+		default:
+			return req, badRequest("unknown multipart field %q (want code, name, version, memory_pages, timeout_ms, max_output_bytes)", name)
+		}
+	}
+	if len(req.Code) == 0 {
+		return req, badRequest("multipart deploy without a \"code\" file part")
+	}
+	return req, nil
 }
 
 func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) {

@@ -1,8 +1,11 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"mime/multipart"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -71,5 +74,47 @@ func TestInvocationsByIDAndAsync(t *testing.T) {
 	}
 	if _, err := c.Invocation(ctx, "xyz"); !errors.Is(err, client.ErrBadRequest) {
 		t.Fatalf("bad invocation ID: %v", err)
+	}
+}
+
+// TestDeployMultipart: a module uploaded as multipart/form-data deploys
+// like the JSON form; bad forms are 400.
+func TestDeployMultipart(t *testing.T) {
+	_, c, base := startAPI(t, 1, 1)
+	code, _ := tiny.Module("tinyinc")
+	form := func(fields map[string]string, withCode bool) (*bytes.Buffer, string) {
+		var b bytes.Buffer
+		mw := multipart.NewWriter(&b)
+		for k, v := range fields {
+			_ = mw.WriteField(k, v)
+		}
+		if withCode {
+			fw, _ := mw.CreateFormFile("code", "inc.wasm")
+			_, _ = fw.Write(code)
+		}
+		mw.Close()
+		return &b, mw.FormDataContentType()
+	}
+	body, ct := form(map[string]string{"name": "mp", "version": "3", "memory_pages": "2", "timeout_ms": "1500"}, true)
+	resp, err := http.Post(base+"/v1/functions", ct, body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("multipart deploy: %v %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	fi, err := c.Function(context.Background(), "mp")
+	if err != nil || fi.Version != "3" || fi.MemoryPages != 2 || fi.TimeoutMillis != 1500 {
+		t.Fatalf("deployed: %+v %v", fi, err)
+	}
+	for name, f := range map[string]map[string]string{
+		"no code":       {"name": "x"},
+		"bad number":    {"name": "x", "memory_pages": "-1"},
+		"unknown field": {"name": "x", "colour": "red"},
+	} {
+		body, ct := form(f, name != "no code")
+		resp, err := http.Post(base+"/v1/functions", ct, body)
+		if err != nil || resp.StatusCode != 400 {
+			t.Fatalf("%s: %v %v", name, resp.StatusCode, err)
+		}
+		resp.Body.Close()
 	}
 }

@@ -21,7 +21,7 @@ import (
 // leaving, the leader killed) come one at a time: each waits until the
 // group is back to three healthy voters.
 func TestChurn(t *testing.T) {
-	duration := 30 * time.Second
+	duration := 55 * time.Second
 	if testing.Short() {
 		duration = 15 * time.Second
 	}
