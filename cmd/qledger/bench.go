@@ -34,6 +34,9 @@ func runBench(args []string) error {
 	if len(args) > 0 && args[0] == "tls" {
 		return benchTLS(args[1:])
 	}
+	if len(args) > 0 && args[0] == "membership" {
+		return benchMembership(args[1:])
+	}
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	clientsFlag := fs.String("clients", "1,16,64", "concurrent clients, comma-separated")
 	payloadsFlag := fs.String("payloads", "100,1024", "payload sizes in bytes, comma-separated")
