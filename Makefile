@@ -40,6 +40,7 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./chain/ ./fsm/
 	$(BIN)/qledger bench
 	$(BIN)/qledger bench tls
+	$(BIN)/qledger bench membership
 
 ## lint: gofmt, go vet, and staticcheck (fetched through the module proxy).
 lint:
