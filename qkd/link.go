@@ -154,6 +154,11 @@ func (l *Link) nextPaper() (Block, error) {
 			blk.Keys = append(blk.Keys, Key{ID: id, Bytes: r.Key.Slice(s, s+l.cfg.KeyBits).Bytes()})
 		}
 		st.Keys = len(blk.Keys)
+		if st.Keys == 0 {
+			// The protocol succeeded but its key is shorter than one
+			// key of the configured size: nothing can be issued.
+			return blk, fmt.Errorf("%w: the paper-mode key has %d bits, one key needs %d (send more qubits or lower KeyBits)", ErrTooFewBits, r.Key.Len(), l.cfg.KeyBits)
+		}
 		return blk, nil
 	}
 	return blk, fmt.Errorf("%w after %d attempts", err, l.cfg.PaperAttempts)

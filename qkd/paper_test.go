@@ -122,10 +122,17 @@ func TestPaperModeEveAtSmallSize(t *testing.T) {
 	const runs = 200
 	for i := 0; i < runs; i++ {
 		cfg := testConfig(fmt.Sprintf("paper-eve-%d", i), 64)
-		cfg.Mode, cfg.PaperAttempts, cfg.Channel.Eve = ModePaper, 1, 0.25
+		cfg.Mode, cfg.PaperAttempts, cfg.Channel.Eve, cfg.KeyBits = ModePaper, 1, 0.25, 8
 		if _, err := Run(cfg); err == nil {
 			undetected++
 		}
+	}
+	// At the default 256-bit key size the same run issues nothing and
+	// says so, rather than reporting a success without keys.
+	cfg := testConfig("paper-small", 64)
+	cfg.Mode = ModePaper
+	if st, err := Run(cfg); !errors.Is(err, ErrTooFewBits) || st.Keys != 0 {
+		t.Errorf("a 16-bit paper-mode key at 256-bit keys: %v, %d keys", err, st.Keys)
 	}
 	// P(no error on ~16 checks) = (1 - 1/16)^16 ~ 0.36.
 	if undetected < runs/5 {

@@ -24,6 +24,7 @@ func qkdRun(args []string) error {
 	cfg := qkd.DefaultConfig()
 	mode := fs.String("mode", string(qkd.ModeFull), "protocol: full (BB84 post-processing) or paper (the seed's simplified protocol)")
 	fs.IntVar(&cfg.Qubits, "qubits", cfg.Qubits, "pulses Alice sends (paper mode: use 1024, as the seed)")
+	fs.IntVar(&cfg.KeyBits, "key-bits", cfg.KeyBits, "size of each issued key in bits (a multiple of 8); a block issues whole keys only")
 	fs.Float64Var(&cfg.Channel.Noise, "noise", cfg.Channel.Noise, "depolarizing probability p (QBER p/2)")
 	fs.Float64Var(&cfg.Channel.DistanceKM, "distance", cfg.Channel.DistanceKM, "fiber length in km (0.2 dB/km)")
 	fs.Float64Var(&cfg.Channel.Eve, "eve", cfg.Channel.Eve, "fraction of qubits an eavesdropper intercepts and resends")
