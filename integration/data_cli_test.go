@@ -16,11 +16,12 @@ import (
 // `qledger dev` cluster (mutual TLS), exports its shares with `qledger
 // data export-shares` as a caller on the reader list, and recovers it
 // offline with `qledger data recover`, from all shares and from t of
-// them; a caller not on the reader list exports nothing.
+// them; `qledger data get` recovers it online, and a get that fails
+// leaves no file; a caller not on the reader list exports nothing.
 func TestDataCLIExportRecover(t *testing.T) {
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in.bin")
-	data := make([]byte, 200<<10)
+	data := make([]byte, 1600<<10) // shares of two segments
 	rand.Read(data)
 	copy(data, []byte{0, 0}) // leading zeros survive
 	if err := os.WriteFile(in, data, 0o600); err != nil {
@@ -70,8 +71,20 @@ func TestDataCLIExportRecover(t *testing.T) {
 		t.Fatalf("data recovered from t shares differs (%v)", err)
 	}
 	// Online, the digest recorded on the shares is checked.
-	if out, err := cli("submitter", "data", "get", "cli-item", "-o", filepath.Join(dir, "get.bin")); err != nil || !strings.Contains(out, "digest checked") {
+	get := filepath.Join(dir, "get.bin")
+	if out, err := cli("submitter", "data", "get", "cli-item", "-o", get); err != nil || !strings.Contains(out, "digest checked") {
 		t.Fatalf("data get: %v\n%s", err, out)
+	}
+	if got, err := os.ReadFile(get); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("data got differs (%v)", err)
+	}
+	// A get that fails writes nothing, not even a temporary file.
+	getDir := t.TempDir()
+	if out, err := cli("submitter", "data", "get", "no-such-item", "-o", filepath.Join(getDir, "none.bin")); err == nil {
+		t.Fatalf("data get of a missing item: %s", out)
+	}
+	if ents, _ := os.ReadDir(getDir); len(ents) != 0 {
+		t.Fatalf("a failed get left %d files", len(ents))
 	}
 	// The auditor is not on the reader list: no group serves it a share.
 	out, err = cli("auditor", "data", "export-shares", "cli-item", filepath.Join(dir, "auditor"))

@@ -125,6 +125,60 @@ func TestSharedDataAcrossGroups(t *testing.T) {
 	}
 }
 
+// TestSharedDataStreaming stores an item of several segments per share
+// with PutReader and reads it back with GetDataTo, into a file and into a
+// plain writer, with a group down; the temporary share files are gone
+// afterwards.
+func TestSharedDataStreaming(t *testing.T) {
+	l := startLocal(t, 3, 1, nil)
+	srv, err := api.New(api.DefaultConfig(), l.Nodes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	c, _ := client.New(ts.URL, nil)
+	ctx := context.Background()
+	tmp, spool := t.TempDir(), t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+
+	data := make([]byte, 2<<20) // shares of ~1 MiB: two segments each
+	rand.Read(data)
+	res, err := c.PutReader(ctx, bytes.NewReader(data), client.PutOptions{Threshold: 2, Description: "streamed", TempDir: spool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Length != int64(len(data)) || len(res.Receipts) != 3 || len(res.Receipts[0]) != 2 {
+		t.Fatalf("put: length %d, receipts %v", res.Length, res.Receipts)
+	}
+	for _, n := range l.Nodes {
+		if n.Group() == 1 {
+			n.Close()
+		}
+	}
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rep, err := c.GetDataTo(ctx, f, res.DataID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(f.Name()); !bytes.Equal(got, data) || rep.Length != int64(len(data)) || !rep.DigestChecked || len(rep.Used) != 2 || rep.Failed[1] == "" {
+		t.Fatalf("recovered %d bytes (report %+v)", len(got), rep)
+	}
+	var buf bytes.Buffer
+	if _, err := c.GetDataTo(ctx, &buf, res.DataID, ""); err != nil || !bytes.Equal(buf.Bytes(), data) {
+		t.Fatalf("into a buffer: %v", err)
+	}
+	for _, dir := range []string{tmp, spool} {
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Fatalf("%d files left in %s", len(ents), dir)
+		}
+	}
+}
+
 // TestSharedDataTamperAndBadInput: a node that alters a share in transit
 // is caught by the proof check and the share replaced from another group;
 // bad parameters get clear errors.

@@ -1,11 +1,14 @@
 package client
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -30,6 +33,10 @@ var (
 	// ErrRecover: no set of verified shares recovered the data; the
 	// *RecoverError that wraps it names the sets tried.
 	ErrRecover = errors.New("qledger: no set of verified shares recovers the data")
+	// ErrOutputWritten: GetDataTo's recovery failed after writing part of
+	// the data to a writer it cannot rewind, so it tried no other set of
+	// shares. What was written must be discarded.
+	ErrOutputWritten = errors.New("qledger: a failed recovery wrote to an output that cannot be rewound")
 )
 
 // PutOptions say how to share data.
@@ -49,6 +56,9 @@ type PutOptions struct {
 	Caller string
 	// Progress, if set, is called after each committed segment.
 	Progress func(done, total int)
+	// TempDir is where PutReader spools the shares; empty means
+	// os.TempDir().
+	TempDir string
 }
 
 // PutResult describes a stored item.
@@ -61,6 +71,8 @@ type PutResult struct {
 	Receipts [][]Receipt
 	// Bytes is the total of all shares (the storage the split costs).
 	Bytes int64
+	// Length is the length of the data.
+	Length int64
 }
 
 func (c *Client) withCaller(caller string) http.Header {
@@ -72,12 +84,35 @@ func (c *Client) withCaller(caller string) http.Header {
 
 // PutData splits data on the client (the plaintext never leaves it in
 // dispersal mode) and stores share i in group i, each share in segments of
-// at most shard.MaxSegmentBytes, one transaction each.
+// at most shard.MaxSegmentBytes, one transaction each. It holds all the
+// shares in memory; PutReader does not.
 func (c *Client) PutData(ctx context.Context, data []byte, opt PutOptions) (PutResult, error) {
+	opt, so, err := c.putDefaults(ctx, opt)
+	if err != nil {
+		return PutResult{}, err
+	}
+	shares, sum, err := sharing.Split(data, so)
+	if err != nil {
+		return PutResult{}, err
+	}
+	enc := make([]encodedShare, len(shares))
+	for i, sh := range shares {
+		b, err := sh.MarshalBinary()
+		if err != nil {
+			return PutResult{}, err
+		}
+		enc[i] = encodedShare{hash: sh.Hash, size: int64(len(b)), r: bytes.NewReader(b)}
+	}
+	return c.upload(ctx, opt, sum, enc)
+}
+
+// putDefaults fills in the defaults of opt (every group, dispersal, a
+// random data ID), checks it and returns the split options.
+func (c *Client) putDefaults(ctx context.Context, opt PutOptions) (PutOptions, sharing.Options, error) {
 	if opt.Shares == 0 {
 		st, err := c.Cluster(ctx)
 		if err != nil {
-			return PutResult{}, err
+			return opt, sharing.Options{}, err
 		}
 		opt.Shares = len(st.Groups)
 	}
@@ -86,40 +121,44 @@ func (c *Client) PutData(ctx context.Context, data []byte, opt PutOptions) (PutR
 	}
 	scheme, err := sharing.ParseScheme(opt.Scheme)
 	if err != nil {
-		return PutResult{}, err
+		return opt, sharing.Options{}, err
 	}
+	opt.Scheme = scheme.String()
 	if opt.DataID == "" {
 		var b [16]byte
 		if _, err := rand.Read(b[:]); err != nil {
-			return PutResult{}, err
+			return opt, sharing.Options{}, err
 		}
 		opt.DataID = hex.EncodeToString(b[:])
 	}
 	if err := shard.ValidDataID(opt.DataID); err != nil {
-		return PutResult{}, err
+		return opt, sharing.Options{}, err
 	}
 	so := sharing.DefaultOptions(opt.Threshold, opt.Shares)
 	so.Scheme = scheme
-	shares, sum, err := sharing.Split(data, so)
-	if err != nil {
-		return PutResult{}, err
-	}
-	res := PutResult{DataID: opt.DataID, Shares: opt.Shares, Digest: sum.Digest, Receipts: make([][]Receipt, len(shares))}
-	var (
-		recs  [][]shard.Record
-		total int
-	)
-	for _, sh := range shares {
-		enc, err := sh.MarshalBinary()
-		if err != nil {
-			return res, err
+	return opt, so, so.Validate()
+}
+
+// encodedShare is one encoded share to upload: share i of the split,
+// size bytes read from r.
+type encodedShare struct {
+	hash [32]byte
+	size int64
+	r    io.ReaderAt
+}
+
+// upload stores share i in group i, all shares in parallel, each one's
+// segments in order. It holds one segment per share at a time.
+func (c *Client) upload(ctx context.Context, opt PutOptions, sum sharing.Summary, shares []encodedShare) (PutResult, error) {
+	res := PutResult{DataID: opt.DataID, Shares: opt.Shares, Digest: sum.Digest, Receipts: make([][]Receipt, len(shares)), Length: sum.Length}
+	total := 0
+	for i, sh := range shares {
+		segs := segmentsOf(sh.size)
+		if segs > shard.MaxSegments {
+			return res, fmt.Errorf("qledger: share %d of %d bytes needs %d segments, more than %d", i, sh.size, segs, shard.MaxSegments)
 		}
-		res.Bytes += int64(len(enc))
-		tmpl := shard.Record{DataID: opt.DataID, Index: sh.Index, Shares: sh.Total, Threshold: sh.Threshold, Scheme: scheme.String(),
-			ShareHash: sh.Hash, Description: opt.Description, Digest: sum.Digest, Readers: opt.Readers}
-		r := shard.Split(tmpl, enc)
-		recs = append(recs, r)
-		total += len(r)
+		res.Bytes += sh.size
+		total += segs
 	}
 	var (
 		mu    sync.Mutex
@@ -127,23 +166,35 @@ func (c *Client) PutData(ctx context.Context, data []byte, opt PutOptions) (PutR
 		first error
 		wg    sync.WaitGroup
 	)
-	for i, rs := range recs {
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first == nil {
+			first = err
+		}
+	}
+	for i, sh := range shares {
 		wg.Add(1)
-		go func(i int, rs []shard.Record) {
+		go func() {
 			defer wg.Done()
-			for _, r := range rs {
-				up := ShareUpload{Shares: r.Shares, Threshold: r.Threshold, Scheme: r.Scheme, Segment: r.Segment, Segments: r.Segments,
-					ShareSize: r.ShareSize, ShareHash: hex.EncodeToString(r.ShareHash[:]), Description: r.Description, Digest: r.Digest, Readers: r.Readers, Bytes: r.Bytes}
-				var rc Receipt
-				_, err := c.do(ctx, http.MethodPost, fmt.Sprintf("/v1/data/%s/shares/%d", url.PathEscape(opt.DataID), i), c.withCaller(opt.Caller), up, &rc)
-				mu.Lock()
-				if err != nil {
-					if first == nil {
-						first = fmt.Errorf("qledger: share %d segment %d: %w", i, r.Segment, err)
-					}
-					mu.Unlock()
+			up := ShareUpload{Shares: sum.Shares, Threshold: sum.Threshold, Scheme: sum.Scheme.String(), Segments: segmentsOf(sh.size),
+				ShareSize: sh.size, ShareHash: hex.EncodeToString(sh.hash[:]), Description: opt.Description, Digest: sum.Digest, Readers: opt.Readers}
+			buf := make([]byte, min(sh.size, shard.MaxSegmentBytes))
+			for k := range up.Segments {
+				off := int64(k) * shard.MaxSegmentBytes
+				n := min(sh.size-off, shard.MaxSegmentBytes)
+				if m, err := sh.r.ReadAt(buf[:n], off); int64(m) != n {
+					fail(fmt.Errorf("qledger: share %d segment %d: read: %w", i, k, cmp.Or(err, io.ErrUnexpectedEOF)))
 					return
 				}
+				up.Segment, up.Bytes = k, buf[:n]
+				var rc Receipt
+				_, err := c.do(ctx, http.MethodPost, fmt.Sprintf("/v1/data/%s/shares/%d", url.PathEscape(opt.DataID), i), c.withCaller(opt.Caller), up, &rc)
+				if err != nil {
+					fail(fmt.Errorf("qledger: share %d segment %d: %w", i, k, err))
+					return
+				}
+				mu.Lock()
 				res.Receipts[i] = append(res.Receipts[i], rc)
 				done++
 				if opt.Progress != nil {
@@ -151,17 +202,24 @@ func (c *Client) PutData(ctx context.Context, data []byte, opt PutOptions) (PutR
 				}
 				mu.Unlock()
 			}
-		}(i, rs)
+		}()
 	}
 	wg.Wait()
 	return res, first
+}
+
+// segmentsOf is the number of segments of a share of size bytes.
+func segmentsOf(size int64) int {
+	return int((size + shard.MaxSegmentBytes - 1) / shard.MaxSegmentBytes)
 }
 
 // GetReport says which groups gave the shares used and why others were
 // not used.
 type GetReport struct {
 	// Used lists, ascending, the groups whose shares FetchShares returned
-	// or GetData recovered from.
+	// or GetData recovered from. GetDataTo recovers from, and lists, the
+	// t lowest groups of a set (all of them in asmuth-bloom mode): the
+	// shares sharing.RecoverStream reads.
 	Used []int
 	// Failed says, per group, why its share was not fetched, did not
 	// verify, or was not used.
@@ -174,6 +232,8 @@ type GetReport struct {
 	// no digest (asmuth-bloom mode, or an uploader that gave none): the
 	// data was then checked only by the scheme's own authentication.
 	DigestChecked bool
+	// Length is the length of the data recovered (GetData, GetDataTo).
+	Length int64
 }
 
 // FetchShares fetches and verifies (GetShare) shares from groups
@@ -205,24 +265,38 @@ func (c *Client) FetchShares(ctx context.Context, dataID, caller string, groups 
 	return best.shares, rep, err
 }
 
-// fetchVerified fetches and verifies share i from group i for every
-// group, and says why each group that gave none did not.
+// fetchVerified fetches and verifies (GetShare) share i from group i for
+// every group, and says why each group that gave none did not.
 func (c *Client) fetchVerified(ctx context.Context, dataID, caller string, groups int) ([]verifiedShare, map[int]string) {
+	return fetchAll(groups, func(i int, level Level) (verifiedShare, error) {
+		sh, item, err := c.GetShare(ctx, dataID, i, caller, level)
+		if err != nil {
+			return verifiedShare{}, err
+		}
+		return verifiedShare{group: i, splitID: sh.SplitID, share: sh, item: item}, nil
+	})
+}
+
+// fetchAll gets share i from group i with get for every group in
+// parallel, retrying a failed group once at level stale (unless the share
+// was not found), and says why each group that gave none did not.
+func fetchAll(groups int, get func(i int, level Level) (verifiedShare, error)) ([]verifiedShare, map[int]string) {
 	type got struct {
-		verifiedShare
-		err error
+		group int
+		v     verifiedShare
+		err   error
 	}
 	ch := make(chan got, groups)
 	for i := 0; i < groups; i++ {
-		go func(i int) {
-			sh, item, err := c.GetShare(ctx, dataID, i, caller, "")
+		go func() {
+			v, err := get(i, "")
 			if err != nil && !errors.Is(err, ErrNotFound) {
-				if sh2, item2, err2 := c.GetShare(ctx, dataID, i, caller, "stale"); err2 == nil {
-					sh, item, err = sh2, item2, nil
+				if v2, err2 := get(i, "stale"); err2 == nil {
+					v, err = v2, nil
 				}
 			}
-			ch <- got{verifiedShare{i, sh, item}, err}
-		}(i)
+			ch <- got{i, v, err}
+		}()
 	}
 	var (
 		vs     []verifiedShare
@@ -234,7 +308,7 @@ func (c *Client) fetchVerified(ctx context.Context, dataID, caller string, group
 			failed[g.group] = g.err.Error()
 			continue
 		}
-		vs = append(vs, g.verifiedShare)
+		vs = append(vs, g.v)
 	}
 	return vs, failed
 }
@@ -275,37 +349,15 @@ func (c *Client) GetData(ctx context.Context, dataID, caller string) ([]byte, Ge
 	if err := checkEnough(dataID, sets, failed); err != nil {
 		return nil, rep, err
 	}
-	var tried []RecoverAttempt
-	left := map[int]string{}
-	for _, s := range sets {
-		if !s.enough() {
-			continue
-		}
-		r := recoverSet(dataID, s)
-		tried = append(tried, r.attempts...)
-		for g, why := range r.left {
-			left[g] = why
-		}
-		if r.used == nil {
-			continue
-		}
-		rep.Used, rep.Item, rep.DigestChecked = r.used, s.item, s.item.Digest != nil
-		noteOthers(sets, s, failed)
-		for g, why := range r.left {
-			failed[g] = why
-		}
-		return r.data, rep, nil
+	var mr *memRecoverer
+	err = recoverSets(dataID, sets, &rep, func(s *shareSet) recoverer {
+		mr = &memRecoverer{set: s}
+		return mr
+	})
+	if err != nil {
+		return nil, rep, err
 	}
-	for _, s := range sets {
-		for _, g := range s.groups {
-			if why, ok := left[g]; ok {
-				failed[g] = why
-			} else if !s.enough() {
-				failed[g] = fmt.Sprintf("holds a share of an upload with too few shares to try (%s)", s)
-			}
-		}
-	}
-	return nil, rep, &RecoverError{DataID: dataID, Attempts: tried, Failed: failed}
+	return mr.data, rep, nil
 }
 
 // ListData lists items whose description contains filter.

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -283,25 +285,45 @@ func TestGetShareVerifiesProvenBytes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := (&dataFake{groups: 3, share: func(string, int) *ShareDownload { return tc.share() }}).client(t)
 			sh, item, err := c.GetShare(context.Background(), tc.id, 0, "", "")
+			// The streaming form, which checks the share as it arrives and
+			// spools it to a file, must come to the same verdict.
+			dir := t.TempDir()
+			v, serr := c.spoolShare(context.Background(), tc.id, 0, "", "", dir)
 			if !tc.ok {
 				if !errors.Is(err, ErrVerify) {
 					t.Fatalf("accepted or wrong error: share %v, err %v", sh != nil, err)
 				}
+				if !errors.Is(serr, ErrVerify) {
+					t.Fatalf("streaming: accepted or wrong error: %v", serr)
+				}
+				emptyDir(t, dir)
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
+			if serr != nil {
+				t.Fatalf("streaming: %v", serr)
+			}
 			want := tc.want.shares[0]
-			if sh.Hash != want.Hash || item.ShareHash != hex.EncodeToString(want.Hash[:]) || item.Threshold != want.Threshold ||
-				item.Shares != want.Total || !bytes.Equal(item.Digest, tc.want.sum.Digest) || item.Segments != len(tc.want.recs[0]) || item.Group != 0 {
-				t.Fatalf("item %+v is not the recorded one", item)
+			for _, item := range []DataItem{item, v.item} {
+				if sh.Hash != want.Hash || item.ShareHash != hex.EncodeToString(want.Hash[:]) || item.Threshold != want.Threshold ||
+					item.Shares != want.Total || !bytes.Equal(item.Digest, tc.want.sum.Digest) || item.Segments != len(tc.want.recs[0]) || item.Group != 0 {
+					t.Fatalf("item %+v is not the recorded one", item)
+				}
+			}
+			enc, _ := want.MarshalBinary()
+			if b, err := os.ReadFile(v.file); err != nil || !bytes.Equal(b, enc) || v.splitID != want.SplitID {
+				t.Fatalf("spooled share differs from the share (%v)", err)
 			}
 		})
 	}
 	c := (&dataFake{groups: 3, share: func(string, int) *ShareDownload { return nil }}).client(t)
 	if _, _, err := c.GetShare(context.Background(), "item-1", 0, "", ""); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing share: %v", err)
+	}
+	if _, err := c.spoolShare(context.Background(), "item-1", 0, "", "", t.TempDir()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("streaming: missing share: %v", err)
 	}
 }
 
@@ -335,12 +357,16 @@ func TestGetDataTrustsOnlyRecords(t *testing.T) {
 		failed map[int]string
 		// msg: words the error must hold.
 		msg []string
+		// stream is what GetDataTo gives where it differs: it recovers
+		// from the t lowest shares of a set (all in asmuth-bloom mode),
+		// which are all sharing.RecoverStream reads.
+		stream *getWant
 	}{
-		{name: "all agree", used: []int{0, 1, 2}, digest: true, setup: func(t *testing.T) setup {
+		{name: "all agree", used: []int{0, 1, 2}, digest: true, stream: &getWant{used: []int{0, 1}, digest: true, failed: map[int]string{2: "not needed"}}, setup: func(t *testing.T) setup {
 			u := newUpload(t, "item-1", data, sharing.Dispersal, 2, 3)
 			return setup{3, serve(u, u, u)}
 		}},
-		{name: "the server's item lies about digest and threshold", used: []int{0, 1, 2}, digest: true, setup: func(t *testing.T) setup {
+		{name: "the server's item lies about digest and threshold", used: []int{0, 1, 2}, digest: true, stream: &getWant{used: []int{0, 1}, digest: true}, setup: func(t *testing.T) setup {
 			u := newUpload(t, "item-1", data, sharing.Paper, 2, 3)
 			return setup{3, func(i int) *ShareDownload {
 				dl := u.download(t, i)
@@ -359,13 +385,14 @@ func TestGetDataTrustsOnlyRecords(t *testing.T) {
 				return dl
 			}}
 		}},
-		{name: "records carry a wrong digest", err: []error{ErrRecover, ErrDigest}, msg: []string{"groups [0 1 2]"}, setup: func(t *testing.T) setup {
-			u := newUpload(t, "item-1", data, sharing.Dispersal, 2, 3)
-			for i := range 3 {
-				u.editRecords(i, func(r *shard.Record) { r.Digest = []byte("a digest of other data") })
-			}
-			return setup{3, serve(u, u, u)}
-		}},
+		{name: "records carry a wrong digest", err: []error{ErrRecover, ErrDigest}, msg: []string{"groups [0 1 2]"},
+			stream: &getWant{err: []error{ErrRecover, ErrDigest}, msg: []string{"groups [0 1]", "groups [1 2]", "groups [0 2]"}}, setup: func(t *testing.T) setup {
+				u := newUpload(t, "item-1", data, sharing.Dispersal, 2, 3)
+				for i := range 3 {
+					u.editRecords(i, func(r *shard.Record) { r.Digest = []byte("a digest of other data") })
+				}
+				return setup{3, serve(u, u, u)}
+			}},
 		{name: "no two records agree on the digest", err: []error{ErrDisagree}, msg: []string{"groups [0]", "groups [1]", "groups [2]"}, setup: func(t *testing.T) setup {
 			u := newUpload(t, "item-1", data, sharing.Dispersal, 2, 3)
 			u.editRecords(1, func(r *shard.Record) { r.Digest = []byte("digest one") })
@@ -381,23 +408,27 @@ func TestGetDataTrustsOnlyRecords(t *testing.T) {
 			u := newUpload(t, "item-1", []byte("small"), sharing.AsmuthBloom, 2, 3)
 			return setup{3, serve(u, u, u)}
 		}},
-		{name: "a share of another upload under the same ID", used: []int{0, 2, 3}, digest: true, failed: map[int]string{1: "another upload"}, setup: func(t *testing.T) setup {
-			a := newUpload(t, "item-1", data, sharing.Dispersal, 2, 4)
-			b := newUpload(t, "item-1", []byte("a second upload under the same name"), sharing.Dispersal, 2, 4)
-			return setup{4, serve(a, b, a, a)}
-		}},
+		{name: "a share of another upload under the same ID", used: []int{0, 2, 3}, digest: true, failed: map[int]string{1: "another upload"},
+			stream: &getWant{used: []int{0, 2}, digest: true, failed: map[int]string{1: "another upload", 3: "not needed"}}, setup: func(t *testing.T) setup {
+				a := newUpload(t, "item-1", data, sharing.Dispersal, 2, 4)
+				b := newUpload(t, "item-1", []byte("a second upload under the same name"), sharing.Dispersal, 2, 4)
+				return setup{4, serve(a, b, a, a)}
+			}},
 		{name: "a re-hashed paper share spoils the first recovery", used: []int{1, 2}, digest: true, failed: map[int]string{0: "left out"}, setup: func(t *testing.T) setup {
 			u := newUpload(t, "item-1", data, sharing.Paper, 2, 3)
 			u.tamper(t, 0)
 			return setup{3, serve(u, u, u)}
 		}},
-		{name: "a re-hashed dispersal share fails its Merkle proof", used: []int{0, 1}, digest: true, failed: map[int]string{2: "rejected"}, setup: func(t *testing.T) setup {
-			u := newUpload(t, "item-1", data, sharing.Dispersal, 2, 3)
-			u.tamper(t, 2)
-			return setup{3, serve(u, u, u)}
-		}},
+		{name: "a re-hashed dispersal share fails its Merkle proof", used: []int{0, 1}, digest: true, failed: map[int]string{2: "rejected"},
+			// Streaming never reads share 2 past its header.
+			stream: &getWant{used: []int{0, 1}, digest: true, failed: map[int]string{2: "not needed"}}, setup: func(t *testing.T) setup {
+				u := newUpload(t, "item-1", data, sharing.Dispersal, 2, 3)
+				u.tamper(t, 2)
+				return setup{3, serve(u, u, u)}
+			}},
 		{name: "two re-hashed paper shares: every set fails", err: []error{ErrRecover},
-			msg: []string{"groups [0 1 2]", "groups [0 1]", "groups [1 2]", "groups [0 2]"}, setup: func(t *testing.T) setup {
+			msg:    []string{"groups [0 1 2]", "groups [0 1]", "groups [1 2]", "groups [0 2]"},
+			stream: &getWant{err: []error{ErrRecover}, msg: []string{"groups [0 1]", "groups [1 2]", "groups [0 2]"}}, setup: func(t *testing.T) setup {
 				u := newUpload(t, "item-1", data, sharing.Paper, 2, 3)
 				u.tamper(t, 0)
 				u.tamper(t, 1)
@@ -416,39 +447,134 @@ func TestGetDataTrustsOnlyRecords(t *testing.T) {
 				}
 				return s.share(i)
 			}}).client(t)
+			want := getWant{tc.used, tc.err, tc.digest, tc.failed, tc.msg}
 			got, rep, err := c.GetData(context.Background(), "item-1", "")
+			want.check(t, data, got, rep, err)
+			// GetDataTo into a file, which it can rewind after a failed
+			// attempt, comes to the same result by the same attempts.
+			tmp := t.TempDir()
+			t.Setenv("TMPDIR", tmp)
+			f, ferr := os.Create(filepath.Join(t.TempDir(), "out"))
+			if ferr != nil {
+				t.Fatal(ferr)
+			}
+			defer f.Close()
+			rep, err = c.GetDataTo(context.Background(), f, "item-1", "")
+			got, _ = os.ReadFile(f.Name())
+			if tc.stream != nil {
+				want = *tc.stream
+			}
+			want.check(t, data, got, rep, err)
+			emptyDir(t, tmp)
+		})
+	}
+}
+
+// getWant is what a case of TestGetDataTrustsOnlyRecords expects; see
+// its table.
+type getWant struct {
+	used   []int
+	err    []error
+	digest bool
+	failed map[int]string
+	msg    []string
+}
+
+// check checks a recovery of data (or of "small") against w.
+func (w getWant) check(t *testing.T, data, got []byte, rep GetReport, err error) {
+	t.Helper()
+	if w.used == nil {
+		if err == nil {
+			t.Fatalf("recovered %q from groups %v", got, rep.Used)
+		}
+		for _, want := range w.err {
+			if !errors.Is(err, want) {
+				t.Errorf("error does not match %v: %v", want, err)
+			}
+		}
+		for _, m := range w.msg {
+			if !strings.Contains(err.Error(), m) {
+				t.Errorf("error lacks %q: %v", m, err)
+			}
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) && !bytes.Equal(got, []byte("small")) {
+		t.Fatalf("recovered %q", got)
+	}
+	if !slices.Equal(rep.Used, w.used) || rep.DigestChecked != w.digest || rep.Item.Threshold != 2 || rep.Length != int64(len(got)) {
+		t.Fatalf("report: used %v (want %v), digest checked %v (want %v), length %d, item %+v", rep.Used, w.used, rep.DigestChecked, w.digest, rep.Length, rep.Item)
+	}
+	for g, m := range w.failed {
+		if !strings.Contains(rep.Failed[g], m) {
+			t.Errorf("group %d: reason %q lacks %q", g, rep.Failed[g], m)
+		}
+	}
+}
+
+// TestGetDataToRewind: into a writer it cannot rewind, GetDataTo tries
+// another set of shares only if the failed attempt wrote nothing; into a
+// file it cuts a failed attempt's output off and tries the next.
+func TestGetDataToRewind(t *testing.T) {
+	tests := []struct {
+		name   string
+		scheme sharing.Scheme
+		size   int
+		// used: the groups recovered from, nil for ErrOutputWritten.
+		used []int
+	}{
+		// The first attempt's only segment fails its AES-GCM tag before
+		// anything is written: the next set is tried.
+		{"dispersal", sharing.Dispersal, 1000, []int{1, 2}},
+		// So does a paper share's one chunk, found out of range.
+		{"paper, one segment", sharing.Paper, 1000, []int{1, 2}},
+		// Paper mode writes a segment (64 KiB) before the next one, in
+		// which the re-hashed share is caught.
+		{"paper, two segments", sharing.Paper, 100 << 10, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			data := bytes.Repeat([]byte("0123456789abcdef"), tc.size/16)
+			u := newUpload(t, "item-1", data, tc.scheme, 2, 3)
+			u.tamper(t, 0)
+			c := (&dataFake{groups: 3, share: func(_ string, i int) *ShareDownload { return u.download(t, i) }}).client(t)
+			var out bytes.Buffer
+			rep, err := c.GetDataTo(context.Background(), &out, "item-1", "")
 			if tc.used == nil {
-				if err == nil {
-					t.Fatalf("recovered %q from groups %v", got, rep.Used)
-				}
-				for _, want := range tc.err {
-					if !errors.Is(err, want) {
-						t.Errorf("error does not match %v: %v", want, err)
-					}
-				}
-				for _, w := range tc.msg {
-					if !strings.Contains(err.Error(), w) {
-						t.Errorf("error lacks %q: %v", w, err)
-					}
+				var re *RecoverError
+				if !errors.Is(err, ErrOutputWritten) || !errors.Is(err, ErrRecover) || !errors.As(err, &re) || len(re.Attempts) != 1 {
+					t.Fatalf("want one attempt failing with ErrOutputWritten, got %v", err)
 				}
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, data) && !bytes.Equal(got, []byte("small")) {
-				t.Fatalf("recovered %q", got)
-			}
-			if !slices.Equal(rep.Used, tc.used) || rep.DigestChecked != tc.digest || rep.Item.Threshold != 2 {
-				t.Fatalf("report: used %v (want %v), digest checked %v (want %v), item %+v", rep.Used, tc.used, rep.DigestChecked, tc.digest, rep.Item)
-			}
-			for g, w := range tc.failed {
-				if !strings.Contains(rep.Failed[g], w) {
-					t.Errorf("group %d: reason %q lacks %q", g, rep.Failed[g], w)
-				}
+			if err != nil || !bytes.Equal(out.Bytes(), data) || !slices.Equal(rep.Used, tc.used) {
+				t.Fatalf("recovered %q from groups %v (want %v): %v", out.Bytes(), rep.Used, tc.used, err)
 			}
 		})
 	}
+	t.Run("paper, two segments, into a file", func(t *testing.T) {
+		data := bytes.Repeat([]byte("0123456789abcdef"), 100<<10/16)
+		u := newUpload(t, "item-1", data, sharing.Paper, 2, 3)
+		u.tamper(t, 0)
+		c := (&dataFake{groups: 3, share: func(_ string, i int) *ShareDownload { return u.download(t, i) }}).client(t)
+		f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		// What the file held before stays.
+		f.WriteString("kept")
+		rep, err := c.GetDataTo(context.Background(), f, "item-1", "")
+		if err != nil || !slices.Equal(rep.Used, []int{1, 2}) || len(rep.Failed) != 1 {
+			t.Fatalf("recovered from groups %v: %v", rep.Used, err)
+		}
+		if got, _ := os.ReadFile(f.Name()); !bytes.Equal(got, append([]byte("kept"), data...)) {
+			t.Fatalf("the file holds %d bytes, want %d", len(got), 4+len(data))
+		}
+	})
 }
 
 // TestFetchSharesOneUpload: FetchShares returns the shares of one upload

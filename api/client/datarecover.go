@@ -11,11 +11,15 @@ import (
 	"qledger/sharing"
 )
 
-// verifiedShare is a share GetShare verified, with the item its records
-// describe.
+// verifiedShare is a share GetShare verified, or one spooled to a file
+// and verified by the same rules, with the item its records describe.
+// Its index is its group.
 type verifiedShare struct {
-	group int
+	group   int
+	splitID [16]byte
+	// share is the share in memory; nil if it is in file.
 	share *sharing.Share
+	file  string
 	item  DataItem
 }
 
@@ -26,16 +30,18 @@ type shareSet struct {
 	// item is the lowest group's verified item.
 	item    DataItem
 	splitID [16]byte
-	// groups ascend; shares[k] is group groups[k]'s share.
+	// groups ascend; shares[k] (or files[k], when spooled) is group
+	// groups[k]'s share.
 	groups []int
 	shares []*sharing.Share
+	files  []string
 }
 
 func (s *shareSet) String() string {
 	return fmt.Sprintf("groups %v hold split %.8x (%s, t=%d of n=%d, digest %s)", s.groups, s.splitID, s.item.Scheme, s.item.Threshold, s.item.Shares, shortDigest(s.item.Digest))
 }
 
-func (s *shareSet) enough() bool { return len(s.shares) >= s.item.Threshold }
+func (s *shareSet) enough() bool { return len(s.groups) >= s.item.Threshold }
 
 func shortDigest(d []byte) string {
 	if d == nil {
@@ -51,17 +57,18 @@ func partition(vs []verifiedShare) []*shareSet {
 	byKey := map[string]*shareSet{}
 	var sets []*shareSet
 	for _, v := range vs {
-		key := fmt.Sprintf("%x|%s|%d|%d|%x", v.share.SplitID, v.item.Scheme, v.item.Threshold, v.item.Shares, v.item.Digest)
+		key := fmt.Sprintf("%x|%s|%d|%d|%x", v.splitID, v.item.Scheme, v.item.Threshold, v.item.Shares, v.item.Digest)
 		s := byKey[key]
 		if s == nil {
-			s = &shareSet{item: v.item, splitID: v.share.SplitID}
+			s = &shareSet{item: v.item, splitID: v.splitID}
 			byKey[key] = s
 			sets = append(sets, s)
 		}
 		s.groups = append(s.groups, v.group)
 		s.shares = append(s.shares, v.share)
+		s.files = append(s.files, v.file)
 	}
-	sort.SliceStable(sets, func(a, b int) bool { return len(sets[a].shares) > len(sets[b].shares) })
+	sort.SliceStable(sets, func(a, b int) bool { return len(sets[a].groups) > len(sets[b].groups) })
 	return sets
 }
 
@@ -77,7 +84,7 @@ func checkEnough(dataID string, sets []*shareSet, failed map[int]string) error {
 		if s.enough() {
 			return nil
 		}
-		total += len(s.shares)
+		total += len(s.groups)
 		minT = min(minT, s.item.Threshold)
 	}
 	if len(sets) == 1 {
@@ -111,16 +118,17 @@ func noteOthers(sets []*shareSet, used *shareSet, failed map[int]string) {
 	}
 }
 
-// RecoverAttempt is one set of groups whose shares GetData tried to
-// recover from, and why that failed.
+// RecoverAttempt is one set of groups whose shares GetData or GetDataTo
+// tried to recover from, and why that failed.
 type RecoverAttempt struct {
 	Groups []int
 	Err    error
 }
 
-// RecoverError is GetData's error when enough shares were verified but no
-// set of them recovered the data. errors.Is matches ErrRecover and every
-// attempt's error (ErrDigest, sharing.ErrAuthentication, ...).
+// RecoverError is GetData's and GetDataTo's error when enough shares
+// were verified but no set of them recovered the data. errors.Is matches
+// ErrRecover and every attempt's error (ErrDigest,
+// sharing.ErrAuthentication, ErrOutputWritten, ...).
 type RecoverError struct {
 	DataID   string
 	Attempts []RecoverAttempt
@@ -160,56 +168,163 @@ func (e *RecoverError) Unwrap() []error {
 	return out
 }
 
+// recoverer makes recovery attempts from the shares of one set.
+type recoverer interface {
+	// reads returns the positions, of the ascending positions pos, whose
+	// shares a recovery from pos reads.
+	reads(pos []int) []int
+	// recover recovers from the set's shares at positions pos, which
+	// reads returned.
+	recover(pos []int) (sharing.Summary, error)
+	// discard takes back what a failed attempt produced. An error means
+	// that no further attempt may be made.
+	discard() error
+}
+
+// memRecoverer recovers from shares in memory and keeps the data of the
+// last attempt.
+type memRecoverer struct {
+	set  *shareSet
+	data []byte
+}
+
+// reads is pos: sharing.Recover checks every share it is given.
+func (m *memRecoverer) reads(pos []int) []int { return pos }
+
+func (m *memRecoverer) recover(pos []int) (sharing.Summary, error) {
+	shares := make([]*sharing.Share, len(pos))
+	for k, p := range pos {
+		shares[k] = m.set.shares[p]
+	}
+	data, sum, err := sharing.Recover(shares)
+	m.data = data
+	return sum, err
+}
+
+func (m *memRecoverer) discard() error {
+	m.data = nil
+	return nil
+}
+
+// recoverSets recovers from the first set with enough shares that
+// recovers (see GetData), trying the sets in order with recoverers made
+// by newRecoverer. On success it fills in rep's Used, Item, DigestChecked
+// and Length and notes in rep.Failed why the other groups were not used;
+// otherwise it returns a *RecoverError naming every set tried.
+func recoverSets(dataID string, sets []*shareSet, rep *GetReport, newRecoverer func(*shareSet) recoverer) error {
+	failed := rep.Failed
+	var tried []RecoverAttempt
+	left := map[int]string{}
+	for _, s := range sets {
+		if !s.enough() {
+			continue
+		}
+		r := recoverSet(dataID, s, newRecoverer(s))
+		tried = append(tried, r.attempts...)
+		for g, why := range r.left {
+			left[g] = why
+		}
+		if r.used != nil {
+			rep.Used, rep.Item, rep.DigestChecked, rep.Length = r.used, s.item, s.item.Digest != nil, r.sum.Length
+			noteOthers(sets, s, failed)
+			for g, why := range r.left {
+				failed[g] = why
+			}
+			return nil
+		}
+		if r.stopped {
+			break
+		}
+	}
+	for _, s := range sets {
+		for _, g := range s.groups {
+			if why, ok := left[g]; ok {
+				failed[g] = why
+			} else if !s.enough() {
+				failed[g] = fmt.Sprintf("holds a share of an upload with too few shares to try (%s)", s)
+			}
+		}
+	}
+	return &RecoverError{DataID: dataID, Attempts: tried, Failed: failed}
+}
+
 // setRecovery is the outcome of recovering one set.
 type setRecovery struct {
-	data []byte
+	sum sharing.Summary
 	// used are the groups recovered from; nil if none was.
 	used     []int
 	attempts []RecoverAttempt
 	// left says why groups of the set outside used were left out.
 	left map[int]string
+	// stopped: a failed attempt could not be discarded, so no other was
+	// made.
+	stopped bool
+	// read holds the groups whose shares some attempt read.
+	read map[int]bool
 }
 
-// recoverSet recovers the data from set s and checks it against the
-// digest its records carry. It tries all the shares first, dropping any
-// share sharing.Recover names as bad; then every t consecutive ones of
-// those left (in index order, cyclically), so that one share that passes
-// its own checks but spoils the recovery is got round. That is at most
-// 2m+1 recoveries for m shares.
-func recoverSet(dataID string, s *shareSet) setRecovery {
-	out := setRecovery{left: map[int]string{}}
+// recoverSet recovers the data from set s with rc and checks it against
+// the digest its records carry. It tries all the shares first, dropping
+// any share the recovery names as bad (a *sharing.ShareError); then every
+// t consecutive ones of those left (in index order, cyclically), so that
+// one share that passes its own checks but spoils the recovery is got
+// round. Sets of shares already tried, as rc reads them, are not tried
+// again. That is at most 2m+1 recoveries for m shares, fewer if a failed
+// attempt cannot be discarded.
+func recoverSet(dataID string, s *shareSet, rc recoverer) setRecovery {
+	out := setRecovery{left: map[int]string{}, read: map[int]bool{}}
 	t := s.item.Threshold
-	try := func(pos []int) bool {
-		shares := make([]*sharing.Share, len(pos))
+	tried := map[string]bool{}
+	// try reports whether an attempt from pos succeeded, and whether it
+	// was made.
+	try := func(pos []int) (ok, made bool) {
+		pos = rc.reads(pos)
+		key := fmt.Sprint(pos)
+		if tried[key] {
+			return false, false
+		}
+		tried[key] = true
 		groups := make([]int, len(pos))
 		for k, p := range pos {
-			shares[k], groups[k] = s.shares[p], s.groups[p]
+			groups[k] = s.groups[p]
+			out.read[groups[k]] = true
 		}
-		data, sum, err := sharing.Recover(shares)
+		sum, err := rc.recover(pos)
 		if err == nil && s.item.Digest != nil && !bytes.Equal(sum.Digest, s.item.Digest) {
 			err = fmt.Errorf("%w: %s: recovered digest %s, recorded %s", ErrDigest, dataID, shortDigest(sum.Digest), shortDigest(s.item.Digest))
 		}
 		if err != nil {
+			if derr := rc.discard(); derr != nil {
+				err = fmt.Errorf("%w; %w", err, derr)
+				out.stopped = true
+			}
 			out.attempts = append(out.attempts, RecoverAttempt{Groups: groups, Err: err})
-			return false
+			return false, true
 		}
-		out.data, out.used = data, groups
-		return true
+		out.sum, out.used = sum, groups
+		return true, true
 	}
-	live := make([]int, len(s.shares))
+	live := make([]int, len(s.groups))
 	for k := range live {
 		live[k] = k
 	}
 	for len(live) >= t {
-		if try(live) {
+		ok, made := try(live)
+		if ok {
 			out.noteLeft(s)
 			return out
+		}
+		if out.stopped {
+			return out
+		}
+		if !made {
+			break
 		}
 		var se *sharing.ShareError
 		last := out.attempts[len(out.attempts)-1].Err
 		k := -1
 		if errors.As(last, &se) {
-			k = slices.IndexFunc(live, func(p int) bool { return s.shares[p].Index == se.Index })
+			k = slices.IndexFunc(live, func(p int) bool { return s.groups[p] == se.Index })
 		}
 		if k < 0 {
 			break
@@ -224,8 +339,11 @@ func recoverSet(dataID string, s *shareSet) setRecovery {
 				win[k] = live[(off+k)%len(live)]
 			}
 			slices.Sort(win)
-			if try(win) {
+			if ok, _ := try(win); ok {
 				out.noteLeft(s)
+				return out
+			}
+			if out.stopped {
 				return out
 			}
 		}
@@ -239,6 +357,10 @@ func (r *setRecovery) noteLeft(s *shareSet) {
 		if _, done := r.left[g]; done || slices.Contains(r.used, g) {
 			continue
 		}
-		r.left[g] = "left out: the recoveries with its share failed"
+		if r.read[g] {
+			r.left[g] = "left out: the recoveries with its share failed"
+		} else {
+			r.left[g] = fmt.Sprintf("not needed: the shares of groups %v recovered the data", r.used)
+		}
 	}
 }

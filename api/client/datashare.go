@@ -40,80 +40,162 @@ import (
 // nodes (or signed heads) to rule out a node lying about its whole chain.
 func (c *Client) GetShare(ctx context.Context, dataID string, i int, caller string, level Level) (*sharing.Share, DataItem, error) {
 	var dl ShareDownload
-	p := withQuery(fmt.Sprintf("/v1/data/%s/shares/%d", url.PathEscape(dataID), i), levelQuery(level))
-	if _, err := c.do(ctx, http.MethodGet, p, c.withCaller(caller), nil, &dl); err != nil {
+	if _, err := c.do(ctx, http.MethodGet, sharePath(dataID, i, level), c.withCaller(caller), nil, &dl); err != nil {
 		return nil, DataItem{}, err
 	}
 	return verifyShare(dl, dataID, i)
 }
 
+func sharePath(dataID string, i int, level Level) string {
+	return withQuery(fmt.Sprintf("/v1/data/%s/shares/%d", url.PathEscape(dataID), i), levelQuery(level))
+}
+
 // verifyShare is GetShare's check of a download; see GetShare.
 func verifyShare(dl ShareDownload, dataID string, i int) (*sharing.Share, DataItem, error) {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: share %d of %s: %s", ErrVerify, i, dataID, fmt.Sprintf(format, args...))
+	sc := &shareChecker{dataID: dataID, group: i}
+	if err := sc.setHead(dl.Head); err != nil {
+		return nil, DataItem{}, err
 	}
-	if dl.Head.Group != uint32(i) {
-		return nil, DataItem{}, bad("served with the head of group %d", dl.Head.Group)
-	}
-	if _, err := HeaderOf(dl.Head); err != nil {
-		return nil, DataItem{}, fmt.Errorf("share %d of %s: head: %w", i, dataID, err)
-	}
-	if len(dl.Segments) == 0 {
-		return nil, DataItem{}, bad("no segments served")
-	}
-	var (
-		first shard.Record
-		buf   bytes.Buffer
-	)
-	for k, seg := range dl.Segments {
-		rec, err := provenRecord(seg, dl.Head, i)
+	var buf bytes.Buffer
+	for _, seg := range dl.Segments {
+		b, err := sc.segment(seg)
 		if err != nil {
-			return nil, DataItem{}, fmt.Errorf("share %d of %s segment %d: %w", i, dataID, k, err)
+			return nil, DataItem{}, err
 		}
-		if k == 0 {
-			first = rec
-		}
-		switch {
-		case rec.DataID != dataID || rec.Index != i:
-			return nil, DataItem{}, bad("segment %d is a record of share %d of %s", k, rec.Index, rec.DataID)
-		case rec.Segment != k:
-			return nil, DataItem{}, bad("segment %d is recorded as segment %d", k, rec.Segment)
-		case !sameItem(first, rec):
-			return nil, DataItem{}, bad("the record of segment %d describes another upload than segment 0's", k)
-		}
-		buf.Write(rec.Bytes)
+		buf.Write(b)
 	}
-	if len(dl.Segments) != first.Segments {
-		return nil, DataItem{}, bad("%d segments served, the records say %d", len(dl.Segments), first.Segments)
-	}
-	if int64(buf.Len()) != first.ShareSize {
-		return nil, DataItem{}, bad("%d bytes, the records say %d", buf.Len(), first.ShareSize)
+	if err := sc.finish(); err != nil {
+		return nil, DataItem{}, err
 	}
 	sh, err := sharing.DecodeShare(buf.Bytes())
 	if err != nil {
-		return nil, DataItem{}, bad("%v", err)
+		return nil, DataItem{}, sc.bad("%v", err)
 	}
 	if err := sh.Verify(); err != nil {
-		return nil, DataItem{}, bad("%v", err)
+		return nil, DataItem{}, sc.bad("%v", err)
 	}
-	switch {
-	case sh.Hash != first.ShareHash:
-		return nil, DataItem{}, bad("the share hashes to %x, the records say %x", sh.Hash, first.ShareHash)
-	case sh.Index != i || sh.Threshold != first.Threshold || sh.Total != first.Shares || sh.Scheme.String() != first.Scheme:
-		return nil, DataItem{}, bad("the share is index %d, t=%d of n=%d, %s; the records say t=%d of n=%d, %s",
-			sh.Index, sh.Threshold, sh.Total, sh.Scheme, first.Threshold, first.Shares, first.Scheme)
+	if err := sc.checkShare(sh.Index, sh.Threshold, sh.Total, sh.Scheme, sh.Hash); err != nil {
+		return nil, DataItem{}, err
 	}
-	return sh, itemOf(first, i, dl.Segments[0].Height), nil
+	return sh, sc.item(), nil
 }
 
-// provenRecord checks that seg is included in head's log and is a shard
-// transaction of group g, and returns its record, decoded from the
-// proven bytes.
-func provenRecord(seg TxResponse, head Head, g int) (shard.Record, error) {
+// shareChecker applies GetShare's rules to one share's download piece by
+// piece, so that the share need not be held whole: setHead (before or
+// after the segments), segment for each segment in order, finish, then
+// checkShare with the fields of the share the segments joined into. Every
+// method returns an error wrapping ErrVerify on a failed check; the
+// download must then be discarded.
+type shareChecker struct {
+	dataID string
+	group  int
+	head   *Head
+	// segs counts the segments checked, size their bytes; first is the
+	// record of segment 0, height its block and logSize, logRoot the log
+	// its proof is for, which every other segment's proof must be for.
+	segs    int
+	size    int64
+	first   shard.Record
+	height  uint64
+	logSize uint64
+	logRoot string
+}
+
+func (sc *shareChecker) bad(format string, args ...any) error {
+	return fmt.Errorf("%w: share %d of %s: %s", ErrVerify, sc.group, sc.dataID, fmt.Sprintf(format, args...))
+}
+
+// setHead checks the head the share was served with: it must be the
+// group's and its fields must hash to its hash; the segments checked
+// already must have proofs for its log.
+func (sc *shareChecker) setHead(h Head) error {
+	if h.Group != uint32(sc.group) {
+		return sc.bad("served with the head of group %d", h.Group)
+	}
+	if _, err := HeaderOf(h); err != nil {
+		return fmt.Errorf("share %d of %s: head: %w", sc.group, sc.dataID, err)
+	}
+	if sc.segs > 0 {
+		if err := proofForHead(sc.logSize, sc.logRoot, h); err != nil {
+			return fmt.Errorf("share %d of %s segment 0: %w", sc.group, sc.dataID, err)
+		}
+	}
+	sc.head = &h
+	return nil
+}
+
+// segment checks the next segment and returns the share bytes its
+// proven record holds.
+func (sc *shareChecker) segment(seg TxResponse) ([]byte, error) {
+	k := sc.segs
+	rec, err := provenRecord(seg, sc.head, sc.group)
+	if err == nil && sc.head == nil && k > 0 && (seg.Proof.TreeSize != sc.logSize || seg.Proof.Root != sc.logRoot) {
+		err = fmt.Errorf("%w: proof is for log size %d root %s, segment 0's for size %d root %s", ErrVerify, seg.Proof.TreeSize, seg.Proof.Root, sc.logSize, sc.logRoot)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("share %d of %s segment %d: %w", sc.group, sc.dataID, k, err)
+	}
+	if k == 0 {
+		sc.first, sc.height, sc.logSize, sc.logRoot = rec, seg.Height, seg.Proof.TreeSize, seg.Proof.Root
+	}
+	switch {
+	case rec.DataID != sc.dataID || rec.Index != sc.group:
+		return nil, sc.bad("segment %d is a record of share %d of %s", k, rec.Index, rec.DataID)
+	case rec.Segment != k:
+		return nil, sc.bad("segment %d is recorded as segment %d", k, rec.Segment)
+	case !sameItem(sc.first, rec):
+		return nil, sc.bad("the record of segment %d describes another upload than segment 0's", k)
+	}
+	sc.segs++
+	sc.size += int64(len(rec.Bytes))
+	return rec.Bytes, nil
+}
+
+// finish checks, after the last segment, that a head was served and that
+// the segments are all the records say the share has.
+func (sc *shareChecker) finish() error {
+	switch {
+	case sc.head == nil:
+		return sc.bad("no head served")
+	case sc.segs == 0:
+		return sc.bad("no segments served")
+	case sc.segs != sc.first.Segments:
+		return sc.bad("%d segments served, the records say %d", sc.segs, sc.first.Segments)
+	case sc.size != sc.first.ShareSize:
+		return sc.bad("%d bytes, the records say %d", sc.size, sc.first.ShareSize)
+	}
+	return nil
+}
+
+// checkShare checks the fields of the share the segments joined into,
+// whose own hash has been verified, against the records.
+func (sc *shareChecker) checkShare(index, threshold, total int, scheme sharing.Scheme, hash [32]byte) error {
+	first := sc.first
+	switch {
+	case hash != first.ShareHash:
+		return sc.bad("the share hashes to %x, the records say %x", hash, first.ShareHash)
+	case index != sc.group || threshold != first.Threshold || total != first.Shares || scheme.String() != first.Scheme:
+		return sc.bad("the share is index %d, t=%d of n=%d, %s; the records say t=%d of n=%d, %s",
+			index, threshold, total, scheme, first.Threshold, first.Shares, first.Scheme)
+	}
+	return nil
+}
+
+// item describes the share from its verified records.
+func (sc *shareChecker) item() DataItem { return itemOf(sc.first, sc.group, sc.height) }
+
+// provenRecord checks that seg is a shard transaction of group g with a
+// valid inclusion proof, for head's log if head is not nil, and returns
+// its record, decoded from the proven bytes.
+func provenRecord(seg TxResponse, head *Head, g int) (shard.Record, error) {
 	if seg.Withheld {
 		return shard.Record{}, fmt.Errorf("%w: the transaction was withheld", ErrVerify)
 	}
-	if err := VerifyTxAgainstHead(seg, head); err != nil {
+	verify := VerifyTx
+	if head != nil {
+		verify = func(r TxResponse) error { return VerifyTxAgainstHead(r, *head) }
+	}
+	if err := verify(seg); err != nil {
 		return shard.Record{}, err
 	}
 	tx, err := chain.DecodeTx(seg.TxBytes)
@@ -131,6 +213,15 @@ func provenRecord(seg TxResponse, head Head, g int) (shard.Record, error) {
 		return shard.Record{}, fmt.Errorf("%w: %v", ErrVerify, err)
 	}
 	return rec, nil
+}
+
+// proofForHead checks that a proof for the log of the given size and
+// root is one for head's log, as VerifyTxAgainstHead does.
+func proofForHead(size uint64, root string, head Head) error {
+	if size != head.LogSize || root != head.LogRoot {
+		return fmt.Errorf("%w: proof is for log size %d root %s, head %d has size %d root %s", ErrVerify, size, root, head.Height, head.LogSize, head.LogRoot)
+	}
+	return nil
 }
 
 // sameItem reports whether two segments' records describe the same share

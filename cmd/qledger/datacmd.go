@@ -43,7 +43,12 @@ func dataPut(args []string) error {
 	if opt.Threshold < 1 {
 		return fmt.Errorf("threshold t must be at least 1 (--threshold T), not %d", opt.Threshold)
 	}
-	data, err := os.ReadFile(pos[0])
+	in, err := os.Open(pos[0])
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	st, err := in.Stat()
 	if err != nil {
 		return err
 	}
@@ -52,7 +57,7 @@ func dataPut(args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(data) > 1<<20 && !cf.json {
+	if st.Size() > 1<<20 && !cf.json {
 		opt.Progress = func(done, total int) {
 			fmt.Fprintf(os.Stderr, "\r  %s %d/%d segments", bar(done, total, 30), done, total)
 			if done == total {
@@ -63,17 +68,41 @@ func dataPut(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*cf.timeout)
 	defer cancel()
 	start := time.Now()
-	res, err := c.PutData(ctx, data, opt)
+	res, err := c.PutReader(ctx, in, opt)
 	if err != nil {
 		return err
 	}
 	if cf.json {
-		return printJSON(map[string]any{"data_id": res.DataID, "shares": res.Shares, "digest": res.Digest, "stored_bytes": res.Bytes, "receipts": res.Receipts})
+		return printJSON(map[string]any{"data_id": res.DataID, "shares": res.Shares, "digest": res.Digest, "bytes": res.Length, "stored_bytes": res.Bytes, "receipts": res.Receipts})
 	}
 	el := time.Since(start)
 	fmt.Printf("stored %s: %d bytes as %d shares (%s, any %d recover), %d bytes stored in all (%.1f%% of the data per share) in %s (%.1f MB/s)\n",
-		res.DataID, len(data), res.Shares, opt.Scheme, opt.Threshold, res.Bytes, 100*float64(res.Bytes)/float64(res.Shares)/float64(max(1, len(data))), el.Round(time.Millisecond), float64(len(data))/1e6/el.Seconds())
+		res.DataID, res.Length, res.Shares, opt.Scheme, opt.Threshold, res.Bytes, 100*float64(res.Bytes)/float64(res.Shares)/float64(max(1, res.Length)), el.Round(time.Millisecond), float64(res.Length)/1e6/el.Seconds())
 	return nil
+}
+
+// writeAtomic creates path with what fill writes to it, or not at all: it
+// writes a temporary file beside path and renames it over path only
+// once fill has succeeded and the file is on disk.
+func writeAtomic(path string, fill func(*os.File) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	err = fill(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 func bar(done, total, width int) string {
@@ -100,22 +129,23 @@ func dataGet(args []string) error {
 	}
 	defer cancel()
 	start := time.Now()
-	data, rep, err := c.GetData(ctx, pos[0], *caller)
+	var rep client.GetReport
+	err = writeAtomic(*out, func(f *os.File) error {
+		rep, err = c.GetDataTo(ctx, f, pos[0], *caller)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(*out, data, 0o600); err != nil {
-		return err
-	}
 	if cf.json {
-		return printJSON(map[string]any{"data_id": pos[0], "bytes": len(data), "groups_used": rep.Used, "groups_failed": rep.Failed, "digest_checked": rep.DigestChecked})
+		return printJSON(map[string]any{"data_id": pos[0], "bytes": rep.Length, "groups_used": rep.Used, "groups_failed": rep.Failed, "digest_checked": rep.DigestChecked})
 	}
 	el := time.Since(start)
 	digest := "digest checked"
 	if !rep.DigestChecked {
 		digest = "no digest recorded, so checked only by the scheme"
 	}
-	fmt.Printf("recovered %s: %d bytes from groups %v (shares and proofs verified, %s) in %s (%.1f MB/s) -> %s\n", pos[0], len(data), rep.Used, digest, el.Round(time.Millisecond), float64(len(data))/1e6/el.Seconds(), *out)
+	fmt.Printf("recovered %s: %d bytes from groups %v (shares and proofs verified, %s) in %s (%.1f MB/s) -> %s\n", pos[0], rep.Length, rep.Used, digest, el.Round(time.Millisecond), float64(rep.Length)/1e6/el.Seconds(), *out)
 	printFailed(rep.Failed, "  group %d not used: %s\n")
 	return nil
 }
@@ -243,7 +273,10 @@ func dataRecover(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(*out, data, 0o600); err != nil {
+	if err := writeAtomic(*out, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	}); err != nil {
 		return err
 	}
 	fmt.Printf("recovered %d bytes from %d shares (%s, t=%d of n=%d) -> %s\n", len(data), len(shares), sum.Scheme, sum.Threshold, sum.Shares, *out)
