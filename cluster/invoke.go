@@ -300,7 +300,12 @@ func (n *Node) candidates() ([]NodeInfo, error) {
 
 func (n *Node) lead(ctx context.Context, req InvokeRequest) (res InvokeResult, err error) {
 	// A request already recorded is answered from the chain: a retry with
-	// the same request ID never runs the function again.
+	// the same request ID never runs the function again. A new leader may
+	// not have applied everything committed before its term yet; one
+	// barrier per term makes its store complete for this check.
+	if err := n.caughtUp(); err != nil {
+		return InvokeResult{}, err
+	}
 	if prev, ok, err := n.recordedInvocation(req); err != nil || ok {
 		return prev, err
 	}
@@ -457,6 +462,20 @@ func (n *Node) lead(ctx context.Context, req InvokeRequest) (res InvokeResult, e
 		return InvokeResult{Record: xr, Receipt: receipt}, fmt.Errorf("%w: %s (recorded at height %d)", ErrNoAgreement, xr.Conflict, receipt.Height)
 	}
 	return InvokeResult{Record: xr, Receipt: receipt}, nil
+}
+
+// caughtUp makes sure this leader's store holds every entry committed
+// before its term: a raft barrier, once per term.
+func (n *Node) caughtUp() error {
+	term := n.raft.CurrentTerm()
+	if n.barrierTerm.Load() == term {
+		return nil
+	}
+	if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+		return n.convert(err)
+	}
+	n.barrierTerm.Store(term)
+	return nil
 }
 
 // recordedInvocation finds the committed execution record of (caller,

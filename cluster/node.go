@@ -65,6 +65,9 @@ type Node struct {
 	rt         *execute.Runtime
 	elect      electionState
 	execHook   atomic.Pointer[func(execute.Result) execute.Result]
+	// barrierTerm is the term in which this node, as leader, last ran a
+	// barrier (see caughtUp).
+	barrierTerm atomic.Uint64
 
 	stopOnce sync.Once
 	stop     chan struct{}
