@@ -60,6 +60,9 @@ type fakeServer struct {
 	mu     sync.Mutex
 	c      *fakeChain
 	height int
+	// lag, if set, serves the head this many blocks behind the blocks (the
+	// chain grew between the head read and the block reads).
+	lag int
 }
 
 func (s *fakeServer) set(c *fakeChain, height int) {
@@ -70,7 +73,7 @@ func (s *fakeServer) set(c *fakeChain, height int) {
 
 func (s *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	c, height := s.c, s.height
+	c, height, lag := s.c, s.height, s.lag
 	s.mu.Unlock()
 	mux := http.NewServeMux()
 	write := func(v any) {
@@ -88,7 +91,7 @@ func (s *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		write(ClusterStatus{Groups: []GroupStatus{{Group: 0}}})
 	})
 	mux.HandleFunc("GET /v1/groups/0/head", func(w http.ResponseWriter, r *http.Request) {
-		write(HeadFromHeader(c.blocks[height-1].Header))
+		write(HeadFromHeader(c.blocks[height-1-lag].Header))
 	})
 	mux.HandleFunc("GET /v1/groups/0/blocks/{h}", func(w http.ResponseWriter, r *http.Request) {
 		h, _ := strconv.Atoi(r.PathValue("h"))
@@ -164,6 +167,18 @@ func TestAuditWatch(t *testing.T) {
 		}
 	}
 
+	// First sight while the chain grows: the blocks read are newer than
+	// the head; the head is what is verified and trusted.
+	srv.mu.Lock()
+	srv.lag = 3
+	srv.mu.Unlock()
+	srv.set(main, 8)
+	expectOK("first sight (whole chain verified up to the head)", 5)
+	srv.mu.Lock()
+	srv.lag = 0
+	srv.mu.Unlock()
+	st = &AuditState{Groups: map[string][]TrustedHead{}}
+	srv.set(main, 5)
 	expectOK("first sight (whole chain verified)", 5)
 	srv.set(main, 8)
 	expectOK("the chain grows", 8)

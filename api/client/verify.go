@@ -113,6 +113,13 @@ func (c *Client) VerifyGroup(ctx context.Context, g int) (ChainReport, error) {
 	if err != nil {
 		return ChainReport{}, err
 	}
+	return c.VerifyGroupTo(ctx, g, head)
+}
+
+// VerifyGroupTo verifies group g's chain from height 1 up to head (one the
+// caller already holds, e.g. a signed head it checked) and that it ends
+// exactly there: same height, same block hash.
+func (c *Client) VerifyGroupTo(ctx context.Context, g int, head Head) (ChainReport, error) {
 	const page = 200
 	var fetchErr error
 	blocks := func(yield func(uint64, chain.LeafBlock) bool) {
