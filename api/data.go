@@ -97,10 +97,32 @@ func itemWire(m fsm.ItemMeta, group int) client.DataItem {
 		Description: m.Description, Digest: m.Digest, Readers: m.Readers, Height: m.Height}
 }
 
-// getShare serves share i of an item from group i, with each segment's
-// inclusion proof and the group's head, to callers on the reader list.
+// getShare serves share i of an item from group i, to callers on the
+// reader list: the item as the group stores it, segments of the share as
+// transactions with inclusion proofs, and the group's head, which the
+// proofs are for (if the group commits a block between reading the
+// segments and the head, both are read again, up to pageTries times in
+// all). Query parameters:
+//
+//   - from=K and limit=L page the read: segments K..K+L-1 are served,
+//     fewer if the share ends sooner. K must be a segment of the share
+//     (0 <= K < segments) and L in 1..cluster.MaxItemPageSegments, else
+//     the answer is 400; either may be left out (K defaults to 0, L to
+//     cluster.MaxItemPageSegments). Each page comes with the head current
+//     when it was read, so the pages of one share may come with
+//     different heads.
+//   - Without from and limit the whole share is served if it has at most
+//     cluster.MaxItemPageSegments segments. A larger one is refused with
+//     413, saying to page: its answer, and the read relayed from another
+//     group's node, would be too large for one piece.
+//   - level is the read consistency level (stale, default, linearizable).
 func (s *Server) getShare(w http.ResponseWriter, r *http.Request) {
 	id, i, err := s.shareParams(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	from, limit, paged, err := pageParams(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -110,7 +132,7 @@ func (s *Server) getShare(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	meta, segs, err := s.c.Item(r.Context(), i, id, lv)
+	meta, segs, err := s.c.ItemPage(r.Context(), i, id, from, limit, lv)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -119,7 +141,21 @@ func (s *Server) getShare(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, codeForbidden, fmt.Sprintf("caller %q is not on the reader list of %s", name, id))
 		return
 	}
+	if !paged && len(segs) < meta.Segments {
+		s.fail(w, r, fmt.Errorf("%w: share %d of %s has %d segments, more than one answer carries (%d): fetch it in pages with ?from=K&limit=L, L at most %d",
+			cluster.ErrTooLarge, i, id, meta.Segments, cluster.MaxItemPageSegments, cluster.MaxItemPageSegments))
+		return
+	}
 	head, ok, err := s.c.Head(r.Context(), i, lv)
+	// A block committed between the two reads leaves the proofs for an
+	// older head than the one read: read both again.
+	for try := 1; err == nil && ok && !provenAt(segs, head) && try < pageTries; try++ {
+		if meta, segs, err = s.c.ItemPage(r.Context(), i, id, from, limit, lv); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		head, ok, err = s.c.Head(r.Context(), i, lv)
+	}
 	if err != nil || !ok {
 		s.fail(w, r, fmt.Errorf("%w: head of group %d: %v", cluster.ErrStore, i, err))
 		return
@@ -135,6 +171,42 @@ func (s *Server) getShare(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// pageTries is how many times getShare reads a page and the head before
+// it serves them even if the proofs are for another head.
+const pageTries = 3
+
+// pageParams reads getShare's from and limit; paged is false if neither
+// is given, and from and limit are then the first page's.
+func pageParams(r *http.Request) (from, limit int, paged bool, err error) {
+	q := r.URL.Query()
+	paged = q.Has("from") || q.Has("limit")
+	f, err := uintParam(r, "from", 0)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	l, err := uintParam(r, "limit", cluster.MaxItemPageSegments)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	if l < 1 || l > cluster.MaxItemPageSegments {
+		return 0, 0, false, badRequest("limit must be 1..%d segments", cluster.MaxItemPageSegments)
+	}
+	if f >= shard.MaxSegments {
+		return 0, 0, false, badRequest("from must be below %d", shard.MaxSegments)
+	}
+	return int(f), int(l), paged, nil
+}
+
+// provenAt reports whether every record's proof is for head's log.
+func provenAt(segs []fsm.TxRecord, head chain.Header) bool {
+	for _, rec := range segs {
+		if rec.TreeSize != head.LogSize || rec.Root != head.LogRoot {
+			return false
+		}
+	}
+	return true
 }
 
 // listData lists items from every group, merged by data ID.

@@ -95,6 +95,9 @@ func (f *fakeCluster) Remove(ctx context.Context, id string) error { return clus
 func (f *fakeCluster) Item(ctx context.Context, group int, dataID string, level cluster.Level) (fsm.ItemMeta, []fsm.TxRecord, error) {
 	return fsm.ItemMeta{}, nil, cluster.ErrNotFound
 }
+func (f *fakeCluster) ItemPage(ctx context.Context, group int, dataID string, from, limit int, level cluster.Level) (fsm.ItemMeta, []fsm.TxRecord, error) {
+	return fsm.ItemMeta{}, nil, cluster.ErrNotFound
+}
 func (f *fakeCluster) Invoke(ctx context.Context, req cluster.InvokeRequest) (cluster.InvokeResult, error) {
 	return cluster.InvokeResult{}, cluster.ErrNotFound
 }

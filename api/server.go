@@ -43,6 +43,7 @@ type Cluster interface {
 	Join(ctx context.Context, node cluster.NodeInfo) (cluster.JoinResponse, error)
 	Remove(ctx context.Context, id string) error
 	Item(ctx context.Context, group int, dataID string, level cluster.Level) (fsm.ItemMeta, []fsm.TxRecord, error)
+	ItemPage(ctx context.Context, group int, dataID string, from, limit int, level cluster.Level) (fsm.ItemMeta, []fsm.TxRecord, error)
 	Invoke(ctx context.Context, req cluster.InvokeRequest) (cluster.InvokeResult, error)
 	Functions(ctx context.Context) ([]fsm.FunctionMeta, error)
 	CheckDeployment(ctx context.Context, d execute.Deployment) error

@@ -10,6 +10,7 @@ import (
 
 	"qledger/chain"
 	"qledger/fsm"
+	"qledger/shard"
 )
 
 // Level is a read consistency level.
@@ -350,9 +351,9 @@ func (n *Node) localQuery(q Query) (QueryResult, error) {
 		}
 		res.RootFrom, res.RootTo, res.Proof = rf, rt, proof
 	case opItem:
-		meta, segs, err := n.store.Item(q.DataID)
+		meta, segs, err := n.localItem(q)
 		if err != nil {
-			return res, storeErr(err)
+			return res, err
 		}
 		res.Item, res.Segments = &meta, segs
 	case opFunctions:
@@ -386,17 +387,76 @@ func (n *Node) localQuery(q Query) (QueryResult, error) {
 // MaxItemsPerRead caps one Items read.
 const MaxItemsPerRead = 1000
 
+// MaxItemPageSegments caps the segments of one ItemPage read, so that a
+// page always fits in one internal RPC frame with room to spare: a
+// segment holds at most shard.MaxSegmentBytes (768 KiB), about 1 MiB in
+// the frame's JSON (base64) with its proof, so a page's frame is about
+// 17 MiB at most, well under the 96 MiB frame limit.
+const MaxItemPageSegments = 16
+
 // Item returns group g's share of a shared data item: its metadata and the
-// transactions holding the share's segments, with inclusion proofs.
+// transactions holding all the share's segments, with inclusion proofs.
+// It reads the share page by page (ItemPage), so it works for shares of
+// any size, but then holds them whole; the proofs of each page are for
+// one head of g, those of different pages for different heads if g
+// committed a block in between.
 func (n *Node) Item(ctx context.Context, g int, dataID string, level Level) (fsm.ItemMeta, []fsm.TxRecord, error) {
-	res, err := n.query(ctx, Query{Op: opItem, Group: g, Level: level, DataID: dataID})
+	var all []fsm.TxRecord
+	for {
+		meta, segs, err := n.ItemPage(ctx, g, dataID, len(all), MaxItemPageSegments, level)
+		if err != nil {
+			return meta, nil, err
+		}
+		all = append(all, segs...)
+		if len(all) >= meta.Segments {
+			return meta, all, nil
+		}
+	}
+}
+
+// ItemPage returns group g's share of a shared data item as Item does, but
+// only segments from..from+limit-1, fewer if the share ends sooner, all
+// with inclusion proofs for the same head of g: the one current when the
+// page was read. limit must be 1..MaxItemPageSegments and from a segment
+// of the share (0..Segments-1), else it fails with ErrBadRequest; an
+// unknown item or a missing segment is ErrNotFound.
+func (n *Node) ItemPage(ctx context.Context, g int, dataID string, from, limit int, level Level) (fsm.ItemMeta, []fsm.TxRecord, error) {
+	if from < 0 || limit < 1 || limit > MaxItemPageSegments {
+		return fsm.ItemMeta{}, nil, fmt.Errorf("%w: segments from %d, limit %d (want from >= 0, limit 1..%d)", ErrBadRequest, from, limit, MaxItemPageSegments)
+	}
+	res, err := n.query(ctx, Query{Op: opItem, Group: g, Level: level, DataID: dataID, From: uint64(from), Limit: limit})
 	if err != nil {
 		return fsm.ItemMeta{}, nil, err
 	}
 	if res.Item == nil {
 		return fsm.ItemMeta{}, nil, fmt.Errorf("%w: data item %q in group %d", ErrNotFound, dataID, g)
 	}
+	if len(res.Segments) == 0 || len(res.Segments) > limit {
+		return fsm.ItemMeta{}, nil, fmt.Errorf("%w: a page of %d segments of data item %q from group %d, asked for 1..%d", ErrStore, len(res.Segments), dataID, g, limit)
+	}
 	return *res.Item, res.Segments, nil
+}
+
+// localItem reads an opItem query from the store: segments From..From+
+// Limit-1 of the share, or with Limit 0 (a node that does not page) all.
+func (n *Node) localItem(q Query) (fsm.ItemMeta, []fsm.TxRecord, error) {
+	var (
+		meta fsm.ItemMeta
+		segs []fsm.TxRecord
+		err  error
+	)
+	switch {
+	case q.Limit == 0:
+		meta, segs, err = n.store.Item(q.DataID)
+	case q.Limit < 0 || q.Limit > MaxItemPageSegments:
+		return meta, nil, fmt.Errorf("%w: limit must be 1..%d segments", ErrBadRequest, MaxItemPageSegments)
+	default:
+		meta, segs, err = n.store.ItemSegments(q.DataID, int(min(q.From, shard.MaxSegments)), q.Limit)
+	}
+	if err != nil {
+		return meta, nil, storeErr(err)
+	}
+	return meta, segs, nil
 }
 
 // Items lists group g's data items whose description contains filter.

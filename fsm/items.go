@@ -85,12 +85,26 @@ func (w *writer) indexShard(t *chain.Tx, id chain.Hash, height uint64) error {
 
 // Item returns a data item's metadata and the transactions holding its
 // share's segments, in order, each with an inclusion proof at the current
-// head. It fails with ErrNotFound if the item or a segment is missing.
+// head (all at the same head). It fails with ErrNotFound if the item or a
+// segment is missing.
 func (s *Store) Item(dataID string) (ItemMeta, []TxRecord, error) {
+	return s.ItemSegments(dataID, 0, shard.MaxSegments)
+}
+
+// ItemSegments is Item for segments from..from+limit-1 of the share only,
+// fewer if the share ends sooner. The metadata and all the records are
+// read in one read transaction, so every proof is for the same head: the
+// current one. from must be a segment of the share (0..Segments-1) and
+// limit at least 1, else it fails with ErrBadRange; it fails with
+// ErrNotFound if the item or a segment of the range is missing.
+func (s *Store) ItemSegments(dataID string, from, limit int) (ItemMeta, []TxRecord, error) {
 	var (
 		meta ItemMeta
-		ids  []chain.Hash
+		recs []TxRecord
 	)
+	if from < 0 || limit < 1 {
+		return meta, nil, fmt.Errorf("%w: segments from %d, limit %d of item %q (want from >= 0, limit >= 1)", ErrBadRange, from, limit, dataID)
+	}
 	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketItems).Get([]byte(dataID))
 		if v == nil {
@@ -99,29 +113,76 @@ func (s *Store) Item(dataID string) (ItemMeta, []TxRecord, error) {
 		if err := json.Unmarshal(v, &meta); err != nil {
 			return fmt.Errorf("fsm: corrupt item %q: %w", dataID, err)
 		}
-		for seg := 0; seg < meta.Segments; seg++ {
+		if from >= meta.Segments {
+			return fmt.Errorf("%w: segments from %d of item %q, which has %d", ErrBadRange, from, dataID, meta.Segments)
+		}
+		st, err := readState(tx)
+		if err != nil {
+			return err
+		}
+		pr := prover{tx: tx, st: st}
+		end := from + min(limit, meta.Segments-from)
+		recs = make([]TxRecord, 0, end-from)
+		for seg := from; seg < end; seg++ {
 			v := tx.Bucket(bucketShards).Get(shardKey(dataID, meta.Index, seg))
 			if len(v) != 32 {
 				return fmt.Errorf("%w: segment %d of %d of item %q not committed", ErrNotFound, seg, meta.Segments, dataID)
 			}
-			var id chain.Hash
-			copy(id[:], v)
-			ids = append(ids, id)
+			rec, err := pr.record(chain.Hash(v))
+			if err != nil {
+				return err
+			}
+			recs = append(recs, rec)
 		}
 		return nil
 	})
 	if err != nil {
 		return meta, nil, err
 	}
-	recs := make([]TxRecord, 0, len(ids))
-	for _, id := range ids {
-		rec, err := s.Tx(id)
-		if err != nil {
-			return meta, nil, err
-		}
-		recs = append(recs, rec)
-	}
 	return meta, recs, nil
+}
+
+// prover proves transactions' inclusion in the log of st, all within one
+// read transaction, as Store.Tx does one at a time. It keeps the last
+// block it decoded: a share's segments often share blocks.
+type prover struct {
+	tx     *bolt.Tx
+	st     state
+	height uint64
+	block  *chain.Block
+}
+
+func (p *prover) record(id chain.Hash) (TxRecord, error) {
+	rec := TxRecord{ID: id}
+	v := p.tx.Bucket(bucketTxs).Get(id[:])
+	if v == nil {
+		return rec, fmt.Errorf("%w: transaction %s", ErrNotFound, id)
+	}
+	loc, err := decodeLocation(v)
+	if err != nil {
+		return rec, err
+	}
+	rec.Location = loc
+	if p.block == nil || p.height != loc.Height {
+		raw := p.tx.Bucket(bucketBlocks).Get(heightKey(loc.Height))
+		if raw == nil {
+			return rec, fmt.Errorf("fsm: block %d of transaction %s missing", loc.Height, id)
+		}
+		b, err := chain.DecodeBlock(raw)
+		if err != nil {
+			return rec, fmt.Errorf("fsm: block %d: %w", loc.Height, err)
+		}
+		p.block, p.height = &b, loc.Height
+	}
+	if int(loc.Pos) >= len(p.block.Txs) {
+		return rec, fmt.Errorf("fsm: transaction %s position %d beyond block %d", id, loc.Pos, loc.Height)
+	}
+	rec.TxBytes = p.block.Txs[loc.Pos]
+	rec.LeafHash = chain.LeafHash(rec.TxBytes)
+	rec.TreeSize = p.st.log.Size()
+	rec.Root = p.st.log.Root()
+	rec.Proof, err = chain.InclusionProof(loc.Index, rec.TreeSize, nodeReader{p.tx.Bucket(bucketNodes)})
+	return rec, err
 }
 
 // Items lists the data items whose description contains substr ("" for

@@ -17,6 +17,7 @@ import (
 
 	"qledger/api"
 	"qledger/api/client"
+	"qledger/cluster"
 	"qledger/sharing"
 )
 
@@ -252,5 +253,59 @@ func TestSharedDataTamperAndBadInput(t *testing.T) {
 	}
 	if _, _, err := c.GetData(ctx, "no-such-item", ""); !errors.Is(err, client.ErrTooFewGroups) {
 		t.Errorf("unknown item: %v", err)
+	}
+}
+
+// TestSharedDataPagedAcrossGroups reads a share of more segments than one
+// page through the API node of another group, which relays every page
+// from the share's group over internal RPC: the unpaged read is refused
+// with 413 saying to page, the client pages and recovers the data.
+func TestSharedDataPagedAcrossGroups(t *testing.T) {
+	l := startLocal(t, 2, 1, nil)
+	var api1 *cluster.Node
+	for _, n := range l.Nodes {
+		if n.Group() == 1 {
+			api1 = n
+		}
+	}
+	srv, err := api.New(api.DefaultConfig(), api1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	c, _ := client.New(ts.URL, nil)
+	ctx := context.Background()
+
+	// One share, in group 0, of more than one page of segments.
+	data := make([]byte, cluster.MaxItemPageSegments*768<<10+100<<10)
+	rand.Read(data)
+	res, err := c.PutData(ctx, data, client.PutOptions{Threshold: 1, Shares: 1, Description: "paged"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if segs := len(res.Receipts[0]); segs <= cluster.MaxItemPageSegments {
+		t.Fatalf("the share has %d segments, want more than %d", segs, cluster.MaxItemPageSegments)
+	}
+	resp, err := http.Get(ts.URL + "/v1/data/" + res.DataID + "/shares/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), "fetch it in pages with ?from=K") {
+		t.Fatalf("unpaged read of a large share: %d %s", resp.StatusCode, body)
+	}
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rep, err := c.GetDataTo(ctx, f, res.DataID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(f.Name()); !bytes.Equal(got, data) || !rep.DigestChecked || rep.Item.Segments != len(res.Receipts[0]) {
+		t.Fatalf("recovered %d bytes of %d (report %+v)", len(got), len(data), rep)
 	}
 }

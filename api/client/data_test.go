@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"qledger/chain"
@@ -22,10 +24,13 @@ import (
 )
 
 // dataFake is a node API serving shared data items. share answers GET
-// /v1/data/{id}/shares/{i}; nil is a 404.
+// /v1/data/{id}/shares/{i}, cut to the segments asked for by from and
+// limit as a node pages; nil is a 404. page, if set, answers the paged
+// requests instead (from and limit as asked, or -1 if not).
 type dataFake struct {
 	groups int
 	share  func(id string, i int) *ShareDownload
+	page   func(id string, i, from, limit int) *ShareDownload
 }
 
 // client serves f and returns a client of it.
@@ -37,7 +42,18 @@ func (f *dataFake) client(t *testing.T) *Client {
 	})
 	mux.HandleFunc("GET /v1/data/{id}/shares/{i}", func(w http.ResponseWriter, r *http.Request) {
 		i, _ := strconv.Atoi(r.PathValue("i"))
-		dl := f.share(r.PathValue("id"), i)
+		from, limit := intQuery(r, "from"), intQuery(r, "limit")
+		var dl *ShareDownload
+		switch {
+		case f.page != nil:
+			dl = f.page(r.PathValue("id"), i, from, limit)
+		case from >= 0 || limit >= 0:
+			if dl = f.share(r.PathValue("id"), i); dl != nil {
+				dl.Segments = pageOf(dl.Segments, from, limit)
+			}
+		default:
+			dl = f.share(r.PathValue("id"), i)
+		}
 		if dl == nil {
 			w.WriteHeader(http.StatusNotFound)
 			json.NewEncoder(w).Encode(ErrorBody{Code: CodeNotFound, Error: "no such item"})
@@ -52,6 +68,28 @@ func (f *dataFake) client(t *testing.T) *Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// intQuery is the integer query parameter name, -1 if it is not given.
+func intQuery(r *http.Request, name string) int {
+	n, err := strconv.Atoi(r.URL.Query().Get(name))
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// pageOf cuts segs to from..from+limit-1 as a node pages: from 0 and
+// limit sharePageSegments if not given (-1).
+func pageOf(segs []TxResponse, from, limit int) []TxResponse {
+	if from < 0 {
+		from = 0
+	}
+	if limit < 0 {
+		limit = sharePageSegments
+	}
+	from = min(from, len(segs))
+	return segs[from:min(from+limit, len(segs))]
 }
 
 // dataUpload is one upload as PutData stores it: the shares and, per
@@ -149,9 +187,19 @@ func shardTx(g int, r shard.Record) chain.Tx {
 // the first segment's payload, read as a record, describes it.
 func dataLog(t *testing.T, g uint32, segs []chain.Tx) ShareDownload {
 	t.Helper()
+	return grownLog(t, g, segs, 0)
+}
+
+// grownLog is dataLog for a log that has grown by after more data
+// transactions since segs: the proofs and head are for the grown log.
+func grownLog(t *testing.T, g uint32, segs []chain.Tx, after int) ShareDownload {
+	t.Helper()
 	raw := [][]byte{(&chain.Tx{Kind: chain.TxData, Group: g, Payload: []byte("before")}).Encode()}
 	for k := range segs {
 		raw = append(raw, segs[k].Encode())
+	}
+	for k := range after {
+		raw = append(raw, (&chain.Tx{Kind: chain.TxData, Group: g, Payload: []byte("after " + strconv.Itoa(k))}).Encode())
 	}
 	leaves := make([]chain.Hash, len(raw))
 	for k, b := range raw {
@@ -160,7 +208,7 @@ func dataLog(t *testing.T, g uint32, segs []chain.Tx) ShareDownload {
 	root := chain.RootFromLeaves(leaves)
 	hd := chain.Header{Version: chain.BlockVersion, Group: g, Height: 1, Timestamp: 1, TxRoot: root, TxCount: uint32(len(raw)), LogSize: uint64(len(raw)), LogRoot: root}
 	dl := ShareDownload{Head: HeadFromHeader(hd)}
-	for k := 1; k < len(raw); k++ {
+	for k := 1; k <= len(segs); k++ {
 		path, err := chain.InclusionProofFromLeaves(uint64(k), leaves)
 		if err != nil {
 			t.Fatal(err)
@@ -593,5 +641,115 @@ func TestFetchSharesOneUpload(t *testing.T) {
 	}
 	if got, _, err := sharing.Recover(shares); err != nil || !bytes.Equal(got, a.data) {
 		t.Fatalf("the shares returned do not recover the first upload: %v", err)
+	}
+}
+
+// TestGetSharePaged: a share of more segments than the node serves in a
+// page is fetched page by page, each page verified against the head
+// served with it, however far the heads advance; a page that does not
+// carry on from the last segment checked with the same upload's records
+// is refused with ErrVerify.
+func TestGetSharePaged(t *testing.T) {
+	data := bytes.Repeat([]byte("paged "), 2*shard.MaxSegmentBytes/6+1000)
+	u := newUpload(t, "paged-1", data, sharing.Dispersal, 1, 2)
+	if len(u.recs[0]) != 3 {
+		t.Fatalf("the share has %d segments, want 3", len(u.recs[0]))
+	}
+	other := newUpload(t, "paged-1", bytes.Repeat([]byte("other "), len(data)/6), sharing.Dispersal, 1, 2)
+	another := newUpload(t, "paged-2", data, sharing.Dispersal, 1, 2)
+	// logOf is grownLog of share 0 of up, made once.
+	var (
+		mu   sync.Mutex
+		logs = map[string]ShareDownload{}
+	)
+	logOf := func(up *dataUpload, after int) ShareDownload {
+		mu.Lock()
+		defer mu.Unlock()
+		key := fmt.Sprintf("%p/%d", up, after)
+		if dl, ok := logs[key]; ok {
+			return dl
+		}
+		var txs []chain.Tx
+		for _, r := range up.recs[0] {
+			txs = append(txs, shardTx(0, r))
+		}
+		logs[key] = grownLog(t, 0, txs, after)
+		return logs[key]
+	}
+	// serve answers a page of one segment, as a node with that page size
+	// would, from a log grown by one transaction per page served before:
+	// every page comes with a newer head. swap, if set, replaces the page
+	// from 1 by that download's segments from..to-1.
+	type swap struct {
+		dl       func() ShareDownload
+		from, to int
+	}
+	serve := func(sw *swap, froms *[]int) func(string, int, int, int) *ShareDownload {
+		return func(_ string, _ int, from, limit int) *ShareDownload {
+			*froms = append(*froms, from)
+			dl := logOf(u, len(*froms)-1)
+			dl.Segments = pageOf(dl.Segments, from, min(limit, 1))
+			if sw != nil && from == 1 {
+				src := sw.dl()
+				dl.Segments, dl.Head = src.Segments[sw.from:sw.to], src.Head
+			}
+			return &dl
+		}
+	}
+	tests := []struct {
+		name string
+		swap *swap
+		// ok: the share verifies.
+		ok bool
+		// msg: words the error must hold.
+		msg string
+	}{
+		{name: "heads advance between pages", ok: true},
+		{name: "a page of another upload under the same ID", msg: "another upload", swap: &swap{func() ShareDownload { return logOf(other, 0) }, 1, 2}},
+		{name: "a page of another item", msg: "of paged-2", swap: &swap{func() ShareDownload { return logOf(another, 0) }, 1, 2}},
+		{name: "a page skips a segment", msg: "segment 1 is recorded as segment 2", swap: &swap{func() ShareDownload { return logOf(u, 0) }, 2, 3}},
+		{name: "a page repeats a segment", msg: "segment 1 is recorded as segment 0", swap: &swap{func() ShareDownload { return logOf(u, 0) }, 0, 1}},
+		{name: "a page without segments", msg: "no segments served from segment 1", swap: &swap{func() ShareDownload { return logOf(u, 0) }, 1, 1}},
+		{name: "a page's proofs for another page's head", msg: "proof is for log size", swap: &swap{func() ShareDownload {
+			dl := logOf(u, 0)
+			dl.Head = logOf(u, 7).Head
+			return dl
+		}, 1, 2}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var froms []int
+			c := (&dataFake{groups: 2, page: serve(tc.swap, &froms)}).client(t)
+			sh, item, err := c.GetShare(context.Background(), u.id, 0, "", "")
+			getFroms := froms
+			froms = nil
+			dir := t.TempDir()
+			v, serr := c.spoolShare(context.Background(), u.id, 0, "", "", dir)
+			if !tc.ok {
+				for _, err := range []error{err, serr} {
+					if !errors.Is(err, ErrVerify) || !strings.Contains(err.Error(), tc.msg) {
+						t.Fatalf("want ErrVerify saying %q, got %v", tc.msg, err)
+					}
+				}
+				emptyDir(t, dir)
+				return
+			}
+			if err != nil || serr != nil {
+				t.Fatalf("get: %v; streaming: %v", err, serr)
+			}
+			for _, fs := range [][]int{getFroms, froms} {
+				if !slices.Equal(fs, []int{0, 1, 2}) {
+					t.Fatalf("pages asked from %v, want [0 1 2]", fs)
+				}
+			}
+			want := u.shares[0]
+			enc, _ := want.MarshalBinary()
+			if sh.Hash != want.Hash || item.Segments != 3 || v.item.ShareHash != item.ShareHash || v.item.Segments != 3 {
+				t.Fatalf("share %x, item %+v; streaming item %+v", sh.Hash, item, v.item)
+			}
+			if b, err := os.ReadFile(v.file); err != nil || !bytes.Equal(b, enc) {
+				t.Fatalf("spooled share differs from the share (%v)", err)
+			}
+		})
 	}
 }

@@ -55,17 +55,11 @@ func (c *Client) GetDataTo(ctx context.Context, w io.Writer, dataID, caller stri
 	return rep, err
 }
 
-// spoolShare fetches share i of dataID from group i, writing it to a
-// temporary file in dir segment by segment, and verifies it by GetShare's
-// rules. It holds one segment at a time. The file is removed on error;
-// otherwise the caller removes it.
+// spoolShare fetches share i of dataID from group i page by page,
+// writing it to a temporary file in dir segment by segment, and verifies
+// it by GetShare's rules. It holds one segment at a time. The file is
+// removed on error; otherwise the caller removes it.
 func (c *Client) spoolShare(ctx context.Context, dataID string, i int, caller string, level Level, dir string) (v verifiedShare, err error) {
-	path := sharePath(dataID, i, level)
-	resp, err := c.openGet(ctx, path, c.withCaller(caller))
-	if err != nil {
-		return verifiedShare{}, err
-	}
-	defer resp.Body.Close()
 	f, err := os.CreateTemp(dir, fmt.Sprintf("qledger-get-%s-%d-*.share", dataID, i))
 	if err != nil {
 		return verifiedShare{}, fmt.Errorf("qledger: spool share %d: %w", i, err)
@@ -78,20 +72,12 @@ func (c *Client) spoolShare(ctx context.Context, dataID string, i int, caller st
 			os.Remove(f.Name())
 		}
 	}()
-	sc := &shareChecker{dataID: dataID, group: i}
-	err = decodeDownload(resp.Body, path, sc.setHead, func(seg TxResponse) error {
-		b, err := sc.segment(seg)
-		if err != nil {
-			return err
-		}
+	sc, err := c.fetchShare(ctx, dataID, i, caller, level, func(b []byte) error {
 		if _, err := f.Write(b); err != nil {
 			return fmt.Errorf("qledger: spool share %d: %w", i, err)
 		}
 		return nil
 	})
-	if err == nil {
-		err = sc.finish()
-	}
 	if err != nil {
 		return verifiedShare{}, err
 	}

@@ -5,9 +5,9 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 
 	"qledger/chain"
 	"qledger/shard"
@@ -17,16 +17,19 @@ import (
 // GetShare fetches share i of an item from group i and verifies it from
 // the proven transaction bytes alone: nothing the server says about the
 // item (ShareDownload.Item) or decodes for people (TxResponse.Tx) is
-// trusted. It guarantees that
+// trusted. It fetches the share page by page (fetchShare), a page at most
+// sharePageSegments segments, and holds it whole. It guarantees that
 //
-//   - the head served with the share is group i's and its fields hash to
+//   - the head served with each page is group i's and its fields hash to
 //     its block hash;
 //   - every segment's transaction bytes hash to its ID and are included,
-//     by its proof, in that head's log;
+//     by its proof, in the log of the head served with its page (pages
+//     may come with different heads: the group may commit in between);
 //   - every transaction is a shard transaction (chain.TxShard) of group i
-//     whose record is segment k of share i of dataID, and all records
-//     agree on the item (t, n, scheme, segment count, share size and hash,
-//     description, digest, readers);
+//     whose record is segment k of share i of dataID, the k-th segment
+//     served (so the pages join without a gap or overlap), and all
+//     records agree on the item (t, n, scheme, segment count, share size
+//     and hash, description, digest, readers);
 //   - the segments join into a share whose own hash verifies and equals
 //     the recorded one, with the recorded index, t, n and scheme.
 //
@@ -36,35 +39,16 @@ import (
 // error (ErrNotFound, a 403 for a caller not on the reader list) is
 // returned as it is.
 //
-// The head itself is the serving node's; compare it with heads from other
-// nodes (or signed heads) to rule out a node lying about its whole chain.
+// The heads themselves are the serving node's; compare them with heads
+// from other nodes (or signed heads) to rule out a node lying about its
+// whole chain.
 func (c *Client) GetShare(ctx context.Context, dataID string, i int, caller string, level Level) (*sharing.Share, DataItem, error) {
-	var dl ShareDownload
-	if _, err := c.do(ctx, http.MethodGet, sharePath(dataID, i, level), c.withCaller(caller), nil, &dl); err != nil {
-		return nil, DataItem{}, err
-	}
-	return verifyShare(dl, dataID, i)
-}
-
-func sharePath(dataID string, i int, level Level) string {
-	return withQuery(fmt.Sprintf("/v1/data/%s/shares/%d", url.PathEscape(dataID), i), levelQuery(level))
-}
-
-// verifyShare is GetShare's check of a download; see GetShare.
-func verifyShare(dl ShareDownload, dataID string, i int) (*sharing.Share, DataItem, error) {
-	sc := &shareChecker{dataID: dataID, group: i}
-	if err := sc.setHead(dl.Head); err != nil {
-		return nil, DataItem{}, err
-	}
 	var buf bytes.Buffer
-	for _, seg := range dl.Segments {
-		b, err := sc.segment(seg)
-		if err != nil {
-			return nil, DataItem{}, err
-		}
+	sc, err := c.fetchShare(ctx, dataID, i, caller, level, func(b []byte) error {
 		buf.Write(b)
-	}
-	if err := sc.finish(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, DataItem{}, err
 	}
 	sh, err := sharing.DecodeShare(buf.Bytes())
@@ -80,34 +64,90 @@ func verifyShare(dl ShareDownload, dataID string, i int) (*sharing.Share, DataIt
 	return sh, sc.item(), nil
 }
 
+// sharePageSegments is how many segments the client asks for in one page
+// of a share: the most a node serves in one (cluster.MaxItemPageSegments).
+const sharePageSegments = 16
+
+// sharePagePath is the path of the page of share i of dataID holding
+// segments from..from+limit-1.
+func sharePagePath(dataID string, i int, level Level, from, limit int) string {
+	return withQuery(fmt.Sprintf("/v1/data/%s/shares/%d", url.PathEscape(dataID), i),
+		"from="+strconv.Itoa(from), "limit="+strconv.Itoa(limit), levelQuery(level))
+}
+
+// fetchShare fetches share i of dataID from group i page by page, each
+// page from the segment after the last one checked until the records'
+// segment count is reached, and checks every page and segment by
+// GetShare's rules as it arrives, handing each segment's share bytes, in
+// order, to write. It holds one segment at a time. It returns the checker,
+// whose finish has passed, for the checks of the joined share; write's
+// errors are returned as they are.
+func (c *Client) fetchShare(ctx context.Context, dataID string, i int, caller string, level Level, write func([]byte) error) (*shareChecker, error) {
+	sc := &shareChecker{dataID: dataID, group: i}
+	for sc.segs == 0 || sc.segs < sc.first.Segments {
+		path := sharePagePath(dataID, i, level, sc.segs, sharePageSegments)
+		resp, err := c.openGet(ctx, path, c.withCaller(caller))
+		if err != nil {
+			return nil, err
+		}
+		sc.startPage()
+		err = decodeDownload(resp.Body, path, sc.setHead, func(seg TxResponse) error {
+			b, err := sc.segment(seg)
+			if err != nil {
+				return err
+			}
+			return write(b)
+		})
+		resp.Body.Close()
+		if err == nil {
+			err = sc.endPage()
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return sc, sc.finish()
+}
+
 // shareChecker applies GetShare's rules to one share's download piece by
-// piece, so that the share need not be held whole: setHead (before or
-// after the segments), segment for each segment in order, finish, then
+// piece, so that the share need not be held whole: for each page,
+// startPage, setHead (before or after the page's segments), segment for
+// each segment in order, endPage; after the last page finish, then
 // checkShare with the fields of the share the segments joined into. Every
 // method returns an error wrapping ErrVerify on a failed check; the
 // download must then be discarded.
 type shareChecker struct {
 	dataID string
 	group  int
-	head   *Head
+	// head is the current page's, nil until it is served.
+	head *Head
 	// segs counts the segments checked, size their bytes; first is the
-	// record of segment 0, height its block and logSize, logRoot the log
-	// its proof is for, which every other segment's proof must be for.
-	segs    int
-	size    int64
-	first   shard.Record
-	height  uint64
-	logSize uint64
-	logRoot string
+	// record of segment 0 and height its block.
+	segs   int
+	size   int64
+	first  shard.Record
+	height uint64
+	// pageStart is the segment the current page starts with; pageSize and
+	// pageRoot are the log its first segment's proof is for, which every
+	// other proof of the page must be for.
+	pageStart int
+	pageSize  uint64
+	pageRoot  string
 }
 
 func (sc *shareChecker) bad(format string, args ...any) error {
 	return fmt.Errorf("%w: share %d of %s: %s", ErrVerify, sc.group, sc.dataID, fmt.Sprintf(format, args...))
 }
 
-// setHead checks the head the share was served with: it must be the
-// group's and its fields must hash to its hash; the segments checked
-// already must have proofs for its log.
+// startPage begins a page, which starts with the next segment and comes
+// with its own head.
+func (sc *shareChecker) startPage() {
+	sc.head, sc.pageStart = nil, sc.segs
+}
+
+// setHead checks the head the page was served with: it must be the
+// group's and its fields must hash to its hash; the page's segments
+// checked already must have proofs for its log.
 func (sc *shareChecker) setHead(h Head) error {
 	if h.Group != uint32(sc.group) {
 		return sc.bad("served with the head of group %d", h.Group)
@@ -115,9 +155,9 @@ func (sc *shareChecker) setHead(h Head) error {
 	if _, err := HeaderOf(h); err != nil {
 		return fmt.Errorf("share %d of %s: head: %w", sc.group, sc.dataID, err)
 	}
-	if sc.segs > 0 {
-		if err := proofForHead(sc.logSize, sc.logRoot, h); err != nil {
-			return fmt.Errorf("share %d of %s segment 0: %w", sc.group, sc.dataID, err)
+	if sc.segs > sc.pageStart {
+		if err := proofForHead(sc.pageSize, sc.pageRoot, h); err != nil {
+			return fmt.Errorf("share %d of %s segment %d: %w", sc.group, sc.dataID, sc.pageStart, err)
 		}
 	}
 	sc.head = &h
@@ -129,14 +169,17 @@ func (sc *shareChecker) setHead(h Head) error {
 func (sc *shareChecker) segment(seg TxResponse) ([]byte, error) {
 	k := sc.segs
 	rec, err := provenRecord(seg, sc.head, sc.group)
-	if err == nil && sc.head == nil && k > 0 && (seg.Proof.TreeSize != sc.logSize || seg.Proof.Root != sc.logRoot) {
-		err = fmt.Errorf("%w: proof is for log size %d root %s, segment 0's for size %d root %s", ErrVerify, seg.Proof.TreeSize, seg.Proof.Root, sc.logSize, sc.logRoot)
+	if err == nil && sc.head == nil && k > sc.pageStart && (seg.Proof.TreeSize != sc.pageSize || seg.Proof.Root != sc.pageRoot) {
+		err = fmt.Errorf("%w: proof is for log size %d root %s, segment %d's for size %d root %s", ErrVerify, seg.Proof.TreeSize, seg.Proof.Root, sc.pageStart, sc.pageSize, sc.pageRoot)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("share %d of %s segment %d: %w", sc.group, sc.dataID, k, err)
 	}
+	if k == sc.pageStart {
+		sc.pageSize, sc.pageRoot = seg.Proof.TreeSize, seg.Proof.Root
+	}
 	if k == 0 {
-		sc.first, sc.height, sc.logSize, sc.logRoot = rec, seg.Height, seg.Proof.TreeSize, seg.Proof.Root
+		sc.first, sc.height = rec, seg.Height
 	}
 	switch {
 	case rec.DataID != sc.dataID || rec.Index != sc.group:
@@ -151,7 +194,21 @@ func (sc *shareChecker) segment(seg TxResponse) ([]byte, error) {
 	return rec.Bytes, nil
 }
 
-// finish checks, after the last segment, that a head was served and that
+// endPage checks, after a page's last segment, that the page came with a
+// head and at least one segment. A page may hold more segments than were
+// asked for (a node that does not page serves them all): each is checked
+// all the same.
+func (sc *shareChecker) endPage() error {
+	switch {
+	case sc.head == nil:
+		return sc.bad("no head served with the page from segment %d", sc.pageStart)
+	case sc.segs == sc.pageStart:
+		return sc.bad("no segments served from segment %d", sc.pageStart)
+	}
+	return nil
+}
+
+// finish checks, after the last page, that a head was served and that
 // the segments are all the records say the share has.
 func (sc *shareChecker) finish() error {
 	switch {

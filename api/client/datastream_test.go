@@ -28,8 +28,9 @@ import (
 )
 
 // storeFake is a node API that stores uploaded segments as shard
-// transactions on disk and serves them back, streaming its answer, as
-// group i's one-block log: a data transaction and then the segments. It
+// transactions on disk and serves them back, a page as asked for (from,
+// limit) or all, streaming its answer, as group i's one-block log: a data
+// transaction and then the segments. It
 // answers one request at a time and holds one segment at a time, so that
 // it adds little to the client's memory in measurements.
 type storeFake struct {
@@ -121,9 +122,13 @@ func (f *storeFake) get(w http.ResponseWriter, r *http.Request) {
 	leaves := append([]chain.Hash{chain.LeafHash(before)}, segs...)
 	root := chain.RootFromLeaves(leaves)
 	hd := chain.Header{Version: chain.BlockVersion, Group: uint32(i), Height: 1, Timestamp: 1, TxRoot: root, TxCount: uint32(len(leaves)), LogSize: uint64(len(leaves)), LogRoot: root}
-	// As the node does: the item, each segment, then the head.
+	// As the node does: the item, each segment asked for, then the head.
+	from, limit := max(intQuery(r, "from"), 0), intQuery(r, "limit")
+	if limit < 0 {
+		limit = len(segs)
+	}
 	io.WriteString(w, `{"item":{},"segments":[`)
-	for k := range segs {
+	for k := from; k < min(from+limit, len(segs)); k++ {
 		raw, err := os.ReadFile(filepath.Join(f.dir, fmt.Sprintf("%s-%d-%d", id, i, k)))
 		if err != nil {
 			panic(err)
@@ -135,7 +140,7 @@ func (f *storeFake) get(w http.ResponseWriter, r *http.Request) {
 		}
 		b, _ := json.Marshal(TxResponse{ID: chain.TxID(raw).String(), Group: i, Height: 1, Index: uint64(k + 1), TxBytes: raw, LeafHash: leaves[k+1].String(),
 			Proof: Proof{LeafIndex: uint64(k + 1), TreeSize: uint64(len(leaves)), Root: root.String(), Hashes: hashes}})
-		if k > 0 {
+		if k > from {
 			io.WriteString(w, ",")
 		}
 		w.Write(b)
