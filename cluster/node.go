@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -284,15 +285,25 @@ func (n *Node) admit() error {
 	return nil
 }
 
+// bootstrapSettleTicks is how many 100 ms ticks the candidate set must stay
+// the same before bootstrapExpect acts on it.
+const bootstrapSettleTicks = 5
+
 // bootstrapExpect waits until BootstrapExpect voter-role nodes of this
 // group without raft state are alive in gossip, then bootstraps the group
 // with the first BootstrapExpect of them by ID if this node is one of
-// them. Every such node computes the same list, so they bootstrap one
-// group with one configuration. If any node of the group already has raft
-// state, the group exists and its leader will add this node.
+// them, once the set it sees has stayed the same for half a second. Nodes
+// that start together converge on the same view within a few gossip
+// rounds, so they compute the same list and bootstrap one group with one
+// configuration; a voter-role node of the group that appears later than
+// that, with an ID below one of the first N, could compute another list,
+// so start exactly N voter-role nodes per group with --bootstrap-expect N
+// and add more once the group exists. If any node of the group already
+// has raft state, the group exists and its leader will add this node.
 func (n *Node) bootstrapExpect() {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
+	seen, stable := "", 0 // the candidate set and how many ticks it has held
 	for {
 		select {
 		case <-n.stop:
@@ -316,9 +327,23 @@ func (n *Node) bootstrapExpect() {
 			}
 		}
 		if len(cands) < n.cfg.BootstrapExpect {
+			seen, stable = "", 0
 			continue
 		}
 		sort.Slice(cands, func(i, j int) bool { return cands[i].ID < cands[j].ID })
+		// Act on a view that has stopped changing: nodes started together
+		// see each other within a few gossip rounds, and all of them must
+		// pick the same first BootstrapExpect IDs.
+		var key strings.Builder
+		for _, c := range cands {
+			key.WriteString(c.ID)
+		}
+		if key.String() != seen {
+			seen, stable = key.String(), 0
+		}
+		if stable++; stable < bootstrapSettleTicks {
+			continue
+		}
 		cands = cands[:n.cfg.BootstrapExpect]
 		var voters []NodeInfo
 		for _, c := range cands {
