@@ -453,7 +453,7 @@ func TestMultiProcessTLS(t *testing.T) {
 		return p
 	}
 	ctx := context.Background()
-	a := start("a", "--bootstrap")
+	a := start("a", "--bootstrap", "--kme-addr", freePort(t))
 	waitFor(t, "node a ready", 20*time.Second, func() bool { return ready(ctx, a.client()) })
 	b := start("b", "--join", a.gossip)
 	c := start("c", "--join", a.gossip)
@@ -506,7 +506,10 @@ func TestMultiProcessTLS(t *testing.T) {
 
 	// SIGHUP reloads a node's certificate from its files.
 	a.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "certificates reloaded", 10*time.Second, func() bool { return strings.Contains(a.log.String(), "certificates reloaded") })
+	waitFor(t, "certificates reloaded", 10*time.Second, func() bool {
+		l := a.log.String()
+		return strings.Contains(l, "SIGHUP: certificates reloaded") && strings.Contains(l, "SIGHUP: key manager certificates reloaded")
+	})
 	if _, _, err := c.client().Submit(ctx, []byte("after reload"), client.SubmitOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -33,6 +34,8 @@ type keyService struct {
 	Channel *api.KeyChannel
 	srv     *http.Server
 	cancel  context.CancelFunc
+	hosts   []string
+	tlsCfg  atomic.Pointer[tls.Config]
 }
 
 // keyServiceConfig says where the key manager listens and whom it serves.
@@ -67,11 +70,6 @@ func startKeyService(ctx context.Context, c keyServiceConfig) (*keyService, erro
 		return nil, fmt.Errorf("key manager: listen %s: %w", c.Addr, err)
 	}
 	host, _, _ := net.SplitHostPort(ln.Addr().String())
-	srvCert, err := ca.Issue(pki.Leaf{CommonName: "qledger-kme", Server: true, Hosts: []string{host, "localhost", "127.0.0.1"}})
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
 	kcfg := kme.DefaultConfig()
 	kcfg.Logger = c.Logger
 	km, err := kme.NewServer(kcfg)
@@ -80,7 +78,12 @@ func startKeyService(ctx context.Context, c keyServiceConfig) (*keyService, erro
 		return nil, err
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	ks := &keyService{KME: km, TLSDir: c.TLSDir, cancel: cancel, URL: "https://" + ln.Addr().String()}
+	ks := &keyService{KME: km, TLSDir: c.TLSDir, cancel: cancel, URL: "https://" + ln.Addr().String(), hosts: []string{host, "localhost", "127.0.0.1"}}
+	if err := ks.Reload(); err != nil {
+		cancel()
+		ln.Close()
+		return nil, err
+	}
 	for _, sae := range append([]string{c.Gateway}, c.Masters...) {
 		cert, err := ca.Issue(pki.Leaf{CommonName: sae, Client: true})
 		if err == nil {
@@ -110,10 +113,29 @@ func startKeyService(ctx context.Context, c keyServiceConfig) (*keyService, erro
 			}
 		}(m)
 	}
-	ks.srv = &http.Server{Handler: km, TLSConfig: kme.ServerTLSConfig(srvCert.TLS, ca.Pool()), ReadHeaderTimeout: 5 * time.Second}
+	ks.srv = &http.Server{Handler: km, ReadHeaderTimeout: 5 * time.Second, TLSConfig: &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return ks.tlsCfg.Load(), nil },
+	}}
 	go ks.srv.Serve(tls.NewListener(ln, ks.srv.TLSConfig))
 	ks.Channel = &api.KeyChannel{KME: km.Local(c.Gateway), GatewaySAE: c.Gateway}
 	return ks, nil
+}
+
+// Reload reads the CA in TLSDir again and issues the key manager a new
+// server certificate from it; handshakes from now on use them (SIGHUP).
+// On error the old ones stay.
+func (k *keyService) Reload() error {
+	ca, err := pki.LoadCA(k.TLSDir)
+	if err != nil {
+		return fmt.Errorf("key manager: %w", err)
+	}
+	cert, err := ca.Issue(pki.Leaf{CommonName: "qledger-kme", Server: true, Hosts: k.hosts})
+	if err != nil {
+		return fmt.Errorf("key manager: %w", err)
+	}
+	k.tlsCfg.Store(kme.ServerTLSConfig(cert.TLS, ca.Pool()))
+	return nil
 }
 
 func (k *keyService) Close() {

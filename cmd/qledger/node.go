@@ -126,6 +126,7 @@ func runNode(args []string) error {
 		acfg.Keys = extKeys
 		logger.Info("key channel uses an external key manager", "url", ext.URL, "gateway", extKeys.GatewaySAE)
 	}
+	var keySvc *keyService
 	if kc.Addr != "" {
 		if kc.TLSDir == "" {
 			kc.TLSDir = filepath.Join(cfg.DataDir, "tls")
@@ -138,6 +139,7 @@ func runNode(args []string) error {
 			return err
 		}
 		defer ks.Close()
+		keySvc = ks
 		acfg.Keys = ks.Channel
 		logger.Info("key manager serving", "url", ks.URL, "tls_dir", kc.TLSDir, "clients", kc.Masters, "gateway", kc.Gateway)
 	}
@@ -164,6 +166,13 @@ wait:
 					logger.Error("SIGHUP: certificates not reloaded; the old ones stay", "error", err)
 				} else {
 					logger.Info("SIGHUP: certificates reloaded", "identity", cfg.TLS.Identity().String())
+				}
+				if keySvc != nil {
+					if err := keySvc.Reload(); err != nil {
+						logger.Error("SIGHUP: key manager certificates not reloaded; the old ones stay", "error", err)
+					} else {
+						logger.Info("SIGHUP: key manager certificates reloaded", "tls_dir", keySvc.TLSDir)
+					}
 				}
 				continue
 			}
