@@ -26,13 +26,8 @@ import (
 // clearly once fewer than t groups answer.
 func TestSharedDataAcrossGroups(t *testing.T) {
 	l := startLocal(t, 5, 1, nil)
-	srv, err := api.New(api.DefaultConfig(), l.Nodes[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	c, _ := client.New(ts.URL, nil)
+	_, c := serveAPI(t, l.Nodes[0])
+	var err error
 	ctx := context.Background()
 
 	big := make([]byte, 3<<20) // shares of ~1 MiB: two segments each
@@ -132,13 +127,7 @@ func TestSharedDataAcrossGroups(t *testing.T) {
 // afterwards.
 func TestSharedDataStreaming(t *testing.T) {
 	l := startLocal(t, 3, 1, nil)
-	srv, err := api.New(api.DefaultConfig(), l.Nodes[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	c, _ := client.New(ts.URL, nil)
+	_, c := serveAPI(t, l.Nodes[0])
 	ctx := context.Background()
 	tmp, spool := t.TempDir(), t.TempDir()
 	t.Setenv("TMPDIR", tmp)
@@ -185,12 +174,7 @@ func TestSharedDataStreaming(t *testing.T) {
 // bad parameters get clear errors.
 func TestSharedDataTamperAndBadInput(t *testing.T) {
 	l := startLocal(t, 4, 1, nil)
-	srv, err := api.New(api.DefaultConfig(), l.Nodes[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
+	ts, _ := serveAPI(t, l.Nodes[0])
 	// A proxy that flips a byte in every segment of share 1.
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, _ := http.NewRequestWithContext(r.Context(), r.Method, ts.URL+r.URL.RequestURI(), r.Body)
@@ -268,13 +252,7 @@ func TestSharedDataPagedAcrossGroups(t *testing.T) {
 			api1 = n
 		}
 	}
-	srv, err := api.New(api.DefaultConfig(), api1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	c, _ := client.New(ts.URL, nil)
+	ts, c := serveAPI(t, api1)
 	ctx := context.Background()
 
 	// One share, in group 0, of more than one page of segments.
@@ -308,4 +286,21 @@ func TestSharedDataPagedAcrossGroups(t *testing.T) {
 	if got, _ := os.ReadFile(f.Name()); !bytes.Equal(got, data) || !rep.DigestChecked || rep.Item.Segments != len(res.Receipts[0]) {
 		t.Fatalf("recovered %d bytes of %d (report %+v)", len(got), len(data), rep)
 	}
+}
+
+// serveAPI serves n's API (no CA) on a test server, closed at the end of
+// the test, and returns it with a client for it.
+func serveAPI(t *testing.T, n *cluster.Node) (*httptest.Server, *client.Client) {
+	t.Helper()
+	srv, err := api.New(api.DefaultConfig(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	c, err := client.New(ts.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts, c
 }
