@@ -13,9 +13,18 @@ all: build
 build:
 	$(GO) build -o $(BIN)/qledger ./cmd/qledger
 
-## test: the whole suite CI runs (lint, unit, integration with -race).
+# FULL_SIZE_PKGS: packages whose tests shrink or skip their largest cases
+# under the race detector (each sets a raceEnabled from a race-tagged test
+# file): the 64 MiB streaming memory bound, the 1 MiB multi-segment split,
+# 100 Cascade runs, exhaustive Merkle proofs. test runs them once more
+# without -race so that CI checks the full sizes too.
+FULL_SIZE_PKGS := ./api/client/ ./chain/ ./qkd/ ./sharing/
+
+## test: the whole suite CI runs (lint, unit, integration with -race),
+## then the full-size tests without -race.
 test: lint
 	$(GO) test $(TEST_FLAGS) $(PKGS)
+	$(GO) test -p 1 -timeout 10m $(FULL_SIZE_PKGS)
 
 unit:
 	$(GO) test $(TEST_FLAGS) $(shell $(GO) list ./... | grep -v /integration)

@@ -10,6 +10,8 @@ import (
 )
 
 // raceEnabled is set under the race detector, where big sizes are skipped.
+// `make test` runs this package once more without it (FULL_SIZE_PKGS), so
+// CI checks them.
 var raceEnabled bool
 
 // testData returns n pseudo-random bytes starting with leading zeros, so

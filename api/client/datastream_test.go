@@ -150,7 +150,8 @@ func (f *storeFake) get(w http.ResponseWriter, r *http.Request) {
 }
 
 // raceEnabled is set under the race detector, which makes moving large
-// items through the client too slow for a unit test.
+// items through the client too slow for a unit test. `make test` runs this
+// package once more without it (FULL_SIZE_PKGS), so CI checks them.
 var raceEnabled bool
 
 // stream is n bytes of deterministic pseudo-random data, generated as it
@@ -291,7 +292,7 @@ func heapGrowth(f func()) (peak, total uint64) {
 // memory grows with the segments, not with the data.
 func TestStreamMemoryBounded(t *testing.T) {
 	if testing.Short() || raceEnabled {
-		t.Skip("moves 64 MiB through the client")
+		t.Skip("moves 64 MiB through the client; make test runs it without -race")
 	}
 	const size = 64 << 20
 	t.Setenv("TMPDIR", t.TempDir())
