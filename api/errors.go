@@ -23,6 +23,8 @@ const (
 	codeUnauthorized   = client.CodeUnauthorized
 	codeRateLimited    = client.CodeRateLimited
 	codeInFlight       = client.CodeInFlight
+	codeNoAgreement    = client.CodeNoAgreement
+	codeNoCandidates   = client.CodeNoCandidates
 	codeIDConflict     = "id_conflict"
 )
 
@@ -51,6 +53,35 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, status, code, err.Error())
 }
 
+// invokeFailure is the answer to a failed invocation: its status and code,
+// and, if its execution record was committed anyway (a disagreement), that
+// record, so the client sees the recorded outcome and not only an error.
+func invokeFailure(res client.InvokeResponse, err error) (int, client.ErrorBody) {
+	status, code := classify(err)
+	body := client.ErrorBody{Error: err.Error(), Code: code}
+	if res.Receipt.Height > 0 {
+		body.Result = &res
+	}
+	return status, body
+}
+
+// failInvoke answers a failed invocation (invokeFailure).
+func (s *Server) failInvoke(w http.ResponseWriter, r *http.Request, res client.InvokeResponse, err error) {
+	status, body := invokeFailure(res, err)
+	if status >= 500 {
+		s.logger.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "error", err)
+	}
+	writeJSON(w, status, body)
+}
+
+// classify maps an error to its HTTP status and wire code.
+//
+// A recorded disagreement (cluster.ErrNoAgreement) is 409 Conflict: the
+// request was valid and was processed to a final, committed outcome — the
+// executions conflict — so it is neither the client's fault (4xx for bad
+// input) nor the server's (5xx), and a retry returns the same record.
+// No candidate (cluster.ErrNoCandidates) is 503: nothing ran or was
+// recorded, the group had no live member to elect.
 func classify(err error) (int, string) {
 	var mbe *http.MaxBytesError
 	switch {
@@ -76,6 +107,10 @@ func classify(err error) (int, string) {
 		return http.StatusServiceUnavailable, codeTimeout
 	case errors.Is(err, cluster.ErrShutdown):
 		return http.StatusServiceUnavailable, codeUnavailable
+	case errors.Is(err, cluster.ErrNoAgreement):
+		return http.StatusConflict, codeNoAgreement
+	case errors.Is(err, cluster.ErrNoCandidates):
+		return http.StatusServiceUnavailable, codeNoCandidates
 	}
 	return http.StatusInternalServerError, codeInternal
 }

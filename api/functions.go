@@ -235,7 +235,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.runInvoke(r.Context(), submitter(r), inv, s.execKey[:], s.execKeyID)
 	if err != nil {
-		s.fail(w, r, err)
+		s.failInvoke(w, r, res, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
@@ -281,7 +281,8 @@ func (s *Server) prepareInvoke(name string, req client.InvokeRequest) (invocatio
 }
 
 // runInvoke runs a prepared invocation for caller and converts the
-// committed record to its wire form.
+// committed record to its wire form. With an error, the response is the
+// zero value unless the record was committed (a disagreement).
 func (s *Server) runInvoke(ctx context.Context, caller string, inv invocation, sessionKey []byte, keyID string) (client.InvokeResponse, error) {
 	done, ok := s.lim.startInvoke(caller)
 	if !ok {

@@ -3,15 +3,19 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"qledger/api/client"
 	"qledger/examples/functions/tiny"
+	"qledger/execute"
 )
 
 // TestInvocationsByIDAndAsync: GET /v1/functions/{name}; a client-chosen
@@ -116,5 +120,82 @@ func TestDeployMultipart(t *testing.T) {
 			t.Fatalf("%s: %v %v", name, resp.StatusCode, err)
 		}
 		resp.Body.Close()
+	}
+}
+
+// TestInvokeDisagreementAnswered: when the executions disagree with no
+// majority, the record is committed and the API answers 409 no_agreement
+// with that record in the body (not 500 without it), through a gateway on
+// the group leader and through one on a follower (whose request is
+// forwarded); a retry returns the same record, and GET
+// /v1/invocations/{id} finds it.
+func TestInvokeDisagreementAnswered(t *testing.T) {
+	l, c, _ := startAPI(t, 1, 2)
+	ctx := context.Background()
+	code, _ := tiny.Module("tinyinc")
+	if _, err := c.Deploy(ctx, client.DeployRequest{Name: "inc", Version: "1", Code: code}); err != nil {
+		t.Fatal(err)
+	}
+	// Every node computes its own result: executor and verifier differ
+	// and there is no third node to break the tie.
+	for _, n := range l.Nodes {
+		id := n.ID().String()
+		n.SetExecHook(func(r execute.Result) execute.Result {
+			r.Stdout = []byte(`{"node":"` + id + `"}`)
+			r.Hash = execute.ResultHash(r.Outcome, r.ExitCode, r.Stdout)
+			return r
+		})
+	}
+	for i, n := range l.Nodes {
+		srv, err := New(DefaultConfig(), n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(srv)
+		defer ts.Close()
+		gw, err := client.New(ts.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rid := strings.Repeat(fmt.Sprintf("%02x", 0xc0+i), 32)
+		body := `{"input":"e30=","request_id":"` + rid + `"}`
+		resp, err := http.Post(ts.URL+"/v1/functions/inc/invoke", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wire struct {
+			Code   string `json:"code"`
+			Error  string `json:"error"`
+			Result *struct {
+				RequestID string `json:"request_id"`
+				Outcome   string `json:"outcome"`
+				Agreed    bool   `json:"agreed"`
+				Conflict  string `json:"conflict"`
+				Receipt   struct {
+					ID     string `json:"id"`
+					Height uint64 `json:"height"`
+				} `json:"receipt"`
+			} `json:"result"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&wire)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 409 || wire.Code != "no_agreement" || wire.Result == nil {
+			t.Fatalf("gateway %d (leader %v): disagreement answered %d %+v (%v)", i, n.IsLeader(), resp.StatusCode, wire, err)
+		}
+		if r := wire.Result; r.RequestID != rid || r.Agreed || r.Outcome != "conflict" || r.Conflict == "" || r.Receipt.Height == 0 || r.Receipt.ID == "" {
+			t.Fatalf("gateway %d: record in the body: %+v", i, *r)
+		}
+
+		again, err := gw.InvokeWith(ctx, "inc", client.InvokeRequest{Input: []byte("{}"), RequestID: rid})
+		if !errors.Is(err, client.ErrNoAgreement) || !client.IsStatus(err, 409) {
+			t.Fatalf("gateway %d: retry: %v", i, err)
+		}
+		if !again.Replayed || again.Agreed || again.Receipt.ID != wire.Result.Receipt.ID {
+			t.Fatalf("gateway %d: retry record: %+v", i, again)
+		}
+		st, err := gw.Invocation(ctx, rid)
+		if err != nil || st.Status != "done" || st.Result == nil || st.Result.Agreed || st.Result.Receipt.ID != wire.Result.Receipt.ID {
+			t.Fatalf("gateway %d: by ID: %+v %v", i, st, err)
+		}
 	}
 }

@@ -320,8 +320,7 @@ func (s *Server) sessionInvoke(w http.ResponseWriter, r *http.Request) {
 		}
 		res, err := s.runInvoke(r.Context(), submitter(r), inv, ls.s.Key(), ls.keyID)
 		if err != nil {
-			st, code := classify(err)
-			return st, client.ErrorBody{Code: code, Error: err.Error()}
+			return invokeFailure(res, err)
 		}
 		return http.StatusOK, res
 	})

@@ -268,6 +268,9 @@ func (n *Node) invokeOnce(ctx context.Context, req InvokeRequest) (InvokeResult,
 			if err != nil && isTransport(err) && req.Group == n.group {
 				err = fmt.Errorf("%w: leader unreachable: %v", ErrNoLeader, err)
 			}
+			if err == nil && !res.Record.Agreed {
+				return res, disagreement(res) // see the mInvoke handler
+			}
 			if err == nil || !isTransport(err) {
 				return res, err
 			}
@@ -451,15 +454,15 @@ func (n *Node) lead(ctx context.Context, req InvokeRequest) (res InvokeResult, e
 	if errors.Is(err, ErrConflict) {
 		// Another run of the same request (a retry through another
 		// leader) committed first: its record is the answer.
-		if prev, ok, lerr := n.recordedInvocation(req); lerr == nil && ok {
-			return prev, nil
+		if prev, ok, lerr := n.recordedInvocation(req); ok && (lerr == nil || errors.Is(lerr, ErrNoAgreement)) {
+			return prev, lerr
 		}
 	}
 	if err != nil {
 		return InvokeResult{Record: xr}, err
 	}
 	if !xr.Agreed {
-		return InvokeResult{Record: xr, Receipt: receipt}, fmt.Errorf("%w: %s (recorded at height %d)", ErrNoAgreement, xr.Conflict, receipt.Height)
+		return InvokeResult{Record: xr, Receipt: receipt}, disagreement(InvokeResult{Record: xr, Receipt: receipt})
 	}
 	return InvokeResult{Record: xr, Receipt: receipt}, nil
 }
@@ -505,9 +508,16 @@ func (n *Node) recordedInvocation(req InvokeRequest) (InvokeResult, bool, error)
 	}
 	res := InvokeResult{Record: xr, Receipt: Receipt{ID: id, Group: n.group, Height: loc.Height, Index: loc.Index, Duplicate: true}}
 	if !xr.Agreed {
-		return res, true, fmt.Errorf("%w: %s (recorded at height %d)", ErrNoAgreement, xr.Conflict, loc.Height)
+		return res, true, disagreement(res)
 	}
 	return res, true, nil
+}
+
+// disagreement is the error that goes with res, a committed record of
+// executions that disagreed: ErrNoAgreement with the conflict and where
+// it is recorded.
+func disagreement(res InvokeResult) error {
+	return fmt.Errorf("%w: %s (recorded at height %d)", ErrNoAgreement, res.Record.Conflict, res.Receipt.Height)
 }
 
 // majority returns the result that at least need executions agree on (or,

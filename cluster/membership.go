@@ -261,7 +261,14 @@ func (n *Node) handlers() map[method]rpcHandler {
 			if err := unmarshal(body, &req); err != nil {
 				return nil, err
 			}
-			return n.Invoke(ctx, req)
+			res, err := n.Invoke(ctx, req)
+			if errors.Is(err, ErrNoAgreement) && res.Receipt.Height > 0 {
+				// A recorded disagreement is an outcome: the record
+				// travels as the answer (an error frame would drop it)
+				// and the calling hop restores the error from it.
+				return res, nil
+			}
+			return res, err
 		},
 		mHealth: func(ctx context.Context, body []byte) (any, error) {
 			st := n.raft.Stats()

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 
@@ -119,14 +120,15 @@ func (c *Client) Function(ctx context.Context, name string) (FunctionInfo, error
 }
 
 // InvokeWith runs a function with the full request (a chosen request ID
-// makes retries safe) and returns the committed result.
+// makes retries safe) and returns the committed result; like Invoke, with
+// the record of a disagreement.
 func (c *Client) InvokeWith(ctx context.Context, name string, req InvokeRequest) (InvokeResponse, error) {
 	var out InvokeResponse
 	if req.Input == nil {
 		req.Input = []byte{}
 	}
 	_, err := c.do(ctx, http.MethodPost, "/v1/functions/"+url.PathEscape(name)+"/invoke", nil, req, &out)
-	return out, err
+	return recordedOnError(out, err)
 }
 
 // InvokeAsync starts an invocation and returns at once with its ID;
@@ -147,12 +149,24 @@ func (c *Client) Invocation(ctx context.Context, id string) (InvocationStatus, e
 	return out, err
 }
 
-// Invoke runs a function and returns the committed, verified result.
+// Invoke runs a function and returns the committed, verified result. When
+// the executions disagreed (errors.Is(err, ErrNoAgreement)) it returns the
+// recorded outcome with the error.
 func (c *Client) Invoke(ctx context.Context, name string, input []byte, group *int) (InvokeResponse, error) {
 	var out InvokeResponse
 	if input == nil {
 		input = []byte{}
 	}
 	_, err := c.do(ctx, http.MethodPost, "/v1/functions/"+url.PathEscape(name)+"/invoke", nil, InvokeRequest{Input: input, Group: group}, &out)
+	return recordedOnError(out, err)
+}
+
+// recordedOnError returns, with a recorded disagreement (ErrNoAgreement),
+// the record the error body carries instead of out.
+func recordedOnError(out InvokeResponse, err error) (InvokeResponse, error) {
+	var e *APIError
+	if errors.As(err, &e) && e.Body.Result != nil {
+		return *e.Body.Result, err
+	}
 	return out, err
 }

@@ -120,14 +120,15 @@ func (s *Session) Submit(ctx context.Context, payload []byte, opt SubmitOptions)
 }
 
 // Invoke runs a function through the sealed channel; its election key is
-// derived from this session's key.
+// derived from this session's key. Like Client.Invoke, a disagreement
+// comes with its record.
 func (s *Session) Invoke(ctx context.Context, function string, input []byte, group *int) (InvokeResponse, error) {
 	if input == nil {
 		input = []byte{}
 	}
 	var out InvokeResponse
 	err := s.call(ctx, "/v1/session/invoke", aadInvoke, aadInvokeResponse, SealedInvoke{Function: function, Input: input, Group: group}, &out)
-	return out, err
+	return recordedOnError(out, err)
 }
 
 // call seals in, posts it to path, opens the sealed answer into out.

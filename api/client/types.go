@@ -223,6 +223,9 @@ type ScaleRequest struct {
 type ErrorBody struct {
 	Error string `json:"error"`
 	Code  string `json:"code"`
+	// Result is set only with CodeNoAgreement: the invocation's execution
+	// record, committed to the chain although its executions disagreed.
+	Result *InvokeResponse `json:"result,omitempty"`
 }
 
 // Error codes in ErrorBody.Code.
@@ -241,6 +244,15 @@ const (
 	CodeUnauthorized   = "unauthorized"
 	CodeRateLimited    = "rate_limited"
 	CodeInFlight       = "in_flight"
+	// CodeNoAgreement (409) answers an invocation whose executions
+	// disagreed with no majority: the outcome is recorded on the chain
+	// and the body's Result holds it. A retry with the same request ID
+	// returns the same record; nothing runs again.
+	CodeNoAgreement = "no_agreement"
+	// CodeNoCandidates (503) answers an invocation for which no node of
+	// the group took part in the election: nothing ran and nothing was
+	// recorded, so it may be retried.
+	CodeNoCandidates = "no_candidates"
 )
 
 // HeadFromHeader converts a header to its wire form.
@@ -302,6 +314,9 @@ var (
 	ErrUnauthorized = &APIError{Body: ErrorBody{Code: CodeUnauthorized}}
 	ErrForbidden    = &APIError{Body: ErrorBody{Code: CodeForbidden}}
 	ErrNoLeader     = &APIError{Body: ErrorBody{Code: CodeNoLeader}}
+	// ErrNoAgreement matches a recorded disagreement; the invoke methods
+	// return its record alongside.
+	ErrNoAgreement = &APIError{Body: ErrorBody{Code: CodeNoAgreement}}
 	// ErrVerify is returned when a response fails client-side verification.
 	ErrVerify = errors.New("qledger: verification failed")
 )
