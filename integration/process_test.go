@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -295,22 +296,34 @@ func TestMultiProcessJoinKillRestart(t *testing.T) {
 }
 
 func TestNodeRefusesBadFlags(t *testing.T) {
-	for _, args := range [][]string{
-		{"node"},
-		{"node", "--data", t.TempDir(), "--groups", "0"},
-		{"node", "--data", t.TempDir(), "--bind", freePort(t), "--http", freePort(t)},
-		{"tx", "submit", "--addr", "not a url", "x"},
-		{"nope"},
-	} {
-		out, err := run(t, args...)
-		if err == nil {
-			t.Fatalf("%v succeeded:\n%s", args, out)
-		}
+	// Each bad command line is refused with the error that names what is
+	// wrong and the documented exit status: 2 for a command line that
+	// cannot be parsed, 1 for a node that cannot start.
+	listen := func() []string {
+		return []string{"--bind", freePort(t), "--http", freePort(t), "--gossip-bind", freePort(t)}
 	}
-	// Gossip in the clear only when asked for.
-	out, err := run(t, "node", "--data", t.TempDir(), "--bootstrap", "--bind", freePort(t), "--http", freePort(t), "--gossip-bind", freePort(t))
-	if err == nil || !strings.Contains(out, "gossip must be encrypted") {
-		t.Fatalf("a node without a gossip key: %v\n%s", err, out)
+	for _, c := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"node"}, 2, "node: --data is required"},
+		{append([]string{"node", "--data", t.TempDir(), "--groups", "0", "--gossip-key", gossipKey}, listen()...), 1, "Groups must be 1..1024, got 0"},
+		{append([]string{"node", "--data", t.TempDir(), "--groups", "two"}, listen()...), 2, `invalid argument "two" for "--groups" flag`},
+		{append([]string{"node", "--data", t.TempDir(), "--role", "boss", "--gossip-key", gossipKey}, listen()...), 1, `role "boss" (want voter or executor)`},
+		{append([]string{"node", "--data", t.TempDir(), "--gossip-key", "not base64!"}, listen()...), 1, "--gossip-key is not base64"},
+		{append([]string{"node", "--data", t.TempDir(), "--kme-url", "http://kme", "--gossip-key", gossipKey}, listen()...), 1, `--kme-url "http://kme": want https://`},
+		{append([]string{"node", "--data", t.TempDir(), "--no-such-flag"}, listen()...), 2, "unknown flag: --no-such-flag"},
+		// Gossip in the clear only when asked for.
+		{append([]string{"node", "--data", t.TempDir(), "--bootstrap"}, listen()...), 1, "gossip must be encrypted"},
+		{[]string{"tx", "submit", "--addr", "not a url", "x"}, 1, `bad API address "not a url"`},
+		{[]string{"nope"}, 2, `unknown command "nope" for "qledger"`},
+	} {
+		out, err := run(t, c.args...)
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != c.code || !strings.Contains(out, c.msg) {
+			t.Errorf("%v: %v, want exit status %d and %q:\n%s", c.args, err, c.code, c.msg, out)
+		}
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -12,56 +11,74 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"qledger/api/client"
 	"qledger/cluster"
 )
 
-func runAudit(args []string) error {
-	return subcommand(args, "audit", map[string]func([]string) error{"watch": auditWatch, "conflicts": auditConflicts}, []string{"watch", "conflicts"})
+func (a *app) auditCmd() *cobra.Command {
+	return a.clientGroup(group("audit", "watch | conflicts: keep the last verified head of every group and check each new one",
+		a.auditWatchCmd(), a.auditConflictsCmd()))
 }
 
-// auditWatch keeps an auditor's trusted state: the last verified head of
-// every group. Each new head must carry a valid signature (with --ca) and
-// extend the trusted one (consistency proof, linked blocks); a rollback,
-// fork or rewritten suffix is reported with the heights involved.
-func auditWatch(args []string) error {
-	fs := flag.NewFlagSet("audit watch", flag.ExitOnError)
-	var cf clientFlags
-	cf.register(fs)
-	state := fs.String("state", env("QLEDGER_AUDIT_STATE", ""), "trusted-state file (created if missing) [required]")
-	interval := fs.Duration("interval", 5*time.Second, "time between passes")
-	once := fs.Bool("once", false, "run one pass and exit: status 1 if anything was found")
-	if _, err := parse(fs, args); err != nil {
-		return err
+// auditWatchCmd keeps an auditor's trusted state: the last verified head
+// of every group. Each new head must carry a valid signature (with --ca)
+// and extend the trusted one (consistency proof, linked blocks); a
+// rollback, fork or rewritten suffix is reported with the heights
+// involved.
+func (a *app) auditWatchCmd() *cobra.Command {
+	var (
+		state    string
+		interval time.Duration
+		once     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "watch --state FILE",
+		Short: "check every new head against the trusted state: signature, consistency proof, linked blocks",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if state == "" {
+				return usageErrorf("audit watch: --state is required")
+			}
+			return a.auditWatch(state, interval, once)
+		},
 	}
-	if *state == "" {
-		return errors.New("audit watch: --state is required")
-	}
-	c, err := cf.client()
+	fs := cmd.Flags()
+	fs.StringVar(&state, "state", "", "trusted-state file (created if missing) [required]")
+	bindEnv(fs, "state", "QLEDGER_AUDIT_STATE")
+	fs.DurationVar(&interval, "interval", 5*time.Second, "time between passes")
+	fs.BoolVar(&once, "once", false, "run one pass and exit: status 1 if anything was found")
+	return cmd
+}
+
+func (a *app) auditWatch(state string, interval time.Duration, once bool) error {
+	c, err := a.client.client()
 	if err != nil {
 		return err
 	}
-	st, err := client.LoadAuditState(*state)
+	st, err := client.LoadAuditState(state)
 	if err != nil {
 		return err
 	}
 	var opt client.AuditOptions
-	if creds, err := cf.tls.credentials(); err != nil {
+	if creds, err := a.client.tls.credentials(); err != nil {
 		return err
 	} else if creds != nil {
 		opt.Roots = creds.Pool()
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
 	for {
-		found, err := auditPass(c, st, opt, cf)
+		found, err := a.auditPass(c, st, opt)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "audit:", err)
+			fmt.Fprintln(a.stderr, "audit:", err)
 		}
-		if err := st.Save(*state); err != nil {
+		if err := st.Save(state); err != nil {
 			return err
 		}
-		if *once {
+		if once {
 			if found > 0 {
 				return fmt.Errorf("audit: %d findings", found)
 			}
@@ -70,14 +87,14 @@ func auditWatch(args []string) error {
 		select {
 		case <-sig:
 			return nil
-		case <-time.After(*interval):
+		case <-time.After(interval):
 		}
 	}
 }
 
 // auditPass audits every group once and returns the number of findings.
-func auditPass(c *client.Client, st *client.AuditState, opt client.AuditOptions, cf clientFlags) (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*cf.timeout)
+func (a *app) auditPass(c *client.Client, st *client.AuditState, opt client.AuditOptions) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*a.client.timeout)
 	defer cancel()
 	cs, err := c.Cluster(ctx)
 	if err != nil {
@@ -91,19 +108,19 @@ func auditPass(c *client.Client, st *client.AuditState, opt client.AuditOptions,
 		switch {
 		case errors.As(err, &f):
 			found++
-			if cf.json {
-				_ = printJSON(f)
+			if a.out.JSON() {
+				_ = a.printJSON(f)
 			} else {
-				fmt.Printf("ALERT %v\n", f)
+				fmt.Fprintf(a.stdout, "ALERT %v\n", f)
 			}
 		case err != nil:
-			fmt.Fprintf(os.Stderr, "audit: group %d: %v\n", g.Group, err)
-		case cf.json:
-			_ = printJSON(map[string]any{"group": g.Group, "ok": true, "height": h.Height, "hash": h.Hash, "signer": h.Signer})
+			fmt.Fprintf(a.stderr, "audit: group %d: %v\n", g.Group, err)
+		case a.out.JSON():
+			_ = a.printJSON(map[string]any{"group": g.Group, "ok": true, "height": h.Height, "hash": h.Hash, "signer": h.Signer})
 		case !had:
-			fmt.Printf("group %d: trusted head %d %s (whole chain verified; signed by %.12s)\n", g.Group, h.Height, short(h.Hash), h.Signer)
+			fmt.Fprintf(a.stdout, "group %d: trusted head %d %s (whole chain verified; signed by %.12s)\n", g.Group, h.Height, short(h.Hash), h.Signer)
 		case h.Height > prev.Height:
-			fmt.Printf("group %d: head %d -> %d extends the trusted log (consistency proof verified; signed by %.12s)\n", g.Group, prev.Height, h.Height, h.Signer)
+			fmt.Fprintf(a.stdout, "group %d: head %d -> %d extends the trusted log (consistency proof verified; signed by %.12s)\n", g.Group, prev.Height, h.Height, h.Signer)
 		}
 	}
 	return found, nil
@@ -128,18 +145,23 @@ type conflictRecord struct {
 	Conflict string `json:"conflict"`
 }
 
+func (a *app) auditConflictsCmd() *cobra.Command {
+	var group int
+	cmd := &cobra.Command{
+		Use:   "conflicts",
+		Short: "per node: executions, disagreements, failures; every record with a conflict",
+		Args:  noArgs,
+		RunE:  func(*cobra.Command, []string) error { return a.auditConflicts(group) },
+	}
+	cmd.Flags().IntVar(&group, "group", -1, "only this group (default: every group)")
+	return cmd
+}
+
 // auditConflicts reads every execution record of the chains and lists,
 // per node, how often its execution disagreed with the recorded result or
 // failed, and every record with a conflict.
-func auditConflicts(args []string) error {
-	fs := flag.NewFlagSet("audit conflicts", flag.ExitOnError)
-	var cf clientFlags
-	cf.register(fs)
-	group := fs.Int("group", -1, "only this group (default: every group)")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	c, ctx, cancel, err := cf.connect(10)
+func (a *app) auditConflicts(group int) error {
+	c, ctx, cancel, err := a.client.connect(10)
 	if err != nil {
 		return err
 	}
@@ -152,7 +174,7 @@ func auditConflicts(args []string) error {
 	var conflicts []conflictRecord
 	records := 0
 	for _, g := range cs.Groups {
-		if *group >= 0 && g.Group != *group {
+		if group >= 0 && g.Group != group {
 			continue
 		}
 		head, err := c.Head(ctx, g.Group, "")
@@ -212,16 +234,16 @@ func auditConflicts(args []string) error {
 		}
 		return a.Node < b.Node
 	})
-	if cf.json {
-		return printJSON(map[string]any{"records": records, "nodes": nodes, "conflicts": conflicts})
+	if a.out.JSON() {
+		return a.printJSON(map[string]any{"records": records, "nodes": nodes, "conflicts": conflicts})
 	}
-	fmt.Printf("%d execution records, %d with a conflict\n", records, len(conflicts))
-	fmt.Printf("  %-12s  %10s  %13s  %8s  %12s\n", "node", "executions", "disagreements", "failures", "no agreement")
+	fmt.Fprintf(a.stdout, "%d execution records, %d with a conflict\n", records, len(conflicts))
+	fmt.Fprintf(a.stdout, "  %-12s  %10s  %13s  %8s  %12s\n", "node", "executions", "disagreements", "failures", "no agreement")
 	for _, t := range nodes {
-		fmt.Printf("  %.12s  %10d  %13d  %8d  %12d\n", t.Node, t.Executions, t.Disagreements, t.Failures, t.NoAgreement)
+		fmt.Fprintf(a.stdout, "  %.12s  %10d  %13d  %8d  %12d\n", t.Node, t.Executions, t.Disagreements, t.Failures, t.NoAgreement)
 	}
 	for _, r := range conflicts {
-		fmt.Printf("  group %d height %d request %.16s %s: %s\n", r.Group, r.Height, r.Request, r.Function, r.Conflict)
+		fmt.Fprintf(a.stdout, "  group %d height %d request %.16s %s: %s\n", r.Group, r.Height, r.Request, r.Function, r.Conflict)
 	}
 	return nil
 }

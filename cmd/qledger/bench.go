@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"qledger/api"
 	"qledger/api/client"
 	"qledger/chain"
@@ -21,23 +23,13 @@ import (
 	"qledger/sharing/figure"
 )
 
-// runBench measures committed transactions per second and commit latency
+// benchCmd measures committed transactions per second and commit latency
 // for the ledger beside a bare hashicorp/raft baseline measured in the
 // same run, with the same replicas, clients and payloads.
-func runBench(args []string) error {
-	if len(args) > 0 && args[0] == "sharing" {
-		return benchSharing(args[1:])
-	}
-	if len(args) > 0 && args[0] == "invoke" {
-		return benchInvoke(args[1:])
-	}
-	if len(args) > 0 && args[0] == "tls" {
-		return benchTLS(args[1:])
-	}
-	if len(args) > 0 && args[0] == "membership" {
-		return benchMembership(args[1:])
-	}
-	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+func (a *app) benchCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "bench", Short: "measure commit throughput and latency against a bare-raft baseline", Args: noArgs}
+	cmd.AddCommand(a.benchSharingCmd(), a.benchInvokeCmd(), a.benchTLSCmd(), a.benchMembershipCmd())
+	fs := cmd.Flags()
 	clientsFlag := fs.String("clients", "1,16,64", "concurrent clients, comma-separated")
 	payloadsFlag := fs.String("payloads", "100,1024", "payload sizes in bytes, comma-separated")
 	groupsFlag := fs.String("groups", "2,4", "group counts for the scaling runs (64 clients, first payload size); empty to skip")
@@ -50,95 +42,95 @@ func runBench(args []string) error {
 	delay := fs.Duration("batch-delay", -1, "ledger: how long a block stays open for more transactions (-1: the default)")
 	skipBaseline := fs.Bool("skip-baseline", false, "measure the ledger only (for profiling; no ratios)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	clients, err := intList(*clientsFlag)
-	if err != nil {
-		return err
-	}
-	payloads, err := intList(*payloadsFlag)
-	if err != nil {
-		return err
-	}
-	groupCounts, err := intList(*groupsFlag)
-	if err != nil {
-		return err
-	}
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
+	cmd.RunE = func(*cobra.Command, []string) error {
+		clients, err := intList(*clientsFlag)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
+		payloads, err := intList(*payloadsFlag)
+		if err != nil {
 			return err
 		}
-		defer pprof.StopCPUProfile()
-	}
-	dir, err := os.MkdirTemp("", "qledger-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	base := cluster.DefaultConfig()
-	base.LoopbackTiming()
-	if *inflight > 0 {
-		base.MaxInflight = *inflight
-	}
-	if *delay >= 0 {
-		base.MaxBatchDelay = *delay
-	}
-	run := benchRun{dur: *duration, warm: *warmup, skipBaseline: *skipBaseline}
+		groupCounts, err := intList(*groupsFlag)
+		if err != nil {
+			return err
+		}
+		if *cpuprofile != "" {
+			f, err := os.Create(*cpuprofile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
+		}
+		dir, err := os.MkdirTemp("", "qledger-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		base := cluster.DefaultConfig()
+		base.LoopbackTiming()
+		if *inflight > 0 {
+			base.MaxInflight = *inflight
+		}
+		if *delay >= 0 {
+			base.MaxBatchDelay = *delay
+		}
+		run := benchRun{log: a.stderr, dur: *duration, warm: *warmup, skipBaseline: *skipBaseline}
 
-	fmt.Printf("qledger bench: %d replicas per group, raft log fsynced on every append (the chain store is not: it is rebuilt from raft after an unclean stop), %s per run, GOMAXPROCS %d, %d CPUs\n", *replicas, *duration, runtime.GOMAXPROCS(0), runtime.NumCPU())
-	tab := newTable(*markdown, "system", "payload", "clients", "tx/s", "p50 ms", "p99 ms", "vs baseline tx/s", "p50 vs baseline")
-	n := 0
-	for _, size := range payloads {
-		for _, c := range clients {
+		fmt.Fprintf(a.stdout, "qledger bench: %d replicas per group, raft log fsynced on every append (the chain store is not: it is rebuilt from raft after an unclean stop), %s per run, GOMAXPROCS %d, %d CPUs\n", *replicas, *duration, runtime.GOMAXPROCS(0), runtime.NumCPU())
+		tab := newTable(a.stdout, *markdown, "system", "payload", "clients", "tx/s", "p50 ms", "p99 ms", "vs baseline tx/s", "p50 vs baseline")
+		n := 0
+		for _, size := range payloads {
+			for _, c := range clients {
+				n++
+				bl, err := run.baseline(fmt.Sprintf("%s/b%d", dir, n), *replicas, c, size, base)
+				if err != nil {
+					return err
+				}
+				lg, err := run.ledger(fmt.Sprintf("%s/l%d", dir, n), 1, *replicas, c, size, &base, false)
+				if err != nil {
+					return err
+				}
+				tab.row("bare raft (baseline)", size, c, bl, bl)
+				tab.row("qledger 1 group", size, c, lg, bl)
+			}
+		}
+		if *httpRun && len(payloads) > 0 {
+			size := payloads[0]
 			n++
-			bl, err := run.baseline(fmt.Sprintf("%s/b%d", dir, n), *replicas, c, size, base)
+			bl, err := run.baseline(fmt.Sprintf("%s/b%d", dir, n), *replicas, 64, size, base)
 			if err != nil {
 				return err
 			}
-			lg, err := run.ledger(fmt.Sprintf("%s/l%d", dir, n), 1, *replicas, c, size, &base, false)
+			lg, err := run.ledger(fmt.Sprintf("%s/l%d", dir, n), 1, *replicas, 64, size, &base, true)
 			if err != nil {
 				return err
 			}
-			tab.row("bare raft (baseline)", size, c, bl, bl)
-			tab.row("qledger 1 group", size, c, lg, bl)
+			tab.row("bare raft (baseline)", size, 64, bl, bl)
+			tab.row("qledger 1 group, HTTP API", size, 64, lg, bl)
 		}
+		for _, g := range groupCounts {
+			size := payloads[0]
+			n++
+			bl, err := run.baseline(fmt.Sprintf("%s/b%d", dir, n), *replicas, 64, size, base)
+			if err != nil {
+				return err
+			}
+			lg, err := run.ledger(fmt.Sprintf("%s/l%d", dir, n), g, *replicas, 64, size, &base, false)
+			if err != nil {
+				return err
+			}
+			tab.row("bare raft (baseline)", size, 64, bl, bl)
+			tab.row(fmt.Sprintf("qledger %d groups", g), size, 64, lg, bl)
+		}
+		tab.print()
+		return nil
 	}
-	if *httpRun && len(payloads) > 0 {
-		size := payloads[0]
-		n++
-		bl, err := run.baseline(fmt.Sprintf("%s/b%d", dir, n), *replicas, 64, size, base)
-		if err != nil {
-			return err
-		}
-		lg, err := run.ledger(fmt.Sprintf("%s/l%d", dir, n), 1, *replicas, 64, size, &base, true)
-		if err != nil {
-			return err
-		}
-		tab.row("bare raft (baseline)", size, 64, bl, bl)
-		tab.row("qledger 1 group, HTTP API", size, 64, lg, bl)
-	}
-	for _, g := range groupCounts {
-		size := payloads[0]
-		n++
-		bl, err := run.baseline(fmt.Sprintf("%s/b%d", dir, n), *replicas, 64, size, base)
-		if err != nil {
-			return err
-		}
-		lg, err := run.ledger(fmt.Sprintf("%s/l%d", dir, n), g, *replicas, 64, size, &base, false)
-		if err != nil {
-			return err
-		}
-		tab.row("bare raft (baseline)", size, 64, bl, bl)
-		tab.row(fmt.Sprintf("qledger %d groups", g), size, 64, lg, bl)
-	}
-	tab.print()
-	return nil
+	return cmd
 }
 
 // unlimited lifts the per-caller limits: a benchmark is one caller
@@ -150,7 +142,7 @@ func intList(s string) ([]int, error) {
 	for _, p := range splitList(s) {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 {
-			return nil, fmt.Errorf("bench: %q is not a positive integer", p)
+			return nil, usageErrorf("bench: %q is not a positive integer", p)
 		}
 		out = append(out, n)
 	}
@@ -167,6 +159,7 @@ type result struct {
 func (r result) rate() float64 { return float64(r.ops) / r.elapsed.Seconds() }
 
 type benchRun struct {
+	log          io.Writer // where runs report their blocks
 	dur, warm    time.Duration
 	skipBaseline bool
 }
@@ -263,7 +256,7 @@ func (b benchRun) ledger(dir string, groups, replicas, clients, size int, base *
 	defer func() {
 		for _, n := range leaders {
 			if h, ok, _ := n.Store().Head(); ok {
-				fmt.Fprintf(os.Stderr, "    (group %d: %d transactions in %d blocks, %.1f per block)\n", n.Group(), h.LogSize, h.Height, float64(h.LogSize)/float64(h.Height))
+				fmt.Fprintf(b.log, "    (group %d: %d transactions in %d blocks, %.1f per block)\n", n.Group(), h.LogSize, h.Height, float64(h.LogSize)/float64(h.Height))
 			}
 		}
 	}()
@@ -282,12 +275,13 @@ func (b benchRun) ledger(dir string, groups, replicas, clients, size int, base *
 }
 
 type table struct {
+	w    io.Writer
 	md   bool
 	head []string
 	rows [][]string
 }
 
-func newTable(md bool, head ...string) *table { return &table{md: md, head: head} }
+func newTable(w io.Writer, md bool, head ...string) *table { return &table{w: w, md: md, head: head} }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
 
@@ -304,7 +298,7 @@ func (t *table) row(name string, size, clients int, r, base result) {
 	}
 	t.rows = append(t.rows, []string{name, fmt.Sprint(size), fmt.Sprint(clients), rate, ms(r.p50), ms(r.p99), ratio, lat})
 	if !t.md {
-		fmt.Printf("  %-28s %5d B  %3d clients  %9s tx/s  p50 %7s ms  p99 %7s ms  %s\n", name, size, clients, rate, ms(r.p50), ms(r.p99), ratio)
+		fmt.Fprintf(t.w, "  %-28s %5d B  %3d clients  %9s tx/s  p50 %7s ms  p99 %7s ms  %s\n", name, size, clients, rate, ms(r.p50), ms(r.p99), ratio)
 	}
 }
 
@@ -312,26 +306,27 @@ func (t *table) print() {
 	if !t.md {
 		return
 	}
-	fmt.Println("| " + strings.Join(t.head, " | ") + " |")
-	fmt.Println(strings.Repeat("|---", len(t.head)) + "|")
+	fmt.Fprintln(t.w, "| "+strings.Join(t.head, " | ")+" |")
+	fmt.Fprintln(t.w, strings.Repeat("|---", len(t.head))+"|")
 	for _, r := range t.rows {
-		fmt.Println("| " + strings.Join(r, " | ") + " |")
+		fmt.Fprintln(t.w, "| "+strings.Join(r, " | ")+" |")
 	}
 }
 
-// benchSharing reproduces SSDSM's Figure 4 with package sharing: split and
+// benchSharingCmd reproduces SSDSM's Figure 4 with package sharing: split and
 // recovery time and per-node storage for paper and dispersal modes.
-func benchSharing(args []string) error {
-	fs := flag.NewFlagSet("bench sharing", flag.ExitOnError)
+func (a *app) benchSharingCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "sharing", Short: "reproduce SSDSM's Figure 4: split, recovery, storage per node", Args: noArgs}
+	fs := cmd.Flags()
 	out := fs.String("out", "bench-sharing", "directory for figure4.csv, figure4.png and summary.txt")
 	quick := fs.Bool("quick", false, "smaller sizes and fewer repetitions")
-	if _, err := parse(fs, args); err != nil {
-		return err
+	cmd.RunE = func(*cobra.Command, []string) error {
+		cfg := figure.DefaultConfig()
+		cfg.Quick = *quick
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			return err
+		}
+		return figure.Run(cfg, *out, a.stdout)
 	}
-	cfg := figure.DefaultConfig()
-	cfg.Quick = *quick
-	if err := os.MkdirAll(*out, 0o755); err != nil {
-		return err
-	}
-	return figure.Run(cfg, *out, os.Stdout)
+	return cmd
 }

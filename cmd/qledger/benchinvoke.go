@@ -3,10 +3,11 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"flag"
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"qledger/chain"
 	"qledger/cluster"
@@ -16,108 +17,109 @@ import (
 	"qledger/execute"
 )
 
-// benchInvoke measures verified invocations end to end (gateway to
+// benchInvokeCmd measures verified invocations end to end (gateway to
 // committed execution record) beside two baselines from the same run: the
 // bare ledger write path, and the WebAssembly call alone.
-func benchInvoke(args []string) error {
-	fs := flag.NewFlagSet("bench invoke", flag.ExitOnError)
+func (a *app) benchInvokeCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "invoke", Short: "verified invocations vs the bare ledger and the wasm call alone", Args: noArgs}
+	fs := cmd.Flags()
 	clients := fs.Int("clients", 16, "concurrent clients")
 	duration := fs.Duration("duration", 3*time.Second, "measured time per run")
 	goModule := fs.Bool("go", true, "also measure the Go increment (needs the Go toolchain to build it)")
 	markdown := fs.Bool("markdown", false, "print a Markdown table")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "qledger-bench-invoke-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	mods := map[string][]byte{}
-	mods["tiny"], _ = tiny.Module("tinyinc")
-	if *goModule {
-		built, err := functions.BuildGo(dir)
+	cmd.RunE = func(*cobra.Command, []string) error {
+		dir, err := os.MkdirTemp("", "qledger-bench-invoke-")
 		if err != nil {
 			return err
 		}
-		if mods["go"], err = os.ReadFile(built["increment"]); err != nil {
-			return err
-		}
-	}
-	run := benchRun{dur: *duration, warm: 500 * time.Millisecond}
-	base := cluster.DefaultConfig()
-	base.LoopbackTiming()
-	tab := newTable(*markdown, "system", "payload", "clients", "ops/s", "p50 ms", "p99 ms", "vs baseline ops/s", "p50 vs baseline")
-	fmt.Printf("qledger bench invoke: 3 replicas per group, %d clients, %s per run\n", *clients, *duration)
-	for _, name := range []string{"tiny", "go"} {
-		code, ok := mods[name]
-		if !ok {
-			continue
-		}
-		spec := execute.DefaultSpec("increment", "1", code)
-		// Baseline 1: the WebAssembly call alone.
-		rt, err := execute.New(execute.DefaultConfig())
-		if err != nil {
-			return err
-		}
-		if _, err := rt.Deploy(context.Background(), execute.Deployment{Spec: spec, Code: code}); err != nil {
-			return err
-		}
-		wasm := run.drive(*clients, func(c, i int) error {
-			var id [32]byte
-			rand.Read(id[:])
-			_, err := rt.Invoke(context.Background(), spec, id, []byte(`{"value":100}`))
-			return err
-		})
-		rt.Close()
-		for _, groups := range []int{1, 3} {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			lc, err := startCluster(ctx, fmt.Sprintf("%s/%s-%d", dir, name, groups), groups, 3, "127.0.0.1:0", clusterOpts{base: &base, api: unlimited})
-			cancel()
+		defer os.RemoveAll(dir)
+		mods := map[string][]byte{}
+		mods["tiny"], _ = tiny.Module("tinyinc")
+		if *goModule {
+			built, err := functions.BuildGo(dir)
 			if err != nil {
 				return err
 			}
-			payload, _ := execute.Deployment{Spec: spec, Code: code}.MarshalBinary()
-			gw := lc.Nodes[0]
-			for g := 0; g < groups; g++ {
-				if _, err := gw.Submit(context.Background(), chain.Tx{Kind: chain.TxDeploy, Group: uint32(g), Payload: payload}); err != nil {
-					lc.Close()
-					return err
-				}
+			if mods["go"], err = os.ReadFile(built["increment"]); err != nil {
+				return err
 			}
-			// Compile the module on every node first: the first call of a
-			// Go module on a node costs about a second of compilation.
-			for _, n := range lc.Nodes {
-				if err := n.CheckDeployment(context.Background(), execute.Deployment{Spec: spec, Code: code}); err != nil {
-					lc.Close()
-					return err
-				}
+		}
+		run := benchRun{log: a.stderr, dur: *duration, warm: 500 * time.Millisecond}
+		base := cluster.DefaultConfig()
+		base.LoopbackTiming()
+		tab := newTable(a.stdout, *markdown, "system", "payload", "clients", "ops/s", "p50 ms", "p99 ms", "vs baseline ops/s", "p50 vs baseline")
+		fmt.Fprintf(a.stdout, "qledger bench invoke: 3 replicas per group, %d clients, %s per run\n", *clients, *duration)
+		for _, name := range []string{"tiny", "go"} {
+			code, ok := mods[name]
+			if !ok {
+				continue
 			}
-			// Baseline 2: the bare ledger write path, same cluster, same clients.
-			ledger := run.drive(*clients, func(c, i int) error {
-				_, err := gw.Submit(context.Background(), chain.Tx{Kind: chain.TxData, Group: uint32(c % groups), Payload: []byte(`{"value":100}`)})
+			spec := execute.DefaultSpec("increment", "1", code)
+			// Baseline 1: the WebAssembly call alone.
+			rt, err := execute.New(execute.DefaultConfig())
+			if err != nil {
+				return err
+			}
+			if _, err := rt.Deploy(context.Background(), execute.Deployment{Spec: spec, Code: code}); err != nil {
+				return err
+			}
+			wasm := run.drive(*clients, func(c, i int) error {
+				var id [32]byte
+				rand.Read(id[:])
+				_, err := rt.Invoke(context.Background(), spec, id, []byte(`{"value":100}`))
 				return err
 			})
-			session := make([]byte, 32)
-			rand.Read(session)
-			inv := run.drive(*clients, func(c, i int) error {
-				var req cluster.InvokeRequest
-				rand.Read(req.RequestID[:])
-				key, err := election.DeriveKey(session, req.RequestID[:])
+			rt.Close()
+			for _, groups := range []int{1, 3} {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				lc, err := startCluster(ctx, fmt.Sprintf("%s/%s-%d", dir, name, groups), groups, 3, "127.0.0.1:0", clusterOpts{base: &base, api: unlimited})
+				cancel()
 				if err != nil {
 					return err
 				}
-				req.Group, req.Function, req.Input, req.ElectionKey, req.KeyID = c%groups, "increment", []byte(`{"value":100}`), key, "bench"
-				_, err = gw.Invoke(context.Background(), req)
-				return err
-			})
-			lc.Close()
-			label := fmt.Sprintf("%s increment, %d group(s)", name, groups)
-			tab.row("wasm call alone ("+name+")", 13, *clients, wasm, wasm)
-			tab.row("ledger submit, "+fmt.Sprint(groups)+" group(s)", 13, *clients, ledger, ledger)
-			tab.row("verified invoke: "+label+" vs submit", 13, *clients, inv, ledger)
+				payload, _ := execute.Deployment{Spec: spec, Code: code}.MarshalBinary()
+				gw := lc.Nodes[0]
+				for g := 0; g < groups; g++ {
+					if _, err := gw.Submit(context.Background(), chain.Tx{Kind: chain.TxDeploy, Group: uint32(g), Payload: payload}); err != nil {
+						lc.Close()
+						return err
+					}
+				}
+				// Compile the module on every node first: the first call of a
+				// Go module on a node costs about a second of compilation.
+				for _, n := range lc.Nodes {
+					if err := n.CheckDeployment(context.Background(), execute.Deployment{Spec: spec, Code: code}); err != nil {
+						lc.Close()
+						return err
+					}
+				}
+				// Baseline 2: the bare ledger write path, same cluster, same clients.
+				ledger := run.drive(*clients, func(c, i int) error {
+					_, err := gw.Submit(context.Background(), chain.Tx{Kind: chain.TxData, Group: uint32(c % groups), Payload: []byte(`{"value":100}`)})
+					return err
+				})
+				session := make([]byte, 32)
+				rand.Read(session)
+				inv := run.drive(*clients, func(c, i int) error {
+					var req cluster.InvokeRequest
+					rand.Read(req.RequestID[:])
+					key, err := election.DeriveKey(session, req.RequestID[:])
+					if err != nil {
+						return err
+					}
+					req.Group, req.Function, req.Input, req.ElectionKey, req.KeyID = c%groups, "increment", []byte(`{"value":100}`), key, "bench"
+					_, err = gw.Invoke(context.Background(), req)
+					return err
+				})
+				lc.Close()
+				label := fmt.Sprintf("%s increment, %d group(s)", name, groups)
+				tab.row("wasm call alone ("+name+")", 13, *clients, wasm, wasm)
+				tab.row("ledger submit, "+fmt.Sprint(groups)+" group(s)", 13, *clients, ledger, ledger)
+				tab.row("verified invoke: "+label+" vs submit", 13, *clients, inv, ledger)
+			}
 		}
+		tab.print()
+		return nil
 	}
-	tab.print()
-	return nil
+	return cmd
 }

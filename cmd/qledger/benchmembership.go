@@ -5,8 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"qledger/api/client"
 	"qledger/cluster"
@@ -30,7 +32,7 @@ const (
 	memberExit     = 20 * time.Second // a signalled node to exit
 )
 
-// benchMembership measures membership changes with real `qledger node`
+// benchMembershipCmd measures membership changes with real `qledger node`
 // processes of this binary on loopback (--loopback-timing): the time from
 // a voter-role node's process start to its being a non-voter of the
 // leader's configuration and to its promotion to voter, and the time from
@@ -39,70 +41,71 @@ const (
 // (SIGTERM), so that the new node is promoted into a group below its
 // target of 3 voters. Every child process is killed, and every temporary
 // directory removed, before it returns, also on error or interrupt.
-func benchMembership(args []string) error {
-	fs := flag.NewFlagSet("bench membership", flag.ExitOnError)
+func (a *app) benchMembershipCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "membership", Short: "join, promotion, failover and removal times with node processes", Args: noArgs}
+	fs := cmd.Flags()
 	rounds := fs.Int("rounds", 3, "measured rounds (a join and a failover each)")
 	markdown := fs.Bool("markdown", false, "print a Markdown table")
 	logLevel := fs.String("log-level", "info", "log level of the node processes (their logs are shown on failure)")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if *rounds < 1 {
-		return errors.New("bench: --rounds must be at least 1")
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	b, err := newMemberBench(*logLevel)
-	if err != nil {
-		return err
-	}
-	defer b.close()
-	timing := cluster.DefaultConfig()
-	timing.LoopbackTiming()
-	fmt.Printf("qledger bench membership: %d rounds, `qledger node` processes on loopback, 1 group of 3 voters (target 3); "+
-		"timing profile --loopback-timing (LoopbackTiming: %s stabilization, %s grace for failed nodes, %s reconcile interval); "+
-		"GET /v1/cluster polled on the leader every %s; GOMAXPROCS %d, %d CPUs\n",
-		*rounds, timing.StabilizationTime, timing.DeadServerGrace, timing.ReconcileInterval, memberPoll, runtime.GOMAXPROCS(0), runtime.NumCPU())
-	var toNonVoter, toVoter, toPromotion, toRemoval []time.Duration
-	err = func() error {
-		if err := b.bootstrap(ctx); err != nil {
+	cmd.RunE = func(*cobra.Command, []string) error {
+		if *rounds < 1 {
+			return usageErrorf("bench: --rounds must be at least 1")
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		b, err := newMemberBench(a.stderr, *logLevel)
+		if err != nil {
 			return err
 		}
-		for r := 1; r <= *rounds; r++ {
-			nv, v, err := b.join(ctx, r)
-			if err != nil {
+		defer b.close()
+		timing := cluster.DefaultConfig()
+		timing.LoopbackTiming()
+		fmt.Fprintf(a.stdout, "qledger bench membership: %d rounds, `qledger node` processes on loopback, 1 group of 3 voters (target 3); "+
+			"timing profile --loopback-timing (LoopbackTiming: %s stabilization, %s grace for failed nodes, %s reconcile interval); "+
+			"GET /v1/cluster polled on the leader every %s; GOMAXPROCS %d, %d CPUs\n",
+			*rounds, timing.StabilizationTime, timing.DeadServerGrace, timing.ReconcileInterval, memberPoll, runtime.GOMAXPROCS(0), runtime.NumCPU())
+		var toNonVoter, toVoter, toPromotion, toRemoval []time.Duration
+		err = func() error {
+			if err := b.bootstrap(ctx); err != nil {
 				return err
 			}
-			p, rm, err := b.failover(ctx, r)
-			if err != nil {
-				return err
+			for r := 1; r <= *rounds; r++ {
+				nv, v, err := b.join(ctx, r)
+				if err != nil {
+					return err
+				}
+				p, rm, err := b.failover(ctx, r)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stderr, "    round %d: non-voter %s ms, voter %s ms; standby promoted %s ms, dead voter removed %s ms\n", r, ms(nv), ms(v), ms(p), ms(rm))
+				toNonVoter, toVoter = append(toNonVoter, nv), append(toVoter, v)
+				toPromotion, toRemoval = append(toPromotion, p), append(toRemoval, rm)
 			}
-			fmt.Fprintf(os.Stderr, "    round %d: non-voter %s ms, voter %s ms; standby promoted %s ms, dead voter removed %s ms\n", r, ms(nv), ms(v), ms(p), ms(rm))
-			toNonVoter, toVoter = append(toNonVoter, nv), append(toVoter, v)
-			toPromotion, toRemoval = append(toPromotion, p), append(toRemoval, rm)
+			return nil
+		}()
+		if err != nil {
+			if ctx.Err() == nil {
+				b.dumpLogs()
+			}
+			return err
 		}
+		tab := newTable(a.stdout, *markdown, "measurement", "mean ms", "max ms", "includes")
+		add := func(name string, ds []time.Duration, note string) {
+			mean, most := meanMax(ds)
+			tab.rows = append(tab.rows, []string{name, ms(mean), ms(most), note})
+			if !*markdown {
+				fmt.Fprintf(a.stdout, "  %-50s mean %9s ms  max %9s ms  %s\n", name, ms(mean), ms(most), note)
+			}
+		}
+		add("process start → non-voter of its group", toNonVoter, "—")
+		add("process start → promoted to voter", toVoter, fmt.Sprintf("%s stabilization", timing.StabilizationTime))
+		add("voter SIGKILLed → stable standby promoted", toPromotion, "—")
+		add("voter SIGKILLed → removed from the configuration", toRemoval, fmt.Sprintf("%s grace", timing.DeadServerGrace))
+		tab.print()
 		return nil
-	}()
-	if err != nil {
-		if ctx.Err() == nil {
-			b.dumpLogs()
-		}
-		return err
 	}
-	tab := newTable(*markdown, "measurement", "mean ms", "max ms", "includes")
-	add := func(name string, ds []time.Duration, note string) {
-		mean, most := meanMax(ds)
-		tab.rows = append(tab.rows, []string{name, ms(mean), ms(most), note})
-		if !*markdown {
-			fmt.Printf("  %-50s mean %9s ms  max %9s ms  %s\n", name, ms(mean), ms(most), note)
-		}
-	}
-	add("process start → non-voter of its group", toNonVoter, "—")
-	add("process start → promoted to voter", toVoter, fmt.Sprintf("%s stabilization", timing.StabilizationTime))
-	add("voter SIGKILLed → stable standby promoted", toPromotion, "—")
-	add("voter SIGKILLed → removed from the configuration", toRemoval, fmt.Sprintf("%s grace", timing.DeadServerGrace))
-	tab.print()
-	return nil
+	return cmd
 }
 
 func meanMax(ds []time.Duration) (mean, most time.Duration) {
@@ -116,13 +119,14 @@ func meanMax(ds []time.Duration) (mean, most time.Duration) {
 // memberBench is the set of node processes of one benchmark run. It is
 // used from one goroutine.
 type memberBench struct {
+	log                       io.Writer // where failures show node logs
 	self, root, key, logLevel string
 	procs                     []*nodeProc
 	leader                    *nodeProc // the last node seen leading
 	ports                     map[string]bool
 }
 
-func newMemberBench(logLevel string) (*memberBench, error) {
+func newMemberBench(log io.Writer, logLevel string) (*memberBench, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("bench: own binary: %w", err)
@@ -136,7 +140,7 @@ func newMemberBench(logLevel string) (*memberBench, error) {
 		os.RemoveAll(root)
 		return nil, err
 	}
-	return &memberBench{self: self, root: root, key: base64.StdEncoding.EncodeToString(k), logLevel: logLevel, ports: map[string]bool{}}, nil
+	return &memberBench{log: log, self: self, root: root, key: base64.StdEncoding.EncodeToString(k), logLevel: logLevel, ports: map[string]bool{}}, nil
 }
 
 // close kills every node process still running and removes the run's
@@ -154,7 +158,7 @@ func (b *memberBench) close() {
 // dumpLogs prints the end of every node's log to stderr.
 func (b *memberBench) dumpLogs() {
 	for _, p := range b.procs {
-		fmt.Fprintf(os.Stderr, "--- log of node %s (raft %s, exited: %v), last lines:\n%s\n", p.name, p.raft, p.exited(), p.logTail(15))
+		fmt.Fprintf(b.log, "--- log of node %s (raft %s, exited: %v), last lines:\n%s\n", p.name, p.raft, p.exited(), p.logTail(15))
 	}
 }
 

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"path/filepath"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"qledger/api/client"
 	"qledger/chain"
@@ -16,8 +19,8 @@ import (
 	"qledger/pki"
 )
 
-func runChain(args []string) error {
-	return subcommand(args, "chain", map[string]func([]string) error{"head": chainHead, "show": chainShow, "verify": chainVerify}, []string{"head", "show", "verify"})
+func (a *app) chainCmd() *cobra.Command {
+	return a.clientGroup(group("chain", "head | show | verify chains", a.chainHeadCmd(), a.chainShowCmd(), a.chainVerifyCmd()))
 }
 
 func headLine(h client.Head) string {
@@ -27,109 +30,133 @@ func headLine(h client.Head) string {
 	return fmt.Sprintf("group %d: height %d  hash %s\n  log size %d  log root %s  time %s", h.Group, h.Height, h.Hash, h.LogSize, h.LogRoot, time.Unix(0, h.Timestamp).UTC().Format(time.RFC3339Nano))
 }
 
-func chainHead(args []string) error {
-	fs := flag.NewFlagSet("chain head", flag.ExitOnError)
-	var cf clientFlags
-	cf.register(fs)
-	group := fs.Int("group", -1, "group (default: every group)")
-	level := fs.String("level", "", "read consistency: stale, default or linearizable")
-	if _, err := parse(fs, args); err != nil {
-		return err
+func (a *app) chainHeadCmd() *cobra.Command {
+	var (
+		group int
+		level string
+	)
+	cmd := &cobra.Command{
+		Use:   "head",
+		Short: "every group's head (or one group's)",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, ctx, cancel, err := a.client.connect(1)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			groups := []int{group}
+			if group < 0 {
+				if groups, err = allGroups(ctx, c); err != nil {
+					return err
+				}
+			}
+			var heads []client.Head
+			for _, g := range groups {
+				h, err := c.Head(ctx, g, client.Level(level))
+				if err != nil {
+					return err
+				}
+				heads = append(heads, h)
+			}
+			if a.out.JSON() {
+				return a.printJSON(heads)
+			}
+			for _, h := range heads {
+				fmt.Fprintln(a.stdout, headLine(h))
+			}
+			return nil
+		},
 	}
-	c, ctx, cancel, err := cf.connect(1)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	groups := []int{*group}
-	if *group < 0 {
-		st, err := c.Cluster(ctx)
-		if err != nil {
-			return err
-		}
-		groups = groups[:0]
-		for _, g := range st.Groups {
-			groups = append(groups, g.Group)
-		}
-	}
-	var heads []client.Head
-	for _, g := range groups {
-		h, err := c.Head(ctx, g, client.Level(*level))
-		if err != nil {
-			return err
-		}
-		heads = append(heads, h)
-	}
-	if cf.json {
-		return printJSON(heads)
-	}
-	for _, h := range heads {
-		fmt.Println(headLine(h))
-	}
-	return nil
+	cmd.Flags().IntVar(&group, "group", -1, "group (default: every group)")
+	cmd.Flags().StringVar(&level, "level", "", "read consistency: stale, default or linearizable")
+	return cmd
 }
 
-func chainShow(args []string) error {
-	fs := flag.NewFlagSet("chain show", flag.ExitOnError)
-	var cf clientFlags
-	cf.register(fs)
-	group := fs.Int("group", 0, "group")
-	height := fs.Uint64("height", 0, "block height (default: the head)")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	c, ctx, cancel, err := cf.connect(1)
+// allGroups lists the cluster's groups.
+func allGroups(ctx context.Context, c *client.Client) ([]int, error) {
+	st, err := c.Cluster(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer cancel()
-	h := *height
-	if h == 0 {
-		head, err := c.Head(ctx, *group, "")
-		if err != nil {
-			return err
-		}
-		if head.Height == 0 {
-			return fmt.Errorf("group %d has no blocks yet", *group)
-		}
-		h = head.Height
+	var groups []int
+	for _, g := range st.Groups {
+		groups = append(groups, g.Group)
 	}
-	b, err := c.Block(ctx, *group, h, "")
-	if err != nil {
-		return err
+	return groups, nil
+}
+
+func (a *app) chainShowCmd() *cobra.Command {
+	var (
+		group  int
+		height uint64
+	)
+	cmd := &cobra.Command{
+		Use:   "show",
+		Short: "one block, execution records rendered",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, ctx, cancel, err := a.client.connect(1)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			h := height
+			if h == 0 {
+				head, err := c.Head(ctx, group, "")
+				if err != nil {
+					return err
+				}
+				if head.Height == 0 {
+					return fmt.Errorf("group %d has no blocks yet", group)
+				}
+				h = head.Height
+			}
+			b, err := c.Block(ctx, group, h, "")
+			if err != nil {
+				return err
+			}
+			if a.out.JSON() {
+				return a.printJSON(b)
+			}
+			printBlock(a.stdout, b)
+			return nil
+		},
 	}
-	if cf.json {
-		return printJSON(b)
-	}
-	fmt.Printf("block %d of group %d\n  hash %s\n  prev %s\n  time %s\n  tx root %s (%d transactions)\n  log size %d  log root %s\n",
+	cmd.Flags().IntVar(&group, "group", 0, "group")
+	cmd.Flags().Uint64Var(&height, "height", 0, "block height (default: the head)")
+	return cmd
+}
+
+func printBlock(w io.Writer, b client.Block) {
+	fmt.Fprintf(w, "block %d of group %d\n  hash %s\n  prev %s\n  time %s\n  tx root %s (%d transactions)\n  log size %d  log root %s\n",
 		b.Height, b.Group, b.Hash, b.PrevHash, time.Unix(0, b.Timestamp).UTC().Format(time.RFC3339Nano), b.TxRoot, b.TxCount, b.LogSize, b.LogRoot)
 	for i, tx := range b.Txs {
 		switch {
 		case tx.Withheld:
-			fmt.Printf("  [%d] %s  %s  withheld (a share of an item whose reader list does not name you)\n", i, tx.ID, tx.Tx.Kind)
+			fmt.Fprintf(w, "  [%d] %s  %s  withheld (a share of an item whose reader list does not name you)\n", i, tx.ID, tx.Tx.Kind)
 		case tx.Tx.Kind == "exec":
-			fmt.Printf("  [%d] %s  execution record\n", i, tx.ID)
-			printExecRecord(tx.Tx.Payload, tx.Tx.Submitter)
+			fmt.Fprintf(w, "  [%d] %s  execution record\n", i, tx.ID)
+			printExecRecord(w, tx.Tx.Payload)
 		default:
-			fmt.Printf("  [%d] %s  %s  %d bytes  %s\n", i, tx.ID, tx.Tx.Kind, len(tx.Tx.Payload), printable(tx.Tx.Payload))
+			fmt.Fprintf(w, "  [%d] %s  %s  %d bytes  %s\n", i, tx.ID, tx.Tx.Kind, len(tx.Tx.Payload), printable(tx.Tx.Payload))
 		}
 	}
-	return nil
 }
 
 // printExecRecord renders an execution record for people.
-func printExecRecord(payload []byte, submitter string) {
+func printExecRecord(w io.Writer, payload []byte) {
 	var x cluster.ExecRecord
 	if err := json.Unmarshal(payload, &x); err != nil {
-		fmt.Printf("      (does not decode as an execution record: %v)\n", err)
+		fmt.Fprintf(w, "      (does not decode as an execution record: %v)\n", err)
 		return
 	}
 	caller := x.Caller
 	if caller == "" {
 		caller = "anonymous"
 	}
-	fmt.Printf("      %s %s (code %s)  request %x  caller %s  route %s\n", x.Function, x.FnVersion, short(x.CodeHash.String()), x.RequestID[:8], caller, x.Route)
-	fmt.Printf("      input %s -> output %s\n", printable(x.Input), printable(x.Response))
+	fmt.Fprintf(w, "      %s %s (code %s)  request %x  caller %s  route %s\n", x.Function, x.FnVersion, short(x.CodeHash.String()), x.RequestID[:8], caller, x.Route)
+	fmt.Fprintf(w, "      input %s -> output %s\n", printable(x.Input), printable(x.Response))
 	verdict := "verified (two or more nodes agree)"
 	switch {
 	case !x.Agreed:
@@ -137,12 +164,12 @@ func printExecRecord(payload []byte, submitter string) {
 	case !x.Verified:
 		verdict = "unverified (one execution)"
 	}
-	fmt.Printf("      outcome %s, exit %d, result %s: %s; %d µs\n", x.Outcome, x.ExitCode, short(x.ResultHash.String()), verdict, x.Micros)
-	fmt.Printf("      election: key %s, %d candidates; executor %.12s, verifier %.12s", x.Election.KeyID, len(x.Election.Candidates), x.Executor, x.Verifier)
+	fmt.Fprintf(w, "      outcome %s, exit %d, result %s: %s; %d µs\n", x.Outcome, x.ExitCode, short(x.ResultHash.String()), verdict, x.Micros)
+	fmt.Fprintf(w, "      election: key %s, %d candidates; executor %.12s, verifier %.12s", x.Election.KeyID, len(x.Election.Candidates), x.Executor, x.Verifier)
 	if x.TieBreaker != "" {
-		fmt.Printf(", tie-breaker %.12s", x.TieBreaker)
+		fmt.Fprintf(w, ", tie-breaker %.12s", x.TieBreaker)
 	}
-	fmt.Println()
+	fmt.Fprintln(w)
 	for _, e := range x.Executions {
 		state := fmt.Sprintf("%s exit %d result %s", e.Outcome, e.ExitCode, short(e.Hash.String()))
 		if e.Err != "" {
@@ -150,25 +177,34 @@ func printExecRecord(payload []byte, submitter string) {
 		} else if e.Hash != x.ResultHash {
 			state += "  DISAGREES"
 		}
-		fmt.Printf("        %.12s  %s  %d µs\n", e.NodeID, state, e.Micros)
+		fmt.Fprintf(w, "        %.12s  %s  %d µs\n", e.NodeID, state, e.Micros)
 	}
 	if x.Conflict != "" {
-		fmt.Printf("      conflict: %s\n", x.Conflict)
+		fmt.Fprintf(w, "      conflict: %s\n", x.Conflict)
 	}
 }
 
-func chainVerify(args []string) error {
-	flags := flag.NewFlagSet("chain verify", flag.ExitOnError)
-	var cf clientFlags
-	cf.register(flags)
-	dataDir := flags.String("data", "", "verify the chain stores (chain.db) under this directory offline, instead of asking a node; the node must be stopped")
-	if _, err := parse(flags, args); err != nil {
-		return err
+func (a *app) chainVerifyCmd() *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "download and verify every chain and each head's signature (or verify stopped nodes' stores offline)",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if dataDir != "" {
+				return a.verifyOffline(dataDir)
+			}
+			return a.verifyOnline()
+		},
 	}
-	if *dataDir != "" {
-		return verifyOffline(*dataDir, cf.json)
-	}
-	c, ctx, cancel, err := cf.connect(10)
+	cmd.Flags().StringVar(&dataDir, "data", "", "verify the chain stores (chain.db) under this directory offline, instead of asking a node; the node must be stopped")
+	return cmd
+}
+
+// verifyOnline verifies every group's chain over the API, each up to its
+// head, and with the CA the head's signature.
+func (a *app) verifyOnline() error {
+	c, ctx, cancel, err := a.client.connect(10)
 	if err != nil {
 		return err
 	}
@@ -177,56 +213,24 @@ func chainVerify(args []string) error {
 	if err != nil {
 		return err
 	}
-	creds, err := cf.tls.credentials()
+	creds, err := a.client.tls.credentials()
 	if err != nil {
 		return err
 	}
 	var reports []map[string]any
 	failed := 0
 	for _, g := range st.Groups {
-		// With the CA, the head the chain must end at is signed by a node
-		// of the cluster.
-		signer := ""
-		var rep client.ChainReport
-		h, err := c.Head(ctx, g.Group, "")
-		if err == nil && creds != nil {
-			var id pki.Identity
-			if id, err = client.VerifyHeadSignature(h, creds.Pool()); err == nil {
-				signer = id.NodeID
-			}
-		}
-		if err == nil {
-			rep, err = c.VerifyGroupTo(ctx, g.Group, h)
-		}
-		r := map[string]any{"group": g.Group, "blocks": rep.Blocks, "txs": rep.Txs, "ok": err == nil}
-		if signer != "" {
-			r["signed_by"] = signer
-		}
+		r, err := verifyGroup(ctx, c, g.Group, creds)
 		if err != nil {
 			failed++
-			r["error"] = err.Error()
-			if ve, ok := chain.IsVerifyError(err); ok {
-				r["bad_height"] = ve.Height
-			}
-		} else {
-			r["head"] = rep.Head.Hash
-			r["log_root"] = rep.Head.LogRoot
 		}
 		reports = append(reports, r)
-		if !cf.json {
-			if err != nil {
-				fmt.Printf("group %d: FAILED: %v\n", g.Group, err)
-			} else {
-				fmt.Printf("group %d: ok  %d blocks  %d transactions  head %s", g.Group, rep.Blocks, rep.Txs, short(rep.Head.Hash))
-				if signer != "" {
-					fmt.Printf("  head signed by node %.12s", signer)
-				}
-				fmt.Println()
-			}
+		if !a.out.JSON() {
+			printGroupReport(a.stdout, r, err)
 		}
 	}
-	if cf.json {
-		if err := printJSON(reports); err != nil {
+	if a.out.JSON() {
+		if err := a.printJSON(reports); err != nil {
 			return err
 		}
 	}
@@ -234,6 +238,49 @@ func chainVerify(args []string) error {
 		return fmt.Errorf("%d of %d groups failed verification", failed, len(st.Groups))
 	}
 	return nil
+}
+
+// verifyGroup verifies one group's chain up to its head; with creds, the
+// head the chain must end at is signed by a node of the cluster.
+func verifyGroup(ctx context.Context, c *client.Client, group int, creds *pki.Credentials) (map[string]any, error) {
+	signer := ""
+	var rep client.ChainReport
+	h, err := c.Head(ctx, group, "")
+	if err == nil && creds != nil {
+		var id pki.Identity
+		if id, err = client.VerifyHeadSignature(h, creds.Pool()); err == nil {
+			signer = id.NodeID
+		}
+	}
+	if err == nil {
+		rep, err = c.VerifyGroupTo(ctx, group, h)
+	}
+	r := map[string]any{"group": group, "blocks": rep.Blocks, "txs": rep.Txs, "ok": err == nil}
+	if signer != "" {
+		r["signed_by"] = signer
+	}
+	if err != nil {
+		r["error"] = err.Error()
+		if ve, ok := chain.IsVerifyError(err); ok {
+			r["bad_height"] = ve.Height
+		}
+	} else {
+		r["head"] = rep.Head.Hash
+		r["log_root"] = rep.Head.LogRoot
+	}
+	return r, err
+}
+
+func printGroupReport(w io.Writer, r map[string]any, err error) {
+	if err != nil {
+		fmt.Fprintf(w, "group %d: FAILED: %v\n", r["group"], err)
+		return
+	}
+	fmt.Fprintf(w, "group %d: ok  %d blocks  %d transactions  head %s", r["group"], r["blocks"], r["txs"], short(r["head"].(string)))
+	if signer, ok := r["signed_by"].(string); ok {
+		fmt.Fprintf(w, "  head signed by node %.12s", signer)
+	}
+	fmt.Fprintln(w)
 }
 
 func short(h string) string {
@@ -245,7 +292,7 @@ func short(h string) string {
 
 // verifyOffline verifies every chain.db under dir (a node's data
 // directory, or a dev cluster's with one directory per node).
-func verifyOffline(dir string, asJSON bool) error {
+func (a *app) verifyOffline(dir string) error {
 	var paths []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -278,16 +325,16 @@ func verifyOffline(dir string, asJSON bool) error {
 			r["log_root"] = rep.Head.LogRoot.String()
 		}
 		reports = append(reports, r)
-		if !asJSON {
+		if !a.out.JSON() {
 			if err != nil {
-				fmt.Printf("%s: FAILED: %v\n", p, err)
+				fmt.Fprintf(a.stdout, "%s: FAILED: %v\n", p, err)
 			} else {
-				fmt.Printf("%s: ok  group %d  %d blocks  %d transactions  head %s\n", p, rep.Group, rep.Blocks, rep.Txs, short(rep.Head.Hash().String()))
+				fmt.Fprintf(a.stdout, "%s: ok  group %d  %d blocks  %d transactions  head %s\n", p, rep.Group, rep.Blocks, rep.Txs, short(rep.Head.Hash().String()))
 			}
 		}
 	}
-	if asJSON {
-		if err := printJSON(reports); err != nil {
+	if a.out.JSON() {
+		if err := a.printJSON(reports); err != nil {
 			return err
 		}
 	}

@@ -3,13 +3,14 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"qledger/api/client"
 	"qledger/chain"
@@ -24,18 +25,32 @@ import (
 // every group, an idempotent retry, a proof verified client-side, a
 // consistency proof between two heads, a leader killed and replaced, every
 // chain verified over the API and then offline from the data directories.
-func runDemo(args []string) error {
-	fs := flag.NewFlagSet("demo", flag.ExitOnError)
-	groups := fs.Int("groups", 2, "node groups")
-	replicas := fs.Int("replicas", 3, "nodes per group")
-	txs := fs.Int("txs", 500, "transactions to submit")
-	keep := fs.Bool("keep", false, "keep the data directory")
-	logLevel := fs.String("log-level", "off", "log level")
-	if _, err := parse(fs, args); err != nil {
-		return err
+func (a *app) demoCmd() *cobra.Command {
+	var (
+		groups, replicas, txs int
+		keep                  bool
+		logLevel              string
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "start a throwaway cluster, run the main scenario, print a report",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return a.runDemo(&groups, &replicas, &txs, &keep, &logLevel)
+		},
 	}
+	fs := cmd.Flags()
+	fs.IntVar(&groups, "groups", 2, "node groups")
+	fs.IntVar(&replicas, "replicas", 3, "nodes per group")
+	fs.IntVar(&txs, "txs", 500, "transactions to submit")
+	fs.BoolVar(&keep, "keep", false, "keep the data directory")
+	fs.StringVar(&logLevel, "log-level", "off", "log level")
+	return cmd
+}
+
+func (a *app) runDemo(groups, replicas, txs *int, keep *bool, logLevel *string) error {
 	if *groups < 1 || *replicas < 3 || *txs < 1 {
-		return fmt.Errorf("demo: need groups >= 1, replicas >= 3 (a leader is killed), txs >= 1")
+		return usageErrorf("demo: need groups >= 1, replicas >= 3 (a leader is killed), txs >= 1")
 	}
 	dir, err := os.MkdirTemp("", "qledger-demo-")
 	if err != nil {
@@ -44,13 +59,13 @@ func runDemo(args []string) error {
 	if !*keep {
 		defer os.RemoveAll(dir)
 	}
-	step := func(format string, a ...any) { fmt.Printf("\n== "+format+"\n", a...) }
+	step := func(format string, args ...any) { fmt.Fprintf(a.stdout, "\n== "+format+"\n", args...) }
 	start := time.Now()
 
 	step("starting %d groups × %d replicas in %s", *groups, *replicas, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	logger := newLogger(*logLevel)
+	logger := a.logger(*logLevel)
 	qc := qkd.DefaultConfig()
 	qc.Qubits = 1 << 18
 	qc.Channel.Noise = 0.02
@@ -79,9 +94,9 @@ func runDemo(args []string) error {
 		if n.IsLeader() {
 			role = "leader"
 		}
-		fmt.Printf("  node %s  group %d  %-8s  api %s\n", n.ID().Short(), n.Group(), role, lc.addrs[i])
+		fmt.Fprintf(a.stdout, "  node %s  group %d  %-8s  api %s\n", n.ID().Short(), n.Group(), role, lc.addrs[i])
 	}
-	fmt.Printf("  mutual TLS 1.3 between nodes and on every API; cluster CA and client certificates in %s\n", tlsDir)
+	fmt.Fprintf(a.stdout, "  mutual TLS 1.3 between nodes and on every API; cluster CA and client certificates in %s\n", tlsDir)
 	// Submitters write through every node; an admin deploys functions; an
 	// auditor verifies the chains.
 	clients := make([]*client.Client, len(lc.addrs))
@@ -109,12 +124,12 @@ func runDemo(args []string) error {
 	if !client.IsStatus(err, 401) {
 		return fmt.Errorf("demo: a write without a client certificate was not refused with 401: %v", err)
 	}
-	fmt.Printf("  no client certificate: refused (%v)\n", err)
+	fmt.Fprintf(a.stdout, "  no client certificate: refused (%v)\n", err)
 	_, _, err = auditor.Submit(ctx, []byte("an auditor writing"), client.SubmitOptions{})
 	if !client.IsStatus(err, 403) {
 		return fmt.Errorf("demo: a write with an auditor certificate was not refused with 403: %v", err)
 	}
-	fmt.Printf("  auditor writing: refused (%v)\n", err)
+	fmt.Fprintf(a.stdout, "  auditor writing: refused (%v)\n", err)
 
 	step("submitting %d transactions through every node's API, 16 at a time", *txs)
 	var (
@@ -139,7 +154,7 @@ func runDemo(args []string) error {
 				r, _, err := c.Submit(ctx, []byte(fmt.Sprintf(`{"order":%d,"amount":%d}`, i, 100+i)), client.SubmitOptions{Group: &g})
 				if err != nil {
 					failures.Add(1)
-					fmt.Fprintln(os.Stderr, "  submit failed:", err)
+					fmt.Fprintln(a.stderr, "  submit failed:", err)
 					continue
 				}
 				mu.Lock()
@@ -153,13 +168,13 @@ func runDemo(args []string) error {
 	if failures.Load() > 0 {
 		return fmt.Errorf("demo: %d submissions failed", failures.Load())
 	}
-	fmt.Printf("  %d committed in %s (%.0f tx/s)\n", len(receipts), el.Round(time.Millisecond), float64(len(receipts))/el.Seconds())
+	fmt.Fprintf(a.stdout, "  %d committed in %s (%.0f tx/s)\n", len(receipts), el.Round(time.Millisecond), float64(len(receipts))/el.Seconds())
 	for g := 0; g < *groups; g++ {
 		h, err := c0.Head(ctx, g, "")
 		if err != nil {
 			return err
 		}
-		fmt.Printf("  group %d: %d transactions in %d blocks\n", g, h.LogSize, h.Height)
+		fmt.Fprintf(a.stdout, "  group %d: %d transactions in %d blocks\n", g, h.LogSize, h.Height)
 	}
 
 	step("idempotent retry: the same Idempotency-Key twice")
@@ -174,11 +189,11 @@ func runDemo(args []string) error {
 	if r1 != r2 || !replayed {
 		return fmt.Errorf("demo: retry gave %+v (replayed %v), first %+v", r2, replayed, r1)
 	}
-	fmt.Printf("  first:  %s at group %d height %d\n  retry:  same receipt, answered from the de-duplication table\n", short(r1.ID), r1.Group, r1.Height)
+	fmt.Fprintf(a.stdout, "  first:  %s at group %d height %d\n  retry:  same receipt, answered from the de-duplication table\n", short(r1.ID), r1.Group, r1.Height)
 	if _, _, err := c0.Submit(ctx, []byte("transfer 999 to eve"), client.SubmitOptions{IdempotencyKey: "demo-transfer-1"}); err == nil {
 		return fmt.Errorf("demo: a different body under a used key was accepted")
 	} else {
-		fmt.Printf("  same key, different body: refused (%v)\n", err)
+		fmt.Fprintf(a.stdout, "  same key, different body: refused (%v)\n", err)
 	}
 
 	step("quantum-keyed channel: BB84 key from the ETSI GS QKD 014 key manager + ML-KEM-768")
@@ -197,14 +212,14 @@ func runDemo(args []string) error {
 	if err != nil {
 		return fmt.Errorf("demo: sealed submit: %w", err)
 	}
-	fmt.Printf("  QKD key %s (simulated BB84, QBER ~1%%, Cascade, privacy amplification) + ML-KEM-768 -> session key\n", sess.KeyID)
-	fmt.Printf("  sealed write committed: %s at group %d height %d\n", short(sr.ID), sr.Group, sr.Height)
+	fmt.Fprintf(a.stdout, "  QKD key %s (simulated BB84, QBER ~1%%, Cascade, privacy amplification) + ML-KEM-768 -> session key\n", sess.KeyID)
+	fmt.Fprintf(a.stdout, "  sealed write committed: %s at group %d height %d\n", short(sr.ID), sr.Group, sr.Height)
 	eve := qc
 	eve.Channel.Eve = 1
 	if st, err := qkd.Run(eve); err == nil {
 		return fmt.Errorf("demo: an eavesdropper on every qubit went unnoticed")
 	} else {
-		fmt.Printf("  with an eavesdropper on every qubit: QBER %.1f%%, no key issued:\n    %v\n", 100*st.QBER, err)
+		fmt.Fprintf(a.stdout, "  with an eavesdropper on every qubit: QBER %.1f%%, no key issued:\n    %v\n", 100*st.QBER, err)
 	}
 
 	step("verified serverless execution: a WebAssembly function as a contract")
@@ -212,7 +227,7 @@ func runDemo(args []string) error {
 	if _, err := admin.Deploy(ctx, client.DeployRequest{Name: "increment", Version: "1", Code: code}); err != nil {
 		return fmt.Errorf("demo: deploy: %w", err)
 	}
-	fmt.Printf("  deployed increment (%d-byte module) to every group, as admin\n", len(code))
+	fmt.Fprintf(a.stdout, "  deployed increment (%d-byte module) to every group, as admin\n", len(code))
 	invoked := 0
 	for i := 0; i < 3; i++ {
 		res, err := sess.Invoke(ctx, "increment", []byte(fmt.Sprintf(`{"value":%d}`, 100*i)), nil)
@@ -223,7 +238,7 @@ func runDemo(args []string) error {
 			return fmt.Errorf("demo: election record: %w", err)
 		}
 		invoked++
-		fmt.Printf("  %s -> %s  group %d: executor %s, verifier %s of %d candidates, results agree: %v (election checked here)\n",
+		fmt.Fprintf(a.stdout, "  %s -> %s  group %d: executor %s, verifier %s of %d candidates, results agree: %v (election checked here)\n",
 			fmt.Sprintf(`{"value":%d}`, 100*i), res.Output, res.Group, short(res.Executor), short(res.Verifier), len(res.Election.Candidates), res.Verified)
 	}
 
@@ -241,7 +256,7 @@ func runDemo(args []string) error {
 	if err := client.VerifyTxAgainstHead(tx, headA); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	fmt.Printf("  tx %s: leaf %d of %d, %d proof hashes -> root %s = head %d's log root: verified\n", short(tx.ID), tx.Proof.LeafIndex, tx.Proof.TreeSize, len(tx.Proof.Hashes), short(tx.Proof.Root), headA.Height)
+	fmt.Fprintf(a.stdout, "  tx %s: leaf %d of %d, %d proof hashes -> root %s = head %d's log root: verified\n", short(tx.ID), tx.Proof.LeafIndex, tx.Proof.TreeSize, len(tx.Proof.Hashes), short(tx.Proof.Root), headA.Height)
 
 	step("killing the leader of group %d and writing through the survivors", probe.Group)
 	leader, ok := lc.Leader(probe.Group)
@@ -273,7 +288,7 @@ func runDemo(args []string) error {
 		afterKill = append(afterKill, r)
 	}
 	newLeader, _ := lc.Leader(probe.Group)
-	fmt.Printf("  killed %s; new leader %s; 20 writes committed in %s (includes the election)\n", killed.Short(), newLeader.ID().Short(), time.Since(t1).Round(time.Millisecond))
+	fmt.Fprintf(a.stdout, "  killed %s; new leader %s; 20 writes committed in %s (includes the election)\n", killed.Short(), newLeader.ID().Short(), time.Since(t1).Round(time.Millisecond))
 
 	step("consistency proof between the head before and after")
 	headB, err := survivor.Head(ctx, probe.Group, "linearizable")
@@ -287,7 +302,7 @@ func runDemo(args []string) error {
 	if err := client.VerifyConsistency(cp, headA.LogRoot, headB.LogRoot); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	fmt.Printf("  log size %d -> %d, %d proof hashes: the old log is a prefix of the new one: verified\n", cp.From, cp.To, len(cp.Hashes))
+	fmt.Fprintf(a.stdout, "  log size %d -> %d, %d proof hashes: the old log is a prefix of the new one: verified\n", cp.From, cp.To, len(cp.Hashes))
 
 	step("verifying every chain over the API, as an auditor")
 	if auditor.Base() == lc.addrs[len(lc.addrs)-1] && lc.Nodes[len(lc.Nodes)-1] == leader {
@@ -308,7 +323,7 @@ func runDemo(args []string) error {
 		if err != nil {
 			return fmt.Errorf("demo: group %d: %w", g, err)
 		}
-		fmt.Printf("  group %d: %d blocks, %d transactions, head %s: ok; head %d signed by its leader %.12s, signature verified against the CA\n", g, rep.Blocks, rep.Txs, short(rep.Head.Hash), h.Height, signer.NodeID)
+		fmt.Fprintf(a.stdout, "  group %d: %d blocks, %d transactions, head %s: ok; head %d signed by its leader %.12s, signature verified against the CA\n", g, rep.Blocks, rep.Txs, short(rep.Head.Hash), h.Height, signer.NodeID)
 	}
 	// Writes, the idempotent one, the sealed one, one deploy per group,
 	// one execution record per invocation.
@@ -323,18 +338,18 @@ func runDemo(args []string) error {
 			return fmt.Errorf("demo: acknowledged transaction %s not found where its receipt says: %v", r.ID, err)
 		}
 	}
-	fmt.Printf("  %d transactions in all; every acknowledged write found at its receipt's position\n", want)
+	fmt.Fprintf(a.stdout, "  %d transactions in all; every acknowledged write found at its receipt's position\n", want)
 
 	step("stopping the cluster and verifying every node's data directory offline")
 	lc.Close()
 	closed = true
-	if err := verifyOffline(dir, false); err != nil {
+	if err := a.verifyOffline(dir); err != nil {
 		return err
 	}
 
 	step("report")
-	fmt.Printf("  groups %d × replicas %d, %d transactions committed and verified (one through the quantum-keyed channel, %d verified executions), leader failover survived, %s total\n", *groups, *replicas, want, invoked, time.Since(start).Round(time.Millisecond))
-	fmt.Printf("  Merkle hashing RFC 6962 (empty root %s…)\n", chain.EmptyRoot().String()[:16])
-	fmt.Println("demo: OK")
+	fmt.Fprintf(a.stdout, "  groups %d × replicas %d, %d transactions committed and verified (one through the quantum-keyed channel, %d verified executions), leader failover survived, %s total\n", *groups, *replicas, want, invoked, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(a.stdout, "  Merkle hashing RFC 6962 (empty root %s…)\n", chain.EmptyRoot().String()[:16])
+	fmt.Fprintln(a.stdout, "demo: OK")
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
 
 	"qledger/api"
 	"qledger/cluster"
@@ -133,19 +133,35 @@ func (lc *localCluster) Close() error {
 	return lc.Local.Close()
 }
 
-func runDev(args []string) error {
-	fs := flag.NewFlagSet("dev", flag.ExitOnError)
-	groups := fs.Int("groups", 2, "number of node groups")
-	replicas := fs.Int("replicas", 3, "nodes per group")
-	dir := fs.String("data", "", "data directory (default: a new temporary directory, removed on exit)")
-	httpAddr := fs.String("http", "127.0.0.1:8080", "API address of the first node")
-	logLevel := fs.String("log-level", "warn", "log level")
-	insecure := fs.Bool("insecure", false, "no CA: plain TCP between nodes and plain HTTP on the API, every caller anonymous")
-	if _, err := parse(fs, args); err != nil {
-		return err
+// devOptions are the flags of qledger dev.
+type devOptions struct {
+	groups, replicas        int
+	dir, httpAddr, logLevel string
+	insecure                bool
+}
+
+func (a *app) devCmd() *cobra.Command {
+	var o devOptions
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "run an embedded cluster of groups × replicas on loopback",
+		Args:  noArgs,
+		RunE:  func(*cobra.Command, []string) error { return a.runDev(o) },
 	}
+	fs := cmd.Flags()
+	fs.IntVar(&o.groups, "groups", 2, "number of node groups")
+	fs.IntVar(&o.replicas, "replicas", 3, "nodes per group")
+	fs.StringVar(&o.dir, "data", "", "data directory (default: a new temporary directory, removed on exit)")
+	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:8080", "API address of the first node")
+	fs.StringVar(&o.logLevel, "log-level", "warn", "log level")
+	fs.BoolVar(&o.insecure, "insecure", false, "no CA: plain TCP between nodes and plain HTTP on the API, every caller anonymous")
+	return cmd
+}
+
+func (a *app) runDev(o devOptions) error {
+	groups, replicas, dir, httpAddr, logLevel, insecure := &o.groups, &o.replicas, &o.dir, &o.httpAddr, &o.logLevel, &o.insecure
 	if *groups < 1 || *replicas < 1 || *groups**replicas > 64 {
-		return fmt.Errorf("dev: need 1 <= groups × replicas <= 64, got %d × %d", *groups, *replicas)
+		return usageErrorf("dev: need 1 <= groups × replicas <= 64, got %d × %d", *groups, *replicas)
 	}
 	keep := *dir != ""
 	if !keep {
@@ -161,7 +177,7 @@ func runDev(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	logger := newLogger(*logLevel)
+	logger := a.logger(*logLevel)
 	qc := qkd.DefaultConfig()
 	qc.Qubits = 1 << 18 // ~200 keys of 256 bits per block
 	qc.Channel.Noise = 0.02
@@ -186,22 +202,22 @@ func runDev(args []string) error {
 	if err := ks.waitKeys(ctx, "client"); err != nil {
 		return err
 	}
-	fmt.Printf("qledger dev cluster: %d groups × %d replicas, data in %s\n", *groups, *replicas, *dir)
-	fmt.Printf("API: %s\n", lc.addrs[0])
+	fmt.Fprintf(a.stdout, "qledger dev cluster: %d groups × %d replicas, data in %s\n", *groups, *replicas, *dir)
+	fmt.Fprintf(a.stdout, "API: %s\n", lc.addrs[0])
 	for i, n := range lc.Nodes {
-		fmt.Printf("  node %s  group %d  api %s  raft %s\n", n.ID().Short(), n.Group(), lc.addrs[i], n.Info().Addr)
+		fmt.Fprintf(a.stdout, "  node %s  group %d  api %s  raft %s\n", n.ID().Short(), n.Group(), lc.addrs[i], n.Info().Addr)
 	}
-	fmt.Printf("Key manager (ETSI GS QKD 014, mutual TLS): %s\n  CA and the client SAE's certificate: %s/{ca,client,client-key}.pem\n", ks.URL, ks.TLSDir)
+	fmt.Fprintf(a.stdout, "Key manager (ETSI GS QKD 014, mutual TLS): %s\n  CA and the client SAE's certificate: %s/{ca,client,client-key}.pem\n", ks.URL, ks.TLSDir)
 	if ca != nil {
-		fmt.Printf("Cluster CA and client certificates (one per role: submitter, auditor, admin): %s\n", tlsDir)
-		fmt.Printf("  as a submitter: export QLEDGER_ADDR=%s QLEDGER_CA=%s QLEDGER_CERT=%s QLEDGER_CERT_KEY=%s\n", lc.addrs[0],
+		fmt.Fprintf(a.stdout, "Cluster CA and client certificates (one per role: submitter, auditor, admin): %s\n", tlsDir)
+		fmt.Fprintf(a.stdout, "  as a submitter: export QLEDGER_ADDR=%s QLEDGER_CA=%s QLEDGER_CERT=%s QLEDGER_CERT_KEY=%s\n", lc.addrs[0],
 			filepath.Join(tlsDir, "ca.pem"), filepath.Join(tlsDir, "submitter.pem"), filepath.Join(tlsDir, "submitter-key.pem"))
-		fmt.Printf("  as an auditor or admin: add %s (or admin)\n", tlsHint(tlsDir, pki.RoleAuditor))
+		fmt.Fprintf(a.stdout, "  as an auditor or admin: add %s (or admin)\n", tlsHint(tlsDir, pki.RoleAuditor))
 	}
-	fmt.Printf("\nTry (with the environment above):\n  qledger tx submit 'hello'\n  qledger tx submit --secure --kme %s --tls-dir %s 'sealed hello'\n  qledger chain verify\nPress Ctrl-C to stop.\n", ks.URL, ks.TLSDir)
+	fmt.Fprintf(a.stdout, "\nTry (with the environment above):\n  qledger tx submit 'hello'\n  qledger tx submit --secure --kme %s --tls-dir %s 'sealed hello'\n  qledger chain verify\nPress Ctrl-C to stop.\n", ks.URL, ks.TLSDir)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig
-	fmt.Println("stopping")
+	fmt.Fprintln(a.stdout, "stopping")
 	return nil
 }

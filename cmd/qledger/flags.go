@@ -4,47 +4,113 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"qledger/api/client"
 	"qledger/pki"
 )
 
-// env returns the environment variable's value or def.
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
+// envAnnotation names the environment variable a flag falls back to.
+const envAnnotation = "qledger_env"
+
+// bindEnv makes the flag name of fs fall back to the environment variable
+// env when the flag is not given. applyEnv reads the variables once,
+// after parsing; the flag's help names the variable.
+func bindEnv(fs *pflag.FlagSet, name, env string) {
+	f := fs.Lookup(name)
+	f.Usage += " (env " + env + ")"
+	_ = fs.SetAnnotation(name, envAnnotation, []string{env})
 }
 
-func envInt(name string, def int) int {
-	if v, ok := os.LookupEnv(name); ok {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
+// applyEnv sets every flag of fs that was not given on the command line
+// from its environment variable, if that is set. A value the flag does not
+// accept is a usage error naming the variable.
+func applyEnv(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		names := f.Annotations[envAnnotation]
+		if err != nil || f.Changed || len(names) == 0 {
+			return
 		}
+		if v, ok := os.LookupEnv(names[0]); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = usageErrorf("%s=%q: %v", names[0], v, e)
+			}
+		}
+	})
+	return err
+}
+
+// outputFormat is the value of --output: text for people, json for
+// scripts.
+type outputFormat string
+
+func (o *outputFormat) String() string { return string(*o) }
+func (o *outputFormat) Type() string   { return "json|text" }
+func (o *outputFormat) Set(s string) error {
+	if s != "json" && s != "text" {
+		return fmt.Errorf("want json or text, not %q", s)
 	}
-	return def
+	*o = outputFormat(s)
+	return nil
 }
 
-func envBool(name string) bool {
-	v, _ := strconv.ParseBool(os.Getenv(name))
-	return v
+// output is how a command prints its results.
+type output struct {
+	format outputFormat
+	json   bool // --json, the older spelling of --output json
 }
 
-// clientFlags are the flags of every command that talks to a node's API.
-type clientFlags struct {
+// register adds --output and its alias --json to fs.
+func (o *output) register(fs *pflag.FlagSet) {
+	o.format = "text"
+	fs.Var(&o.format, "output", "output format: text, or json for scripts")
+	fs.BoolVar(&o.json, "json", false, "print JSON for scripts (same as --output json)")
+}
+
+// resolve settles --output and --json into one format; the two may not
+// contradict each other.
+func (o *output) resolve(fs *pflag.FlagSet) error {
+	j, f := fs.Lookup("json"), fs.Lookup("output")
+	if j == nil || f == nil || !j.Changed {
+		return nil
+	}
+	want := outputFormat("text")
+	if o.json {
+		want = "json"
+	}
+	if f.Changed && o.format != want {
+		return usageErrorf("--json=%v contradicts --output %s", o.json, o.format)
+	}
+	o.format = want
+	return nil
+}
+
+// JSON reports whether results are printed as JSON.
+func (o *output) JSON() bool { return o.format == "json" }
+
+// clientOptions are the flags of every command that talks to a node's API,
+// registered once as persistent flags of each command group that does.
+type clientOptions struct {
 	addr    string
-	json    bool
 	timeout time.Duration
 	tls     tlsFlags
+}
+
+// register adds the client flags to fs, the request timeout under the
+// name timeoutFlag.
+func (c *clientOptions) register(fs *pflag.FlagSet, timeoutFlag string) {
+	fs.StringVar(&c.addr, "addr", "http://127.0.0.1:8080", "node API address")
+	bindEnv(fs, "addr", "QLEDGER_ADDR")
+	c.tls.register(fs, "client")
+	fs.DurationVar(&c.timeout, timeoutFlag, 30*time.Second, "request timeout")
 }
 
 // tlsFlags name a party's certificate, its key and the cluster CA.
@@ -52,10 +118,13 @@ type tlsFlags struct {
 	ca, cert, key string
 }
 
-func (t *tlsFlags) register(fs *flag.FlagSet, who string) {
-	fs.StringVar(&t.ca, "ca", env("QLEDGER_CA", ""), "cluster CA certificate (PEM) (env QLEDGER_CA)")
-	fs.StringVar(&t.cert, "cert", env("QLEDGER_CERT", ""), who+" certificate chain (PEM); with it, TLS is on (env QLEDGER_CERT)")
-	fs.StringVar(&t.key, "cert-key", env("QLEDGER_CERT_KEY", ""), who+" certificate's private key (PEM) (env QLEDGER_CERT_KEY)")
+func (t *tlsFlags) register(fs *pflag.FlagSet, who string) {
+	fs.StringVar(&t.ca, "ca", "", "cluster CA certificate (PEM)")
+	fs.StringVar(&t.cert, "cert", "", who+" certificate chain (PEM); with it, TLS is on")
+	fs.StringVar(&t.key, "cert-key", "", who+" certificate's private key (PEM)")
+	bindEnv(fs, "ca", "QLEDGER_CA")
+	bindEnv(fs, "cert", "QLEDGER_CERT")
+	bindEnv(fs, "cert-key", "QLEDGER_CERT_KEY")
 }
 
 // credentials loads the files, or returns nil if no certificate is set.
@@ -64,23 +133,14 @@ func (t *tlsFlags) credentials() (*pki.Credentials, error) {
 		return nil, nil
 	}
 	if t.cert == "" || t.key == "" || t.ca == "" {
-		return nil, errors.New("--ca, --cert and --cert-key go together")
+		return nil, usageErrorf("--ca, --cert and --cert-key go together")
 	}
 	return pki.LoadCredentials(t.ca, t.cert, t.key)
 }
 
-func (c *clientFlags) register(fs *flag.FlagSet) { c.registerAs(fs, "timeout") }
-
-// registerAs is register with the request timeout under another flag name,
-// for commands whose own --timeout means something else.
-func (c *clientFlags) registerAs(fs *flag.FlagSet, timeoutFlag string) {
-	fs.StringVar(&c.addr, "addr", env("QLEDGER_ADDR", "http://127.0.0.1:8080"), "node API address (env QLEDGER_ADDR)")
-	c.tls.register(fs, "client")
-	fs.BoolVar(&c.json, "json", false, "print JSON for scripts")
-	fs.DurationVar(&c.timeout, timeoutFlag, 30*time.Second, "request timeout")
-}
-
-func (c *clientFlags) client() (*client.Client, error) {
+// client is the API client the options describe. It is the one place a
+// command builds its client.
+func (c *clientOptions) client() (*client.Client, error) {
 	creds, err := c.tls.credentials()
 	if err != nil {
 		return nil, err
@@ -91,9 +151,9 @@ func (c *clientFlags) client() (*client.Client, error) {
 	return client.NewTLS(c.addr, creds.ClientConfig(nil))
 }
 
-// connect returns the API client and a context bounded by scale times
-// --timeout (long operations get a larger scale).
-func (c *clientFlags) connect(scale int) (*client.Client, context.Context, context.CancelFunc, error) {
+// connect returns the API client and a context bounded by scale times the
+// request timeout (long operations get a larger scale).
+func (c *clientOptions) connect(scale int) (*client.Client, context.Context, context.CancelFunc, error) {
 	cl, err := c.client()
 	if err != nil {
 		return nil, nil, nil, err
@@ -102,30 +162,22 @@ func (c *clientFlags) connect(scale int) (*client.Client, context.Context, conte
 	return cl, ctx, cancel, nil
 }
 
-func printJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
+// clientGroup registers the client and output flags as persistent flags
+// of the command group g, so that every subcommand has them.
+func (a *app) clientGroup(g *cobra.Command) *cobra.Command {
+	a.client.register(g.PersistentFlags(), "timeout")
+	a.out.register(g.PersistentFlags())
+	return g
+}
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
 
-func newLogger(level string) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: "qledger", Level: hclog.LevelFromString(level), Output: os.Stderr})
-}
-
-// parse parses a subcommand's flags; interspersed positional arguments
-// are allowed before or after the flags.
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
+func (a *app) logger(level string) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "qledger", Level: hclog.LevelFromString(level), Output: a.stderr})
 }
 
 func splitList(s string) []string {
@@ -138,9 +190,19 @@ func splitList(s string) []string {
 	return out
 }
 
-func subcommand(args []string, name string, subs map[string]func([]string) error, order []string) error {
-	if len(args) == 0 || subs[args[0]] == nil {
-		return fmt.Errorf("usage: qledger %s %s", name, strings.Join(order, "|"))
-	}
-	return subs[args[0]](args[1:])
+// usageError is a command line that cannot be run: an unknown command or
+// flag, a bad flag value, a missing required flag or a wrong number of
+// arguments. It exits with status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, a ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, a...)}
+}
+
+// isUsage reports whether err is a usage error.
+func isUsage(err error) bool {
+	var u *usageError
+	return errors.As(err, &u)
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/pflag"
 
 	"qledger/api"
 	"qledger/pki"
@@ -185,11 +185,15 @@ type externalKME struct {
 	CA        string // CA certificate verifying the key manager (PEM)
 }
 
-func (e *externalKME) register(fs *flag.FlagSet) {
-	fs.StringVar(&e.URL, "kme-url", env("QLEDGER_KME_URL", ""), "run the quantum-keyed channel with the ETSI GS QKD 014 key manager at this https URL instead of serving one (excludes --kme-addr) (env QLEDGER_KME_URL)")
-	fs.StringVar(&e.Cert, "kme-cert", env("QLEDGER_KME_CERT", ""), "with --kme-url: the gateway SAE's client certificate (PEM); its Common Name is the gateway's SAE ID (env QLEDGER_KME_CERT)")
-	fs.StringVar(&e.Key, "kme-cert-key", env("QLEDGER_KME_CERT_KEY", ""), "with --kme-url: the private key of --kme-cert (PEM) (env QLEDGER_KME_CERT_KEY)")
-	fs.StringVar(&e.CA, "kme-ca", env("QLEDGER_KME_CA", ""), "with --kme-url: CA certificate verifying the key manager (PEM; default: the system roots) (env QLEDGER_KME_CA)")
+func (e *externalKME) register(fs *pflag.FlagSet) {
+	fs.StringVar(&e.URL, "kme-url", "", "run the quantum-keyed channel with the ETSI GS QKD 014 key manager at this https URL instead of serving one (excludes --kme-addr)")
+	fs.StringVar(&e.Cert, "kme-cert", "", "with --kme-url: the gateway SAE's client certificate (PEM); its Common Name is the gateway's SAE ID")
+	fs.StringVar(&e.Key, "kme-cert-key", "", "with --kme-url: the private key of --kme-cert (PEM)")
+	fs.StringVar(&e.CA, "kme-ca", "", "with --kme-url: CA certificate verifying the key manager (PEM; default: the system roots)")
+	bindEnv(fs, "kme-url", "QLEDGER_KME_URL")
+	bindEnv(fs, "kme-cert", "QLEDGER_KME_CERT")
+	bindEnv(fs, "kme-cert-key", "QLEDGER_KME_CERT_KEY")
+	bindEnv(fs, "kme-ca", "QLEDGER_KME_CA")
 }
 
 // keyChannel returns the gateway's key channel using the key manager at

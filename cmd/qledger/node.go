@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -13,56 +12,89 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"qledger/api"
 	"qledger/cluster"
 	"qledger/execute"
 	"qledger/qkd"
 )
 
-func runNode(args []string) error {
-	fs := flag.NewFlagSet("node", flag.ExitOnError)
-	cfg := cluster.DefaultConfig()
-	var (
-		httpAddr, httpAdv, join, logLevel string
-		loopback                          bool
-	)
-	fs.StringVar(&cfg.DataDir, "data", env("QLEDGER_DATA", ""), "data directory (env QLEDGER_DATA) [required]")
-	fs.StringVar(&cfg.NodeID, "id", env("QLEDGER_NODE_ID", ""), "node ID, 64 hex digits (default: kept in the data directory, random at first start)")
-	fs.IntVar(&cfg.Groups, "groups", envInt("QLEDGER_GROUPS", 1), "number of node groups n; the same on every node (env QLEDGER_GROUPS)")
-	fs.StringVar(&cfg.BindAddr, "bind", env("QLEDGER_BIND", "127.0.0.1:7000"), "raft/RPC listen address (env QLEDGER_BIND)")
-	fs.StringVar(&cfg.AdvertiseAddr, "advertise", env("QLEDGER_ADVERTISE", ""), "raft/RPC address other nodes dial (default: the bound address)")
-	fs.StringVar(&httpAddr, "http", env("QLEDGER_HTTP", "127.0.0.1:8080"), "HTTP API listen address (env QLEDGER_HTTP)")
-	fs.StringVar(&httpAdv, "http-advertise", env("QLEDGER_HTTP_ADVERTISE", ""), "HTTP API address to advertise (default: the bound address)")
-	fs.StringVar(&join, "join", env("QLEDGER_JOIN", ""), "comma-separated gossip addresses of existing nodes (seeds) (env QLEDGER_JOIN)")
-	fs.BoolVar(&cfg.Bootstrap, "bootstrap", envBool("QLEDGER_BOOTSTRAP"), "start this node's group alone as its only voter (env QLEDGER_BOOTSTRAP)")
-	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", envInt("QLEDGER_BOOTSTRAP_EXPECT", 0), "start a new group once this many voter-role nodes of it are in gossip (env QLEDGER_BOOTSTRAP_EXPECT)")
-	fs.StringVar(&cfg.GossipBind, "gossip-bind", env("QLEDGER_GOSSIP_BIND", "127.0.0.1:7946"), "gossip (memberlist) listen address, UDP and TCP (env QLEDGER_GOSSIP_BIND)")
-	fs.StringVar(&cfg.GossipAdvertise, "gossip-advertise", env("QLEDGER_GOSSIP_ADVERTISE", ""), "gossip address other nodes dial (default: the bound address)")
-	gossipKey := fs.String("gossip-key", env("QLEDGER_GOSSIP_KEY", ""), "base64 AES key (16, 24 or 32 bytes) encrypting gossip; 'qledger keygen' makes one (env QLEDGER_GOSSIP_KEY)")
-	plainGossip := fs.Bool("insecure-gossip", envBool("QLEDGER_INSECURE_GOSSIP"), "allow gossip without --gossip-key (in the clear)")
-	fs.StringVar(&cfg.ClusterLabel, "cluster-label", env("QLEDGER_CLUSTER_LABEL", cfg.ClusterLabel), "label on every gossip packet; nodes with another label never meet")
-	role := fs.String("role", env("QLEDGER_ROLE", "voter"), "voter (may hold a raft vote) or executor (ephemeral, never votes)")
-	fs.IntVar(&cfg.TargetVoters, "target-voters", envInt("QLEDGER_TARGET_VOTERS", cfg.TargetVoters), "voters per group the reconciler keeps (3 or 5)")
-	fs.BoolVar(&loopback, "loopback-timing", false, "short raft timeouts for nodes on one machine")
-	var tf tlsFlags
-	tf.register(fs, "node")
-	var kc keyServiceConfig
-	var kmeClients string
-	fs.StringVar(&kc.Addr, "kme-addr", env("QLEDGER_KME_ADDR", ""), "serve the ETSI GS QKD 014 key manager and the quantum-keyed channel; mutual-TLS listen address (empty: off)")
-	fs.StringVar(&kc.TLSDir, "tls-dir", env("QLEDGER_TLS_DIR", ""), "CA and certificates for the key manager (default DATA/tls; a throwaway CA is created if none is there)")
-	fs.StringVar(&kmeClients, "kme-clients", env("QLEDGER_KME_CLIENTS", "client"), "comma-separated client SAE IDs the key manager serves")
-	fs.StringVar(&kc.Gateway, "gateway-sae", env("QLEDGER_GATEWAY_SAE", "gateway"), "this gateway's SAE ID at the key manager")
-	var ext externalKME
-	ext.register(fs)
-	kc.QKD = qkd.DefaultConfig()
-	fs.Float64Var(&kc.QKD.Channel.Noise, "qkd-noise", 0.02, "simulated BB84 channel: depolarizing probability")
-	fs.StringVar(&logLevel, "log-level", env("QLEDGER_LOG_LEVEL", "info"), "log level: trace, debug, info, warn, error")
-	wrongResults := fs.Bool("test-wrong-results", false, "TEST ONLY: this node returns a forged result for every execution (a Byzantine node, to see it outvoted)")
-	if _, err := parse(fs, args); err != nil {
-		return err
+// nodeOptions are the flags of qledger node beyond the cluster config.
+type nodeOptions struct {
+	cfg                               cluster.Config
+	httpAddr, httpAdv, join, logLevel string
+	loopback, plainGossip, wrong      bool
+	gossipKey, role, kmeClients       string
+	tls                               tlsFlags
+	kc                                keyServiceConfig
+	ext                               externalKME
+}
+
+func (a *app) nodeCmd() *cobra.Command {
+	o := &nodeOptions{cfg: cluster.DefaultConfig()}
+	o.kc.QKD = qkd.DefaultConfig()
+	cmd := &cobra.Command{
+		Use:   "node --data DIR",
+		Short: "run one node",
+		Args:  noArgs,
+		RunE:  func(*cobra.Command, []string) error { return a.runNode(o) },
 	}
+	o.register(cmd.Flags())
+	return cmd
+}
+
+// register adds the node's flags to fs, each with its environment
+// variable where it has one.
+func (o *nodeOptions) register(fs *pflag.FlagSet) {
+	cfg := &o.cfg
+	fs.StringVar(&cfg.DataDir, "data", "", "data directory [required]")
+	fs.StringVar(&cfg.NodeID, "id", "", "node ID, 64 hex digits (default: kept in the data directory, random at first start)")
+	fs.IntVar(&cfg.Groups, "groups", 1, "number of node groups n; the same on every node")
+	fs.StringVar(&cfg.BindAddr, "bind", "127.0.0.1:7000", "raft/RPC listen address")
+	fs.StringVar(&cfg.AdvertiseAddr, "advertise", "", "raft/RPC address other nodes dial (default: the bound address)")
+	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:8080", "HTTP API listen address")
+	fs.StringVar(&o.httpAdv, "http-advertise", "", "HTTP API address to advertise (default: the bound address)")
+	fs.StringVar(&o.join, "join", "", "comma-separated gossip addresses of existing nodes (seeds)")
+	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "start this node's group alone as its only voter")
+	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "start a new group once this many voter-role nodes of it are in gossip")
+	fs.StringVar(&cfg.GossipBind, "gossip-bind", "127.0.0.1:7946", "gossip (memberlist) listen address, UDP and TCP")
+	fs.StringVar(&cfg.GossipAdvertise, "gossip-advertise", "", "gossip address other nodes dial (default: the bound address)")
+	fs.StringVar(&o.gossipKey, "gossip-key", "", "base64 AES key (16, 24 or 32 bytes) encrypting gossip; 'qledger keygen' makes one")
+	fs.BoolVar(&o.plainGossip, "insecure-gossip", false, "allow gossip without --gossip-key (in the clear)")
+	fs.StringVar(&cfg.ClusterLabel, "cluster-label", cfg.ClusterLabel, "label on every gossip packet; nodes with another label never meet")
+	fs.StringVar(&o.role, "role", "voter", "voter (may hold a raft vote) or executor (ephemeral, never votes)")
+	fs.IntVar(&cfg.TargetVoters, "target-voters", cfg.TargetVoters, "voters per group the reconciler keeps (3 or 5)")
+	fs.BoolVar(&o.loopback, "loopback-timing", false, "short raft timeouts for nodes on one machine")
+	o.tls.register(fs, "node")
+	fs.StringVar(&o.kc.Addr, "kme-addr", "", "serve the ETSI GS QKD 014 key manager and the quantum-keyed channel; mutual-TLS listen address (empty: off)")
+	fs.StringVar(&o.kc.TLSDir, "tls-dir", "", "CA and certificates for the key manager (default DATA/tls; a throwaway CA is created if none is there)")
+	fs.StringVar(&o.kmeClients, "kme-clients", "client", "comma-separated client SAE IDs the key manager serves")
+	fs.StringVar(&o.kc.Gateway, "gateway-sae", "gateway", "this gateway's SAE ID at the key manager")
+	o.ext.register(fs)
+	fs.Float64Var(&o.kc.QKD.Channel.Noise, "qkd-noise", 0.02, "simulated BB84 channel: depolarizing probability")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	fs.BoolVar(&o.wrong, "test-wrong-results", false, "TEST ONLY: this node returns a forged result for every execution (a Byzantine node, to see it outvoted)")
+	for name, env := range map[string]string{
+		"data": "QLEDGER_DATA", "id": "QLEDGER_NODE_ID", "groups": "QLEDGER_GROUPS", "bind": "QLEDGER_BIND",
+		"advertise": "QLEDGER_ADVERTISE", "http": "QLEDGER_HTTP", "http-advertise": "QLEDGER_HTTP_ADVERTISE",
+		"join": "QLEDGER_JOIN", "bootstrap": "QLEDGER_BOOTSTRAP", "bootstrap-expect": "QLEDGER_BOOTSTRAP_EXPECT",
+		"gossip-bind": "QLEDGER_GOSSIP_BIND", "gossip-advertise": "QLEDGER_GOSSIP_ADVERTISE", "gossip-key": "QLEDGER_GOSSIP_KEY",
+		"insecure-gossip": "QLEDGER_INSECURE_GOSSIP", "cluster-label": "QLEDGER_CLUSTER_LABEL", "role": "QLEDGER_ROLE",
+		"target-voters": "QLEDGER_TARGET_VOTERS", "kme-addr": "QLEDGER_KME_ADDR", "tls-dir": "QLEDGER_TLS_DIR",
+		"kme-clients": "QLEDGER_KME_CLIENTS", "gateway-sae": "QLEDGER_GATEWAY_SAE", "log-level": "QLEDGER_LOG_LEVEL",
+	} {
+		bindEnv(fs, name, env)
+	}
+}
+
+func (a *app) runNode(o *nodeOptions) error {
+	cfg := o.cfg
+	httpAddr, httpAdv, join, logLevel, loopback := o.httpAddr, o.httpAdv, o.join, o.logLevel, o.loopback
+	gossipKey, plainGossip, role, tf, kc, ext, kmeClients, wrongResults := &o.gossipKey, &o.plainGossip, &o.role, o.tls, o.kc, o.ext, o.kmeClients, &o.wrong
 	if cfg.DataDir == "" {
-		return errors.New("node: --data is required")
+		return usageErrorf("node: --data is required")
 	}
 	cfg.Join = splitList(join)
 	r, err := cluster.ParseRole(*role)
@@ -81,14 +113,14 @@ func runNode(args []string) error {
 	} else if !*plainGossip {
 		return errors.New("node: gossip must be encrypted: set --gossip-key (make one with 'qledger keygen'), or --insecure-gossip to gossip in the clear")
 	} else {
-		newLogger("warn").Warn("--insecure-gossip: gossip is not encrypted; anyone who reaches the gossip port can read membership and join it")
+		a.logger("warn").Warn("--insecure-gossip: gossip is not encrypted; anyone who reaches the gossip port can read membership and join it")
 	}
 	if loopback {
 		cfg.LoopbackTiming()
 	}
-	logger := newLogger(logLevel)
+	logger := a.logger(logLevel)
 	cfg.Logger = logger
-	cluster.Version = version
+	cluster.Version = a.version
 	if err := cluster.EnableRaftMetrics(); err != nil {
 		return err
 	}

@@ -3,26 +3,44 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+
+	"github.com/spf13/cobra"
 
 	"qledger/qkd"
 	"qledger/qkd/curve"
 )
 
-func runQKD(args []string) error {
-	return subcommand(args, "qkd", map[string]func([]string) error{"run": qkdRun, "curve": qkdCurve}, []string{"run", "curve"})
+func (a *app) qkdCmd() *cobra.Command {
+	return group("qkd", "run | curve: simulate BB84 key distribution", a.qkdRunCmd(), a.qkdCurveCmd())
 }
 
-// qkdRun simulates one BB84 block and prints its statistics. An abort
+// qkdRunCmd simulates one BB84 block and prints its statistics. An abort
 // (eavesdropper detected, check failed, no secret key) prints the
 // statistics with the reason and exits non-zero.
-func qkdRun(args []string) error {
-	fs := flag.NewFlagSet("qkd run", flag.ExitOnError)
+func (a *app) qkdRunCmd() *cobra.Command {
 	cfg := qkd.DefaultConfig()
-	mode := fs.String("mode", string(qkd.ModeFull), "protocol: full (BB84 post-processing) or paper (the seed's simplified protocol)")
+	var mode, seed string
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "simulate one BB84 block: QBER, Cascade leak, key length",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			m, err := qkd.ParseMode(mode)
+			if err != nil {
+				return usageErrorf("%v", err)
+			}
+			cfg.Mode = m
+			if seed != "" {
+				cfg.Seed = []byte(seed)
+			}
+			return a.qkdRun(cfg)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&mode, "mode", string(qkd.ModeFull), "protocol: full (BB84 post-processing) or paper (the seed's simplified protocol)")
 	fs.IntVar(&cfg.Qubits, "qubits", cfg.Qubits, "pulses Alice sends (paper mode: use 1024, as the seed)")
 	fs.IntVar(&cfg.KeyBits, "key-bits", cfg.KeyBits, "size of each issued key in bits (a multiple of 8); a block issues whole keys only")
 	fs.Float64Var(&cfg.Channel.Noise, "noise", cfg.Channel.Noise, "depolarizing probability p (QBER p/2)")
@@ -30,52 +48,50 @@ func qkdRun(args []string) error {
 	fs.Float64Var(&cfg.Channel.Eve, "eve", cfg.Channel.Eve, "fraction of qubits an eavesdropper intercepts and resends")
 	fs.Float64Var(&cfg.Channel.DarkCount, "dark-count", cfg.Channel.DarkCount, "dark count probability per detector per pulse")
 	fs.Float64Var(&cfg.QBERThreshold, "threshold", cfg.QBERThreshold, "abort when the estimated QBER is above this")
-	seed := fs.String("seed", "", "make the run reproducible (simulation only)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	m, err := qkd.ParseMode(*mode)
-	if err != nil {
-		return err
-	}
-	cfg.Mode = m
-	if *seed != "" {
-		cfg.Seed = []byte(*seed)
-	}
+	fs.StringVar(&seed, "seed", "", "make the run reproducible (simulation only)")
+	a.out.register(fs)
+	return cmd
+}
+
+func (a *app) qkdRun(cfg qkd.Config) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	st, runErr := qkd.RunContext(ctx, cfg)
 	if runErr != nil && !errors.Is(runErr, qkd.ErrAborted) {
 		return runErr
 	}
-	if *asJSON {
+	if a.out.JSON() {
 		out := map[string]any{"stats": st, "aborted": runErr != nil}
 		if runErr != nil {
 			out["abort_reason"] = runErr.Error()
 		}
-		if err := printJSON(out); err != nil {
+		if err := a.printJSON(out); err != nil {
 			return err
 		}
-	} else if err := st.Write(os.Stdout); err != nil {
+	} else if err := st.Write(a.stdout); err != nil {
 		return err
 	}
 	return runErr
 }
 
-// qkdCurve plots the secret-key fraction against the QBER and the key
+// qkdCurveCmd plots the secret-key fraction against the QBER and the key
 // rate against distance.
-func qkdCurve(args []string) error {
-	fs := flag.NewFlagSet("qkd curve", flag.ExitOnError)
-	out := fs.String("out", "qkd-curve.png", "PNG file to write")
-	if _, err := parse(fs, args); err != nil {
-		return err
+func (a *app) qkdCurveCmd() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "curve",
+		Short: "plot the secret-key fraction against the QBER and the key rate against distance",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			defer stop()
+			if _, err := curve.WritePNG(ctx, out, curve.DefaultConfig()); err != nil {
+				return err
+			}
+			fmt.Fprintln(a.stdout, "wrote", out)
+			return nil
+		},
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if _, err := curve.WritePNG(ctx, *out, curve.DefaultConfig()); err != nil {
-		return err
-	}
-	fmt.Println("wrote", *out)
-	return nil
+	cmd.Flags().StringVar(&out, "out", "qkd-curve.png", "PNG file to write")
+	return cmd
 }

@@ -2,65 +2,81 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"qledger/api/client"
 	"qledger/qkd/session"
 )
 
-func runTx(args []string) error {
-	return subcommand(args, "tx", map[string]func([]string) error{"submit": txSubmit, "get": txGet}, []string{"submit", "get"})
+func (a *app) txCmd() *cobra.Command {
+	return a.clientGroup(group("tx", "submit | get transactions", a.txSubmitCmd(), a.txGetCmd()))
 }
 
-func txSubmit(args []string) error {
-	fs := flag.NewFlagSet("tx submit", flag.ExitOnError)
-	var cf clientFlags
-	cf.register(fs)
-	group := fs.Int("group", -1, "group to write to (default: chosen by the server)")
-	key := fs.String("key", "", "idempotency key: retries with the same key and payload apply once")
-	file := fs.String("file", "", "read the payload from this file ('-' for stdin) instead of the argument")
-	secure := fs.Bool("secure", false, "send through the quantum-keyed channel: a QKD key from the key manager plus ML-KEM, AES-GCM envelope")
-	kmeURL := fs.String("kme", env("QLEDGER_KME", ""), "key manager URL (with --secure)")
-	tlsDir := fs.String("tls-dir", env("QLEDGER_TLS_DIR", ""), "directory with ca.pem and the SAE's certificate (with --secure)")
-	sae := fs.String("sae", "client", "this client's SAE ID (with --secure)")
-	gatewaySAE := fs.String("gateway-sae", "gateway", "the gateway's SAE ID (with --secure)")
-	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: qledger tx submit [flags] PAYLOAD | --file FILE")
-		fs.PrintDefaults()
+// submitOptions are the flags of tx submit.
+type submitOptions struct {
+	group                        int
+	key, file                    string
+	secure                       bool
+	kme, tlsDir, sae, gatewaySAE string
+}
+
+func (a *app) txSubmitCmd() *cobra.Command {
+	var o submitOptions
+	cmd := &cobra.Command{
+		Use:   "submit PAYLOAD | --file FILE",
+		Short: "commit a transaction",
+		Args:  argsUsage(0, 1, "usage: qledger tx submit [flags] PAYLOAD | --file FILE"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			payload, err := a.payload(o.file, args)
+			if err != nil {
+				return err
+			}
+			return a.txSubmit(payload, o)
+		},
 	}
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	var payload []byte
+	fs := cmd.Flags()
+	fs.IntVar(&o.group, "group", -1, "group to write to (default: chosen by the server)")
+	fs.StringVar(&o.key, "key", "", "idempotency key: retries with the same key and payload apply once")
+	fs.StringVar(&o.file, "file", "", "read the payload from this file ('-' for stdin) instead of the argument")
+	fs.BoolVar(&o.secure, "secure", false, "send through the quantum-keyed channel: a QKD key from the key manager plus ML-KEM, AES-GCM envelope")
+	fs.StringVar(&o.kme, "kme", "", "key manager URL (with --secure)")
+	fs.StringVar(&o.tlsDir, "tls-dir", "", "directory with ca.pem and the SAE's certificate (with --secure)")
+	fs.StringVar(&o.sae, "sae", "client", "this client's SAE ID (with --secure)")
+	fs.StringVar(&o.gatewaySAE, "gateway-sae", "gateway", "the gateway's SAE ID (with --secure)")
+	bindEnv(fs, "kme", "QLEDGER_KME")
+	bindEnv(fs, "tls-dir", "QLEDGER_TLS_DIR")
+	return cmd
+}
+
+// payload is the transaction's payload: the file ("-": stdin), or else
+// the one argument.
+func (a *app) payload(file string, args []string) ([]byte, error) {
 	switch {
-	case *file == "-":
-		payload, err = io.ReadAll(os.Stdin)
-	case *file != "":
-		payload, err = os.ReadFile(*file)
-	case len(pos) == 1:
-		payload = []byte(pos[0])
-	default:
-		fs.Usage()
-		return errors.New("tx submit: give one PAYLOAD argument or --file")
+	case file == "-":
+		return io.ReadAll(a.stdin)
+	case file != "":
+		return os.ReadFile(file)
+	case len(args) == 1:
+		return []byte(args[0]), nil
 	}
+	return nil, usageErrorf("tx submit: give one PAYLOAD argument or --file")
+}
+
+func (a *app) txSubmit(payload []byte, o submitOptions) error {
+	c, err := a.client.client()
 	if err != nil {
 		return err
 	}
-	c, err := cf.client()
-	if err != nil {
-		return err
+	opt := client.SubmitOptions{IdempotencyKey: o.key}
+	if o.group >= 0 {
+		opt.Group = &o.group
 	}
-	opt := client.SubmitOptions{IdempotencyKey: *key}
-	if *group >= 0 {
-		opt.Group = group
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), a.client.timeout)
 	defer cancel()
 	start := time.Now()
 	var (
@@ -68,86 +84,93 @@ func txSubmit(args []string) error {
 		replayed bool
 		via      string
 	)
-	if *secure {
-		if *kmeURL == "" || *tlsDir == "" {
-			return errors.New("tx submit --secure needs --kme and --tls-dir")
-		}
-		kc, err := kmeClient(*kmeURL, *tlsDir, *sae)
-		if err != nil {
-			return err
-		}
-		s, err := c.OpenSession(ctx, kc, *sae, *gatewaySAE, session.DefaultConfig())
-		if err != nil {
-			return err
-		}
-		via = fmt.Sprintf(" via the quantum-keyed channel (QKD key %s + ML-KEM-768)", s.KeyID)
-		r, replayed, err = s.Submit(ctx, payload, opt)
-		if err != nil {
+	if o.secure {
+		if r, replayed, via, err = a.submitSealed(ctx, c, payload, opt, o); err != nil {
 			return err
 		}
 	} else if r, replayed, err = c.Submit(ctx, payload, opt); err != nil {
 		return err
 	}
-	if cf.json {
-		return printJSON(r)
+	if a.out.JSON() {
+		return a.printJSON(r)
 	}
 	note := ""
 	if replayed {
 		note = " (replayed: committed earlier under this idempotency key)"
 	}
-	fmt.Printf("committed %s\n  group %d  height %d  index %d  in %s%s%s\n", r.ID, r.Group, r.Height, r.Index, time.Since(start).Round(time.Microsecond), note, via)
+	fmt.Fprintf(a.stdout, "committed %s\n  group %d  height %d  index %d  in %s%s%s\n", r.ID, r.Group, r.Height, r.Index, time.Since(start).Round(time.Microsecond), note, via)
 	return nil
 }
 
-func txGet(args []string) error {
-	fs := flag.NewFlagSet("tx get", flag.ExitOnError)
-	var cf clientFlags
-	cf.register(fs)
-	level := fs.String("level", "", "read consistency: stale, default or linearizable")
-	pos, err := parse(fs, args)
+// submitSealed submits through the quantum-keyed channel and says so.
+func (a *app) submitSealed(ctx context.Context, c *client.Client, payload []byte, opt client.SubmitOptions, o submitOptions) (client.Receipt, bool, string, error) {
+	if o.kme == "" || o.tlsDir == "" {
+		return client.Receipt{}, false, "", usageErrorf("tx submit --secure needs --kme and --tls-dir")
+	}
+	kc, err := kmeClient(o.kme, o.tlsDir, o.sae)
 	if err != nil {
-		return err
+		return client.Receipt{}, false, "", err
 	}
-	if len(pos) != 1 {
-		return errors.New("usage: qledger tx get [flags] ID")
+	s, err := c.OpenSession(ctx, kc, o.sae, o.gatewaySAE, session.DefaultConfig())
+	if err != nil {
+		return client.Receipt{}, false, "", err
 	}
-	c, ctx, cancel, err := cf.connect(1)
+	via := fmt.Sprintf(" via the quantum-keyed channel (QKD key %s + ML-KEM-768)", s.KeyID)
+	r, replayed, err := s.Submit(ctx, payload, opt)
+	return r, replayed, via, err
+}
+
+func (a *app) txGetCmd() *cobra.Command {
+	var level string
+	cmd := &cobra.Command{
+		Use:   "get ID",
+		Short: "a transaction and its inclusion proof, verified here",
+		Args:  argsUsage(1, 1, "usage: qledger tx get [flags] ID"),
+		RunE:  func(_ *cobra.Command, args []string) error { return a.txGet(args[0], client.Level(level)) },
+	}
+	cmd.Flags().StringVar(&level, "level", "", "read consistency: stale, default or linearizable")
+	return cmd
+}
+
+func (a *app) txGet(id string, level client.Level) error {
+	c, ctx, cancel, err := a.client.connect(1)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	tx, err := c.Tx(ctx, pos[0], client.Level(*level))
+	tx, err := c.Tx(ctx, id, level)
 	if err != nil {
 		return err
 	}
-	head, err := c.Head(ctx, tx.Group, client.Level(*level))
+	head, err := c.Head(ctx, tx.Group, level)
 	if err != nil {
 		return err
 	}
 	verr := client.VerifyTx(tx)
-	if cf.json {
+	if a.out.JSON() {
 		out := map[string]any{"tx": tx, "verified": verr == nil}
 		if verr != nil {
 			out["verify_error"] = verr.Error()
 		}
-		if err := printJSON(out); err != nil {
+		if err := a.printJSON(out); err != nil {
 			return err
 		}
 		return verr
 	}
-	fmt.Printf("transaction %s\n  group %d  height %d  index %d\n  kind %s  nonce %s\n", tx.ID, tx.Group, tx.Height, tx.Index, tx.Tx.Kind, tx.Tx.Nonce)
+	w := a.stdout
+	fmt.Fprintf(w, "transaction %s\n  group %d  height %d  index %d\n  kind %s  nonce %s\n", tx.ID, tx.Group, tx.Height, tx.Index, tx.Tx.Kind, tx.Tx.Nonce)
 	if tx.Tx.IdempotencyKey != "" {
-		fmt.Printf("  idempotency key %q\n", tx.Tx.IdempotencyKey)
+		fmt.Fprintf(w, "  idempotency key %q\n", tx.Tx.IdempotencyKey)
 	}
-	fmt.Printf("  payload (%d bytes): %s\n", len(tx.Tx.Payload), printable(tx.Tx.Payload))
-	fmt.Printf("  leaf %s\n  proof: leaf %d of %d, %d hashes, root %s\n", tx.LeafHash, tx.Proof.LeafIndex, tx.Proof.TreeSize, len(tx.Proof.Hashes), tx.Proof.Root)
+	fmt.Fprintf(w, "  payload (%d bytes): %s\n", len(tx.Tx.Payload), printable(tx.Tx.Payload))
+	fmt.Fprintf(w, "  leaf %s\n  proof: leaf %d of %d, %d hashes, root %s\n", tx.LeafHash, tx.Proof.LeafIndex, tx.Proof.TreeSize, len(tx.Proof.Hashes), tx.Proof.Root)
 	if verr != nil {
-		fmt.Printf("  inclusion proof: FAILED: %v\n", verr)
+		fmt.Fprintf(w, "  inclusion proof: FAILED: %v\n", verr)
 		return verr
 	}
-	fmt.Printf("  inclusion proof: verified here\n")
+	fmt.Fprintf(w, "  inclusion proof: verified here\n")
 	if head.LogSize == tx.Proof.TreeSize && head.LogRoot == tx.Proof.Root {
-		fmt.Printf("  root matches head %d of group %d\n", head.Height, head.Group)
+		fmt.Fprintf(w, "  root matches head %d of group %d\n", head.Height, head.Group)
 	}
 	return nil
 }
