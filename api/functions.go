@@ -18,8 +18,8 @@ import (
 	"qledger/chain"
 	"qledger/cluster"
 	"qledger/election"
-	"qledger/execute"
 	"qledger/fsm"
+	"qledger/function"
 )
 
 // maxDeployBody bounds POST /v1/functions: a base64 module up to
@@ -51,7 +51,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	spec := execute.DefaultSpec(req.Name, req.Version, req.Code)
+	spec := function.DefaultSpec(req.Name, req.Version, req.Code)
 	if req.MemoryPages > 0 {
 		spec.MemoryPages = req.MemoryPages
 	}
@@ -61,7 +61,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 	if req.MaxOutputBytes > 0 {
 		spec.MaxOutputBytes = req.MaxOutputBytes
 	}
-	d := execute.Deployment{Spec: spec, Code: req.Code}
+	d := function.Deployment{Spec: spec, Code: req.Code}
 	if err := s.c.CheckDeployment(r.Context(), d); err != nil {
 		s.fail(w, r, err)
 		return
@@ -256,8 +256,8 @@ type invocation struct {
 // invocations in flight on this gateway (ties broken by the request ID).
 func (s *Server) prepareInvoke(name string, req client.InvokeRequest) (invocation, error) {
 	inv := invocation{name: name, req: req}
-	if name == "" || len(name) > execute.MaxNameLen {
-		return inv, badRequest("function name must be 1..%d bytes", execute.MaxNameLen)
+	if name == "" || len(name) > function.MaxNameLen {
+		return inv, badRequest("function name must be 1..%d bytes", function.MaxNameLen)
 	}
 	if req.RequestID != "" {
 		b, err := hex.DecodeString(req.RequestID)

@@ -14,8 +14,8 @@ import (
 
 	"qledger/chain"
 	"qledger/cluster"
-	"qledger/execute"
 	"qledger/fsm"
+	"qledger/function"
 	"qledger/pki"
 )
 
@@ -105,7 +105,7 @@ func (f *fakeCluster) Functions(ctx context.Context) ([]fsm.FunctionMeta, error)
 func (f *fakeCluster) Invocation(ctx context.Context, caller string, rid [32]byte) (cluster.InvokeResult, error) {
 	return cluster.InvokeResult{}, cluster.ErrNotFound
 }
-func (f *fakeCluster) CheckDeployment(ctx context.Context, d execute.Deployment) error {
+func (f *fakeCluster) CheckDeployment(ctx context.Context, d function.Deployment) error {
 	return cluster.ErrBadRequest
 }
 func (f *fakeCluster) Items(ctx context.Context, group int, filter string, level cluster.Level) ([]fsm.ItemMeta, error) {

@@ -16,6 +16,7 @@ import (
 	"qledger/api/client"
 	"qledger/examples/functions/tiny"
 	"qledger/execute"
+	"qledger/function"
 )
 
 // TestInvocationsByIDAndAsync: GET /v1/functions/{name}; a client-chosen
@@ -142,7 +143,7 @@ func TestInvokeDisagreementAnswered(t *testing.T) {
 		id := n.ID().String()
 		n.SetExecHook(func(r execute.Result) execute.Result {
 			r.Stdout = []byte(`{"node":"` + id + `"}`)
-			r.Hash = execute.ResultHash(r.Outcome, r.ExitCode, r.Stdout)
+			r.Hash = function.ResultHash(r.Outcome, r.ExitCode, r.Stdout)
 			return r
 		})
 	}

@@ -23,8 +23,8 @@ import (
 
 	"qledger/chain"
 	"qledger/cluster"
-	"qledger/execute"
 	"qledger/fsm"
+	"qledger/function"
 	"qledger/pki"
 )
 
@@ -46,7 +46,7 @@ type Cluster interface {
 	ItemPage(ctx context.Context, group int, dataID string, from, limit int, level cluster.Level) (fsm.ItemMeta, []fsm.TxRecord, error)
 	Invoke(ctx context.Context, req cluster.InvokeRequest) (cluster.InvokeResult, error)
 	Functions(ctx context.Context) ([]fsm.FunctionMeta, error)
-	CheckDeployment(ctx context.Context, d execute.Deployment) error
+	CheckDeployment(ctx context.Context, d function.Deployment) error
 	Items(ctx context.Context, group int, filter string, level cluster.Level) ([]fsm.ItemMeta, error)
 	Invocation(ctx context.Context, caller string, requestID [32]byte) (cluster.InvokeResult, error)
 }

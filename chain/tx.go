@@ -32,7 +32,7 @@ const (
 	// TxShard carries a shard record (package shard): one segment of one
 	// share of a confidentially shared data item.
 	TxShard TxKind = 2
-	// TxDeploy carries a function deployment (execute.Deployment).
+	// TxDeploy carries a function deployment (function.Deployment).
 	TxDeploy TxKind = 3
 	// TxExec carries a verified execution record.
 	TxExec TxKind = 4

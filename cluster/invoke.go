@@ -13,6 +13,7 @@ import (
 	"qledger/election"
 	"qledger/execute"
 	"qledger/fsm"
+	"qledger/function"
 )
 
 // InvokeRequest asks a group to run a deployed function under the
@@ -37,14 +38,14 @@ type InvokeRequest struct {
 
 // ExecOutcome is one node's execution of a request.
 type ExecOutcome struct {
-	NodeID   string          `json:"node_id"`
-	Outcome  execute.Outcome `json:"outcome,omitempty"`
-	ExitCode uint32          `json:"exit_code"`
-	Stdout   []byte          `json:"stdout,omitempty"`
-	Hash     chain.Hash      `json:"hash"`
-	Detail   string          `json:"detail,omitempty"`
-	Micros   int64           `json:"micros"`
-	Err      string          `json:"error,omitempty"` // the node could not run it at all
+	NodeID   string           `json:"node_id"`
+	Outcome  function.Outcome `json:"outcome,omitempty"`
+	ExitCode uint32           `json:"exit_code"`
+	Stdout   []byte           `json:"stdout,omitempty"`
+	Hash     chain.Hash       `json:"hash"`
+	Detail   string           `json:"detail,omitempty"`
+	Micros   int64            `json:"micros"`
+	Err      string           `json:"error,omitempty"` // the node could not run it at all
 }
 
 // ExecRecord is what the leader commits for every invocation (section 7.3
@@ -55,26 +56,26 @@ type ExecRecord struct {
 	RequestID chain.Hash `json:"request_id"`
 	// Caller is who invoked ("role:name" from its certificate; "" on a
 	// cluster without a CA); Route how the gateway picked the group.
-	Caller     string          `json:"caller,omitempty"`
-	Route      string          `json:"route,omitempty"`
-	Function   string          `json:"function"`
-	FnVersion  string          `json:"function_version"`
-	CodeHash   chain.Hash      `json:"code_hash"`
-	InputHash  chain.Hash      `json:"input_hash"`
-	Input      []byte          `json:"input"`
-	Timestamp  int64           `json:"timestamp"`
-	Election   election.Record `json:"election"`
-	Executor   string          `json:"executor"`
-	Verifier   string          `json:"verifier,omitempty"`
-	TieBreaker string          `json:"tie_breaker,omitempty"`
-	Executions []ExecOutcome   `json:"executions"`
-	Agreed     bool            `json:"agreed"`
-	Verified   bool            `json:"verified"` // at least two nodes agreed
-	Conflict   string          `json:"conflict,omitempty"`
-	ResultHash chain.Hash      `json:"result_hash"`
-	Outcome    execute.Outcome `json:"outcome,omitempty"`
-	ExitCode   uint32          `json:"exit_code"`
-	Response   []byte          `json:"response,omitempty"`
+	Caller     string           `json:"caller,omitempty"`
+	Route      string           `json:"route,omitempty"`
+	Function   string           `json:"function"`
+	FnVersion  string           `json:"function_version"`
+	CodeHash   chain.Hash       `json:"code_hash"`
+	InputHash  chain.Hash       `json:"input_hash"`
+	Input      []byte           `json:"input"`
+	Timestamp  int64            `json:"timestamp"`
+	Election   election.Record  `json:"election"`
+	Executor   string           `json:"executor"`
+	Verifier   string           `json:"verifier,omitempty"`
+	TieBreaker string           `json:"tie_breaker,omitempty"`
+	Executions []ExecOutcome    `json:"executions"`
+	Agreed     bool             `json:"agreed"`
+	Verified   bool             `json:"verified"` // at least two nodes agreed
+	Conflict   string           `json:"conflict,omitempty"`
+	ResultHash chain.Hash       `json:"result_hash"`
+	Outcome    function.Outcome `json:"outcome,omitempty"`
+	ExitCode   uint32           `json:"exit_code"`
+	Response   []byte           `json:"response,omitempty"`
 	// Micros is the leader's time from the election's start to the
 	// record's proposal.
 	Micros int64 `json:"duration_us,omitempty"`
@@ -186,7 +187,7 @@ func (n *Node) execLocal(ctx context.Context, req execReq) ExecOutcome {
 	}
 	if !n.rt.Deployed(meta.Spec.CodeHash) {
 		t0 := time.Now()
-		if _, err := n.rt.Deploy(ctx, execute.Deployment{Spec: meta.Spec, Code: code}); err != nil {
+		if _, err := n.rt.Deploy(ctx, function.Deployment{Spec: meta.Spec, Code: code}); err != nil {
 			out.Err = err.Error()
 			return out
 		}
@@ -321,7 +322,7 @@ func (n *Node) lead(ctx context.Context, req InvokeRequest) (res InvokeResult, e
 	defer func() {
 		result := "failed"
 		switch {
-		case err == nil && res.Record.Outcome == execute.OutcomeOK:
+		case err == nil && res.Record.Outcome == function.OutcomeOK:
 			result = "ok"
 		case err == nil:
 			result = "error"
@@ -581,7 +582,7 @@ func (n *Node) Functions(ctx context.Context) ([]fsm.FunctionMeta, error) {
 // CheckDeployment compiles a deployment on this node, so a module that is
 // not valid WebAssembly (or needs imports the sandbox does not offer) is
 // refused before it is committed.
-func (n *Node) CheckDeployment(ctx context.Context, d execute.Deployment) error {
+func (n *Node) CheckDeployment(ctx context.Context, d function.Deployment) error {
 	if err := d.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}

@@ -15,16 +15,17 @@ import (
 	"qledger/election"
 	"qledger/examples/functions/tiny"
 	"qledger/execute"
+	"qledger/function"
 )
 
-func deployTiny(t *testing.T, n *Node, group int, name string) execute.Spec {
+func deployTiny(t *testing.T, n *Node, group int, name string) function.Spec {
 	t.Helper()
 	code, ok := tiny.Module("tinyinc")
 	if !ok {
 		t.Fatal("no tinyinc module")
 	}
-	spec := execute.DefaultSpec(name, "1", code)
-	payload, err := execute.Deployment{Spec: spec, Code: code}.MarshalBinary()
+	spec := function.DefaultSpec(name, "1", code)
+	payload, err := function.Deployment{Spec: spec, Code: code}.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestInvokeVerifiedExecution(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := res.Record
-		if string(r.Response) != `{"value":101}` || !r.Agreed || !r.Verified || r.Outcome != execute.OutcomeOK {
+		if string(r.Response) != `{"value":101}` || !r.Agreed || !r.Verified || r.Outcome != function.OutcomeOK {
 			t.Fatalf("record %+v", r)
 		}
 		if err := election.Verify(r.Election); err != nil {
@@ -105,7 +106,7 @@ func TestInvokeByzantineAndKilledWinner(t *testing.T) {
 	}
 	liar.SetExecHook(func(r execute.Result) execute.Result {
 		r.Stdout = []byte(`{"value":999}`)
-		r.Hash = execute.ResultHash(r.Outcome, r.ExitCode, r.Stdout)
+		r.Hash = function.ResultHash(r.Outcome, r.ExitCode, r.Stdout)
 		return r
 	})
 	waitUntil(t, "liar added", 10*time.Second, func() bool { _, nv := config(t, l, 0); return nv == 1 })

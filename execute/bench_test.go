@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"qledger/execute"
+	"qledger/function"
 )
 
 // BenchmarkCompile measures Deploy on a fresh Runtime: "cold" with an empty
@@ -13,7 +14,7 @@ import (
 // on-disk cache (what a restarted node does).
 func BenchmarkCompile(b *testing.B) {
 	for _, name := range []string{"tinyinc", "increment"} {
-		d := execute.Deployment{Spec: specFor(b, name, nil), Code: code(b, name)}
+		d := function.Deployment{Spec: specFor(b, name, nil), Code: code(b, name)}
 		b.Run(name+"/cold", func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()

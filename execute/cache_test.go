@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"qledger/execute"
+	"qledger/function"
 )
 
 // TestCacheSurvivesRestart compiles a Go module in one Runtime, closes it,
@@ -21,7 +22,7 @@ func TestCacheSurvivesRestart(t *testing.T) {
 		}
 		defer rt.Close()
 		s := specFor(t, "increment", nil)
-		info, err := rt.Deploy(context.Background(), execute.Deployment{Spec: s, Code: code(t, "increment")})
+		info, err := rt.Deploy(context.Background(), function.Deployment{Spec: s, Code: code(t, "increment")})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,11 +15,12 @@ import (
 
 	"qledger/examples/functions"
 	"qledger/execute"
+	"qledger/function"
 )
 
 type detCase struct {
 	input string
-	edit  func(*execute.Spec)
+	edit  func(*function.Spec)
 }
 
 // detCases holds one request per example function. Every example that
@@ -30,14 +31,14 @@ var detCases = map[string]detCase{
 	"transform": {`{"orders":[{"id":"a1","customer":"bob","amount_cents":1250,"currency":"eur"},{"id":"a2","customer":"ada","amount_cents":300,"currency":"USD"}]}`, nil},
 	"digest":    {strings.Repeat("qledger ", 1000), nil},
 	"clockrand": {``, nil},
-	"gomemhog":  {``, func(s *execute.Spec) { s.MemoryPages = 128 }},
+	"gomemhog":  {``, func(s *function.Spec) { s.MemoryPages = 128 }},
 	"tinyinc":   {`{"value":199}`, nil},
 	"echo":      {`echo me`, nil},
 	"sources":   {``, nil},
-	"loop":      {``, func(s *execute.Spec) { s.Timeout = 50 * time.Millisecond }},
-	"memhog":    {``, func(s *execute.Spec) { s.MemoryPages = 64 }},
-	"flood":     {``, func(s *execute.Spec) { s.MaxOutputBytes = 100_000 }},
-	"noisy":     {``, func(s *execute.Spec) { s.MaxStderrBytes = 4096 }},
+	"loop":      {``, func(s *function.Spec) { s.Timeout = 50 * time.Millisecond }},
+	"memhog":    {``, func(s *function.Spec) { s.MemoryPages = 64 }},
+	"flood":     {``, func(s *function.Spec) { s.MaxOutputBytes = 100_000 }},
+	"noisy":     {``, func(s *function.Spec) { s.MaxStderrBytes = 4096 }},
 	"trap":      {``, nil},
 	"exit3":     {``, nil},
 }

@@ -2,9 +2,9 @@
 // WebAssembly: WASI command modules (GOOS=wasip1 programs, or anything else
 // exporting _start) under wazero's compiler engine.
 //
-// A function is deployed once per node (Runtime.Deploy): its Deployment —
-// the payload of a deploy transaction, with a canonical binary encoding —
-// is validated, the module is compiled (or loaded from the on-disk
+// A function is deployed once per node (Runtime.Deploy): its
+// function.Deployment — the payload of a deploy transaction, with the
+// canonical binary encoding of package function — is validated, the module is compiled (or loaded from the on-disk
 // compilation cache) and kept by its SHA-256 code hash. Each invocation
 // (Runtime.Invoke) runs in a fresh instance:
 //

@@ -1,25 +1,20 @@
 package execute
 
-import "errors"
+import (
+	"errors"
 
-// Encoding errors: every decoder returns one of these, wrapped with context.
-var (
-	// ErrTruncated means the input ended before the value was complete.
-	ErrTruncated = errors.New("execute: truncated input")
-	// ErrTrailingBytes means bytes follow a complete value.
-	ErrTrailingBytes = errors.New("execute: trailing bytes")
-	// ErrUnknownVersion means the encoding version is not one this code reads.
-	ErrUnknownVersion = errors.New("execute: unknown encoding version")
-	// ErrTooLarge means a field exceeds its limit.
-	ErrTooLarge = errors.New("execute: value too large")
+	"qledger/function"
 )
 
 // Deployment errors.
 var (
-	// ErrInvalidSpec means a Spec field holds a value that is not allowed.
-	ErrInvalidSpec = errors.New("execute: invalid function spec")
-	// ErrCodeHash means the module bytes do not hash to the spec's CodeHash.
-	ErrCodeHash = errors.New("execute: code does not match its hash")
+	// ErrInvalidSpec means a Spec field holds a value that is not allowed
+	// (also a module that needs more memory than its spec allows). It is
+	// function.ErrInvalidSpec, so errors.Is works with either name.
+	ErrInvalidSpec = function.ErrInvalidSpec
+	// ErrCodeHash means the module bytes do not hash to the spec's
+	// CodeHash; it is function.ErrCodeHash.
+	ErrCodeHash = function.ErrCodeHash
 	// ErrInvalidModule means the bytes are not a valid WebAssembly module
 	// or not a WASI command (no "_start" of type () -> ()).
 	ErrInvalidModule = errors.New("execute: invalid module")

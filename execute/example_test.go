@@ -6,6 +6,7 @@ import (
 
 	"qledger/examples/functions/tiny"
 	"qledger/execute"
+	"qledger/function"
 )
 
 // Deploy a hand-assembled increment function and run the same request twice:
@@ -19,8 +20,8 @@ func Example() {
 	defer rt.Close()
 
 	code, _ := tiny.Module("tinyinc")
-	spec := execute.DefaultSpec("tinyinc", "1.0.0", code)
-	if _, err := rt.Deploy(ctx, execute.Deployment{Spec: spec, Code: code}); err != nil {
+	spec := function.DefaultSpec("tinyinc", "1.0.0", code)
+	if _, err := rt.Deploy(ctx, function.Deployment{Spec: spec, Code: code}); err != nil {
 		panic(err)
 	}
 	requestID := [32]byte{42}

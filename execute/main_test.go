@@ -13,6 +13,7 @@ import (
 
 	"qledger/examples/functions"
 	"qledger/execute"
+	"qledger/function"
 )
 
 // The example functions, built once per test binary by TestMain.
@@ -120,8 +121,8 @@ func code(t testing.TB, name string) []byte {
 }
 
 // specFor returns the default spec of an example, changed by edit.
-func specFor(t testing.TB, name string, edit func(*execute.Spec)) execute.Spec {
-	s := execute.DefaultSpec(name, "1.0.0", code(t, name))
+func specFor(t testing.TB, name string, edit func(*function.Spec)) function.Spec {
+	s := function.DefaultSpec(name, "1.0.0", code(t, name))
 	if edit != nil {
 		edit(&s)
 	}
@@ -129,10 +130,10 @@ func specFor(t testing.TB, name string, edit func(*execute.Spec)) execute.Spec {
 }
 
 // deploy deploys an example on rt and returns its spec.
-func deploy(t testing.TB, rt *execute.Runtime, name string, edit func(*execute.Spec)) execute.Spec {
+func deploy(t testing.TB, rt *execute.Runtime, name string, edit func(*function.Spec)) function.Spec {
 	t.Helper()
 	s := specFor(t, name, edit)
-	if _, err := rt.Deploy(context.Background(), execute.Deployment{Spec: s, Code: code(t, name)}); err != nil {
+	if _, err := rt.Deploy(context.Background(), function.Deployment{Spec: s, Code: code(t, name)}); err != nil {
 		t.Fatalf("deploy %s: %v", name, err)
 	}
 	return s
@@ -140,7 +141,7 @@ func deploy(t testing.TB, rt *execute.Runtime, name string, edit func(*execute.S
 
 // invoke runs an example on the shared runtime and fails the test on a
 // non-outcome error.
-func invoke(t testing.TB, spec execute.Spec, rid byte, input string) execute.Result {
+func invoke(t testing.TB, spec function.Spec, rid byte, input string) execute.Result {
 	t.Helper()
 	res, err := shared.Invoke(context.Background(), spec, requestID(rid), []byte(input))
 	if err != nil {

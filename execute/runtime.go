@@ -19,6 +19,8 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
+
+	"qledger/function"
 )
 
 // cacheSubdir names the compilation cache directory inside Config.CacheDir.
@@ -46,7 +48,7 @@ type Runtime struct {
 	mu      sync.Mutex
 	closed  bool
 	active  sync.WaitGroup // Deploy and Invoke calls in progress
-	modules map[[CodeHashSize]byte]*module
+	modules map[[function.CodeHashSize]byte]*module
 }
 
 type signature struct{ params, results []api.ValueType }
@@ -92,7 +94,7 @@ func New(cfg Config) (*Runtime, error) {
 	wz := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(cache).
 		WithCloseOnContextDone(true).
-		WithMemoryLimitPages(MaxMemoryPages).
+		WithMemoryLimitPages(function.MaxMemoryPages).
 		WithDebugInfoEnabled(false))
 	host, err := wasi_snapshot_preview1.Instantiate(ctx, wz)
 	if err != nil {
@@ -122,13 +124,13 @@ func New(cfg Config) (*Runtime, error) {
 			WithOsyield(func() {}),
 		stop:       stop,
 		stopCancel: stopCancel,
-		modules:    map[[CodeHashSize]byte]*module{},
+		modules:    map[[function.CodeHashSize]byte]*module{},
 	}, nil
 }
 
 // DeployInfo reports what Deploy did.
 type DeployInfo struct {
-	CodeHash [CodeHashSize]byte
+	CodeHash [function.CodeHashSize]byte
 	// Compiled is true if this call compiled the module (from the on-disk
 	// cache or from scratch) and false if it was already loaded.
 	Compiled bool
@@ -144,7 +146,7 @@ type DeployInfo struct {
 // (ErrInvalidModule), that import anything the sandbox does not offer
 // (ErrUnsupportedImport) or whose initial memory exceeds the spec's page
 // limit (ErrInvalidSpec). Any error means nothing was deployed.
-func (r *Runtime) Deploy(ctx context.Context, d Deployment) (DeployInfo, error) {
+func (r *Runtime) Deploy(ctx context.Context, d function.Deployment) (DeployInfo, error) {
 	if err := d.Validate(); err != nil {
 		return DeployInfo{}, err
 	}
@@ -163,7 +165,7 @@ func (r *Runtime) Deploy(ctx context.Context, d Deployment) (DeployInfo, error) 
 }
 
 // Deployed reports whether a module with this code hash is ready.
-func (r *Runtime) Deployed(codeHash [CodeHashSize]byte) bool {
+func (r *Runtime) Deployed(codeHash [function.CodeHashSize]byte) bool {
 	r.mu.Lock()
 	m, ok := r.modules[codeHash]
 	r.mu.Unlock()
@@ -180,7 +182,7 @@ func (r *Runtime) Deployed(codeHash [CodeHashSize]byte) bool {
 
 // load returns the compiled module for hash, compiling code if this is the
 // first request for it. compiled says whether this call did the work.
-func (r *Runtime) load(ctx context.Context, hash [CodeHashSize]byte, code []byte) (m *module, compiled bool, err error) {
+func (r *Runtime) load(ctx context.Context, hash [function.CodeHashSize]byte, code []byte) (m *module, compiled bool, err error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -307,12 +309,12 @@ func (r *Runtime) check(cm wazero.CompiledModule) (uint32, error) {
 // outcomes in the Result (see Result.Err). A non-nil error means there is
 // no outcome: bad arguments, unknown code, ErrCanceled when ctx ended the
 // call, or ErrClosed.
-func (r *Runtime) Invoke(ctx context.Context, spec Spec, requestID [32]byte, input []byte) (Result, error) {
+func (r *Runtime) Invoke(ctx context.Context, spec function.Spec, requestID [32]byte, input []byte) (Result, error) {
 	if err := spec.Validate(); err != nil {
 		return Result{}, err
 	}
-	if len(input) > MaxInputBytes {
-		return Result{}, fmt.Errorf("%w: %d bytes (at most %d)", ErrInputTooLarge, len(input), MaxInputBytes)
+	if len(input) > function.MaxInputBytes {
+		return Result{}, fmt.Errorf("%w: %d bytes (at most %d)", ErrInputTooLarge, len(input), function.MaxInputBytes)
 	}
 	r.mu.Lock()
 	if r.closed {
@@ -339,7 +341,7 @@ func (r *Runtime) Invoke(ctx context.Context, spec Spec, requestID [32]byte, inp
 	return r.run(ctx, m, spec, requestID, input)
 }
 
-func (r *Runtime) run(ctx context.Context, m *module, spec Spec, requestID [32]byte, input []byte) (Result, error) {
+func (r *Runtime) run(ctx context.Context, m *module, spec function.Spec, requestID [32]byte, input []byte) (Result, error) {
 	timed, cancelTimeout := context.WithTimeout(ctx, spec.Timeout)
 	defer cancelTimeout()
 	callCtx, abort := context.WithCancelCause(timed)
@@ -350,7 +352,7 @@ func (r *Runtime) run(ctx context.Context, m *module, spec Spec, requestID [32]b
 	// A limit hit freezes stderr and aborts the call; the guest may run on
 	// for a moment until wazero notices, and nothing it does then counts.
 	stderr := &stderrLog{max: int(spec.MaxStderrBytes)}
-	guard := &memoryGuard{limit: uint64(spec.MemoryPages) * PageSize, onRefuse: func() { stderr.freeze(); abort(ErrMemoryLimit) }}
+	guard := &memoryGuard{limit: uint64(spec.MemoryPages) * function.PageSize, onRefuse: func() { stderr.freeze(); abort(ErrMemoryLimit) }}
 	stdout := &stdoutBuffer{max: int(spec.MaxOutputBytes), onOverflow: func() { stderr.freeze(); abort(ErrOutputLimit) }}
 	clock := newVirtualClock(requestID)
 	random, err := newRandom(requestID)
@@ -371,7 +373,7 @@ func (r *Runtime) run(ctx context.Context, m *module, spec Spec, requestID [32]b
 	var callErr error
 	var instantiated bool
 	if m.minPages > spec.MemoryPages {
-		guard.refused, guard.asked = true, uint64(m.minPages)*PageSize
+		guard.refused, guard.asked = true, uint64(m.minPages)*function.PageSize
 	} else {
 		instantiated, callErr = r.call(experimental.WithMemoryAllocator(callCtx, guard), m.compiled, cfg, guard)
 	}
@@ -381,35 +383,35 @@ func (r *Runtime) run(ctx context.Context, m *module, spec Spec, requestID [32]b
 	var exit *sys.ExitError
 	switch {
 	case guard.refused:
-		res.Outcome = OutcomeMemoryLimit
-		res.Detail = fmt.Sprintf("asked for %d pages, limit %d", (guard.asked+PageSize-1)/PageSize, spec.MemoryPages)
+		res.Outcome = function.OutcomeMemoryLimit
+		res.Detail = fmt.Sprintf("asked for %d pages, limit %d", (guard.asked+function.PageSize-1)/function.PageSize, spec.MemoryPages)
 	case stdout.overflowed:
-		res.Outcome = OutcomeOutputLimit
+		res.Outcome = function.OutcomeOutputLimit
 		res.Detail = fmt.Sprintf("stdout over %d bytes", spec.MaxOutputBytes)
 	case callErr == nil:
-		res.Outcome, res.Stdout = OutcomeOK, stdout.buf
+		res.Outcome, res.Stdout = function.OutcomeOK, stdout.buf
 	case errors.Is(cause, ErrClosed):
 		return Result{}, ErrClosed
 	case ctx.Err() != nil:
 		return Result{}, fmt.Errorf("%w: %w", ErrCanceled, context.Cause(ctx))
 	case errors.Is(cause, context.DeadlineExceeded):
-		res.Outcome = OutcomeTimeout
+		res.Outcome = function.OutcomeTimeout
 		res.Detail = fmt.Sprintf("ran past %s", spec.Timeout)
 	case !instantiated:
-		res.Outcome = OutcomeTrap
+		res.Outcome = function.OutcomeTrap
 		res.Detail = "instantiation failed: " + callErr.Error()
 	case errors.As(callErr, &exit) && exit.ExitCode() == 0:
-		res.Outcome, res.Stdout = OutcomeOK, stdout.buf
+		res.Outcome, res.Stdout = function.OutcomeOK, stdout.buf
 	case errors.As(callErr, &exit):
-		res.Outcome, res.ExitCode, res.Stdout = OutcomeBadExit, exit.ExitCode(), stdout.buf
+		res.Outcome, res.ExitCode, res.Stdout = function.OutcomeBadExit, exit.ExitCode(), stdout.buf
 	default:
-		res.Outcome = OutcomeTrap
+		res.Outcome = function.OutcomeTrap
 		res.Detail = callErr.Error()
 	}
-	if res.Stdout == nil && (res.Outcome == OutcomeOK || res.Outcome == OutcomeBadExit) {
+	if res.Stdout == nil && (res.Outcome == function.OutcomeOK || res.Outcome == function.OutcomeBadExit) {
 		res.Stdout = []byte{}
 	}
-	res.Hash = ResultHash(res.Outcome, res.ExitCode, res.Stdout)
+	res.Hash = function.ResultHash(res.Outcome, res.ExitCode, res.Stdout)
 	return res, nil
 }
 

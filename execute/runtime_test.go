@@ -11,42 +11,43 @@ import (
 
 	"qledger/examples/functions/tiny"
 	"qledger/execute"
+	"qledger/function"
 )
 
 func TestExamples(t *testing.T) {
 	cases := []struct {
 		fn, in   string
-		outcome  execute.Outcome
+		outcome  function.Outcome
 		exitCode uint32
 		out      string
 	}{
-		{"increment", `{"value":100}`, execute.OutcomeOK, 0, `{"value":101}`},
-		{"increment", `{"value":-1}`, execute.OutcomeOK, 0, `{"value":0}`},
-		{"increment", `{"value":"x"}`, execute.OutcomeBadExit, 1, ``},
-		{"increment", `{"value":9223372036854775807}`, execute.OutcomeBadExit, 1, ``},
-		{"tinyinc", `{"value":100}`, execute.OutcomeOK, 0, `{"value":101}`},
-		{"tinyinc", `{"value":99}`, execute.OutcomeOK, 0, `{"value":100}`},
-		{"tinyinc", `9`, execute.OutcomeOK, 0, `10`},
-		{"tinyinc", `{"value":1299, "n": 0}`, execute.OutcomeOK, 0, `{"value":1299, "n": 1}`},
-		{"tinyinc", `no digits`, execute.OutcomeBadExit, 2, ``},
-		{"echo", `hello`, execute.OutcomeOK, 0, `hello`},
-		{"echo", ``, execute.OutcomeOK, 0, ``},
-		{"echo", strings.Repeat("a", tiny.MaxInput), execute.OutcomeOK, 0, strings.Repeat("a", tiny.MaxInput)},
-		{"echo", strings.Repeat("a", tiny.MaxInput+1), execute.OutcomeBadExit, 1, ``},
+		{"increment", `{"value":100}`, function.OutcomeOK, 0, `{"value":101}`},
+		{"increment", `{"value":-1}`, function.OutcomeOK, 0, `{"value":0}`},
+		{"increment", `{"value":"x"}`, function.OutcomeBadExit, 1, ``},
+		{"increment", `{"value":9223372036854775807}`, function.OutcomeBadExit, 1, ``},
+		{"tinyinc", `{"value":100}`, function.OutcomeOK, 0, `{"value":101}`},
+		{"tinyinc", `{"value":99}`, function.OutcomeOK, 0, `{"value":100}`},
+		{"tinyinc", `9`, function.OutcomeOK, 0, `10`},
+		{"tinyinc", `{"value":1299, "n": 0}`, function.OutcomeOK, 0, `{"value":1299, "n": 1}`},
+		{"tinyinc", `no digits`, function.OutcomeBadExit, 2, ``},
+		{"echo", `hello`, function.OutcomeOK, 0, `hello`},
+		{"echo", ``, function.OutcomeOK, 0, ``},
+		{"echo", strings.Repeat("a", tiny.MaxInput), function.OutcomeOK, 0, strings.Repeat("a", tiny.MaxInput)},
+		{"echo", strings.Repeat("a", tiny.MaxInput+1), function.OutcomeBadExit, 1, ``},
 		{"transform",
 			`{"orders":[{"id":"a1","customer":"bob","amount_cents":1250,"currency":"eur"},` +
 				`{"id":"a2","customer":"ada","amount_cents":300,"currency":"USD"},` +
 				`{"id":"a3","customer":"bob","amount_cents":5000,"currency":"EUR"}]}`,
-			execute.OutcomeOK, 0,
+			function.OutcomeOK, 0,
 			`{"count":3,"customers":["ada","bob"],"largest":{"id":"a3","amount_cents":5000,"currency":"EUR"},"totals":{"EUR":6250,"USD":300}}`},
-		{"transform", `{"orders":[{"id":"a1"}]}`, execute.OutcomeBadExit, 1, ``},
-		{"digest", `abc`, execute.OutcomeOK, 0,
+		{"transform", `{"orders":[{"id":"a1"}]}`, function.OutcomeBadExit, 1, ``},
+		{"digest", `abc`, function.OutcomeOK, 0,
 			`{"bytes":3,"crc32c":"364b3fb7",` +
 				`"sha256":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",` +
 				`"sha512":"ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"}`},
-		{"exit3", ``, execute.OutcomeBadExit, 3, "failing\n"},
-		{"trap", ``, execute.OutcomeTrap, 0, ``},
-		{"noisy", ``, execute.OutcomeOK, 0, "ok\n"},
+		{"exit3", ``, function.OutcomeBadExit, 3, "failing\n"},
+		{"trap", ``, function.OutcomeTrap, 0, ``},
+		{"noisy", ``, function.OutcomeOK, 0, "ok\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.fn, func(t *testing.T) {
@@ -56,10 +57,10 @@ func TestExamples(t *testing.T) {
 				t.Fatalf("%s(%q) = %s/%d %q (stderr %q, %s), want %s/%d %q",
 					c.fn, c.in, res.Outcome, res.ExitCode, res.Stdout, res.Stderr, res.Detail, c.outcome, c.exitCode, c.out)
 			}
-			if res.Hash != execute.ResultHash(res.Outcome, res.ExitCode, res.Stdout) {
+			if res.Hash != function.ResultHash(res.Outcome, res.ExitCode, res.Stdout) {
 				t.Fatal("Result.Hash is not ResultHash of the result")
 			}
-			if (res.Err() == nil) != (c.outcome == execute.OutcomeOK) || res.OK() != (c.outcome == execute.OutcomeOK) {
+			if (res.Err() == nil) != (c.outcome == function.OutcomeOK) || res.OK() != (c.outcome == function.OutcomeOK) {
 				t.Fatalf("Err() = %v for %s", res.Err(), res.Outcome)
 			}
 		})
@@ -85,16 +86,16 @@ func TestOutcomeErrors(t *testing.T) {
 func TestLimits(t *testing.T) {
 	cases := []struct {
 		name, fn, in string
-		edit         func(*execute.Spec)
-		want         execute.Outcome
+		edit         func(*function.Spec)
+		want         function.Outcome
 		err          error
 	}{
-		{"timeout on an infinite loop", "loop", "", func(s *execute.Spec) { s.Timeout = 100 * time.Millisecond }, execute.OutcomeTimeout, execute.ErrTimeout},
-		{"memory hog (tiny)", "memhog", "", func(s *execute.Spec) { s.MemoryPages = 64 }, execute.OutcomeMemoryLimit, execute.ErrMemoryLimit},
-		{"memory hog (Go runtime)", "gomemhog", "", func(s *execute.Spec) { s.MemoryPages = 128 }, execute.OutcomeMemoryLimit, execute.ErrMemoryLimit},
-		{"output flood", "flood", "", func(s *execute.Spec) { s.MaxOutputBytes = 100_000 }, execute.OutcomeOutputLimit, execute.ErrOutputLimit},
-		{"echo over the output limit", "echo", strings.Repeat("x", 101), func(s *execute.Spec) { s.MaxOutputBytes = 100 }, execute.OutcomeOutputLimit, execute.ErrOutputLimit},
-		{"no stdout allowed", "increment", `{"value":1}`, func(s *execute.Spec) { s.MaxOutputBytes = 0 }, execute.OutcomeOutputLimit, execute.ErrOutputLimit},
+		{"timeout on an infinite loop", "loop", "", func(s *function.Spec) { s.Timeout = 100 * time.Millisecond }, function.OutcomeTimeout, execute.ErrTimeout},
+		{"memory hog (tiny)", "memhog", "", func(s *function.Spec) { s.MemoryPages = 64 }, function.OutcomeMemoryLimit, execute.ErrMemoryLimit},
+		{"memory hog (Go runtime)", "gomemhog", "", func(s *function.Spec) { s.MemoryPages = 128 }, function.OutcomeMemoryLimit, execute.ErrMemoryLimit},
+		{"output flood", "flood", "", func(s *function.Spec) { s.MaxOutputBytes = 100_000 }, function.OutcomeOutputLimit, execute.ErrOutputLimit},
+		{"echo over the output limit", "echo", strings.Repeat("x", 101), func(s *function.Spec) { s.MaxOutputBytes = 100 }, function.OutcomeOutputLimit, execute.ErrOutputLimit},
+		{"no stdout allowed", "increment", `{"value":1}`, func(s *function.Spec) { s.MaxOutputBytes = 0 }, function.OutcomeOutputLimit, execute.ErrOutputLimit},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -119,8 +120,8 @@ func TestLimits(t *testing.T) {
 }
 
 func TestStderrTruncation(t *testing.T) {
-	for _, max := range []uint32{0, 1000, execute.MaxStderrLimit} {
-		spec := deploy(t, shared, "noisy", func(s *execute.Spec) { s.MaxStderrBytes = max })
+	for _, max := range []uint32{0, 1000, function.MaxStderrLimit} {
+		spec := deploy(t, shared, "noisy", func(s *function.Spec) { s.MaxStderrBytes = max })
 		res := invoke(t, spec, 1, "")
 		if !res.OK() || string(res.Stdout) != "ok\n" {
 			t.Fatalf("max %d: %s %q", max, res.Outcome, res.Stdout)
@@ -137,16 +138,16 @@ func TestStderrTruncation(t *testing.T) {
 
 func TestDeployErrors(t *testing.T) {
 	ctx := context.Background()
-	dep := func(name, version string, code []byte, edit func(*execute.Spec)) execute.Deployment {
-		s := execute.DefaultSpec(name, version, code)
+	dep := func(name, version string, code []byte, edit func(*function.Spec)) function.Deployment {
+		s := function.DefaultSpec(name, version, code)
 		if edit != nil {
 			edit(&s)
 		}
-		return execute.Deployment{Spec: s, Code: code}
+		return function.Deployment{Spec: s, Code: code}
 	}
 	cases := []struct {
 		name string
-		d    execute.Deployment
+		d    function.Deployment
 		want error
 		msg  string
 	}{
@@ -155,8 +156,8 @@ func TestDeployErrors(t *testing.T) {
 		{"empty module (no _start)", dep("empty", "1", []byte("\x00asm\x01\x00\x00\x00"), nil), execute.ErrInvalidModule, "_start"},
 		{"custom import (tiny)", dep("tinyclock", "1", code(t, "tinyclock"), nil), execute.ErrUnsupportedImport, "env.host_time"},
 		{"custom import (Go)", dep("hostclock", "1", code(t, "hostclock"), nil), execute.ErrUnsupportedImport, "env.host_time"},
-		{"pages below the module's minimum", dep("increment", "1", code(t, "increment"), func(s *execute.Spec) { s.MemoryPages = 16 }), execute.ErrInvalidSpec, "spec allows 16"},
-		{"code hash mismatch", dep("x", "1", code(t, "echo"), func(s *execute.Spec) { s.CodeHash[0] ^= 1 }), execute.ErrCodeHash, ""},
+		{"pages below the module's minimum", dep("increment", "1", code(t, "increment"), func(s *function.Spec) { s.MemoryPages = 16 }), execute.ErrInvalidSpec, "spec allows 16"},
+		{"code hash mismatch", dep("x", "1", code(t, "echo"), func(s *function.Spec) { s.CodeHash[0] ^= 1 }), execute.ErrCodeHash, ""},
 		{"invalid spec", dep("Bad Name", "1", code(t, "echo"), nil), execute.ErrInvalidSpec, ""},
 	}
 	for _, c := range cases {
@@ -186,7 +187,7 @@ func TestInvokeErrors(t *testing.T) {
 	if _, err := shared.Invoke(ctx, bad, requestID(1), nil); !errors.Is(err, execute.ErrInvalidSpec) {
 		t.Fatalf("invalid spec: %v", err)
 	}
-	if _, err := shared.Invoke(ctx, spec, requestID(1), make([]byte, execute.MaxInputBytes+1)); !errors.Is(err, execute.ErrInputTooLarge) {
+	if _, err := shared.Invoke(ctx, spec, requestID(1), make([]byte, function.MaxInputBytes+1)); !errors.Is(err, execute.ErrInputTooLarge) {
 		t.Fatalf("large input: %v", err)
 	}
 	// Invoking deployed code under a spec with fewer pages than the
@@ -194,13 +195,13 @@ func TestInvokeErrors(t *testing.T) {
 	small := deploy(t, shared, "increment", nil)
 	small.MemoryPages = 16
 	res, err := shared.Invoke(ctx, small, requestID(1), nil)
-	if err != nil || res.Outcome != execute.OutcomeMemoryLimit {
+	if err != nil || res.Outcome != function.OutcomeMemoryLimit {
 		t.Fatalf("small spec: %v %v", res.Outcome, err)
 	}
 }
 
 func TestCanceledByCaller(t *testing.T) {
-	spec := deploy(t, shared, "loop", func(s *execute.Spec) { s.Timeout = 10 * time.Second })
+	spec := deploy(t, shared, "loop", func(s *function.Spec) { s.Timeout = 10 * time.Second })
 
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
@@ -223,7 +224,7 @@ func TestConcurrentDeployAndInvoke(t *testing.T) {
 	}
 	defer rt.Close()
 	s := specFor(t, "tinyinc", nil)
-	d := execute.Deployment{Spec: s, Code: code(t, "tinyinc")}
+	d := function.Deployment{Spec: s, Code: code(t, "tinyinc")}
 	const n = 8
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -265,7 +266,7 @@ func TestClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := deploy(t, rt, "loop", func(s *execute.Spec) { s.Timeout = 10 * time.Second })
+	spec := deploy(t, rt, "loop", func(s *function.Spec) { s.Timeout = 10 * time.Second })
 	done := make(chan error, 1)
 	go func() {
 		_, err := rt.Invoke(context.Background(), spec, requestID(1), nil)
@@ -281,7 +282,7 @@ func TestClose(t *testing.T) {
 	if _, err := rt.Invoke(context.Background(), spec, requestID(1), nil); !errors.Is(err, execute.ErrClosed) {
 		t.Fatalf("Invoke after Close: %v", err)
 	}
-	if _, err := rt.Deploy(context.Background(), execute.Deployment{Spec: spec, Code: code(t, "loop")}); !errors.Is(err, execute.ErrClosed) {
+	if _, err := rt.Deploy(context.Background(), function.Deployment{Spec: spec, Code: code(t, "loop")}); !errors.Is(err, execute.ErrClosed) {
 		t.Fatalf("Deploy after Close: %v", err)
 	}
 	if err := rt.Close(); err != nil {
@@ -306,9 +307,9 @@ func FuzzDeployInvoke(f *testing.F) {
 		if len(module) == 0 {
 			return
 		}
-		s := execute.DefaultSpec("fuzz", "1", module)
+		s := function.DefaultSpec("fuzz", "1", module)
 		s.Timeout, s.MemoryPages, s.MaxOutputBytes = 20*time.Millisecond, 16, 1024
-		_, err := rt.Deploy(context.Background(), execute.Deployment{Spec: s, Code: module})
+		_, err := rt.Deploy(context.Background(), function.Deployment{Spec: s, Code: module})
 		if err != nil {
 			if !errors.Is(err, execute.ErrInvalidModule) && !errors.Is(err, execute.ErrUnsupportedImport) && !errors.Is(err, execute.ErrInvalidSpec) {
 				t.Fatalf("unnamed deploy error: %v", err)

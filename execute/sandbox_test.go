@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"testing"
+
+	"qledger/function"
 )
 
 func rid(b byte) [32]byte {
@@ -125,24 +127,24 @@ func TestStderrLog(t *testing.T) {
 
 func TestMemoryGuard(t *testing.T) {
 	calls := 0
-	g := &memoryGuard{limit: 4 * PageSize, onRefuse: func() { calls++ }}
-	m := g.Allocate(PageSize, 16*PageSize)
-	buf := m.Reallocate(PageSize)
-	if len(buf) != PageSize {
+	g := &memoryGuard{limit: 4 * function.PageSize, onRefuse: func() { calls++ }}
+	m := g.Allocate(function.PageSize, 16*function.PageSize)
+	buf := m.Reallocate(function.PageSize)
+	if len(buf) != function.PageSize {
 		t.Fatalf("initial %d bytes", len(buf))
 	}
-	buf[0], buf[PageSize-1] = 1, 2
-	buf = m.Reallocate(3 * PageSize)
-	if len(buf) != 3*PageSize || buf[0] != 1 || buf[PageSize-1] != 2 || buf[PageSize] != 0 {
+	buf[0], buf[function.PageSize-1] = 1, 2
+	buf = m.Reallocate(3 * function.PageSize)
+	if len(buf) != 3*function.PageSize || buf[0] != 1 || buf[function.PageSize-1] != 2 || buf[function.PageSize] != 0 {
 		t.Fatal("growth lost or dirtied content")
 	}
-	if got := m.Reallocate(4 * PageSize); len(got) != 4*PageSize || g.refused {
+	if got := m.Reallocate(4 * function.PageSize); len(got) != 4*function.PageSize || g.refused {
 		t.Fatal("growth up to the limit refused")
 	}
-	if got := m.Reallocate(5 * PageSize); got != nil || !g.refused || g.asked != 5*PageSize {
+	if got := m.Reallocate(5 * function.PageSize); got != nil || !g.refused || g.asked != 5*function.PageSize {
 		t.Fatalf("growth over the limit: %d bytes, refused %v", len(got), g.refused)
 	}
-	m.Reallocate(6 * PageSize)
+	m.Reallocate(6 * function.PageSize)
 	if calls != 1 {
 		t.Fatalf("onRefuse called %d times", calls)
 	}
@@ -150,8 +152,8 @@ func TestMemoryGuard(t *testing.T) {
 
 	// An initial size over the limit is flagged but still allocated, since
 	// wazero cannot handle a refusal there.
-	g2 := &memoryGuard{limit: PageSize, onRefuse: func() {}}
-	if b := g2.Allocate(2*PageSize, 2*PageSize).Reallocate(2 * PageSize); len(b) != 2*PageSize || !g2.refused {
+	g2 := &memoryGuard{limit: function.PageSize, onRefuse: func() {}}
+	if b := g2.Allocate(2*function.PageSize, 2*function.PageSize).Reallocate(2 * function.PageSize); len(b) != 2*function.PageSize || !g2.refused {
 		t.Fatalf("initial over the limit: %d bytes, refused %v", len(b), g2.refused)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"qledger/function"
 )
 
 // Hand-assembled modules for the static checks.
@@ -187,9 +189,9 @@ func TestTableGrowIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.Close()
-	spec := DefaultSpec("tablegrow", "1", code)
+	spec := function.DefaultSpec("tablegrow", "1", code)
 	spec.Timeout = 5 * time.Second
-	if _, err := rt.Deploy(context.Background(), Deployment{Spec: spec, Code: code}); err != nil {
+	if _, err := rt.Deploy(context.Background(), function.Deployment{Spec: spec, Code: code}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := rt.Invoke(context.Background(), spec, sha256.Sum256(nil), nil)

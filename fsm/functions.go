@@ -8,7 +8,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"qledger/chain"
-	"qledger/execute"
+	"qledger/function"
 )
 
 // bucketFunctions maps a function name to its latest deployment.
@@ -17,16 +17,16 @@ var bucketFunctions = []byte("functions")
 // FunctionMeta is a deployed function as this group knows it: the latest
 // valid deploy transaction committed under its name.
 type FunctionMeta struct {
-	Spec   execute.Spec `json:"spec"`
-	TxID   chain.Hash   `json:"tx_id"`
-	Height uint64       `json:"height"`
+	Spec   function.Spec `json:"spec"`
+	TxID   chain.Hash    `json:"tx_id"`
+	Height uint64        `json:"height"`
 }
 
 // indexDeploy records a committed deploy transaction whose deployment
 // decodes and validates (identically on every replica); later deploys
 // under the same name replace earlier ones.
 func (w *writer) indexDeploy(t *chain.Tx, id chain.Hash, height uint64) error {
-	var d execute.Deployment
+	var d function.Deployment
 	if d.UnmarshalBinary(t.Payload) != nil || d.Validate() != nil {
 		return nil
 	}
@@ -58,7 +58,7 @@ func (s *Store) Function(name string) (FunctionMeta, []byte, error) {
 	if err != nil {
 		return m, nil, err
 	}
-	var d execute.Deployment
+	var d function.Deployment
 	if err := d.UnmarshalBinary(t.Payload); err != nil {
 		return m, nil, fmt.Errorf("fsm: deployment of %q: %w", name, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"qledger/examples/functions"
 	"qledger/examples/functions/tiny"
 	"qledger/execute"
+	"qledger/function"
 )
 
 // benchInvokeCmd measures verified invocations end to end (gateway to
@@ -54,13 +55,13 @@ func (a *app) benchInvokeCmd() *cobra.Command {
 			if !ok {
 				continue
 			}
-			spec := execute.DefaultSpec("increment", "1", code)
+			spec := function.DefaultSpec("increment", "1", code)
 			// Baseline 1: the WebAssembly call alone.
 			rt, err := execute.New(execute.DefaultConfig())
 			if err != nil {
 				return err
 			}
-			if _, err := rt.Deploy(context.Background(), execute.Deployment{Spec: spec, Code: code}); err != nil {
+			if _, err := rt.Deploy(context.Background(), function.Deployment{Spec: spec, Code: code}); err != nil {
 				return err
 			}
 			wasm := run.drive(*clients, func(c, i int) error {
@@ -77,7 +78,7 @@ func (a *app) benchInvokeCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				payload, _ := execute.Deployment{Spec: spec, Code: code}.MarshalBinary()
+				payload, _ := function.Deployment{Spec: spec, Code: code}.MarshalBinary()
 				gw := lc.Nodes[0]
 				for g := 0; g < groups; g++ {
 					if _, err := gw.Submit(context.Background(), chain.Tx{Kind: chain.TxDeploy, Group: uint32(g), Payload: payload}); err != nil {
@@ -88,7 +89,7 @@ func (a *app) benchInvokeCmd() *cobra.Command {
 				// Compile the module on every node first: the first call of a
 				// Go module on a node costs about a second of compilation.
 				for _, n := range lc.Nodes {
-					if err := n.CheckDeployment(context.Background(), execute.Deployment{Spec: spec, Code: code}); err != nil {
+					if err := n.CheckDeployment(context.Background(), function.Deployment{Spec: spec, Code: code}); err != nil {
 						lc.Close()
 						return err
 					}

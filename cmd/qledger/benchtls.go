@@ -16,7 +16,7 @@ import (
 	"qledger/cluster"
 	"qledger/election"
 	"qledger/examples/functions/tiny"
-	"qledger/execute"
+	"qledger/function"
 	"qledger/pki"
 )
 
@@ -92,13 +92,13 @@ func (a *app) benchTLSCmd() *cobra.Command {
 				return err
 			})
 			code, _ := tiny.Module("tinyinc")
-			spec := execute.DefaultSpec("increment", "1", code)
-			dep, _ := execute.Deployment{Spec: spec, Code: code}.MarshalBinary()
+			spec := function.DefaultSpec("increment", "1", code)
+			dep, _ := function.Deployment{Spec: spec, Code: code}.MarshalBinary()
 			if _, err := ld.Submit(context.Background(), chain.Tx{Kind: chain.TxDeploy, Payload: dep}); err != nil {
 				return out, err
 			}
 			for _, n := range lc.Nodes {
-				if err := n.CheckDeployment(context.Background(), execute.Deployment{Spec: spec, Code: code}); err != nil {
+				if err := n.CheckDeployment(context.Background(), function.Deployment{Spec: spec, Code: code}); err != nil {
 					return out, err
 				}
 			}

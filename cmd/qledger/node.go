@@ -18,6 +18,7 @@ import (
 	"qledger/api"
 	"qledger/cluster"
 	"qledger/execute"
+	"qledger/function"
 	"qledger/qkd"
 )
 
@@ -228,7 +229,7 @@ wait:
 
 // forgeResult replaces a result with a forged success (--test-wrong-results).
 func forgeResult(r execute.Result) execute.Result {
-	r.Outcome, r.ExitCode, r.Stdout = execute.OutcomeOK, 0, []byte(`{"forged":true}`)
-	r.Hash = execute.ResultHash(r.Outcome, r.ExitCode, r.Stdout)
+	r.Outcome, r.ExitCode, r.Stdout = function.OutcomeOK, 0, []byte(`{"forged":true}`)
+	r.Hash = function.ResultHash(r.Outcome, r.ExitCode, r.Stdout)
 	return r
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"qledger/execute"
+	"qledger/function"
 )
 
 // Fill creates one Runtime per cache directory and deploys every module
@@ -53,7 +54,7 @@ func fill(dir string, files []string, logf func(string, ...any)) error {
 		}
 		name := strings.TrimSuffix(filepath.Base(f), ".wasm")
 		start := time.Now()
-		_, err = rt.Deploy(context.Background(), execute.Deployment{Spec: execute.DefaultSpec(name, "1", code), Code: code})
+		_, err = rt.Deploy(context.Background(), function.Deployment{Spec: function.DefaultSpec(name, "1", code), Code: code})
 		if logf != nil {
 			logf("%s %s %s %v", dir, name, time.Since(start).Round(time.Millisecond), err)
 		}

@@ -1,4 +1,4 @@
-package execute
+package function
 
 import "qledger/internal/wire"
 

@@ -1,4 +1,4 @@
-package execute
+package function
 
 import (
 	"bytes"
@@ -30,8 +30,8 @@ const (
 )
 
 // Spec describes a deployed function: its identity and its limits. It is
-// the metadata of a deploy transaction (see Deployment) and what Invoke
-// applies to each call. The zero value is not valid; use Validate.
+// the metadata of a deploy transaction (see Deployment) and what the
+// runtime (execute.Runtime.Invoke) applies to each call. The zero value is not valid; use Validate.
 type Spec struct {
 	// Name identifies the function: 1..64 bytes of a-z, 0-9, '.', '_' and
 	// '-', starting with a letter or digit.
@@ -166,7 +166,7 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 	}
 	out := decodeSpecBody(d)
 	if err := d.Finish(); err != nil {
-		return fmt.Errorf("execute: decode spec: %w", err)
+		return fmt.Errorf("function: decode spec: %w", err)
 	}
 	if err := out.Validate(); err != nil {
 		return err
@@ -199,13 +199,14 @@ type Deployment struct {
 }
 
 // Validate checks the Spec and that Code is 1..MaxCodeBytes long and hashes
-// to Spec.CodeHash. It does not compile the module (see Runtime.Deploy).
+// to Spec.CodeHash. It does not compile the module (see
+// execute.Runtime.Deploy).
 func (d Deployment) Validate() error {
 	if err := d.Spec.Validate(); err != nil {
 		return err
 	}
 	if len(d.Code) == 0 {
-		return fmt.Errorf("%w: empty module", ErrInvalidModule)
+		return ErrEmptyCode
 	}
 	if len(d.Code) > MaxCodeBytes {
 		return fmt.Errorf("%w: module of %d bytes (at most %d)", ErrTooLarge, len(d.Code), MaxCodeBytes)
@@ -243,7 +244,7 @@ func (d *Deployment) UnmarshalBinary(b []byte) error {
 	out := Deployment{Spec: decodeSpecBody(dec)}
 	out.Code = bytes.Clone(dec.Bytes32("code", MaxCodeBytes))
 	if err := dec.Finish(); err != nil {
-		return fmt.Errorf("execute: decode deployment: %w", err)
+		return fmt.Errorf("function: decode deployment: %w", err)
 	}
 	if err := out.Validate(); err != nil {
 		return err

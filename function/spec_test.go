@@ -1,4 +1,4 @@
-package execute_test
+package function_test
 
 import (
 	"bytes"
@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"qledger/execute"
+	"qledger/function"
 )
 
-func goldenSpec() execute.Spec {
-	s := execute.Spec{
+func goldenSpec() function.Spec {
+	s := function.Spec{
 		Name:           "increment",
 		Version:        "1.0.0",
 		MemoryPages:    256,
@@ -42,7 +42,7 @@ func TestSpecGoldenEncoding(t *testing.T) {
 	if got := hex.EncodeToString(b); got != goldenSpecHex {
 		t.Fatalf("encoding\n got %s\nwant %s", got, goldenSpecHex)
 	}
-	var back execute.Spec
+	var back function.Spec
 	if err := back.UnmarshalBinary(b); err != nil {
 		t.Fatal(err)
 	}
@@ -54,23 +54,23 @@ func TestSpecGoldenEncoding(t *testing.T) {
 func TestSpecValidate(t *testing.T) {
 	cases := []struct {
 		name string
-		edit func(*execute.Spec)
+		edit func(*function.Spec)
 	}{
-		{"empty name", func(s *execute.Spec) { s.Name = "" }},
-		{"upper-case name", func(s *execute.Spec) { s.Name = "Increment" }},
-		{"name starting with a dash", func(s *execute.Spec) { s.Name = "-x" }},
-		{"name with a slash", func(s *execute.Spec) { s.Name = "a/b" }},
-		{"long name", func(s *execute.Spec) { s.Name = strings.Repeat("a", execute.MaxNameLen+1) }},
-		{"empty version", func(s *execute.Spec) { s.Version = "" }},
-		{"version with a space", func(s *execute.Spec) { s.Version = "1 0" }},
-		{"long version", func(s *execute.Spec) { s.Version = strings.Repeat("1", execute.MaxVersionLen+1) }},
-		{"zero pages", func(s *execute.Spec) { s.MemoryPages = 0 }},
-		{"too many pages", func(s *execute.Spec) { s.MemoryPages = execute.MaxMemoryPages + 1 }},
-		{"zero timeout", func(s *execute.Spec) { s.Timeout = 0 }},
-		{"negative timeout", func(s *execute.Spec) { s.Timeout = -time.Second }},
-		{"long timeout", func(s *execute.Spec) { s.Timeout = execute.MaxTimeout + 1 }},
-		{"large output", func(s *execute.Spec) { s.MaxOutputBytes = execute.MaxOutputLimit + 1 }},
-		{"large stderr", func(s *execute.Spec) { s.MaxStderrBytes = execute.MaxStderrLimit + 1 }},
+		{"empty name", func(s *function.Spec) { s.Name = "" }},
+		{"upper-case name", func(s *function.Spec) { s.Name = "Increment" }},
+		{"name starting with a dash", func(s *function.Spec) { s.Name = "-x" }},
+		{"name with a slash", func(s *function.Spec) { s.Name = "a/b" }},
+		{"long name", func(s *function.Spec) { s.Name = strings.Repeat("a", function.MaxNameLen+1) }},
+		{"empty version", func(s *function.Spec) { s.Version = "" }},
+		{"version with a space", func(s *function.Spec) { s.Version = "1 0" }},
+		{"long version", func(s *function.Spec) { s.Version = strings.Repeat("1", function.MaxVersionLen+1) }},
+		{"zero pages", func(s *function.Spec) { s.MemoryPages = 0 }},
+		{"too many pages", func(s *function.Spec) { s.MemoryPages = function.MaxMemoryPages + 1 }},
+		{"zero timeout", func(s *function.Spec) { s.Timeout = 0 }},
+		{"negative timeout", func(s *function.Spec) { s.Timeout = -time.Second }},
+		{"long timeout", func(s *function.Spec) { s.Timeout = function.MaxTimeout + 1 }},
+		{"large output", func(s *function.Spec) { s.MaxOutputBytes = function.MaxOutputLimit + 1 }},
+		{"large stderr", func(s *function.Spec) { s.MaxStderrBytes = function.MaxStderrLimit + 1 }},
 	}
 	if err := goldenSpec().Validate(); err != nil {
 		t.Fatalf("golden spec: %v", err)
@@ -79,10 +79,10 @@ func TestSpecValidate(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			s := goldenSpec()
 			c.edit(&s)
-			if err := s.Validate(); !errors.Is(err, execute.ErrInvalidSpec) {
+			if err := s.Validate(); !errors.Is(err, function.ErrInvalidSpec) {
 				t.Fatalf("Validate = %v, want ErrInvalidSpec", err)
 			}
-			if _, err := s.MarshalBinary(); !errors.Is(err, execute.ErrInvalidSpec) {
+			if _, err := s.MarshalBinary(); !errors.Is(err, function.ErrInvalidSpec) {
 				t.Fatalf("MarshalBinary = %v, want ErrInvalidSpec", err)
 			}
 		})
@@ -97,24 +97,24 @@ func TestSpecDecodeStrict(t *testing.T) {
 		in   []byte
 		want error
 	}{
-		{"empty", nil, execute.ErrTruncated},
-		{"truncated", good[:len(good)-1], execute.ErrTruncated},
-		{"trailing byte", append(bytes.Clone(good), 0), execute.ErrTrailingBytes},
-		{"version 0", mut(func(b []byte) []byte { b[0] = 0; return b }), execute.ErrUnknownVersion},
-		{"version 2", mut(func(b []byte) []byte { b[0] = 2; return b }), execute.ErrUnknownVersion},
-		{"oversize name", mut(func(b []byte) []byte { b[1] = execute.MaxNameLen + 1; return b }), execute.ErrTooLarge},
+		{"empty", nil, function.ErrTruncated},
+		{"truncated", good[:len(good)-1], function.ErrTruncated},
+		{"trailing byte", append(bytes.Clone(good), 0), function.ErrTrailingBytes},
+		{"version 0", mut(func(b []byte) []byte { b[0] = 0; return b }), function.ErrUnknownVersion},
+		{"version 2", mut(func(b []byte) []byte { b[0] = 2; return b }), function.ErrUnknownVersion},
+		{"oversize name", mut(func(b []byte) []byte { b[1] = function.MaxNameLen + 1; return b }), function.ErrTooLarge},
 		{"oversize timeout", mut(func(b []byte) []byte {
 			copy(b[len(b)-16:], []byte{0xff, 0, 0, 0, 0, 0, 0, 0})
 			return b
-		}), execute.ErrTooLarge},
+		}), function.ErrTooLarge},
 		{"invalid pages", mut(func(b []byte) []byte {
 			copy(b[len(b)-20:], []byte{0, 0, 0, 0})
 			return b
-		}), execute.ErrInvalidSpec},
+		}), function.ErrInvalidSpec},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var s execute.Spec
+			var s function.Spec
 			if err := s.UnmarshalBinary(c.in); !errors.Is(err, c.want) {
 				t.Fatalf("UnmarshalBinary = %v, want %v", err, c.want)
 			}
@@ -131,7 +131,7 @@ func TestSpecJSON(t *testing.T) {
 	if string(b) != want {
 		t.Fatalf("JSON\n got %s\nwant %s", b, want)
 	}
-	var back execute.Spec
+	var back function.Spec
 	if err := json.Unmarshal(b, &back); err != nil || back != goldenSpec() {
 		t.Fatalf("round trip: %+v, %v", back, err)
 	}
@@ -141,7 +141,7 @@ func TestSpecJSON(t *testing.T) {
 		strings.Replace(want, `"5s"`, `"5 parsecs"`, 1),
 		strings.Replace(want, `"memory_pages":256`, `"memory_pages":0`, 1),
 	} {
-		if err := json.Unmarshal([]byte(bad), &back); !errors.Is(err, execute.ErrInvalidSpec) {
+		if err := json.Unmarshal([]byte(bad), &back); !errors.Is(err, function.ErrInvalidSpec) {
 			t.Errorf("Unmarshal(%s) = %v, want ErrInvalidSpec", bad, err)
 		}
 	}
@@ -149,13 +149,13 @@ func TestSpecJSON(t *testing.T) {
 
 func TestDeploymentEncoding(t *testing.T) {
 	modBytes := []byte("\x00asm\x01\x00\x00\x00")
-	d := execute.Deployment{Spec: goldenSpec(), Code: modBytes}
+	d := function.Deployment{Spec: goldenSpec(), Code: modBytes}
 	d.Spec.CodeHash = sha256.Sum256(modBytes)
 	b, err := d.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var back execute.Deployment
+	var back function.Deployment
 	if err := back.UnmarshalBinary(b); err != nil {
 		t.Fatal(err)
 	}
@@ -170,51 +170,51 @@ func TestDeploymentEncoding(t *testing.T) {
 	// The code must hash to the spec's code hash, in both directions.
 	wrong := d
 	wrong.Code = []byte("\x00asm\x01\x00\x00\x01")
-	if _, err := wrong.MarshalBinary(); !errors.Is(err, execute.ErrCodeHash) {
+	if _, err := wrong.MarshalBinary(); !errors.Is(err, function.ErrCodeHash) {
 		t.Fatalf("MarshalBinary with wrong code = %v, want ErrCodeHash", err)
 	}
 	tampered := bytes.Clone(b)
 	tampered[len(tampered)-1] ^= 1
-	if err := back.UnmarshalBinary(tampered); !errors.Is(err, execute.ErrCodeHash) {
+	if err := back.UnmarshalBinary(tampered); !errors.Is(err, function.ErrCodeHash) {
 		t.Fatalf("tampered code: %v, want ErrCodeHash", err)
 	}
 
 	// A code length above MaxCodeBytes is refused before any allocation.
 	huge := bytes.Clone(b[:len(b)-len(modBytes)-4])
 	huge = append(huge, 0xff, 0xff, 0xff, 0xff)
-	if err := back.UnmarshalBinary(huge); !errors.Is(err, execute.ErrTooLarge) {
+	if err := back.UnmarshalBinary(huge); !errors.Is(err, function.ErrTooLarge) {
 		t.Fatalf("huge code length: %v, want ErrTooLarge", err)
 	}
-	if err := back.UnmarshalBinary(append(bytes.Clone(b), 0)); !errors.Is(err, execute.ErrTrailingBytes) {
+	if err := back.UnmarshalBinary(append(bytes.Clone(b), 0)); !errors.Is(err, function.ErrTrailingBytes) {
 		t.Fatalf("trailing: %v", err)
 	}
 	bad := bytes.Clone(b)
 	bad[0] = 9
-	if err := back.UnmarshalBinary(bad); !errors.Is(err, execute.ErrUnknownVersion) {
+	if err := back.UnmarshalBinary(bad); !errors.Is(err, function.ErrUnknownVersion) {
 		t.Fatalf("version: %v", err)
 	}
-	empty := execute.Deployment{Spec: goldenSpec()}
-	if err := empty.Validate(); !errors.Is(err, execute.ErrInvalidModule) {
+	empty := function.Deployment{Spec: goldenSpec()}
+	if err := empty.Validate(); !errors.Is(err, function.ErrEmptyCode) {
 		t.Fatalf("empty code: %v", err)
 	}
 }
 
 func TestOutcomeText(t *testing.T) {
-	for o := execute.OutcomeOK; o <= execute.OutcomeBadExit; o++ {
+	for o := function.OutcomeOK; o <= function.OutcomeBadExit; o++ {
 		b, err := o.MarshalText()
 		if err != nil {
 			t.Fatal(err)
 		}
-		var back execute.Outcome
+		var back function.Outcome
 		if err := back.UnmarshalText(b); err != nil || back != o {
 			t.Fatalf("%s: %v %v", b, back, err)
 		}
 	}
-	var o execute.Outcome
+	var o function.Outcome
 	if err := o.UnmarshalText([]byte("fine")); err == nil {
 		t.Fatal("unknown outcome accepted")
 	}
-	if _, err := execute.Outcome(0).MarshalText(); err == nil {
+	if _, err := function.Outcome(0).MarshalText(); err == nil {
 		t.Fatal("zero outcome marshaled")
 	}
 }
@@ -229,27 +229,11 @@ func TestResultHashEncoding(t *testing.T) {
 	buf.Write([]byte{0, 0, 0, 0})
 	buf.Write([]byte{0, 0, 0, 0, 0, 0, 0, byte(len(stdout))})
 	buf.Write(stdout)
-	if got, want := execute.ResultHash(execute.OutcomeOK, 0, stdout), sha256.Sum256(buf.Bytes()); got != want {
+	if got, want := function.ResultHash(function.OutcomeOK, 0, stdout), sha256.Sum256(buf.Bytes()); got != want {
 		t.Fatalf("ResultHash = %x, want %x", got, want)
 	}
-	if execute.ResultHash(execute.OutcomeTimeout, 0, nil) == execute.ResultHash(execute.OutcomeOK, 0, nil) {
+	if function.ResultHash(function.OutcomeTimeout, 0, nil) == function.ResultHash(function.OutcomeOK, 0, nil) {
 		t.Fatal("a timeout hashes like an empty success")
-	}
-}
-
-func TestConfigValidate(t *testing.T) {
-	if err := execute.DefaultConfig().Validate(); err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range []int{0, -1, 65} {
-		c := execute.DefaultConfig()
-		c.CompileWorkers = w
-		if err := c.Validate(); !errors.Is(err, execute.ErrConfig) {
-			t.Errorf("workers %d: %v", w, err)
-		}
-		if _, err := execute.New(c); !errors.Is(err, execute.ErrConfig) {
-			t.Errorf("New with workers %d: %v", w, err)
-		}
 	}
 }
 
@@ -259,20 +243,20 @@ func FuzzDecode(f *testing.F) {
 	good, _ := hex.DecodeString(goldenSpecHex)
 	f.Add(good)
 	mod := []byte("\x00asm\x01\x00\x00\x00")
-	d := execute.Deployment{Spec: goldenSpec(), Code: mod}
+	d := function.Deployment{Spec: goldenSpec(), Code: mod}
 	d.Spec.CodeHash = sha256.Sum256(mod)
 	db, _ := d.MarshalBinary()
 	f.Add(db)
 	f.Add([]byte{1})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var s execute.Spec
+		var s function.Spec
 		if err := s.UnmarshalBinary(b); err == nil {
 			again, err := s.MarshalBinary()
 			if err != nil || !bytes.Equal(again, b) {
 				t.Fatalf("spec re-encoding differs: %v", err)
 			}
 		}
-		var dep execute.Deployment
+		var dep function.Deployment
 		if err := dep.UnmarshalBinary(b); err == nil {
 			again, err := dep.MarshalBinary()
 			if err != nil || !bytes.Equal(again, b) {
