@@ -74,7 +74,9 @@ type Identity struct {
 func (i Identity) String() string { return string(i.Role) + ":" + i.Name }
 
 // IdentityOf reads the role and node ID from a certificate's URI SANs. It
-// does not verify the certificate; see Verify.
+// does not verify the certificate; see Verify. A certificate naming two
+// different roles or two different node IDs names no one: it fails with
+// ErrNoIdentity rather than having one of them win by position.
 func IdentityOf(c *x509.Certificate) (Identity, error) {
 	id := Identity{Name: c.Subject.CommonName}
 	for _, u := range c.URIs {
@@ -92,7 +94,11 @@ func IdentityOf(c *x509.Certificate) (Identity, error) {
 			}
 			id.Role = r
 		case strings.HasPrefix(u.Opaque, nodePath):
-			id.NodeID = strings.TrimPrefix(u.Opaque, nodePath)
+			n := strings.TrimPrefix(u.Opaque, nodePath)
+			if id.NodeID != "" && id.NodeID != n {
+				return Identity{}, fmt.Errorf("%w: two node IDs", ErrNoIdentity)
+			}
+			id.NodeID = n
 		}
 	}
 	switch {
