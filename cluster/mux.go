@@ -83,6 +83,8 @@ func (m *mux) route(c net.Conn) {
 		c.Close()
 		return
 	}
+	// The consumer owns the connection's deadlines from here: raft keeps
+	// long-lived streams, the RPC server bounds each frame it reads.
 	_ = c.SetDeadline(time.Time{})
 	sub, ok := m.subs[b[0]]
 	if !ok {

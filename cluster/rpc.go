@@ -75,6 +75,11 @@ func writeFrame(w *bufio.Writer, kind uint8, body []byte) error {
 	return w.Flush()
 }
 
+// frameChunk is the first buffer a frame body is read into; the buffer
+// doubles only as bytes actually arrive, so a peer that declares a large
+// frame and sends little costs little memory.
+const frameChunk = 64 << 10
+
 func readFrame(r *bufio.Reader) (uint8, []byte, error) {
 	var hdr [5]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -84,11 +89,31 @@ func readFrame(r *bufio.Reader) (uint8, []byte, error) {
 	if n > maxFrame {
 		return 0, nil, fmt.Errorf("%w: frame of %d bytes, limit %d", ErrTooLarge, n, maxFrame)
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
+	body, err := readBody(r, int(n))
+	if err != nil {
 		return 0, nil, err
 	}
 	return hdr[0], body, nil
+}
+
+// readBody reads exactly n bytes, growing its buffer (at most to twice
+// the bytes received so far) as they arrive.
+func readBody(r io.Reader, n int) ([]byte, error) {
+	body := make([]byte, 0, min(n, frameChunk))
+	for len(body) < n {
+		if len(body) == cap(body) {
+			body = append(make([]byte, 0, min(n, 2*cap(body))), body...)
+		}
+		m, err := r.Read(body[len(body):cap(body)])
+		body = body[:len(body)+m]
+		if err != nil && len(body) < n {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return body, nil
 }
 
 type peerKey struct{}
@@ -160,7 +185,19 @@ func (s *rpcServer) handle(c net.Conn) {
 		}
 	}
 	r, w := bufio.NewReader(c), bufio.NewWriter(c)
-	for {
+	// A new connection carries its first request at once; a pooled one
+	// may idle between requests, but once a frame starts it must complete
+	// within the RPC timeout, so a peer that stalls mid-frame loses the
+	// connection.
+	_ = c.SetReadDeadline(time.Now().Add(s.timeout))
+	for first := true; ; first = false {
+		if !first {
+			_ = c.SetReadDeadline(time.Time{})
+			if _, err := r.Peek(1); err != nil {
+				return
+			}
+			_ = c.SetReadDeadline(time.Now().Add(s.timeout))
+		}
 		m, body, err := readFrame(r)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
@@ -183,6 +220,7 @@ func (s *rpcServer) handle(c net.Conn) {
 				status, out = codeOf(err), []byte(err.Error())
 			}
 		}
+		_ = c.SetWriteDeadline(time.Now().Add(s.timeout))
 		if err := writeFrame(w, status, out); err != nil {
 			return
 		}
