@@ -488,7 +488,7 @@ func TestFailedVoterRemovalKeepsQuorum(t *testing.T) {
 	// still carries the leader's heartbeats: the leader leads, but its
 	// healthy voters are not a quorum of any smaller configuration.
 	p.isolate(followers...)
-	waitUntil(t, "both failures past the grace period", 20*time.Second, func() bool {
+	waitUntil(t, "both failures past the grace period", 3*time.Minute, func() bool {
 		snap := ld.rec.snapshot()
 		for _, id := range ids {
 			h := snap[id]
@@ -508,7 +508,7 @@ func TestFailedVoterRemovalKeepsQuorum(t *testing.T) {
 	}
 
 	p.heal()
-	waitUntil(t, "the followers healthy again", 30*time.Second, func() bool {
+	waitUntil(t, "the followers healthy again", 3*time.Minute, func() bool {
 		snap := ld.rec.snapshot()
 		return snap[ids[0]].Healthy && snap[ids[1]].Healthy
 	})
@@ -516,7 +516,7 @@ func TestFailedVoterRemovalKeepsQuorum(t *testing.T) {
 	// One follower stops, with no standby to replace it.
 	followers[0].Close()
 	down := map[string]bool{ids[0]: true}
-	waitUntil(t, "the stopped voter removed", 20*time.Second, func() bool {
+	waitUntil(t, "the stopped voter removed", 3*time.Minute, func() bool {
 		servers, ok := leaderServers(l, 0)
 		if !ok {
 			return false
