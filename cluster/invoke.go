@@ -121,50 +121,6 @@ type execReq struct {
 	DeployHeight uint64 `json:"deploy_height"`
 }
 
-// electionState keeps this node's nonces between commit and reveal.
-type electionState struct {
-	mu     sync.Mutex
-	nonces map[[32]byte]nonceEntry
-}
-
-type nonceEntry struct {
-	nonce [election.Size]byte
-	at    time.Time
-}
-
-func (e *electionState) commit(req [32]byte) ([election.Size]byte, error) {
-	nonce, err := election.NewNonce()
-	if err != nil {
-		return nonce, err
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.nonces == nil {
-		e.nonces = map[[32]byte]nonceEntry{}
-	}
-	for k, v := range e.nonces {
-		if time.Since(v.at) > time.Minute {
-			delete(e.nonces, k)
-		}
-	}
-	if _, dup := e.nonces[req]; dup {
-		return nonce, fmt.Errorf("%w: request already committed", ErrBadRequest)
-	}
-	e.nonces[req] = nonceEntry{nonce: nonce, at: time.Now()}
-	return election.HashNonce(nonce), nil
-}
-
-func (e *electionState) reveal(req [32]byte) ([election.Size]byte, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	v, ok := e.nonces[req]
-	if !ok {
-		return v.nonce, fmt.Errorf("%w: no commitment for this request", ErrNotFound)
-	}
-	delete(e.nonces, req)
-	return v.nonce, nil
-}
-
 // execLocal runs a function on this node, loading it from the local chain
 // store on first use.
 func (n *Node) execLocal(ctx context.Context, req execReq) ExecOutcome {
@@ -331,127 +287,111 @@ func (n *Node) lead(ctx context.Context, req InvokeRequest) (res InvokeResult, e
 		}
 		n.metrics.observeInvocation(result, res.Record.Conflict != "", tElect, tExec, tCommit, time.Since(t0))
 	}()
-	cands, err := n.candidates()
+	rec, addr, err := n.holdElection(ctx, req)
 	if err != nil {
 		return InvokeResult{}, err
 	}
-	phase := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(ctx, max(n.cfg.ElectionTimeout, 500*time.Millisecond))
-	}
-	// Commit phase: every candidate commits to a nonce.
-	type commitOut struct {
-		c   NodeInfo
-		h   [election.Size]byte
-		err error
-	}
-	cctx, cancel := phase()
-	commits := parallel(cands, func(c NodeInfo) commitOut {
-		if c.ID == n.info.ID {
-			h, err := n.elect.commit(req.RequestID)
-			return commitOut{c, h, err}
-		}
-		var r commitResp
-		err := n.client.call(cctx, c.Addr, mElectCommit, commitReq{req.RequestID}, &r)
-		if err == nil && r.NodeID != c.ID {
-			err = fmt.Errorf("%w: %s answered for %s", ErrBadRequest, r.NodeID, c.ID)
-		}
-		return commitOut{c, r.H, err}
-	})
-	cancel()
-	// Reveal phase: only candidates that committed; a nonce must match.
-	var committed []commitOut
-	for _, c := range commits {
-		if c.err == nil {
-			committed = append(committed, c)
-		}
-	}
-	rctx, cancel := phase()
-	reveals := parallel(committed, func(c commitOut) *election.Reveal {
-		var nonce [election.Size]byte
-		var err error
-		if c.c.ID == n.info.ID {
-			nonce, err = n.elect.reveal(req.RequestID)
-		} else {
-			var r revealResp
-			err = n.client.call(rctx, c.c.Addr, mElectReveal, commitReq{req.RequestID}, &r)
-			nonce = r.Nonce
-		}
-		if err != nil || election.HashNonce(nonce) != c.h {
-			return nil
-		}
-		return &election.Reveal{NodeID: c.c.ID, Nonce: nonce}
-	})
-	cancel()
-	var rv []election.Reveal
-	addr := map[string]string{}
-	for _, c := range committed {
-		addr[c.c.ID] = c.c.Addr
-	}
-	for _, r := range reveals {
-		if r != nil {
-			rv = append(rv, *r)
-		}
-	}
-	if len(rv) == 0 {
-		return InvokeResult{}, ErrNoCandidates
-	}
-	rec, err := election.Elect(req.ElectionKey, req.KeyID, req.RequestID[:], rv)
-	if err != nil {
-		return InvokeResult{}, fmt.Errorf("%w: election: %v", ErrBadRequest, err)
-	}
 	tElect = time.Since(t0)
-
-	er := execReq{RequestID: req.RequestID, Function: req.Function, CodeHash: meta.Spec.CodeHash, Input: req.Input, DeployHeight: meta.Height}
-	run := func(id string) ExecOutcome {
-		if id == n.info.ID {
-			return n.execLocal(ctx, er)
-		}
-		var out ExecOutcome
-		xctx, cancel := context.WithTimeout(ctx, meta.Spec.Timeout+n.cfg.RPCTimeout)
-		defer cancel()
-		if err := n.client.call(xctx, addr[id], mExecute, er, &out); err != nil {
-			return ExecOutcome{NodeID: id, Err: err.Error()}
-		}
-		if out.NodeID != id {
-			return ExecOutcome{NodeID: id, Err: "answered as " + out.NodeID}
-		}
-		return out
-	}
 	xr := ExecRecord{Version: 1, RequestID: req.RequestID, Caller: req.Caller, Route: req.Route, Function: req.Function, FnVersion: meta.Spec.Version, CodeHash: meta.Spec.CodeHash,
 		InputHash: sha256.Sum256(req.Input), Input: req.Input, Timestamp: time.Now().UnixNano(), Election: rec,
 		Executor: rec.Executor(), Verifier: rec.Verifier()}
-	// The winner executes and the runner-up re-executes, in parallel.
-	first := []string{rec.Executor()}
-	if rec.Verifier() != "" {
-		first = append(first, rec.Verifier())
-	}
-	xr.Executions = parallel(first, run)
-	agreed, ok := majority(xr.Executions, len(first))
-	if !ok && rec.TieBreaker() != "" {
-		xr.TieBreaker = rec.TieBreaker()
-		xr.Executions = append(xr.Executions, run(rec.TieBreaker()))
-		agreed, ok = majority(xr.Executions, 2)
-	}
-	switch {
-	case ok:
-		xr.Agreed = true
-		xr.Verified = count(xr.Executions, agreed.Hash) >= 2
-		xr.ResultHash, xr.Outcome, xr.ExitCode, xr.Response = agreed.Hash, agreed.Outcome, agreed.ExitCode, agreed.Stdout
-		if len(xr.Executions) > 2 || !xr.Verified && len(first) > 1 {
-			xr.Conflict = describeExecs(xr.Executions)
-		}
-	default:
-		xr.Conflict = describeExecs(xr.Executions)
-	}
+	er := execReq{RequestID: req.RequestID, Function: req.Function, CodeHash: meta.Spec.CodeHash, Input: req.Input, DeployHeight: meta.Height}
+	n.executeRoles(ctx, rec, addr, er, meta.Spec.Timeout, &xr)
 	tExec = time.Since(t0) - tElect
 	xr.Micros = time.Since(t0).Microseconds()
+	tc := time.Now()
+	res, err = n.commitRecord(ctx, req, xr)
+	tCommit = time.Since(tc)
+	return res, err
+}
+
+// holdElection runs the election among the group's live members over this
+// node's RPC (election.Run) and returns its record and the members'
+// addresses.
+func (n *Node) holdElection(ctx context.Context, req InvokeRequest) (election.Record, map[string]string, error) {
+	cands, err := n.candidates()
+	if err != nil {
+		return election.Record{}, nil, err
+	}
+	addr := make(map[string]string, len(cands))
+	ids := make([]string, len(cands))
+	for i, c := range cands {
+		addr[c.ID], ids[i] = c.Addr, c.ID
+	}
+	rec, err := election.Run(ctx, election.RunConfig{
+		RequestID:  req.RequestID[:],
+		KeyID:      req.KeyID,
+		Key:        req.ElectionKey,
+		Candidates: ids,
+		Phase:      max(n.cfg.ElectionTimeout, 500*time.Millisecond),
+	}, electionTransport{n: n, addr: addr})
+	switch {
+	case errors.Is(err, election.ErrNoCandidates):
+		return rec, nil, ErrNoCandidates
+	case err != nil:
+		return rec, nil, fmt.Errorf("%w: election: %v", ErrBadRequest, err)
+	}
+	return rec, addr, nil
+}
+
+// executeRoles has the elected nodes run the request (election.Execute:
+// the winner and the runner-up in parallel, the third on a disagreement)
+// and fills in xr's executions and result, or its conflict.
+func (n *Node) executeRoles(ctx context.Context, rec election.Record, addr map[string]string, er execReq, timeout time.Duration, xr *ExecRecord) {
+	var mu sync.Mutex
+	outs := map[string]ExecOutcome{}
+	v := election.Execute(rec, func(id string) election.Execution {
+		out := n.runOn(ctx, id, addr[id], er, timeout)
+		mu.Lock()
+		outs[id] = out
+		mu.Unlock()
+		return election.Execution{NodeID: id, Hash: out.Hash, Failed: out.Err != ""}
+	})
+	for _, x := range v.Executions {
+		xr.Executions = append(xr.Executions, outs[x.NodeID])
+	}
+	if v.TieBroken {
+		xr.TieBreaker = rec.TieBreaker()
+	}
+	if v.Agreed {
+		for _, x := range xr.Executions {
+			if x.Err == "" && x.Hash == v.Hash {
+				xr.ResultHash, xr.Outcome, xr.ExitCode, xr.Response = x.Hash, x.Outcome, x.ExitCode, x.Stdout
+				break
+			}
+		}
+		xr.Agreed, xr.Verified = true, v.Verified
+	}
+	if v.TieBroken || !v.Agreed {
+		xr.Conflict = describeExecs(xr.Executions)
+	}
+}
+
+// runOn runs er on node id (at addr), locally if that is this node.
+func (n *Node) runOn(ctx context.Context, id, addr string, er execReq, timeout time.Duration) ExecOutcome {
+	if id == n.info.ID {
+		return n.execLocal(ctx, er)
+	}
+	var out ExecOutcome
+	xctx, cancel := context.WithTimeout(ctx, timeout+n.cfg.RPCTimeout)
+	defer cancel()
+	if err := n.client.call(xctx, addr, mExecute, er, &out); err != nil {
+		return ExecOutcome{NodeID: id, Err: err.Error()}
+	}
+	if out.NodeID != id {
+		return ExecOutcome{NodeID: id, Err: "answered as " + out.NodeID}
+	}
+	return out
+}
+
+// commitRecord commits xr as the request's execution record and answers
+// with it: ErrNoAgreement with the record if its executions disagreed.
+func (n *Node) commitRecord(ctx context.Context, req InvokeRequest, xr ExecRecord) (InvokeResult, error) {
 	payload, err := json.Marshal(xr)
 	if err != nil {
 		return InvokeResult{}, err
 	}
-	tc := time.Now()
 	receipt, err := n.Submit(ctx, chain.Tx{Kind: chain.TxExec, Group: uint32(n.group), IdempotencyKey: InvokeKey(req.RequestID), Submitter: req.Caller, Payload: payload})
-	tCommit = time.Since(tc)
 	if errors.Is(err, ErrConflict) {
 		// Another run of the same request (a retry through another
 		// leader) committed first: its record is the answer.
@@ -462,10 +402,61 @@ func (n *Node) lead(ctx context.Context, req InvokeRequest) (res InvokeResult, e
 	if err != nil {
 		return InvokeResult{Record: xr}, err
 	}
+	res := InvokeResult{Record: xr, Receipt: receipt}
 	if !xr.Agreed {
-		return InvokeResult{Record: xr, Receipt: receipt}, disagreement(InvokeResult{Record: xr, Receipt: receipt})
+		return res, disagreement(res)
 	}
-	return InvokeResult{Record: xr, Receipt: receipt}, nil
+	return res, nil
+}
+
+// electionTransport is election.Transport over this node's RPC; the
+// leader answers for itself from its own nonces.
+type electionTransport struct {
+	n    *Node
+	addr map[string]string
+}
+
+func (t electionTransport) Commit(ctx context.Context, id string, requestID []byte) ([election.Size]byte, error) {
+	if id == t.n.info.ID {
+		return t.n.commitNonce(requestID)
+	}
+	var r commitResp
+	err := t.n.client.call(ctx, t.addr[id], mElectCommit, commitReq{RequestID: [32]byte(requestID)}, &r)
+	if err == nil && r.NodeID != id {
+		err = fmt.Errorf("%w: %s answered for %s", ErrBadRequest, r.NodeID, id)
+	}
+	return r.H, err
+}
+
+func (t electionTransport) Reveal(ctx context.Context, id string, requestID []byte) ([election.Size]byte, error) {
+	if id == t.n.info.ID {
+		return t.n.revealNonce(requestID)
+	}
+	var r revealResp
+	err := t.n.client.call(ctx, t.addr[id], mElectReveal, commitReq{RequestID: [32]byte(requestID)}, &r)
+	if err == nil && r.NodeID != id {
+		err = fmt.Errorf("%w: %s answered for %s", ErrBadRequest, r.NodeID, id)
+	}
+	return r.Nonce, err
+}
+
+// commitNonce is this node's commitment as a candidate (election.Nonces),
+// its errors converted.
+func (n *Node) commitNonce(requestID []byte) ([election.Size]byte, error) {
+	h, err := n.nonces.Commit(requestID)
+	if err != nil {
+		return h, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	return h, nil
+}
+
+// revealNonce reveals this node's nonce for a request it committed to.
+func (n *Node) revealNonce(requestID []byte) ([election.Size]byte, error) {
+	nonce, err := n.nonces.Reveal(requestID)
+	if errors.Is(err, election.ErrNoCommitment) {
+		return nonce, fmt.Errorf("%w: %v", ErrNotFound, err)
+	}
+	return nonce, err
 }
 
 // caughtUp makes sure this leader's store holds every entry committed
@@ -521,27 +512,6 @@ func disagreement(res InvokeResult) error {
 	return fmt.Errorf("%w: %s (recorded at height %d)", ErrNoAgreement, res.Record.Conflict, res.Receipt.Height)
 }
 
-// majority returns the result that at least need executions agree on (or,
-// with need 1, the only one), counting only executions that ran.
-func majority(xs []ExecOutcome, need int) (ExecOutcome, bool) {
-	for _, x := range xs {
-		if x.Err == "" && count(xs, x.Hash) >= need {
-			return x, true
-		}
-	}
-	return ExecOutcome{}, false
-}
-
-func count(xs []ExecOutcome, h chain.Hash) int {
-	c := 0
-	for _, x := range xs {
-		if x.Err == "" && x.Hash == h {
-			c++
-		}
-	}
-	return c
-}
-
 func describeExecs(xs []ExecOutcome) string {
 	s := ""
 	for i, x := range xs {
@@ -555,21 +525,6 @@ func describeExecs(xs []ExecOutcome) string {
 		}
 	}
 	return s
-}
-
-// parallel maps f over in concurrently and keeps the order.
-func parallel[T, R any](in []T, f func(T) R) []R {
-	out := make([]R, len(in))
-	var wg sync.WaitGroup
-	for i, v := range in {
-		wg.Add(1)
-		go func(i int, v T) {
-			defer wg.Done()
-			out[i] = f(v)
-		}(i, v)
-	}
-	wg.Wait()
-	return out
 }
 
 // Functions lists the deployed functions, as this node's group's leader

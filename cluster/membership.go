@@ -238,7 +238,7 @@ func (n *Node) handlers() map[method]rpcHandler {
 			if err := unmarshal(body, &req); err != nil {
 				return nil, err
 			}
-			h, err := n.elect.commit(req.RequestID)
+			h, err := n.commitNonce(req.RequestID[:])
 			return commitResp{NodeID: n.info.ID, H: h}, err
 		},
 		mElectReveal: func(ctx context.Context, body []byte) (any, error) {
@@ -246,7 +246,7 @@ func (n *Node) handlers() map[method]rpcHandler {
 			if err := unmarshal(body, &req); err != nil {
 				return nil, err
 			}
-			nonce, err := n.elect.reveal(req.RequestID)
+			nonce, err := n.revealNonce(req.RequestID[:])
 			return revealResp{NodeID: n.info.ID, Nonce: nonce}, err
 		},
 		mExecute: func(ctx context.Context, body []byte) (any, error) {

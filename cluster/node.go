@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
+	"qledger/election"
 	"qledger/execute"
 	"qledger/fsm"
 	"qledger/pki"
@@ -64,7 +65,7 @@ type Node struct {
 	gossipAddr string
 	rec        *reconciler
 	rt         *execute.Runtime
-	elect      electionState
+	nonces     election.Nonces // this node's side of elections
 	execHook   atomic.Pointer[func(execute.Result) execute.Result]
 	// barrierTerm is the term in which this node, as leader, last ran a
 	// barrier (see caughtUp).

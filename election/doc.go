@@ -14,13 +14,18 @@
 // ascending. The ranking does not depend on the order in which candidates
 // are listed.
 //
-// Candidates commit to h before the key could be known to them (Collector
-// gathers commitments, seals the ranking, then collects the nonces), and the
-// Record keeps every candidate's node ID, h, stake and nonce, the session
-// key's ID and CommitKey(key). Verify checks a record without any key;
+// The package owns the protocol too. Each candidate keeps its Nonces; the
+// leader's Run asks every candidate, over a Transport the caller
+// implements with its RPC, to commit to h before the key could be known to
+// it, seals the ranking, then collects and checks the nonces (Collector
+// does the bookkeeping). Execute then has the executor and the verifier
+// run the request and asks the tie-breaker when they disagree. The Record
+// keeps every candidate's node ID, h, stake and nonce, the session key's
+// ID and CommitKey(key). Verify checks a record without any key;
 // VerifyWithKey and VerifyWithSessionKey also tie it to the key. See
 // DESIGN.md for what these checks do and do not prove.
 //
-// Everything here except NewNonce and a Collector's clock is pure and
-// deterministic. The package imports only the standard library.
+// The rule and the record are pure and deterministic; NewNonce, the
+// clocks and the concurrency of Run and Execute are the only exceptions.
+// The package imports only the standard library.
 package election

@@ -62,6 +62,9 @@ var (
 	ErrUnknownCandidate = errors.New("election: no commitment from this node")
 	// ErrNotSealed means the commit phase is still open.
 	ErrNotSealed = errors.New("election: commit phase still open")
-	// ErrConfig means a CollectorConfig field is invalid.
+	// ErrNoCommitment means a candidate was asked to reveal a nonce it
+	// never committed to (or already revealed, or forgot after NonceTTL).
+	ErrNoCommitment = errors.New("election: no commitment for this request")
+	// ErrConfig means a CollectorConfig or RunConfig field is invalid.
 	ErrConfig = errors.New("election: invalid collector config")
 )
