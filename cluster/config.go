@@ -50,6 +50,10 @@ type Config struct {
 	// ClusterLabel is put on every gossip packet; packets with another
 	// label are dropped.
 	ClusterLabel string
+	// Version is the build version this node advertises in gossip, so
+	// operators can see a mixed-version cluster during an upgrade. It
+	// informs only; empty is allowed.
+	Version string
 	// GossipLoopback shortens gossip timers for nodes on one machine.
 	GossipLoopback bool
 	// GossipBlocked, if set, drops gossip from the node's gossip address

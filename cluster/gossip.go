@@ -35,9 +35,6 @@ func ParseRole(s string) (Role, error) {
 	return "", fmt.Errorf("%w: role %q (want voter or executor)", ErrBadRequest, s)
 }
 
-// Version is the build version nodes advertise in gossip.
-var Version = "0.1.0-dev"
-
 // nodeMeta is what a node tells the cluster about itself through gossip.
 // Keys are short: memberlist caps metadata at 512 bytes.
 type nodeMeta struct {
@@ -94,7 +91,7 @@ var (
 func (n *Node) startGossip(hasState bool) error {
 	cfg := n.cfg
 	g := &gossip{n: n, seeds: cfg.Join, members: map[string]*member{}, conflicts: map[string]string{}}
-	g.meta = nodeMeta{ID: n.info.ID, Group: n.group, Role: cfg.Role, Addr: n.info.Addr, API: n.info.APIAddr, Version: Version, Boot: hasState}
+	g.meta = nodeMeta{ID: n.info.ID, Group: n.group, Role: cfg.Role, Addr: n.info.Addr, API: n.info.APIAddr, Version: cfg.Version, Boot: hasState}
 
 	mc := memberlist.DefaultLANConfig()
 	if cfg.GossipLoopback {

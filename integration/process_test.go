@@ -312,7 +312,7 @@ func TestNodeRefusesBadFlags(t *testing.T) {
 		{append([]string{"node", "--data", t.TempDir(), "--groups", "two"}, listen()...), 2, `invalid argument "two" for "--groups" flag`},
 		{append([]string{"node", "--data", t.TempDir(), "--role", "boss", "--gossip-key", gossipKey}, listen()...), 1, `role "boss" (want voter or executor)`},
 		{append([]string{"node", "--data", t.TempDir(), "--gossip-key", "not base64!"}, listen()...), 1, "--gossip-key is not base64"},
-		{append([]string{"node", "--data", t.TempDir(), "--kme-url", "http://kme", "--gossip-key", gossipKey}, listen()...), 1, `--kme-url "http://kme": want https://`},
+		{append([]string{"node", "--data", t.TempDir(), "--kme-url", "http://kme", "--gossip-key", gossipKey}, listen()...), 2, `key manager URL "http://kme": want https://`},
 		{append([]string{"node", "--data", t.TempDir(), "--no-such-flag"}, listen()...), 2, "unknown flag: --no-such-flag"},
 		// Gossip in the clear only when asked for.
 		{append([]string{"node", "--data", t.TempDir(), "--bootstrap"}, listen()...), 1, "gossip must be encrypted"},

@@ -3,11 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -290,29 +287,20 @@ func short(h string) string {
 	return h
 }
 
-// verifyOffline verifies every chain.db under dir (a node's data
+// verifyOffline verifies every chain store under dir (a node's data
 // directory, or a dev cluster's with one directory per node).
 func (a *app) verifyOffline(dir string) error {
-	var paths []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && d.Name() == "chain.db" {
-			paths = append(paths, p)
-		}
-		return nil
-	})
+	paths, err := fsm.FindStores(dir)
 	if err != nil {
 		return err
 	}
 	if len(paths) == 0 {
-		return fmt.Errorf("no chain store (chain.db) under %s", dir)
+		return fmt.Errorf("no chain store (%s) under %s", fsm.StoreFile, dir)
 	}
 	var reports []map[string]any
 	failed := 0
 	for _, p := range paths {
-		rep, err := verifyStore(p)
+		rep, err := fsm.VerifyStoreFile(p)
 		r := map[string]any{"path": p, "group": rep.Group, "blocks": rep.Blocks, "txs": rep.Txs, "ok": err == nil}
 		if err != nil {
 			failed++
@@ -325,12 +313,12 @@ func (a *app) verifyOffline(dir string) error {
 			r["log_root"] = rep.Head.LogRoot.String()
 		}
 		reports = append(reports, r)
-		if !a.out.JSON() {
-			if err != nil {
-				fmt.Fprintf(a.stdout, "%s: FAILED: %v\n", p, err)
-			} else {
-				fmt.Fprintf(a.stdout, "%s: ok  group %d  %d blocks  %d transactions  head %s\n", p, rep.Group, rep.Blocks, rep.Txs, short(rep.Head.Hash().String()))
-			}
+		switch {
+		case a.out.JSON():
+		case err != nil:
+			fmt.Fprintf(a.stdout, "%s: FAILED: %v\n", p, err)
+		default:
+			fmt.Fprintf(a.stdout, "%s: ok  group %d  %d blocks  %d transactions  head %s\n", p, rep.Group, rep.Blocks, rep.Txs, short(rep.Head.Hash().String()))
 		}
 	}
 	if a.out.JSON() {
@@ -342,30 +330,4 @@ func (a *app) verifyOffline(dir string) error {
 		return fmt.Errorf("%d of %d chain stores failed verification", failed, len(paths))
 	}
 	return nil
-}
-
-// verifyStore checks one stopped node's chain store: the whole chain, and
-// that the head the store records is the chain's last block.
-func verifyStore(path string) (chain.VerifyReport, error) {
-	s, err := fsm.OpenStoreReadOnly(path)
-	if err != nil {
-		return chain.VerifyReport{}, fmt.Errorf("%w (is the node still running?)", err)
-	}
-	defer s.Close()
-	blocks, ierr := s.AllBlocks()
-	rep, err := chain.VerifyChain(s.Group(), blocks)
-	if e := ierr(); e != nil {
-		return rep, e
-	}
-	if err != nil {
-		return rep, err
-	}
-	head, ok, err := s.Head()
-	if err != nil {
-		return rep, err
-	}
-	if ok != (rep.Blocks > 0) || ok && head != rep.Head {
-		return rep, errors.New("recorded head is not the chain's last block")
-	}
-	return rep, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"qledger/examples/functions/tiny"
+	"qledger/server"
 )
 
 // TestCommandsAgainstACluster runs the client verbs in process against an
@@ -19,12 +20,12 @@ import (
 func TestCommandsAgainstACluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	lc, err := startCluster(ctx, t.TempDir(), 1, 1, "127.0.0.1:0", clusterOpts{logger: hclog.NewNullLogger()})
+	lc, err := server.StartLocal(ctx, server.LocalConfig{Dir: t.TempDir(), Groups: 1, Replicas: 1, Logger: hclog.NewNullLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lc.Close()
-	addr := []string{"--addr", lc.addrs[0]}
+	addr := []string{"--addr", lc.Addrs[0]}
 	run := func(args ...string) ran { t.Helper(); return cli(t, append(args, addr...)...) }
 
 	var receipt struct {

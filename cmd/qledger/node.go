@@ -5,32 +5,31 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"qledger/api"
 	"qledger/cluster"
-	"qledger/execute"
-	"qledger/function"
 	"qledger/qkd"
+	"qledger/qkd/kme"
+	"qledger/server"
 )
 
-// nodeOptions are the flags of qledger node beyond the cluster config.
+// nodeOptions are the flags of qledger node.
 type nodeOptions struct {
-	cfg                               cluster.Config
-	httpAddr, httpAdv, join, logLevel string
-	loopback, plainGossip, wrong      bool
-	gossipKey, role, kmeClients       string
-	tls                               tlsFlags
-	kc                                keyServiceConfig
-	ext                               externalKME
+	cfg                     cluster.Config
+	httpAddr, httpAdv, join string
+	logLevel, role          string
+	gossipKey, kmeClients   string
+	loopback, plainGossip   bool
+	wrong                   bool
+	tls                     tlsFlags
+	kc                      kme.ServiceConfig
+	ext                     server.ExternalKME
 }
 
 func (a *app) nodeCmd() *cobra.Command {
@@ -73,7 +72,7 @@ func (o *nodeOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.kc.TLSDir, "tls-dir", "", "CA and certificates for the key manager (default DATA/tls; a throwaway CA is created if none is there)")
 	fs.StringVar(&o.kmeClients, "kme-clients", "client", "comma-separated client SAE IDs the key manager serves")
 	fs.StringVar(&o.kc.Gateway, "gateway-sae", "gateway", "this gateway's SAE ID at the key manager")
-	o.ext.register(fs)
+	registerExternalKME(fs, &o.ext)
 	fs.Float64Var(&o.kc.QKD.Channel.Noise, "qkd-noise", 0.02, "simulated BB84 channel: depolarizing probability")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fs.BoolVar(&o.wrong, "test-wrong-results", false, "TEST ONLY: this node returns a forged result for every execution (a Byzantine node, to see it outvoted)")
@@ -90,146 +89,98 @@ func (o *nodeOptions) register(fs *pflag.FlagSet) {
 	}
 }
 
-func (a *app) runNode(o *nodeOptions) error {
-	cfg := o.cfg
-	httpAddr, httpAdv, join, logLevel, loopback := o.httpAddr, o.httpAdv, o.join, o.logLevel, o.loopback
-	gossipKey, plainGossip, role, tf, kc, ext, kmeClients, wrongResults := &o.gossipKey, &o.plainGossip, &o.role, o.tls, o.kc, o.ext, o.kmeClients, &o.wrong
-	if cfg.DataDir == "" {
-		return usageErrorf("node: --data is required")
+// registerExternalKME adds the flags naming a key manager in another
+// process.
+func registerExternalKME(fs *pflag.FlagSet, e *server.ExternalKME) {
+	fs.StringVar(&e.URL, "kme-url", "", "run the quantum-keyed channel with the ETSI GS QKD 014 key manager at this https URL instead of serving one (excludes --kme-addr)")
+	fs.StringVar(&e.Cert, "kme-cert", "", "with --kme-url: the gateway SAE's client certificate (PEM); its Common Name is the gateway's SAE ID")
+	fs.StringVar(&e.Key, "kme-cert-key", "", "with --kme-url: the private key of --kme-cert (PEM)")
+	fs.StringVar(&e.CA, "kme-ca", "", "with --kme-url: CA certificate verifying the key manager (PEM; default: the system roots)")
+	bindEnv(fs, "kme-url", "QLEDGER_KME_URL")
+	bindEnv(fs, "kme-cert", "QLEDGER_KME_CERT")
+	bindEnv(fs, "kme-cert-key", "QLEDGER_KME_CERT_KEY")
+	bindEnv(fs, "kme-ca", "QLEDGER_KME_CA")
+}
+
+// serverConfig turns the flags into the node's config.
+func (a *app) serverConfig(o *nodeOptions) (server.Config, error) {
+	cfg := server.Config{Cluster: o.cfg, APIAddr: o.httpAddr, APIAdvertise: o.httpAdv, ExternalKME: o.ext, ForgeResults: o.wrong}
+	c := &cfg.Cluster
+	if c.DataDir == "" {
+		return cfg, usageErrorf("node: --data is required")
 	}
-	cfg.Join = splitList(join)
-	r, err := cluster.ParseRole(*role)
+	c.Join = splitList(o.join)
+	c.Version = a.version
+	var err error
+	if c.Role, err = cluster.ParseRole(o.role); err != nil {
+		return cfg, err
+	}
+	if err := o.ext.Validate(); err != nil {
+		return cfg, usageErrorf("node: --kme-url, --kme-cert, --kme-cert-key: %v", err)
+	}
+	if o.kc.Addr != "" && o.ext.URL != "" {
+		return cfg, usageErrorf("node: --kme-addr serves a key manager, --kme-url uses another: give one of them")
+	}
+	if o.kc.Addr != "" {
+		kc := o.kc
+		kc.Masters = splitList(o.kmeClients)
+		cfg.KeyService = &kc
+	}
+	if o.gossipKey != "" {
+		if c.GossipKey, err = base64.StdEncoding.DecodeString(o.gossipKey); err != nil {
+			return cfg, fmt.Errorf("node: --gossip-key is not base64: %w", err)
+		}
+	} else if !o.plainGossip {
+		return cfg, errors.New("node: gossip must be encrypted: set --gossip-key (make one with 'qledger keygen'), or --insecure-gossip to gossip in the clear")
+	}
+	if o.loopback {
+		c.LoopbackTiming()
+	}
+	if c.TLS, err = o.tls.credentials(); err != nil {
+		return cfg, fmt.Errorf("node: %w", err)
+	}
+	return cfg, nil
+}
+
+// runNode runs one node until SIGINT or SIGTERM, then leaves the cluster
+// gracefully; SIGHUP reloads its certificates.
+func (a *app) runNode(o *nodeOptions) error {
+	cfg, err := a.serverConfig(o)
 	if err != nil {
 		return err
 	}
-	cfg.Role = r
-	extKeys, err := ext.keyChannel(kc.Addr)
-	if err != nil {
-		return fmt.Errorf("node: %w", err)
+	cfg.Logger = a.logger(o.logLevel)
+	if o.gossipKey == "" {
+		cfg.Logger.Warn("--insecure-gossip: gossip is not encrypted; anyone who reaches the gossip port can read membership and join it")
 	}
-	if *gossipKey != "" {
-		if cfg.GossipKey, err = base64.StdEncoding.DecodeString(*gossipKey); err != nil {
-			return fmt.Errorf("node: --gossip-key is not base64: %w", err)
-		}
-	} else if !*plainGossip {
-		return errors.New("node: gossip must be encrypted: set --gossip-key (make one with 'qledger keygen'), or --insecure-gossip to gossip in the clear")
-	} else {
-		a.logger("warn").Warn("--insecure-gossip: gossip is not encrypted; anyone who reaches the gossip port can read membership and join it")
+	if cfg.Cluster.TLS == nil {
+		cfg.Logger.Warn("no certificate (--ca, --cert, --cert-key): plain TCP between nodes and plain HTTP on the API, every caller anonymous")
 	}
-	if loopback {
-		cfg.LoopbackTiming()
-	}
-	logger := a.logger(logLevel)
-	cfg.Logger = logger
-	cluster.Version = a.version
 	if err := cluster.EnableRaftMetrics(); err != nil {
 		return err
 	}
-
-	if cfg.TLS, err = tf.credentials(); err != nil {
+	n, err := server.Start(cfg)
+	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
-	if cfg.TLS == nil {
-		logger.Warn("no certificate (--ca, --cert, --cert-key): plain TCP between nodes and plain HTTP on the API, every caller anonymous")
-	}
-	httpLn, err := net.Listen("tcp", httpAddr)
-	if err != nil {
-		return fmt.Errorf("node: listen %s: %w", httpAddr, err)
-	}
-	cfg.APIAddr = "http://" + httpLn.Addr().String()
-	if cfg.TLS != nil {
-		cfg.APIAddr = "https://" + httpLn.Addr().String()
-	}
-	if httpAdv != "" {
-		cfg.APIAddr = httpAdv
-	}
-	n, err := cluster.Open(cfg)
-	if err != nil {
-		httpLn.Close()
-		return err
-	}
-	if *wrongResults {
-		logger.Warn("TEST ONLY: --test-wrong-results: this node forges every execution result")
-		n.SetExecHook(forgeResult)
-	}
-	acfg := api.DefaultConfig()
-	acfg.Logger = logger
-	acfg.TLS = cfg.TLS
-	if extKeys != nil {
-		acfg.Keys = extKeys
-		logger.Info("key channel uses an external key manager", "url", ext.URL, "gateway", extKeys.GatewaySAE)
-	}
-	var keySvc *keyService
-	if kc.Addr != "" {
-		if kc.TLSDir == "" {
-			kc.TLSDir = filepath.Join(cfg.DataDir, "tls")
-		}
-		kc.Masters = splitList(kmeClients)
-		kc.Logger = logger.Named("kme")
-		ks, err := startKeyService(context.Background(), kc)
-		if err != nil {
-			n.Close()
-			return err
-		}
-		defer ks.Close()
-		keySvc = ks
-		acfg.Keys = ks.Channel
-		logger.Info("key manager serving", "url", ks.URL, "tls_dir", kc.TLSDir, "clients", kc.Masters, "gateway", kc.Gateway)
-	}
-	srv, err := api.New(acfg, n)
-	if err != nil {
-		n.Close()
-		return err
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(httpLn) }()
-	logger.Info("serving", "api", cfg.APIAddr, "raft", n.Info().Addr, "node", n.ID().String(), "group", n.Group())
-
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-wait:
-	for {
+	defer signal.Stop(sig)
+	for stop := false; !stop; {
 		select {
 		case s := <-sig:
 			if s == syscall.SIGHUP {
-				// New certificates apply to connections made from now on.
-				if cfg.TLS == nil {
-					logger.Info("SIGHUP: no certificates to reload")
-				} else if err := cfg.TLS.Reload(); err != nil {
-					logger.Error("SIGHUP: certificates not reloaded; the old ones stay", "error", err)
-				} else {
-					logger.Info("SIGHUP: certificates reloaded", "identity", cfg.TLS.Identity().String())
-				}
-				if keySvc != nil {
-					if err := keySvc.Reload(); err != nil {
-						logger.Error("SIGHUP: key manager certificates not reloaded; the old ones stay", "error", err)
-					} else {
-						logger.Info("SIGHUP: key manager certificates reloaded", "tls_dir", keySvc.TLSDir)
-					}
-				}
+				n.Reload()
 				continue
 			}
-			logger.Info("leaving the cluster", "signal", s.String())
-			break wait
-		case err := <-errc:
-			logger.Error("API server failed", "error", err)
-			break wait
+			cfg.Logger.Info("leaving the cluster", "signal", s.String())
+			stop = true
+		case err := <-n.Failed():
+			cfg.Logger.Error("API server failed", "error", err)
+			stop = true
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	// Graceful leave: hand over leadership, leave the group's raft
-	// configuration and gossip, then stop serving.
-	if err := n.Leave(ctx); err != nil {
-		logger.Warn("leave was not clean; the group removes this node after its grace period", "error", err)
-	}
-	_ = srv.Shutdown(ctx)
-	return n.Close()
-}
-
-// forgeResult replaces a result with a forged success (--test-wrong-results).
-func forgeResult(r execute.Result) execute.Result {
-	r.Outcome, r.ExitCode, r.Stdout = function.OutcomeOK, 0, []byte(`{"forged":true}`)
-	r.Hash = function.ResultHash(r.Outcome, r.ExitCode, r.Stdout)
-	return r
+	return n.Stop(ctx)
 }

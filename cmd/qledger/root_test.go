@@ -88,6 +88,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"ca", "issue", "--dir", dir, "--role", "auditor", "--name", "a", "--group", "0"}, "ca issue: --node-id and --group are for node certificates"},
 		{[]string{"node"}, "node: --data is required"},
 		{[]string{"node", "--data", dir, "--groups", "x"}, `invalid argument "x" for "--groups" flag`},
+		{[]string{"node", "--data", dir, "--kme-url", "http://kme"}, `key manager URL "http://kme": want https://`},
+		{[]string{"node", "--data", dir, "--kme-addr", "127.0.0.1:0", "--kme-url", "https://kme", "--kme-cert", "c", "--kme-cert-key", "k"}, "node: --kme-addr serves a key manager, --kme-url uses another: give one of them"},
 		{[]string{"qkd", "run", "--output", "yaml"}, `invalid argument "yaml" for "--output" flag: want json or text`},
 		{[]string{"qkd", "run", "--json", "--output", "text"}, "--json=true contradicts --output text"},
 		{[]string{"qkd", "run", "--mode", "bogus"}, "bogus"},

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"qledger/api/client"
+	"qledger/qkd/kme"
 	"qledger/qkd/session"
 )
 
@@ -107,7 +108,7 @@ func (a *app) submitSealed(ctx context.Context, c *client.Client, payload []byte
 	if o.kme == "" || o.tlsDir == "" {
 		return client.Receipt{}, false, "", usageErrorf("tx submit --secure needs --kme and --tls-dir")
 	}
-	kc, err := kmeClient(o.kme, o.tlsDir, o.sae)
+	kc, err := kme.ClientFor(o.kme, o.tlsDir, o.sae)
 	if err != nil {
 		return client.Receipt{}, false, "", err
 	}

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"errors"
@@ -10,13 +10,14 @@ import (
 	"qledger/pki"
 )
 
-// devRoles are the client certificates an embedded cluster's CA issues,
-// one per role, as <role>.pem and <role>-key.pem beside ca.pem.
-var devRoles = []pki.Role{pki.RoleSubmitter, pki.RoleAuditor, pki.RoleAdmin}
+// DevRoles are the client certificates DevCA issues, one per role, as
+// <role>.pem and <role>-key.pem beside ca.pem.
+var DevRoles = []pki.Role{pki.RoleSubmitter, pki.RoleAuditor, pki.RoleAdmin}
 
-// devCA loads the CA in dir, or creates a throwaway one, and makes sure a
-// client certificate for every role is there.
-func devCA(dir string) (*pki.CA, error) {
+// DevCA loads the CA in dir, or creates a throwaway one valid for 30
+// days, and makes sure a client certificate for every role in DevRoles is
+// there. It is for embedded clusters, never for production.
+func DevCA(dir string) (*pki.CA, error) {
 	ca, err := pki.LoadCA(dir)
 	if errors.Is(err, pki.ErrNoCA) {
 		if ca, err = pki.NewCA("qledger dev cluster CA", 30*24*time.Hour); err == nil {
@@ -26,7 +27,7 @@ func devCA(dir string) (*pki.CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range devRoles {
+	for _, r := range DevRoles {
 		if _, err := pki.LoadCredentials(filepath.Join(dir, "ca.pem"), filepath.Join(dir, string(r)+".pem"), filepath.Join(dir, string(r)+"-key.pem")); err == nil {
 			continue
 		}
@@ -41,17 +42,17 @@ func devCA(dir string) (*pki.CA, error) {
 	return ca, nil
 }
 
-// roleClient is an API client for addr presenting dir's certificate for
-// role.
-func roleClient(dir string, role pki.Role, addr string) (*client.Client, error) {
+// RoleClient is an API client for addr presenting dir's certificate for
+// role (as DevCA writes them).
+func RoleClient(dir string, role pki.Role, addr string) (*client.Client, error) {
 	creds, err := pki.LoadCredentials(filepath.Join(dir, "ca.pem"), filepath.Join(dir, string(role)+".pem"), filepath.Join(dir, string(role)+"-key.pem"))
 	if err != nil {
-		return nil, fmt.Errorf("%s certificate: %w", role, err)
+		return nil, fmt.Errorf("server: %s certificate: %w", role, err)
 	}
 	return client.NewTLS(addr, creds.ClientConfig(nil))
 }
 
-// tlsHint is how to point the CLI at dir's certificate for role.
-func tlsHint(dir string, role pki.Role) string {
+// TLSHint is how to point the CLI at dir's certificate for role.
+func TLSHint(dir string, role pki.Role) string {
 	return fmt.Sprintf("--ca %s --cert %s --cert-key %s", filepath.Join(dir, "ca.pem"), filepath.Join(dir, string(role)+".pem"), filepath.Join(dir, string(role)+"-key.pem"))
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -18,8 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"qledger/api/client"
 	"qledger/cluster"
 )
@@ -32,8 +30,21 @@ const (
 	memberExit     = 20 * time.Second // a signalled node to exit
 )
 
-// benchMembershipCmd measures membership changes with real `qledger node`
-// processes of this binary on loopback (--loopback-timing): the time from
+// MembershipConfig is one run of Membership.
+type MembershipConfig struct {
+	// Binary is the qledger executable run as `node` processes.
+	Binary string
+	// Rounds is the number of measured rounds (a join and a failover
+	// each); at least 1.
+	Rounds int
+	// LogLevel of the node processes (their logs are shown on failure).
+	LogLevel string
+	// Markdown prints a Markdown table.
+	Markdown bool
+}
+
+// Membership measures membership changes with real `qledger node`
+// processes of cfg.Binary on loopback (--loopback-timing): the time from
 // a voter-role node's process start to its being a non-voter of the
 // leader's configuration and to its promotion to voter, and the time from
 // a voter's SIGKILL to a stable standby's promotion and to the dead
@@ -41,71 +52,60 @@ const (
 // (SIGTERM), so that the new node is promoted into a group below its
 // target of 3 voters. Every child process is killed, and every temporary
 // directory removed, before it returns, also on error or interrupt.
-func (a *app) benchMembershipCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "membership", Short: "join, promotion, failover and removal times with node processes", Args: noArgs}
-	fs := cmd.Flags()
-	rounds := fs.Int("rounds", 3, "measured rounds (a join and a failover each)")
-	markdown := fs.Bool("markdown", false, "print a Markdown table")
-	logLevel := fs.String("log-level", "info", "log level of the node processes (their logs are shown on failure)")
-	cmd.RunE = func(*cobra.Command, []string) error {
-		if *rounds < 1 {
-			return usageErrorf("bench: --rounds must be at least 1")
-		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		b, err := newMemberBench(a.stderr, *logLevel)
-		if err != nil {
+func Membership(cfg MembershipConfig, out, log io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b, err := newMemberBench(log, cfg.Binary, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	timing := cluster.DefaultConfig()
+	timing.LoopbackTiming()
+	fmt.Fprintf(out, "qledger bench membership: %d rounds, `qledger node` processes on loopback, 1 group of 3 voters (target 3); "+
+		"timing profile --loopback-timing (LoopbackTiming: %s stabilization, %s grace for failed nodes, %s reconcile interval); "+
+		"GET /v1/cluster polled on the leader every %s; GOMAXPROCS %d, %d CPUs\n",
+		cfg.Rounds, timing.StabilizationTime, timing.DeadServerGrace, timing.ReconcileInterval, memberPoll, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	var toNonVoter, toVoter, toPromotion, toRemoval []time.Duration
+	err = func() error {
+		if err := b.bootstrap(ctx); err != nil {
 			return err
 		}
-		defer b.close()
-		timing := cluster.DefaultConfig()
-		timing.LoopbackTiming()
-		fmt.Fprintf(a.stdout, "qledger bench membership: %d rounds, `qledger node` processes on loopback, 1 group of 3 voters (target 3); "+
-			"timing profile --loopback-timing (LoopbackTiming: %s stabilization, %s grace for failed nodes, %s reconcile interval); "+
-			"GET /v1/cluster polled on the leader every %s; GOMAXPROCS %d, %d CPUs\n",
-			*rounds, timing.StabilizationTime, timing.DeadServerGrace, timing.ReconcileInterval, memberPoll, runtime.GOMAXPROCS(0), runtime.NumCPU())
-		var toNonVoter, toVoter, toPromotion, toRemoval []time.Duration
-		err = func() error {
-			if err := b.bootstrap(ctx); err != nil {
+		for r := 1; r <= cfg.Rounds; r++ {
+			nv, v, err := b.join(ctx, r)
+			if err != nil {
 				return err
 			}
-			for r := 1; r <= *rounds; r++ {
-				nv, v, err := b.join(ctx, r)
-				if err != nil {
-					return err
-				}
-				p, rm, err := b.failover(ctx, r)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(a.stderr, "    round %d: non-voter %s ms, voter %s ms; standby promoted %s ms, dead voter removed %s ms\n", r, ms(nv), ms(v), ms(p), ms(rm))
-				toNonVoter, toVoter = append(toNonVoter, nv), append(toVoter, v)
-				toPromotion, toRemoval = append(toPromotion, p), append(toRemoval, rm)
+			p, rm, err := b.failover(ctx, r)
+			if err != nil {
+				return err
 			}
-			return nil
-		}()
-		if err != nil {
-			if ctx.Err() == nil {
-				b.dumpLogs()
-			}
-			return err
+			fmt.Fprintf(log, "    round %d: non-voter %s ms, voter %s ms; standby promoted %s ms, dead voter removed %s ms\n", r, ms(nv), ms(v), ms(p), ms(rm))
+			toNonVoter, toVoter = append(toNonVoter, nv), append(toVoter, v)
+			toPromotion, toRemoval = append(toPromotion, p), append(toRemoval, rm)
 		}
-		tab := newTable(a.stdout, *markdown, "measurement", "mean ms", "max ms", "includes")
-		add := func(name string, ds []time.Duration, note string) {
-			mean, most := meanMax(ds)
-			tab.rows = append(tab.rows, []string{name, ms(mean), ms(most), note})
-			if !*markdown {
-				fmt.Fprintf(a.stdout, "  %-50s mean %9s ms  max %9s ms  %s\n", name, ms(mean), ms(most), note)
-			}
-		}
-		add("process start → non-voter of its group", toNonVoter, "—")
-		add("process start → promoted to voter", toVoter, fmt.Sprintf("%s stabilization", timing.StabilizationTime))
-		add("voter SIGKILLed → stable standby promoted", toPromotion, "—")
-		add("voter SIGKILLed → removed from the configuration", toRemoval, fmt.Sprintf("%s grace", timing.DeadServerGrace))
-		tab.print()
 		return nil
+	}()
+	if err != nil {
+		if ctx.Err() == nil {
+			b.dumpLogs()
+		}
+		return err
 	}
-	return cmd
+	tab := newTable(out, cfg.Markdown, "measurement", "mean ms", "max ms", "includes")
+	add := func(name string, ds []time.Duration, note string) {
+		mean, most := meanMax(ds)
+		tab.rows = append(tab.rows, []string{name, ms(mean), ms(most), note})
+		if !cfg.Markdown {
+			fmt.Fprintf(out, "  %-50s mean %9s ms  max %9s ms  %s\n", name, ms(mean), ms(most), note)
+		}
+	}
+	add("process start → non-voter of its group", toNonVoter, "—")
+	add("process start → promoted to voter", toVoter, fmt.Sprintf("%s stabilization", timing.StabilizationTime))
+	add("voter SIGKILLed → stable standby promoted", toPromotion, "—")
+	add("voter SIGKILLed → removed from the configuration", toRemoval, fmt.Sprintf("%s grace", timing.DeadServerGrace))
+	tab.print()
+	return nil
 }
 
 func meanMax(ds []time.Duration) (mean, most time.Duration) {
@@ -126,11 +126,7 @@ type memberBench struct {
 	ports                     map[string]bool
 }
 
-func newMemberBench(log io.Writer, logLevel string) (*memberBench, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("bench: own binary: %w", err)
-	}
+func newMemberBench(log io.Writer, self, logLevel string) (*memberBench, error) {
 	root, err := os.MkdirTemp("", "qledger-bench-membership-")
 	if err != nil {
 		return nil, err

@@ -1,0 +1,64 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+
+	"qledger/chain"
+)
+
+// StoreFile is the name of a node's chain store in its data directory.
+const StoreFile = "chain.db"
+
+// ErrHeadMismatch is a chain store whose recorded head is not its chain's
+// last block.
+var ErrHeadMismatch = errors.New("fsm: recorded head is not the chain's last block")
+
+// FindStores returns the chain stores (StoreFile) under dir: a node's
+// data directory, or an embedded cluster's with one directory per node.
+func FindStores(dir string) ([]string, error) {
+	var paths []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && d.Name() == StoreFile {
+			paths = append(paths, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fsm: %w", err)
+	}
+	return paths, nil
+}
+
+// VerifyStoreFile checks one stopped node's chain store offline: the
+// whole chain (chain.VerifyChain), and that the head the store records is
+// the chain's last block. The node must be stopped: the store is opened
+// read-only and bbolt refuses a file another process holds.
+func VerifyStoreFile(path string) (chain.VerifyReport, error) {
+	s, err := OpenStoreReadOnly(path)
+	if err != nil {
+		return chain.VerifyReport{}, fmt.Errorf("%w (is the node still running?)", err)
+	}
+	defer s.Close()
+	blocks, ierr := s.AllBlocks()
+	rep, err := chain.VerifyChain(s.Group(), blocks)
+	if e := ierr(); e != nil {
+		return rep, e
+	}
+	if err != nil {
+		return rep, err
+	}
+	head, ok, err := s.Head()
+	if err != nil {
+		return rep, err
+	}
+	if ok != (rep.Blocks > 0) || ok && head != rep.Head {
+		return rep, ErrHeadMismatch
+	}
+	return rep, nil
+}

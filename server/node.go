@@ -1,0 +1,215 @@
+// Package server assembles qledger nodes with their HTTP APIs: one node
+// process (Start), and embedded clusters of several nodes in one process
+// for development, the demo and benchmarks (StartLocal). It owns what a
+// node needs beyond the cluster runtime: the API listener and its
+// advertised address, the key manager service or an external key manager
+// for the quantum-keyed channel, certificate reloads, and the graceful
+// stop. cmd/qledger parses flags and calls it.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+
+	"github.com/hashicorp/go-hclog"
+
+	"qledger/api"
+	"qledger/cluster"
+	"qledger/execute"
+	"qledger/function"
+	"qledger/qkd/kme"
+)
+
+// Named errors.
+var (
+	// ErrInvalidConfig is a Config or LocalConfig that cannot be run.
+	ErrInvalidConfig = errors.New("server: invalid config")
+)
+
+// Config is one node process.
+type Config struct {
+	// Cluster is the node's runtime config. Its APIAddr is set from the
+	// API listener (or APIAdvertise).
+	Cluster cluster.Config
+	// APIAddr is the HTTP API listen address (host:port).
+	APIAddr string
+	// APIAdvertise, if set, is the API URL other nodes and clients are
+	// told; by default http(s)://the bound address.
+	APIAdvertise string
+	// KeyService, if set, runs a key manager service beside the node and
+	// the quantum-keyed channel uses it in process. An empty TLSDir is
+	// Cluster.DataDir/tls. Excludes ExternalKME.
+	KeyService *kme.ServiceConfig
+	// ExternalKME, if its URL is set, is a key manager in another process
+	// that the quantum-keyed channel uses.
+	ExternalKME ExternalKME
+	// ForgeResults is for tests only: the node returns a forged success
+	// for every execution (a Byzantine node, to see it outvoted).
+	ForgeResults bool
+	// Logger; nil: a default logger named "qledger".
+	Logger hclog.Logger
+}
+
+// Validate checks what Start needs beyond cluster.Config.Validate.
+func (c Config) Validate() error {
+	if c.APIAddr == "" {
+		return fmt.Errorf("%w: no API listen address", ErrInvalidConfig)
+	}
+	if c.KeyService != nil && c.ExternalKME.URL != "" {
+		return fmt.Errorf("%w: a key manager service and an external key manager exclude each other: give one of them", ErrInvalidConfig)
+	}
+	return c.ExternalKME.Validate()
+}
+
+// Node is a running node process: the cluster node and its API, and the
+// key manager service if configured.
+type Node struct {
+	node   *cluster.Node
+	api    *api.Server
+	keys   *kme.Service
+	logger hclog.Logger
+	failed chan error
+}
+
+// Start opens the node, listens for the API and serves it. On error
+// nothing is left running.
+func Start(cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "qledger"})
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	keys, err := cfg.ExternalKME.KeyChannel()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("server: listen %s: %w", cfg.APIAddr, err)
+	}
+	cfg.Cluster.Logger = cfg.Logger
+	cfg.Cluster.APIAddr = apiURL(ln, cfg.Cluster.TLS != nil)
+	if cfg.APIAdvertise != "" {
+		cfg.Cluster.APIAddr = cfg.APIAdvertise
+	}
+	n, err := cluster.Open(cfg.Cluster)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s := &Node{node: n, logger: cfg.Logger, failed: make(chan error, 1)}
+	if err := s.serve(cfg, ln, keys); err != nil {
+		ln.Close()
+		n.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// serve starts the key manager service if configured and the API on ln.
+func (s *Node) serve(cfg Config, ln net.Listener, keys *api.KeyChannel) error {
+	if cfg.ForgeResults {
+		s.logger.Warn("TEST ONLY: --test-wrong-results: this node forges every execution result")
+		s.node.SetExecHook(forgeResult)
+	}
+	acfg := api.DefaultConfig()
+	acfg.Logger = s.logger
+	acfg.TLS = cfg.Cluster.TLS
+	if keys != nil {
+		acfg.Keys = keys
+		s.logger.Info("key channel uses an external key manager", "url", cfg.ExternalKME.URL, "gateway", keys.GatewaySAE)
+	}
+	if kc := cfg.KeyService; kc != nil {
+		ks, err := s.startKeys(*kc, cfg.Cluster.DataDir)
+		if err != nil {
+			return err
+		}
+		acfg.Keys = &api.KeyChannel{KME: ks.KME.Local(ks.Gateway), GatewaySAE: ks.Gateway}
+	}
+	srv, err := api.New(acfg, s.node)
+	if err != nil {
+		if s.keys != nil {
+			s.keys.Close()
+		}
+		return err
+	}
+	s.api = srv
+	go func() { s.failed <- srv.Serve(ln) }()
+	s.logger.Info("serving", "api", cfg.Cluster.APIAddr, "raft", s.node.Info().Addr, "node", s.node.ID().String(), "group", s.node.Group())
+	return nil
+}
+
+func (s *Node) startKeys(kc kme.ServiceConfig, dataDir string) (*kme.Service, error) {
+	if kc.TLSDir == "" {
+		kc.TLSDir = filepath.Join(dataDir, "tls")
+	}
+	kc.Logger = s.logger.Named("kme")
+	ks, err := kme.StartService(context.Background(), kc)
+	if err != nil {
+		return nil, err
+	}
+	s.keys = ks
+	s.logger.Info("key manager serving", "url", ks.URL, "tls_dir", kc.TLSDir, "clients", kc.Masters, "gateway", kc.Gateway)
+	return ks, nil
+}
+
+func apiURL(ln net.Listener, tls bool) string {
+	if tls {
+		return "https://" + ln.Addr().String()
+	}
+	return "http://" + ln.Addr().String()
+}
+
+// Cluster is the node's runtime.
+func (s *Node) Cluster() *cluster.Node { return s.node }
+
+// Failed delivers the API server's error if it stops serving on its own.
+func (s *Node) Failed() <-chan error { return s.failed }
+
+// Reload reads the node's certificates and the key manager's CA again
+// (SIGHUP). New certificates apply to connections made from then on; on
+// error the old ones stay. The outcome is logged.
+func (s *Node) Reload() {
+	creds := s.node.Credentials()
+	if creds == nil {
+		s.logger.Info("SIGHUP: no certificates to reload")
+	} else if err := creds.Reload(); err != nil {
+		s.logger.Error("SIGHUP: certificates not reloaded; the old ones stay", "error", err)
+	} else {
+		s.logger.Info("SIGHUP: certificates reloaded", "identity", creds.Identity().String())
+	}
+	if s.keys == nil {
+		return
+	}
+	if err := s.keys.Reload(); err != nil {
+		s.logger.Error("SIGHUP: key manager certificates not reloaded; the old ones stay", "error", err)
+	} else {
+		s.logger.Info("SIGHUP: key manager certificates reloaded", "tls_dir", s.keys.TLSDir)
+	}
+}
+
+// Stop leaves gracefully: it hands over leadership, leaves the group's
+// raft configuration and gossip, then stops serving and closes the node.
+// A leave that does not finish within ctx is logged; the group removes
+// the node after its grace period.
+func (s *Node) Stop(ctx context.Context) error {
+	if err := s.node.Leave(ctx); err != nil {
+		s.logger.Warn("leave was not clean; the group removes this node after its grace period", "error", err)
+	}
+	_ = s.api.Shutdown(ctx)
+	if s.keys != nil {
+		s.keys.Close()
+	}
+	return s.node.Close()
+}
+
+// forgeResult replaces a result with a forged success (ForgeResults).
+func forgeResult(r execute.Result) execute.Result {
+	r.Outcome, r.ExitCode, r.Stdout = function.OutcomeOK, 0, []byte(`{"forged":true}`)
+	r.Hash = function.ResultHash(r.Outcome, r.ExitCode, r.Stdout)
+	return r
+}
