@@ -54,6 +54,13 @@ type GroupStatus struct {
 	FailureTolerance int `json:"failure_tolerance"`
 	// QueueDepth is how many transactions wait for a block on the leader.
 	QueueDepth int `json:"queue_depth"`
+	// LastSnapshot is the index of the reporter's latest raft snapshot;
+	// its log up to that index, less the trailing logs, is compacted.
+	LastSnapshot uint64 `json:"last_snapshot_index"`
+	// SnapshotRestores counts the snapshots the reporter installed since
+	// it started (a replica whose next entries were compacted away on
+	// the leader catches up from one).
+	SnapshotRestores uint64 `json:"snapshot_restores"`
 }
 
 // ClusterStatus is every group's status, as this node could learn it.
@@ -69,6 +76,8 @@ func (n *Node) localStatus() GroupStatus {
 	st.Commit, _ = strconv.ParseUint(stats["commit_index"], 10, 64)
 	st.Applied, _ = strconv.ParseUint(stats["applied_index"], 10, 64)
 	st.LastLog, _ = strconv.ParseUint(stats["last_log_index"], 10, 64)
+	st.LastSnapshot, _ = strconv.ParseUint(stats["last_snapshot_index"], 10, 64)
+	st.SnapshotRestores = n.fsm.Restores()
 	if h, ok, err := n.store.Head(); err == nil && ok {
 		st.Height, st.LogSize = h.Height, h.LogSize
 	}

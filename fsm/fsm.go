@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -24,6 +25,8 @@ type FSM struct {
 
 	mu  sync.Mutex
 	err error // sticky storage failure
+
+	restores atomic.Uint64 // snapshots installed by Restore
 }
 
 var (
@@ -41,6 +44,12 @@ func New(store *Store, logger hclog.Logger) *FSM {
 
 // Store is the FSM's chain store, for reads.
 func (f *FSM) Store() *Store { return f.store }
+
+// Restores returns how many snapshots Restore has installed since New: on
+// start when the store is rebuilt, and whenever the leader sends a
+// snapshot because the log this replica needs was compacted away. Safe
+// for concurrent use.
+func (f *FSM) Restores() uint64 { return f.restores.Load() }
 
 // Err returns the storage failure that stopped the FSM, if any.
 func (f *FSM) Err() error {
@@ -164,6 +173,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.store.db = db
 	f.err = nil
+	f.restores.Add(1)
 	f.logger.Info("restored from snapshot", "path", f.store.path)
 	return nil
 }

@@ -212,6 +212,9 @@ func TestSnapshotRestore(t *testing.T) {
 	if err := dst.Restore(io.NopCloser(bytes.NewReader(s.Bytes()))); err != nil {
 		t.Fatal(err)
 	}
+	if n := dst.Restores(); n != 1 {
+		t.Fatalf("%d restores counted, want 1", n)
+	}
 	h, _, _ := dst.Store().Head()
 	if h.Height != 10 {
 		t.Fatalf("restored head %d", h.Height)
@@ -247,6 +250,9 @@ func TestRestoreRejectsGarbageAndKeepsStore(t *testing.T) {
 	}
 	if h, ok, err := f.Store().Head(); err != nil || !ok || h.Height != 1 {
 		t.Fatalf("store damaged by a bad restore: %+v %v %v", h, ok, err)
+	}
+	if n := f.Restores(); n != 0 {
+		t.Fatalf("refused snapshots counted as %d restores", n)
 	}
 }
 

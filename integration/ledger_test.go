@@ -226,11 +226,16 @@ func TestLeaderKillLosesNoAcknowledgedWrite(t *testing.T) {
 	t.Logf("%d acknowledged, %d refused during failover", len(acks), fails.Load())
 }
 
+// TestRestartedNodeCatchesUpFromDiskAndSnapshot: a follower stopped while
+// the leader snapshots and compacts its log past the follower's last entry
+// restarts from its own disk, is sent the leader's snapshot (log replay
+// alone cannot catch it up), and ends with the same verified chain.
 func TestRestartedNodeCatchesUpFromDiskAndSnapshot(t *testing.T) {
+	const trailing = 4
 	l := startLocal(t, 1, 3, func(c *cluster.Config) {
 		c.SnapshotThreshold = 16
 		c.SnapshotInterval = 50 * time.Millisecond
-		c.TrailingLogs = 4
+		c.TrailingLogs = trailing
 		c.MaxBatchTxs = 4
 	})
 	ctx := context.Background()
@@ -252,15 +257,17 @@ func TestRestartedNodeCatchesUpFromDiskAndSnapshot(t *testing.T) {
 		}
 	}
 	before, _, _ := l.Nodes[fi].Store().Head()
+	// The leader's last index bounds the follower's.
+	followerLast := leader.Status(ctx).Groups[0].LastLog
 	if err := l.Stop(fi); err != nil {
 		t.Fatal(err)
 	}
-	// Far more entries than the trailing logs kept after a snapshot: the
-	// follower must be sent a snapshot.
+	// Far more entries than the trailing logs kept after a snapshot. A
+	// snapshot at index s compacts the log up to s-trailing at least; once
+	// that passes the follower's next entry, it must be sent a snapshot.
 	submitN(leader, 20, 200)
-	waitFor(t, "a snapshot on the leader", 10*time.Second, func() bool {
-		st := leader.Status(ctx).Groups[0]
-		return st.Applied > 100
+	waitFor(t, "the leader to snapshot and compact its log past the stopped follower", 20*time.Second, func() bool {
+		return leader.Status(ctx).Groups[0].LastSnapshot > followerLast+1+trailing
 	})
 	if err := l.Start(fi); err != nil {
 		t.Fatal(err)
@@ -272,6 +279,12 @@ func TestRestartedNodeCatchesUpFromDiskAndSnapshot(t *testing.T) {
 	head := sameHeads(t, l.Nodes, 0)
 	if head.LogSize != 220 {
 		t.Fatalf("log size %d, want 220", head.LogSize)
+	}
+	// A clean stop leaves a trusted store, which raft does not reload from
+	// a snapshot on start: every restore counted here was sent by the
+	// leader.
+	if st := restarted.Status(ctx).Groups[0]; st.SnapshotRestores == 0 {
+		t.Fatalf("the restarted follower caught up (applied %d) without installing a snapshot; it was stopped at index %d, the leader snapshotted at %d", st.Applied, followerLast, leader.Status(ctx).Groups[0].LastSnapshot)
 	}
 	verifyStores(t, l.Nodes)
 	// The restarted node serves reads and forwards writes.
