@@ -139,10 +139,17 @@ type AuthStore struct {
 const MinBootstrapBytes = 32
 
 // NewAuthStore starts a store from a pre-shared bootstrap key: the first 16
-// bytes key the hash, the rest are pads.
+// bytes key the hash, the rest are pads. A hash key that is 0 or 1 as a
+// field element is refused: at 0 every message hashes to 0, so a tag is
+// its pad whatever the message; at 1 the hash is a plain sum of blocks,
+// unchanged when blocks are reordered. Either lets a forger who sees one
+// tag put it on another message.
 func NewAuthStore(bootstrap []byte) (*AuthStore, error) {
 	if len(bootstrap) < MinBootstrapBytes {
 		return nil, fmt.Errorf("%w: bootstrap key of %d bytes, need >= %d", ErrInvalidConfig, len(bootstrap), MinBootstrapBytes)
+	}
+	if k := u128FromBytes(bootstrap[:macKeyBytes]); k == (u128{}) || k == (u128{lo: 1}) {
+		return nil, fmt.Errorf("%w: weak authentication hash key (%d as a field element)", ErrInvalidConfig, k.lo)
 	}
 	s := &AuthStore{}
 	copy(s.hashKey[:], bootstrap)

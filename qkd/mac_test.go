@@ -2,6 +2,7 @@ package qkd
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math/big"
 	mrand "math/rand/v2"
@@ -121,5 +122,39 @@ func TestSealOpen(t *testing.T) {
 		if _, err := c.open(bad); err == nil {
 			t.Fatalf("flipped byte %d accepted", i)
 		}
+	}
+}
+
+// TestWeakHashKeyRefused: hash keys that are 0 or 1 modulo 2^127-1 (after
+// the top bit is dropped) make tags forgeable, so a bootstrap key with one
+// is refused; 2 and a patterned key are fine.
+func TestWeakHashKeyRefused(t *testing.T) {
+	pads := bytes.Repeat([]byte{0x5a}, 32)
+	key := func(hi, lo uint64) []byte {
+		b := binary.BigEndian.AppendUint64(nil, hi)
+		return append(binary.BigEndian.AppendUint64(b, lo), pads...)
+	}
+	p := key(1<<63-1, ^uint64(0)) // 2^127-1 itself
+	for name, boot := range map[string][]byte{
+		"zero":            key(0, 0),
+		"top bit only":    key(1<<63, 0),
+		"p":               p,
+		"all ones":        key(^uint64(0), ^uint64(0)),
+		"one":             key(0, 1),
+		"top bit and one": key(1<<63, 1),
+	} {
+		if _, err := NewAuthStore(boot); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: weak hash key accepted: %v", name, err)
+		}
+	}
+	for name, boot := range map[string][]byte{"two": key(0, 2), "pattern": bytes.Repeat([]byte{0x5a, 0xc3, 0x17}, 16)} {
+		if _, err := NewAuthStore(boot); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// Why: under the zero key two different messages share a tag.
+	m1, m2 := []byte("pay alice"), []byte("pay mallory")
+	if !bytes.Equal(macTag(make([]byte, 16), pads[:16], m1), macTag(make([]byte, 16), pads[:16], m2)) {
+		t.Fatal("the zero key should make the tag independent of the message")
 	}
 }

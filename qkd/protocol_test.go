@@ -242,7 +242,7 @@ func TestLinkRecoversAfterForgery(t *testing.T) {
 
 func TestAuthExhaustion(t *testing.T) {
 	cfg := testConfig("exhaust", 1<<14)
-	cfg.BootstrapKey = make([]byte, MinBootstrapBytes+16) // hash key + 2 pads
+	cfg.BootstrapKey = bytes.Repeat([]byte{0x5a}, MinBootstrapBytes+16) // hash key + 2 pads
 	st, err := Run(cfg)
 	if !errors.Is(err, ErrAuthKeyExhausted) || !errors.Is(err, ErrAborted) {
 		t.Fatalf("err = %v (stats %+v)", err, st)
