@@ -6,7 +6,7 @@ BIN       ?= bin
 PKGS      := ./...
 TEST_FLAGS ?= -race -p 1 -timeout 30m
 
-.PHONY: all build test unit integration demo dev bench lint fmt clean examples staticcheck
+.PHONY: all build test unit integration demo dev bench lint fmt clean examples staticcheck fuzz
 
 all: build
 
@@ -50,6 +50,20 @@ bench: build
 	$(BIN)/qledger bench
 	$(BIN)/qledger bench tls
 	$(BIN)/qledger bench membership
+
+## fuzz: run every fuzz target (found with go test -list) for FUZZTIME each,
+## starting from its seed corpus in testdata/fuzz/<FuzzName>/. New failing
+## inputs land there too: fix the bug, then commit them as regression seeds.
+FUZZTIME  ?= 10s
+FUZZFLAGS ?=
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+		list=$$($(GO) test -list '^Fuzz' $$pkg) || { echo "$$list"; exit 1; }; \
+		for target in $$(echo "$$list" | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg; \
+		done; \
+	done
 
 ## lint: gofmt, go vet, and staticcheck (the version go.mod pins as a tool).
 lint:
