@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -166,61 +165,110 @@ func (a *app) auditConflicts(group int) error {
 		return err
 	}
 	defer cancel()
-	cs, err := c.Cluster(ctx)
+	records, err := execRecords(ctx, c, group)
 	if err != nil {
 		return err
 	}
-	tally := map[string]*nodeTally{}
-	var conflicts []conflictRecord
-	records := 0
-	for _, g := range cs.Groups {
-		if group >= 0 && g.Group != group {
-			continue
+	nodes, conflicts := tallyRecords(records)
+	if a.out.JSON() {
+		return a.printJSON(map[string]any{"records": len(records), "nodes": nodes, "conflicts": conflicts})
+	}
+	fmt.Fprintf(a.stdout, "%d execution records, %d with a conflict\n", len(records), len(conflicts))
+	fmt.Fprintf(a.stdout, "  %-12s  %10s  %13s  %8s  %12s\n", "node", "executions", "disagreements", "failures", "no agreement")
+	for _, t := range nodes {
+		fmt.Fprintf(a.stdout, "  %.12s  %10d  %13d  %8d  %12d\n", t.Node, t.Executions, t.Disagreements, t.Failures, t.NoAgreement)
+	}
+	for _, r := range conflicts {
+		fmt.Fprintf(a.stdout, "  group %d height %d request %.16s %s: %s\n", r.Group, r.Height, r.Request, r.Function, r.Conflict)
+	}
+	return nil
+}
+
+// recordAt is an execution record and the block that holds it.
+type recordAt struct {
+	group  int
+	height uint64
+	rec    cluster.ExecRecord
+}
+
+// execRecords reads every execution record of group's chain (group < 0:
+// every group's).
+func execRecords(ctx context.Context, c *client.Client, group int) ([]recordAt, error) {
+	groups := []int{group}
+	if group < 0 {
+		var err error
+		if groups, err = allGroups(ctx, c); err != nil {
+			return nil, err
 		}
-		head, err := c.Head(ctx, g.Group, "")
+	}
+	var out []recordAt
+	for _, g := range groups {
+		head, err := c.Head(ctx, g, "")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for from := uint64(1); from <= head.Height; {
-			bs, err := c.Blocks(ctx, g.Group, from, 200, "")
+			bs, err := c.Blocks(ctx, g, from, 200, "")
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if len(bs) == 0 {
 				break
 			}
 			for _, b := range bs {
 				from = b.Height + 1
-				for _, tx := range b.Txs {
-					if tx.Tx.Kind != "exec" {
-						continue
-					}
-					var x cluster.ExecRecord
-					if err := json.Unmarshal(tx.Tx.Payload, &x); err != nil {
-						return fmt.Errorf("group %d height %d: execution record %s does not decode: %w", g.Group, b.Height, short(tx.ID), err)
-					}
-					records++
-					for _, e := range x.Executions {
-						t := tally[e.NodeID]
-						if t == nil {
-							t = &nodeTally{Node: e.NodeID}
-							tally[e.NodeID] = t
-						}
-						t.Executions++
-						switch {
-						case e.Err != "":
-							t.Failures++
-						case !x.Agreed:
-							t.NoAgreement++
-						case e.Hash != x.ResultHash:
-							t.Disagreements++
-						}
-					}
-					if x.Conflict != "" || !x.Agreed {
-						conflicts = append(conflicts, conflictRecord{Group: g.Group, Height: b.Height, Request: fmt.Sprintf("%x", x.RequestID[:]), Function: x.Function, Agreed: x.Agreed, Conflict: x.Conflict})
-					}
+				recs, err := blockRecords(g, b)
+				if err != nil {
+					return nil, err
 				}
+				out = append(out, recs...)
 			}
+		}
+	}
+	return out, nil
+}
+
+// blockRecords decodes the execution records of group's block b.
+func blockRecords(group int, b client.Block) ([]recordAt, error) {
+	var out []recordAt
+	for _, tx := range b.Txs {
+		if tx.Tx.Kind != "exec" {
+			continue
+		}
+		x, err := decodeExecRecord(tx.Tx.Payload)
+		if err != nil {
+			return nil, fmt.Errorf("group %d height %d: execution record %s does not decode: %w", group, b.Height, short(tx.ID), err)
+		}
+		out = append(out, recordAt{group: group, height: b.Height, rec: x})
+	}
+	return out, nil
+}
+
+// tallyRecords counts each node's executions by how they ended, worst
+// first, and lists the records with a conflict.
+func tallyRecords(records []recordAt) ([]*nodeTally, []conflictRecord) {
+	tally := map[string]*nodeTally{}
+	var conflicts []conflictRecord
+	for _, r := range records {
+		x := r.rec
+		for _, e := range x.Executions {
+			t := tally[e.NodeID]
+			if t == nil {
+				t = &nodeTally{Node: e.NodeID}
+				tally[e.NodeID] = t
+			}
+			t.Executions++
+			switch {
+			case e.Err != "":
+				t.Failures++
+			case !x.Agreed:
+				t.NoAgreement++
+			case e.Hash != x.ResultHash:
+				t.Disagreements++
+			}
+		}
+		if x.Conflict != "" || !x.Agreed {
+			conflicts = append(conflicts, conflictRecord{Group: r.group, Height: r.height, Request: fmt.Sprintf("%x", x.RequestID[:]), Function: x.Function, Agreed: x.Agreed, Conflict: x.Conflict})
 		}
 	}
 	nodes := make([]*nodeTally, 0, len(tally))
@@ -234,16 +282,5 @@ func (a *app) auditConflicts(group int) error {
 		}
 		return a.Node < b.Node
 	})
-	if a.out.JSON() {
-		return a.printJSON(map[string]any{"records": records, "nodes": nodes, "conflicts": conflicts})
-	}
-	fmt.Fprintf(a.stdout, "%d execution records, %d with a conflict\n", records, len(conflicts))
-	fmt.Fprintf(a.stdout, "  %-12s  %10s  %13s  %8s  %12s\n", "node", "executions", "disagreements", "failures", "no agreement")
-	for _, t := range nodes {
-		fmt.Fprintf(a.stdout, "  %.12s  %10d  %13d  %8d  %12d\n", t.Node, t.Executions, t.Disagreements, t.Failures, t.NoAgreement)
-	}
-	for _, r := range conflicts {
-		fmt.Fprintf(a.stdout, "  group %d height %d request %.16s %s: %s\n", r.Group, r.Height, r.Request, r.Function, r.Conflict)
-	}
-	return nil
+	return nodes, conflicts
 }

@@ -141,10 +141,17 @@ func printBlock(w io.Writer, b client.Block) {
 	}
 }
 
+// decodeExecRecord decodes an execution record transaction's payload.
+func decodeExecRecord(payload []byte) (cluster.ExecRecord, error) {
+	var x cluster.ExecRecord
+	err := json.Unmarshal(payload, &x)
+	return x, err
+}
+
 // printExecRecord renders an execution record for people.
 func printExecRecord(w io.Writer, payload []byte) {
-	var x cluster.ExecRecord
-	if err := json.Unmarshal(payload, &x); err != nil {
+	x, err := decodeExecRecord(payload)
+	if err != nil {
 		fmt.Fprintf(w, "      (does not decode as an execution record: %v)\n", err)
 		return
 	}
