@@ -84,6 +84,9 @@ func (a *app) clusterJoinCmd() *cobra.Command {
 			if err := c.Join(ctx, req); err != nil {
 				return err
 			}
+			if a.out.JSON() {
+				return a.printJSON(map[string]any{"id": req.ID, "joined": true})
+			}
 			fmt.Fprintf(a.stdout, "node %s joined\n", short(req.ID))
 			return nil
 		},
@@ -109,6 +112,9 @@ func (a *app) clusterRemoveCmd() *cobra.Command {
 			if err := c.Remove(ctx, args[0]); err != nil {
 				return err
 			}
+			if a.out.JSON() {
+				return a.printJSON(map[string]any{"id": args[0], "removed": true})
+			}
 			fmt.Fprintf(a.stdout, "node %s removed\n", short(args[0]))
 			return nil
 		},
@@ -133,6 +139,9 @@ func (a *app) clusterScaleCmd() *cobra.Command {
 			n, err := c.Scale(ctx, k)
 			if err != nil {
 				return err
+			}
+			if a.out.JSON() {
+				return a.printJSON(map[string]any{"executors": n})
 			}
 			fmt.Fprintf(a.stdout, "%d executor nodes running\n", n)
 			return nil

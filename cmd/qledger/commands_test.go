@@ -116,8 +116,13 @@ func clusterVerbs(t *testing.T, run func(...string) ran) {
 	if r := run("cluster", "status"); !strings.Contains(r.stdout, short(id)) {
 		t.Fatalf("cluster status after the join lacks %s:\n%s", short(id), r.stdout)
 	}
-	if r := run("cluster", "remove", id); r.code != exitOK || !strings.Contains(r.stdout, "removed") {
-		t.Fatalf("cluster remove: %+v", r)
+	var removed struct {
+		ID      string `json:"id"`
+		Removed bool   `json:"removed"`
+	}
+	decodeJSON(t, run("cluster", "remove", "--json", id), &removed)
+	if removed.ID != id || !removed.Removed {
+		t.Fatalf("cluster remove --json: %+v", removed)
 	}
 }
 
@@ -213,6 +218,22 @@ func dataVerbs(t *testing.T, run func(...string) ran) {
 	shares := filepath.Join(dir, "shares")
 	if r := run("data", "export-shares", "item-1", shares); r.code != exitOK || !strings.Contains(r.stdout, "item-1.share-0.json") {
 		t.Fatalf("data export-shares: %+v", r)
+	}
+	var export struct {
+		Files      []string `json:"files"`
+		Sufficient bool     `json:"sufficient"`
+	}
+	decodeJSON(t, run("data", "export-shares", "--output", "json", "item-1", shares), &export)
+	if len(export.Files) != 1 || !export.Sufficient {
+		t.Fatalf("data export-shares --output json: %+v", export)
+	}
+	var recovered struct {
+		Bytes  int    `json:"bytes"`
+		Scheme string `json:"scheme"`
+	}
+	decodeJSON(t, cli(t, "data", "recover", shares, "-o", filepath.Join(dir, "recovered"), "--json"), &recovered)
+	if recovered.Bytes != 20 || recovered.Scheme != "dispersal" {
+		t.Fatalf("data recover --json: %+v", recovered)
 	}
 }
 

@@ -240,6 +240,7 @@ func (a *app) dataExport(id, dir, caller string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	files := []string{}
 	for _, sh := range shares {
 		b, err := sh.MarshalJSON()
 		if err != nil {
@@ -249,9 +250,19 @@ func (a *app) dataExport(id, dir, caller string) error {
 		if err := os.WriteFile(p, b, 0o600); err != nil {
 			return err
 		}
-		fmt.Fprintln(a.stdout, "wrote", p)
+		files = append(files, p)
+		if !a.out.JSON() {
+			fmt.Fprintln(a.stdout, "wrote", p)
+		}
 	}
-	printFailed(a.stdout, rep.Failed, "group %d: not exported: %s\n")
+	if a.out.JSON() {
+		out := map[string]any{"data_id": id, "files": files, "groups_failed": rep.Failed, "sufficient": err == nil}
+		if jerr := a.printJSON(out); jerr != nil {
+			return jerr
+		}
+	} else {
+		printFailed(a.stdout, rep.Failed, "group %d: not exported: %s\n")
+	}
 	if err != nil {
 		fmt.Fprintf(a.stderr, "warning: the shares exported do not suffice: %v\n", err)
 	}
@@ -306,6 +317,9 @@ func (a *app) dataRecover(dir, out string) error {
 		return err
 	}); err != nil {
 		return err
+	}
+	if a.out.JSON() {
+		return a.printJSON(map[string]any{"bytes": len(data), "shares": len(shares), "scheme": sum.Scheme.String(), "threshold": sum.Threshold, "total": sum.Shares, "out": out})
 	}
 	fmt.Fprintf(a.stdout, "recovered %d bytes from %d shares (%s, t=%d of n=%d) -> %s\n", len(data), len(shares), sum.Scheme, sum.Threshold, sum.Shares, out)
 	return nil
