@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"qledger/qkd"
 	"qledger/qkd/session"
 )
 
@@ -23,15 +24,38 @@ func unhex(t testing.TB, s string) []byte {
 }
 
 // TestTable4 is the seed's worked example (Table 4 of seed 000): the rule
-// at 16 bits, run through the same XOR and ranking code as the 256-bit
-// production rule.
+// at 16 bits. Only the raw transmission, the two node addresses and the
+// two nonce hashes are taken from the table; the key, the stakes and the
+// winner are computed and compared with the table's rows.
+//
+// The key: the table's first rows are the paper-mode QKD run (64 raw bits,
+// bases agreeing on alternate positions, even half published, odd half
+// kept), so qkd.Paper derives it from the raw bits: 809c.
+//
+// The hashes: the table's row is "hash value (nonce)", and the text has
+// every node draw a random number and hash it; the nonces are not printed.
+// They are not hashes of the addresses either: no 16-bit window of MD5,
+// SHA-1, SHA-2, SHA-3, BLAKE2 or SHAKE over the address (raw, ASCII,
+// decimal) gives both f9f5 and e686, and the SHA-256 case is asserted
+// below. So what links a node to its hash is its nonce, and
+// TestHashIsTheNonces checks that the implementation's h is SHA-256 of the
+// nonce alone, whatever the node's address.
 func TestTable4(t *testing.T) {
-	key := unhex(t, "809c")
+	key := paperKey(t, "608918c0659e33dc")
+	if got := hex.EncodeToString(key); got != "809c" {
+		t.Fatalf("paper-mode key from the table's transmission = %s, want 809c", got)
+	}
 	nodes := []string{"3de1016e288ba240", "e1681f706a664a1a"} // the table's node 1 and node 2 addresses
 	hashes := [][]byte{unhex(t, "f9f5"), unhex(t, "e686")}
 	wantStakes := []string{"7969", "661a"}
 	wantBits := []string{"0111100101101001", "0110011000011010"}
+	for i, a := range nodes {
+		if h := sha256.Sum256(unhex(t, a)); bytes.Equal(h[:2], hashes[i]) {
+			t.Fatalf("node %d's hash is SHA-256 of its address after all: revise the comment above", i+1)
+		}
+	}
 
+	// At 16 bits, with the width-generic XOR and ranking.
 	stakes := make([][]byte, len(hashes))
 	for i, h := range hashes {
 		stakes[i] = make([]byte, len(h))
@@ -55,6 +79,84 @@ func TestTable4(t *testing.T) {
 		if winner := ids[order(ids, st)[0]]; winner != nodes[0] {
 			t.Fatalf("winner %s, want node 1 (%s): 7969 > 661a", winner, nodes[0])
 		}
+	}
+
+	// Through the production rule (Rank, 256 bits): the table's values in
+	// the top 16 bits, zeros below, rank the same way.
+	var k256 [Size]byte
+	copy(k256[:], key)
+	for _, perm := range [][]int{{0, 1}, {1, 0}} {
+		var commits []Commitment
+		for _, i := range perm {
+			c := Commitment{NodeID: nodes[i]}
+			copy(c.H[:], hashes[i])
+			commits = append(commits, c)
+		}
+		cands, err := Rank(k256, commits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range cands {
+			if c.NodeID != nodes[i] || hex.EncodeToString(c.Stake[:2]) != wantStakes[i] || !bytes.Equal(c.Stake[2:], make([]byte, Size-2)) {
+				t.Fatalf("Rank place %d: %s with stake %x, want %s with %s00...", i, c.NodeID, c.Stake, nodes[i], wantStakes[i])
+			}
+		}
+	}
+}
+
+// paperKey runs the paper-mode QKD of Table 4 on a raw transmission that
+// arrives intact, with the bases agreeing on the alternate (odd) positions.
+func paperKey(t *testing.T, rawHex string) []byte {
+	t.Helper()
+	raw, err := qkd.ParseHex(rawHex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := raw.Len()
+	aliceBases, bobBases, detected := qkd.NewBits(n), qkd.NewBits(n), qkd.NewBits(n)
+	for i := 0; i < n; i++ {
+		detected.Set(i, 1)
+		bobBases.Set(i, uint64(i%2))
+	}
+	r, err := qkd.Paper(qkd.AliceRecord{Bits: raw, Bases: aliceBases},
+		qkd.BobRecord{Detected: detected, Bases: bobBases, Results: raw.Clone()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Key.Bytes()
+}
+
+// TestHashIsTheNonces: a candidate's h is SHA-256 of its nonce, nothing
+// else; the node's ID (its address) does not enter it, so two nodes that
+// swap nonces swap hashes and stakes.
+func TestHashIsTheNonces(t *testing.T) {
+	var key [Size]byte
+	copy(key[:], unhex(t, "809c"))
+	n1, n2 := [Size]byte{1}, [Size]byte{2}
+	a, b := "3de1016e288ba240", "e1681f706a664a1a"
+	rec1, err := Elect(key, "k", []byte("r"), []Reveal{{a, n1}, {b, n2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec2, err := Elect(key, "k", []byte("r"), []Reveal{{a, n2}, {b, n1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byNode := func(r Record) map[string]Candidate {
+		m := map[string]Candidate{}
+		for _, c := range r.Candidates {
+			m[c.NodeID] = c
+		}
+		return m
+	}
+	m1, m2 := byNode(rec1), byNode(rec2)
+	for id, nonce := range map[string][Size]byte{a: n1, b: n2} {
+		if want := sha256.Sum256(nonce[:]); m1[id].H != want {
+			t.Fatalf("%s: h = %x, want SHA-256(nonce) = %x", id, m1[id].H, want)
+		}
+	}
+	if m1[a].H != m2[b].H || m1[b].H != m2[a].H || m1[a].Stake != m2[b].Stake {
+		t.Fatal("swapping nonces between nodes did not swap their hashes and stakes")
 	}
 }
 
