@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -271,12 +270,7 @@ func (n *Node) handlers() map[method]rpcHandler {
 			return res, err
 		},
 		mHealth: func(ctx context.Context, body []byte) (any, error) {
-			st := n.raft.Stats()
-			h := Health{ID: n.info.ID}
-			h.Term, _ = strconv.ParseUint(st["term"], 10, 64)
-			h.LastIndex, _ = strconv.ParseUint(st["last_log_index"], 10, 64)
-			h.Applied, _ = strconv.ParseUint(st["applied_index"], 10, 64)
-			return h, nil
+			return Health{ID: n.info.ID, Term: n.raft.CurrentTerm(), LastIndex: n.raft.LastIndex(), Applied: n.raft.AppliedIndex()}, nil
 		},
 	}
 }

@@ -71,12 +71,10 @@ type ClusterStatus struct {
 
 func (n *Node) localStatus() GroupStatus {
 	st := GroupStatus{Group: n.group, Reporter: n.info.ID, State: n.raft.State().String()}
-	stats := n.raft.Stats()
-	st.Term, _ = strconv.ParseUint(stats["term"], 10, 64)
-	st.Commit, _ = strconv.ParseUint(stats["commit_index"], 10, 64)
-	st.Applied, _ = strconv.ParseUint(stats["applied_index"], 10, 64)
-	st.LastLog, _ = strconv.ParseUint(stats["last_log_index"], 10, 64)
-	st.LastSnapshot, _ = strconv.ParseUint(stats["last_snapshot_index"], 10, 64)
+	st.Term, st.Commit = n.raft.CurrentTerm(), n.raft.CommitIndex()
+	st.Applied, st.LastLog = n.raft.AppliedIndex(), n.raft.LastIndex()
+	// raft has no accessor for the last snapshot's index but Stats.
+	st.LastSnapshot, _ = strconv.ParseUint(n.raft.Stats()["last_snapshot_index"], 10, 64)
 	st.SnapshotRestores = n.fsm.Restores()
 	if h, ok, err := n.store.Head(); err == nil && ok {
 		st.Height, st.LogSize = h.Height, h.LogSize
