@@ -49,7 +49,7 @@ func (s *Server) putShare(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var up client.ShareUpload
-	if err := decodeStrict(r, &up); err != nil {
+	if err := decodeStrict(r.Body, &up); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -45,7 +45,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
 		req, err = decodeDeployForm(r)
 	} else {
-		err = decodeStrict(r, &req)
+		err = decodeStrict(r.Body, &req)
 	}
 	if err != nil {
 		s.fail(w, r, err)
@@ -206,7 +206,7 @@ func (s *Server) getFunction(w http.ResponseWriter, r *http.Request) {
 // what the rule needs, but not tied to a QKD key.
 func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 	var req client.InvokeRequest
-	if err := decodeStrict(r, &req); err != nil {
+	if err := decodeStrict(r.Body, &req); err != nil {
 		s.fail(w, r, err)
 		return
 	}

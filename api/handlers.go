@@ -2,10 +2,7 @@ package api
 
 import (
 	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"unicode"
@@ -29,23 +26,8 @@ func badRequest(format string, args ...any) error {
 
 func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	var body submitBody
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			s.fail(w, r, err)
-			return
-		}
-		s.fail(w, r, badRequest("body is not a JSON object {\"payload\": <base64>, \"group\": <int>}: %v", err))
-		return
-	}
-	if dec.More() {
-		s.fail(w, r, badRequest("trailing data after the JSON body"))
-		return
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		s.fail(w, r, badRequest("trailing data after the JSON body"))
+	if err := decodeStrict(r.Body, &body); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	if body.Payload == nil {
@@ -66,6 +48,31 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	writeJSON(w, http.StatusOK, rec)
+}
+
+// submitTx is the write path shared by the clear and sealed endpoints.
+func (s *Server) submitTx(r *http.Request, payload []byte, group *int, key string) (client.Receipt, bool, error) {
+	if err := checkKey(key); err != nil {
+		return client.Receipt{}, false, err
+	}
+	release, ok := s.lim.claimKey(submitter(r), key)
+	if !ok {
+		return client.Receipt{}, false, fmt.Errorf("%w: key %q", errInFlight, key)
+	}
+	defer release()
+	n := s.c.Groups()
+	g := cluster.GroupForKey("", key, n)
+	if group != nil {
+		if *group < 0 || *group >= n {
+			return client.Receipt{}, false, badRequest("group %d does not exist (the cluster has groups 0..%d)", *group, n-1)
+		}
+		g = *group
+	}
+	rec, err := s.c.Submit(r.Context(), chain.Tx{Kind: chain.TxData, Group: uint32(g), IdempotencyKey: key, Submitter: submitter(r), Payload: payload})
+	if err != nil {
+		return client.Receipt{}, false, err
+	}
+	return client.Receipt{ID: rec.ID.String(), Group: rec.Group, Height: rec.Height, Index: rec.Index}, rec.Duplicate, nil
 }
 
 func checkKey(key string) error {
@@ -334,10 +341,8 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 	var req client.JoinRequest
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		s.fail(w, r, badRequest("body must be {\"id\",\"addr\",\"api_addr\"}: %v", err))
+	if err := decodeStrict(r.Body, &req); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	id, err := cluster.ParseNodeID(req.ID)
@@ -378,7 +383,7 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req client.ScaleRequest
-	if err := decodeStrict(r, &req); err != nil {
+	if err := decodeStrict(r.Body, &req); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"qledger/api/client"
-	"qledger/chain"
 	"qledger/cluster"
 	"qledger/qkd/kme"
 	"qledger/qkd/session"
@@ -157,26 +157,13 @@ func (s *Server) keyChannel(w http.ResponseWriter) (*KeyChannel, bool) {
 	return s.cfg.Keys, true
 }
 
-func decodeStrict(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
-		}
-		return badRequest("malformed JSON body: %v", err)
-	}
-	return nil
-}
-
 func (s *Server) sessionOpen(w http.ResponseWriter, r *http.Request) {
 	k, ok := s.keyChannel(w)
 	if !ok {
 		return
 	}
 	var req client.SessionOpen
-	if err := decodeStrict(r, &req); err != nil {
+	if err := decodeStrict(r.Body, &req); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -236,7 +223,7 @@ func (s *Server) sessionFinish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var fin session.ClientFinish
-	if err := decodeStrict(r, &fin); err != nil {
+	if err := decodeStrict(r.Body, &fin); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -310,7 +297,7 @@ func (s *Server) sealedCall(w http.ResponseWriter, r *http.Request, aadIn, aadOu
 func (s *Server) sessionInvoke(w http.ResponseWriter, r *http.Request) {
 	s.sealedCall(w, r, aadInvoke, aadInvokeResponse, func(ls *liveSession, plain []byte) (int, any) {
 		var req client.SealedInvoke
-		if err := json.Unmarshal(plain, &req); err != nil || req.Function == "" {
+		if err := decodeStrict(bytes.NewReader(plain), &req); err != nil || req.Function == "" {
 			return http.StatusBadRequest, client.ErrorBody{Code: codeBadRequest, Error: "sealed invocation must be {\"function\", \"input\", \"group\"}"}
 		}
 		inv, err := s.prepareInvoke(req.Function, client.InvokeRequest{Input: req.Input, Group: req.Group})
@@ -330,7 +317,7 @@ func (s *Server) sessionInvoke(w http.ResponseWriter, r *http.Request) {
 func (s *Server) sessionTx(w http.ResponseWriter, r *http.Request) {
 	s.sealedCall(w, r, aadRequest, aadResponse, func(ls *liveSession, plain []byte) (int, any) {
 		var req client.SealedSubmit
-		if err := json.Unmarshal(plain, &req); err != nil || req.Payload == nil {
+		if err := decodeStrict(bytes.NewReader(plain), &req); err != nil || req.Payload == nil {
 			return http.StatusBadRequest, client.ErrorBody{Code: codeBadRequest, Error: "sealed request must be {\"payload\", \"group\", \"idempotency_key\"}"}
 		}
 		rec, replayed, err := s.submitTx(r, req.Payload, req.Group, req.IdempotencyKey)
@@ -345,29 +332,4 @@ func (s *Server) sessionTx(w http.ResponseWriter, r *http.Request) {
 func mustJSON(v any) json.RawMessage {
 	b, _ := json.Marshal(v)
 	return b
-}
-
-// submitTx is the write path shared by the clear and sealed endpoints.
-func (s *Server) submitTx(r *http.Request, payload []byte, group *int, key string) (client.Receipt, bool, error) {
-	if err := checkKey(key); err != nil {
-		return client.Receipt{}, false, err
-	}
-	release, ok := s.lim.claimKey(submitter(r), key)
-	if !ok {
-		return client.Receipt{}, false, fmt.Errorf("%w: key %q", errInFlight, key)
-	}
-	defer release()
-	n := s.c.Groups()
-	g := cluster.GroupForKey("", key, n)
-	if group != nil {
-		if *group < 0 || *group >= n {
-			return client.Receipt{}, false, badRequest("group %d does not exist (the cluster has groups 0..%d)", *group, n-1)
-		}
-		g = *group
-	}
-	rec, err := s.c.Submit(r.Context(), chain.Tx{Kind: chain.TxData, Group: uint32(g), IdempotencyKey: key, Submitter: submitter(r), Payload: payload})
-	if err != nil {
-		return client.Receipt{}, false, err
-	}
-	return client.Receipt{ID: rec.ID.String(), Group: rec.Group, Height: rec.Height, Index: rec.Index}, rec.Duplicate, nil
 }
