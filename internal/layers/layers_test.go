@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -174,9 +173,10 @@ func violations(pkgs []pkg, rules []rule) []string {
 // goList loads every package of the module with `go list -json`.
 func goList(t *testing.T) []pkg {
 	t.Helper()
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := exec.LookPath(gobin); err != nil {
-		gobin = "go"
+	// go test puts its own go command first on PATH.
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to read the import graph: %v", err)
 	}
 	cmd := exec.Command(gobin, "list", "-json", "qledger/...")
 	var stderr bytes.Buffer
