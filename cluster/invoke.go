@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -11,6 +10,7 @@ import (
 
 	"qledger/chain"
 	"qledger/election"
+	"qledger/execrecord"
 	"qledger/execute"
 	"qledger/fsm"
 	"qledger/function"
@@ -36,59 +36,14 @@ type InvokeRequest struct {
 	Hops  int    `json:"hops"`
 }
 
-// ExecOutcome is one node's execution of a request.
-type ExecOutcome struct {
-	NodeID   string           `json:"node_id"`
-	Outcome  function.Outcome `json:"outcome,omitempty"`
-	ExitCode uint32           `json:"exit_code"`
-	Stdout   []byte           `json:"stdout,omitempty"`
-	Hash     chain.Hash       `json:"hash"`
-	Detail   string           `json:"detail,omitempty"`
-	Micros   int64            `json:"micros"`
-	Err      string           `json:"error,omitempty"` // the node could not run it at all
-}
-
-// ExecRecord is what the leader commits for every invocation (section 7.3
-// of the framework paper): the request, the election, who executed and
-// verified, the agreed result or the conflict, and the response.
-type ExecRecord struct {
-	Version   int        `json:"version"`
-	RequestID chain.Hash `json:"request_id"`
-	// Caller is who invoked ("role:name" from its certificate; "" on a
-	// cluster without a CA); Route how the gateway picked the group.
-	Caller     string           `json:"caller,omitempty"`
-	Route      string           `json:"route,omitempty"`
-	Function   string           `json:"function"`
-	FnVersion  string           `json:"function_version"`
-	CodeHash   chain.Hash       `json:"code_hash"`
-	InputHash  chain.Hash       `json:"input_hash"`
-	Input      []byte           `json:"input"`
-	Timestamp  int64            `json:"timestamp"`
-	Election   election.Record  `json:"election"`
-	Executor   string           `json:"executor"`
-	Verifier   string           `json:"verifier,omitempty"`
-	TieBreaker string           `json:"tie_breaker,omitempty"`
-	Executions []ExecOutcome    `json:"executions"`
-	Agreed     bool             `json:"agreed"`
-	Verified   bool             `json:"verified"` // at least two nodes agreed
-	Conflict   string           `json:"conflict,omitempty"`
-	ResultHash chain.Hash       `json:"result_hash"`
-	Outcome    function.Outcome `json:"outcome,omitempty"`
-	ExitCode   uint32           `json:"exit_code"`
-	Response   []byte           `json:"response,omitempty"`
-	// Micros is the leader's time from the election's start to the
-	// record's proposal.
-	Micros int64 `json:"duration_us,omitempty"`
-}
-
 // InvokeKey is the idempotency key of the execution record of a request:
 // one record per (caller, request ID), however often it is retried.
 func InvokeKey(requestID [32]byte) string { return fmt.Sprintf("invoke/%x", requestID) }
 
 // InvokeResult answers an invocation.
 type InvokeResult struct {
-	Record  ExecRecord `json:"record"`
-	Receipt Receipt    `json:"receipt"`
+	Record  execrecord.Record `json:"record"`
+	Receipt Receipt           `json:"receipt"`
 }
 
 // Errors of the execution path.
@@ -123,8 +78,8 @@ type execReq struct {
 
 // execLocal runs a function on this node, loading it from the local chain
 // store on first use.
-func (n *Node) execLocal(ctx context.Context, req execReq) ExecOutcome {
-	out := ExecOutcome{NodeID: n.info.ID}
+func (n *Node) execLocal(ctx context.Context, req execReq) execrecord.Execution {
+	out := execrecord.Execution{NodeID: n.info.ID}
 	for wait := time.Now(); ; {
 		h, _, err := n.store.Head()
 		if err == nil && h.Height >= req.DeployHeight || time.Since(wait) > n.cfg.RPCTimeout/2 || ctx.Err() != nil {
@@ -292,7 +247,7 @@ func (n *Node) lead(ctx context.Context, req InvokeRequest) (res InvokeResult, e
 		return InvokeResult{}, err
 	}
 	tElect = time.Since(t0)
-	xr := ExecRecord{Version: 1, RequestID: req.RequestID, Caller: req.Caller, Route: req.Route, Function: req.Function, FnVersion: meta.Spec.Version, CodeHash: meta.Spec.CodeHash,
+	xr := execrecord.Record{Version: execrecord.Version, RequestID: req.RequestID, Caller: req.Caller, Route: req.Route, Function: req.Function, FnVersion: meta.Spec.Version, CodeHash: meta.Spec.CodeHash,
 		InputHash: sha256.Sum256(req.Input), Input: req.Input, Timestamp: time.Now().UnixNano(), Election: rec,
 		Executor: rec.Executor(), Verifier: rec.Verifier()}
 	er := execReq{RequestID: req.RequestID, Function: req.Function, CodeHash: meta.Spec.CodeHash, Input: req.Input, DeployHeight: meta.Height}
@@ -337,9 +292,9 @@ func (n *Node) holdElection(ctx context.Context, req InvokeRequest) (election.Re
 // executeRoles has the elected nodes run the request (election.Execute:
 // the winner and the runner-up in parallel, the third on a disagreement)
 // and fills in xr's executions and result, or its conflict.
-func (n *Node) executeRoles(ctx context.Context, rec election.Record, addr map[string]string, er execReq, timeout time.Duration, xr *ExecRecord) {
+func (n *Node) executeRoles(ctx context.Context, rec election.Record, addr map[string]string, er execReq, timeout time.Duration, xr *execrecord.Record) {
 	var mu sync.Mutex
-	outs := map[string]ExecOutcome{}
+	outs := map[string]execrecord.Execution{}
 	v := election.Execute(rec, func(id string) election.Execution {
 		out := n.runOn(ctx, id, addr[id], er, timeout)
 		mu.Lock()
@@ -368,28 +323,28 @@ func (n *Node) executeRoles(ctx context.Context, rec election.Record, addr map[s
 }
 
 // runOn runs er on node id (at addr), locally if that is this node.
-func (n *Node) runOn(ctx context.Context, id, addr string, er execReq, timeout time.Duration) ExecOutcome {
+func (n *Node) runOn(ctx context.Context, id, addr string, er execReq, timeout time.Duration) execrecord.Execution {
 	if id == n.info.ID {
 		return n.execLocal(ctx, er)
 	}
-	var out ExecOutcome
+	var out execrecord.Execution
 	xctx, cancel := context.WithTimeout(ctx, timeout+n.cfg.RPCTimeout)
 	defer cancel()
 	if err := n.client.call(xctx, addr, mExecute, er, &out); err != nil {
-		return ExecOutcome{NodeID: id, Err: err.Error()}
+		return execrecord.Execution{NodeID: id, Err: err.Error()}
 	}
 	if out.NodeID != id {
-		return ExecOutcome{NodeID: id, Err: "answered as " + out.NodeID}
+		return execrecord.Execution{NodeID: id, Err: "answered as " + out.NodeID}
 	}
 	return out
 }
 
 // commitRecord commits xr as the request's execution record and answers
 // with it: ErrNoAgreement with the record if its executions disagreed.
-func (n *Node) commitRecord(ctx context.Context, req InvokeRequest, xr ExecRecord) (InvokeResult, error) {
-	payload, err := json.Marshal(xr)
+func (n *Node) commitRecord(ctx context.Context, req InvokeRequest, xr execrecord.Record) (InvokeResult, error) {
+	payload, err := xr.MarshalBinary()
 	if err != nil {
-		return InvokeResult{}, err
+		return InvokeResult{}, fmt.Errorf("cluster: execution record: %w", err)
 	}
 	receipt, err := n.Submit(ctx, chain.Tx{Kind: chain.TxExec, Group: uint32(n.group), IdempotencyKey: InvokeKey(req.RequestID), Submitter: req.Caller, Payload: payload})
 	if errors.Is(err, ErrConflict) {
@@ -491,8 +446,8 @@ func (n *Node) recordedInvocation(req InvokeRequest) (InvokeResult, bool, error)
 	if err != nil || t.Kind != chain.TxExec {
 		return InvokeResult{}, false, fmt.Errorf("%w: request %x is recorded by a transaction that is not an execution record", ErrConflict, req.RequestID[:6])
 	}
-	var xr ExecRecord
-	if err := json.Unmarshal(t.Payload, &xr); err != nil {
+	xr, err := execrecord.Decode(t.Payload)
+	if err != nil {
 		return InvokeResult{}, false, fmt.Errorf("%w: execution record of %x: %v", ErrStore, req.RequestID[:6], err)
 	}
 	if req.Function != "" && xr.Function != req.Function {
@@ -512,7 +467,7 @@ func disagreement(res InvokeResult) error {
 	return fmt.Errorf("%w: %s (recorded at height %d)", ErrNoAgreement, res.Record.Conflict, res.Receipt.Height)
 }
 
-func describeExecs(xs []ExecOutcome) string {
+func describeExecs(xs []execrecord.Execution) string {
 	s := ""
 	for i, x := range xs {
 		if i > 0 {

@@ -2,18 +2,21 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"os"
 	"sync"
-
-	"crypto/rand"
-	"github.com/hashicorp/go-hclog"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"qledger/chain"
 	"qledger/election"
 	"qledger/examples/functions/tiny"
+	"qledger/execrecord"
 	"qledger/execute"
 	"qledger/function"
 )
@@ -230,5 +233,49 @@ func TestInvokeIdempotentPerRequestID(t *testing.T) {
 	nl, _ := l.Leader(0)
 	if _, err := nl.Invoke(ctx, other); !errors.Is(err, ErrConflict) {
 		t.Fatalf("the same request ID for another function: %v", err)
+	}
+}
+
+// TestInvokeAnswersVersion1Record: a chain written before the binary
+// execution record holds JSON (version 1) records; a retry of such a
+// request is answered from that record, and nothing runs again. New
+// records are written in the binary encoding.
+func TestInvokeAnswersVersion1Record(t *testing.T) {
+	l := startLocal(t, 1, 1)
+	deployTiny(t, l.Nodes[0], 0, "inc")
+	var ran atomic.Bool
+	l.Nodes[0].SetExecHook(func(r execute.Result) execute.Result { ran.Store(true); return r })
+	ctx := context.Background()
+	req := invokeReq(t, 0, "inc", `{"value":1}`)
+	old := execrecord.Record{Version: execrecord.VersionJSON, RequestID: req.RequestID, Function: "inc", FnVersion: "1",
+		Input: req.Input, Executor: "old-node", Agreed: true, Verified: false,
+		Outcome: function.OutcomeOK, Response: []byte(`{"value":2}`),
+		Executions: []execrecord.Execution{{NodeID: "old-node", Outcome: function.OutcomeOK, Stdout: []byte(`{"value":2}`)}}}
+	legacy, err := json.Marshal(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Nodes[0].Submit(ctx, chain.Tx{Kind: chain.TxExec, Group: 0, IdempotencyKey: InvokeKey(req.RequestID), Payload: legacy}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.Nodes[0].Invoke(ctx, req)
+	if err != nil || !res.Receipt.Duplicate || res.Record.Version != execrecord.VersionJSON || string(res.Record.Response) != `{"value":2}` || res.Record.Executor != "old-node" {
+		t.Fatalf("retry of a version 1 record: %+v %v", res, err)
+	}
+	if ran.Load() {
+		t.Fatal("the function ran again")
+	}
+	fresh, err := l.Nodes[0].Invoke(ctx, invokeReq(t, 0, "inc", `{"value":5}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _, err := l.Nodes[0].Tx(ctx, fresh.Receipt.ID, 0, Linearizable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, _ := chain.DecodeTx(rec.TxBytes)
+	var back execrecord.Record
+	if err := back.UnmarshalBinary(tx.Payload); err != nil || string(back.Response) != `{"value":6}` {
+		t.Fatalf("a new record is not binary: %v", err)
 	}
 }

@@ -4,21 +4,21 @@ import (
 	"testing"
 
 	"qledger/chain"
-	"qledger/cluster"
+	"qledger/execrecord"
 )
 
 // TestTallyRecords counts each node's executions by how they ended and
 // lists the records with a conflict, worst node first.
 func TestTallyRecords(t *testing.T) {
 	good, bad := chain.Hash{1}, chain.Hash{2}
-	rec := func(agreed bool, conflict string, ex ...cluster.ExecOutcome) recordAt {
-		return recordAt{group: 1, height: 7, rec: cluster.ExecRecord{Function: "inc", Agreed: agreed, Conflict: conflict, ResultHash: good, Executions: ex}}
+	rec := func(agreed bool, conflict string, ex ...execrecord.Execution) recordAt {
+		return recordAt{group: 1, height: 7, rec: execrecord.Record{Function: "inc", Agreed: agreed, Conflict: conflict, ResultHash: good, Executions: ex}}
 	}
 	nodes, conflicts := tallyRecords([]recordAt{
-		rec(true, "", cluster.ExecOutcome{NodeID: "a", Hash: good}, cluster.ExecOutcome{NodeID: "b", Hash: good}),
-		rec(true, "b disagreed; c broke the tie", cluster.ExecOutcome{NodeID: "a", Hash: good}, cluster.ExecOutcome{NodeID: "b", Hash: bad}, cluster.ExecOutcome{NodeID: "c", Hash: good}),
-		rec(true, "", cluster.ExecOutcome{NodeID: "c", Err: "timeout"}, cluster.ExecOutcome{NodeID: "a", Hash: good}),
-		rec(false, "no majority", cluster.ExecOutcome{NodeID: "a", Hash: good}, cluster.ExecOutcome{NodeID: "b", Hash: bad}),
+		rec(true, "", execrecord.Execution{NodeID: "a", Hash: good}, execrecord.Execution{NodeID: "b", Hash: good}),
+		rec(true, "b disagreed; c broke the tie", execrecord.Execution{NodeID: "a", Hash: good}, execrecord.Execution{NodeID: "b", Hash: bad}, execrecord.Execution{NodeID: "c", Hash: good}),
+		rec(true, "", execrecord.Execution{NodeID: "c", Err: "timeout"}, execrecord.Execution{NodeID: "a", Hash: good}),
+		rec(false, "no majority", execrecord.Execution{NodeID: "a", Hash: good}, execrecord.Execution{NodeID: "b", Hash: bad}),
 	})
 	want := []nodeTally{
 		{Node: "b", Executions: 3, Disagreements: 1, NoAgreement: 1},

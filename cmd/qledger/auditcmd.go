@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"qledger/api/client"
-	"qledger/cluster"
+	"qledger/execrecord"
 )
 
 func (a *app) auditCmd() *cobra.Command {
@@ -188,7 +188,7 @@ func (a *app) auditConflicts(group int) error {
 type recordAt struct {
 	group  int
 	height uint64
-	rec    cluster.ExecRecord
+	rec    execrecord.Record
 }
 
 // execRecords reads every execution record of group's chain (group < 0:

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -11,7 +10,7 @@ import (
 
 	"qledger/api/client"
 	"qledger/chain"
-	"qledger/cluster"
+	"qledger/execrecord"
 	"qledger/fsm"
 	"qledger/pki"
 )
@@ -141,11 +140,10 @@ func printBlock(w io.Writer, b client.Block) {
 	}
 }
 
-// decodeExecRecord decodes an execution record transaction's payload.
-func decodeExecRecord(payload []byte) (cluster.ExecRecord, error) {
-	var x cluster.ExecRecord
-	err := json.Unmarshal(payload, &x)
-	return x, err
+// decodeExecRecord decodes an execution record transaction's payload, in
+// either encoding a chain may hold (execrecord.Decode).
+func decodeExecRecord(payload []byte) (execrecord.Record, error) {
+	return execrecord.Decode(payload)
 }
 
 // printExecRecord renders an execution record for people.

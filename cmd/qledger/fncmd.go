@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -95,11 +96,15 @@ func (a *app) fnInvokeCmd() *cobra.Command {
 			}
 			start := time.Now()
 			res, err := c.InvokeWith(ctx, args[0], req)
-			if err != nil {
+			if err != nil && !errors.Is(err, client.ErrNoAgreement) {
 				return err
 			}
+			// A disagreement is a recorded outcome: show its record, then fail.
 			if a.out.JSON() {
-				return a.printJSON(res)
+				if perr := a.printJSON(res); perr != nil {
+					return perr
+				}
+				return err
 			}
 			return printInvocation(a.stdout, a.stderr, res, time.Since(start))
 		},
