@@ -32,8 +32,8 @@ func (s *Server) shareParams(r *http.Request) (string, int, error) {
 		return "", 0, badRequest("%v", err)
 	}
 	i, err := strconv.Atoi(r.PathValue("i"))
-	if err != nil || i < 0 || i >= s.c.Groups() {
-		return "", 0, badRequest("share index %q: the cluster has groups 0..%d", r.PathValue("i"), s.c.Groups()-1)
+	if err != nil || i < 0 || i >= s.ledger.Groups() {
+		return "", 0, badRequest("share index %q: the cluster has groups 0..%d", r.PathValue("i"), s.ledger.Groups()-1)
 	}
 	return id, i, nil
 }
@@ -58,8 +58,8 @@ func (s *Server) putShare(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("share_hash must be 64 hex digits"))
 		return
 	}
-	if up.Shares > s.c.Groups() {
-		s.fail(w, r, badRequest("%d shares but the cluster has %d groups", up.Shares, s.c.Groups()))
+	if up.Shares > s.ledger.Groups() {
+		s.fail(w, r, badRequest("%d shares but the cluster has %d groups", up.Shares, s.ledger.Groups()))
 		return
 	}
 	rec := shard.Record{DataID: id, Index: i, Shares: up.Shares, Threshold: up.Threshold, Scheme: up.Scheme,
@@ -71,7 +71,7 @@ func (s *Server) putShare(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := fmt.Sprintf("shard/%s/%d/%d", id, i, up.Segment)
-	res, err := s.c.Submit(r.Context(), chain.Tx{Kind: chain.TxShard, Group: uint32(i), IdempotencyKey: key, Submitter: submitter(r), Payload: rec.Encode()})
+	res, err := s.ledger.Submit(r.Context(), chain.Tx{Kind: chain.TxShard, Group: uint32(i), IdempotencyKey: key, Submitter: submitter(r), Payload: rec.Encode()})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -132,7 +132,7 @@ func (s *Server) getShare(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	meta, segs, err := s.c.ItemPage(r.Context(), i, id, from, limit, lv)
+	meta, segs, err := s.data.ItemPage(r.Context(), i, id, from, limit, lv)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -146,15 +146,15 @@ func (s *Server) getShare(w http.ResponseWriter, r *http.Request) {
 			cluster.ErrTooLarge, i, id, meta.Segments, cluster.MaxItemPageSegments, cluster.MaxItemPageSegments))
 		return
 	}
-	head, ok, err := s.c.Head(r.Context(), i, lv)
+	head, ok, err := s.ledger.Head(r.Context(), i, lv)
 	// A block committed between the two reads leaves the proofs for an
 	// older head than the one read: read both again.
 	for try := 1; err == nil && ok && !provenAt(segs, head) && try < pageTries; try++ {
-		if meta, segs, err = s.c.ItemPage(r.Context(), i, id, from, limit, lv); err != nil {
+		if meta, segs, err = s.data.ItemPage(r.Context(), i, id, from, limit, lv); err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		head, ok, err = s.c.Head(r.Context(), i, lv)
+		head, ok, err = s.ledger.Head(r.Context(), i, lv)
 	}
 	if err != nil || !ok {
 		s.fail(w, r, fmt.Errorf("%w: head of group %d: %v", cluster.ErrStore, i, err))
@@ -219,8 +219,8 @@ func (s *Server) listData(w http.ResponseWriter, r *http.Request) {
 	filter := r.URL.Query().Get("description")
 	byID := map[string]*client.DataListing{}
 	var unreachable []int
-	for g := 0; g < s.c.Groups(); g++ {
-		items, err := s.c.Items(r.Context(), g, filter, lv)
+	for g := 0; g < s.ledger.Groups(); g++ {
+		items, err := s.data.Items(r.Context(), g, filter, lv)
 		if err != nil {
 			if errors.Is(err, cluster.ErrBadRequest) {
 				s.fail(w, r, err)

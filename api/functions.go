@@ -62,7 +62,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		spec.MaxOutputBytes = req.MaxOutputBytes
 	}
 	d := function.Deployment{Spec: spec, Code: req.Code}
-	if err := s.c.CheckDeployment(r.Context(), d); err != nil {
+	if err := s.fns.CheckDeployment(r.Context(), d); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -72,8 +72,8 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := client.DeployResponse{Name: spec.Name, Version: spec.Version, CodeHash: spec.CodeHashString()}
-	for g := 0; g < s.c.Groups(); g++ {
-		rec, err := s.c.Submit(r.Context(), chain.Tx{Kind: chain.TxDeploy, Group: uint32(g), Submitter: submitter(r), Payload: payload})
+	for g := 0; g < s.ledger.Groups(); g++ {
+		rec, err := s.ledger.Submit(r.Context(), chain.Tx{Kind: chain.TxDeploy, Group: uint32(g), Submitter: submitter(r), Payload: payload})
 		if err != nil {
 			s.fail(w, r, fmt.Errorf("deploy to group %d: %w", g, err))
 			return
@@ -168,7 +168,7 @@ func decodeDeployForm(r *http.Request) (client.DeployRequest, error) {
 }
 
 func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) {
-	fns, err := s.c.Functions(r.Context())
+	fns, err := s.fns.Functions(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -186,7 +186,7 @@ func functionWire(f fsm.FunctionMeta) client.FunctionInfo {
 }
 
 func (s *Server) getFunction(w http.ResponseWriter, r *http.Request) {
-	fns, err := s.c.Functions(r.Context())
+	fns, err := s.fns.Functions(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -217,7 +217,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 	}
 	if a := r.URL.Query().Get("async"); a == "1" || a == "true" {
 		// Refuse an unknown function now rather than in the background.
-		if fns, err := s.c.Functions(r.Context()); err != nil {
+		if fns, err := s.fns.Functions(r.Context()); err != nil {
 			s.fail(w, r, err)
 			return
 		} else if !slices.ContainsFunc(fns, func(f fsm.FunctionMeta) bool { return f.Spec.Name == inv.name }) {
@@ -268,7 +268,7 @@ func (s *Server) prepareInvoke(name string, req client.InvokeRequest) (invocatio
 	} else if _, err := rand.Read(inv.rid[:]); err != nil {
 		return inv, err
 	}
-	n := s.c.Groups()
+	n := s.ledger.Groups()
 	if req.Group != nil {
 		if *req.Group < 0 || *req.Group >= n {
 			return inv, badRequest("group %d does not exist", *req.Group)
@@ -295,7 +295,7 @@ func (s *Server) runInvoke(ctx context.Context, caller string, inv invocation, s
 	}
 	ir := cluster.InvokeRequest{Group: inv.group, Function: inv.name, Input: inv.req.Input, RequestID: inv.rid, ElectionKey: key, KeyID: keyID, Caller: caller, Route: inv.route}
 	s.load.add(inv.group, 1)
-	res, err := s.c.Invoke(ctx, ir)
+	res, err := s.fns.Invoke(ctx, ir)
 	s.load.add(inv.group, -1)
 	if err != nil && res.Receipt.Height == 0 {
 		return client.InvokeResponse{}, err

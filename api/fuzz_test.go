@@ -92,9 +92,6 @@ func (f *fakeCluster) Join(ctx context.Context, node cluster.NodeInfo) (cluster.
 	return cluster.JoinResponse{}, cluster.ErrBadRequest
 }
 func (f *fakeCluster) Remove(ctx context.Context, id string) error { return cluster.ErrNotFound }
-func (f *fakeCluster) Item(ctx context.Context, group int, dataID string, level cluster.Level) (fsm.ItemMeta, []fsm.TxRecord, error) {
-	return fsm.ItemMeta{}, nil, cluster.ErrNotFound
-}
 func (f *fakeCluster) ItemPage(ctx context.Context, group int, dataID string, from, limit int, level cluster.Level) (fsm.ItemMeta, []fsm.TxRecord, error) {
 	return fsm.ItemMeta{}, nil, cluster.ErrNotFound
 }

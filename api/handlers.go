@@ -60,7 +60,7 @@ func (s *Server) submitTx(r *http.Request, payload []byte, group *int, key strin
 		return client.Receipt{}, false, fmt.Errorf("%w: key %q", errInFlight, key)
 	}
 	defer release()
-	n := s.c.Groups()
+	n := s.ledger.Groups()
 	g := cluster.GroupForKey("", key, n)
 	if group != nil {
 		if *group < 0 || *group >= n {
@@ -68,7 +68,7 @@ func (s *Server) submitTx(r *http.Request, payload []byte, group *int, key strin
 		}
 		g = *group
 	}
-	rec, err := s.c.Submit(r.Context(), chain.Tx{Kind: chain.TxData, Group: uint32(g), IdempotencyKey: key, Submitter: submitter(r), Payload: payload})
+	rec, err := s.ledger.Submit(r.Context(), chain.Tx{Kind: chain.TxData, Group: uint32(g), IdempotencyKey: key, Submitter: submitter(r), Payload: payload})
 	if err != nil {
 		return client.Receipt{}, false, err
 	}
@@ -97,8 +97,8 @@ func level(r *http.Request) (cluster.Level, error) {
 
 func (s *Server) groupParam(r *http.Request) (int, error) {
 	g, err := strconv.Atoi(r.PathValue("g"))
-	if err != nil || g < 0 || g >= s.c.Groups() {
-		return 0, fmt.Errorf("%w: group %q does not exist (the cluster has groups 0..%d)", cluster.ErrNotFound, r.PathValue("g"), s.c.Groups()-1)
+	if err != nil || g < 0 || g >= s.ledger.Groups() {
+		return 0, fmt.Errorf("%w: group %q does not exist (the cluster has groups 0..%d)", cluster.ErrNotFound, r.PathValue("g"), s.ledger.Groups()-1)
 	}
 	return g, nil
 }
@@ -136,12 +136,12 @@ func (s *Server) getTx(w http.ResponseWriter, r *http.Request) {
 	}
 	group := -1
 	if v := r.URL.Query().Get("group"); v != "" {
-		if group, err = strconv.Atoi(v); err != nil || group < 0 || group >= s.c.Groups() {
+		if group, err = strconv.Atoi(v); err != nil || group < 0 || group >= s.ledger.Groups() {
 			s.fail(w, r, badRequest("group %q does not exist", v))
 			return
 		}
 	}
-	rec, g, err := s.c.Tx(r.Context(), id, group, lv)
+	rec, g, err := s.ledger.Tx(r.Context(), id, group, lv)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -178,7 +178,7 @@ func (s *Server) head(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	sh, err := s.c.SignedHead(r.Context(), g, lv)
+	sh, err := s.ledger.SignedHead(r.Context(), g, lv)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -209,7 +209,7 @@ func (s *Server) block(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	raw, err := s.c.Block(r.Context(), g, height, lv)
+	raw, err := s.ledger.Block(r.Context(), g, height, lv)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -247,7 +247,7 @@ func (s *Server) blocks(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	raws, err := s.c.Blocks(r.Context(), g, from, int(limit), lv)
+	raws, err := s.ledger.Blocks(r.Context(), g, from, int(limit), lv)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -294,7 +294,7 @@ func (s *Server) consistency(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	p, err := s.c.Consistency(r.Context(), g, from, to, lv)
+	p, err := s.ledger.Consistency(r.Context(), g, from, to, lv)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -321,11 +321,11 @@ func statusWire(st cluster.ClusterStatus) client.ClusterStatus {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, statusWire(s.c.Status(r.Context())))
+	writeJSON(w, http.StatusOK, statusWire(s.members.Status(r.Context())))
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	ok, st := s.c.Ready(r.Context())
+	ok, st := s.members.Ready(r.Context())
 	if ok {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 		return
@@ -354,20 +354,20 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("addr (the node's raft/RPC address) is required"))
 		return
 	}
-	resp, err := s.c.Join(r.Context(), cluster.NodeInfo{ID: req.ID, Group: id.Group(s.c.Groups()), Addr: req.Addr, APIAddr: req.APIAddr})
+	resp, err := s.members.Join(r.Context(), cluster.NodeInfo{ID: req.ID, Group: id.Group(s.ledger.Groups()), Addr: req.Addr, APIAddr: req.APIAddr})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	if resp.Bootstrap {
-		s.fail(w, r, fmt.Errorf("%w: no node serves group %d yet; start the node with --bootstrap instead", cluster.ErrUnknownGroup, id.Group(s.c.Groups())))
+		s.fail(w, r, fmt.Errorf("%w: no node serves group %d yet; start the node with --bootstrap instead", cluster.ErrUnknownGroup, id.Group(s.ledger.Groups())))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"joined": req.ID, "group": id.Group(s.c.Groups())})
+	writeJSON(w, http.StatusOK, map[string]any{"joined": req.ID, "group": id.Group(s.ledger.Groups())})
 }
 
 func (s *Server) remove(w http.ResponseWriter, r *http.Request) {
-	if err := s.c.Remove(r.Context(), r.PathValue("id")); err != nil {
+	if err := s.members.Remove(r.Context(), r.PathValue("id")); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -109,7 +109,7 @@ func (s *Server) getInvocation(w http.ResponseWriter, r *http.Request) {
 	}
 	var rid [32]byte
 	copy(rid[:], b)
-	res, err := s.c.Invocation(r.Context(), caller, rid)
+	res, err := s.fns.Invocation(r.Context(), caller, rid)
 	if err != nil {
 		if errors.Is(err, cluster.ErrNotFound) {
 			writeError(w, http.StatusNotFound, codeNotFound, fmt.Sprintf("no invocation %s of this caller", id))

@@ -2,8 +2,9 @@
 // and proofs, cluster status and membership, health and metrics. Wire
 // types live in api/client so the Go client shares them exactly.
 //
-// The package declares the one interface it needs from a node (Cluster)
-// and never touches raft itself.
+// The package declares the small interfaces it needs from a node (Ledger,
+// Membership, DataIndex, FunctionHost; Cluster is all four) and never
+// touches raft itself.
 package api
 
 import (
@@ -21,35 +22,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"qledger/chain"
-	"qledger/cluster"
-	"qledger/fsm"
-	"qledger/function"
 	"qledger/pki"
 )
-
-// Cluster is what the API needs from a node; *cluster.Node implements it.
-type Cluster interface {
-	Groups() int
-	Submit(ctx context.Context, t chain.Tx) (cluster.Receipt, error)
-	Tx(ctx context.Context, id chain.Hash, group int, level cluster.Level) (fsm.TxRecord, int, error)
-	Head(ctx context.Context, group int, level cluster.Level) (chain.Header, bool, error)
-	SignedHead(ctx context.Context, group int, level cluster.Level) (cluster.SignedHead, error)
-	Block(ctx context.Context, group int, height uint64, level cluster.Level) ([]byte, error)
-	Blocks(ctx context.Context, group int, from uint64, limit int, level cluster.Level) ([][]byte, error)
-	Consistency(ctx context.Context, group int, from, to uint64, level cluster.Level) (cluster.ConsistencyProof, error)
-	Status(ctx context.Context) cluster.ClusterStatus
-	Ready(ctx context.Context) (bool, cluster.ClusterStatus)
-	Join(ctx context.Context, node cluster.NodeInfo) (cluster.JoinResponse, error)
-	Remove(ctx context.Context, id string) error
-	Item(ctx context.Context, group int, dataID string, level cluster.Level) (fsm.ItemMeta, []fsm.TxRecord, error)
-	ItemPage(ctx context.Context, group int, dataID string, from, limit int, level cluster.Level) (fsm.ItemMeta, []fsm.TxRecord, error)
-	Invoke(ctx context.Context, req cluster.InvokeRequest) (cluster.InvokeResult, error)
-	Functions(ctx context.Context) ([]fsm.FunctionMeta, error)
-	CheckDeployment(ctx context.Context, d function.Deployment) error
-	Items(ctx context.Context, group int, filter string, level cluster.Level) ([]fsm.ItemMeta, error)
-	Invocation(ctx context.Context, caller string, requestID [32]byte) (cluster.InvokeResult, error)
-}
 
 // Scaler changes the number of executor nodes at run time.
 type Scaler interface {
@@ -121,22 +95,27 @@ func (c *Config) Validate() error {
 
 // Server serves the API of one node.
 type Server struct {
-	cfg    Config
-	c      Cluster
-	logger hclog.Logger
-	mux    *http.ServeMux
-	paths  map[string]bool
-	hs     *http.Server
-	lim    *limits
-	load   groupLoad
-	async  asyncTable
+	cfg Config
+	// What each group of endpoints needs from the node (the same node
+	// behind all four).
+	ledger  Ledger
+	members Membership
+	data    DataIndex
+	fns     FunctionHost
+	logger  hclog.Logger
+	mux     *http.ServeMux
+	paths   map[string]bool
+	hs      *http.Server
+	lim     *limits
+	load    groupLoad
+	async   asyncTable
 	// execKey is this gateway's secret for election keys of invocations
 	// that do not come through a quantum-keyed session.
 	execKey   [32]byte
 	execKeyID string
 }
 
-// New returns a server for c.
+// New returns a server for the node c.
 func New(cfg Config, c Cluster) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -150,7 +129,7 @@ func New(cfg Config, c Cluster) (*Server, error) {
 		}
 		cfg.Keys.init()
 	}
-	s := &Server{cfg: cfg, c: c, logger: cfg.Logger.Named("api"), mux: http.NewServeMux(), paths: map[string]bool{}, lim: newLimits(cfg)}
+	s := &Server{cfg: cfg, ledger: c, members: c, data: c, fns: c, logger: cfg.Logger.Named("api"), mux: http.NewServeMux(), paths: map[string]bool{}, lim: newLimits(cfg)}
 	if _, err := rand.Read(s.execKey[:]); err != nil {
 		return nil, err
 	}
