@@ -105,7 +105,7 @@ func classify(err error) (int, string) {
 		return http.StatusServiceUnavailable, codeUnknownOutcome
 	case errors.Is(err, cluster.ErrTimeout):
 		return http.StatusServiceUnavailable, codeTimeout
-	case errors.Is(err, cluster.ErrShutdown):
+	case errors.Is(err, cluster.ErrShutdown), errors.Is(err, cluster.ErrCatchingUp):
 		return http.StatusServiceUnavailable, codeUnavailable
 	case errors.Is(err, cluster.ErrNoAgreement):
 		return http.StatusConflict, codeNoAgreement

@@ -70,6 +70,10 @@ type Node struct {
 	// barrierTerm is the term in which this node, as leader, last ran a
 	// barrier (see caughtUp).
 	barrierTerm atomic.Uint64
+	// staleFloor, while not zero, is the raft index the rebuilt chain
+	// store must reach before this node serves stale reads (see
+	// staleReady).
+	staleFloor atomic.Uint64
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -184,6 +188,9 @@ func Open(cfg Config) (*Node, error) {
 	}
 	if n.logStore, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")}); err != nil {
 		return nil, fmt.Errorf("cluster: raft log: %w", err)
+	}
+	if !trustStore {
+		n.staleFloor.Store(lastCommand(n.logStore))
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, cfg.Logger.Named("snapshots"))
 	if err != nil {

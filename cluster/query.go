@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"qledger/chain"
 	"qledger/fsm"
 	"qledger/shard"
@@ -269,7 +271,7 @@ func (n *Node) query(ctx context.Context, q Query) (QueryResult, error) {
 func (n *Node) ensureLevel(l Level) error {
 	switch l {
 	case Stale:
-		return nil
+		return n.staleReady()
 	case Linearizable:
 		if !n.IsLeader() {
 			return ErrNotLeader
@@ -279,8 +281,53 @@ func (n *Node) ensureLevel(l Level) error {
 		if !n.IsLeader() {
 			return ErrNotLeader
 		}
-		return n.convert(n.raft.VerifyLeader().Error())
+		if err := n.convert(n.raft.VerifyLeader().Error()); err != nil {
+			return err
+		}
+		// A new leader may not yet have applied what earlier leaders
+		// committed and acknowledged: the first default read of a term
+		// waits for a barrier, as linearizable reads always do.
+		return n.caughtUp()
 	}
+}
+
+// staleReady reports whether this replica may serve a stale read. After an
+// unclean stop the chain store is rebuilt from the raft snapshot and log,
+// and until it has re-applied the last command the raft log held at
+// start, it holds less than it served before the stop: a stale read then
+// would go backwards. If that command was never committed and is replaced
+// by other entries, the next committed write lifts the gate.
+func (n *Node) staleReady() error {
+	floor := n.staleFloor.Load()
+	if floor == 0 {
+		return nil
+	}
+	applied, err := n.store.AppliedIndex()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrStore, err)
+	}
+	if applied < floor {
+		return fmt.Errorf("%w: applied index %d of %d", ErrCatchingUp, applied, floor)
+	}
+	n.staleFloor.CompareAndSwap(floor, 0)
+	return nil
+}
+
+// lastCommand is the index of the newest command entry in a raft log (0
+// if none of its newest entries is one).
+func lastCommand(ls raft.LogStore) uint64 {
+	first, err1 := ls.FirstIndex()
+	last, err2 := ls.LastIndex()
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	for i := last; i >= first && i > 0 && last-i < 1<<16; i-- {
+		var l raft.Log
+		if ls.GetLog(i, &l) == nil && l.Type == raft.LogCommand {
+			return i
+		}
+	}
+	return 0
 }
 
 func (n *Node) forwardQuery(ctx context.Context, q Query) (QueryResult, error) {
