@@ -1,0 +1,266 @@
+package faults
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"qledger/api/client"
+	"qledger/pki"
+)
+
+// Ports every node listens on, each at its own host's address.
+const (
+	raftPort   = "7000"
+	httpPort   = "8080"
+	gossipPort = "7946"
+)
+
+// gossipKey encrypts the harness cluster's gossip.
+const gossipKey = "cWxlZGdlci1mYXVsdHMtZ29zc2lwLWtleS0zMmJ5dGU="
+
+// Cluster is one group of voters, each a `qledger node` process on its
+// own Lab host, with mutual TLS from a CA made by `qledger ca`.
+type Cluster struct {
+	Lab   *Lab
+	Nodes []*Node
+	// Roots holds the cluster CA, to check head signatures.
+	Roots *x509.CertPool
+
+	bin, dir, caDir string
+}
+
+// Node is one `qledger node` process. Its data directory survives a
+// restart.
+type Node struct {
+	Name string
+	Host *Host
+	// API is a submitter's HTTPS client of the node.
+	API *client.Client
+
+	c    *Cluster
+	args []string
+	log  *os.File
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd exits
+}
+
+// Build compiles the qledger binary into dir.
+func Build(dir string) (string, error) {
+	bin := filepath.Join(dir, "qledger")
+	out, err := exec.Command("go", "build", "-o", bin, "qledger/cmd/qledger").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("faults: go build: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// StartCluster issues certificates and starts one node per lab host: the
+// first bootstraps the group, the others join it by gossip.
+func StartCluster(lab *Lab, bin, dir string) (*Cluster, error) {
+	c := &Cluster{Lab: lab, bin: bin, dir: dir, caDir: filepath.Join(dir, "ca")}
+	if err := c.issue(); err != nil {
+		return nil, err
+	}
+	pem, err := os.ReadFile(filepath.Join(c.caDir, "ca.pem"))
+	if err != nil {
+		return nil, err
+	}
+	c.Roots = x509.NewCertPool()
+	c.Roots.AppendCertsFromPEM(pem)
+	creds, err := pki.LoadCredentials(filepath.Join(c.caDir, "ca.pem"), filepath.Join(c.caDir, "submitter.pem"), filepath.Join(c.caDir, "submitter-key.pem"))
+	if err != nil {
+		return nil, err
+	}
+	seed := lab.Hosts[0].IP + ":" + gossipPort
+	for i, h := range lab.Hosts {
+		n := &Node{Name: h.Name, Host: h, c: c}
+		n.API, err = client.NewTLS("https://"+h.IP+":"+httpPort, creds.ClientConfig(nil))
+		if err != nil {
+			return nil, err
+		}
+		n.args = []string{"node", "--data", filepath.Join(dir, h.Name),
+			"--bind", h.IP + ":" + raftPort, "--http", h.IP + ":" + httpPort, "--gossip-bind", h.IP + ":" + gossipPort,
+			"--gossip-key", gossipKey, "--log-level", "info",
+			"--ca", filepath.Join(c.caDir, "ca.pem"), "--cert", filepath.Join(c.caDir, h.Name+".pem"), "--cert-key", filepath.Join(c.caDir, h.Name+"-key.pem")}
+		if i == 0 {
+			n.args = append(n.args, "--bootstrap")
+		} else {
+			n.args = append(n.args, "--join", seed)
+		}
+		if n.log, err = os.Create(filepath.Join(dir, h.Name+".log")); err != nil {
+			return nil, err
+		}
+		c.Nodes = append(c.Nodes, n)
+		if err := n.Start(); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// issue makes the CA and the certificates with the qledger CLI, as an
+// operator would.
+func (c *Cluster) issue() error {
+	cmds := [][]string{{"ca", "init", "--dir", c.caDir}}
+	for _, h := range c.Lab.Hosts {
+		cmds = append(cmds, []string{"ca", "issue", "--dir", c.caDir, "--role", "node", "--name", h.Name, "--groups", "1", "--group", "0"})
+	}
+	cmds = append(cmds, []string{"ca", "issue", "--dir", c.caDir, "--role", "submitter", "--name", "submitter"})
+	for _, args := range cmds {
+		if out, err := exec.Command(c.bin, args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("faults: qledger %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	return nil
+}
+
+// Close kills every node and closes their logs.
+func (c *Cluster) Close() {
+	for _, n := range c.Nodes {
+		n.Kill()
+		n.log.Close()
+	}
+}
+
+// LogTail is the end of every node's log, for a failure report.
+func (c *Cluster) LogTail(lines int) string {
+	var b strings.Builder
+	for _, n := range c.Nodes {
+		data, _ := os.ReadFile(n.log.Name())
+		l := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+		if len(l) > lines {
+			l = l[len(l)-lines:]
+		}
+		fmt.Fprintf(&b, "--- %s (%s) ---\n%s\n", n.Name, n.Host.IP, strings.Join(l, "\n"))
+	}
+	return b.String()
+}
+
+// Start starts the node's process inside its host's namespace.
+func (n *Node) Start() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd != nil {
+		return fmt.Errorf("faults: node %s is running", n.Name)
+	}
+	cmd := n.Host.Exec(n.c.bin, n.args...)
+	cmd.Stdout, cmd.Stderr = n.log, n.log
+	// A test binary killed before its cleanup takes its nodes with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("faults: start %s: %w", n.Name, err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	n.cmd, n.done = cmd, done
+	return nil
+}
+
+// Signal sends sig to the node's process (`ip netns exec` execs it, so
+// the process is the node itself).
+func (n *Node) Signal(sig syscall.Signal) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return fmt.Errorf("faults: node %s is not running", n.Name)
+	}
+	return n.cmd.Process.Signal(sig)
+}
+
+// Kill SIGKILLs the node's process (resuming it first if it is stopped)
+// and waits for it to exit. A node that is not running is left alone.
+func (n *Node) Kill() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGKILL)
+	_ = n.cmd.Process.Signal(syscall.SIGCONT)
+	<-n.done
+	n.cmd = nil
+}
+
+// Running reports whether the node's process is up.
+func (n *Node) Running() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cmd != nil
+}
+
+// Status is the node's own view of group 0, or an error.
+func (n *Node) Status(ctx context.Context) (client.GroupStatus, error) {
+	st, err := n.API.Cluster(ctx)
+	if err != nil {
+		return client.GroupStatus{}, err
+	}
+	if len(st.Groups) == 0 {
+		return client.GroupStatus{}, fmt.Errorf("faults: %s reports no groups", n.Name)
+	}
+	return st.Groups[0], nil
+}
+
+// Leader is the node that reports itself leader at the highest term.
+func (c *Cluster) Leader(ctx context.Context) (*Node, error) {
+	var (
+		best *Node
+		term uint64
+	)
+	for _, n := range c.Nodes {
+		if !n.Running() {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err := n.Status(sctx)
+		cancel()
+		if err == nil && st.State == "Leader" && (best == nil || st.Term > term) {
+			best, term = n, st.Term
+		}
+	}
+	if best == nil {
+		return nil, ErrNoLeader
+	}
+	return best, nil
+}
+
+// Healthy reports whether every node runs, answers, agrees on one leader
+// and the leader counts every node a healthy voter.
+func (c *Cluster) Healthy(ctx context.Context) bool {
+	leaders := map[string]bool{}
+	var voters int
+	for _, n := range c.Nodes {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err := n.Status(sctx)
+		cancel()
+		if err != nil || !st.HasLeader {
+			return false
+		}
+		leaders[st.Leader] = true
+		if st.State == "Leader" {
+			voters = st.HealthyVoters
+		}
+	}
+	return len(leaders) == 1 && voters == len(c.Nodes)
+}
+
+// WaitHealthy waits until Healthy holds, at most d.
+func (c *Cluster) WaitHealthy(ctx context.Context, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for !c.Healthy(ctx) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("faults: cluster not healthy after %v", d)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return nil
+}

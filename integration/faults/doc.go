@@ -1,0 +1,22 @@
+// Package faults runs a qledger cluster as separate `qledger node`
+// processes, each in its own Linux network namespace with its own address
+// on a bridge, with mutual TLS from `qledger ca`, and injects faults into
+// it while clients write and read: network partitions, one-way loss,
+// paused and killed processes. Every client operation is recorded in a
+// History; after the faults heal, checkers decide whether the cluster kept
+// its promises:
+//
+//   - durability: every acknowledged write is in the log exactly once, at
+//     the position its receipt named, with a valid inclusion proof; a write
+//     whose outcome the client never learned is there at most once;
+//   - linearizability (porcupine): reads at linearizable and default level
+//     and the writes form a history of one append-only log;
+//   - stale reads never show an uncommitted transaction and never go
+//     backwards on one node;
+//   - chain safety: every head any client saw, signed or not, lies on the
+//     one final chain, and no two signed heads of a height differ.
+//
+// The harness needs root and network namespaces (CI runs as root); without
+// them its tests skip and say why. The checkers are plain functions over a
+// History and need neither.
+package faults

@@ -1,0 +1,175 @@
+package faults
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// run is one harness run: three voters in their own namespaces, clients
+// writing and reading throughout, the steps that schedule(rng) draws, then
+// every checker over the history.
+func run(t *testing.T, name string, schedule func(*rand.Rand) []Step, torture time.Duration) {
+	if err := Available(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("the fault harness must run in CI: %v", err)
+		}
+		t.Skipf("skipping the fault harness: %v (it needs root and `ip netns`)", err)
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("QLEDGER_FAULTS_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("QLEDGER_FAULTS_SEED=%q: %v", s, err)
+		}
+	}
+	replay := fmt.Sprintf("QLEDGER_FAULTS_SEED=%d go test ./integration/faults -run '^%s$' -v", seed, name)
+	if torture > 0 {
+		replay = fmt.Sprintf("QLEDGER_TORTURE=%v %s", torture, replay)
+	}
+	t.Logf("seed %d; replay: %s", seed, replay)
+	rng := rand.New(rand.NewPCG(seed, seed>>1))
+
+	dir := t.TempDir()
+	bin, err := Build(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab, err := NewLab("n1", "n2", "n3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := lab.Close(); err != nil {
+			t.Errorf("remove the lab: %v", err)
+		}
+	})
+	c, err := StartCluster(lab, bin, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		if t.Failed() {
+			t.Logf("node logs:\n%s", c.LogTail(40))
+		}
+	})
+	ctx := context.Background()
+	if err := c.WaitHealthy(ctx, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	w := &Workload{Writers: 3, Readers: 2, OpTimeout: 5 * time.Second, Retries: 2, Prefix: fmt.Sprintf("fw%d", seed)}
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { w.Run(wctx, c.Nodes, seed); close(done) }()
+	windows, err := Schedule(ctx, c, schedule(rng), rng, 2*time.Minute, 2*time.Second, t.Logf)
+	for err == nil && torture > 0 && time.Since(windows[0].Start) < torture {
+		var more []Window
+		more, err = Schedule(ctx, c, RandomSteps(rng, 1, 2*time.Second, 10*time.Second), rng, 2*time.Minute, 2*time.Second, t.Logf)
+		windows = append(windows, more...)
+	}
+	stop()
+	<-done
+	if err != nil {
+		t.Fatalf("%v (replay: %s)", err, replay)
+	}
+	check(t, c, w.History.Ops(), windows, replay)
+}
+
+// check runs every checker and reports the run.
+func check(t *testing.T, c *Cluster, ops []Op, windows []Window, replay string) {
+	ctx := context.Background()
+	if err := c.WaitHealthy(ctx, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	log, head, err := c.FinalLog(ctx, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := CheckDurability(ops, log, c.ProofChecker(ctx, ld.API, head))
+	chain := CheckChain(ops, log, c.SignatureChecker())
+	reads := CheckReads(ops, log)
+	lin := CheckLinearizable(ops, log, []string{Linearizable, Default}, 2*time.Minute)
+	linOnly := CheckLinearizable(ops, log, []string{Linearizable}, 2*time.Minute)
+	defOnly := CheckLinearizable(ops, log, []string{Default}, 2*time.Minute)
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n", Table(Rows(ops, windows, d)))
+	fmt.Fprintf(&b, "operations %d; writes %d, acknowledged %d, lost %d, duplicated %d, misplaced %d, bad proofs %d; unknown outcome: %d committed, %d not\n",
+		len(ops), d.Writes, d.Acked, d.Lost, d.Duplicated, d.Misplaced, d.BadProof, d.UnknownPresent, d.UnknownAbsent)
+	fmt.Fprintf(&b, "linearizability (porcupine, %d operations): %s (linearizable reads alone: %s, default reads alone: %s); heads read %d (%d signed), chain safety problems %d; read problems %d\n",
+		lin.Ops, lin.Result, linOnly.Result, defOnly.Result, chain.Heads, chain.Signed, len(chain.Problems), len(reads))
+	fmt.Fprintf(&b, "final log: %d transactions in %d blocks\nreplay: %s\n", log.Size, head.Height, replay)
+	t.Log("\n" + b.String())
+	if path := os.Getenv("QLEDGER_FAULTS_REPORT"); path != "" {
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err == nil {
+			fmt.Fprintf(f, "### %s (%s)\n\n%s\n", t.Name(), time.Now().UTC().Format(time.RFC3339), b.String())
+			f.Close()
+		}
+	}
+	problems := append(append(append([]string(nil), d.Problems...), chain.Problems...), reads...)
+	if lin.Result == porcupine.Illegal {
+		problems = append(problems, "the history is not linearizable")
+	}
+	if len(problems) > 0 {
+		if path, err := dump(ops, log); err == nil {
+			t.Logf("history and final log written to %s", path)
+		}
+		if len(problems) > 30 {
+			problems = append(problems[:30], fmt.Sprintf("... and %d more", len(problems)-30))
+		}
+		t.Errorf("%d problems (replay: %s):\n%s", len(problems), replay, strings.Join(problems, "\n"))
+	}
+	if d.Acked == 0 {
+		t.Error("no write was acknowledged: the run proves nothing")
+	}
+}
+
+// TestFaults is the short schedule `make test` runs: every nemesis once,
+// then a small random schedule.
+func TestFaults(t *testing.T) {
+	run(t, "TestFaults", func(rng *rand.Rand) []Step {
+		var steps []Step
+		for _, n := range All {
+			steps = append(steps, Step{Nemesis: n, Hold: 4 * time.Second})
+		}
+		return append(steps, RandomSteps(rng, 3, 2*time.Second, 5*time.Second)...)
+	}, 0)
+}
+
+// TestTorture runs random schedules for QLEDGER_TORTURE (a duration, e.g.
+// 10m); `make torture` sets it. Without it the test skips.
+func TestTorture(t *testing.T) {
+	d, err := time.ParseDuration(os.Getenv("QLEDGER_TORTURE"))
+	if err != nil || d <= 0 {
+		t.Skip("set QLEDGER_TORTURE=10m (make torture) to run long random schedules")
+	}
+	run(t, "TestTorture", func(rng *rand.Rand) []Step { return RandomSteps(rng, 1, 2*time.Second, 10*time.Second) }, d)
+}
+
+// dump writes a failed run's history and final log for study.
+func dump(ops []Op, log Log) (string, error) {
+	f, err := os.CreateTemp("", "qledger-faults-*.json")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return f.Name(), json.NewEncoder(f).Encode(struct {
+		Ops []Op
+		Log Log
+	}{ops, log})
+}

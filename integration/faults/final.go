@@ -1,0 +1,96 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"qledger/api/client"
+)
+
+// FinalLog waits until every node serves the same head, verifies the
+// leader's whole chain up to it, and returns the log it holds. Call it
+// once the faults have healed and the clients have stopped.
+func (c *Cluster) FinalLog(ctx context.Context, d time.Duration) (Log, client.Head, error) {
+	deadline := time.Now().Add(d)
+	var head client.Head
+	for {
+		h, same := c.sameHead(ctx)
+		if same {
+			head = h
+			break
+		}
+		if time.Now().After(deadline) {
+			return Log{}, client.Head{}, fmt.Errorf("faults: replicas serve different heads after %v", d)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	ld, err := c.Leader(ctx)
+	if err != nil {
+		return Log{}, client.Head{}, err
+	}
+	if _, err := ld.API.VerifyGroupTo(ctx, 0, head); err != nil {
+		return Log{}, client.Head{}, fmt.Errorf("faults: the final chain does not verify: %w", err)
+	}
+	l := Log{Hashes: map[uint64]string{}, Size: head.LogSize}
+	for from := uint64(1); from <= head.Height; {
+		bs, err := ld.API.Blocks(ctx, 0, from, 200, Linearizable)
+		if err != nil {
+			return Log{}, client.Head{}, err
+		}
+		if len(bs) == 0 {
+			return Log{}, client.Head{}, fmt.Errorf("faults: no blocks from height %d, head %d", from, head.Height)
+		}
+		for _, b := range bs {
+			l.Hashes[b.Height] = b.Hash
+			base := b.LogSize - uint64(len(b.Txs))
+			for i, tx := range b.Txs {
+				l.Entries = append(l.Entries, Entry{Index: base + uint64(i), Height: b.Height, TxID: tx.ID, Key: tx.Tx.IdempotencyKey})
+			}
+			from = b.Height + 1
+		}
+	}
+	return l, head, nil
+}
+
+// sameHead reads every node's head at stale level and reports whether
+// they agree.
+func (c *Cluster) sameHead(ctx context.Context) (client.Head, bool) {
+	var first client.Head
+	for i, n := range c.Nodes {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		h, err := n.API.Head(sctx, 0, Stale)
+		cancel()
+		if err != nil || (i > 0 && (h.Height != first.Height || h.Hash != first.Hash)) {
+			return client.Head{}, false
+		}
+		if i == 0 {
+			first = h
+		}
+	}
+	return first, true
+}
+
+// ProofChecker returns a durability proof check against head: the entry's
+// transaction, read at linearizable level, carries an inclusion proof
+// that verifies for head's log, at the entry's index.
+func (c *Cluster) ProofChecker(ctx context.Context, api *client.Client, head client.Head) func(Entry) error {
+	return func(e Entry) error {
+		r, err := api.Tx(ctx, e.TxID, Linearizable)
+		if err != nil {
+			return err
+		}
+		if r.Index != e.Index {
+			return fmt.Errorf("served at index %d", r.Index)
+		}
+		return client.VerifyTxAgainstHead(r, head)
+	}
+}
+
+// SignatureChecker checks a head's signature against the cluster CA.
+func (c *Cluster) SignatureChecker() func(client.Head) error {
+	return func(h client.Head) error {
+		_, err := client.VerifyHeadSignature(h, c.Roots)
+		return err
+	}
+}

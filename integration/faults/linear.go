@@ -1,0 +1,126 @@
+package faults
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// logInput is one operation on the model of a group's append-only log.
+// The model's state is the number of transactions known to be committed:
+// a log commits in index order, so committing index i commits all before.
+type logInput struct {
+	kind Kind
+	// index: a write's or transaction read's position in the final log.
+	index uint64
+	// found: a transaction read found its transaction.
+	found bool
+	// size: the log size a head read returned.
+	size uint64
+}
+
+// logModel is the sequential specification of one group's log:
+//   - a write at index i takes effect while fewer than i+1 transactions
+//     are committed, and commits the log up to i;
+//   - a head read returns a size no smaller than what is committed (the
+//     log may hold transactions no client wrote), and commits up to it;
+//   - a transaction read that finds its transaction at i commits up to i;
+//     one that misses a transaction the log holds at i happens while the
+//     log is shorter than i+1.
+var logModel = porcupine.Model{
+	Init: func() any { return uint64(0) },
+	Step: func(state, input, _ any) (bool, any) {
+		n, in := state.(uint64), input.(logInput)
+		switch {
+		case in.kind == KindWrite:
+			return n <= in.index, max(n, in.index+1)
+		case in.kind == KindReadHead:
+			return in.size >= n, in.size
+		case in.found:
+			return true, max(n, in.index+1)
+		default:
+			return n <= in.index, n
+		}
+	},
+	DescribeOperation: func(input, _ any) string {
+		in := input.(logInput)
+		switch {
+		case in.kind == KindWrite:
+			return fmt.Sprintf("write @%d", in.index)
+		case in.kind == KindReadHead:
+			return fmt.Sprintf("head -> %d", in.size)
+		case in.found:
+			return fmt.Sprintf("tx @%d found", in.index)
+		default:
+			return fmt.Sprintf("tx @%d missing", in.index)
+		}
+	},
+}
+
+// Linearizability is what CheckLinearizable found.
+type Linearizability struct {
+	// Result is porcupine's verdict: Ok, Illegal, or Unknown if it ran
+	// out of time.
+	Result porcupine.CheckResult
+	// Ops counts the operations checked.
+	Ops int
+}
+
+// CheckLinearizable asks porcupine whether the writes and the reads at
+// the given levels (linearizable and default: the docs promise both are
+// linearizable) form a history of one append-only log. Writes are folded
+// by idempotency key; one never acknowledged counts if the final log
+// holds it (completing at no known time) and is left out otherwise.
+// Transaction reads that miss a transaction the log never held, failed
+// reads and reads at other levels are left out.
+func CheckLinearizable(ops []Op, log Log, levels []string, timeout time.Duration) Linearizability {
+	var hist []porcupine.Operation
+	if len(ops) == 0 {
+		return Linearizability{Result: porcupine.Ok}
+	}
+	t0 := ops[0].Invoke
+	for _, op := range ops {
+		if op.Invoke.Before(t0) {
+			t0 = op.Invoke
+		}
+	}
+	at := func(t time.Time) int64 { return int64(t.Sub(t0)) }
+	never := int64(math.MaxInt64)
+	inLog, byID := log.byKey(), log.byTxID()
+	for _, w := range writes(ops) {
+		in := logInput{kind: KindWrite, index: w.index}
+		ret := never
+		switch {
+		case w.acked:
+			ret = at(w.complete)
+		case len(inLog[w.key]) > 0:
+			in.index = inLog[w.key][0].Index
+		default:
+			continue
+		}
+		hist = append(hist, porcupine.Operation{Input: in, Call: at(w.invoke), Return: ret})
+	}
+	for _, op := range ops {
+		if op.Outcome != OK || op.Kind == KindWrite || !slices.Contains(levels, op.Level) {
+			continue
+		}
+		in := logInput{kind: op.Kind}
+		switch {
+		case op.Kind == KindReadHead:
+			in.size = op.Head.LogSize
+		case op.Found:
+			in.found, in.index = true, op.Index
+		default:
+			e, ok := byID[op.TxID]
+			if !ok {
+				continue
+			}
+			in.index = e.Index
+		}
+		hist = append(hist, porcupine.Operation{ClientId: op.Client, Input: in, Call: at(op.Invoke), Return: at(op.Complete)})
+	}
+	return Linearizability{Result: porcupine.CheckOperationsTimeout(logModel, hist, timeout), Ops: len(hist)}
+}

@@ -1,0 +1,198 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// A Nemesis is one named fault. Start injects it into a cluster and
+// returns what undoes it; rng makes its choices (which node, which half),
+// so a seed replays a schedule. Nemeses compose: see Compose.
+type Nemesis struct {
+	Name  string
+	Start func(ctx context.Context, c *Cluster, rng *rand.Rand) (heal func() error, err error)
+}
+
+// others is every node of c but those in not.
+func others(c *Cluster, not ...*Node) []*Node {
+	var out []*Node
+next:
+	for _, n := range c.Nodes {
+		for _, x := range not {
+			if n == x {
+				continue next
+			}
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func hosts(ns []*Node) []*Host {
+	out := make([]*Host, len(ns))
+	for i, n := range ns {
+		out[i] = n.Host
+	}
+	return out
+}
+
+// partition cuts a from b until healed.
+func partition(c *Cluster, a, b []*Node) (func() error, error) {
+	if err := c.Lab.Cut(hosts(a), hosts(b)); err != nil {
+		c.Lab.Mend(hosts(a), hosts(b))
+		return nil, err
+	}
+	return func() error { return c.Lab.Mend(hosts(a), hosts(b)) }, nil
+}
+
+// shuffled is c's nodes in an order rng chose.
+func shuffled(c *Cluster, rng *rand.Rand) []*Node {
+	ns := append([]*Node(nil), c.Nodes...)
+	rng.Shuffle(len(ns), func(i, j int) { ns[i], ns[j] = ns[j], ns[i] })
+	return ns
+}
+
+// noop heals a nemesis that found nothing to act on.
+func noop() error { return nil }
+
+// leaderOrNone waits a while for a leader to target. Composed with a
+// fault that leaves no quorum there is none; the leader nemesis then does
+// nothing rather than fail the schedule.
+func leaderOrNone(ctx context.Context, c *Cluster) (*Node, bool) {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if ld, err := c.Leader(ctx); err == nil {
+			return ld, true
+		}
+		if time.Now().After(deadline) {
+			return nil, false
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// The nemeses.
+var (
+	// IsolateLeader cuts the leader from every other node, all traffic
+	// (clients still reach it).
+	IsolateLeader = Nemesis{Name: "isolate-leader", Start: func(ctx context.Context, c *Cluster, _ *rand.Rand) (func() error, error) {
+		ld, ok := leaderOrNone(ctx, c)
+		if !ok {
+			return noop, nil
+		}
+		return partition(c, []*Node{ld}, others(c, ld))
+	}}
+	// Halves splits the nodes at random into a minority and a majority.
+	Halves = Nemesis{Name: "halves", Start: func(_ context.Context, c *Cluster, rng *rand.Rand) (func() error, error) {
+		ns := shuffled(c, rng)
+		k := (len(ns) - 1) / 2
+		return partition(c, ns[:k], ns[k:])
+	}}
+	// Bridge splits the nodes into two halves that cannot reach each
+	// other but both reach one bridge node.
+	Bridge = Nemesis{Name: "bridge", Start: func(_ context.Context, c *Cluster, rng *rand.Rand) (func() error, error) {
+		ns := shuffled(c, rng)
+		if len(ns) < 3 {
+			return nil, errors.New("faults: a bridge needs three nodes")
+		}
+		rest := ns[1:] // ns[0] is the bridge
+		k := len(rest) / 2
+		return partition(c, rest[:k], rest[k:])
+	}}
+	// OneWayFromLeader drops everything the leader sends to the other
+	// nodes while what they send it still arrives.
+	OneWayFromLeader = Nemesis{Name: "one-way-from-leader", Start: func(ctx context.Context, c *Cluster, _ *rand.Rand) (func() error, error) {
+		ld, ok := leaderOrNone(ctx, c)
+		if !ok {
+			return noop, nil
+		}
+		rest := others(c, ld)
+		for _, n := range rest {
+			if err := c.Lab.Drop(n.Host, ld.Host); err != nil {
+				return nil, err
+			}
+		}
+		return func() error {
+			var first error
+			for _, n := range rest {
+				if err := c.Lab.Restore(n.Host, ld.Host); err != nil && first == nil {
+					first = err
+				}
+			}
+			return first
+		}, nil
+	}}
+	// PauseLeader SIGSTOPs the leader; healing SIGCONTs it.
+	PauseLeader = Nemesis{Name: "pause-leader", Start: func(ctx context.Context, c *Cluster, _ *rand.Rand) (func() error, error) {
+		ld, ok := leaderOrNone(ctx, c)
+		if !ok {
+			return noop, nil
+		}
+		if err := ld.Signal(syscall.SIGSTOP); err != nil {
+			return nil, err
+		}
+		return func() error { return ld.Signal(syscall.SIGCONT) }, nil
+	}}
+	// KillOne SIGKILLs a random node; healing restarts it.
+	KillOne = Nemesis{Name: "kill-one", Start: func(_ context.Context, c *Cluster, rng *rand.Rand) (func() error, error) {
+		return kill(shuffled(c, rng)[:1])
+	}}
+	// KillMajority SIGKILLs a random majority at once; healing restarts
+	// them.
+	KillMajority = Nemesis{Name: "kill-majority", Start: func(_ context.Context, c *Cluster, rng *rand.Rand) (func() error, error) {
+		return kill(shuffled(c, rng)[:len(c.Nodes)/2+1])
+	}}
+)
+
+// All is every nemesis, in the order the short schedule runs them.
+var All = []Nemesis{IsolateLeader, Halves, Bridge, OneWayFromLeader, PauseLeader, KillOne, KillMajority}
+
+func kill(ns []*Node) (func() error, error) {
+	for _, n := range ns {
+		n.Kill()
+	}
+	return func() error {
+		var first error
+		for _, n := range ns {
+			if err := n.Start(); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}, nil
+}
+
+// Compose is a nemesis that starts each of ns in turn and heals them in
+// reverse order. If one fails to start, those already started are healed.
+func Compose(ns ...Nemesis) Nemesis {
+	parts := make([]string, len(ns))
+	for i, n := range ns {
+		parts[i] = n.Name
+	}
+	return Nemesis{Name: strings.Join(parts, "+"), Start: func(ctx context.Context, c *Cluster, rng *rand.Rand) (func() error, error) {
+		var heals []func() error
+		healAll := func() error {
+			var first error
+			for i := len(heals) - 1; i >= 0; i-- {
+				if err := heals[i](); err != nil && first == nil {
+					first = err
+				}
+			}
+			return first
+		}
+		for _, n := range ns {
+			h, err := n.Start(ctx, c, rng)
+			if err != nil {
+				healAll()
+				return nil, fmt.Errorf("faults: %s: %w", n.Name, err)
+			}
+			heals = append(heals, h)
+		}
+		return healAll, nil
+	}}
+}

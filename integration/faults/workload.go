@@ -1,0 +1,136 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"qledger/api/client"
+)
+
+// Workload is the clients of one run: writers that submit unique payloads
+// with idempotency keys, retrying a write whose outcome they did not learn
+// with the same key, and readers that read heads and the transactions of
+// acknowledged writes at every level. Every attempt is recorded.
+type Workload struct {
+	Writers, Readers int
+	// OpTimeout bounds one attempt.
+	OpTimeout time.Duration
+	// Retries is how many more attempts a write gets after one whose
+	// outcome is unknown.
+	Retries int
+	// Prefix starts every idempotency key, so the run's writes are told
+	// from anything else in the log.
+	Prefix string
+
+	History History
+
+	mu       sync.Mutex
+	receipts []client.Receipt // acknowledged, for readers to read back
+	keyOf    map[string]string
+}
+
+// Run drives the clients against nodes until ctx is done.
+func (w *Workload) Run(ctx context.Context, nodes []*Node, seed uint64) {
+	w.keyOf = map[string]string{}
+	var wg sync.WaitGroup
+	for c := range w.Writers + w.Readers {
+		wg.Add(1)
+		rng := rand.New(rand.NewPCG(seed, uint64(c)))
+		go func() {
+			defer wg.Done()
+			if c < w.Writers {
+				w.writer(ctx, c, nodes, rng)
+			} else {
+				w.reader(ctx, c, nodes, rng)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (w *Workload) writer(ctx context.Context, c int, nodes []*Node, rng *rand.Rand) {
+	for i := 0; ctx.Err() == nil; i++ {
+		key := fmt.Sprintf("%s-w%d-%d", w.Prefix, c, i)
+		for try := 0; try <= w.Retries && ctx.Err() == nil; try++ {
+			n := nodes[rng.IntN(len(nodes))]
+			op := Op{Client: c, Kind: KindWrite, Node: n.Name, Key: key, Invoke: time.Now()}
+			octx, cancel := context.WithTimeout(context.Background(), w.OpTimeout)
+			r, _, err := n.API.Submit(octx, []byte(key), client.SubmitOptions{IdempotencyKey: key})
+			cancel()
+			op.Complete, op.Outcome, op.Err = time.Now(), outcome(err), errText(err)
+			if err == nil {
+				op.TxID, op.Index, op.Height = r.ID, r.Index, r.Height
+				w.mu.Lock()
+				w.receipts = append(w.receipts, r)
+				w.keyOf[r.ID] = key
+				w.mu.Unlock()
+			}
+			w.History.Add(op)
+			if err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+var levels = []string{Linearizable, Default, Stale}
+
+func (w *Workload) reader(ctx context.Context, c int, nodes []*Node, rng *rand.Rand) {
+	for ctx.Err() == nil {
+		n := nodes[rng.IntN(len(nodes))]
+		level := levels[rng.IntN(len(levels))]
+		op := Op{Client: c, Node: n.Name, Level: level, Kind: KindReadHead}
+		w.mu.Lock()
+		if len(w.receipts) > 0 && rng.IntN(2) == 0 {
+			// Recent writes are the interesting ones to read back.
+			r := w.receipts[len(w.receipts)-1-rng.IntN(min(len(w.receipts), 50))]
+			op.Kind, op.TxID, op.Key = KindReadTx, r.ID, w.keyOf[r.ID]
+		}
+		w.mu.Unlock()
+		op.Invoke = time.Now()
+		octx, cancel := context.WithTimeout(context.Background(), w.OpTimeout)
+		var err error
+		if op.Kind == KindReadHead {
+			op.Head, err = n.API.Head(octx, 0, client.Level(level))
+		} else {
+			var r client.TxResponse
+			r, err = n.API.Tx(octx, op.TxID, client.Level(level))
+			op.Found, op.Index, op.Height = err == nil, r.Index, r.Height
+			var ae *client.APIError
+			if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+				err = nil // an answer: not there
+			}
+		}
+		cancel()
+		op.Complete, op.Outcome, op.Err = time.Now(), outcome(err), errText(err)
+		w.History.Add(op)
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// outcome classifies an attempt's error. No error is a definite
+// failure: even "connection refused" is not, because net/http resends a
+// request that carries an Idempotency-Key header on a new connection when
+// the first one broke, so a write may have reached a node that was then
+// killed, and the refusal came from the resend.
+func outcome(err error) Outcome {
+	if err == nil {
+		return OK
+	}
+	return Unknown
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
