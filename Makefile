@@ -51,6 +51,20 @@ bench: build
 	$(BIN)/qledger bench tls
 	$(BIN)/qledger bench membership
 
+## torture: long random fault schedules (integration/faults) against
+## separate node processes in network namespaces; needs root. TORTURE_RUNS
+## runs of TORTURE each, every run with its own printed seed; each run's
+## table is appended to TORTURE_REPORT. make test runs the short schedule.
+TORTURE        ?= 10m
+TORTURE_RUNS   ?= 3
+TORTURE_REPORT ?= torture-report.md
+.PHONY: torture
+torture:
+	@set -e; for i in $$(seq $(TORTURE_RUNS)); do \
+		QLEDGER_TORTURE=$(TORTURE) QLEDGER_FAULTS_REPORT=$(abspath $(TORTURE_REPORT)) \
+			$(GO) test -v -p 1 -count=1 -timeout 3h -run '^TestTorture$$' ./integration/faults/; \
+	done
+
 ## fuzz: run every fuzz target (found with go test -list) for FUZZTIME each,
 ## starting from its seed corpus in testdata/fuzz/<FuzzName>/. New failing
 ## inputs land there too: fix the bug, then commit them as regression seeds.
