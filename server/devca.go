@@ -56,3 +56,9 @@ func RoleClient(dir string, role pki.Role, addr string) (*client.Client, error) 
 func TLSHint(dir string, role pki.Role) string {
 	return fmt.Sprintf("--ca %s --cert %s --cert-key %s", filepath.Join(dir, "ca.pem"), filepath.Join(dir, string(role)+".pem"), filepath.Join(dir, string(role)+"-key.pem"))
 }
+
+// CertPair names the certificate and key files of name in dir, as
+// pki.Issued.Save writes them: "dir/name.pem dir/name-key.pem".
+func CertPair(dir, name string) string {
+	return filepath.Join(dir, name+".pem") + " " + filepath.Join(dir, name+"-key.pem")
+}

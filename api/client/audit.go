@@ -64,7 +64,7 @@ func VerifyHeadSignature(h Head, roots *x509.CertPool) (pki.Identity, error) {
 }
 
 // ErrUnsigned is returned for a head that carries no signature.
-var ErrUnsigned = errors.New("qledger: head is not signed")
+var ErrUnsigned = errors.New("client: head is not signed")
 
 // TrustedHead is a head an auditor has verified.
 type TrustedHead struct {
@@ -94,10 +94,10 @@ func LoadAuditState(path string) (*AuditState, error) {
 		return st, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("qledger: audit state: %w", err)
+		return nil, fmt.Errorf("client: audit state: %w", err)
 	}
 	if err := json.Unmarshal(b, st); err != nil {
-		return nil, fmt.Errorf("qledger: audit state %s: %w", path, err)
+		return nil, fmt.Errorf("client: audit state %s: %w", path, err)
 	}
 	if st.Groups == nil {
 		st.Groups = map[string][]TrustedHead{}
@@ -113,10 +113,10 @@ func (s *AuditState) Save(path string) error {
 	}
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("qledger: audit state: %w", err)
+		return fmt.Errorf("client: audit state: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("qledger: audit state: %w", err)
+		return fmt.Errorf("client: audit state: %w", err)
 	}
 	return nil
 }

@@ -29,7 +29,7 @@ type Client struct {
 func New(base string, hc *http.Client) (*Client, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("qledger: bad API address %q (want http://host:port)", base)
+		return nil, fmt.Errorf("client: bad API address %q (want http://host:port)", base)
 	}
 	if hc == nil {
 		hc = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
@@ -42,7 +42,7 @@ func New(base string, hc *http.Client) (*Client, error) {
 // presents the caller's certificate and checks the node's).
 func NewTLS(base string, cfg *tls.Config) (*Client, error) {
 	if !strings.HasPrefix(base, "https://") {
-		return nil, fmt.Errorf("qledger: a TLS client needs an https:// address, not %q", base)
+		return nil, fmt.Errorf("client: a TLS client needs an https:// address, not %q", base)
 	}
 	return New(base, &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: 128, ForceAttemptHTTP2: true}})
 }
@@ -75,12 +75,12 @@ func (c *Client) do(ctx context.Context, method, path string, hdr http.Header, i
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("qledger: %s %s: %w", method, path, err)
+		return nil, fmt.Errorf("client: %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 	if err != nil {
-		return resp, fmt.Errorf("qledger: %s %s: %w", method, path, err)
+		return resp, fmt.Errorf("client: %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
 		e := &APIError{Status: resp.StatusCode}
@@ -91,7 +91,7 @@ func (c *Client) do(ctx context.Context, method, path string, hdr http.Header, i
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
-			return resp, fmt.Errorf("qledger: %s %s: bad response: %w", method, path, err)
+			return resp, fmt.Errorf("client: %s %s: bad response: %w", method, path, err)
 		}
 	}
 	return resp, nil

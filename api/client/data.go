@@ -22,21 +22,21 @@ import (
 // Errors of the shared-data flow.
 var (
 	// ErrTooFewGroups: fewer than t groups returned a verified share.
-	ErrTooFewGroups = errors.New("qledger: too few groups returned a valid share")
+	ErrTooFewGroups = errors.New("client: too few groups returned a valid share")
 	// ErrDigest: the recovered data does not match the digest recorded in
 	// the item's verified shard records.
-	ErrDigest = errors.New("qledger: recovered data does not match its digest")
+	ErrDigest = errors.New("client: recovered data does not match its digest")
 	// ErrDisagree: enough shares verified, but no t of them are of one
 	// upload (their records or splits differ: several uploads under one
 	// data ID).
-	ErrDisagree = errors.New("qledger: verified shares disagree on the item")
+	ErrDisagree = errors.New("client: verified shares disagree on the item")
 	// ErrRecover: no set of verified shares recovered the data; the
 	// *RecoverError that wraps it names the sets tried.
-	ErrRecover = errors.New("qledger: no set of verified shares recovers the data")
+	ErrRecover = errors.New("client: no set of verified shares recovers the data")
 	// ErrOutputWritten: GetDataTo's recovery failed after writing part of
 	// the data to a writer it cannot rewind, so it tried no other set of
 	// shares. What was written must be discarded.
-	ErrOutputWritten = errors.New("qledger: a failed recovery wrote to an output that cannot be rewound")
+	ErrOutputWritten = errors.New("client: a failed recovery wrote to an output that cannot be rewound")
 )
 
 // PutOptions say how to share data.
@@ -155,7 +155,7 @@ func (c *Client) upload(ctx context.Context, opt PutOptions, sum sharing.Summary
 	for i, sh := range shares {
 		segs := segmentsOf(sh.size)
 		if segs > shard.MaxSegments {
-			return res, fmt.Errorf("qledger: share %d of %d bytes needs %d segments, more than %d", i, sh.size, segs, shard.MaxSegments)
+			return res, fmt.Errorf("client: share %d of %d bytes needs %d segments, more than %d", i, sh.size, segs, shard.MaxSegments)
 		}
 		res.Bytes += sh.size
 		total += segs
@@ -184,14 +184,14 @@ func (c *Client) upload(ctx context.Context, opt PutOptions, sum sharing.Summary
 				off := int64(k) * shard.MaxSegmentBytes
 				n := min(sh.size-off, shard.MaxSegmentBytes)
 				if m, err := sh.r.ReadAt(buf[:n], off); int64(m) != n {
-					fail(fmt.Errorf("qledger: share %d segment %d: read: %w", i, k, cmp.Or(err, io.ErrUnexpectedEOF)))
+					fail(fmt.Errorf("client: share %d segment %d: read: %w", i, k, cmp.Or(err, io.ErrUnexpectedEOF)))
 					return
 				}
 				up.Segment, up.Bytes = k, buf[:n]
 				var rc Receipt
 				_, err := c.do(ctx, http.MethodPost, fmt.Sprintf("/v1/data/%s/shares/%d", url.PathEscape(opt.DataID), i), c.withCaller(opt.Caller), up, &rc)
 				if err != nil {
-					fail(fmt.Errorf("qledger: share %d segment %d: %w", i, k, err))
+					fail(fmt.Errorf("client: share %d segment %d: %w", i, k, err))
 					return
 				}
 				mu.Lock()

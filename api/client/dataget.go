@@ -62,11 +62,11 @@ func (c *Client) GetDataTo(ctx context.Context, w io.Writer, dataID, caller stri
 func (c *Client) spoolShare(ctx context.Context, dataID string, i int, caller string, level Level, dir string) (v verifiedShare, err error) {
 	f, err := os.CreateTemp(dir, fmt.Sprintf("qledger-get-%s-%d-*.share", dataID, i))
 	if err != nil {
-		return verifiedShare{}, fmt.Errorf("qledger: spool share %d: %w", i, err)
+		return verifiedShare{}, fmt.Errorf("client: spool share %d: %w", i, err)
 	}
 	defer func() {
 		if cerr := f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("qledger: spool share %d: %w", i, cerr)
+			err = fmt.Errorf("client: spool share %d: %w", i, cerr)
 		}
 		if err != nil {
 			os.Remove(f.Name())
@@ -74,7 +74,7 @@ func (c *Client) spoolShare(ctx context.Context, dataID string, i int, caller st
 	}()
 	sc, err := c.fetchShare(ctx, dataID, i, caller, level, func(b []byte) error {
 		if _, err := f.Write(b); err != nil {
-			return fmt.Errorf("qledger: spool share %d: %w", i, err)
+			return fmt.Errorf("client: spool share %d: %w", i, err)
 		}
 		return nil
 	})
@@ -82,7 +82,7 @@ func (c *Client) spoolShare(ctx context.Context, dataID string, i int, caller st
 		return verifiedShare{}, err
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return verifiedShare{}, fmt.Errorf("qledger: spool share %d: %w", i, err)
+		return verifiedShare{}, fmt.Errorf("client: spool share %d: %w", i, err)
 	}
 	info, err := readShareInfo(bufio.NewReaderSize(f, spoolBuffer))
 	if err != nil {
@@ -107,7 +107,7 @@ func (c *Client) openGet(ctx context.Context, path string, hdr http.Header) (*ht
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("qledger: GET %s: %w", path, err)
+		return nil, fmt.Errorf("client: GET %s: %w", path, err)
 	}
 	if resp.StatusCode < 300 {
 		return resp, nil
@@ -115,7 +115,7 @@ func (c *Client) openGet(ctx context.Context, path string, hdr http.Header) (*ht
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return nil, fmt.Errorf("qledger: GET %s: %w", path, err)
+		return nil, fmt.Errorf("client: GET %s: %w", path, err)
 	}
 	e := &APIError{Status: resp.StatusCode}
 	if json.Unmarshal(data, &e.Body) != nil || e.Body.Code == "" {
@@ -148,7 +148,7 @@ func decodeDownload(r io.Reader, path string, head func(Head) error, segment fun
 			br.left -= int64(b.Len())
 		}
 	}
-	bad := func(err error) error { return fmt.Errorf("qledger: GET %s: bad response: %w", path, err) }
+	bad := func(err error) error { return fmt.Errorf("client: GET %s: bad response: %w", path, err) }
 	next := func(v any) error {
 		budget()
 		if err := dec.Decode(v); err != nil {
@@ -266,7 +266,7 @@ func (fr *fileRecoverer) recover(pos []int) (sharing.Summary, error) {
 	for k, p := range pos {
 		f, err := os.Open(fr.set.files[p])
 		if err != nil {
-			return sharing.Summary{}, fmt.Errorf("qledger: spooled share %d: %w", fr.set.groups[p], err)
+			return sharing.Summary{}, fmt.Errorf("client: spooled share %d: %w", fr.set.groups[p], err)
 		}
 		defer f.Close()
 		rs[k] = bufio.NewReaderSize(f, spoolBuffer)
@@ -318,7 +318,7 @@ func (o *output) Write(p []byte) (int, error) {
 func (o *output) rewind() error {
 	switch {
 	case o.err != nil:
-		return fmt.Errorf("qledger: no other set tried after the output failed: %w", o.err)
+		return fmt.Errorf("client: no other set tried after the output failed: %w", o.err)
 	case o.written == 0:
 		return nil
 	case o.rw == nil:

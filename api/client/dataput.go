@@ -38,7 +38,7 @@ func (c *Client) PutReader(ctx context.Context, r io.Reader, opt PutOptions) (Pu
 	shares := make([]encodedShare, len(sp.files))
 	for i, f := range sp.files {
 		if shares[i], err = spooledShare(f); err != nil {
-			return PutResult{}, fmt.Errorf("qledger: share %d: %w", i, err)
+			return PutResult{}, fmt.Errorf("client: share %d: %w", i, err)
 		}
 	}
 	return c.upload(ctx, opt, sum, shares)
@@ -80,7 +80,7 @@ func newSpool(dir, prefix string, n int) (*spool, error) {
 		f, err := os.CreateTemp(dir, fmt.Sprintf("%s%d-*.share", prefix, i))
 		if err != nil {
 			sp.remove()
-			return nil, fmt.Errorf("qledger: spool share %d: %w", i, err)
+			return nil, fmt.Errorf("client: spool share %d: %w", i, err)
 		}
 		sp.files = append(sp.files, f)
 		sp.bufs = append(sp.bufs, bufio.NewWriterSize(f, spoolBuffer))
@@ -99,7 +99,7 @@ func (sp *spool) writers() []io.Writer {
 func (sp *spool) flush() error {
 	for i, b := range sp.bufs {
 		if err := b.Flush(); err != nil {
-			return fmt.Errorf("qledger: spool share %d: %w", i, err)
+			return fmt.Errorf("client: spool share %d: %w", i, err)
 		}
 	}
 	return nil

@@ -77,14 +77,14 @@ func (c *Client) OpenSession(ctx context.Context, keys *kme.Client, masterSAE, g
 	one, size := 1, 256
 	ks, err := keys.EncKeys(ctx, gatewaySAE, kme.KeyRequest{Number: &one, Size: &size})
 	if err != nil {
-		return nil, fmt.Errorf("qledger: session: key manager: %w", err)
+		return nil, fmt.Errorf("client: session: key manager: %w", err)
 	}
 	if len(ks) != 1 {
-		return nil, fmt.Errorf("qledger: session: key manager returned %d keys", len(ks))
+		return nil, fmt.Errorf("client: session: key manager returned %d keys", len(ks))
 	}
 	hs, hello, err := session.NewClientHandshake(ks[0].KeyID, ks[0].Key)
 	if err != nil {
-		return nil, fmt.Errorf("qledger: session: %w", err)
+		return nil, fmt.Errorf("client: session: %w", err)
 	}
 	var opened SessionOpened
 	if _, err := c.do(ctx, http.MethodPost, "/v1/session", nil, SessionOpen{MasterSAE: masterSAE, Hello: hello}, &opened); err != nil {
@@ -92,7 +92,7 @@ func (c *Client) OpenSession(ctx context.Context, keys *kme.Client, masterSAE, g
 	}
 	s, fin, err := hs.Finish(opened.ServerHello, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("qledger: session: %w", err)
+		return nil, fmt.Errorf("client: session: %w", err)
 	}
 	if _, err := c.do(ctx, http.MethodPost, "/v1/session/finish", nil, fin, nil); err != nil {
 		return nil, err
@@ -141,7 +141,7 @@ func (s *Session) call(ctx context.Context, path, aadIn, aadOut string, in, out 
 	defer s.mu.Unlock()
 	msg, err := s.s.Seal(plain, []byte(aadIn))
 	if err != nil {
-		return fmt.Errorf("qledger: session: %w", err)
+		return fmt.Errorf("client: session: %w", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.c.base+path, bytes.NewReader(msg))
 	if err != nil {
@@ -150,7 +150,7 @@ func (s *Session) call(ctx context.Context, path, aadIn, aadOut string, in, out 
 	req.Header.Set("Content-Type", "application/octet-stream")
 	resp, err := s.c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("qledger: session: %w", err)
+		return fmt.Errorf("client: session: %w", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
@@ -170,7 +170,7 @@ func (s *Session) call(ctx context.Context, path, aadIn, aadOut string, in, out 
 	}
 	var sr SealedResponse
 	if err := json.Unmarshal(inner, &sr); err != nil {
-		return fmt.Errorf("qledger: session: bad sealed response: %w", err)
+		return fmt.Errorf("client: session: bad sealed response: %w", err)
 	}
 	if sr.Status != http.StatusOK {
 		e := &APIError{Status: sr.Status}
@@ -178,7 +178,7 @@ func (s *Session) call(ctx context.Context, path, aadIn, aadOut string, in, out 
 		return e
 	}
 	if err := json.Unmarshal(sr.Body, out); err != nil {
-		return fmt.Errorf("qledger: session: bad sealed answer: %w", err)
+		return fmt.Errorf("client: session: bad sealed answer: %w", err)
 	}
 	return nil
 }

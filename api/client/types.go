@@ -294,7 +294,7 @@ type APIError struct {
 }
 
 func (e *APIError) Error() string {
-	return fmt.Sprintf("qledger: %d %s: %s", e.Status, e.Body.Code, e.Body.Error)
+	return fmt.Sprintf("client: %d %s: %s", e.Status, e.Body.Code, e.Body.Error)
 }
 
 // Is lets errors.Is match an *APIError by code against the Err* values.
@@ -318,7 +318,7 @@ var (
 	// return its record alongside.
 	ErrNoAgreement = &APIError{Body: ErrorBody{Code: CodeNoAgreement}}
 	// ErrVerify is returned when a response fails client-side verification.
-	ErrVerify = errors.New("qledger: verification failed")
+	ErrVerify = errors.New("client: verification failed")
 )
 
 // IsStatus reports whether err is an API error with the given HTTP status.

@@ -104,7 +104,7 @@ func (a *app) chainShowCmd() *cobra.Command {
 					return err
 				}
 				if head.Height == 0 {
-					return fmt.Errorf("group %d has no blocks yet", group)
+					return a.printNoBlocks(group)
 				}
 				h = head.Height
 			}
@@ -122,6 +122,16 @@ func (a *app) chainShowCmd() *cobra.Command {
 	cmd.Flags().IntVar(&group, "group", 0, "group")
 	cmd.Flags().Uint64Var(&height, "height", 0, "block height (default: the head)")
 	return cmd
+}
+
+// printNoBlocks reports an empty chain, which is a fact and not a
+// failure: "null" for scripts, a sentence for people.
+func (a *app) printNoBlocks(group int) error {
+	if a.out.JSON() {
+		return a.printJSON(nil)
+	}
+	fmt.Fprintf(a.stdout, "group %d: no blocks yet\n", group)
+	return nil
 }
 
 func printBlock(w io.Writer, b client.Block) {

@@ -108,7 +108,10 @@ func (a *app) printDev(o devOptions, lc *server.Local, ks *kme.Service, withCA b
 	for i, n := range lc.Nodes {
 		fmt.Fprintf(w, "  node %s  group %d  api %s  raft %s\n", n.ID().Short(), n.Group(), lc.Addrs[i], n.Info().Addr)
 	}
-	fmt.Fprintf(w, "Key manager (ETSI GS QKD 014, mutual TLS): %s\n  CA and the client SAE's certificate: %s/{ca,client,client-key}.pem\n", ks.URL, ks.TLSDir)
+	fmt.Fprintf(w, "Key manager (ETSI GS QKD 014, mutual TLS): %s\n", ks.URL)
+	fmt.Fprintf(w, "  its CA: %s\n", filepath.Join(ks.TLSDir, "ca.pem"))
+	fmt.Fprintf(w, "  master SAE %q (the client): %s\n", "client", server.CertPair(ks.TLSDir, "client"))
+	fmt.Fprintf(w, "  slave SAE %q (the gateway): %s\n", ks.Gateway, server.CertPair(ks.TLSDir, ks.Gateway))
 	if withCA {
 		fmt.Fprintf(w, "Cluster CA and client certificates (one per role: submitter, auditor, admin): %s\n", tlsDir)
 		fmt.Fprintf(w, "  as a submitter: export QLEDGER_ADDR=%s QLEDGER_CA=%s QLEDGER_CERT=%s QLEDGER_CERT_KEY=%s\n", lc.Addrs[0],

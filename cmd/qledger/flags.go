@@ -107,7 +107,7 @@ type clientOptions struct {
 // register adds the client flags to fs, the request timeout under the
 // name timeoutFlag.
 func (c *clientOptions) register(fs *pflag.FlagSet, timeoutFlag string) {
-	fs.StringVar(&c.addr, "addr", "http://127.0.0.1:8080", "node API address")
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "node API address: https://host:port, http://host:port, or host:port (https with --cert, else http)")
 	bindEnv(fs, "addr", "QLEDGER_ADDR")
 	c.tls.register(fs, "client")
 	fs.DurationVar(&c.timeout, timeoutFlag, 30*time.Second, "request timeout")
@@ -146,9 +146,19 @@ func (c *clientOptions) client() (*client.Client, error) {
 		return nil, err
 	}
 	if creds == nil {
-		return client.New(c.addr, nil)
+		return client.New(withScheme(c.addr, "http"), nil)
 	}
-	return client.NewTLS(c.addr, creds.ClientConfig(nil))
+	return client.NewTLS(withScheme(c.addr, "https"), creds.ClientConfig(nil))
+}
+
+// withScheme is addr with scheme:// in front unless it names a scheme
+// already: a bare host:port means HTTPS when the caller has a certificate
+// and plain HTTP otherwise.
+func withScheme(addr, scheme string) string {
+	if strings.Contains(addr, "://") {
+		return addr
+	}
+	return scheme + "://" + addr
 }
 
 // connect returns the API client and a context bounded by scale times the

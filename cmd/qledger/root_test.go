@@ -122,6 +122,10 @@ func TestFailuresExitOne(t *testing.T) {
 		{[]string{"ca", "init", "--dir", empty, "--validity", "1h"}, ""}, // succeeds: the next case needs a CA
 		{[]string{"ca", "init", "--dir", empty}, "already holds a CA; refusing to replace it"},
 		{[]string{"ca", "issue", "--dir", empty, "--role", "root", "--name", "x"}, "root"},
+		{[]string{"ca", "issue", "--dir", empty, "--role", "submitter", "--name", "s", "--out", empty}, ""},
+		// A bare host:port is HTTPS with a certificate (no "needs an https:// address").
+		{[]string{"tx", "submit", "--addr", "127.0.0.1:1", "--timeout", "5s", "--ca", filepath.Join(empty, "ca.pem"),
+			"--cert", filepath.Join(empty, "s.pem"), "--cert-key", filepath.Join(empty, "s-key.pem"), "x"}, "https://127.0.0.1:1/v1/tx"},
 	} {
 		r := cli(t, c.args...)
 		if c.msg == "" {
@@ -132,6 +136,22 @@ func TestFailuresExitOne(t *testing.T) {
 		}
 		r.want(t, exitFailure, "qledger: ")
 		r.want(t, exitFailure, c.msg)
+		if strings.Count(r.stderr, "qledger:") != 1 {
+			t.Fatalf("%v: the prefix more than once: %q", c.args, r.stderr)
+		}
+	}
+}
+
+func TestAddrScheme(t *testing.T) {
+	for _, c := range []struct{ addr, scheme, want string }{
+		{"127.0.0.1:8080", "https", "https://127.0.0.1:8080"},
+		{"127.0.0.1:8080", "http", "http://127.0.0.1:8080"},
+		{"http://h:1", "https", "http://h:1"}, // named: kept, and refused later with a clear error
+		{"https://h:1/", "http", "https://h:1/"},
+	} {
+		if got := withScheme(c.addr, c.scheme); got != c.want {
+			t.Errorf("withScheme(%q, %q) = %q, want %q", c.addr, c.scheme, got, c.want)
+		}
 	}
 }
 
