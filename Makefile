@@ -16,9 +16,10 @@ build:
 # FULL_SIZE_PKGS: packages whose tests shrink or skip their largest cases
 # under the race detector (each sets a raceEnabled from a race-tagged test
 # file): the 64 MiB streaming memory bound, the 1 MiB multi-segment split,
-# 100 Cascade runs, exhaustive Merkle proofs. test runs them once more
+# 100 Cascade runs, exhaustive Merkle proofs, the README walk with the
+# Go-built example functions. test runs them once more
 # without -race so that CI checks the full sizes too.
-FULL_SIZE_PKGS := ./api/client/ ./chain/ ./qkd/ ./sharing/
+FULL_SIZE_PKGS := ./api/client/ ./chain/ ./cmd/qledger/ ./qkd/ ./sharing/
 
 ## test: the whole suite CI runs (lint, unit, integration with -race),
 ## then the full-size tests without -race.

@@ -171,13 +171,19 @@ func StartLocal(ctx context.Context, lc LocalConfig) (*Local, error) {
 	return l, nil
 }
 
-// credentials issues a node certificate for id from the cluster's CA, or
-// returns nil without one.
+// loopbackHosts are the names an embedded node serves under: its
+// certificate carries them as SANs, so that any HTTPS client holding the
+// CA (curl --cacert, a stock Go client) can verify it.
+var loopbackHosts = []string{"127.0.0.1", "::1", "localhost"}
+
+// credentials issues a node certificate for id from the cluster's CA,
+// valid for the loopback addresses every embedded node listens on, or
+// returns nil without a CA.
 func (l *Local) credentials(id string) (*pki.Credentials, error) {
 	if l.ca == nil {
 		return nil, nil
 	}
-	cert, err := l.ca.Issue(pki.Leaf{CommonName: "node-" + id[:12], Role: pki.RoleNode, NodeID: id})
+	cert, err := l.ca.Issue(pki.Leaf{CommonName: "node-" + id[:12], Role: pki.RoleNode, NodeID: id, Hosts: loopbackHosts})
 	if err != nil {
 		return nil, err
 	}

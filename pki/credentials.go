@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 )
 
 // Credentials are one party's certificate, its key and the cluster CA, as
@@ -18,10 +19,11 @@ import (
 type Credentials struct {
 	caFile, certFile, keyFile string
 
-	mu    sync.RWMutex
-	cert  *tls.Certificate
-	pool  *x509.CertPool
-	ident Identity
+	mu       sync.RWMutex
+	cert     *tls.Certificate
+	pool     *x509.CertPool
+	ident    Identity
+	notAfter time.Time
 }
 
 // LoadCredentials reads the CA bundle, a certificate chain and its key
@@ -88,14 +90,45 @@ func (c *Credentials) set(caPEM []byte, cert tls.Certificate) error {
 	if _, err := Verify(chain, pool, usage); err != nil {
 		return err
 	}
+	notAfter := chainExpiry(chain, pool, usage)
 	if _, ok := cert.PrivateKey.(crypto.Signer); !ok {
 		return fmt.Errorf("pki: the private key cannot sign")
 	}
 	cert.Leaf = chain[0]
 	c.mu.Lock()
-	c.cert, c.pool, c.ident = &cert, pool, ident
+	c.cert, c.pool, c.ident, c.notAfter = &cert, pool, ident, notAfter
 	c.mu.Unlock()
 	return nil
+}
+
+// chainExpiry is when the chain verified up to a root of pool stops
+// being valid: the earliest NotAfter of the leaf, its intermediates and
+// the root. chain must verify (see Verify).
+func chainExpiry(chain []*x509.Certificate, pool *x509.CertPool, usage x509.ExtKeyUsage) time.Time {
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	end := chain[0].NotAfter
+	verified, err := chain[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}})
+	if err != nil || len(verified) == 0 {
+		return end
+	}
+	for _, c := range verified[0] {
+		if c.NotAfter.Before(end) {
+			end = c.NotAfter
+		}
+	}
+	return end
+}
+
+// NotAfter is when the current certificate stops being usable: the
+// earliest end of validity of the certificate, its intermediates and the
+// CA root it verifies against. Renew (and Reload) well before it.
+func (c *Credentials) NotAfter() time.Time {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.notAfter
 }
 
 // Identity is who the certificate names.

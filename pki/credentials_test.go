@@ -367,3 +367,23 @@ func TestLoadPoolAndCA(t *testing.T) {
 		t.Fatalf("CA key file mode %v, %v; want 0600", fi.Mode().Perm(), err)
 	}
 }
+
+// TestNotAfterIsTheEarliestInTheChain checks that a CA root ending before
+// the leaf sets the expiry.
+func TestNotAfterIsTheEarliestInTheChain(t *testing.T) {
+	ca, err := NewCA("short CA", 10*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue(Leaf{CommonName: "s", Role: RoleSubmitter, Client: true, Validity: 365 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := NewCredentials(ca.PEM, leaf.TLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := creds.NotAfter(); !got.Equal(ca.Cert.NotAfter) {
+		t.Fatalf("NotAfter %v, want the CA's %v", got, ca.Cert.NotAfter)
+	}
+}

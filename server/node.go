@@ -8,11 +8,13 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -46,6 +48,11 @@ type Config struct {
 	// ExternalKME, if its URL is set, is a key manager in another process
 	// that the quantum-keyed channel uses.
 	ExternalKME ExternalKME
+	// CertWarnBefore is how long before the node's certificate (or its
+	// CA) expires the node logs a warning at every check (hourly and after
+	// each reload); 0: DefaultCertWarnBefore. The expiry is also the
+	// metric qledger_certificate_expiry_timestamp_seconds.
+	CertWarnBefore time.Duration
 	// ForgeResults is for tests only: the node returns a forged success
 	// for every execution (a Byzantine node, to see it outvoted).
 	ForgeResults bool
@@ -72,6 +79,8 @@ type Node struct {
 	keys   *kme.Service
 	logger hclog.Logger
 	failed chan error
+	expiry *expiryWatch  // nil without certificates
+	stop   chan struct{} // closed by Stop
 }
 
 // Start opens the node, listens for the API and serves it. On error
@@ -101,13 +110,26 @@ func Start(cfg Config) (*Node, error) {
 		ln.Close()
 		return nil, err
 	}
-	s := &Node{node: n, logger: cfg.Logger, failed: make(chan error, 1)}
+	s := &Node{node: n, logger: cfg.Logger, failed: make(chan error, 1), stop: make(chan struct{})}
 	if err := s.serve(cfg, ln, keys); err != nil {
 		ln.Close()
 		n.Close()
 		return nil, err
 	}
+	s.watchExpiry(cfg)
 	return s, nil
+}
+
+// watchExpiry starts the certificate expiry checks if the node has a
+// certificate.
+func (s *Node) watchExpiry(cfg Config) {
+	creds := s.node.Credentials()
+	if creds == nil {
+		return
+	}
+	registerCertMetric()
+	s.expiry = &expiryWatch{creds: creds, node: s.node.ID().String(), warnBefore: cmp.Or(cfg.CertWarnBefore, DefaultCertWarnBefore), logger: s.logger, now: time.Now}
+	go s.expiry.run(s.stop)
 }
 
 // serve starts the key manager service if configured and the API on ln.
@@ -180,7 +202,10 @@ func (s *Node) Reload() {
 	} else if err := creds.Reload(); err != nil {
 		s.logger.Error("SIGHUP: certificates not reloaded; the old ones stay", "error", err)
 	} else {
-		s.logger.Info("SIGHUP: certificates reloaded", "identity", creds.Identity().String())
+		s.logger.Info("SIGHUP: certificates reloaded", "identity", creds.Identity().String(), "not_after", creds.NotAfter().UTC().Format(time.RFC3339))
+		if s.expiry != nil {
+			s.expiry.check()
+		}
 	}
 	if s.keys == nil {
 		return
@@ -200,6 +225,7 @@ func (s *Node) Stop(ctx context.Context) error {
 	if err := s.node.Leave(ctx); err != nil {
 		s.logger.Warn("leave was not clean; the group removes this node after its grace period", "error", err)
 	}
+	close(s.stop)
 	_ = s.api.Shutdown(ctx)
 	if s.keys != nil {
 		s.keys.Close()

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -55,6 +57,7 @@ type issueOptions struct {
 	dir, role, name, out, nodeID, hosts string
 	groups, group                       int
 	validity                            time.Duration
+	ips, dns                            []string
 }
 
 func (a *app) caIssueCmd() *cobra.Command {
@@ -79,7 +82,9 @@ func (a *app) caIssueCmd() *cobra.Command {
 	fs.StringVar(&o.nodeID, "node-id", "", "node certificates: the node's ID, 64 hex digits (default: a new random ID)")
 	fs.IntVar(&o.groups, "groups", 0, "node certificates: number of groups n, with --group")
 	fs.IntVar(&o.group, "group", -1, "node certificates: draw the ID so that ID mod n is this group (balanced placement is the issuer's choice)")
-	fs.StringVar(&o.hosts, "hosts", "", "comma-separated DNS names or IPs to add as SANs")
+	fs.StringSliceVar(&o.ips, "ip", nil, "an IP address the node serves on, put in the certificate's SANs so that any HTTPS client can verify it (repeatable)")
+	fs.StringSliceVar(&o.dns, "dns", nil, "a DNS name the node serves as, put in the certificate's SANs (repeatable)")
+	fs.StringVar(&o.hosts, "hosts", "", "comma-separated DNS names or IPs to add as SANs (older form of --ip and --dns)")
 	fs.DurationVar(&o.validity, "validity", 365*24*time.Hour, "how long the certificate is valid")
 	return cmd
 }
@@ -93,7 +98,11 @@ func (a *app) caIssue(o issueOptions) error {
 	if err != nil {
 		return err
 	}
-	leaf := pki.Leaf{CommonName: o.name, Role: role, Client: true, Hosts: splitList(o.hosts), Validity: o.validity}
+	hosts, err := sanHosts(o)
+	if err != nil {
+		return err
+	}
+	leaf := pki.Leaf{CommonName: o.name, Role: role, Client: true, Hosts: hosts, Validity: o.validity}
 	if leaf.NodeID, err = issuedNodeID(role, o); err != nil {
 		return err
 	}
@@ -108,6 +117,9 @@ func (a *app) caIssue(o issueOptions) error {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "%s certificate %q: %s, %s\n", role, o.name, filepath.Join(o.out, o.name+".pem"), filepath.Join(o.out, o.name+"-key.pem"))
+	if len(hosts) > 0 {
+		fmt.Fprintf(a.stdout, "valid for %s\n", strings.Join(hosts, ", "))
+	}
 	if leaf.NodeID != "" {
 		fmt.Fprintf(a.stdout, "node ID %s\n", leaf.NodeID)
 		if o.groups > 0 {
@@ -141,4 +153,23 @@ func issuedNodeID(role pki.Role, o issueOptions) (string, error) {
 		return cluster.NewNodeIDInGroup(o.group, o.groups).String(), nil
 	}
 	return cluster.NewNodeID().String(), nil
+}
+
+// sanHosts are the SANs --ip, --dns and --hosts ask for; an --ip that is
+// not an IP address, or a --dns that is one, is a usage error.
+func sanHosts(o issueOptions) ([]string, error) {
+	hosts := splitList(o.hosts)
+	for _, ip := range o.ips {
+		if net.ParseIP(ip) == nil {
+			return nil, usageErrorf("ca issue: --ip %q is not an IP address", ip)
+		}
+		hosts = append(hosts, ip)
+	}
+	for _, name := range o.dns {
+		if name == "" || net.ParseIP(name) != nil || strings.ContainsAny(name, " /:") {
+			return nil, usageErrorf("ca issue: --dns %q is not a DNS name (an address goes in --ip)", name)
+		}
+		hosts = append(hosts, name)
+	}
+	return hosts, nil
 }

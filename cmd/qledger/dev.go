@@ -117,6 +117,8 @@ func (a *app) printDev(o devOptions, lc *server.Local, ks *kme.Service, withCA b
 		fmt.Fprintf(w, "  as a submitter: export QLEDGER_ADDR=%s QLEDGER_CA=%s QLEDGER_CERT=%s QLEDGER_CERT_KEY=%s\n", lc.Addrs[0],
 			filepath.Join(tlsDir, "ca.pem"), filepath.Join(tlsDir, "submitter.pem"), filepath.Join(tlsDir, "submitter-key.pem"))
 		fmt.Fprintf(w, "  as an auditor or admin: add %s (or admin)\n", server.TLSHint(tlsDir, pki.RoleAuditor))
+		fmt.Fprintf(w, "  with any HTTPS client (node certificates are valid for 127.0.0.1, ::1, localhost):\n    curl --cacert %s --cert %s --key %s %s/v1/cluster\n",
+			filepath.Join(tlsDir, "ca.pem"), filepath.Join(tlsDir, "submitter.pem"), filepath.Join(tlsDir, "submitter-key.pem"), lc.Addrs[0])
 	}
 	fmt.Fprintf(w, "\nTry (with the environment above):\n  qledger tx submit 'hello'\n  qledger tx submit --secure --kme %s --tls-dir %s 'sealed hello'\n  qledger chain verify\nPress Ctrl-C to stop.\n", ks.URL, ks.TLSDir)
 }
