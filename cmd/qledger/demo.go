@@ -11,7 +11,7 @@ import (
 
 func (a *app) demoCmd() *cobra.Command {
 	s := demo.Scenario{Out: a.stdout}
-	var logLevel string
+	var logs logOptions
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "start a throwaway cluster, run the main scenario, print a report",
@@ -20,7 +20,7 @@ func (a *app) demoCmd() *cobra.Command {
 			if err := s.Validate(); err != nil {
 				return usageErrorf("%v", err)
 			}
-			s.Logger = a.logger(logLevel)
+			s.Logger = a.logger(logs)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			return s.Run(ctx)
@@ -31,6 +31,6 @@ func (a *app) demoCmd() *cobra.Command {
 	fs.IntVar(&s.Replicas, "replicas", 3, "nodes per group")
 	fs.IntVar(&s.Txs, "txs", 500, "transactions to submit")
 	fs.BoolVar(&s.Keep, "keep", false, "keep the data directory")
-	fs.StringVar(&logLevel, "log-level", "off", "log level")
+	logs.register(fs, "off")
 	return cmd
 }

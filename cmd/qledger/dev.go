@@ -21,9 +21,10 @@ import (
 
 // devOptions are the flags of qledger dev.
 type devOptions struct {
-	groups, replicas        int
-	dir, httpAddr, logLevel string
-	insecure                bool
+	groups, replicas int
+	dir, httpAddr    string
+	logs             logOptions
+	insecure         bool
 }
 
 func (a *app) devCmd() *cobra.Command {
@@ -44,7 +45,7 @@ func (a *app) devCmd() *cobra.Command {
 	fs.IntVar(&o.replicas, "replicas", 3, "nodes per group")
 	fs.StringVar(&o.dir, "data", "", "data directory (default: a new temporary directory, removed on exit)")
 	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:8080", "API address of the first node")
-	fs.StringVar(&o.logLevel, "log-level", "warn", "log level")
+	o.logs.register(fs, "warn")
 	fs.BoolVar(&o.insecure, "insecure", false, "no CA: plain TCP between nodes and plain HTTP on the API, every caller anonymous")
 	return cmd
 }
@@ -65,7 +66,7 @@ func (a *app) runDev(o devOptions) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	logger := a.logger(o.logLevel)
+	logger := a.logger(o.logs)
 	tlsDir := filepath.Join(o.dir, "tls")
 	var ca *pki.CA
 	if !o.insecure {

@@ -186,8 +186,36 @@ func (a *app) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-func (a *app) logger(level string) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: "qledger", Level: hclog.LevelFromString(level), Output: a.stderr})
+// logOptions are the flags choosing what a long-running command logs
+// and how.
+type logOptions struct {
+	level  string
+	format logFormat
+}
+
+// register adds --log-level (default level) and --log-format to fs.
+func (l *logOptions) register(fs *pflag.FlagSet, level string) {
+	fs.StringVar(&l.level, "log-level", level, "log level: trace, debug, info, warn, error, off")
+	l.format = "text"
+	fs.Var(&l.format, "log-format", "log format: text, or json (one object per line, for log collectors)")
+}
+
+// logFormat is the value of --log-format.
+type logFormat string
+
+func (f *logFormat) String() string { return string(*f) }
+func (f *logFormat) Type() string   { return "text|json" }
+func (f *logFormat) Set(s string) error {
+	if s != "json" && s != "text" {
+		return fmt.Errorf("want text or json, not %q", s)
+	}
+	*f = logFormat(s)
+	return nil
+}
+
+// logger is the command's logger, writing to stderr.
+func (a *app) logger(l logOptions) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "qledger", Level: hclog.LevelFromString(l.level), Output: a.stderr, JSONFormat: l.format == "json"})
 }
 
 func splitList(s string) []string {

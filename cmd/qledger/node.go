@@ -23,10 +23,13 @@ import (
 type nodeOptions struct {
 	cfg                     cluster.Config
 	httpAddr, httpAdv, join string
-	logLevel, role          string
+	role                    string
 	gossipKey, kmeClients   string
 	loopback, plainGossip   bool
 	wrong                   bool
+	configFile              string
+	printConfig             bool
+	logs                    logOptions
 	tls                     tlsFlags
 	kc                      kme.ServiceConfig
 	ext                     server.ExternalKME
@@ -36,10 +39,31 @@ func (a *app) nodeCmd() *cobra.Command {
 	o := &nodeOptions{cfg: cluster.DefaultConfig()}
 	o.kc.QKD = qkd.DefaultConfig()
 	cmd := &cobra.Command{
-		Use:   "node --data DIR",
+		Use:   "node --data DIR | --config FILE",
 		Short: "run one node",
-		Args:  noArgs,
-		RunE:  func(*cobra.Command, []string) error { return a.runNode(o) },
+		Long: `Run one node. Every setting is a flag, an environment variable (QLEDGER_*)
+and a key of the YAML configuration file named by --config, spelt as the
+flag (data, groups, bind, join, gossip-key, ...; lists may be YAML lists).
+A flag on the command line wins over its environment variable, which wins
+over the file, which wins over the default. --print-config prints the
+settings that result, as a configuration file, and exits.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.configFile != "" {
+				if err := applyConfigFile(cmd.Flags(), o.configFile); err != nil {
+					return usageErrorf("node: %v", err)
+				}
+			}
+			if o.printConfig {
+				b, err := effectiveConfig(cmd.Flags())
+				if err != nil {
+					return err
+				}
+				_, err = a.stdout.Write(b)
+				return err
+			}
+			return a.runNode(o)
+		},
 	}
 	o.register(cmd.Flags())
 	return cmd
@@ -74,7 +98,9 @@ func (o *nodeOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.kc.Gateway, "gateway-sae", "gateway", "this gateway's SAE ID at the key manager")
 	registerExternalKME(fs, &o.ext)
 	fs.Float64Var(&o.kc.QKD.Channel.Noise, "qkd-noise", 0.02, "simulated BB84 channel: depolarizing probability")
-	fs.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	o.logs.register(fs, "info")
+	fs.StringVar(&o.configFile, "config", "", "YAML configuration file: a key per flag (see above)")
+	fs.BoolVar(&o.printConfig, "print-config", false, "print the effective configuration (flags, environment, file, defaults) as a configuration file and exit")
 	fs.BoolVar(&o.wrong, "test-wrong-results", false, "TEST ONLY: this node returns a forged result for every execution (a Byzantine node, to see it outvoted)")
 	for name, env := range map[string]string{
 		"data": "QLEDGER_DATA", "id": "QLEDGER_NODE_ID", "groups": "QLEDGER_GROUPS", "bind": "QLEDGER_BIND",
@@ -84,9 +110,13 @@ func (o *nodeOptions) register(fs *pflag.FlagSet) {
 		"insecure-gossip": "QLEDGER_INSECURE_GOSSIP", "cluster-label": "QLEDGER_CLUSTER_LABEL", "role": "QLEDGER_ROLE",
 		"target-voters": "QLEDGER_TARGET_VOTERS", "kme-addr": "QLEDGER_KME_ADDR", "tls-dir": "QLEDGER_TLS_DIR",
 		"kme-clients": "QLEDGER_KME_CLIENTS", "gateway-sae": "QLEDGER_GATEWAY_SAE", "log-level": "QLEDGER_LOG_LEVEL",
+		"log-format": "QLEDGER_LOG_FORMAT", "config": "QLEDGER_CONFIG",
 	} {
 		bindEnv(fs, name, env)
 	}
+	markList(fs, "join")
+	markList(fs, "kme-clients")
+	markSecret(fs, "gossip-key")
 }
 
 // registerExternalKME adds the flags naming a key manager in another
@@ -149,7 +179,7 @@ func (a *app) runNode(o *nodeOptions) error {
 	if err != nil {
 		return err
 	}
-	cfg.Logger = a.logger(o.logLevel)
+	cfg.Logger = a.logger(o.logs)
 	if o.gossipKey == "" {
 		cfg.Logger.Warn("--insecure-gossip: gossip is not encrypted; anyone who reaches the gossip port can read membership and join it")
 	}
