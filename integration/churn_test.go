@@ -18,6 +18,15 @@ import (
 // idle machine the repair takes a few seconds.
 const settleDeadline = 3 * time.Minute
 
+// minChurnAvailability is the fraction of TestChurn's submissions that must
+// be acknowledged (each has a 3 s timeout); the refusals come from group
+// 0's leader kills and the elections after them. Measured: 99.68% to
+// 99.97% on an otherwise idle 2-core machine, 99.78% to 99.97% under -race
+// with a CPU hog on one core (docs/BENCHMARKS.md), 97.57% under -race with
+// the machine at load 13 from other work. The floor leaves room for a
+// loaded machine and fails when writes fail wholesale.
+const minChurnAvailability = 0.95
+
 // TestChurn runs 3 groups while voters and executors join and leave every
 // few seconds and group 0's leader is killed twice, with clients writing
 // all along. At the end every acknowledged write is in its group's chain
@@ -114,6 +123,7 @@ func TestChurn(t *testing.T) {
 			// A generous bound: on a loaded machine the repair takes
 			// as long as the reconciler's passes take to run.
 			if time.Since(t0) > settleDeadline {
+				logViews(t, l.Nodes, g)
 				t.Fatalf("group %d did not return to 3 healthy voters within %v (before %s)", g, settleDeadline, before)
 			}
 			time.Sleep(50 * time.Millisecond)
@@ -196,7 +206,11 @@ func TestChurn(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	total := ok.Load() + fail.Load()
-	t.Logf("%d writes acknowledged, %d refused: availability %.2f%%", ok.Load(), fail.Load(), 100*float64(ok.Load())/float64(total))
+	availability := float64(ok.Load()) / float64(max(total, 1))
+	t.Logf("%d writes acknowledged, %d refused: availability %.2f%%", ok.Load(), fail.Load(), 100*availability)
+	if availability < minChurnAvailability {
+		t.Fatalf("availability %.2f%% (%d of %d writes acknowledged), want at least %.0f%%", 100*availability, ok.Load(), total, 100*minChurnAvailability)
+	}
 
 	// The random leaves may have taken every voter-role standby of group
 	// 0; the target voter count can only be met with three voter-role
@@ -225,7 +239,7 @@ func TestChurn(t *testing.T) {
 	alive := append([]*cluster.Node(nil), running...)
 	mu.Unlock()
 	for g := 0; g < groups; g++ {
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := time.Now().Add(settleDeadline)
 		for {
 			ld, okk := l.Leader(g)
 			if okk {
@@ -235,21 +249,15 @@ func TestChurn(t *testing.T) {
 				}
 			}
 			if time.Now().After(deadline) {
-				for _, n := range alive {
-					if n.Group() == g {
-						st := n.Status(context.Background()).Groups[g]
-						t.Logf("node %s sees group %d: state %s leader %.12s voters %d healthy %d", n.ID().Short(), g, st.State, st.Leader, st.Voters, st.HealthyVoters)
-						for _, m := range st.Members {
-							t.Logf("  %.12s %s %s gossip %s healthy %v %s", m.ID, m.Suffrage, m.Role, m.Gossip, m.Healthy, m.Reason)
-						}
-						break
-					}
-				}
+				logViews(t, alive, g)
 				t.Fatalf("group %d: no leader with 3 healthy voters", g)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 		ld, _ := l.Leader(g)
+		if len(acks[g]) == 0 {
+			t.Fatalf("group %d: no write acknowledged", g)
+		}
 		checkAcked(t, ld, g, acks[g])
 		var members []*cluster.Node
 		st := ld.Status(context.Background()).Groups[g]
@@ -266,5 +274,23 @@ func TestChurn(t *testing.T) {
 		}
 		sameHeads(t, members, g)
 		verifyStores(t, members)
+	}
+}
+
+// logViews logs how each running node of group g sees the group.
+func logViews(t *testing.T, nodes []*cluster.Node, g int) {
+	t.Helper()
+	for _, n := range nodes {
+		if n.Group() != g {
+			continue
+		}
+		st := n.Status(context.Background()).Groups[g]
+		if st.State == "Shutdown" {
+			continue
+		}
+		t.Logf("node %s sees group %d: state %s leader %.12s voters %d healthy %d", n.ID().Short(), g, st.State, st.Leader, st.Voters, st.HealthyVoters)
+		for _, m := range st.Members {
+			t.Logf("  %.12s %s %s gossip %s healthy %v %s", m.ID, m.Suffrage, m.Role, m.Gossip, m.Healthy, m.Reason)
+		}
 	}
 }

@@ -35,7 +35,8 @@ func startLocal(t *testing.T, groups, replicas int, tune func(*cluster.Config)) 
 	if tune != nil {
 		tune(&base)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// A bound on the first elections, generous for a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	l, err := cluster.StartLocal(ctx, cluster.LocalConfig{Groups: groups, Replicas: replicas, DataDir: t.TempDir(), Base: &base, Logger: testLogger})
 	if err != nil {
@@ -108,9 +109,7 @@ func checkAcked(t *testing.T, n *cluster.Node, group int, acks []ack) {
 	ctx := context.Background()
 	// One linearizable read makes everything acknowledged visible on the
 	// leader; a leader then answers from its own store.
-	if _, _, err := n.Head(ctx, group, cluster.Linearizable); err != nil {
-		t.Fatal(err)
-	}
+	retryRead(t, "linearizable head", func() error { _, _, err := n.Head(ctx, group, cluster.Linearizable); return err })
 	lookup := func(id chain.Hash) (fsm.TxRecord, int, error) {
 		if n.IsLeader() && n.Group() == group {
 			rec, err := n.Store().Tx(id)
@@ -124,10 +123,11 @@ func checkAcked(t *testing.T, n *cluster.Node, group int, acks []ack) {
 			t.Fatalf("two acknowledgements for %s", a.r.ID)
 		}
 		seen[a.r.ID] = true
-		rec, g, err := lookup(a.r.ID)
-		if err != nil {
-			t.Fatalf("acknowledged write %q lost: %v", a.payload, err)
-		}
+		var (
+			rec fsm.TxRecord
+			g   int
+		)
+		retryRead(t, fmt.Sprintf("acknowledged write %q", a.payload), func() (err error) { rec, g, err = lookup(a.r.ID); return err })
 		tx, _ := chain.DecodeTx(rec.TxBytes)
 		if g != group || rec.Location.Index != a.r.Index || rec.Location.Height != a.r.Height || string(tx.Payload) != a.payload {
 			t.Fatalf("acknowledged write %q is not where its receipt says", a.payload)
@@ -136,10 +136,11 @@ func checkAcked(t *testing.T, n *cluster.Node, group int, acks []ack) {
 	// And the log holds each payload once.
 	count := map[string]int{}
 	for from := uint64(1); ; {
-		blocks, err := n.Blocks(ctx, group, from, cluster.MaxBlocksPerRead, cluster.Linearizable)
-		if err != nil {
-			t.Fatal(err)
-		}
+		var blocks [][]byte
+		retryRead(t, fmt.Sprintf("blocks from %d", from), func() (err error) {
+			blocks, err = n.Blocks(ctx, group, from, cluster.MaxBlocksPerRead, cluster.Linearizable)
+			return err
+		})
 		if len(blocks) == 0 {
 			break
 		}
@@ -156,6 +157,27 @@ func checkAcked(t *testing.T, n *cluster.Node, group int, acks []ack) {
 		if count[a.payload] != 1 {
 			t.Fatalf("payload %q appears %d times", a.payload, count[a.payload])
 		}
+	}
+}
+
+// retryRead runs a linearizable read until it succeeds. A read that finds
+// nothing (cluster's or fsm's ErrNotFound) fails the test at once; others, such as a
+// leadership change under the read on a loaded machine, are retried until
+// a generous deadline.
+func retryRead(t *testing.T, what string, read func() error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := read()
+		switch {
+		case err == nil:
+			return
+		case errors.Is(err, cluster.ErrNotFound) || errors.Is(err, fsm.ErrNotFound):
+			t.Fatalf("%s: lost: %v", what, err)
+		case time.Now().After(deadline):
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -368,32 +390,84 @@ func TestIdempotentRetriesAcrossLeaderChanges(t *testing.T) {
 	}
 }
 
+// TestTwoGroupsIndependent: group 1 keeps committing while group 0 has no
+// leader (its leader and one follower stopped: no quorum, so no election
+// either), and group 0 resumes from where it stopped when they return.
+// Each group's acknowledged writes are in its own chain.
 func TestTwoGroupsIndependent(t *testing.T) {
 	l := startLocal(t, 2, 3, nil)
 	stop := make(chan struct{})
-	c0, _ := writers(l.Nodes, 0, 4, stop)
-	c1, _ := writers(l.Nodes, 1, 4, stop)
-	time.Sleep(500 * time.Millisecond)
-	// Group 1 keeps committing while group 0 loses its leader.
+	clients := append([]*cluster.Node(nil), l.Nodes...) // l.Start replaces entries of l.Nodes
+	c0, _ := writers(clients, 0, 4, stop)
+	c1, _ := writers(clients, 1, 4, stop)
+	// logSize is group g's log size as its leader has applied it.
+	logSize := func(g int) uint64 {
+		ld, ok := l.Leader(g)
+		if !ok {
+			return 0
+		}
+		h, _, _ := ld.Store().Head()
+		return h.LogSize
+	}
+	waitFor(t, "both groups to commit", 20*time.Second, func() bool { return logSize(0) >= 10 && logSize(1) >= 10 })
+
+	// Stop group 0's leader and one of its followers.
 	ld0, _ := l.Leader(0)
-	ld0.Close()
-	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	a0, a1 := c0(), c1()
-	var alive []*cluster.Node
-	for _, n := range l.Nodes {
-		if n != ld0 {
-			alive = append(alive, n)
+	var down []int
+	follower := false
+	for i, n := range l.Nodes {
+		switch {
+		case n.Group() != 0:
+		case n == ld0:
+			down = append(down, i)
+		case !follower:
+			down = append(down, i)
+			follower = true
 		}
 	}
-	checkAcked(t, alive[0], 0, a0)
-	checkAcked(t, alive[0], 1, a1)
-	h0 := sameHeads(t, alive, 0)
-	h1 := sameHeads(t, alive, 1)
+	for _, i := range down {
+		if err := l.Stop(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One voter of three is left: group 0 cannot elect a leader until the
+	// stopped nodes return, so no leader at both ends of the window means
+	// none throughout.
+	waitFor(t, "group 0 to have no leader", 10*time.Second, func() bool { _, ok := l.Leader(0); return !ok })
+	from := logSize(1)
+	waitFor(t, "group 1 to commit while group 0 has no leader", 20*time.Second, func() bool { return logSize(1) >= from+20 })
+	to := logSize(1)
+	if ld, ok := l.Leader(0); ok {
+		t.Fatalf("group 0 has a leader (%s) without a quorum", ld.ID().Short())
+	}
+	close(stop)
+	a0, a1 := c0(), c1()
+	during := 0
+	for _, a := range a1 {
+		if a.r.Index >= from && a.r.Index < to {
+			during++
+		}
+	}
+	if len(a0) == 0 || during == 0 {
+		t.Fatalf("%d writes acknowledged in group 0 before the outage, %d in group 1 during it (log %d to %d)", len(a0), during, from, to)
+	}
+	t.Logf("group 1 committed %d entries (%d acknowledged here) while group 0 had no leader", to-from, during)
+
+	for _, i := range down {
+		if err := l.Start(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "group 0 to elect a leader again", 20*time.Second, func() bool { _, ok := l.Leader(0); return ok })
+	ld, _ := l.Leader(0)
+	checkAcked(t, ld, 0, a0)
+	checkAcked(t, ld, 1, a1)
+	h0 := sameHeads(t, l.Nodes, 0)
+	h1 := sameHeads(t, l.Nodes, 1)
 	if h0.Group != 0 || h1.Group != 1 || h0.LogRoot == h1.LogRoot {
 		t.Fatal("groups are not independent chains")
 	}
-	verifyStores(t, alive)
+	verifyStores(t, l.Nodes)
 }
 
 // TestUncleanStopRebuildsChainStore simulates a machine crash: the chain
