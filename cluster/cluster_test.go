@@ -4,23 +4,71 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"qledger/chain"
 )
 
 func startLocal(t *testing.T, groups, replicas int) *Local {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	return startLocalConfig(t, LocalConfig{Groups: groups, Replicas: replicas})
+}
+
+// startLocalConfig starts lc's cluster in a temporary directory and stops
+// it when the test ends.
+func startLocalConfig(t *testing.T, lc LocalConfig) *Local {
+	t.Helper()
+	lc.DataDir = t.TempDir()
+	// A bound on the first elections, generous for a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l, err := StartLocal(ctx, LocalConfig{Groups: groups, Replicas: replicas, DataDir: t.TempDir()})
+	l, err := StartLocal(ctx, lc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
 	return l
+}
+
+// logLines is a log output that keeps every line, for tests that wait
+// until a node has logged something, such as a refusal.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, strings.Split(strings.TrimSuffix(string(p), "\n"), "\n")...)
+	return len(p), nil
+}
+
+// logger returns an info-level logger writing to l.
+func (l *logLines) logger() hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Output: l, Level: hclog.Info})
+}
+
+// count returns how many lines contain every one of parts.
+func (l *logLines) count(parts ...string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, line := range l.lines {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
 }
 
 func submit(t *testing.T, n *Node, group int, key, payload string) Receipt {

@@ -165,6 +165,9 @@ func wipeAndReplace(t *testing.T, l *Local, i int) *Node {
 	return fresh
 }
 
+// TestNewNodesAreAddedThenPromoted waits on conditions with a minute's
+// deadline: on a loaded machine each step takes as long as the
+// reconciler's passes take.
 func TestNewNodesAreAddedThenPromoted(t *testing.T) {
 	l := startLocal(t, 1, 1)
 	ctx := context.Background()
@@ -172,7 +175,7 @@ func TestNewNodesAreAddedThenPromoted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "a added as non-voter or voter", 10*time.Second, func() bool { v, nv := config(t, l, 0); return v+nv == 2 })
+	waitUntil(t, "a added as non-voter or voter", time.Minute, func() bool { v, nv := config(t, l, 0); return v+nv == 2 })
 	b, err := l.AddNode(RoleVoter, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -181,21 +184,45 @@ func TestNewNodesAreAddedThenPromoted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "3 voters and the executor as non-voter", 15*time.Second, func() bool { v, nv := config(t, l, 0); return v == 3 && nv == 1 })
+	waitUntil(t, "3 voters and the executor as non-voter", time.Minute, func() bool { v, nv := config(t, l, 0); return v == 3 && nv == 1 })
 	// A fourth voter-role node stays a standby: the target is 3.
 	standby, err := l.AddNode(RoleVoter, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "standby added", 10*time.Second, func() bool { v, nv := config(t, l, 0); return v == 3 && nv == 2 })
-	time.Sleep(2 * l.base.StabilizationTime)
+	waitUntil(t, "standby added", time.Minute, func() bool { v, nv := config(t, l, 0); return v == 3 && nv == 2 })
+	// Once the leader's reconciler has judged the standby stable, that
+	// pass decides whether to promote it. A later pass of the same leader
+	// has begun when the standby's health records a log index written
+	// after the judgement was seen (passes run one after another): by then
+	// the decision was made. A new leader starts its judgements afresh.
+	var (
+		judge   *Node  // the leader seen judging the standby stable
+		written uint64 // the log index written after that
+	)
+	waitUntil(t, "a reconcile pass after the standby was judged stable", time.Minute, func() bool {
+		ld, ok := l.Leader(0)
+		if !ok {
+			return false
+		}
+		h := ld.rec.snapshot()[standby.info.ID]
+		if ld != judge {
+			if !h.Stable {
+				return false
+			}
+			submit(t, ld, 0, "", "after the standby is stable")
+			judge, written = ld, groupStatus(ld).LastLog
+			return false
+		}
+		return h.LastIndex >= written
+	})
 	if v, nv := config(t, l, 0); v != 3 || nv != 2 {
 		t.Fatalf("after stabilization: %d voters %d non-voters, want 3 and 2", v, nv)
 	}
 	// Every node, including the executor, replicates the chain.
 	r := submit(t, exec, 0, "", "via executor")
 	for _, n := range []*Node{a, b, exec, standby} {
-		waitUntil(t, "replication to "+n.ID().Short(), 10*time.Second, func() bool {
+		waitUntil(t, "replication to "+n.ID().Short(), time.Minute, func() bool {
 			h, _, _ := n.Store().Head()
 			return h.LogSize > r.Index
 		})
@@ -209,7 +236,7 @@ func TestNewNodesAreAddedThenPromoted(t *testing.T) {
 	// voter is gone, and the running voters are a quorum.
 	victim.Close()
 	down := map[string]bool{victim.info.ID: true}
-	waitUntil(t, "standby promoted and failed voter removed", 20*time.Second, func() bool {
+	waitUntil(t, "standby promoted and failed voter removed", time.Minute, func() bool {
 		servers, ok := leaderServers(l, 0)
 		if !ok {
 			return false
@@ -251,7 +278,10 @@ func TestGracefulLeaveRemovesAtOnce(t *testing.T) {
 }
 
 func TestWrongGossipKeyNeverJoins(t *testing.T) {
-	l := startLocal(t, 1, 1)
+	log := &logLines{}
+	l := startLocalConfig(t, LocalConfig{Groups: 1, Replicas: 1, Logger: log.logger()})
+	// refusals counts the streams the cluster's node discarded for reason.
+	refusals := func(reason string) int { return log.count("memberlist:", reason) }
 	cfg := l.base
 	cfg.GossipKey = []byte("0123456789abcdef0123456789abcdef")
 	cfg.Groups = 1
@@ -265,7 +295,8 @@ func TestWrongGossipKeyNeverJoins(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	time.Sleep(time.Second)
+	// Its join and at least one retry reached the cluster and were refused.
+	waitUntil(t, "two refused joins with the wrong key", 30*time.Second, func() bool { return refusals("no installed keys could decrypt") >= 2 })
 	if _, ok := l.Nodes[0].gossip.view()[n.info.ID]; ok {
 		t.Fatal("a node with the wrong gossip key became a member")
 	}
@@ -282,7 +313,7 @@ func TestWrongGossipKeyNeverJoins(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	time.Sleep(time.Second)
+	waitUntil(t, "two refused joins with another label", 30*time.Second, func() bool { return refusals("unacceptable label") >= 2 })
 	if _, ok := l.Nodes[0].gossip.view()[m.info.ID]; ok {
 		t.Fatal("a node with another cluster label became a member")
 	}

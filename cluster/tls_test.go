@@ -14,18 +14,18 @@ import (
 
 func startTLSLocal(t *testing.T, groups, replicas int) (*Local, *pki.CA) {
 	t.Helper()
+	return startTLSLocalConfig(t, LocalConfig{Groups: groups, Replicas: replicas})
+}
+
+// startTLSLocalConfig starts lc's cluster with a new CA.
+func startTLSLocalConfig(t *testing.T, lc LocalConfig) (*Local, *pki.CA) {
+	t.Helper()
 	ca, err := pki.NewCA("test cluster", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	l, err := StartLocal(ctx, LocalConfig{Groups: groups, Replicas: replicas, DataDir: t.TempDir(), CA: ca})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l, ca
+	lc.CA = ca
+	return startLocalConfig(t, lc), ca
 }
 
 func nodeCreds(t *testing.T, ca *pki.CA, id string) *pki.Credentials {
@@ -181,7 +181,8 @@ func TestTLSNodeIdentity(t *testing.T) {
 // member of a TLS cluster; a node with a certificate from the cluster CA
 // joins through gossip and is added to its group.
 func TestTLSGossipNeedsCertificate(t *testing.T) {
-	l, ca := startTLSLocal(t, 1, 3)
+	log := &logLines{}
+	l, ca := startTLSLocalConfig(t, LocalConfig{Groups: 1, Replicas: 3, Logger: log.logger()})
 	other, _ := pki.NewCA("another", time.Hour)
 	open := func(creds *pki.Credentials) *Node {
 		cfg := l.base
@@ -205,7 +206,15 @@ func TestTLSGossipNeedsCertificate(t *testing.T) {
 		ld, ok := l.Leader(0)
 		return ok && ld.configuredAt(good.Info().Addr) == good.Info().ID
 	})
-	time.Sleep(time.Second)
+	// Each stranger joins through every node of the cluster (all are
+	// seeds), so every node must have refused each of them.
+	for _, n := range l.Nodes {
+		for _, s := range []*Node{plain, foreign} {
+			waitUntil(t, fmt.Sprintf("node %s to refuse %s", n.ID().Short(), s.ID().Short()), 30*time.Second, func() bool {
+				return log.count("refused gossip member", "node="+n.ID().Short(), "name="+s.Info().ID) > 0
+			})
+		}
+	}
 	for _, n := range l.Nodes {
 		v := n.gossip.view()
 		if _, ok := v[plain.Info().ID]; ok {

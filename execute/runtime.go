@@ -11,6 +11,7 @@ import (
 	goruntime "runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -49,6 +50,8 @@ type Runtime struct {
 	closed  bool
 	active  sync.WaitGroup // Deploy and Invoke calls in progress
 	modules map[[function.CodeHashSize]byte]*module
+
+	running atomic.Int64 // calls in their function's _start
 }
 
 type signature struct{ params, results []api.ValueType }
@@ -440,9 +443,15 @@ func (r *Runtime) call(ctx context.Context, cm wazero.CompiledModule, cfg wazero
 	if start == nil {
 		return true, fmt.Errorf("%w: no _start", ErrInvalidModule)
 	}
+	r.running.Add(1)
+	defer r.running.Add(-1)
 	_, err = start.Call(ctx)
 	return true, err
 }
+
+// Running returns how many calls are running their function's code now:
+// instantiated and inside _start. Safe for concurrent use.
+func (r *Runtime) Running() int { return int(r.running.Load()) }
 
 // Close aborts running calls (they return ErrClosed), waits for them and
 // for compilations in progress, and releases the wazero runtime and its

@@ -266,13 +266,19 @@ func TestClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := deploy(t, rt, "loop", func(s *function.Spec) { s.Timeout = 10 * time.Second })
+	// The call's own timeout is far beyond the test's deadline: only Close
+	// can end the loop in time.
+	spec := deploy(t, rt, "loop", func(s *function.Spec) { s.Timeout = function.MaxTimeout })
 	done := make(chan error, 1)
 	go func() {
 		_, err := rt.Invoke(context.Background(), spec, requestID(1), nil)
 		done <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	for deadline := time.Now().Add(30 * time.Second); rt.Running() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the call never reached the function's code")
+		}
+	}
 	if err := rt.Close(); err != nil {
 		t.Fatal(err)
 	}

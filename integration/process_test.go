@@ -474,13 +474,22 @@ func TestMultiProcessTLS(t *testing.T) {
 		v, all, leader := members(ctx, c.client())
 		return v == 3 && all == 3 && leader
 	})
-	// A node with the gossip key but no certificate never joins.
+	// A node with the gossip key but no certificate never joins: a refuses
+	// its announcement, on its first join and again on a retry.
 	stranger := startProc(t, filepath.Join(root, "stranger"), freePort(t), freePort(t), "--join", a.gossip)
-	time.Sleep(2 * time.Second)
+	var strangerID string
+	waitFor(t, "the stranger to start", 30*time.Second, func() bool {
+		m := regexp.MustCompile(`node started: .*node=([0-9a-f]{12})`).FindStringSubmatch(stranger.log.String())
+		if m != nil {
+			strangerID = m[1]
+		}
+		return m != nil
+	})
+	refused := regexp.MustCompile(`refused gossip member: .*name=` + strangerID)
+	waitFor(t, "node a to refuse the stranger twice", 30*time.Second, func() bool { return len(refused.FindAllString(a.log.String(), -1)) >= 2 })
 	if _, all, _ := members(ctx, a.client()); all != 3 {
 		t.Fatalf("a node without a certificate joined: %d members", all)
 	}
-	_ = stranger
 
 	addr := "https://" + c.http
 	out, err := run(t, append(append([]string{"tx", "submit", "--addr", addr, "--json"}, tlsArgs(caDir, "submitter")...), "hello over mutual TLS")...)
