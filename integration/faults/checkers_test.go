@@ -71,7 +71,7 @@ func TestCheckersAcceptAGoodHistory(t *testing.T) {
 	if p := CheckReads(ops, log); len(p) != 0 {
 		t.Fatalf("reads: %v", p)
 	}
-	if l := CheckLinearizable(ops, log, []string{Linearizable, Default}, 10*time.Second); l.Result != porcupine.Ok {
+	if l := CheckLinearizable(ops, log, 0, []string{Linearizable, Default}, 10*time.Second); l.Result != porcupine.Ok {
 		t.Fatalf("linearizability: %+v", l)
 	}
 }
@@ -122,19 +122,23 @@ func TestCheckersFlagKnownBadHistories(t *testing.T) {
 			return CheckReads(with(head("n3", Stale, 60, 61, 1, 1, "h1")), log)
 		}, "stale reads on n3 went backwards: log size 3, then 1"},
 		{"stale read at linearizable level", func() []string {
-			l := CheckLinearizable(with(head("n2", Linearizable, 60, 61, 1, 1, "h1")), log, []string{Linearizable, Default}, 10*time.Second)
+			l := CheckLinearizable(with(head("n2", Linearizable, 60, 61, 1, 1, "h1")), log, 0, []string{Linearizable, Default}, 10*time.Second)
 			return []string{string(l.Result)}
 		}, string(porcupine.Illegal)},
 		{"stale read at default level", func() []string {
-			l := CheckLinearizable(with(head("n2", Default, 60, 61, 2, 2, "h2")), log, []string{Linearizable, Default}, 10*time.Second)
+			l := CheckLinearizable(with(head("n2", Default, 60, 61, 2, 2, "h2")), log, 0, []string{Linearizable, Default}, 10*time.Second)
 			return []string{string(l.Result)}
 		}, string(porcupine.Illegal)},
 		{"acknowledged write missed by a later read", func() []string {
-			l := CheckLinearizable(with(readTx("n2", Linearizable, "a", 60, 61, false, 0)), log, []string{Linearizable, Default}, 10*time.Second)
+			l := CheckLinearizable(with(readTx("n2", Linearizable, "a", 60, 61, false, 0)), log, 0, []string{Linearizable, Default}, 10*time.Second)
+			return []string{string(l.Result)}
+		}, string(porcupine.Illegal)},
+		{"unacknowledged write seen before it was sent", func() []string {
+			l := CheckLinearizable(with(head("n1", Linearizable, 20, 21, 3, 3, "h3")), log, 0, []string{Linearizable, Default}, 10*time.Second)
 			return []string{string(l.Result)}
 		}, string(porcupine.Illegal)},
 		{"write ordered after a later one", func() []string {
-			l := CheckLinearizable([]Op{wr("a", 0, 10, OK, 1), wr("b", 20, 30, OK, 0)}, finalLog("b", "a"), []string{Linearizable, Default}, 10*time.Second)
+			l := CheckLinearizable([]Op{wr("a", 0, 10, OK, 1), wr("b", 20, 30, OK, 0)}, finalLog("b", "a"), 0, []string{Linearizable, Default}, 10*time.Second)
 			return []string{string(l.Result)}
 		}, string(porcupine.Illegal)},
 	}

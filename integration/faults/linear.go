@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -22,7 +23,8 @@ type logInput struct {
 	size uint64
 }
 
-// logModel is the sequential specification of one group's log:
+// logModel is the sequential specification of one group's log, starting
+// with from transactions committed:
 //   - a write at index i takes effect while fewer than i+1 transactions
 //     are committed, and commits the log up to i;
 //   - a head read returns a size no smaller than what is committed (the
@@ -30,34 +32,36 @@ type logInput struct {
 //   - a transaction read that finds its transaction at i commits up to i;
 //     one that misses a transaction the log holds at i happens while the
 //     log is shorter than i+1.
-var logModel = porcupine.Model{
-	Init: func() any { return uint64(0) },
-	Step: func(state, input, _ any) (bool, any) {
-		n, in := state.(uint64), input.(logInput)
-		switch {
-		case in.kind == KindWrite:
-			return n <= in.index, max(n, in.index+1)
-		case in.kind == KindReadHead:
-			return in.size >= n, in.size
-		case in.found:
-			return true, max(n, in.index+1)
-		default:
-			return n <= in.index, n
-		}
-	},
-	DescribeOperation: func(input, _ any) string {
-		in := input.(logInput)
-		switch {
-		case in.kind == KindWrite:
-			return fmt.Sprintf("write @%d", in.index)
-		case in.kind == KindReadHead:
-			return fmt.Sprintf("head -> %d", in.size)
-		case in.found:
-			return fmt.Sprintf("tx @%d found", in.index)
-		default:
-			return fmt.Sprintf("tx @%d missing", in.index)
-		}
-	},
+func logModel(from uint64) porcupine.Model {
+	return porcupine.Model{
+		Init: func() any { return from },
+		Step: func(state, input, _ any) (bool, any) {
+			n, in := state.(uint64), input.(logInput)
+			switch {
+			case in.kind == KindWrite:
+				return n <= in.index, max(n, in.index+1)
+			case in.kind == KindReadHead:
+				return in.size >= n, in.size
+			case in.found:
+				return true, max(n, in.index+1)
+			default:
+				return n <= in.index, n
+			}
+		},
+		DescribeOperation: func(input, _ any) string {
+			in := input.(logInput)
+			switch {
+			case in.kind == KindWrite:
+				return fmt.Sprintf("write @%d", in.index)
+			case in.kind == KindReadHead:
+				return fmt.Sprintf("head -> %d", in.size)
+			case in.found:
+				return fmt.Sprintf("tx @%d found", in.index)
+			default:
+				return fmt.Sprintf("tx @%d missing", in.index)
+			}
+		},
+	}
 }
 
 // Linearizability is what CheckLinearizable found.
@@ -71,12 +75,13 @@ type Linearizability struct {
 
 // CheckLinearizable asks porcupine whether the writes and the reads at
 // the given levels (linearizable and default: the docs promise both are
-// linearizable) form a history of one append-only log. Writes are folded
+// linearizable) form a history of one append-only log that held from
+// transactions when the history began. Writes are folded
 // by idempotency key; one never acknowledged counts if the final log
 // holds it (completing at no known time) and is left out otherwise.
 // Transaction reads that miss a transaction the log never held, failed
 // reads and reads at other levels are left out.
-func CheckLinearizable(ops []Op, log Log, levels []string, timeout time.Duration) Linearizability {
+func CheckLinearizable(ops []Op, log Log, from uint64, levels []string, timeout time.Duration) Linearizability {
 	var hist []porcupine.Operation
 	if len(ops) == 0 {
 		return Linearizability{Result: porcupine.Ok}
@@ -122,5 +127,54 @@ func CheckLinearizable(ops []Op, log Log, levels []string, timeout time.Duration
 		}
 		hist = append(hist, porcupine.Operation{ClientId: op.Client, Input: in, Call: at(op.Invoke), Return: at(op.Complete)})
 	}
-	return Linearizability{Result: porcupine.CheckOperationsTimeout(logModel, hist, timeout), Ops: len(hist)}
+	closeOpen(hist)
+	return Linearizability{Result: porcupine.CheckOperationsTimeout(logModel(from), hist, timeout), Ops: len(hist)}
+}
+
+// covers is the log size an operation leaves behind at least: after it,
+// no write at a lower index can take effect.
+func covers(in logInput) uint64 {
+	switch {
+	case in.kind == KindReadHead:
+		return in.size
+	case in.kind == KindWrite || in.found:
+		return in.index + 1
+	}
+	return 0
+}
+
+// closeOpen gives each write that never completed (Return "never") the
+// earliest completion of an operation that covers its index: the model
+// must place the write before that operation in any linearization, so
+// the verdict is the same, but porcupine no longer carries the write as
+// open through the rest of the history (on long histories that cost it
+// gigabytes).
+func closeOpen(hist []porcupine.Operation) {
+	type done struct {
+		cover uint64
+		ret   int64
+	}
+	var ds []done
+	for _, op := range hist {
+		if op.Return != math.MaxInt64 {
+			ds = append(ds, done{covers(op.Input.(logInput)), op.Return})
+		}
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i].cover < ds[j].cover })
+	// earliest[i] is the earliest completion among ds[i:].
+	earliest := make([]int64, len(ds)+1)
+	earliest[len(ds)] = math.MaxInt64
+	for i := len(ds) - 1; i >= 0; i-- {
+		earliest[i] = min(earliest[i+1], ds[i].ret)
+	}
+	for i, op := range hist {
+		if op.Return != math.MaxInt64 {
+			continue
+		}
+		idx := op.Input.(logInput).index
+		k := sort.Search(len(ds), func(k int) bool { return ds[k].cover > idx })
+		if e := earliest[k]; e > op.Call {
+			hist[i].Return = e
+		}
+	}
 }

@@ -159,6 +159,9 @@ func kill(ns []*Node) (func() error, error) {
 	return func() error {
 		var first error
 		for _, n := range ns {
+			if n.Running() {
+				continue // composed kills: another heal restarted it
+			}
 			if err := n.Start(); err != nil && first == nil {
 				first = err
 			}
