@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -25,6 +26,8 @@ type FSM struct {
 
 	mu  sync.Mutex
 	err error // sticky storage failure
+
+	damage atomic.Pointer[error] // set by MarkDamaged, cleared by Restore
 
 	restores atomic.Uint64 // snapshots installed by Restore
 }
@@ -97,9 +100,32 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	return out
 }
 
+// MarkDamaged records that a check found the store damaged (err wraps
+// ErrDamaged). Until Restore installs another file, Snapshot refuses, so
+// a damaged replica's chain is neither sent to a peer nor written as a
+// snapshot. Safe for concurrent use.
+func (f *FSM) MarkDamaged(err error) { f.damage.Store(&err) }
+
+// Damaged returns the damage MarkDamaged recorded, or nil.
+func (f *FSM) Damaged() error {
+	if p := f.damage.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// snapshotWindow is how many of the newest blocks a snapshot checks
+// (CheckRecent) before it is written.
+const snapshotWindow = 16
+
 // Snapshot captures the store as of now. Persist streams a consistent copy
-// of the bbolt file while Apply continues.
+// of the bbolt file while Apply continues. A store marked damaged is
+// refused, and Persist first checks the newest blocks of the copy it
+// writes; a full check is the receiver's (Restore).
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	if err := f.Damaged(); err != nil {
+		return nil, fmt.Errorf("fsm: snapshot refused: %w", err)
+	}
 	f.store.mu.RLock()
 	db := f.store.db
 	if db == nil {
@@ -113,21 +139,32 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	}
 	// The read lock is held until Release so Restore cannot swap the file
 	// under the open transaction.
-	return &snapshot{tx: tx, unlock: f.store.mu.RUnlock}, nil
+	return &snapshot{tx: tx, group: f.store.group, unlock: f.store.mu.RUnlock}, nil
 }
 
 type snapshot struct {
 	tx     *bolt.Tx
+	group  uint32
 	unlock func()
 	once   sync.Once
 }
 
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.check(); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("fsm: snapshot refused: %w", err)
+	}
 	if _, err := s.tx.WriteTo(sink); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("fsm: persist snapshot: %w", err)
 	}
 	return sink.Close()
+}
+
+func (s *snapshot) check() (err error) {
+	defer guard(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	return checkRecent(s.tx, s.group, snapshotWindow)
 }
 
 func (s *snapshot) Release() {
@@ -138,8 +175,9 @@ func (s *snapshot) Release() {
 }
 
 // Restore replaces the store with a snapshot. The snapshot is written to a
-// temporary file and checked before it replaces the live file, so a bad
-// snapshot leaves the current store as it was.
+// temporary file and verified in full (VerifyFile) before it replaces the
+// live file, so a bad or damaged snapshot leaves the current store as it
+// was. Installing a snapshot clears MarkDamaged.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	tmp := f.store.path + ".restore"
@@ -153,6 +191,10 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("fsm: restore: snapshot is not a store of group %d: %w", f.store.group, err)
 	}
 	check.Close()
+	if _, err := VerifyFile(tmp, f.store.group); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("fsm: restore: snapshot refused: %w", err)
+	}
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -172,7 +214,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("fsm: restore: reopen: %w", err)
 	}
 	f.store.db = db
+	f.store.gen.Add(1)
 	f.err = nil
+	f.damage.Store(nil)
 	f.restores.Add(1)
 	f.logger.Info("restored from snapshot", "path", f.store.path)
 	return nil

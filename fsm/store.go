@@ -6,6 +6,7 @@ import (
 	"iter"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -37,7 +38,12 @@ type Store struct {
 
 	mu sync.RWMutex // guards db against Restore swapping it
 	db *bolt.DB
+	// gen counts the files Restore installed, so a verification that
+	// spans several read transactions notices a swap.
+	gen atomic.Uint64
 }
+
+func (s *Store) generation() uint64 { return s.gen.Load() }
 
 // StoreOptions tune a store.
 type StoreOptions struct {

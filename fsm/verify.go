@@ -1,10 +1,12 @@
 package fsm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"runtime/debug"
 
 	"qledger/chain"
 )
@@ -61,4 +63,22 @@ func VerifyStoreFile(path string) (chain.VerifyReport, error) {
 		return rep, ErrHeadMismatch
 	}
 	return rep, nil
+}
+
+// VerifyFile verifies a store file that no process holds open — a
+// snapshot about to be installed, sent or saved as a backup — in full
+// (Store.Verify), and that it belongs to group. Damage is an error
+// wrapping ErrDamaged (see DamageOf).
+func VerifyFile(path string, group uint32) (rep chain.VerifyReport, err error) {
+	defer guard(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	s, err := OpenStoreReadOnly(path)
+	if err != nil {
+		return chain.VerifyReport{}, fmt.Errorf("%w: %w", ErrDamaged, err)
+	}
+	defer s.Close()
+	if s.Group() != group {
+		return chain.VerifyReport{}, fmt.Errorf("fsm: %s is a store of group %d, not %d", path, s.Group(), group)
+	}
+	return s.Verify(context.Background(), VerifyOptions{})
 }
