@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -49,8 +50,9 @@ type serverHealth struct {
 //
 // A pass has three steps: collect (read raft and gossip, probe health),
 // decide (the pure function in reconcile_decide.go that applies the rules
-// above to what was collected) and act (make the planned changes). A
-// change raft refuses is logged and retried by a later pass, which
+// above to what was collected) and act (make the planned changes, only on
+// the configuration they were planned on). A change raft refuses, or a
+// configuration that changed meanwhile, is left to a later pass, which
 // decides again from what it then sees.
 type reconciler struct {
 	n *Node
@@ -111,7 +113,7 @@ func (r *reconciler) pass() {
 	p := decide(r.health, o)
 	r.health = p.Health
 	r.mu.Unlock()
-	r.act(p)
+	r.act(p, o.Servers)
 }
 
 // collect observes the group from the leader: its raft configuration,
@@ -120,11 +122,12 @@ func (r *reconciler) pass() {
 // give its configuration.
 func (r *reconciler) collect() (observation, bool) {
 	n := r.n
-	cf := n.raft.GetConfiguration()
-	if cf.Error() != nil {
+	servers, ok := r.configuration()
+	if !ok {
 		return observation{}, false
 	}
 	o := observation{
+		Servers:   servers,
 		Self:      n.info.ID,
 		Group:     n.group,
 		Now:       time.Now(),
@@ -132,9 +135,6 @@ func (r *reconciler) collect() (observation, bool) {
 		LastIndex: n.raft.LastIndex(),
 		View:      n.gossip.view(),
 		Rules:     rulesOf(n.cfg),
-	}
-	for _, s := range cf.Configuration().Servers {
-		o.Servers = append(o.Servers, configServer{ID: string(s.ID), Addr: string(s.Address), Voter: s.Suffrage == raft.Voter})
 	}
 	o.Answers = r.probe(probeTargets(o))
 	return o, true
@@ -167,35 +167,58 @@ func (r *reconciler) probe(targets map[string]string) map[string]Health {
 	return answers
 }
 
-// act makes the planned changes in order. A failed change is logged and
-// the rest still made; the next pass decides again from what it sees.
-func (r *reconciler) act(p plan) {
+// act makes the planned changes in order, on the configuration they were
+// planned on (observed): if it changed while the pass probed (an
+// explicit join or removal ran meanwhile), the plan is dropped; each
+// change after the first must apply to the configuration the one before
+// produced (raft's prevIndex). A change raft refuses ends the plan. The
+// next pass decides again from what it then sees.
+func (r *reconciler) act(p plan, observed []configServer) {
 	n := r.n
 	for _, h := range p.Held {
 		n.logger.Debug("reconcile: voter kept for quorum", "server", shortID(h.ID), "reason", h.Reason, "voters", h.Voters, "healthy", h.Health)
 	}
-	timeout := n.cfg.ApplyTimeout
-	for _, a := range p.Actions {
-		id := raft.ServerID(a.ID)
-		switch a.Kind {
-		case actRemove:
-			if err := n.raft.RemoveServer(id, 0, timeout).Error(); err != nil {
-				n.logger.Warn("reconcile: remove failed", "server", shortID(a.ID), "reason", a.Reason, "error", err)
-				continue
-			}
-			n.logger.Info("reconcile: removed server", "server", shortID(a.ID), "reason", a.Reason)
-		case actAddNonvoter:
-			if err := n.raft.AddNonvoter(id, raft.ServerAddress(a.Addr), 0, timeout).Error(); err != nil {
-				n.logger.Warn("reconcile: add non-voter failed", "server", shortID(a.ID), "error", err)
-				continue
-			}
-			n.logger.Info("reconcile: added non-voter", "server", shortID(a.ID), "role", a.Role, "addr", a.Addr)
-		case actPromote:
-			if err := n.raft.AddVoter(id, raft.ServerAddress(a.Addr), 0, timeout).Error(); err != nil {
-				n.logger.Warn("reconcile: promote failed", "server", shortID(a.ID), "error", err)
-				continue
-			}
-			n.logger.Info("reconcile: promoted to voter", "server", shortID(a.ID))
-		}
+	if len(p.Actions) == 0 {
+		return
 	}
+	if cur, ok := r.configuration(); !ok || !slices.Equal(cur, observed) {
+		n.logger.Debug("reconcile: configuration changed during the pass; plan dropped", "changes", len(p.Actions))
+		return
+	}
+	var prev uint64 // 0: the first change applies to the current configuration
+	for _, a := range p.Actions {
+		f := r.change(a, prev)
+		if err := f.Error(); err != nil {
+			n.logger.Warn("reconcile: change failed", "change", a.Kind, "server", shortID(a.ID), "reason", a.Reason, "error", err)
+			return
+		}
+		prev = f.Index()
+		n.logger.Info("reconcile: configuration changed", "change", a.Kind, "server", shortID(a.ID), "reason", a.Reason, "role", a.Role, "addr", a.Addr)
+	}
+}
+
+// change submits one planned change to raft; prevIndex as raft takes it.
+func (r *reconciler) change(a action, prevIndex uint64) raft.IndexFuture {
+	id, addr, timeout := raft.ServerID(a.ID), raft.ServerAddress(a.Addr), r.n.cfg.ApplyTimeout
+	switch a.Kind {
+	case actAddNonvoter:
+		return r.n.raft.AddNonvoter(id, addr, prevIndex, timeout)
+	case actPromote:
+		return r.n.raft.AddVoter(id, addr, prevIndex, timeout)
+	}
+	return r.n.raft.RemoveServer(id, prevIndex, timeout)
+}
+
+// configuration is the group's raft configuration as plain entries, in
+// raft's order; false if raft cannot give it.
+func (r *reconciler) configuration() ([]configServer, bool) {
+	cf := r.n.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return nil, false
+	}
+	var out []configServer
+	for _, s := range cf.Configuration().Servers {
+		out = append(out, configServer{ID: string(s.ID), Addr: string(s.Address), Voter: s.Suffrage == raft.Voter})
+	}
+	return out, true
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -345,5 +346,50 @@ func TestCollectReadsRaftAndProbes(t *testing.T) {
 	}
 	if p := decide(ld.rec.snapshot(), o); len(p.Actions) != 0 {
 		t.Fatalf("a steady group plans %+v", p.Actions)
+	}
+}
+
+// TestActOnlyOnThePlannedConfiguration: act drops a plan made on a
+// configuration that has changed since, and chains the changes of a plan
+// made on the current one.
+func TestActOnlyOnThePlannedConfiguration(t *testing.T) {
+	l := startLocal(t, 1, 3)
+	ld, ok := l.Leader(0)
+	if !ok {
+		t.Fatal("no leader")
+	}
+	var f *Node
+	for _, n := range l.Nodes {
+		if n != ld {
+			f = n
+			break
+		}
+	}
+	id := f.info.ID
+	// Keep the leader's own passes out of the way.
+	ld.rec.passMu.Lock()
+	defer ld.rec.passMu.Unlock()
+	current, ok := ld.rec.configuration()
+	if !ok || len(current) != 3 {
+		t.Fatalf("configuration %v", current)
+	}
+	// Planned before a third server joined: dropped.
+	stale := slices.DeleteFunc(slices.Clone(current), func(s configServer) bool { return s.ID != ld.info.ID && s.ID != id })
+	demote := plan{Actions: []action{
+		{Kind: actRemove, ID: id, Voter: true, Reason: "test"},
+		{Kind: actAddNonvoter, ID: id, Addr: f.info.Addr, Role: RoleVoter},
+	}}
+	ld.rec.act(demote, stale)
+	if got, _ := ld.rec.configuration(); !slices.Equal(got, current) {
+		t.Fatalf("a plan made on a stale configuration changed it: %v", got)
+	}
+	// Planned on the current configuration: both changes, the second on
+	// the configuration the first produced.
+	ld.rec.act(demote, current)
+	got, _ := ld.rec.configuration()
+	want := slices.DeleteFunc(slices.Clone(current), func(s configServer) bool { return s.ID == id })
+	want = append(want, configServer{ID: id, Addr: f.info.Addr})
+	if !slices.Equal(got, want) {
+		t.Fatalf("configuration after the plan %v, want %v", got, want)
 	}
 }
