@@ -160,24 +160,15 @@ func (n *Node) remove(ctx context.Context, req RemoveRequest) error {
 	}
 	g := nid.Group(n.cfg.Groups)
 	if g != n.group {
-		var last error = fmt.Errorf("%w: group %d", ErrUnknownGroup, g)
-		for _, m := range n.dir.inGroup(g) {
-			err := n.client.call(ctx, m.Addr, mRemove, RemoveRequest{ID: req.ID, Hops: req.Hops + 1}, nil)
-			if err == nil {
-				n.dir.markRemoved(req.ID)
-				return nil
-			}
-			if !isTransport(err) {
-				return err
-			}
-			last = err
-		}
-		return last
+		return n.forwardRemove(ctx, req, g, fmt.Errorf("%w: group %d", ErrUnknownGroup, g))
 	}
 	if !n.IsLeader() {
 		leader, ok := n.Leader()
 		if !ok {
-			return fmt.Errorf("%w: group %d", ErrNoLeader, n.group)
+			// Raft has not named a leader to this node yet (a node just
+			// added learns it from its first heartbeat): ask the group's
+			// other members, the leader gossip names first.
+			return n.forwardRemove(ctx, req, g, fmt.Errorf("%w: group %d", ErrNoLeader, n.group))
 		}
 		err := n.client.call(ctx, leader.Addr, mRemove, RemoveRequest{ID: req.ID, Hops: req.Hops + 1}, nil)
 		if err == nil {
@@ -202,6 +193,29 @@ func (n *Node) remove(ctx context.Context, req RemoveRequest) error {
 	n.dir.markRemoved(req.ID)
 	n.logger.Info("node removed", "removed", nid.Short())
 	return nil
+}
+
+// forwardRemove asks the members of group g that the directory knows,
+// other than this node, to remove req.ID, until one answers other than
+// with a transport error; none is an error (none, if there is no member
+// to ask).
+func (n *Node) forwardRemove(ctx context.Context, req RemoveRequest, g int, none error) error {
+	last := none
+	for _, m := range n.dir.inGroup(g) {
+		if m.ID == n.info.ID {
+			continue
+		}
+		err := n.client.call(ctx, m.Addr, mRemove, RemoveRequest{ID: req.ID, Hops: req.Hops + 1}, nil)
+		if err == nil {
+			n.dir.markRemoved(req.ID)
+			return nil
+		}
+		if !isTransport(err) {
+			return err
+		}
+		last = err
+	}
+	return last
 }
 
 // handlers is the internal RPC method table.
@@ -270,6 +284,9 @@ func (n *Node) handlers() map[method]rpcHandler {
 			return res, err
 		},
 		mHealth: func(ctx context.Context, body []byte) (any, error) {
+			if n.leaving.Load() {
+				return nil, fmt.Errorf("%w: the node is leaving", ErrShutdown)
+			}
 			return Health{ID: n.info.ID, Term: n.raft.CurrentTerm(), LastIndex: n.raft.LastIndex(), Applied: n.raft.AppliedIndex()}, nil
 		},
 	}

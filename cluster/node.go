@@ -74,6 +74,9 @@ type Node struct {
 	// store must reach before this node serves stale reads (see
 	// staleReady).
 	staleFloor atomic.Uint64
+	// leaving is set once Leave begins: the node then answers no health
+	// probe, so no reconciler adds it back while its departure spreads.
+	leaving atomic.Bool
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -476,9 +479,12 @@ func (n *Node) GossipAddr() string { return n.gossipAddr }
 
 // Leave takes the node out of the cluster gracefully: it hands over
 // leadership if it leads, leaves gossip, and asks its group's leader to
-// remove it from the raft configuration. Close afterwards.
+// remove it from the raft configuration. Close afterwards. From the
+// moment Leave begins the node answers no health probe, so a group leader
+// whose gossip has not yet heard of the departure cannot add it back.
 func (n *Node) Leave(ctx context.Context) error {
 	var errs []error
+	n.leaving.Store(true)
 	if n.IsLeader() {
 		if err := n.raft.LeadershipTransfer().Error(); err != nil {
 			n.logger.Warn("leadership transfer before leaving failed", "error", err)
@@ -489,18 +495,23 @@ func (n *Node) Leave(ctx context.Context) error {
 	if n.gossip != nil {
 		n.gossip.leave(2 * time.Second)
 	}
-	if n.hasRaftState() {
-		for attempt := 0; ; attempt++ {
-			err := n.Remove(ctx, n.info.ID)
-			if err == nil || errors.Is(err, ErrNotFound) {
-				break
-			}
-			if ctx.Err() != nil || attempt > 20 {
-				errs = append(errs, fmt.Errorf("cluster: leave: removal from group %d: %w", n.group, err))
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
+	// The leader may have added the node before any of its configuration
+	// reached the node, so ask even without raft state ("not a member" is
+	// as good as removed); only a node with raft state reports a removal
+	// it could not get.
+	hasState := n.hasRaftState()
+	for attempt := 0; ; attempt++ {
+		err := n.Remove(ctx, n.info.ID)
+		if err == nil || errors.Is(err, ErrNotFound) {
+			break
 		}
+		if ctx.Err() != nil || attempt > 20 {
+			if hasState {
+				errs = append(errs, fmt.Errorf("cluster: leave: removal from group %d: %w", n.group, err))
+			}
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	return errors.Join(errs...)
 }
