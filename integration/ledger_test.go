@@ -166,7 +166,7 @@ func checkAcked(t *testing.T, n *cluster.Node, group int, acks []ack) {
 // a generous deadline.
 func retryRead(t *testing.T, what string, read func() error) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		err := read()
 		switch {
@@ -227,7 +227,8 @@ func TestLeaderKillLosesNoAcknowledgedWrite(t *testing.T) {
 	running := append([]*cluster.Node(nil), l.Nodes...)
 	collect, fails := writers(running, 0, 8, stop)
 	time.Sleep(300 * time.Millisecond)
-	leader, _ := l.Leader(0)
+	var leader *cluster.Node
+	waitFor(t, "a leader to kill", time.Minute, func() bool { var ok bool; leader, ok = l.Leader(0); return ok })
 	leader.Close()
 	var survivors []*cluster.Node
 	for _, n := range l.Nodes {
@@ -409,7 +410,7 @@ func TestTwoGroupsIndependent(t *testing.T) {
 		h, _, _ := ld.Store().Head()
 		return h.LogSize
 	}
-	waitFor(t, "both groups to commit", 20*time.Second, func() bool { return logSize(0) >= 10 && logSize(1) >= 10 })
+	waitFor(t, "both groups to commit", time.Minute, func() bool { return logSize(0) >= 10 && logSize(1) >= 10 })
 
 	// Stop group 0's leader and one of its followers.
 	ld0, _ := l.Leader(0)
@@ -433,9 +434,9 @@ func TestTwoGroupsIndependent(t *testing.T) {
 	// One voter of three is left: group 0 cannot elect a leader until the
 	// stopped nodes return, so no leader at both ends of the window means
 	// none throughout.
-	waitFor(t, "group 0 to have no leader", 10*time.Second, func() bool { _, ok := l.Leader(0); return !ok })
+	waitFor(t, "group 0 to have no leader", time.Minute, func() bool { _, ok := l.Leader(0); return !ok })
 	from := logSize(1)
-	waitFor(t, "group 1 to commit while group 0 has no leader", 20*time.Second, func() bool { return logSize(1) >= from+20 })
+	waitFor(t, "group 1 to commit while group 0 has no leader", time.Minute, func() bool { return logSize(1) >= from+20 })
 	to := logSize(1)
 	if ld, ok := l.Leader(0); ok {
 		t.Fatalf("group 0 has a leader (%s) without a quorum", ld.ID().Short())
@@ -458,7 +459,7 @@ func TestTwoGroupsIndependent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "group 0 to elect a leader again", 20*time.Second, func() bool { _, ok := l.Leader(0); return ok })
+	waitFor(t, "group 0 to elect a leader again", time.Minute, func() bool { _, ok := l.Leader(0); return ok })
 	ld, _ := l.Leader(0)
 	checkAcked(t, ld, 0, a0)
 	checkAcked(t, ld, 1, a1)
