@@ -313,7 +313,7 @@ func statusWire(st cluster.ClusterStatus) client.ClusterStatus {
 		}
 		for _, m := range g.Members {
 			gs.Members = append(gs.Members, client.Member{ID: m.ID, Group: m.Group, Addr: m.Addr, APIAddr: m.APIAddr, Suffrage: m.Suffrage, Leader: m.Leader,
-				Role: string(m.Role), Gossip: m.Gossip, Healthy: m.Healthy, Reason: m.Reason, Stable: m.Stable})
+				Role: string(m.Role), Gossip: m.Gossip, Healthy: m.Healthy, Reason: m.Reason, Stable: m.Stable, Version: m.Version, RaftLag: m.RaftLag})
 		}
 		out.Groups = append(out.Groups, gs)
 	}

@@ -59,6 +59,9 @@ type Config struct {
 	// Scaler, if set, lets POST /v1/cluster/scale add and remove executor
 	// nodes (the embedded dev cluster provides one).
 	Scaler Scaler
+	// Leaver, if set, lets POST /v1/node/leave make the node leave the
+	// cluster and stop (a node process sets it; embedded clusters do not).
+	Leaver Leaver
 	// Logger; nil logs nothing.
 	Logger hclog.Logger
 }
@@ -175,6 +178,7 @@ func (s *Server) routes() {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.route("GET", "/readyz", anyone, s.ready)
+	s.operateRoutes()
 	s.sessionRoutes()
 	s.dataRoutes()
 	s.functionRoutes()

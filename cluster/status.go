@@ -27,6 +27,12 @@ type Member struct {
 	// Stable is set once the member has been healthy for the
 	// stabilization time.
 	Stable bool `json:"stable,omitempty"`
+	// Version is the build version the member advertises in gossip.
+	Version string `json:"version,omitempty"`
+	// RaftLag is how many log entries the member's log trails the
+	// leader's by, as the leader last polled it; only a leader reports
+	// it.
+	RaftLag *uint64 `json:"raft_lag,omitempty"`
 }
 
 // GroupStatus is one group as one of its nodes sees it.
@@ -112,10 +118,11 @@ func (n *Node) localStatus() GroupStatus {
 			st.Voters++
 		}
 		if g, ok := view[id]; ok {
-			m.Role, m.Gossip = g.meta.Role, g.state
+			m.Role, m.Gossip, m.Version = g.meta.Role, g.state, g.meta.Version
 		}
 		if h, ok := health[id]; ok {
 			m.Healthy, m.Reason, m.Stable = h.Healthy, h.Reason, h.Stable
+			m.RaftLag = lag(st.LastLog, h.LastIndex, s.ID == leaderID)
 		} else if health == nil {
 			// Only the leader judges health; others go by gossip.
 			m.Healthy = m.Gossip == stateAlive
@@ -127,7 +134,7 @@ func (n *Node) localStatus() GroupStatus {
 	}
 	for id, g := range view {
 		if g.meta.Group == n.group && !seen[id] && (g.state == stateAlive || g.state == stateSuspect) {
-			st.Members = append(st.Members, Member{NodeInfo: NodeInfo{ID: id, Group: n.group, Addr: g.meta.Addr, APIAddr: g.meta.API}, Suffrage: "none", Role: g.meta.Role, Gossip: g.state})
+			st.Members = append(st.Members, Member{NodeInfo: NodeInfo{ID: id, Group: n.group, Addr: g.meta.Addr, APIAddr: g.meta.API}, Suffrage: "none", Role: g.meta.Role, Gossip: g.state, Version: g.meta.Version})
 		}
 	}
 	sort.Slice(st.Members, func(i, j int) bool { return st.Members[i].ID < st.Members[j].ID })
@@ -136,6 +143,16 @@ func (n *Node) localStatus() GroupStatus {
 		st.QueueDepth = len(n.batch.in)
 	}
 	return st
+}
+
+// lag is how far a member's last log index trails the leader's (0 for
+// the leader itself, or a member ahead of a stale reading).
+func lag(leaderLast, memberLast uint64, isLeader bool) *uint64 {
+	var d uint64
+	if !isLeader && memberLast < leaderLast {
+		d = leaderLast - memberLast
+	}
+	return &d
 }
 
 // Status returns every group's status: the local group from this node,

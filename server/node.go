@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -81,6 +82,10 @@ type Node struct {
 	failed chan error
 	expiry *expiryWatch  // nil without certificates
 	stop   chan struct{} // closed by Stop
+
+	leaveOnce sync.Once
+	leaveErr  error
+	left      chan struct{} // closed once Leave has run
 }
 
 // Start opens the node, listens for the API and serves it. On error
@@ -110,7 +115,7 @@ func Start(cfg Config) (*Node, error) {
 		ln.Close()
 		return nil, err
 	}
-	s := &Node{node: n, logger: cfg.Logger, failed: make(chan error, 1), stop: make(chan struct{})}
+	s := &Node{node: n, logger: cfg.Logger, failed: make(chan error, 1), stop: make(chan struct{}), left: make(chan struct{})}
 	if err := s.serve(cfg, ln, keys); err != nil {
 		ln.Close()
 		n.Close()
@@ -141,6 +146,7 @@ func (s *Node) serve(cfg Config, ln net.Listener, keys *api.KeyChannel) error {
 	acfg := api.DefaultConfig()
 	acfg.Logger = s.logger
 	acfg.TLS = cfg.Cluster.TLS
+	acfg.Leaver = s
 	if keys != nil {
 		acfg.Keys = keys
 		s.logger.Info("key channel uses an external key manager", "url", cfg.ExternalKME.URL, "gateway", keys.GatewaySAE)
@@ -222,7 +228,7 @@ func (s *Node) Reload() {
 // A leave that does not finish within ctx is logged; the group removes
 // the node after its grace period.
 func (s *Node) Stop(ctx context.Context) error {
-	if err := s.node.Leave(ctx); err != nil {
+	if err := s.Leave(ctx); err != nil {
 		s.logger.Warn("leave was not clean; the group removes this node after its grace period", "error", err)
 	}
 	close(s.stop)
@@ -232,6 +238,23 @@ func (s *Node) Stop(ctx context.Context) error {
 	}
 	return s.node.Close()
 }
+
+// Leave takes the node out of the cluster gracefully (api.Leaver, POST
+// /v1/node/leave): leadership handed over, out of the group's raft
+// configuration, out of gossip. It runs once; later calls return the
+// first one's result. Left is closed afterwards: the process then stops.
+func (s *Node) Leave(ctx context.Context) error {
+	s.leaveOnce.Do(func() {
+		s.logger.Info("leaving the cluster")
+		s.leaveErr = s.node.Leave(ctx)
+		close(s.left)
+	})
+	return s.leaveErr
+}
+
+// Left is closed once the node has left the cluster (Leave); its process
+// should then Stop.
+func (s *Node) Left() <-chan struct{} { return s.left }
 
 // forgeResult replaces a result with a forged success (ForgeResults).
 func forgeResult(r execute.Result) execute.Result {

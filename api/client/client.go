@@ -209,6 +209,50 @@ func (c *Client) Scale(ctx context.Context, k int) (int, error) {
 	return out.Executors, err
 }
 
+// TransferLeader hands group g's leadership to the voter to (empty: any
+// voter) and returns the new leader's ID. c must talk to g's leader.
+func (c *Client) TransferLeader(ctx context.Context, g int, to string) (string, error) {
+	var out TransferLeaderResult
+	_, err := c.do(ctx, http.MethodPost, "/v1/groups/"+strconv.Itoa(g)+"/leader/transfer", nil, TransferLeaderRequest{To: to}, &out)
+	return out.Leader, err
+}
+
+// Leave makes the node c talks to leave the cluster gracefully; its
+// process stops afterwards.
+func (c *Client) Leave(ctx context.Context) error {
+	_, err := c.do(ctx, http.MethodPost, "/v1/node/leave", nil, struct{}{}, nil)
+	return err
+}
+
+// ServerNotAfter connects to the node and returns when the certificate
+// chain it serves stops being valid: the earliest end of validity of its
+// certificate and the chain up to the CA. Zero without TLS.
+func (c *Client) ServerNotAfter(ctx context.Context) (time.Time, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/healthz", nil)
+	if err != nil {
+		return time.Time{}, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("client: GET /healthz: %w", err)
+	}
+	resp.Body.Close()
+	var end time.Time
+	if resp.TLS == nil {
+		return end, nil
+	}
+	certs := resp.TLS.PeerCertificates
+	if len(resp.TLS.VerifiedChains) > 0 {
+		certs = resp.TLS.VerifiedChains[0]
+	}
+	for _, cert := range certs {
+		if end.IsZero() || cert.NotAfter.Before(end) {
+			end = cert.NotAfter
+		}
+	}
+	return end, nil
+}
+
 // Remove takes a node out of its group.
 func (c *Client) Remove(ctx context.Context, id string) error {
 	_, err := c.do(ctx, http.MethodDelete, "/v1/cluster/nodes/"+url.PathEscape(id), nil, nil, nil)

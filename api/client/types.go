@@ -167,6 +167,11 @@ type Member struct {
 	Healthy  bool   `json:"healthy"`
 	Reason   string `json:"reason,omitempty"`
 	Stable   bool   `json:"stable,omitempty"`
+	// Version is the build the member runs, as it advertises in gossip.
+	Version string `json:"version,omitempty"`
+	// RaftLag is how many log entries the member trails the leader by;
+	// only a group's leader reports it.
+	RaftLag *uint64 `json:"raft_lag,omitempty"`
 }
 
 // GroupStatus is one group in GET /v1/cluster.
@@ -217,6 +222,24 @@ type JoinRequest struct {
 // ScaleRequest is the body and the answer of POST /v1/cluster/scale.
 type ScaleRequest struct {
 	Executors int `json:"executors"`
+}
+
+// TransferLeaderRequest is the body of POST
+// /v1/groups/{g}/leader/transfer: the voter to hand leadership to, or
+// empty for any.
+type TransferLeaderRequest struct {
+	To string `json:"to,omitempty"`
+}
+
+// TransferLeaderResult is its answer: the group's leader afterwards.
+type TransferLeaderResult struct {
+	Group  int    `json:"group"`
+	Leader string `json:"leader"`
+}
+
+// LeaveResult is the answer of POST /v1/node/leave.
+type LeaveResult struct {
+	Left bool `json:"left"`
 }
 
 // ErrorBody is every error response.

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -10,14 +11,14 @@ import (
 )
 
 func (a *app) clusterCmd() *cobra.Command {
-	return a.clientGroup(group("cluster", "status | join | remove | scale: show and change membership",
-		a.clusterStatusCmd(), a.clusterJoinCmd(), a.clusterRemoveCmd(), a.clusterScaleCmd()))
+	return a.clientGroup(group("cluster", "status | join | remove | scale | transfer-leader: show and change membership",
+		a.clusterStatusCmd(), a.clusterJoinCmd(), a.clusterRemoveCmd(), a.clusterScaleCmd(), a.clusterTransferLeaderCmd()))
 }
 
 func (a *app) clusterStatusCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
-		Short: "groups, members, leaders and raft state",
+		Short: "groups, members, leaders, raft state and lag, versions, certificate expiry",
 		Args:  noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			c, ctx, cancel, err := a.client.connect(1)
@@ -29,16 +30,20 @@ func (a *app) clusterStatusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			certs := a.probeCertificates(ctx, st)
 			if a.out.JSON() {
-				return a.printJSON(st)
+				return a.printJSON(struct {
+					client.ClusterStatus
+					Certificates map[string]certExpiry `json:"certificates,omitempty"`
+				}{st, certs})
 			}
-			printCluster(a.stdout, st)
+			printCluster(a.stdout, st, certs, time.Now())
 			return nil
 		},
 	}
 }
 
-func printCluster(w io.Writer, st client.ClusterStatus) {
+func printCluster(w io.Writer, st client.ClusterStatus, certs map[string]certExpiry, now time.Time) {
 	fmt.Fprintf(w, "answered by node %s (group %d)\n", short(st.Node.ID), st.Node.Group)
 	for _, g := range st.Groups {
 		leader := "NO LEADER"
@@ -62,6 +67,7 @@ func printCluster(w io.Writer, st client.ClusterStatus) {
 				}
 			}
 			fmt.Fprintf(w, "  %s %s  %-8s  %-8s  gossip %-7s  %s  raft %s  api %s\n", mark, short(m.ID), m.Suffrage, m.Role, m.Gossip, health, m.Addr, m.APIAddr)
+			fmt.Fprintf(w, "      version %s  raft lag %s  certificate %s\n", orUnknown(m.Version), lagText(m.RaftLag), certText(certs, m.ID, now))
 		}
 	}
 }
@@ -149,4 +155,38 @@ func (a *app) clusterScaleCmd() *cobra.Command {
 	}
 	cmd.Flags().IntVar(&k, "executors", -1, "number of executor nodes to run [required]")
 	return cmd
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "?"
+	}
+	return s
+}
+
+// lagText is a member's raft lag, or "?" where the answering node is not
+// the group's leader.
+func lagText(lag *uint64) string {
+	if lag == nil {
+		return "?"
+	}
+	return fmt.Sprintf("%d", *lag)
+}
+
+// certText is when a member's certificate expires and how far off that
+// is, "none" without TLS, or why it could not be read.
+func certText(certs map[string]certExpiry, id string, now time.Time) string {
+	e, ok := certs[id]
+	switch {
+	case !ok:
+		return "none"
+	case e.Error != "":
+		return "? (" + e.Error + ")"
+	}
+	left := e.NotAfter.Sub(now)
+	when := e.NotAfter.UTC().Format("2006-01-02")
+	if left <= 0 {
+		return "EXPIRED " + when
+	}
+	return fmt.Sprintf("expires %s (%dd)", when, int(left.Hours()/24))
 }

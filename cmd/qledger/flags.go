@@ -140,15 +140,19 @@ func (t *tlsFlags) credentials() (*pki.Credentials, error) {
 
 // client is the API client the options describe. It is the one place a
 // command builds its client.
-func (c *clientOptions) client() (*client.Client, error) {
+func (c *clientOptions) client() (*client.Client, error) { return c.clientAt(c.addr) }
+
+// clientAt is an API client for another node's address, with the same
+// credentials.
+func (c *clientOptions) clientAt(addr string) (*client.Client, error) {
 	creds, err := c.tls.credentials()
 	if err != nil {
 		return nil, err
 	}
 	if creds == nil {
-		return client.New(withScheme(c.addr, "http"), nil)
+		return client.New(withScheme(addr, "http"), nil)
 	}
-	return client.NewTLS(withScheme(c.addr, "https"), creds.ClientConfig(nil))
+	return client.NewTLS(withScheme(addr, "https"), creds.ClientConfig(nil))
 }
 
 // withScheme is addr with scheme:// in front unless it names a scheme

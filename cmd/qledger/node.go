@@ -66,6 +66,7 @@ settings that result, as a configuration file, and exits.`,
 		},
 	}
 	o.register(cmd.Flags())
+	cmd.AddCommand(a.nodeLeaveCmd())
 	return cmd
 }
 
@@ -207,6 +208,9 @@ func (a *app) runNode(o *nodeOptions) error {
 			stop = true
 		case err := <-n.Failed():
 			cfg.Logger.Error("API server failed", "error", err)
+			stop = true
+		case <-n.Left():
+			cfg.Logger.Info("left the cluster on request; stopping")
 			stop = true
 		}
 	}

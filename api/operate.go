@@ -1,0 +1,90 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"qledger/api/client"
+	"qledger/cluster"
+)
+
+// The operator endpoints: hand a group's leadership over, and make this
+// node leave the cluster.
+
+// LeadershipTransferrer is the optional ability of a node to hand its
+// group's leadership to another voter (*cluster.Node has it). It must run
+// on the group's leader.
+type LeadershipTransferrer interface {
+	// TransferLeadershipTo hands leadership to the voter to, or to any
+	// voter if to is empty, and returns the new leader ("" if not yet
+	// known when ctx ends).
+	TransferLeadershipTo(ctx context.Context, to string) (string, error)
+	// Group is the node's group.
+	Group() int
+}
+
+// Leaver makes the node this API serves leave the cluster gracefully and
+// then stop its process (server.Node is one).
+type Leaver interface {
+	// Leave hands over leadership, leaves the group's raft configuration
+	// and gossip, and returns; the process stops afterwards.
+	Leave(ctx context.Context) error
+}
+
+// transferWait bounds how long a transfer waits to hear from the new
+// leader before answering without naming it.
+const transferWait = 10 * time.Second
+
+func (s *Server) operateRoutes() {
+	s.route("POST", "/v1/groups/{g}/leader/transfer", admins, s.transferLeader)
+	s.route("POST", "/v1/node/leave", admins, s.leave)
+}
+
+// transferLeader hands group g's leadership over and answers with the new
+// leader. It must reach the leader of g: anywhere else it is 503
+// no_leader, and the caller asks GET /v1/cluster where the leader is.
+func (s *Server) transferLeader(w http.ResponseWriter, r *http.Request) {
+	g, err := strconv.Atoi(r.PathValue("g"))
+	if err != nil {
+		s.fail(w, r, badRequest("group %q is not a number", r.PathValue("g")))
+		return
+	}
+	var req client.TransferLeaderRequest
+	if err := decodeStrict(r.Body, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	lt, ok := s.members.(LeadershipTransferrer)
+	if !ok {
+		writeError(w, http.StatusNotFound, codeNotFound, "this node cannot transfer leadership")
+		return
+	}
+	if lt.Group() != g {
+		s.fail(w, r, fmt.Errorf("%w: this node is in group %d, not %d; ask group %d's leader (GET /v1/cluster names it)", cluster.ErrNotLeader, lt.Group(), g, g))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), transferWait)
+	defer cancel()
+	leader, err := lt.TransferLeadershipTo(ctx, req.To)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, client.TransferLeaderResult{Group: g, Leader: leader})
+}
+
+// leave makes this node leave the cluster; the answer comes once it has.
+func (s *Server) leave(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Leaver == nil {
+		writeError(w, http.StatusNotFound, codeNotFound, "this node cannot leave on request; stop its process with SIGTERM")
+		return
+	}
+	if err := s.cfg.Leaver.Leave(r.Context()); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, client.LeaveResult{Left: true})
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"qledger/cluster"
+	"qledger/server"
+)
+
+// TestTransferLeaderAndStatus runs cluster status and cluster
+// transfer-leader against an embedded 1×3 cluster on a CA: status shows
+// every member's version, raft lag and certificate expiry; the transfer,
+// asked of any node, moves the leadership to the voter named by an ID
+// prefix, and only an admin may ask.
+func TestTransferLeaderAndStatus(t *testing.T) {
+	dir := t.TempDir()
+	tlsDir := filepath.Join(dir, "tls")
+	ca, err := server.DevCA(tlsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := cluster.DefaultConfig()
+	base.LoopbackTiming()
+	base.Version = "v-test"
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	lc, err := server.StartLocal(ctx, server.LocalConfig{Dir: dir, Groups: 1, Replicas: 3, CA: ca, Base: &base, Logger: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Close()
+	as := func(role string, args ...string) ran {
+		t.Helper()
+		return cli(t, append(args, "--addr", lc.Addrs[0], "--ca", filepath.Join(tlsDir, "ca.pem"),
+			"--cert", filepath.Join(tlsDir, role+".pem"), "--cert-key", filepath.Join(tlsDir, role+"-key.pem"))...)
+	}
+	leader, ok := lc.Leader(0)
+	if !ok {
+		t.Fatal("no leader")
+	}
+	var target *cluster.Node
+	for _, n := range lc.Nodes {
+		if n != leader {
+			target = n
+		}
+	}
+	if r := as("submitter", "cluster", "transfer-leader", "--group", "0"); r.code != exitFailure || !strings.Contains(r.stderr, "403") {
+		t.Fatalf("a submitter transferred leadership: %+v", r)
+	}
+	prefix := target.ID().String()[:10]
+	r := as("admin", "cluster", "transfer-leader", "--group", "0", "--to", prefix)
+	if r.code != exitOK || !strings.Contains(r.stdout, "to "+target.ID().String()[:16]) {
+		t.Fatalf("transfer-leader --to %s: %+v", prefix, r)
+	}
+	if !target.IsLeader() {
+		t.Fatal("the named voter does not lead after the transfer")
+	}
+	as("admin", "cluster", "transfer-leader", "--group", "0", "--to", "ffffffffffff").want(t, exitUsage, `no voter of the group has an ID starting "ffffffffffff"`)
+	as("admin", "cluster", "transfer-leader", "--group", "3").want(t, exitUsage, "group 3 does not exist")
+
+	// Status from the new leader knows every member's lag.
+	for deadline := time.Now().Add(time.Minute); ; {
+		r = cli(t, "cluster", "status", "--addr", target.Info().APIAddr, "--ca", filepath.Join(tlsDir, "ca.pem"),
+			"--cert", filepath.Join(tlsDir, "auditor.pem"), "--cert-key", filepath.Join(tlsDir, "auditor-key.pem"))
+		if r.code == exitOK && strings.Count(r.stdout, "raft lag ?") == 0 && strings.Count(r.stdout, "version v-test") == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster status never showed three members with versions and lag: %+v", r)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := strings.Count(r.stdout, "certificate expires "+ca.Cert.NotAfter.UTC().Format("2006-01-02")); n != 3 {
+		t.Fatalf("%d members show the CA's end of validity as their certificate's:\n%s", n, r.stdout)
+	}
+}

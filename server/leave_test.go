@@ -1,0 +1,85 @@
+package server
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"qledger/api/client"
+)
+
+// TestLeaveOnRequest checks POST /v1/node/leave: the node leaves, answers,
+// and Left tells its process to stop; Stop afterwards does not leave
+// twice.
+func TestLeaveOnRequest(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, err := Start(testNodeConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop(ctx)
+	waitReady(ctx, t, a)
+	bcfg := testNodeConfig(t)
+	bcfg.Cluster.Bootstrap = false
+	bcfg.Cluster.Join = []string{a.Cluster().GossipAddr()}
+	b, err := Start(bcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bID := b.Cluster().ID().String()
+	waitFor(ctx, t, "b in the group's configuration", func() bool { return memberOf(ctx, a, bID) })
+	select {
+	case <-b.Left():
+		t.Fatal("Left before any leave")
+	default:
+	}
+	bc, err := client.New(b.Cluster().Info().APIAddr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bc.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.Left():
+	case <-ctx.Done():
+		t.Fatal("Left not closed after a leave")
+	}
+	if memberOf(ctx, a, bID) {
+		t.Fatal("the node is still in the group's configuration after leaving")
+	}
+	if err := b.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// memberOf reports whether id is in the raft configuration of n's group.
+func memberOf(ctx context.Context, n *Node, id string) bool {
+	for _, m := range n.Cluster().Status(ctx).Groups[0].Members {
+		if m.ID == id && m.Suffrage != "none" {
+			return true
+		}
+	}
+	return false
+}
+
+func waitReady(ctx context.Context, t *testing.T, n *Node) {
+	t.Helper()
+	c, err := client.New(n.Cluster().Info().APIAddr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "ready", func() bool { return c.Ready(ctx) == nil })
+}
+
+func waitFor(ctx context.Context, t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
