@@ -58,8 +58,10 @@ func TestTransferLeaderAndStatus(t *testing.T) {
 	if r.code != exitOK || !strings.Contains(r.stdout, "to "+target.ID().String()[:16]) {
 		t.Fatalf("transfer-leader --to %s: %+v", prefix, r)
 	}
-	if !target.IsLeader() {
-		t.Fatal("the named voter does not lead after the transfer")
+	for deadline := time.Now().Add(time.Minute); !target.IsLeader(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the named voter does not lead after the transfer")
+		}
 	}
 	as("admin", "cluster", "transfer-leader", "--group", "0", "--to", "ffffffffffff").want(t, exitUsage, `no voter of the group has an ID starting "ffffffffffff"`)
 	as("admin", "cluster", "transfer-leader", "--group", "3").want(t, exitUsage, "group 3 does not exist")
