@@ -162,6 +162,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"POST", "/v1/cluster/scale", `{"executors":1}`, denied, denied, 404, 404, false},
 		{"POST", "/v1/groups/9/leader/transfer", `{}`, denied, denied, 503, 503, false}, // not this node's group
 		{"POST", "/v1/node/leave", `{}`, denied, denied, 404, 404, false},               // an embedded node cannot leave on request
+		{"GET", "/v1/groups/9/snapshot", "", denied, denied, 503, 503, false},           // not this node's group
 		{"GET", "/v1/functions", "", 200, 200, 200, 200, false},
 		{"POST", "/v1/functions", `{}`, denied, denied, 400, 400, false},
 		{"POST", "/v1/functions/nothing/invoke", `{"input":""}`, 404, denied, denied, 404, false},

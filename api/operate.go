@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -38,7 +39,15 @@ type Leaver interface {
 // leader before answering without naming it.
 const transferWait = 10 * time.Second
 
+// Snapshotter is the optional ability of a node to write a consistent
+// copy of its group's chain store (*cluster.Node has it).
+type Snapshotter interface {
+	WriteSnapshot(w io.Writer) error
+	Group() int
+}
+
 func (s *Server) operateRoutes() {
+	s.route("GET", "/v1/groups/{g}/snapshot", admins, s.snapshot)
 	s.route("POST", "/v1/groups/{g}/leader/transfer", admins, s.transferLeader)
 	s.route("POST", "/v1/node/leave", admins, s.leave)
 }
@@ -74,6 +83,32 @@ func (s *Server) transferLeader(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, client.TransferLeaderResult{Group: g, Leader: leader})
+}
+
+// snapshot streams a consistent copy of group g's chain store from this
+// node, which must be a member of g (503 no_leader elsewhere). A failure
+// after the first byte cuts the stream short: the receiver verifies the
+// copy (qledger snapshot save does) and refuses it.
+func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
+	g, err := strconv.Atoi(r.PathValue("g"))
+	if err != nil {
+		s.fail(w, r, badRequest("group %q is not a number", r.PathValue("g")))
+		return
+	}
+	sn, ok := s.members.(Snapshotter)
+	if !ok {
+		writeError(w, http.StatusNotFound, codeNotFound, "this node cannot write snapshots")
+		return
+	}
+	if sn.Group() != g {
+		s.fail(w, r, fmt.Errorf("%w: this node is in group %d, not %d; ask a member of group %d (GET /v1/cluster names them)", cluster.ErrNotLeader, sn.Group(), g, g))
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if err := sn.WriteSnapshot(w); err != nil {
+		s.logger.Error("snapshot cut short", "group", g, "error", err)
+		panic(http.ErrAbortHandler) // the client must see a broken stream, not a short file
+	}
 }
 
 // leave makes this node leave the cluster; the answer comes once it has.

@@ -253,6 +253,36 @@ func (c *Client) ServerNotAfter(ctx context.Context) (time.Time, error) {
 	return end, nil
 }
 
+// Snapshot streams a consistent copy of group g's chain store from the
+// node (a member of g; its group's leader holds every committed write) to
+// w and returns how many bytes it wrote. The copy is not verified here:
+// see fsm.VerifyFile.
+func (c *Client) Snapshot(ctx context.Context, g int, w io.Writer) (int64, error) {
+	path := "/v1/groups/" + strconv.Itoa(g) + "/snapshot"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("client: GET %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		e := &APIError{Status: resp.StatusCode}
+		if json.Unmarshal(data, &e.Body) != nil || e.Body.Code == "" {
+			e.Body = ErrorBody{Code: CodeInternal, Error: strings.TrimSpace(string(data))}
+		}
+		return 0, e
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("client: GET %s: %w", path, err)
+	}
+	return n, nil
+}
+
 // Remove takes a node out of its group.
 func (c *Client) Remove(ctx context.Context, id string) error {
 	_, err := c.do(ctx, http.MethodDelete, "/v1/cluster/nodes/"+url.PathEscape(id), nil, nil, nil)
