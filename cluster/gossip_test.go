@@ -539,9 +539,22 @@ func TestFailedVoterRemovalKeepsQuorum(t *testing.T) {
 	}
 
 	p.heal()
-	waitUntil(t, "the followers healthy again", 3*time.Minute, func() bool {
+	// The two come back one at a time: if the other is still failed past
+	// the grace period then, the rules remove it (a healthy quorum
+	// remains), and it returns as a non-voter promoted after the
+	// stabilization time. Wait for both to be healthy voters.
+	waitUntil(t, "the followers healthy voters again", 3*time.Minute, func() bool {
 		snap := ld.rec.snapshot()
-		return snap[ids[0]].Healthy && snap[ids[1]].Healthy
+		servers, ok := leaderServers(l, 0)
+		if !ok {
+			return false
+		}
+		for _, id := range ids {
+			if s, in := suffrage(servers, id); !in || s != raft.Voter || !snap[id].Healthy {
+				return false
+			}
+		}
+		return true
 	})
 
 	// One follower stops, with no standby to replace it.
