@@ -17,6 +17,7 @@ const (
 	codeTimeout        = client.CodeTimeout
 	codeUnknownOutcome = client.CodeUnknownOutcome
 	codeUnavailable    = client.CodeUnavailable
+	codeChainCorrupt   = client.CodeChainCorrupt
 	codeInternal       = client.CodeInternal
 	codeMethod         = client.CodeMethod
 	codeForbidden      = client.CodeForbidden
@@ -107,6 +108,8 @@ func classify(err error) (int, string) {
 		return http.StatusServiceUnavailable, codeTimeout
 	case errors.Is(err, cluster.ErrShutdown), errors.Is(err, cluster.ErrCatchingUp):
 		return http.StatusServiceUnavailable, codeUnavailable
+	case errors.Is(err, cluster.ErrChainCorrupt):
+		return http.StatusServiceUnavailable, codeChainCorrupt
 	case errors.Is(err, cluster.ErrNoAgreement):
 		return http.StatusConflict, codeNoAgreement
 	case errors.Is(err, cluster.ErrNoCandidates):

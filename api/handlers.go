@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 	"unicode"
 
 	"qledger/api/client"
@@ -302,8 +303,20 @@ func (s *Server) consistency(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, client.ConsistencyResponse{From: p.From, To: p.To, RootFrom: p.RootFrom.String(), RootTo: p.RootTo.String(), Hashes: hexes(p.Hashes)})
 }
 
+func alarmWire(a cluster.ChainAlarm) client.ChainAlarm {
+	w := client.ChainAlarm{Node: a.Node, Group: a.Group, Height: a.Height, What: a.What, Source: a.Source}
+	if !a.Found.IsZero() {
+		w.Found = a.Found.UTC().Format(time.RFC3339)
+	}
+	return w
+}
+
 func statusWire(st cluster.ClusterStatus) client.ClusterStatus {
 	out := client.ClusterStatus{Node: client.NodeInfo(st.Node)}
+	if st.ChainAlarm != nil {
+		a := alarmWire(*st.ChainAlarm)
+		out.ChainAlarm = &a
+	}
 	for _, g := range st.Groups {
 		gs := client.GroupStatus{
 			Group: g.Group, Leader: g.Leader, HasLeader: g.HasLeader, Reporter: g.Reporter, State: g.State,
@@ -313,7 +326,10 @@ func statusWire(st cluster.ClusterStatus) client.ClusterStatus {
 		}
 		for _, m := range g.Members {
 			gs.Members = append(gs.Members, client.Member{ID: m.ID, Group: m.Group, Addr: m.Addr, APIAddr: m.APIAddr, Suffrage: m.Suffrage, Leader: m.Leader,
-				Role: string(m.Role), Gossip: m.Gossip, Healthy: m.Healthy, Reason: m.Reason, Stable: m.Stable, Version: m.Version, RaftLag: m.RaftLag})
+				Role: string(m.Role), Gossip: m.Gossip, Healthy: m.Healthy, Reason: m.Reason, Stable: m.Stable, Version: m.Version, RaftLag: m.RaftLag, ChainAlarm: m.ChainAlarm})
+		}
+		for _, a := range g.ChainAlarms {
+			gs.ChainAlarms = append(gs.ChainAlarms, alarmWire(a))
 		}
 		out.Groups = append(out.Groups, gs)
 	}
@@ -328,6 +344,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	ok, st := s.members.Ready(r.Context())
 	if ok {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		return
+	}
+	if st.ChainAlarm != nil {
+		writeError(w, http.StatusServiceUnavailable, codeChainCorrupt, st.ChainAlarm.Error())
 		return
 	}
 	var missing []int

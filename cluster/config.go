@@ -125,6 +125,16 @@ type Config struct {
 	// so acknowledged writes survive a machine crash either way.
 	SyncFSM bool
 
+	// CheckWindow is how many of the newest blocks the start check
+	// verifies in full before the node serves (0: 64).
+	CheckWindow int
+	// ScrubInterval is how often the whole chain store is verified again
+	// after the verification that follows start (0: never).
+	ScrubInterval time.Duration
+	// ScrubRate caps the blocks a verification reads per second
+	// (0: no cap).
+	ScrubRate int
+
 	// ApplyTimeout bounds a write from acceptance to commit.
 	ApplyTimeout time.Duration
 	// RPCTimeout bounds one internal RPC.
@@ -161,6 +171,9 @@ func DefaultConfig() Config {
 		ReconcileInterval:  time.Second,
 		RejoinInterval:     30 * time.Second,
 		MaxTrailingLogs:    1024,
+		CheckWindow:        64,
+		ScrubInterval:      6 * time.Hour,
+		ScrubRate:          2000,
 	}
 }
 
@@ -203,6 +216,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cluster: config: TargetVoters must be 1..9, got %d", c.TargetVoters)
 	case c.BootstrapExpect < 0 || c.BootstrapExpect > 9:
 		return fmt.Errorf("cluster: config: BootstrapExpect must be 0..9, got %d", c.BootstrapExpect)
+	case c.CheckWindow < 0 || c.ScrubInterval < 0 || c.ScrubRate < 0:
+		return errors.New("cluster: config: CheckWindow, ScrubInterval and ScrubRate must not be negative")
 	case c.StabilizationTime < 0 || c.DeadServerGrace <= 0 || c.ReconcileInterval <= 0 || c.RejoinInterval <= 0:
 		return errors.New("cluster: config: reconciler timings must be positive")
 	}

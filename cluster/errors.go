@@ -26,4 +26,7 @@ var (
 	// chain store from raft and serves no stale read until it holds at
 	// least what it held before, so a reader never sees it go back.
 	ErrCatchingUp = errors.New("cluster: replica is catching up after an unclean stop")
+	// ErrChainCorrupt: this replica's chain store is damaged (see
+	// ChainAlarm); it serves none of its group's reads until repaired.
+	ErrChainCorrupt = errors.New("cluster: chain store damaged")
 )

@@ -48,6 +48,10 @@ type nodeMeta struct {
 	Boot bool `json:"b,omitempty"`
 	// Leader is set while the node leads its group.
 	Leader bool `json:"l,omitempty"`
+	// Corrupt, when set, is the node's chain alarm: what is wrong, at
+	// height CorruptAt (see ChainAlarm).
+	Corrupt   string `json:"c,omitempty"`
+	CorruptAt uint64 `json:"ch,omitempty"`
 }
 
 // Member states as the cluster sees them.

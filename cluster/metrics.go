@@ -9,6 +9,8 @@ import (
 	gometrics "github.com/armon/go-metrics"
 	gmprom "github.com/armon/go-metrics/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"qledger/fsm"
 )
 
 // Prometheus metrics of every node in the process, labelled by node and
@@ -48,6 +50,21 @@ var (
 		Name: "qledger_invocation_seconds", Help: "Time an invocation took on its group leader, by phase: election (commit and reveal), execute (winner and verifier, and a tie-breaker), commit (the record through raft), total.",
 		Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
 	}, []string{"node", "group", "phase"})
+	mCorrupt = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "qledger_chain_corrupt", Help: "1 while this replica's chain store of the group is found damaged (the alarm; GET /v1/cluster says what), else 0.",
+	}, []string{"node", "group"})
+	mCorruptHeight = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "qledger_chain_corrupt_height", Help: "The first bad height of a damaged chain store (0: not tied to a block, or no alarm).",
+	}, []string{"node", "group"})
+	mVerifiedHeight = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "qledger_chain_verify_height", Help: "The height the running or last full verification (scrub) of the chain store reached.",
+	}, []string{"node", "group"})
+	mVerifyTarget = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "qledger_chain_verify_target_height", Help: "The head height the running or last full verification verifies up to.",
+	}, []string{"node", "group"})
+	mScrubs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "qledger_chain_scrubs_total", Help: "Full verifications of the chain store, by result: ok, damaged, aborted.",
+	}, []string{"node", "group", "result"})
 	mCompileTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "qledger_function_compile_seconds", Help: "Time to load and compile a deployed function on this node (cached by code hash afterwards).",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
@@ -77,7 +94,8 @@ var registerOnce sync.Once
 
 func register() {
 	registerOnce.Do(func() {
-		for _, c := range []prometheus.Collector{mTxCommitted, mBlocks, mBlockTxs, mCommit, mSubmitTime, mQueue, mInvocations, mInvocationConflicts, mInvocationTime, mCompileTime} {
+		for _, c := range []prometheus.Collector{mTxCommitted, mBlocks, mBlockTxs, mCommit, mSubmitTime, mQueue, mInvocations, mInvocationConflicts, mInvocationTime, mCompileTime,
+			mCorrupt, mCorruptHeight, mVerifiedHeight, mVerifyTarget, mScrubs} {
 			var are prometheus.AlreadyRegisteredError
 			if err := prometheus.Register(c); err != nil && !errors.As(err, &are) {
 				panic(err) // programming error: a name clash in this file
@@ -133,8 +151,34 @@ func (m *nodeMetrics) setQueue(depth int) {
 func (m *nodeMetrics) unregister() {
 	mQueue.MetricVec.DeletePartialMatch(prometheus.Labels{"node": m.node})
 	for _, v := range []*prometheus.MetricVec{mTxCommitted.MetricVec, mBlocks.MetricVec, mBlockTxs.MetricVec, mCommit.MetricVec,
-		mInvocations.MetricVec, mInvocationConflicts.MetricVec, mInvocationTime.MetricVec, mCompileTime.MetricVec} {
+		mInvocations.MetricVec, mInvocationConflicts.MetricVec, mInvocationTime.MetricVec, mCompileTime.MetricVec,
+		mCorrupt.MetricVec, mCorruptHeight.MetricVec, mVerifiedHeight.MetricVec, mVerifyTarget.MetricVec, mScrubs.MetricVec} {
 		v.DeletePartialMatch(prometheus.Labels{"node": m.node})
 	}
 	mSubmitTime.MetricVec.DeletePartialMatch(prometheus.Labels{"node": m.node})
+}
+
+// setCorrupt shows the chain alarm (nil: none).
+func (m *nodeMetrics) setCorrupt(a *ChainAlarm) {
+	v, h := 0.0, 0.0
+	if a != nil {
+		v, h = 1, float64(a.Height)
+	}
+	mCorrupt.WithLabelValues(m.node, m.group).Set(v)
+	mCorruptHeight.WithLabelValues(m.node, m.group).Set(h)
+}
+
+func (m *nodeMetrics) setVerified(done, total uint64) {
+	mVerifiedHeight.WithLabelValues(m.node, m.group).Set(float64(done))
+	mVerifyTarget.WithLabelValues(m.node, m.group).Set(float64(total))
+}
+
+func (m *nodeMetrics) observeScrub(err error) {
+	result := "ok"
+	if _, damaged := fsm.DamageOf(err); damaged {
+		result = "damaged"
+	} else if err != nil {
+		result = "aborted"
+	}
+	mScrubs.WithLabelValues(m.node, m.group, result).Inc()
 }

@@ -77,6 +77,7 @@ type Node struct {
 	// leaving is set once Leave begins: the node then answers no health
 	// probe, so no reconciler adds it back while its departure spreads.
 	leaving atomic.Bool
+	integ   integrity
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -123,7 +124,7 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, id: id, group: id.Group(cfg.Groups), stop: make(chan struct{})}
+	n := &Node{cfg: cfg, id: id, group: id.Group(cfg.Groups), stop: make(chan struct{}), integ: integrity{scrubNow: make(chan chan scrubDone)}}
 	n.logger = cfg.Logger.Named("node").With("node", id.Short(), "group", n.group)
 	n.client = newRPCClient(cfg.RPCTimeout, dialer{creds: cfg.TLS}, n.expectedAt)
 
@@ -164,26 +165,6 @@ func Open(cfg Config) (*Node, error) {
 	n.dir = newDirectory(n.info)
 	n.metrics = newNodeMetrics(n.info)
 
-	// A chain store written without fsync is trusted only after a clean
-	// stop; otherwise it is rebuilt from the raft snapshot and log.
-	chainPath := filepath.Join(cfg.DataDir, "chain.db")
-	cleanPath := filepath.Join(cfg.DataDir, cleanMarker)
-	_, cleanErr := os.Stat(cleanPath)
-	_, chainErr := os.Stat(chainPath)
-	trustStore := cfg.SyncFSM || cleanErr == nil || os.IsNotExist(chainErr)
-	if !trustStore {
-		n.logger.Warn("last stop was not clean; rebuilding the chain store from the raft snapshot and log")
-		if err := os.Remove(chainPath); err != nil {
-			return nil, fmt.Errorf("cluster: reset chain store: %w", err)
-		}
-	}
-	if err := os.Remove(cleanPath); err != nil && !os.IsNotExist(err) {
-		return nil, fmt.Errorf("cluster: %w", err)
-	}
-	if n.store, err = fsm.OpenStore(chainPath, uint32(n.group), fsm.StoreOptions{NoSync: !cfg.SyncFSM}); err != nil {
-		return nil, err
-	}
-	n.fsm = fsm.New(n.store, cfg.Logger)
 	ecfg := execute.DefaultConfig()
 	ecfg.CacheDir = filepath.Join(cfg.DataDir, "wasm-cache")
 	if n.rt, err = execute.New(ecfg); err != nil {
@@ -192,12 +173,19 @@ func Open(cfg Config) (*Node, error) {
 	if n.logStore, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")}); err != nil {
 		return nil, fmt.Errorf("cluster: raft log: %w", err)
 	}
-	if !trustStore {
-		n.staleFloor.Store(lastCommand(n.logStore))
-	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, cfg.Logger.Named("snapshots"))
 	if err != nil {
 		return nil, fmt.Errorf("cluster: snapshot store: %w", err)
+	}
+	// A chain store written without fsync is trusted only after a clean
+	// stop, and only if the start check passes; otherwise it is rebuilt
+	// from the raft snapshot and log (integrity.go).
+	trustStore, err := n.openChainStore(n.logStore, snaps)
+	if err != nil {
+		return nil, err
+	}
+	if !trustStore {
+		n.staleFloor.Store(lastCommand(n.logStore))
 	}
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  &raftLayer{subListener: n.mux.subs[connRaft], advertise: advAddr, dialer: dialer{creds: cfg.TLS}, expect: n.configuredAt},
@@ -268,9 +256,12 @@ func Open(cfg Config) (*Node, error) {
 		n.logger.Info("resuming from existing state")
 	}
 	n.rec = newReconciler(n)
-	n.wg.Add(2)
+	n.publishAlarm()
+	n.metrics.setCorrupt(n.chainAlarm())
+	n.wg.Add(3)
 	go func() { defer n.wg.Done(); n.gossip.loop(n.stop) }()
 	go func() { defer n.wg.Done(); n.rec.run(n.stop) }()
+	go func() { defer n.wg.Done(); n.watchIntegrity() }()
 	if !hasState && cfg.BootstrapExpect > 0 {
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); n.bootstrapExpect() }()

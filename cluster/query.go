@@ -249,6 +249,9 @@ func (n *Node) query(ctx context.Context, q Query) (QueryResult, error) {
 	if q.Group != n.group {
 		return n.forwardQuery(ctx, q)
 	}
+	if a := n.chainAlarm(); a != nil {
+		return n.queryDamaged(ctx, q, a)
+	}
 	if err := n.ensureLevel(q.Level); err != nil {
 		if !errors.Is(err, ErrNotLeader) {
 			return QueryResult{}, err

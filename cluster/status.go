@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strconv"
 	"sync"
@@ -33,6 +34,9 @@ type Member struct {
 	// leader's by, as the leader last polled it; only a leader reports
 	// it.
 	RaftLag *uint64 `json:"raft_lag,omitempty"`
+	// ChainAlarm, when set, says the member found its chain store damaged
+	// (as it gossips it: the first bad height and what is wrong).
+	ChainAlarm string `json:"chain_alarm,omitempty"`
 }
 
 // GroupStatus is one group as one of its nodes sees it.
@@ -67,12 +71,18 @@ type GroupStatus struct {
 	// it started (a replica whose next entries were compacted away on
 	// the leader catches up from one).
 	SnapshotRestores uint64 `json:"snapshot_restores"`
+	// ChainAlarms lists the replicas of the group whose chain store is
+	// found damaged: the reporter's own alarm in full, the others' as
+	// gossip carries them.
+	ChainAlarms []ChainAlarm `json:"chain_alarms,omitempty"`
 }
 
 // ClusterStatus is every group's status, as this node could learn it.
 type ClusterStatus struct {
 	Node   NodeInfo      `json:"node"`
 	Groups []GroupStatus `json:"groups"`
+	// ChainAlarm is the answering node's own alarm, if raised.
+	ChainAlarm *ChainAlarm `json:"chain_alarm,omitempty"`
 }
 
 func (n *Node) localStatus() GroupStatus {
@@ -119,6 +129,9 @@ func (n *Node) localStatus() GroupStatus {
 		}
 		if g, ok := view[id]; ok {
 			m.Role, m.Gossip, m.Version = g.meta.Role, g.state, g.meta.Version
+			if g.meta.Corrupt != "" {
+				m.ChainAlarm = fmt.Sprintf("height %d: %s", g.meta.CorruptAt, g.meta.Corrupt)
+			}
 		}
 		if h, ok := health[id]; ok {
 			m.Healthy, m.Reason, m.Stable = h.Healthy, h.Reason, h.Stable
@@ -138,6 +151,7 @@ func (n *Node) localStatus() GroupStatus {
 		}
 	}
 	sort.Slice(st.Members, func(i, j int) bool { return st.Members[i].ID < st.Members[j].ID })
+	st.ChainAlarms = n.groupAlarms(view)
 	st.FailureTolerance = st.HealthyVoters - quorum(st.Voters)
 	if n.batch != nil {
 		st.QueueDepth = len(n.batch.in)
@@ -158,7 +172,7 @@ func lag(leaderLast, memberLast uint64, isLeader bool) *uint64 {
 // Status returns every group's status: the local group from this node,
 // every other group from one of its nodes.
 func (n *Node) Status(ctx context.Context) ClusterStatus {
-	out := ClusterStatus{Node: n.info, Groups: make([]GroupStatus, n.cfg.Groups)}
+	out := ClusterStatus{Node: n.info, Groups: make([]GroupStatus, n.cfg.Groups), ChainAlarm: n.chainAlarm()}
 	var wg sync.WaitGroup
 	for g := 0; g < n.cfg.Groups; g++ {
 		if g == n.group {
@@ -191,13 +205,33 @@ func (n *Node) remoteStatus(ctx context.Context, g int) GroupStatus {
 	return st
 }
 
-// Ready reports whether every group has a leader.
+// Ready reports whether every group has a leader and this node's chain
+// store is not found damaged (ClusterStatus.ChainAlarm says why not).
 func (n *Node) Ready(ctx context.Context) (bool, ClusterStatus) {
 	s := n.Status(ctx)
+	if s.ChainAlarm != nil {
+		return false, s
+	}
 	for _, g := range s.Groups {
 		if !g.HasLeader {
 			return false, s
 		}
 	}
 	return true, s
+}
+
+// groupAlarms is this node's alarm and the alarms gossip shows for the
+// other members of its group.
+func (n *Node) groupAlarms(view map[string]member) []ChainAlarm {
+	var out []ChainAlarm
+	if a := n.chainAlarm(); a != nil {
+		out = append(out, *a)
+	}
+	for id, m := range view {
+		if id != n.info.ID && m.meta.Group == n.group && m.meta.Corrupt != "" {
+			out = append(out, ChainAlarm{Node: id, Group: n.group, Height: m.meta.CorruptAt, What: m.meta.Corrupt, Source: "gossip"})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out
 }

@@ -82,3 +82,29 @@ func VerifyFile(path string, group uint32) (rep chain.VerifyReport, err error) {
 	}
 	return s.Verify(context.Background(), VerifyOptions{})
 }
+
+// CheckFile is the check a node runs on its stopped store before it
+// opens it for writing: the file opens read-only, belongs to group, and
+// its newest window blocks pass CheckRecent. It returns the store's
+// applied raft index. Nothing is written; bbolt panics and memory faults
+// are reported as damage.
+func CheckFile(path string, group uint32, window int) (applied uint64, err error) {
+	defer guard(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	s, err := OpenStoreReadOnly(path)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrDamaged, err)
+	}
+	defer s.Close()
+	if s.Group() != group {
+		return 0, fmt.Errorf("fsm: %s is a store of group %d, not %d", path, s.Group(), group)
+	}
+	if err := s.CheckRecent(window); err != nil {
+		return 0, err
+	}
+	applied, err = s.AppliedIndex()
+	if err != nil {
+		return 0, damaged(0, "%v", err)
+	}
+	return applied, nil
+}

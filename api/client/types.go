@@ -172,6 +172,22 @@ type Member struct {
 	// RaftLag is how many log entries the member trails the leader by;
 	// only a group's leader reports it.
 	RaftLag *uint64 `json:"raft_lag,omitempty"`
+	// ChainAlarm, when set, says the member found its chain store
+	// damaged: the first bad height and what is wrong.
+	ChainAlarm string `json:"chain_alarm,omitempty"`
+}
+
+// ChainAlarm is damage found in one replica's chain store: while raised,
+// the replica serves none of its group's reads and refuses leadership.
+type ChainAlarm struct {
+	Node   string `json:"node"`
+	Group  int    `json:"group"`
+	Height uint64 `json:"height"`
+	What   string `json:"what"`
+	// Source: start, scrub, compare or gossip (another node's alarm as
+	// gossip carries it).
+	Source string `json:"source"`
+	Found  string `json:"found,omitempty"`
 }
 
 // GroupStatus is one group in GET /v1/cluster.
@@ -196,6 +212,9 @@ type GroupStatus struct {
 	HealthyVoters    int `json:"healthy_voters"`
 	FailureTolerance int `json:"failure_tolerance"`
 	QueueDepth       int `json:"queue_depth"`
+	// ChainAlarms lists the group's replicas whose chain store is found
+	// damaged.
+	ChainAlarms []ChainAlarm `json:"chain_alarms,omitempty"`
 }
 
 // NodeInfo describes a node.
@@ -210,6 +229,8 @@ type NodeInfo struct {
 type ClusterStatus struct {
 	Node   NodeInfo      `json:"node"`
 	Groups []GroupStatus `json:"groups"`
+	// ChainAlarm is the answering node's own alarm, if raised.
+	ChainAlarm *ChainAlarm `json:"chain_alarm,omitempty"`
 }
 
 // JoinRequest is the body of POST /v1/cluster/join.
@@ -276,6 +297,10 @@ const (
 	// the group took part in the election: nothing ran and nothing was
 	// recorded, so it may be retried.
 	CodeNoCandidates = "no_candidates"
+	// CodeChainCorrupt (503): the answering replica found its chain store
+	// damaged and serves none of its group's reads until repaired; any
+	// other replica of the group can answer.
+	CodeChainCorrupt = "chain_corrupt"
 )
 
 // HeadFromHeader converts a header to its wire form.

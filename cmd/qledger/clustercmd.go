@@ -45,6 +45,9 @@ func (a *app) clusterStatusCmd() *cobra.Command {
 
 func printCluster(w io.Writer, st client.ClusterStatus, certs map[string]certExpiry, now time.Time) {
 	fmt.Fprintf(w, "answered by node %s (group %d)\n", short(st.Node.ID), st.Node.Group)
+	if a := st.ChainAlarm; a != nil {
+		fmt.Fprintf(w, "CHAIN ALARM on this node: group %d damaged at height %d: %s (found by %s)\n", a.Group, a.Height, a.What, a.Source)
+	}
 	for _, g := range st.Groups {
 		leader := "NO LEADER"
 		if g.HasLeader {
@@ -68,6 +71,9 @@ func printCluster(w io.Writer, st client.ClusterStatus, certs map[string]certExp
 			}
 			fmt.Fprintf(w, "  %s %s  %-8s  %-8s  gossip %-7s  %s  raft %s  api %s\n", mark, short(m.ID), m.Suffrage, m.Role, m.Gossip, health, m.Addr, m.APIAddr)
 			fmt.Fprintf(w, "      version %s  raft lag %s  certificate %s\n", orUnknown(m.Version), lagText(m.RaftLag), certText(certs, m.ID, now))
+		}
+		for _, a := range g.ChainAlarms {
+			fmt.Fprintf(w, "  CHAIN ALARM: node %s: damaged at height %d: %s (%s)\n", short(a.Node), a.Height, a.What, a.Source)
 		}
 	}
 }

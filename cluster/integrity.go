@@ -1,0 +1,298 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"qledger/fsm"
+)
+
+// ChainAlarm is damage found in one replica's chain store. While it is
+// raised the replica serves no read of its group (reads are forwarded to
+// the leader), signs no head, refuses leadership and takes no snapshot.
+type ChainAlarm struct {
+	Node  string `json:"node"`
+	Group int    `json:"group"`
+	// Height is the first bad height (0: the damage is not tied to one
+	// block, e.g. an unreadable file).
+	Height uint64 `json:"height"`
+	What   string `json:"what"`
+	// Source is what found it: "start" (the check before serving; the
+	// store is then rebuilt from the raft snapshot and log), "scrub" (a
+	// full verification) or "compare" (another replica disagrees).
+	Source string    `json:"source"`
+	Found  time.Time `json:"found"`
+}
+
+func (a *ChainAlarm) Error() string {
+	return fmt.Sprintf("chain store of group %d on node %.12s damaged at height %d: %s (found by %s)", a.Group, a.Node, a.Height, a.What, a.Source)
+}
+
+// defaultCheckWindow is CheckWindow when the config leaves it zero.
+const defaultCheckWindow = 64
+
+// integrity is a node's watch over its chain store: the damage found at
+// start, the alarm, and the full verifications (scrubs).
+type integrity struct {
+	alarm      atomic.Pointer[ChainAlarm]
+	scrubNow   chan chan scrubDone
+	verifiedTo atomic.Uint64 // the height the running or last scrub reached
+}
+
+type scrubDone struct {
+	res ScrubResult
+	err error
+}
+
+// ScrubResult is one full verification of one replica's chain store.
+type ScrubResult struct {
+	Node    string      `json:"node"`
+	Group   int         `json:"group"`
+	Blocks  uint64      `json:"blocks"`
+	Txs     uint64      `json:"txs"`
+	Seconds float64     `json:"seconds"`
+	Alarm   *ChainAlarm `json:"alarm,omitempty"`
+}
+
+// openChainStore opens the chain store. A store is reused only after a
+// clean stop (or with SyncFSM) and if the start check passes: bbolt opens
+// it, its newest CheckWindow blocks verify in full (fsm.CheckRecent), and
+// its applied index lies between the latest raft snapshot's and the end
+// of the raft log — below it, entries the log no longer holds are
+// missing (an older copy of the file); beyond it, the file is not this
+// log's. Otherwise the store is set aside (a damaged one as
+// chain.db.damaged) and rebuilt from the raft snapshot and log, the damage
+// is raised as an alarm until the rebuilt store verifies, and trusted is
+// false.
+func (n *Node) openChainStore(logs raft.LogStore, snaps raft.SnapshotStore) (trusted bool, err error) {
+	chainPath := filepath.Join(n.cfg.DataDir, fsm.StoreFile)
+	cleanPath := filepath.Join(n.cfg.DataDir, cleanMarker)
+	_, cleanErr := os.Stat(cleanPath)
+	_, chainErr := os.Stat(chainPath)
+	trusted = n.cfg.SyncFSM || cleanErr == nil || os.IsNotExist(chainErr)
+	if err := os.Remove(cleanPath); err != nil && !os.IsNotExist(err) {
+		return false, fmt.Errorf("cluster: %w", err)
+	}
+	if !trusted {
+		n.logger.Warn("last stop was not clean; rebuilding the chain store from the raft snapshot and log")
+		if err := os.Remove(chainPath); err != nil {
+			return false, fmt.Errorf("cluster: reset chain store: %w", err)
+		}
+	} else if chainErr == nil {
+		d, ok, err := n.checkAtStart(chainPath, logs, snaps)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			n.logger.Error("chain store damaged; setting it aside and rebuilding it from the raft snapshot and log", "height", d.Height, "what", d.What)
+			if err := os.Rename(chainPath, chainPath+".damaged"); err != nil {
+				return false, fmt.Errorf("cluster: set aside damaged chain store: %w", err)
+			}
+			n.integ.alarm.Store(&ChainAlarm{Node: n.info.ID, Group: n.group, Height: d.Height, What: d.What, Source: "start", Found: time.Now()})
+			trusted = false
+		}
+	}
+	if n.store, err = fsm.OpenStore(chainPath, uint32(n.group), fsm.StoreOptions{NoSync: !n.cfg.SyncFSM}); err != nil {
+		return false, err
+	}
+	n.fsm = fsm.New(n.store, n.cfg.Logger)
+	return trusted, nil
+}
+
+// checkAtStart is the start check of openChainStore; ok=false with what
+// is wrong. An error (a store of another group) stops the node.
+func (n *Node) checkAtStart(path string, logs raft.LogStore, snaps raft.SnapshotStore) (d fsm.Damage, ok bool, err error) {
+	window := n.cfg.CheckWindow
+	if window == 0 {
+		window = defaultCheckWindow
+	}
+	applied, err := fsm.CheckFile(path, uint32(n.group), window)
+	if d, ok := fsm.DamageOf(err); ok {
+		return d, false, nil
+	}
+	if err != nil {
+		return d, false, fmt.Errorf("cluster: %w", err)
+	}
+	var snapIndex uint64
+	if metas, err := snaps.List(); err == nil && len(metas) > 0 {
+		snapIndex = metas[0].Index
+	}
+	last, _ := logs.LastIndex()
+	switch {
+	case applied < snapIndex:
+		return fsm.Damage{What: fmt.Sprintf("applied index %d is behind the raft snapshot at %d: an older copy of the store, entries %d..%d are missing", applied, snapIndex, applied+1, snapIndex)}, false, nil
+	case applied > max(last, snapIndex):
+		return fsm.Damage{What: fmt.Sprintf("applied index %d is beyond the raft log's last index %d: the store is not this node's", applied, max(last, snapIndex))}, false, nil
+	}
+	return fsm.Damage{}, true, nil
+}
+
+// chainAlarm returns the raised alarm, or nil.
+func (n *Node) chainAlarm() *ChainAlarm { return n.integ.alarm.Load() }
+
+// raiseAlarm raises an alarm for damage found by source (once; the first
+// finding stays until repair). A leader hands over leadership.
+func (n *Node) raiseAlarm(d fsm.Damage, source string) {
+	a := &ChainAlarm{Node: n.info.ID, Group: n.group, Height: d.Height, What: d.What, Source: source, Found: time.Now()}
+	if !n.integ.alarm.CompareAndSwap(nil, a) {
+		return
+	}
+	n.fsm.MarkDamaged(fmt.Errorf("%w: %s", fsm.ErrDamaged, a.Error()))
+	n.metrics.setCorrupt(a)
+	n.publishAlarm()
+	n.logger.Error("chain store damaged; this replica stops serving its group and refuses leadership", "height", d.Height, "what", d.What, "found_by", source)
+	n.refuseLeadership()
+}
+
+// clearAlarm clears an alarm after the store was rebuilt and verified.
+func (n *Node) clearAlarm() {
+	if a := n.integ.alarm.Swap(nil); a != nil {
+		n.metrics.setCorrupt(nil)
+		n.publishAlarm()
+		n.logger.Info("chain store verified; alarm cleared", "was_height", a.Height, "was", a.What)
+	}
+}
+
+// publishAlarm puts the alarm (or its absence) in gossip metadata, so
+// every node's status shows it.
+func (n *Node) publishAlarm() {
+	if n.gossip == nil {
+		return
+	}
+	a := n.chainAlarm()
+	n.gossip.setMeta(func(m *nodeMeta) {
+		m.CorruptAt, m.Corrupt = 0, ""
+		if a != nil {
+			m.CorruptAt, m.Corrupt = a.Height, truncate(a.What, 120)
+		}
+	})
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// refuseLeadership hands leadership to another voter while the alarm is
+// raised and this node leads.
+func (n *Node) refuseLeadership() {
+	if n.chainAlarm() == nil || !n.IsLeader() {
+		return
+	}
+	if err := n.raft.LeadershipTransfer().Error(); err != nil {
+		n.logger.Warn("damaged replica leads its group and could not hand over leadership", "error", err)
+	}
+}
+
+// queryDamaged serves a read of this node's group while its store is
+// damaged: from the leader, at the asked level, if another node leads.
+func (n *Node) queryDamaged(ctx context.Context, q Query, a *ChainAlarm) (QueryResult, error) {
+	leader, ok := n.Leader()
+	if !ok || leader.ID == n.info.ID || q.Hops >= maxHops {
+		return QueryResult{}, fmt.Errorf("%w: %s", ErrChainCorrupt, a.Error())
+	}
+	q.Hops++
+	var res QueryResult
+	err := n.client.call(ctx, leader.Addr, mQuery, q, &res)
+	return res, err
+}
+
+// watchIntegrity runs the full verifications: right after start (once the
+// store has caught up after a rebuild), every ScrubInterval, and on
+// demand (Scrub); and refuses leadership while an alarm is raised.
+func (n *Node) watchIntegrity() {
+	tick := time.NewTicker(n.cfg.HeartbeatTimeout / 2)
+	defer tick.Stop()
+	var next <-chan time.Time // the next periodic scrub
+	due := true               // the verification after start
+	for {
+		var reply chan scrubDone
+		select {
+		case <-n.stop:
+			return
+		case reply = <-n.integ.scrubNow:
+		case <-next:
+			due = true
+		case <-tick.C:
+			n.refuseLeadership()
+		}
+		if reply == nil && (!due || n.staleReady() != nil) {
+			continue
+		}
+		res, err := n.scrubLocal(context.Background())
+		if errors.Is(err, fsm.ErrStoreReplaced) && reply == nil {
+			continue // a snapshot was installed: verify the new file
+		}
+		due = false
+		if n.cfg.ScrubInterval > 0 {
+			next = time.After(n.cfg.ScrubInterval)
+		}
+		if reply != nil {
+			reply <- scrubDone{res, err}
+		}
+	}
+}
+
+// scrubLocal verifies the whole store, raises the alarm on damage and
+// clears an alarm raised at start once the rebuilt store verifies.
+func (n *Node) scrubLocal(ctx context.Context) (ScrubResult, error) {
+	start := time.Now()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	rep, err := n.store.Verify(ctx, fsm.VerifyOptions{Rate: n.cfg.ScrubRate, Progress: func(done, total uint64) {
+		n.integ.verifiedTo.Store(done)
+		n.metrics.setVerified(done, total)
+	}})
+	res := ScrubResult{Node: n.info.ID, Group: n.group, Blocks: rep.Blocks, Txs: rep.Txs, Seconds: time.Since(start).Seconds()}
+	n.metrics.observeScrub(err)
+	if d, ok := fsm.DamageOf(err); ok {
+		n.raiseAlarm(d, "scrub")
+		res.Alarm = n.chainAlarm()
+		return res, nil
+	}
+	if err != nil {
+		return res, fmt.Errorf("cluster: scrub: %w", err)
+	}
+	if a := n.chainAlarm(); a != nil && a.Source == "start" {
+		n.clearAlarm()
+	}
+	res.Alarm = n.chainAlarm()
+	return res, nil
+}
+
+// ScrubLocal verifies this replica's whole chain store now, at the
+// configured rate, and returns what it found; damage raises the alarm.
+func (n *Node) ScrubLocal(ctx context.Context) (ScrubResult, error) {
+	reply := make(chan scrubDone, 1)
+	select {
+	case n.integ.scrubNow <- reply:
+	case <-ctx.Done():
+		return ScrubResult{}, fmt.Errorf("%w: waiting to scrub", ErrTimeout)
+	case <-n.stop:
+		return ScrubResult{}, ErrShutdown
+	}
+	select {
+	case d := <-reply:
+		return d.res, d.err
+	case <-ctx.Done():
+		return ScrubResult{}, fmt.Errorf("%w: scrubbing", ErrTimeout)
+	case <-n.stop:
+		return ScrubResult{}, ErrShutdown
+	}
+}

@@ -1,0 +1,358 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	dto "github.com/prometheus/client_model/go"
+
+	"qledger/fsm"
+)
+
+// integrityCluster starts one group of three replicas that snapshot
+// often, with a captured log, and commits writes one-transaction blocks.
+func integrityCluster(t *testing.T, writes int) (*Local, *logLines, []Receipt) {
+	t.Helper()
+	base := DefaultConfig()
+	base.LoopbackTiming()
+	base.SnapshotThreshold, base.SnapshotInterval, base.TrailingLogs = 16, 200*time.Millisecond, 8
+	base.ScrubInterval = 0
+	logs := &logLines{}
+	l := startLocalConfig(t, LocalConfig{Groups: 1, Replicas: 3, Base: &base, Logger: logs.logger()})
+	return l, logs, writeMore(t, l, 0, writes)
+}
+
+// writeMore commits n more writes of equal size (so blocks can be swapped
+// byte for byte) through the leader.
+func writeMore(t *testing.T, l *Local, from, n int) []Receipt {
+	t.Helper()
+	var out []Receipt
+	for i := from; i < from+n; i++ {
+		ld := waitLeader(t, l)
+		out = append(out, submit(t, ld, 0, "", fmt.Sprintf("write %04d", i)))
+	}
+	return out
+}
+
+func waitLeader(t *testing.T, l *Local) *Node {
+	t.Helper()
+	var ld *Node
+	waitUntil(t, "a leader", time.Minute, func() bool {
+		var ok bool
+		ld, ok = l.Leader(0)
+		return ok
+	})
+	return ld
+}
+
+func follower(l *Local) int {
+	for i, n := range l.Nodes {
+		if !n.IsLeader() {
+			return i
+		}
+	}
+	return -1
+}
+
+func indexOf(l *Local, n *Node) int {
+	for i, m := range l.Nodes {
+		if m == n {
+			return i
+		}
+	}
+	return -1
+}
+
+// editBytes changes every copy of needle in the file at path in place
+// (copy-on-write leaves old copies in free pages; they are changed too).
+// The file may be open by a running node: the edit lands in the page
+// cache its memory map reads.
+func editBytes(t *testing.T, path string, needle []byte, edit func(b []byte)) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	found := 0
+	for off := 0; ; {
+		i := bytes.Index(raw[off:], needle)
+		if i < 0 {
+			break
+		}
+		at := off + i
+		b := append([]byte(nil), needle...)
+		edit(b)
+		if _, err := fh.WriteAt(b, int64(at)); err != nil {
+			t.Fatal(err)
+		}
+		found++
+		off = at + len(needle)
+	}
+	if found == 0 {
+		t.Fatalf("%d bytes not found in %s", len(needle), path)
+	}
+}
+
+// swapBytes exchanges every copy of a with every copy of b (same length)
+// in the file at path.
+func swapBytes(t *testing.T, path string, a, b []byte) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(needle []byte) (offs []int) {
+		for off := 0; ; {
+			i := bytes.Index(raw[off:], needle)
+			if i < 0 {
+				return offs
+			}
+			offs = append(offs, off+i)
+			off += i + len(needle)
+		}
+	}
+	as, bs := at(a), at(b)
+	if len(as) == 0 || len(bs) == 0 {
+		t.Fatalf("blocks not found in %s", path)
+	}
+	for _, o := range as {
+		copy(raw[o:], b)
+	}
+	for _, o := range bs {
+		copy(raw[o:], a)
+	}
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func chainPath(l *Local, i int) string { return filepath.Join(l.configs[i].DataDir, fsm.StoreFile) }
+
+// sameChain waits until node i's chain store holds exactly the leader's
+// blocks up to the leader's head, and every receipt's transaction.
+func sameChain(t *testing.T, l *Local, i int, receipts []Receipt) {
+	t.Helper()
+	waitUntil(t, "the replica to hold the leader's chain", 2*time.Minute, func() bool {
+		ld, ok := l.Leader(0)
+		if !ok {
+			return false
+		}
+		want, _ := ld.Store().Blocks(1, 1<<20)
+		got, err := l.Nodes[i].Store().Blocks(1, 1<<20)
+		if err != nil || len(got) < len(want) || len(want) == 0 {
+			return false
+		}
+		for h := range want {
+			if !bytes.Equal(want[h], got[h]) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, r := range receipts {
+		rec, err := l.Nodes[i].Store().Tx(r.ID)
+		if err != nil || rec.Location.Height != r.Height {
+			t.Fatalf("acknowledged transaction %s at height %d: %+v, %v", r.ID, r.Height, rec.Location, err)
+		}
+	}
+	if _, err := l.Nodes[i].Store().Verify(context.Background(), fsm.VerifyOptions{}); err != nil {
+		t.Fatalf("the replica's chain does not verify: %v", err)
+	}
+}
+
+func gauge(t *testing.T, n *Node) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := mCorrupt.WithLabelValues(n.metrics.node, n.metrics.group).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetGauge().GetValue()
+}
+
+// TestStartCheckRebuildsDamagedStore: a replica stopped cleanly whose
+// chain.db was damaged meanwhile finds the damage before it serves (which
+// height, what), sets the file aside, rebuilds it from the raft snapshot
+// and log, and ends with the leader's exact chain and every acknowledged
+// write; the alarm it raised is cleared once the rebuilt store verifies.
+func TestStartCheckRebuildsDamagedStore(t *testing.T) {
+	cases := []struct {
+		name   string
+		damage func(t *testing.T, l *Local, i int, old []byte)
+		want   string // in the damage log line
+	}{
+		{"flipped transaction byte", func(t *testing.T, l *Local, i int, _ []byte) {
+			b, err := l.Nodes[i].Store().Block(17)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Stop(i)
+			editBytes(t, chainPath(l, i), b, func(b []byte) { b[len(b)-1] ^= 1 })
+		}, "height=17 what=\"chain: transaction Merkle root mismatch"},
+		{"swapped blocks", func(t *testing.T, l *Local, i int, _ []byte) {
+			b20, _ := l.Nodes[i].Store().Block(20)
+			b21, _ := l.Nodes[i].Store().Block(21)
+			if len(b20) != len(b21) {
+				t.Fatalf("blocks of %d and %d bytes", len(b20), len(b21))
+			}
+			l.Stop(i)
+			swapBytes(t, chainPath(l, i), b20, b21)
+		}, "height=20 what=\"chain: height gap"},
+		{"truncated file", func(t *testing.T, l *Local, i int, _ []byte) {
+			l.Stop(i)
+			st, err := os.Stat(chainPath(l, i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(chainPath(l, i), st.Size()/2); err != nil {
+				t.Fatal(err)
+			}
+		}, "height=0"},
+		{"older copy", func(t *testing.T, l *Local, i int, old []byte) {
+			l.Stop(i)
+			if err := os.WriteFile(chainPath(l, i), old, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "is behind the raft snapshot"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l, logs, receipts := integrityCluster(t, 10)
+			f := follower(l)
+			// An older copy: the file as it was after a clean stop.
+			if err := l.Stop(f); err != nil {
+				t.Fatal(err)
+			}
+			old, err := os.ReadFile(chainPath(l, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Start(f); err != nil {
+				t.Fatal(err)
+			}
+			receipts = append(receipts, writeMore(t, l, 10, 30)...)
+			waitUntil(t, "a snapshot past the older copy on the replica", time.Minute, func() bool {
+				s, _ := strconv.ParseUint(l.Nodes[f].raft.Stats()["last_snapshot_index"], 10, 64)
+				applied, _ := l.Nodes[f].Store().AppliedIndex()
+				return s > 20 && applied >= receipts[len(receipts)-1].Index
+			})
+			c.damage(t, l, f, old)
+			if err := l.Start(f); err != nil {
+				t.Fatal(err)
+			}
+			n := l.Nodes[f]
+			if logs.count("chain store damaged; setting it aside", n.id.Short(), c.want) != 1 {
+				t.Fatalf("no damage report with %q for node %s", c.want, n.id.Short())
+			}
+			if _, err := os.Stat(chainPath(l, f) + ".damaged"); err != nil {
+				t.Fatalf("damaged file not set aside: %v", err)
+			}
+			receipts = append(receipts, writeMore(t, l, 40, 3)...)
+			sameChain(t, l, f, receipts)
+			waitUntil(t, "the alarm cleared after the rebuilt store verified", time.Minute, func() bool {
+				return n.chainAlarm() == nil && gauge(t, n) == 0
+			})
+		})
+	}
+}
+
+// TestScrubContainsDamagedReplica: damage in a running replica's store —
+// a follower's, then the leader's — is found by a scrub: the alarm names
+// the replica, the first bad height and what is wrong, in status, in
+// gossip and in the metric; the replica's reads come from the leader and
+// never from its damaged store; it is not ready; a damaged leader hands
+// over leadership and does not take it back; writes go on.
+func TestScrubContainsDamagedReplica(t *testing.T) {
+	for _, who := range []string{"follower", "leader"} {
+		t.Run(who, func(t *testing.T) {
+			l, _, receipts := integrityCluster(t, 25)
+			i := follower(l)
+			if who == "leader" {
+				i = indexOf(l, waitLeader(t, l))
+			}
+			n := l.Nodes[i]
+			ctx := context.Background()
+			good, err := n.Store().Block(12)
+			if err != nil {
+				t.Fatal(err)
+			}
+			editBytes(t, chainPath(l, i), good, func(b []byte) { b[len(b)-1] ^= 1 })
+			if b, _ := n.Store().Block(12); bytes.Equal(b, good) {
+				t.Fatal("the edit did not reach the running store")
+			}
+			res, err := n.ScrubLocal(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := res.Alarm
+			if a == nil || a.Node != n.info.ID || a.Height != 12 || !strings.Contains(a.What, "transaction Merkle root mismatch") || a.Source != "scrub" {
+				t.Fatalf("scrub alarm %+v", a)
+			}
+			if gauge(t, n) != 1 {
+				t.Fatal("qledger_chain_corrupt is not 1")
+			}
+			if ok, st := n.Ready(ctx); ok || st.ChainAlarm == nil {
+				t.Fatal("a damaged replica reports ready")
+			}
+			if _, err := n.fsm.Snapshot(); !errors.Is(err, fsm.ErrDamaged) {
+				t.Fatalf("a damaged replica took a snapshot: %v", err)
+			}
+			waitUntil(t, "another replica to lead", time.Minute, func() bool {
+				ld, ok := l.Leader(0)
+				return ok && ld != n
+			})
+			other := l.Nodes[(i+1)%3]
+			waitUntil(t, "the alarm in another node's status", time.Minute, func() bool {
+				for _, g := range other.Status(ctx).Groups {
+					for _, ga := range g.ChainAlarms {
+						if ga.Node == n.info.ID && ga.Height == 12 {
+							return true
+						}
+					}
+				}
+				return false
+			})
+			// Every read level on the damaged replica serves the leader's
+			// bytes, never its own.
+			for _, lv := range []Level{Stale, Default, Linearizable} {
+				b, err := n.Block(ctx, 0, 12, lv)
+				if err != nil && !errors.Is(err, ErrChainCorrupt) {
+					t.Fatalf("%s read on the damaged replica: %v", lv, err)
+				}
+				if err == nil && !bytes.Equal(b, good) {
+					t.Fatalf("%s read served the damaged block", lv)
+				}
+			}
+			receipts = append(receipts, writeMore(t, l, 25, 5)...)
+			// Leadership handed to the damaged replica is handed on.
+			ld := waitLeader(t, l)
+			if err := ld.raft.LeadershipTransferToServer(raft.ServerID(n.info.ID), raft.ServerAddress(n.info.Addr)).Error(); err != nil {
+				t.Logf("transfer to the damaged replica: %v", err)
+			}
+			waitUntil(t, "a healthy leader again", time.Minute, func() bool {
+				ld, ok := l.Leader(0)
+				return ok && ld != n && ld.IsLeader()
+			})
+			receipts = append(receipts, writeMore(t, l, 30, 3)...)
+			ld = waitLeader(t, l)
+			for _, r := range receipts {
+				if _, _, err := ld.Tx(ctx, r.ID, 0, Linearizable); err != nil {
+					t.Fatalf("acknowledged write %s: %v", r.ID, err)
+				}
+			}
+		})
+	}
+}
