@@ -71,6 +71,19 @@ func (l *logLines) count(parts ...string) int {
 	return n
 }
 
+// matching returns the lines that contain part.
+func (l *logLines) matching(part string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, line := range l.lines {
+		if strings.Contains(line, part) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
 func submit(t *testing.T, n *Node, group int, key, payload string) Receipt {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
