@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -86,5 +87,32 @@ func TestDefaultReadCatchesUpOncePerTerm(t *testing.T) {
 	}
 	if got, want := ld.barrierTerm.Load(), ld.raft.CurrentTerm(); got != want {
 		t.Fatalf("after a default read the caught-up term is %d, want the current term %d", got, want)
+	}
+}
+
+// TestStoppedStateMachineIsReported: a replica whose state machine stopped
+// on a storage failure keeps following raft, but its status names the
+// failure and it serves no stale read. In a disk-full try such a replica
+// served a frozen chain and reported nothing.
+func TestStoppedStateMachineIsReported(t *testing.T) {
+	l := startLocal(t, 1, 3)
+	ld, _ := l.Leader(0)
+	var f *Node
+	for _, n := range l.Nodes {
+		if n != ld {
+			f = n
+			break
+		}
+	}
+	if err := f.store.Close(); err != nil { // every later apply fails
+		t.Fatal(err)
+	}
+	submit(t, ld, 0, "", "applied everywhere but on f")
+	waitUntil(t, "f's state machine to stop", time.Minute, func() bool { return f.fsm.Err() != nil })
+	if st := f.localStatus(); !strings.Contains(st.Error, "state machine stopped") {
+		t.Fatalf("status error %q does not report the stopped state machine", st.Error)
+	}
+	if _, _, err := f.Head(context.Background(), 0, Stale); !errors.Is(err, ErrStore) {
+		t.Fatalf("stale read on a stopped replica: %v, want ErrStore", err)
 	}
 }

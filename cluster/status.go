@@ -95,6 +95,11 @@ func (n *Node) localStatus() GroupStatus {
 	if h, ok, err := n.store.Head(); err == nil && ok {
 		st.Height, st.LogSize = h.Height, h.LogSize
 	}
+	if err := n.fsm.Err(); err != nil {
+		// raft goes on (its applied index too), but this replica's
+		// chain no longer moves: say so rather than look current.
+		st.Error = fmt.Sprintf("state machine stopped, restart the node once the cause is fixed: %v", err)
+	}
 	_, leaderID := n.raft.LeaderWithID()
 	st.Leader = string(leaderID)
 	st.HasLeader = leaderID != ""
