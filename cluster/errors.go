@@ -29,4 +29,7 @@ var (
 	// ErrChainCorrupt: this replica's chain store is damaged (see
 	// ChainAlarm); it serves none of its group's reads until repaired.
 	ErrChainCorrupt = errors.New("cluster: chain store damaged")
+	// ErrNotEmpty: Seed was given a data directory that already holds a
+	// node's state.
+	ErrNotEmpty = errors.New("cluster: data directory already holds a node's state")
 )

@@ -29,6 +29,7 @@ var readmeSkipped = []struct{ prefix, why string }{
 	{"qkd curve", "a figure, tested in qkd/curve"},
 	{"chain verify --data", "needs a stopped node's data directory at /var/lib"},
 	{"tx submit --secure", "needs the key manager's port, printed by dev"},
+	{"snapshot restore", "writes under /var/lib; TestSnapshotSaveAndVerify restores and serves a snapshot"},
 }
 
 // readmeFailing are the README command lines that show a failure on

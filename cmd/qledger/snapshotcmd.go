@@ -7,11 +7,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"qledger/cluster"
 )
 
 func (a *app) snapshotCmd() *cobra.Command {
-	return a.clientGroup(group("snapshot", "save | verify: consistent, checksummed backups of a group's chain",
-		a.snapshotSaveCmd(), a.snapshotVerifyCmd()))
+	return a.clientGroup(group("snapshot", "save | verify | restore: consistent, checksummed backups of a group's chain",
+		a.snapshotSaveCmd(), a.snapshotVerifyCmd(), a.snapshotRestoreCmd()))
 }
 
 func (a *app) snapshotSaveCmd() *cobra.Command {
@@ -116,4 +118,60 @@ func (a *app) snapshotVerifyCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// restoreOptions are the flags of snapshot restore.
+type restoreOptions struct {
+	data, id, addr string
+	groups         int
+}
+
+func (a *app) snapshotRestoreCmd() *cobra.Command {
+	var o restoreOptions
+	cmd := &cobra.Command{
+		Use:   "restore FILE --data DIR --groups N [--id ID] [--advertise HOST:PORT]",
+		Short: "seed a new node's data directory from a snapshot: it starts as its group's only voter",
+		Long: `Check FILE as 'snapshot verify' does, then prepare the empty data directory
+DIR so that 'qledger node --data DIR' starts group G again from it: the
+chain becomes a raft snapshot whose configuration holds this node as the
+group's only voter, installed (and verified again) when the node starts.
+Nodes that join the group afterwards receive it. Give the node's ID with
+--id (with certificates: the ID in its certificate; default: one drawn in
+the snapshot's group) and the raft address it will advertise.`,
+		Args: argsUsage(1, 1, "usage: qledger snapshot restore FILE --data DIR --groups N [--id ID] [--advertise HOST:PORT]"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if o.data == "" || o.groups < 1 {
+				return usageErrorf("snapshot restore: --data and --groups are required")
+			}
+			return a.snapshotRestore(args[0], o)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.data, "data", "", "the new node's data directory, empty or absent [required]")
+	fs.IntVar(&o.groups, "groups", 0, "the cluster's number of groups [required]")
+	fs.StringVar(&o.id, "id", "", "the node's ID, 64 hex digits (default: drawn in the snapshot's group)")
+	fs.StringVar(&o.addr, "advertise", "127.0.0.1:7000", "the raft/RPC address the node will advertise (its --advertise, or --bind)")
+	return cmd
+}
+
+func (a *app) snapshotRestore(file string, o restoreOptions) error {
+	tmp, remove, err := tempStore(os.TempDir())
+	if err != nil {
+		return err
+	}
+	defer remove()
+	h, err := readSnapshotFile(file, tmp)
+	if err != nil {
+		return err
+	}
+	id, err := cluster.Seed(cluster.SeedConfig{DataDir: o.data, Store: tmp, Group: int(h.Group), Groups: o.groups, NodeID: o.id, Addr: o.addr})
+	if err != nil {
+		return fmt.Errorf("snapshot restore: %w", err)
+	}
+	if a.out.JSON() {
+		return a.printJSON(map[string]any{"data": o.data, "node": id.String(), "snapshot": h})
+	}
+	fmt.Fprintf(a.stdout, "%s seeded from %s: group %d at height %d, node %s as its only voter at %s\nstart it with: qledger node --data %s --groups %d --bind %s ...; other nodes join it\n",
+		o.data, file, h.Group, h.Height, id, o.addr, o.data, o.groups, o.addr)
+	return nil
 }
