@@ -44,17 +44,9 @@ func (a *app) transferLeader(g int, to string) error {
 		return err
 	}
 	defer cancel()
-	st, err := c.Cluster(ctx)
+	gs, leader, err := groupLeader(ctx, c, g)
 	if err != nil {
-		return err
-	}
-	if g >= len(st.Groups) {
-		return usageErrorf("cluster transfer-leader: group %d does not exist (the cluster has groups 0..%d)", g, len(st.Groups)-1)
-	}
-	gs := st.Groups[g]
-	leader, ok := memberByID(gs.Members, gs.Leader)
-	if !gs.HasLeader || !ok || leader.APIAddr == "" {
-		return fmt.Errorf("cluster transfer-leader: group %d has no leader reachable over the API now; retry", g)
+		return fmt.Errorf("cluster transfer-leader: %w", err)
 	}
 	if to != "" {
 		m, err := voterByPrefix(gs.Members, to)
@@ -81,6 +73,35 @@ func (a *app) transferLeader(g int, to string) error {
 	}
 	fmt.Fprintf(a.stdout, "group %d: leadership handed from %s to %s\n", g, short(leader.ID), now)
 	return nil
+}
+
+// leaderWait is how long a command waits for a group to show a leader
+// with an API address (an election in progress) before it gives up.
+const leaderWait = 15 * time.Second
+
+// groupLeader asks the node c talks to for group g's status until it names
+// a leader with an API address, for up to leaderWait.
+func groupLeader(ctx context.Context, c *client.Client, g int) (client.GroupStatus, client.Member, error) {
+	ctx, cancel := context.WithTimeout(ctx, leaderWait)
+	defer cancel()
+	for {
+		st, err := c.Cluster(ctx)
+		if err != nil {
+			return client.GroupStatus{}, client.Member{}, err
+		}
+		if g >= len(st.Groups) {
+			return client.GroupStatus{}, client.Member{}, usageErrorf("group %d does not exist (the cluster has groups 0..%d)", g, len(st.Groups)-1)
+		}
+		gs := st.Groups[g]
+		if leader, ok := memberByID(gs.Members, gs.Leader); gs.HasLeader && ok && leader.APIAddr != "" {
+			return gs, leader, nil
+		}
+		select {
+		case <-ctx.Done():
+			return gs, client.Member{}, fmt.Errorf("group %d has no leader reachable over the API; retry", g)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func memberByID(ms []client.Member, id string) (client.Member, bool) {

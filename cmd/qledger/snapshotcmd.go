@@ -47,16 +47,9 @@ func (a *app) snapshotSave(g int, path string) error {
 		return err
 	}
 	defer cancel()
-	st, err := c.Cluster(ctx)
+	_, leader, err := groupLeader(ctx, c, g)
 	if err != nil {
-		return err
-	}
-	if g >= len(st.Groups) {
-		return usageErrorf("snapshot save: group %d does not exist (the cluster has groups 0..%d)", g, len(st.Groups)-1)
-	}
-	leader, ok := memberByID(st.Groups[g].Members, st.Groups[g].Leader)
-	if !ok || leader.APIAddr == "" {
-		return fmt.Errorf("snapshot save: group %d has no leader reachable over the API now; retry", g)
+		return fmt.Errorf("snapshot save: %w", err)
 	}
 	lc, err := a.client.clientAt(leader.APIAddr)
 	if err != nil {
