@@ -11,6 +11,7 @@
 //	qledger data      share data confidentially across groups
 //	qledger ca        the cluster CA and its certificates
 //	qledger audit     watch heads with a trusted-state cache
+//	qledger snapshot  save, verify and restore backups of a group
 //	qledger bench     measure commit throughput and latency
 //
 // The command tree is built with cobra (root.go); this package only parses
