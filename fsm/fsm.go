@@ -133,20 +133,20 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		return nil, ErrClosed
 	}
 	tx, err := db.Begin(false)
+	f.store.mu.RUnlock()
 	if err != nil {
-		f.store.mu.RUnlock()
 		return nil, fmt.Errorf("fsm: snapshot: %w", err)
 	}
-	// The read lock is held until Release so Restore cannot swap the file
-	// under the open transaction.
-	return &snapshot{tx: tx, group: f.store.group, unlock: f.store.mu.RUnlock}, nil
+	// The open transaction keeps its file: Restore installs a new one
+	// beside it and closes this one only when the transaction ends (raft
+	// may restore while a snapshot waits to be persisted).
+	return &snapshot{tx: tx, group: f.store.group}, nil
 }
 
 type snapshot struct {
-	tx     *bolt.Tx
-	group  uint32
-	unlock func()
-	once   sync.Once
+	tx    *bolt.Tx
+	group uint32
+	once  sync.Once
 }
 
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
@@ -168,10 +168,7 @@ func (s *snapshot) check() (err error) {
 }
 
 func (s *snapshot) Release() {
-	s.once.Do(func() {
-		_ = s.tx.Rollback()
-		s.unlock()
-	})
+	s.once.Do(func() { _ = s.tx.Rollback() })
 }
 
 // Restore replaces the store with a snapshot. The snapshot is written to a
@@ -200,18 +197,17 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer f.mu.Unlock()
 	f.store.mu.Lock()
 	defer f.store.mu.Unlock()
-	if f.store.db != nil {
-		if err := f.store.db.Close(); err != nil {
-			return fmt.Errorf("fsm: restore: close store: %w", err)
-		}
-		f.store.db = nil
-	}
+	// The new file replaces the old one's name; the old file lives on for
+	// the snapshots still reading it (see retire).
 	if err := os.Rename(tmp, f.store.path); err != nil {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
 	db, err := openDB(f.store.path, f.store.group, f.store.noSync)
 	if err != nil {
 		return fmt.Errorf("fsm: restore: reopen: %w", err)
+	}
+	if f.store.db != nil {
+		f.retire(f.store.db)
 	}
 	f.store.db = db
 	f.store.gen.Add(1)
@@ -220,6 +216,18 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.restores.Add(1)
 	f.logger.Info("restored from snapshot", "path", f.store.path)
 	return nil
+}
+
+// retire closes a replaced store file once the snapshots still reading it
+// are released (bbolt's Close waits for open read transactions). It does
+// not wait itself: raft may be holding such a snapshot until Restore
+// returns.
+func (f *FSM) retire(db *bolt.DB) {
+	go func() {
+		if err := db.Close(); err != nil {
+			f.logger.Warn("closing the store file a restore replaced", "error", err)
+		}
+	}()
 }
 
 func writeFileSync(path string, r io.Reader) error {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -231,6 +232,60 @@ func TestSnapshotRestore(t *testing.T) {
 	// The dedup table came along.
 	if r := apply(dst, 12, EncodeAppendBlock(12, [][]byte{tx(2, "k3", "p", 99)})); !r.Txs[0].Duplicate {
 		t.Fatal("dedup table lost in restore")
+	}
+}
+
+// TestRestoreWhileSnapshotOpen: raft may restore a snapshot (one the
+// leader sent) while a snapshot this FSM took is not yet persisted: its
+// snapshot goroutine holds the FSMSnapshot while it waits for raft's main
+// goroutine, which waits for Restore. Restore must not wait for the open
+// snapshot, and the snapshot still persists the state it captured.
+func TestRestoreWhileSnapshotOpen(t *testing.T) {
+	src := newFSM(t, 2)
+	for i := 1; i <= 10; i++ {
+		apply(src, uint64(i), EncodeAppendBlock(int64(i), [][]byte{tx(2, "", fmt.Sprint("src", i), byte(i))}))
+	}
+	snap, _ := src.Snapshot()
+	var incoming sink
+	if err := snap.Persist(&incoming); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+
+	f := newFSM(t, 2)
+	for i := 1; i <= 3; i++ {
+		apply(f, uint64(i), EncodeAppendBlock(int64(i), [][]byte{tx(2, "", fmt.Sprint("own", i), byte(i))}))
+	}
+	open, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Release()
+	done := make(chan error, 1)
+	go func() { done <- f.Restore(io.NopCloser(bytes.NewReader(incoming.Bytes()))) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Restore waits for a snapshot that is not persisted yet")
+	}
+	if h, _, _ := f.Store().Head(); h.Height != 10 {
+		t.Fatalf("restored head %d, want 10", h.Height)
+	}
+	// The open snapshot captured the store before the restore.
+	var old sink
+	if err := open.Persist(&old); err != nil {
+		t.Fatal(err)
+	}
+	open.Release()
+	g := newFSM(t, 2)
+	if err := g.Restore(io.NopCloser(bytes.NewReader(old.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	if h, _, _ := g.Store().Head(); h.Height != 3 {
+		t.Fatalf("the snapshot taken before the restore has head %d, want 3", h.Height)
 	}
 }
 
