@@ -255,7 +255,8 @@ func (c *Client) ServerNotAfter(ctx context.Context) (time.Time, error) {
 
 // Snapshot streams a consistent copy of group g's chain store from the
 // node (a member of g; its group's leader holds every committed write) to
-// w and returns how many bytes it wrote. The copy is not verified here:
+// w and returns how many bytes it wrote; ctx bounds the transfer (the
+// client's per-request timeout does not). The copy is not verified here:
 // see fsm.VerifyFile.
 func (c *Client) Snapshot(ctx context.Context, g int, w io.Writer) (int64, error) {
 	path := "/v1/groups/" + strconv.Itoa(g) + "/snapshot"
@@ -263,7 +264,11 @@ func (c *Client) Snapshot(ctx context.Context, g int, w io.Writer) (int64, error
 	if err != nil {
 		return 0, err
 	}
-	resp, err := c.hc.Do(req)
+	// A large store takes longer than the client's per-request timeout:
+	// ctx alone bounds the transfer.
+	hc := *c.hc
+	hc.Timeout = 0
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("client: GET %s: %w", path, err)
 	}
