@@ -160,6 +160,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"POST", "/v1/cluster/join", `{}`, denied, denied, 400, 400, false},
 		{"DELETE", "/v1/cluster/nodes/" + unknownNode, "", denied, denied, 404, 404, false},
 		{"POST", "/v1/cluster/scale", `{"executors":1}`, denied, denied, 404, 404, false},
+		{"POST", "/v1/cluster/scrub", `{"group":9}`, denied, denied, 400, 400, false}, // no group 9
+		{"POST", "/v1/cluster/repair", `{"group":9}`, denied, denied, 400, 400, false},
 		{"POST", "/v1/groups/9/leader/transfer", `{}`, denied, denied, 503, 503, false}, // not this node's group
 		{"POST", "/v1/node/leave", `{}`, denied, denied, 404, 404, false},               // an embedded node cannot leave on request
 		{"GET", "/v1/groups/9/snapshot", "", denied, denied, 503, 503, false},           // not this node's group

@@ -146,6 +146,8 @@ func TestTrailingDataRefusedEverywhere(t *testing.T) {
 		{"/v1/functions/f/invoke", `{"input":"aGk=","group":0}`, true},
 		{"/v1/cluster/join", jsonOf(client.JoinRequest{ID: hash, Addr: "127.0.0.1:1"}), true},
 		{"/v1/cluster/scale", `{"executors":1}`, true},
+		{"/v1/cluster/scrub", `{"group":0}`, false},
+		{"/v1/cluster/repair", `{"group":0}`, false},
 		{"/v1/groups/0/leader/transfer", `{"to":""}`, false},
 		{"/v1/session", jsonOf(client.SessionOpen{MasterSAE: "client", Hello: hello}), true},
 		{"/v1/session/finish", jsonOf(session.ClientFinish{Version: 1, SessionID: []byte("s1"), Confirm: []byte("c")}), false},

@@ -92,6 +92,12 @@ func (f *fakeCluster) Join(ctx context.Context, node cluster.NodeInfo) (cluster.
 	return cluster.JoinResponse{}, cluster.ErrBadRequest
 }
 func (f *fakeCluster) Remove(ctx context.Context, id string) error { return cluster.ErrNotFound }
+func (f *fakeCluster) Scrub(ctx context.Context, req cluster.ScrubRequest) ([]cluster.ScrubReport, error) {
+	return nil, cluster.ErrNotFound
+}
+func (f *fakeCluster) Repair(ctx context.Context, req cluster.ScrubRequest) ([]cluster.ScrubReport, error) {
+	return nil, cluster.ErrNotFound
+}
 func (f *fakeCluster) ItemPage(ctx context.Context, group int, dataID string, from, limit int, level cluster.Level) (fsm.ItemMeta, []fsm.TxRecord, error) {
 	return fsm.ItemMeta{}, nil, cluster.ErrNotFound
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -417,4 +418,35 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, client.ScaleRequest{Executors: n})
+}
+
+func (s *Server) scrub(w http.ResponseWriter, r *http.Request) {
+	s.onReplicas(w, r, s.members.Scrub)
+}
+
+func (s *Server) repair(w http.ResponseWriter, r *http.Request) {
+	s.onReplicas(w, r, s.members.Repair)
+}
+
+func (s *Server) onReplicas(w http.ResponseWriter, r *http.Request, op func(context.Context, cluster.ScrubRequest) ([]cluster.ScrubReport, error)) {
+	var req client.ScrubRequest
+	if err := decodeStrict(r.Body, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	reports, err := op(r.Context(), cluster.ScrubRequest{Group: req.Group, Node: req.Node})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := client.ScrubResponse{Reports: []client.ScrubReport{}}
+	for _, rep := range reports {
+		cr := client.ScrubReport{Node: rep.Node, Group: rep.Group, Blocks: rep.Blocks, Txs: rep.Txs, Seconds: rep.Seconds, Error: rep.Error}
+		if rep.Alarm != nil {
+			a := alarmWire(*rep.Alarm)
+			cr.Alarm = &a
+		}
+		out.Reports = append(out.Reports, cr)
+	}
+	writeJSON(w, http.StatusOK, out)
 }

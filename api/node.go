@@ -34,6 +34,10 @@ type Membership interface {
 	Ready(ctx context.Context) (bool, cluster.ClusterStatus)
 	Join(ctx context.Context, node cluster.NodeInfo) (cluster.JoinResponse, error)
 	Remove(ctx context.Context, id string) error
+	// Scrub verifies, and Repair rebuilds, the chain store of a group's
+	// replicas (one, or all); each reports per replica.
+	Scrub(ctx context.Context, req cluster.ScrubRequest) ([]cluster.ScrubReport, error)
+	Repair(ctx context.Context, req cluster.ScrubRequest) ([]cluster.ScrubReport, error)
 }
 
 // DataIndex is what the data-sharing endpoints read besides the ledger:

@@ -174,6 +174,8 @@ func (s *Server) routes() {
 	s.route("POST", "/v1/cluster/join", admins, s.join)
 	s.route("DELETE", "/v1/cluster/nodes/{id}", admins, s.remove)
 	s.route("POST", "/v1/cluster/scale", admins, s.scale)
+	s.route("POST", "/v1/cluster/scrub", admins, s.scrub)
+	s.route("POST", "/v1/cluster/repair", admins, s.repair)
 	s.route("GET", "/healthz", anyone, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

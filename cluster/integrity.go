@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +46,7 @@ type integrity struct {
 	alarm      atomic.Pointer[ChainAlarm]
 	scrubNow   chan chan scrubDone
 	verifiedTo atomic.Uint64 // the height the running or last scrub reached
+	repairing  atomic.Bool
 }
 
 type scrubDone struct {
@@ -294,5 +297,152 @@ func (n *Node) ScrubLocal(ctx context.Context) (ScrubResult, error) {
 		return ScrubResult{}, fmt.Errorf("%w: scrubbing", ErrTimeout)
 	case <-n.stop:
 		return ScrubResult{}, ErrShutdown
+	}
+}
+
+// RepairLocal rebuilds this replica's chain store from its own raft
+// state: the latest raft snapshot (verified in full) and the log after
+// it, or the whole log if the snapshot is damaged or absent and the log
+// still starts at index 1 (fsm.FSM.Rebuild). The rebuilt store is
+// verified in full before it replaces the damaged one (kept as
+// chain.db.damaged), and the alarm is cleared. When the log no longer
+// holds what is needed it fails with fsm.ErrLogIncomplete and changes
+// nothing. The rebuild goes on if ctx ends first; one runs at a time.
+func (n *Node) RepairLocal(ctx context.Context) (ScrubResult, error) {
+	if !n.integ.repairing.CompareAndSwap(false, true) {
+		return ScrubResult{}, fmt.Errorf("%w: a repair is already running", ErrConflict)
+	}
+	done := make(chan scrubDone, 1)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer n.integ.repairing.Store(false)
+		res, err := n.rebuild()
+		done <- scrubDone{res, err}
+	}()
+	select {
+	case d := <-done:
+		return d.res, d.err
+	case <-ctx.Done():
+		return ScrubResult{}, fmt.Errorf("%w: repairing (it goes on)", ErrTimeout)
+	}
+}
+
+func (n *Node) rebuild() (ScrubResult, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	start := time.Now()
+	n.logger.Warn("rebuilding the chain store from the raft snapshot and log")
+	err := errLocalSnapshot
+	if metas, lerr := n.snaps.List(); lerr == nil && len(metas) > 0 {
+		var rc io.ReadCloser
+		if _, rc, err = n.snaps.Open(metas[0].ID); err == nil {
+			err = n.fsm.Rebuild(ctx, rc, n.logStore, n.raft.AppliedIndex)
+			rc.Close()
+		}
+	}
+	if err != nil {
+		n.logger.Warn("rebuild from the latest snapshot failed; replaying the whole raft log", "error", err)
+		err = n.fsm.Rebuild(ctx, nil, n.logStore, n.raft.AppliedIndex)
+	}
+	if err != nil {
+		n.logger.Error("chain store rebuild failed", "error", err)
+		return ScrubResult{}, fmt.Errorf("cluster: repair: %w", err)
+	}
+	n.clearAlarm()
+	rep, err := n.store.Verify(ctx, fsm.VerifyOptions{})
+	res := ScrubResult{Node: n.info.ID, Group: n.group, Blocks: rep.Blocks, Txs: rep.Txs, Seconds: time.Since(start).Seconds()}
+	if d, ok := fsm.DamageOf(err); ok {
+		n.raiseAlarm(d, "scrub")
+	}
+	res.Alarm = n.chainAlarm()
+	return res, nil
+}
+
+var errLocalSnapshot = errors.New("cluster: no local raft snapshot")
+
+// ScrubRequest asks for a scrub or repair of group's replicas: Node, if
+// set, names one replica; otherwise every replica of the group.
+type ScrubRequest struct {
+	Group int    `json:"group"`
+	Node  string `json:"node,omitempty"`
+}
+
+// ScrubReport is one replica's answer to a scrub or repair.
+type ScrubReport struct {
+	ScrubResult
+	Error string `json:"error,omitempty"`
+}
+
+// Scrub verifies the chain store of the replicas req names, each at its
+// configured rate, and reports what each found (damage raises the
+// replica's alarm). A replica that does not finish within the RPC
+// timeout goes on; its report says so and status shows the outcome.
+func (n *Node) Scrub(ctx context.Context, req ScrubRequest) ([]ScrubReport, error) {
+	return n.onReplicas(ctx, req, mScrub, func(ctx context.Context) (ScrubResult, error) { return n.ScrubLocal(ctx) })
+}
+
+// Repair rebuilds the chain store of the replicas req names (RepairLocal).
+// Each rebuilds from its own raft log and snapshot, never from another
+// replica's store, so a damaged replica is never a source.
+func (n *Node) Repair(ctx context.Context, req ScrubRequest) ([]ScrubReport, error) {
+	return n.onReplicas(ctx, req, mRepair, n.RepairLocal)
+}
+
+func (n *Node) onReplicas(ctx context.Context, req ScrubRequest, m method, local func(context.Context) (ScrubResult, error)) ([]ScrubReport, error) {
+	if req.Group < 0 || req.Group >= n.cfg.Groups {
+		return nil, fmt.Errorf("%w: group %d, cluster has %d groups", ErrBadRequest, req.Group, n.cfg.Groups)
+	}
+	var targets []NodeInfo
+	for _, info := range n.dir.inGroup(req.Group) {
+		if req.Node == "" || info.ID == req.Node || len(req.Node) >= 8 && len(info.ID) >= len(req.Node) && info.ID[:len(req.Node)] == req.Node {
+			targets = append(targets, info)
+		}
+	}
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("%w: no node %q in group %d", ErrNotFound, req.Node, req.Group)
+	}
+	out := make([]ScrubReport, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var res ScrubResult
+			var err error
+			if t.ID == n.info.ID {
+				res, err = local(ctx)
+			} else {
+				err = n.client.call(ctx, t.Addr, m, ScrubRequest{Group: req.Group, Node: t.ID}, &res)
+			}
+			res.Node, res.Group = t.ID, req.Group
+			out[i] = ScrubReport{ScrubResult: res}
+			if err != nil {
+				out[i].Error = err.Error()
+			}
+		}()
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// handleOnReplica answers mScrub and mRepair for this node.
+func (n *Node) handleOnReplica(local func(context.Context) (ScrubResult, error)) func(context.Context, []byte) (any, error) {
+	return func(ctx context.Context, body []byte) (any, error) {
+		var req ScrubRequest
+		if err := unmarshal(body, &req); err != nil {
+			return nil, err
+		}
+		if req.Node != n.info.ID || req.Group != n.group {
+			return nil, fmt.Errorf("%w: this is node %s of group %d", ErrWrongNode, n.id.Short(), n.group)
+		}
+		return local(ctx)
 	}
 }

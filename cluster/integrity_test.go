@@ -279,11 +279,13 @@ func TestStartCheckRebuildsDamagedStore(t *testing.T) {
 }
 
 // TestScrubContainsDamagedReplica: damage in a running replica's store —
-// a follower's, then the leader's — is found by a scrub: the alarm names
+// a follower's, then the leader's — is found by a scrub asked through
+// another node: the alarm names
 // the replica, the first bad height and what is wrong, in status, in
 // gossip and in the metric; the replica's reads come from the leader and
 // never from its damaged store; it is not ready; a damaged leader hands
-// over leadership and does not take it back; writes go on.
+// over leadership and does not take it back; writes go on. A repair then
+// restores the leader's exact chain and clears the alarm.
 func TestScrubContainsDamagedReplica(t *testing.T) {
 	for _, who := range []string{"follower", "leader"} {
 		t.Run(who, func(t *testing.T) {
@@ -302,11 +304,12 @@ func TestScrubContainsDamagedReplica(t *testing.T) {
 			if b, _ := n.Store().Block(12); bytes.Equal(b, good) {
 				t.Fatal("the edit did not reach the running store")
 			}
-			res, err := n.ScrubLocal(ctx)
-			if err != nil {
-				t.Fatal(err)
+			other := l.Nodes[(i+1)%3]
+			reports, err := other.Scrub(ctx, ScrubRequest{Group: 0, Node: n.info.ID[:12]})
+			if err != nil || len(reports) != 1 || reports[0].Error != "" {
+				t.Fatalf("scrub through another node: %+v, %v", reports, err)
 			}
-			a := res.Alarm
+			a := reports[0].Alarm
 			if a == nil || a.Node != n.info.ID || a.Height != 12 || !strings.Contains(a.What, "transaction Merkle root mismatch") || a.Source != "scrub" {
 				t.Fatalf("scrub alarm %+v", a)
 			}
@@ -323,7 +326,6 @@ func TestScrubContainsDamagedReplica(t *testing.T) {
 				ld, ok := l.Leader(0)
 				return ok && ld != n
 			})
-			other := l.Nodes[(i+1)%3]
 			waitUntil(t, "the alarm in another node's status", time.Minute, func() bool {
 				for _, g := range other.Status(ctx).Groups {
 					for _, ga := range g.ChainAlarms {
@@ -356,11 +358,34 @@ func TestScrubContainsDamagedReplica(t *testing.T) {
 				return ok && ld != n && ld.IsLeader()
 			})
 			receipts = append(receipts, writeMore(t, l, 30, 3)...)
-			ld = waitLeader(t, l)
 			for _, r := range receipts {
-				if _, _, err := ld.Tx(ctx, r.ID, 0, Linearizable); err != nil {
+				var err error
+				waitUntil(t, "a linearizable read of an acknowledged write", time.Minute, func() bool {
+					_, _, err = waitLeader(t, l).Tx(ctx, r.ID, 0, Linearizable)
+					return err == nil || errors.Is(err, ErrNotFound)
+				})
+				if err != nil {
 					t.Fatalf("acknowledged write %s: %v", r.ID, err)
 				}
+			}
+
+			// Repair, asked through another node: the replica rebuilds
+			// from its raft snapshot and log, verifies, clears the alarm
+			// and holds the leader's exact chain.
+			reports, err = other.Repair(ctx, ScrubRequest{Group: 0, Node: n.info.ID})
+			if err != nil || len(reports) != 1 || reports[0].Error != "" || reports[0].Alarm != nil || reports[0].Blocks == 0 {
+				t.Fatalf("repair: %+v, %v", reports, err)
+			}
+			if n.chainAlarm() != nil || gauge(t, n) != 0 {
+				t.Fatal("the alarm is still raised after repair")
+			}
+			receipts = append(receipts, writeMore(t, l, 33, 3)...)
+			sameChain(t, l, i, receipts)
+			if b, err := n.Block(ctx, 0, 12, Stale); err != nil || !bytes.Equal(b, good) {
+				t.Fatalf("stale read after repair: %v", err)
+			}
+			if ok, st := n.Ready(ctx); !ok && st.ChainAlarm != nil {
+				t.Fatal("a repaired replica is not ready")
 			}
 		})
 	}

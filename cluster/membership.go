@@ -283,6 +283,8 @@ func (n *Node) handlers() map[method]rpcHandler {
 			}
 			return res, err
 		},
+		mScrub:  n.handleOnReplica(n.ScrubLocal),
+		mRepair: n.handleOnReplica(n.RepairLocal),
 		mHealth: func(ctx context.Context, body []byte) (any, error) {
 			if n.leaving.Load() {
 				return nil, fmt.Errorf("%w: the node is leaving", ErrShutdown)

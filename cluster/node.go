@@ -55,6 +55,7 @@ type Node struct {
 	fsm        *fsm.FSM
 	store      *fsm.Store
 	logStore   *raftboltdb.BoltStore
+	snaps      raft.SnapshotStore
 	transport  *raft.NetworkTransport
 	rpc        *rpcServer
 	client     *rpcClient
@@ -177,6 +178,7 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: snapshot store: %w", err)
 	}
+	n.snaps = snaps
 	// A chain store written without fsync is trusted only after a clean
 	// stop, and only if the start check passes; otherwise it is rebuilt
 	// from the raft snapshot and log (integrity.go).

@@ -38,6 +38,8 @@ const (
 	mElectReveal
 	mExecute
 	mInvoke
+	mScrub
+	mRepair
 )
 
 // Error codes carried in responses; they map back to the package errors so

@@ -209,6 +209,23 @@ func (c *Client) Scale(ctx context.Context, k int) (int, error) {
 	return out.Executors, err
 }
 
+// Scrub verifies the chain store of group g's replica node (empty: every
+// replica) in full and reports what each found (admin role).
+func (c *Client) Scrub(ctx context.Context, g int, node string) ([]ScrubReport, error) {
+	var out ScrubResponse
+	_, err := c.do(ctx, http.MethodPost, "/v1/cluster/scrub", nil, ScrubRequest{Group: g, Node: node}, &out)
+	return out.Reports, err
+}
+
+// Repair rebuilds the chain store of group g's replica node (empty: every
+// replica) from its raft snapshot and log, verifies it and clears its
+// alarm (admin role).
+func (c *Client) Repair(ctx context.Context, g int, node string) ([]ScrubReport, error) {
+	var out ScrubResponse
+	_, err := c.do(ctx, http.MethodPost, "/v1/cluster/repair", nil, ScrubRequest{Group: g, Node: node}, &out)
+	return out.Reports, err
+}
+
 // TransferLeader hands group g's leadership to the voter to (empty: any
 // voter) and returns the new leader's ID. c must talk to g's leader.
 func (c *Client) TransferLeader(ctx context.Context, g int, to string) (string, error) {

@@ -245,6 +245,33 @@ type ScaleRequest struct {
 	Executors int `json:"executors"`
 }
 
+// ScrubRequest is the body of POST /v1/cluster/scrub and
+// /v1/cluster/repair: the group, and one node of it (an ID or an ID
+// prefix of at least 8 digits) or empty for every replica.
+type ScrubRequest struct {
+	Group int    `json:"group"`
+	Node  string `json:"node,omitempty"`
+}
+
+// ScrubReport is one replica's answer to a scrub or repair: the blocks
+// and transactions its chain store holds after it, how long it took, the
+// alarm if it is (still) damaged, or an error (a replica that did not
+// finish in time goes on; status shows the outcome).
+type ScrubReport struct {
+	Node    string      `json:"node"`
+	Group   int         `json:"group"`
+	Blocks  uint64      `json:"blocks"`
+	Txs     uint64      `json:"txs"`
+	Seconds float64     `json:"seconds"`
+	Alarm   *ChainAlarm `json:"alarm,omitempty"`
+	Error   string      `json:"error,omitempty"`
+}
+
+// ScrubResponse answers a scrub or repair.
+type ScrubResponse struct {
+	Reports []ScrubReport `json:"reports"`
+}
+
 // TransferLeaderRequest is the body of POST
 // /v1/groups/{g}/leader/transfer: the voter to hand leadership to, or
 // empty for any.

@@ -11,8 +11,9 @@ import (
 )
 
 func (a *app) clusterCmd() *cobra.Command {
-	return a.clientGroup(group("cluster", "status | join | remove | scale | transfer-leader: show and change membership",
-		a.clusterStatusCmd(), a.clusterJoinCmd(), a.clusterRemoveCmd(), a.clusterScaleCmd(), a.clusterTransferLeaderCmd()))
+	return a.clientGroup(group("cluster", "status | join | remove | scale | transfer-leader | scrub | repair: show and change membership, check and repair chain stores",
+		a.clusterStatusCmd(), a.clusterJoinCmd(), a.clusterRemoveCmd(), a.clusterScaleCmd(), a.clusterTransferLeaderCmd(),
+		a.clusterScrubCmd(), a.clusterRepairCmd()))
 }
 
 func (a *app) clusterStatusCmd() *cobra.Command {
@@ -161,6 +162,93 @@ func (a *app) clusterScaleCmd() *cobra.Command {
 	}
 	cmd.Flags().IntVar(&k, "executors", -1, "number of executor nodes to run [required]")
 	return cmd
+}
+
+func (a *app) clusterScrubCmd() *cobra.Command {
+	var g int
+	var node string
+	cmd := &cobra.Command{
+		Use:   "scrub --group G [--node N]",
+		Short: "verify the chain store of a group's replicas in full now (admin)",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if g < 0 {
+				return usageErrorf("usage: qledger cluster scrub --group G [--node N]")
+			}
+			c, ctx, cancel, err := a.client.connect(6)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			reports, err := c.Scrub(ctx, g, node)
+			if err != nil {
+				return err
+			}
+			return a.printReports(reports, "verified")
+		},
+	}
+	cmd.Flags().IntVar(&g, "group", -1, "the group [required]")
+	cmd.Flags().StringVar(&node, "node", "", "one node of the group (ID or a prefix of 8+ digits); default every replica")
+	return cmd
+}
+
+func (a *app) clusterRepairCmd() *cobra.Command {
+	var g int
+	var node string
+	cmd := &cobra.Command{
+		Use:   "repair --group G --node N",
+		Short: "rebuild a replica's chain store from its raft snapshot and log, verify it and clear its alarm (admin)",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if g < 0 || node == "" {
+				return usageErrorf("usage: qledger cluster repair --group G --node N")
+			}
+			c, ctx, cancel, err := a.client.connect(6)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			reports, err := c.Repair(ctx, g, node)
+			if err != nil {
+				return err
+			}
+			return a.printReports(reports, "rebuilt")
+		},
+	}
+	cmd.Flags().IntVar(&g, "group", -1, "the group [required]")
+	cmd.Flags().StringVar(&node, "node", "", "the node to repair (ID or a prefix of 8+ digits) [required]")
+	return cmd
+}
+
+// printReports prints scrub or repair reports; any replica that failed
+// or is still damaged makes the command fail.
+func (a *app) printReports(reports []client.ScrubReport, done string) error {
+	bad := 0
+	for _, r := range reports {
+		if r.Error != "" || r.Alarm != nil {
+			bad++
+		}
+	}
+	if a.out.JSON() {
+		if err := a.printJSON(client.ScrubResponse{Reports: reports}); err != nil {
+			return err
+		}
+	} else {
+		for _, r := range reports {
+			switch {
+			case r.Error != "":
+				fmt.Fprintf(a.stdout, "node %s: %s\n", short(r.Node), r.Error)
+			case r.Alarm != nil:
+				fmt.Fprintf(a.stdout, "node %s: DAMAGED at height %d: %s\n", short(r.Node), r.Alarm.Height, r.Alarm.What)
+			default:
+				fmt.Fprintf(a.stdout, "node %s: %s %d blocks, %d transactions in %.1fs\n", short(r.Node), done, r.Blocks, r.Txs, r.Seconds)
+			}
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("cluster: %d of %d replicas damaged or not done", bad, len(reports))
+	}
+	return nil
 }
 
 func orUnknown(s string) string {
