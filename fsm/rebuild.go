@@ -84,16 +84,12 @@ func (f *FSM) Rebuild(ctx context.Context, snapshot io.Reader, logs LogSource, u
 	return f.swapIn(tmp)
 }
 
-// swapIn replaces the live file with the one at tmp; f.mu is held.
+// swapIn replaces the live file with the one at tmp; f.mu is held. The
+// old file moves to PATH.damaged and lives on, like Restore's, for the
+// snapshot transactions still reading it (see retire).
 func (f *FSM) swapIn(tmp string) error {
 	f.store.mu.Lock()
 	defer f.store.mu.Unlock()
-	if f.store.db != nil {
-		if err := f.store.db.Close(); err != nil {
-			return fmt.Errorf("fsm: rebuild: close store: %w", err)
-		}
-		f.store.db = nil
-	}
 	if err := os.Rename(f.store.path, f.store.path+".damaged"); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("fsm: rebuild: %w", err)
 	}
@@ -103,6 +99,9 @@ func (f *FSM) swapIn(tmp string) error {
 	db, err := openDB(f.store.path, f.store.group, f.store.noSync)
 	if err != nil {
 		return fmt.Errorf("fsm: rebuild: reopen: %w", err)
+	}
+	if f.store.db != nil {
+		f.retire(f.store.db)
 	}
 	f.store.db = db
 	f.store.gen.Add(1)
