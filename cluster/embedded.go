@@ -34,6 +34,9 @@ type LocalConfig struct {
 	// CA, if set, issues every node a node certificate for its ID and
 	// turns on mutual TLS between nodes (Config.TLS).
 	CA *pki.CA
+	// WrapListener, if set, wraps node i's listener when the cluster
+	// starts (tests use it to stall a node's connections).
+	WrapListener func(i int, ln net.Listener) net.Listener
 }
 
 // Local is a running embedded cluster.
@@ -92,8 +95,11 @@ func StartLocal(ctx context.Context, lc LocalConfig) (*Local, error) {
 			closeAll()
 			return nil, fmt.Errorf("cluster: node %d: listen %s: %w", i, addr, err)
 		}
-		listeners[i] = ln
 		layout[i].Addr = ln.Addr().String()
+		if lc.WrapListener != nil {
+			ln = lc.WrapListener(i, ln)
+		}
+		listeners[i] = ln
 	}
 	if fresh {
 		b, _ := json.MarshalIndent(layout, "", "  ")

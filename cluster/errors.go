@@ -33,3 +33,10 @@ var (
 	// node's state.
 	ErrNotEmpty = errors.New("cluster: data directory already holds a node's state")
 )
+
+// Why a request forwarded to the group leader was abandoned (callLeader):
+// its outcome is unknown, and it is sent again.
+var (
+	errLeaderMoved = errors.New("cluster: the group leader changed while the request was in flight")
+	errHopTimeout  = errors.New("cluster: the group leader did not answer in time")
+)

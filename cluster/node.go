@@ -79,6 +79,8 @@ type Node struct {
 	// probe, so no reconciler adds it back while its departure spreads.
 	leaving atomic.Bool
 	integ   integrity
+	// leaders closes a channel at each leader change (follow.go).
+	leaders leaderWatch
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -268,6 +270,8 @@ func Open(cfg Config) (*Node, error) {
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); n.bootstrapExpect() }()
 	}
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.watchLeader() }()
 	ok = true
 	n.logger.Info("node started", "addr", n.info.Addr, "api", n.info.APIAddr)
 	return n, nil

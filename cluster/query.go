@@ -256,19 +256,47 @@ func (n *Node) query(ctx context.Context, q Query) (QueryResult, error) {
 		if !errors.Is(err, ErrNotLeader) {
 			return QueryResult{}, err
 		}
-		leader, ok := n.Leader()
-		if !ok {
-			return QueryResult{}, fmt.Errorf("%w: group %d", ErrNoLeader, n.group)
-		}
 		if q.Hops >= maxHops {
 			return QueryResult{}, fmt.Errorf("%w: too many forwarding hops", ErrNotLeader)
 		}
 		q.Hops++
-		var res QueryResult
-		err := n.client.call(ctx, leader.Addr, mQuery, q, &res)
-		return res, err
+		return n.readFromLeader(ctx, q)
 	}
 	return n.localQuery(q)
+}
+
+// readFromLeader serves a read on the group leader. A read that
+// callLeader abandoned (the leader changed, or did not answer in time) is
+// sent again to the leader raft names next, as soon as it names one, for
+// as long as ctx and noLeaderGrace allow; any other outcome is final.
+func (n *Node) readFromLeader(ctx context.Context, q Query) (QueryResult, error) {
+	var since time.Time // when the first attempt was abandoned
+	for {
+		moved := n.leaders.next()
+		var res QueryResult
+		err := n.callLeader(ctx, mQuery, q, &res)
+		switch {
+		case err == nil:
+			return res, nil
+		case abandoned(err):
+			if since.IsZero() {
+				since = time.Now()
+			}
+		case !errors.Is(err, ErrNoLeader) || since.IsZero():
+			return res, err
+		}
+		if time.Since(since) > n.noLeaderGrace() {
+			return res, err
+		}
+		select {
+		case <-ctx.Done():
+			return res, err
+		case <-n.stop:
+			return res, ErrShutdown
+		case <-moved:
+		case <-time.After(n.cfg.HeartbeatTimeout / 4):
+		}
+	}
 }
 
 func (n *Node) ensureLevel(l Level) error {

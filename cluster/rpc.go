@@ -338,22 +338,34 @@ func (c *rpcClient) callAs(ctx context.Context, addr, want string, m method, in,
 		deadline = d
 	}
 	_ = rc.c.SetDeadline(deadline)
+	// A cancelled ctx ends the call at once: the connection's deadline is
+	// moved to now, and the connection is not reused.
+	cancelled := context.AfterFunc(ctx, func() { _ = rc.c.SetDeadline(time.Now()) })
 	status, resp, err := func() (uint8, []byte, error) {
 		if err := writeFrame(rc.w, uint8(m), body); err != nil {
 			return 0, nil, err
 		}
 		return readFrame(rc.r)
 	}()
+	if !cancelled() && err == nil {
+		rc.c.Close()
+		rc = nil
+	}
 	if err != nil {
 		rc.c.Close()
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return fmt.Errorf("cluster: rpc to %s: %w", addr, context.Cause(ctx))
+		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			return fmt.Errorf("%w: rpc to %s", ErrTimeout, addr)
 		}
 		return fmt.Errorf("cluster: rpc to %s: %w", addr, err)
 	}
-	_ = rc.c.SetDeadline(time.Time{})
-	c.put(addr, rc)
+	if rc != nil {
+		_ = rc.c.SetDeadline(time.Time{})
+		c.put(addr, rc)
+	}
 	if status != 0 {
 		var base error
 		if int(status) < len(errCodes) {

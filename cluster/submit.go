@@ -55,7 +55,8 @@ func GroupForKey(submitter, key string, groups int) int {
 // nonce is replaced with a random one. Retries inside Submit reuse the
 // same bytes, so a leadership change never commits it twice.
 func (n *Node) Submit(ctx context.Context, t chain.Tx) (Receipt, error) {
-	if t.Nonce == ([chain.NonceSize]byte{}) {
+	drawn := t.Nonce == ([chain.NonceSize]byte{})
+	if drawn {
 		rand.Read(t.Nonce[:])
 	}
 	if t.Kind == 0 {
@@ -76,8 +77,15 @@ func (n *Node) Submit(ctx context.Context, t chain.Tx) (Receipt, error) {
 		defer cancel()
 	}
 	start := time.Now()
-	r, err := n.submitRaw(ctx, t.Encode(), int(t.Group), 0)
+	raw := t.Encode()
+	r, err := n.submitRaw(ctx, raw, int(t.Group), 0)
 	n.metrics.observeSubmit(err, time.Since(start))
+	// Bytes with a nonce drawn here were never sent before this call, so
+	// finding them committed means an earlier attempt of this call
+	// committed: to the caller that is the first commit, not a duplicate.
+	if drawn && r.Duplicate && r.ID == chain.TxID(raw) {
+		r.Duplicate = false
+	}
 	return r, err
 }
 
@@ -85,6 +93,7 @@ func (n *Node) submitRaw(ctx context.Context, raw []byte, group, hops int) (Rece
 	backoff := 10 * time.Millisecond
 	var leaderless time.Time // since when no leader was reachable
 	for {
+		moved := n.leaders.next()
 		r, err := n.submitOnce(ctx, raw, group, hops)
 		if err == nil || !retryable(err) {
 			return r, err
@@ -108,6 +117,7 @@ func (n *Node) submitRaw(ctx context.Context, raw []byte, group, hops int) (Rece
 			return r, fmt.Errorf("%w (last error: %v)", ErrNoLeader, err)
 		case <-n.stop:
 			return r, ErrShutdown
+		case <-moved: // a new leader (or none): try again at once
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 200*time.Millisecond)
@@ -122,7 +132,12 @@ func (n *Node) noLeaderGrace() time.Duration {
 // retryable errors are those after which the same bytes may be sent again:
 // nothing committed, or it did and the FSM will answer from its tables.
 func retryable(err error) bool {
-	return errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader) || errors.Is(err, ErrUnknownOutcome) || errors.Is(err, ErrUnknownGroup) || isTransport(err)
+	return errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader) || errors.Is(err, ErrUnknownOutcome) || errors.Is(err, ErrUnknownGroup) || abandoned(err) || isTransport(err)
+}
+
+// abandoned reports a request given up by callLeader, outcome unknown.
+func abandoned(err error) bool {
+	return errors.Is(err, errLeaderMoved) || errors.Is(err, errHopTimeout)
 }
 
 // isTransport reports a failure to reach another node (not an answer).
@@ -136,15 +151,11 @@ func (n *Node) submitOnce(ctx context.Context, raw []byte, group, hops int) (Rec
 		return n.forwardSubmit(ctx, raw, group, hops)
 	}
 	if !n.IsLeader() {
-		leader, ok := n.Leader()
-		if !ok {
-			return Receipt{}, ErrNoLeader
-		}
 		if hops >= maxHops {
 			return Receipt{}, fmt.Errorf("%w: too many forwarding hops", ErrNotLeader)
 		}
 		var r Receipt
-		err := n.client.call(ctx, leader.Addr, mSubmit, SubmitRequest{Tx: raw, Hops: hops + 1}, &r)
+		err := n.callLeader(ctx, mSubmit, SubmitRequest{Tx: raw, Hops: hops + 1}, &r)
 		return r, err
 	}
 	t, err := chain.DecodeTx(raw)
