@@ -253,24 +253,29 @@ func (n *Node) query(ctx context.Context, q Query) (QueryResult, error) {
 		return n.queryDamaged(ctx, q, a)
 	}
 	if err := n.ensureLevel(q.Level); err != nil {
-		if !errors.Is(err, ErrNotLeader) {
+		lost := errors.Is(err, ErrUnknownOutcome) // leadership lost during the check
+		if !errors.Is(err, ErrNotLeader) && !lost {
 			return QueryResult{}, err
 		}
 		if q.Hops >= maxHops {
 			return QueryResult{}, fmt.Errorf("%w: too many forwarding hops", ErrNotLeader)
 		}
 		q.Hops++
-		return n.readFromLeader(ctx, q)
+		return n.readFromLeader(ctx, q, lost)
 	}
 	return n.localQuery(q)
 }
 
 // readFromLeader serves a read on the group leader. A read that
-// callLeader abandoned (the leader changed, or did not answer in time) is
+// callLeader abandoned (the leader changed, or did not answer in time), or
+// one that this node began as leader and lost leadership during (lost), is
 // sent again to the leader raft names next, as soon as it names one, for
 // as long as ctx and noLeaderGrace allow; any other outcome is final.
-func (n *Node) readFromLeader(ctx context.Context, q Query) (QueryResult, error) {
-	var since time.Time // when the first attempt was abandoned
+func (n *Node) readFromLeader(ctx context.Context, q Query, lost bool) (QueryResult, error) {
+	var since time.Time // when the read was first abandoned
+	if lost {
+		since = time.Now()
+	}
 	for {
 		moved := n.leaders.next()
 		var res QueryResult
