@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -155,11 +156,11 @@ func (c *clientOptions) clientAt(addr string) (*client.Client, error) {
 	return client.NewTLS(withScheme(addr, "https"), creds.ClientConfig(nil))
 }
 
-// withScheme is addr with scheme:// in front unless it names a scheme
-// already: a bare host:port means HTTPS when the caller has a certificate
-// and plain HTTP otherwise.
+// withScheme is a bare host:port addr with scheme:// in front: HTTPS when
+// the caller has a certificate, plain HTTP otherwise. Anything else is
+// left as given, for the client to accept or refuse by its own name.
 func withScheme(addr, scheme string) string {
-	if strings.Contains(addr, "://") {
+	if _, _, err := net.SplitHostPort(addr); err != nil || strings.Contains(addr, "/") {
 		return addr
 	}
 	return scheme + "://" + addr

@@ -148,6 +148,8 @@ func TestAddrScheme(t *testing.T) {
 		{"127.0.0.1:8080", "http", "http://127.0.0.1:8080"},
 		{"http://h:1", "https", "http://h:1"}, // named: kept, and refused later with a clear error
 		{"https://h:1/", "http", "https://h:1/"},
+		{"not a url", "http", "not a url"}, // refused by the client, as given
+		{"[::1]:8080", "https", "https://[::1]:8080"},
 	} {
 		if got := withScheme(c.addr, c.scheme); got != c.want {
 			t.Errorf("withScheme(%q, %q) = %q, want %q", c.addr, c.scheme, got, c.want)
