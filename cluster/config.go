@@ -134,6 +134,9 @@ type Config struct {
 	// ScrubRate caps the blocks a verification reads per second
 	// (0: no cap).
 	ScrubRate int
+	// CompareInterval is how often a replica compares its block header a
+	// few blocks below its head with the other replicas' (0: never).
+	CompareInterval time.Duration
 
 	// ApplyTimeout bounds a write from acceptance to commit.
 	ApplyTimeout time.Duration
@@ -174,6 +177,7 @@ func DefaultConfig() Config {
 		CheckWindow:        64,
 		ScrubInterval:      6 * time.Hour,
 		ScrubRate:          2000,
+		CompareInterval:    time.Minute,
 	}
 }
 
@@ -216,8 +220,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cluster: config: TargetVoters must be 1..9, got %d", c.TargetVoters)
 	case c.BootstrapExpect < 0 || c.BootstrapExpect > 9:
 		return fmt.Errorf("cluster: config: BootstrapExpect must be 0..9, got %d", c.BootstrapExpect)
-	case c.CheckWindow < 0 || c.ScrubInterval < 0 || c.ScrubRate < 0:
-		return errors.New("cluster: config: CheckWindow, ScrubInterval and ScrubRate must not be negative")
+	case c.CheckWindow < 0 || c.ScrubInterval < 0 || c.ScrubRate < 0 || c.CompareInterval < 0:
+		return errors.New("cluster: config: CheckWindow, ScrubInterval, ScrubRate and CompareInterval must not be negative")
 	case c.StabilizationTime < 0 || c.DeadServerGrace <= 0 || c.ReconcileInterval <= 0 || c.RejoinInterval <= 0:
 		return errors.New("cluster: config: reconciler timings must be positive")
 	}

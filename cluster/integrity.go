@@ -211,10 +211,17 @@ func (n *Node) queryDamaged(ctx context.Context, q Query, a *ChainAlarm) (QueryR
 
 // watchIntegrity runs the full verifications: right after start (once the
 // store has caught up after a rebuild), every ScrubInterval, and on
-// demand (Scrub); and refuses leadership while an alarm is raised.
+// demand (Scrub); compares headers with the other replicas every
+// CompareInterval; and refuses leadership while an alarm is raised.
 func (n *Node) watchIntegrity() {
 	tick := time.NewTicker(n.cfg.HeartbeatTimeout / 2)
 	defer tick.Stop()
+	var compare <-chan time.Time
+	if n.cfg.CompareInterval > 0 {
+		t := time.NewTicker(n.cfg.CompareInterval)
+		defer t.Stop()
+		compare = t.C
+	}
 	var next <-chan time.Time // the next periodic scrub
 	due := true               // the verification after start
 	for {
@@ -227,6 +234,10 @@ func (n *Node) watchIntegrity() {
 			due = true
 		case <-tick.C:
 			n.refuseLeadership()
+		case <-compare:
+			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RPCTimeout)
+			n.compareWithPeers(ctx)
+			cancel()
 		}
 		if reply == nil && (!due || n.staleReady() != nil) {
 			continue

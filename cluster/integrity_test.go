@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 	dto "github.com/prometheus/client_model/go"
 
+	"qledger/chain"
 	"qledger/fsm"
 )
 
@@ -388,5 +389,39 @@ func TestScrubContainsDamagedReplica(t *testing.T) {
 				t.Fatal("a repaired replica is not ready")
 			}
 		})
+	}
+}
+
+// TestCompareFindsDifferingReplica: a replica whose chain parts from the
+// other two at height 12 finds, by comparing with them,
+// that it is outvoted and the first differing height; the healthy
+// replicas, compared the same way, raise nothing.
+func TestCompareFindsDifferingReplica(t *testing.T) {
+	l, _, _ := integrityCluster(t, 25)
+	i := follower(l)
+	n := l.Nodes[i]
+	// The replica's chain parts from the others' at height 12: every
+	// header from there on differs (a byte of each timestamp).
+	head, _, _ := n.Store().Head()
+	for h := uint64(12); h <= head.Height; h++ {
+		b, err := n.Store().Block(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		editBytes(t, chainPath(l, i), b[:chain.HeaderSize], func(b []byte) { b[50] ^= 1 })
+	}
+	ctx := context.Background()
+	for j, m := range l.Nodes {
+		if j != i {
+			m.compareWithPeers(ctx)
+			if m.chainAlarm() != nil {
+				t.Fatalf("healthy replica %d raised %v", j, m.chainAlarm())
+			}
+		}
+	}
+	n.compareWithPeers(ctx)
+	a := n.chainAlarm()
+	if a == nil || a.Height != 12 || a.Source != "compare" {
+		t.Fatalf("compare alarm %+v", a)
 	}
 }

@@ -285,6 +285,13 @@ func (n *Node) handlers() map[method]rpcHandler {
 		},
 		mScrub:  n.handleOnReplica(n.ScrubLocal),
 		mRepair: n.handleOnReplica(n.RepairLocal),
+		mHeaderAt: func(ctx context.Context, body []byte) (any, error) {
+			var req headerAtReq
+			if err := unmarshal(body, &req); err != nil {
+				return nil, err
+			}
+			return n.headerAt(req.Height)
+		},
 		mHealth: func(ctx context.Context, body []byte) (any, error) {
 			if n.leaving.Load() {
 				return nil, fmt.Errorf("%w: the node is leaving", ErrShutdown)

@@ -40,6 +40,7 @@ const (
 	mInvoke
 	mScrub
 	mRepair
+	mHeaderAt
 )
 
 // Error codes carried in responses; they map back to the package errors so
