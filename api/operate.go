@@ -117,9 +117,31 @@ func (s *Server) leave(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "this node cannot leave on request; stop its process with SIGTERM")
 		return
 	}
+	if lastVoter(s.members.Status(r.Context())) {
+		writeError(w, http.StatusBadRequest, codeBadRequest, "this node is its group's only voter: the group would have no one left; add a voter first, or stop the node")
+		return
+	}
 	if err := s.cfg.Leaver.Leave(r.Context()); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, client.LeaveResult{Left: true})
+}
+
+// lastVoter reports whether the node that answered st is the only voter
+// of its group's raft configuration, which raft cannot remove.
+func lastVoter(st cluster.ClusterStatus) bool {
+	if st.Node.Group < 0 || st.Node.Group >= len(st.Groups) {
+		return false
+	}
+	g := st.Groups[st.Node.Group]
+	if g.Voters != 1 {
+		return false
+	}
+	for _, m := range g.Members {
+		if m.ID == st.Node.ID {
+			return m.Suffrage == "voter"
+		}
+	}
+	return false
 }

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +22,20 @@ func TestLeaveOnRequest(t *testing.T) {
 	}
 	defer a.Stop(ctx)
 	waitReady(ctx, t, a)
+	// Alone, the node is its group's only voter: it may not leave.
+	ac, err := client.New(a.Cluster().Info().APIAddr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var apiErr *client.APIError
+	if err := ac.Leave(ctx); !errors.As(err, &apiErr) || apiErr.Status != 400 || !strings.Contains(apiErr.Body.Error, "only voter") {
+		t.Fatalf("the only voter's leave: %v, want 400 naming the only voter", err)
+	}
+	select {
+	case <-a.Left():
+		t.Fatal("the only voter left")
+	default:
+	}
 	bcfg := testNodeConfig(t)
 	bcfg.Cluster.Bootstrap = false
 	bcfg.Cluster.Join = []string{a.Cluster().GossipAddr()}
