@@ -37,7 +37,7 @@ func (a *app) benchCmd() *cobra.Command {
 			return bench.Throughput(cfg, a.stdout, a.stderr)
 		},
 	}
-	cmd.AddCommand(a.benchSharingCmd(), a.benchInvokeCmd(), a.benchTLSCmd(), a.benchMembershipCmd())
+	cmd.AddCommand(a.benchSharingCmd(), a.benchInvokeCmd(), a.benchTLSCmd(), a.benchMembershipCmd(), a.benchFailoverCmd())
 	fs := cmd.Flags()
 	fs.StringVar(&clients, "clients", "1,16,64", "concurrent clients, comma-separated")
 	fs.StringVar(&payloads, "payloads", "100,1024", "payload sizes in bytes, comma-separated")
@@ -117,6 +117,40 @@ func (a *app) benchMembershipCmd() *cobra.Command {
 	}
 	fs := cmd.Flags()
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "measured rounds (a join and a failover each)")
+	fs.BoolVar(&cfg.Markdown, "markdown", false, "print a Markdown table")
+	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level of the node processes (their logs are shown on failure)")
+	return cmd
+}
+
+func (a *app) benchFailoverCmd() *cobra.Command {
+	var cfg bench.FailoverConfig
+	var clients string
+	cmd := &cobra.Command{
+		Use:   "failover",
+		Short: "client-visible write gap when the leader stops, beside raft's election time, with node processes",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			var err error
+			if cfg.Clients, err = intList(clients); err != nil {
+				return err
+			}
+			if cfg.Rounds < 1 || len(cfg.Clients) == 0 || cfg.Pause <= 0 {
+				return usageErrorf("bench: --rounds must be at least 1, --clients not empty and --pause positive")
+			}
+			if cfg.Binary == "" {
+				if cfg.Binary, err = os.Executable(); err != nil {
+					return fmt.Errorf("bench: own binary: %w", err)
+				}
+			}
+			return bench.Failover(cfg, a.stdout, a.stderr)
+		},
+	}
+	fs := cmd.Flags()
+	fs.IntVar(&cfg.Rounds, "rounds", 3, "faults per client count")
+	fs.StringVar(&clients, "clients", "1,8", "client counts, comma-separated (1: one sequential writer)")
+	fs.DurationVar(&cfg.Pause, "pause", 6*time.Second, "how long the leader stays stopped (SIGSTOP)")
+	fs.BoolVar(&cfg.Loopback, "loopback-timing", false, "run the nodes with the loopback raft timing instead of the default (LAN) one")
+	fs.StringVar(&cfg.Binary, "binary", "", "qledger executable to run as the nodes (default: this one)")
 	fs.BoolVar(&cfg.Markdown, "markdown", false, "print a Markdown table")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level of the node processes (their logs are shown on failure)")
 	return cmd

@@ -97,6 +97,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"demo", "--replicas", "2"}, "demo: need groups >= 1, replicas >= 3"},
 		{[]string{"bench", "--clients", "x"}, `bench: "x" is not a positive integer`},
 		{[]string{"bench", "membership", "--rounds", "0"}, "bench: --rounds must be at least 1"},
+		{[]string{"bench", "failover", "--rounds", "0"}, "bench: --rounds must be at least 1"},
+		{[]string{"bench", "failover", "--clients", "0"}, "bench: \"0\" is not a positive integer"},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			r := cli(t, c.args...)

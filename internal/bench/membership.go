@@ -124,6 +124,9 @@ type memberBench struct {
 	procs                     []*nodeProc
 	leader                    *nodeProc // the last node seen leading
 	ports                     map[string]bool
+	// timing is the node processes' raft timing flag: --loopback-timing,
+	// or none for the default (LAN) profile.
+	timing []string
 }
 
 func newMemberBench(log io.Writer, self, logLevel string) (*memberBench, error) {
@@ -136,7 +139,7 @@ func newMemberBench(log io.Writer, self, logLevel string) (*memberBench, error) 
 		os.RemoveAll(root)
 		return nil, err
 	}
-	return &memberBench{log: log, self: self, root: root, key: base64.StdEncoding.EncodeToString(k), logLevel: logLevel, ports: map[string]bool{}}, nil
+	return &memberBench{log: log, self: self, root: root, key: base64.StdEncoding.EncodeToString(k), logLevel: logLevel, ports: map[string]bool{}, timing: []string{"--loopback-timing"}}, nil
 }
 
 // close kills every node process still running and removes the run's
@@ -194,6 +197,7 @@ func (p *nodeProc) signal(s os.Signal) error {
 
 func (p *nodeProc) kill() {
 	if !p.exited() {
+		_ = p.cmd.Process.Signal(syscall.SIGCONT) // a stopped process exits only once resumed
 		_ = p.signal(os.Kill)
 	}
 }
@@ -240,7 +244,7 @@ func (b *memberBench) start(name string, extra ...string) (*nodeProc, error) {
 		return nil, err
 	}
 	args := append([]string{"node", "--data", filepath.Join(b.root, name), "--bind", p.raft, "--http", p.http,
-		"--gossip-bind", p.gossip, "--gossip-key", b.key, "--loopback-timing", "--log-level", b.logLevel}, extra...)
+		"--gossip-bind", p.gossip, "--gossip-key", b.key, "--log-level", b.logLevel}, append(b.timing, extra...)...)
 	p.cmd = exec.Command(b.self, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logFile, p.logFile
 	p.started = time.Now()
