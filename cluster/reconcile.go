@@ -29,6 +29,9 @@ type serverHealth struct {
 	Voter        bool
 	Stable       bool // healthy for at least StabilizationTime
 	FailedSince  time.Time
+	// LastAnswer is when the server last answered a probe on the
+	// leader's term (zero: not while this leader judged it).
+	LastAnswer time.Time
 }
 
 // reconciler keeps a group's raft configuration in line with gossip. It

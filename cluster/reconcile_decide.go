@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"sort"
 	"time"
 )
@@ -183,16 +184,21 @@ func judgeOne(h serverHealth, s configServer, o observation) serverHealth {
 	}
 	a, answered := o.Answers[s.ID]
 	ok, reason := true, ""
+	if answered && a.Term == o.Term {
+		h.LastAnswer = o.Now
+	}
 	switch {
 	case s.ID == o.Self:
-	case !known || m.state != stateAlive && m.state != stateSuspect:
-		ok, reason = false, "not alive in gossip"
+	case !known:
+		ok, reason = false, "not alive in gossip (unknown to it)"
+	case m.state != stateAlive && m.state != stateSuspect:
+		ok, reason = false, fmt.Sprintf("not alive in gossip (%s since %s)", m.state, stamp(m.since))
 	case !answered:
-		ok, reason = false, "does not answer"
+		ok, reason = false, "does not answer ("+lastAnswer(h.LastAnswer)+")"
 	case a.Term != o.Term:
-		ok, reason = false, "on another term"
+		ok, reason = false, fmt.Sprintf("on another term (%d, the leader's is %d)", a.Term, o.Term)
 	case o.LastIndex > a.LastIndex+o.Rules.MaxTrailingLogs:
-		ok, reason = false, "trails the leader"
+		ok, reason = false, fmt.Sprintf("trails the leader (by %d log entries, more than %d)", o.LastIndex-a.LastIndex, o.Rules.MaxTrailingLogs)
 	}
 	h.LastIndex = a.LastIndex
 	if s.ID == o.Self {
@@ -380,4 +386,15 @@ func shortID(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// stamp is a time in a health reason: UTC, to the millisecond.
+func stamp(t time.Time) string { return t.UTC().Format("15:04:05.000Z") }
+
+// lastAnswer says when a server last answered this leader's probes.
+func lastAnswer(t time.Time) string {
+	if t.IsZero() {
+		return "no answer since this leader's term began"
+	}
+	return "no answer since " + stamp(t)
 }

@@ -3,6 +3,7 @@ package cluster
 import (
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -84,9 +85,9 @@ func TestJudgeReasons(t *testing.T) {
 		{"unknown to gossip", nil, &Health{ID: "a", Term: 7, LastIndex: 100}, "not alive in gossip"},
 		{"failed in gossip", &member{meta: nodeMeta{ID: "a"}, state: stateFailed}, &Health{ID: "a", Term: 7, LastIndex: 100}, "not alive in gossip"},
 		{"left", &member{meta: nodeMeta{ID: "a"}, state: stateLeft}, nil, "not alive in gossip"},
-		{"silent", &member{meta: nodeMeta{ID: "a"}, state: stateAlive}, nil, "does not answer"},
-		{"another term", &member{meta: nodeMeta{ID: "a"}, state: stateAlive}, &Health{ID: "a", Term: 6, LastIndex: 100}, "on another term"},
-		{"trails", &member{meta: nodeMeta{ID: "a"}, state: stateAlive}, &Health{ID: "a", Term: 7, LastIndex: 89}, "trails the leader"},
+		{"silent", &member{meta: nodeMeta{ID: "a"}, state: stateAlive}, nil, "does not answer (no answer since this leader's term began)"},
+		{"another term", &member{meta: nodeMeta{ID: "a"}, state: stateAlive}, &Health{ID: "a", Term: 6, LastIndex: 100}, "on another term (6, the leader's is 7)"},
+		{"trails", &member{meta: nodeMeta{ID: "a"}, state: stateAlive}, &Health{ID: "a", Term: 7, LastIndex: 89}, "trails the leader (by 11 log entries, more than 10)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -98,13 +99,19 @@ func TestJudgeReasons(t *testing.T) {
 				o.Answers["a"] = *c.answer
 			}
 			h := judge(nil, o)
-			if got := h["a"]; got.Healthy != (c.want == "") || got.Reason != c.want {
+			if got := h["a"]; got.Healthy != (c.want == "") || !strings.HasPrefix(got.Reason, c.want) || (c.want == "") != (got.Reason == "") {
 				t.Fatalf("a judged healthy=%v reason=%q, want reason %q", got.Healthy, got.Reason, c.want)
 			}
 			if self := h["L"]; !self.Healthy || self.LastIndex != 100 {
 				t.Fatalf("the leader judged %+v, want healthy at its own last index", self)
 			}
 		})
+	}
+	// A server that answered before says since when it has not.
+	o := observation{Self: "L", Now: t0, Term: 7, LastIndex: 100, Servers: servers, View: map[string]member{"a": {meta: nodeMeta{ID: "a"}, state: stateAlive}}, Answers: map[string]Health{}, Rules: testRules}
+	h := judge(map[string]serverHealth{"a": {Healthy: true, LastAnswer: t0.Add(-1500 * time.Millisecond)}}, o)
+	if want := "does not answer (no answer since " + stamp(t0.Add(-1500*time.Millisecond)) + ")"; h["a"].Reason != want || h["a"].LastAnswer != t0.Add(-1500*time.Millisecond) {
+		t.Fatalf("a silent since its last answer: reason %q, last answer %v; want %q", h["a"].Reason, h["a"].LastAnswer, want)
 	}
 }
 

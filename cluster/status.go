@@ -22,7 +22,9 @@ type Member struct {
 	// Gossip is alive, suspect, failed, left or unknown.
 	Gossip string `json:"gossip"`
 	// Healthy is the leader's judgement (alive, answering, on its term,
-	// not trailing); Reason says why not.
+	// not trailing); Reason says why not, with since when or by how much
+	// ("does not answer (no answer since 12:00:01.250Z)", "trails the
+	// leader (by 2048 log entries, more than 1024)").
 	Healthy bool   `json:"healthy"`
 	Reason  string `json:"reason,omitempty"`
 	// Stable is set once the member has been healthy for the
