@@ -184,26 +184,30 @@ func gauge(t *testing.T, n *Node) float64 {
 	return m.GetGauge().GetValue()
 }
 
-// TestStartCheckRebuildsDamagedStore: a replica stopped cleanly whose
-// chain.db was damaged meanwhile finds the damage before it serves (which
+// TestStartCheckRebuildsDamagedStore: a replica (a follower, and in one
+// case the leader) stopped cleanly whose chain.db was damaged meanwhile
+// finds the damage before it serves (which
 // height, what), sets the file aside, rebuilds it from the raft snapshot
 // and log, and ends with the leader's exact chain and every acknowledged
 // write; the alarm it raised is cleared once the rebuilt store verifies.
 func TestStartCheckRebuildsDamagedStore(t *testing.T) {
+	flip17 := func(t *testing.T, l *Local, i int, _ []byte) {
+		b, err := l.Nodes[i].Store().Block(17)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Stop(i)
+		editBytes(t, chainPath(l, i), b, func(b []byte) { b[len(b)-1] ^= 1 })
+	}
 	cases := []struct {
 		name   string
+		leader bool // damage the leader's store, not a follower's
 		damage func(t *testing.T, l *Local, i int, old []byte)
 		want   string // in the damage log line
 	}{
-		{"flipped transaction byte", func(t *testing.T, l *Local, i int, _ []byte) {
-			b, err := l.Nodes[i].Store().Block(17)
-			if err != nil {
-				t.Fatal(err)
-			}
-			l.Stop(i)
-			editBytes(t, chainPath(l, i), b, func(b []byte) { b[len(b)-1] ^= 1 })
-		}, "height=17 what=\"chain: transaction Merkle root mismatch"},
-		{"swapped blocks", func(t *testing.T, l *Local, i int, _ []byte) {
+		{"flipped transaction byte on the leader", true, flip17, "height=17 what=\"chain: transaction Merkle root mismatch"},
+		{"flipped transaction byte", false, flip17, "height=17 what=\"chain: transaction Merkle root mismatch"},
+		{"swapped blocks", false, func(t *testing.T, l *Local, i int, _ []byte) {
 			b20, _ := l.Nodes[i].Store().Block(20)
 			b21, _ := l.Nodes[i].Store().Block(21)
 			if len(b20) != len(b21) {
@@ -212,7 +216,7 @@ func TestStartCheckRebuildsDamagedStore(t *testing.T) {
 			l.Stop(i)
 			swapBytes(t, chainPath(l, i), b20, b21)
 		}, "height=20 what=\"chain: height gap"},
-		{"truncated file", func(t *testing.T, l *Local, i int, _ []byte) {
+		{"truncated file", false, func(t *testing.T, l *Local, i int, _ []byte) {
 			// Cut the file where the first copy of the newest block
 			// starts: bbolt grows files ahead of use, so a cut by size
 			// alone may take only free space.
@@ -231,7 +235,7 @@ func TestStartCheckRebuildsDamagedStore(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "what="},
-		{"older copy", func(t *testing.T, l *Local, i int, old []byte) {
+		{"older copy", false, func(t *testing.T, l *Local, i int, old []byte) {
 			l.Stop(i)
 			if err := os.WriteFile(chainPath(l, i), old, 0o600); err != nil {
 				t.Fatal(err)
@@ -242,6 +246,9 @@ func TestStartCheckRebuildsDamagedStore(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			l, logs, receipts := integrityCluster(t, 10)
 			f := follower(l)
+			if c.leader {
+				f = indexOf(l, waitLeader(t, l))
+			}
 			// An older copy: the file as it was after a clean stop.
 			if err := l.Stop(f); err != nil {
 				t.Fatal(err)
@@ -259,6 +266,9 @@ func TestStartCheckRebuildsDamagedStore(t *testing.T) {
 				applied, _ := l.Nodes[f].Store().AppliedIndex()
 				return s > 20 && applied >= receipts[len(receipts)-1].Index
 			})
+			if c.leader && !l.Nodes[f].IsLeader() {
+				f = indexOf(l, waitLeader(t, l)) // leadership moved meanwhile
+			}
 			c.damage(t, l, f, old)
 			if err := l.Start(f); err != nil {
 				t.Fatal(err)

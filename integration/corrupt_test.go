@@ -61,7 +61,11 @@ func TestChainCorruptionThroughTheCLI(t *testing.T) {
 		return path
 	}
 
-	// At run time: found by a scrub, shown, repaired.
+	// At run time: found by a scrub, shown, contained, repaired.
+	good, err := p.as(pki.RoleAuditor).Block(ctx, 0, 7, "linearizable")
+	if err != nil {
+		t.Fatal(err)
+	}
 	damage(7)
 	out, err := cli("cluster", "scrub", "--group", "0")
 	m := regexp.MustCompile(`node ([0-9a-f]{12,})…?: DAMAGED at height 7: chain: transaction Merkle root mismatch`).FindStringSubmatch(out)
@@ -72,6 +76,31 @@ func TestChainCorruptionThroughTheCLI(t *testing.T) {
 	out, err = cli("cluster", "status")
 	if err != nil || !strings.Contains(out, "CHAIN ALARM") {
 		t.Fatalf("status: %v\n%s", err, out)
+	}
+	// The damaged replica's own API: not ready, and every read level
+	// answers the block as the healthy replicas hold it.
+	st, err := p.client().Cluster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var api string
+	for _, mb := range st.Groups[0].Members {
+		if strings.HasPrefix(mb.ID, node) {
+			api = mb.APIAddr
+		}
+	}
+	if api == "" {
+		t.Fatalf("no API address for node %s in %+v", node, st.Groups[0].Members)
+	}
+	damaged := &proc{t: t, http: strings.TrimPrefix(api, "https://"), tlsDir: tlsDir}
+	if err := damaged.as(pki.RoleAuditor).Ready(ctx); err == nil || !strings.Contains(err.Error(), "chain_corrupt") {
+		t.Fatalf("readyz of the damaged replica: %v", err)
+	}
+	for _, lv := range []client.Level{"stale", "default", "linearizable"} {
+		b, err := damaged.as(pki.RoleAuditor).Block(ctx, 0, 7, lv)
+		if err != nil || !bytes.Equal(b.Raw, good.Raw) {
+			t.Fatalf("%s read of block 7 on the damaged replica: %v", lv, err)
+		}
 	}
 	if out, err = cli("cluster", "repair", "--group", "0", "--node", node); err != nil || !strings.Contains(out, "rebuilt") {
 		t.Fatalf("repair: %v\n%s", err, out)
