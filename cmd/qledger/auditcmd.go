@@ -116,6 +116,8 @@ func (a *app) auditPass(c *client.Client, st *client.AuditState, opt client.Audi
 			fmt.Fprintf(a.stderr, "audit: group %d: %v\n", g.Group, err)
 		case a.out.JSON():
 			_ = a.printJSON(map[string]any{"group": g.Group, "ok": true, "height": h.Height, "hash": h.Hash, "signer": h.Signer})
+		case !had && h.Height == 0:
+			fmt.Fprintf(a.stdout, "group %d: trusted head 0 (an empty chain; nothing to verify yet)\n", g.Group)
 		case !had:
 			fmt.Fprintf(a.stdout, "group %d: trusted head %d %s (whole chain verified; signed by %.12s)\n", g.Group, h.Height, short(h.Hash), h.Signer)
 		case h.Height > prev.Height:

@@ -82,3 +82,26 @@ func TestTransferLeaderAndStatus(t *testing.T) {
 		t.Fatalf("%d members show the CA's end of validity as their certificate's:\n%s", n, r.stdout)
 	}
 }
+
+// TestAuditWatchEmptyChain checks that audit watch says an empty chain is
+// empty instead of printing a blank hash and signer.
+func TestAuditWatchEmptyChain(t *testing.T) {
+	dir := t.TempDir()
+	tlsDir := filepath.Join(dir, "tls")
+	ca, err := server.DevCA(tlsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lc, err := server.StartLocal(ctx, server.LocalConfig{Dir: dir, Groups: 1, Replicas: 1, CA: ca, Logger: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Close()
+	r := cli(t, "audit", "watch", "--once", "--state", filepath.Join(dir, "audit.json"), "--addr", lc.Addrs[0], "--ca", filepath.Join(tlsDir, "ca.pem"),
+		"--cert", filepath.Join(tlsDir, "auditor.pem"), "--cert-key", filepath.Join(tlsDir, "auditor-key.pem"))
+	if r.code != exitOK || !strings.Contains(r.stdout, "group 0: trusted head 0 (an empty chain; nothing to verify yet)") {
+		t.Fatalf("audit watch on an empty chain: %+v", r)
+	}
+}
