@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -66,6 +67,9 @@ type reconciler struct {
 	mu sync.Mutex
 	// health is the last pass's judgement of each configured server.
 	health map[string]serverHealth
+
+	// resyncing is set while a gossip resync runs (resync).
+	resyncing atomic.Bool
 }
 
 func newReconciler(n *Node) *reconciler {
@@ -112,6 +116,7 @@ func (r *reconciler) pass() {
 	if !ok {
 		return
 	}
+	r.resync(o)
 	r.mu.Lock()
 	p := decide(r.health, o)
 	r.health = p.Health
@@ -141,6 +146,34 @@ func (r *reconciler) collect() (observation, bool) {
 	}
 	o.Answers = r.probe(probeTargets(o))
 	return o, true
+}
+
+// resync exchanges gossip state at once with every member gossip counts
+// failed that answered the probe: a healed node. Without it, gossip learns
+// of the heal only at its next periodic sync (30 s on a LAN) or rejoin,
+// and the member counts unhealthy until then; the exchange shows the node
+// that it was declared dead, it refutes, and its alive state spreads
+// within a gossip interval.
+func (r *reconciler) resync(o observation) {
+	var addrs []string
+	for id, m := range o.View {
+		if _, answered := o.Answers[id]; answered && m.state == stateFailed && m.gossip != "" {
+			addrs = append(addrs, m.gossip)
+		}
+	}
+	// One at a time, beside the passes: a member whose gossip port is
+	// unreachable holds an exchange for memberlist's TCP timeout.
+	if len(addrs) == 0 || !r.resyncing.CompareAndSwap(false, true) {
+		return
+	}
+	r.n.wg.Add(1)
+	go func() {
+		defer r.n.wg.Done()
+		defer r.resyncing.Store(false)
+		if _, err := r.n.gossip.ml.Join(addrs); err != nil {
+			r.n.logger.Debug("reconcile: gossip resync with answering members failed", "addrs", addrs, "error", err)
+		}
+	}()
 }
 
 // probe asks every target (ID to address) for its health, in parallel,
