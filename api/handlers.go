@@ -341,10 +341,45 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, statusWire(s.members.Status(r.Context())))
 }
 
+// readyBody is /readyz's answer when the node is ready: every group has a
+// leader and no chain alarm is raised. Degraded lists the members their
+// group's leader judges unhealthy, with its reason, so an operator sees
+// a group running short of healthy voters before it stops being ready.
+type readyBody struct {
+	Status   string           `json:"status"`
+	Degraded []degradedMember `json:"degraded,omitempty"`
+}
+
+// degradedMember is one unhealthy member as /readyz reports it.
+type degradedMember struct {
+	Group  int    `json:"group"`
+	Node   string `json:"node"`
+	Reason string `json:"reason"`
+}
+
+// degraded lists the configuration members of every group that are not
+// healthy, with the reason the status gives (or the gossip state).
+func degraded(st cluster.ClusterStatus) []degradedMember {
+	var out []degradedMember
+	for _, g := range st.Groups {
+		for _, m := range g.Members {
+			if m.Healthy || m.Suffrage == "none" {
+				continue
+			}
+			why := m.Reason
+			if why == "" {
+				why = "gossip: " + m.Gossip
+			}
+			out = append(out, degradedMember{Group: g.Group, Node: m.ID, Reason: why})
+		}
+	}
+	return out
+}
+
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	ok, st := s.members.Ready(r.Context())
 	if ok {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		writeJSON(w, http.StatusOK, readyBody{Status: "ready", Degraded: degraded(st)})
 		return
 	}
 	if st.ChainAlarm != nil {
@@ -357,7 +392,11 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 			missing = append(missing, g.Group)
 		}
 	}
-	writeError(w, http.StatusServiceUnavailable, codeNoLeader, fmt.Sprintf("groups without a leader: %v", missing))
+	msg := fmt.Sprintf("groups without a leader: %v", missing)
+	for _, d := range degraded(st) {
+		msg += fmt.Sprintf("; group %d node %.12s: %s", d.Group, d.Node, d.Reason)
+	}
+	writeError(w, http.StatusServiceUnavailable, codeNoLeader, msg)
 }
 
 func (s *Server) join(w http.ResponseWriter, r *http.Request) {
