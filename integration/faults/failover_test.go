@@ -30,34 +30,8 @@ func TestFailoverThroughFollowers(t *testing.T) {
 	if err := Available(); err != nil {
 		t.Skipf("skipping the fault harness: %v (it needs root and `ip netns`)", err)
 	}
-	dir := t.TempDir()
-	bin, err := Build(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lab, err := NewLab("n1", "n2", "n3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Errorf("remove the lab: %v", err)
-		}
-	})
-	c, err := StartCluster(lab, bin, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c.Close()
-		if t.Failed() {
-			t.Logf("node logs:\n%s", c.LogTail(40))
-		}
-	})
+	c := startHealthyCluster(t)
 	ctx := context.Background()
-	if err := c.WaitHealthy(ctx, 2*time.Minute); err != nil {
-		t.Fatal(err)
-	}
 	old, err := c.Leader(ctx)
 	if err != nil {
 		t.Fatal(err)

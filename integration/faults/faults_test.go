@@ -38,34 +38,8 @@ func run(t *testing.T, name string, schedule func(*rand.Rand) []Step, torture ti
 	t.Logf("seed %d; replay: %s", seed, replay)
 	rng := rand.New(rand.NewPCG(seed, seed>>1))
 
-	dir := t.TempDir()
-	bin, err := Build(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lab, err := NewLab("n1", "n2", "n3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Errorf("remove the lab: %v", err)
-		}
-	})
-	c, err := StartCluster(lab, bin, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c.Close()
-		if t.Failed() {
-			t.Logf("node logs:\n%s", c.LogTail(40))
-		}
-	})
+	c := startHealthyCluster(t)
 	ctx := context.Background()
-	if err := c.WaitHealthy(ctx, 2*time.Minute); err != nil {
-		t.Fatal(err)
-	}
 
 	// Rounds: clients run through a round's steps, stop, and the round's
 	// history is checked against the log then. A long run is many rounds,
