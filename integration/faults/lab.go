@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Errors of the harness.
@@ -81,9 +82,13 @@ func ip(args ...string) error {
 func NewLab(names ...string) (*Lab, error) {
 	CleanStale()
 	pid := os.Getpid()
+	// Each lab of a process gets its own names and subnet: the kernel
+	// removes a deleted namespace's devices asynchronously, so names
+	// reused by the next lab right away can still be taken.
+	seq := int(labSeq.Add(1)-1) % 26
 	l := &Lab{
-		prefix: fmt.Sprintf("%s%d", namePrefix, pid),
-		net:    fmt.Sprintf("10.%d.%d.", 150+(pid>>8)%100, pid&0xff),
+		prefix: fmt.Sprintf("%s%d%c", namePrefix, pid, 'a'+seq),
+		net:    fmt.Sprintf("10.%d.%d.", 150+(pid>>8)%100, (pid+seq*7)&0xff),
 		drops:  map[[2]*Host]int{},
 	}
 	l.bridge = l.prefix + "br"
@@ -134,6 +139,13 @@ func (l *Lab) build(names []string) error {
 func (l *Lab) Close() error {
 	var first error
 	for _, h := range l.Hosts {
+		// Deleting the host end removes the pair at once; a namespace's
+		// own devices go only when the kernel gets to it.
+		if linkExists(h.veth) {
+			if err := ip("link", "del", h.veth); err != nil && first == nil {
+				first = err
+			}
+		}
 		if err := ip("netns", "del", h.NS); err != nil && first == nil {
 			first = err
 		}
@@ -146,7 +158,10 @@ func (l *Lab) Close() error {
 
 func linkExists(name string) bool { return exec.Command("ip", "link", "show", name).Run() == nil }
 
-var staleName = regexp.MustCompile(`^` + namePrefix + `(\d+)(-|br$|v\d+$)`)
+var staleName = regexp.MustCompile(`^` + namePrefix + `(\d+)[a-z]?(-|br$|v\d+$)`)
+
+// labSeq numbers the labs one process makes.
+var labSeq atomic.Int64
 
 // CleanStale removes namespaces and links left by runs whose process is
 // gone (a run killed before its cleanup): their names carry the dead

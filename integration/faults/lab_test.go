@@ -47,3 +47,28 @@ func TestCleanStaleRemovesOnlyDeadRuns(t *testing.T) {
 		t.Errorf("the dead run's bridge %s is still there", deadLink)
 	}
 }
+
+// TestLabsBackToBack: a process can make a lab right after closing one
+// (the kernel frees a deleted namespace's devices asynchronously, which
+// once made the second lab fail with "File exists").
+func TestLabsBackToBack(t *testing.T) {
+	if err := Available(); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	for i := 0; i < 3; i++ {
+		l, err := NewLab("n1", "n2", "n3")
+		if err != nil {
+			t.Fatalf("lab %d: %v", i, err)
+		}
+		// A process still alive in a namespace keeps it, and its
+		// devices, after "ip netns del" — as a node exiting does.
+		sleeper := l.Hosts[0].Exec("sleep", "60")
+		if err := sleeper.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() })
+		if err := l.Close(); err != nil {
+			t.Fatalf("closing lab %d: %v", i, err)
+		}
+	}
+}
