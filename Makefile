@@ -21,11 +21,23 @@ build:
 # without -race so that CI checks the full sizes too.
 FULL_SIZE_PKGS := ./api/client/ ./chain/ ./cmd/qledger/ ./qkd/ ./sharing/
 
+# BENCH_PKGS: every package with a Go benchmark (func Benchmark...).
+BENCH_PKGS = $(shell grep -rl --include='*_test.go' '^func Benchmark' . | xargs -n1 dirname | sort -u)
+
 ## test: the whole suite CI runs (lint, unit, integration with -race),
-## then the full-size tests without -race.
+## then the full-size tests without -race (among them
+## TestBenchCommandsRun, which runs every qledger bench command line of
+## docs/BENCHMARKS.md and make bench, shrunk), then every Go benchmark
+## once (bench-smoke), so that no benchmark rots unseen.
 test: lint
 	$(GO) test $(TEST_FLAGS) $(PKGS)
-	$(GO) test -p 1 -timeout 10m $(FULL_SIZE_PKGS)
+	$(GO) test -p 1 -timeout 15m $(FULL_SIZE_PKGS)
+	$(MAKE) bench-smoke
+
+## bench-smoke: every Go benchmark, one iteration each; fails on any error.
+.PHONY: bench-smoke
+bench-smoke:
+	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x $(BENCH_PKGS)
 
 unit:
 	$(GO) test $(TEST_FLAGS) $(shell $(GO) list ./... | grep -v /integration)

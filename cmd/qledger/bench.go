@@ -37,7 +37,7 @@ func (a *app) benchCmd() *cobra.Command {
 			return bench.Throughput(cfg, a.stdout, a.stderr)
 		},
 	}
-	cmd.AddCommand(a.benchSharingCmd(), a.benchInvokeCmd(), a.benchTLSCmd(), a.benchMembershipCmd(), a.benchFailoverCmd())
+	cmd.AddCommand(a.benchSharingCmd(), a.benchInvokeCmd(), a.benchTLSCmd(), a.benchMembershipCmd(), a.benchFailoverCmd(), a.benchAPICmd())
 	fs := cmd.Flags()
 	fs.StringVar(&clients, "clients", "1,16,64", "concurrent clients, comma-separated")
 	fs.StringVar(&payloads, "payloads", "100,1024", "payload sizes in bytes, comma-separated")
@@ -107,16 +107,19 @@ func (a *app) benchMembershipCmd() *cobra.Command {
 			if cfg.Rounds < 1 {
 				return usageErrorf("bench: --rounds must be at least 1")
 			}
-			self, err := os.Executable()
-			if err != nil {
-				return fmt.Errorf("bench: own binary: %w", err)
+			if cfg.Binary == "" {
+				self, err := os.Executable()
+				if err != nil {
+					return fmt.Errorf("bench: own binary: %w", err)
+				}
+				cfg.Binary = self
 			}
-			cfg.Binary = self
 			return bench.Membership(cfg, a.stdout, a.stderr)
 		},
 	}
 	fs := cmd.Flags()
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "measured rounds (a join and a failover each)")
+	fs.StringVar(&cfg.Binary, "binary", "", "qledger executable to run as the nodes (default: this one)")
 	fs.BoolVar(&cfg.Markdown, "markdown", false, "print a Markdown table")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level of the node processes (their logs are shown on failure)")
 	return cmd

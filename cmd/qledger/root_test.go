@@ -99,6 +99,13 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"bench", "membership", "--rounds", "0"}, "bench: --rounds must be at least 1"},
 		{[]string{"bench", "failover", "--rounds", "0"}, "bench: --rounds must be at least 1"},
 		{[]string{"bench", "failover", "--clients", "0"}, "bench: \"0\" is not a positive integer"},
+		{[]string{"bench", "api", "--clients", "0"}, "bench: bad configuration: --clients must be at least 1, got 0"},
+		{[]string{"bench", "api", "--reads", "1.5"}, "--reads must be between 0 and 1, got 1.5"},
+		{[]string{"bench", "api", "--read-level", "eventual"}, `--read-level must be stale, default or linearizable, got "eventual"`},
+		{[]string{"bench", "api", "--rate", "-1"}, "--rate must not be negative"},
+		{[]string{"bench", "api", "--duration", "0s"}, "--duration must be positive"},
+		{[]string{"bench", "api", "--addr", "ftp://x"}, `bad API address "ftp://x"`},
+		{[]string{"bench", "api", "--cert", "c.pem"}, "--ca, --cert and --cert-key go together"},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			r := cli(t, c.args...)
