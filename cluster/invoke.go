@@ -322,8 +322,19 @@ func (n *Node) executeRoles(ctx context.Context, rec election.Record, addr map[s
 	}
 }
 
-// runOn runs er on node id (at addr), locally if that is this node.
+// runOn runs er on node id (at addr), locally if that is this node. An
+// answer that claims to have run but carries no outcome, or a hash that is
+// not that of its own result, counts as a failure: every replica would
+// reject a record holding it (execrecord.Check).
 func (n *Node) runOn(ctx context.Context, id, addr string, er execReq, timeout time.Duration) execrecord.Execution {
+	out := n.runOnce(ctx, id, addr, er, timeout)
+	if out.Err == "" && (!out.Outcome.Valid() || function.ResultHash(out.Outcome, out.ExitCode, out.Stdout) != out.Hash) {
+		return execrecord.Execution{NodeID: id, Err: "answered a result whose hash is not that of its output"}
+	}
+	return out
+}
+
+func (n *Node) runOnce(ctx context.Context, id, addr string, er execReq, timeout time.Duration) execrecord.Execution {
 	if id == n.info.ID {
 		return n.execLocal(ctx, er)
 	}

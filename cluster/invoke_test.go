@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"os"
@@ -247,10 +248,18 @@ func TestInvokeAnswersVersion1Record(t *testing.T) {
 	l.Nodes[0].SetExecHook(func(r execute.Result) execute.Result { ran.Store(true); return r })
 	ctx := context.Background()
 	req := invokeReq(t, 0, "inc", `{"value":1}`)
+	// A valid record (Apply checks every record): "old-node" alone was
+	// elected and ran.
+	el, err := election.Elect(req.ElectionKey, req.KeyID, req.RequestID[:], []election.Reveal{{NodeID: "old-node", Nonce: [election.Size]byte{7}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []byte(`{"value":2}`)
+	h := function.ResultHash(function.OutcomeOK, 0, out)
 	old := execrecord.Record{Version: execrecord.VersionJSON, RequestID: req.RequestID, Function: "inc", FnVersion: "1",
-		Input: req.Input, Executor: "old-node", Agreed: true, Verified: false,
-		Outcome: function.OutcomeOK, Response: []byte(`{"value":2}`),
-		Executions: []execrecord.Execution{{NodeID: "old-node", Outcome: function.OutcomeOK, Stdout: []byte(`{"value":2}`)}}}
+		Input: req.Input, InputHash: sha256.Sum256(req.Input), Election: el, Executor: "old-node", Agreed: true, Verified: false,
+		ResultHash: h, Outcome: function.OutcomeOK, Response: out,
+		Executions: []execrecord.Execution{{NodeID: "old-node", Outcome: function.OutcomeOK, Stdout: out, Hash: h}}}
 	legacy, err := json.Marshal(old)
 	if err != nil {
 		t.Fatal(err)

@@ -180,6 +180,9 @@ func (n *Node) submitOnce(ctx context.Context, raw []byte, group, hops int) (Rec
 		if errors.Is(res.Err, fsm.ErrIdempotencyConflict) {
 			return Receipt{}, fmt.Errorf("%w: key %q", ErrConflict, t.IdempotencyKey)
 		}
+		if errors.Is(res.Err, fsm.ErrInvalidRecord) {
+			return Receipt{}, fmt.Errorf("%w: %v", ErrBadRequest, res.Err)
+		}
 		return Receipt{}, fmt.Errorf("%w: %v", ErrStore, res.Err)
 	}
 	return Receipt{ID: res.ID, Group: n.group, Height: res.Location.Height, Index: res.Location.Index, Duplicate: res.Duplicate}, nil

@@ -18,3 +18,21 @@ var (
 	// it should be).
 	ErrMalformed = errors.New("execrecord: malformed record")
 )
+
+// Errors of Check: what an execution record can get wrong.
+var (
+	// ErrElection means the election record does not verify
+	// (election.Verify) or was held for another request.
+	ErrElection = errors.New("execrecord: election record does not verify")
+	// ErrInputHash means the input hash is not SHA-256 of the input.
+	ErrInputHash = errors.New("execrecord: input hash does not match the input")
+	// ErrRoles means the executor, verifier or tie-breaker is not the
+	// one the election chose (or a tie-breaker is named that did not run).
+	ErrRoles = errors.New("execrecord: roles do not follow from the election")
+	// ErrExecutions means the executions are not those the roles call
+	// for, or one carries a hash that is not that of its own result.
+	ErrExecutions = errors.New("execrecord: executions do not follow from the roles")
+	// ErrOutcome means agreement, verification, result or conflict is not
+	// what the executions decide.
+	ErrOutcome = errors.New("execrecord: outcome does not follow from the executions")
+)

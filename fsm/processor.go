@@ -179,6 +179,10 @@ func (w *writer) appendBlock(res *ApplyResult, data []byte) error {
 			r.Duplicate = true
 			continue
 		}
+		if err := checkTx(t); err != nil {
+			r.Err = err
+			continue
+		}
 		var req []byte
 		if t.IdempotencyKey != "" {
 			req = requestHash(t)

@@ -1,0 +1,117 @@
+package fsm
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"testing"
+
+	"qledger/chain"
+	"qledger/election"
+	"qledger/execrecord"
+	"qledger/function"
+)
+
+// goodRecord is an honest record: three candidates, the executor and the
+// verifier agree.
+func goodRecord(t *testing.T, seq int) execrecord.Record {
+	t.Helper()
+	rid := sha256.Sum256([]byte(fmt.Sprint("request ", seq)))
+	key, err := election.DeriveKey([]byte("0123456789abcdef0123456789abcdef"), rid[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reveals []election.Reveal
+	for i := range 3 {
+		var n [election.Size]byte
+		n[0], n[1] = byte(i+1), byte(seq)
+		reveals = append(reveals, election.Reveal{NodeID: fmt.Sprintf("node-%d", i), Nonce: n})
+	}
+	el, err := election.Elect(key, "key-1", rid[:], reveals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []byte(`{"value":2}`)
+	h := function.ResultHash(function.OutcomeOK, 0, out)
+	in := []byte(`{"value":1}`)
+	return execrecord.Record{Version: execrecord.Version, RequestID: rid, Function: "inc", FnVersion: "1", InputHash: sha256.Sum256(in), Input: in,
+		Election: el, Executor: el.Executor(), Verifier: el.Verifier(),
+		Executions: []execrecord.Execution{
+			{NodeID: el.Executor(), Outcome: function.OutcomeOK, Stdout: out, Hash: h},
+			{NodeID: el.Verifier(), Outcome: function.OutcomeOK, Stdout: out, Hash: h},
+		},
+		Agreed: true, Verified: true, ResultHash: h, Outcome: function.OutcomeOK, Response: out}
+}
+
+func execTx(t *testing.T, group uint32, payload []byte, nonce byte) []byte {
+	t.Helper()
+	x := chain.Tx{Kind: chain.TxExec, Group: group, IdempotencyKey: fmt.Sprintf("invoke/%d", nonce), Payload: payload}
+	x.Nonce[0] = nonce
+	return x.Encode()
+}
+
+func encodeRecord(t *testing.T, r execrecord.Record) []byte {
+	t.Helper()
+	b, err := r.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Every replica rejects each kind of bad execution record at Apply time
+// with the same error, appends nothing for it, and still appends the
+// valid records of the same command: the replicas' heads stay equal.
+func TestApplyRejectsBadRecordsOnEveryReplica(t *testing.T) {
+	bad := []struct {
+		name   string
+		tamper func(r *execrecord.Record)
+		want   error
+	}{
+		{"nonce does not hash to h", func(r *execrecord.Record) { r.Election.Candidates[0].Nonce[0] ^= 1 }, election.ErrNonceMismatch},
+		{"stakes under two keys", func(r *execrecord.Record) { r.Election.Candidates[1].Stake[0] ^= 1 }, election.ErrStakeMismatch},
+		{"commitment to another key", func(r *execrecord.Record) { r.Election.KeyCommitment[3] ^= 1 }, election.ErrCommitmentMismatch},
+		{"executor not the highest stake", func(r *execrecord.Record) { r.Executor, r.Verifier = r.Verifier, r.Executor }, execrecord.ErrRoles},
+		{"verifier not the runner-up", func(r *execrecord.Record) { r.Verifier = r.Election.TieBreaker() }, execrecord.ErrRoles},
+		{"execution hash not of its result", func(r *execrecord.Record) { r.Executions[1].Stdout = []byte("x") }, execrecord.ErrExecutions},
+		{"disagreement without the tie-breaker", func(r *execrecord.Record) {
+			r.Executions[1].Stdout = []byte("x")
+			r.Executions[1].Hash = function.ResultHash(function.OutcomeOK, 0, r.Executions[1].Stdout)
+		}, execrecord.ErrExecutions},
+		{"verified executions recorded unverified", func(r *execrecord.Record) { r.Verified = false }, execrecord.ErrOutcome},
+		{"response not the agreed result", func(r *execrecord.Record) { r.Response = []byte(`{"value":999}`) }, execrecord.ErrOutcome},
+	}
+	replicas := []*FSM{newFSM(t, 1), newFSM(t, 1), newFSM(t, 1)}
+	for i, c := range bad {
+		r := goodRecord(t, i)
+		c.tamper(&r)
+		good := encodeRecord(t, goodRecord(t, 100+i))
+		cmd := EncodeAppendBlock(int64(i), [][]byte{execTx(t, 1, encodeRecord(t, r), byte(2*i)), execTx(t, 1, good, byte(2*i+1))})
+		var first *ApplyResult
+		for k, f := range replicas {
+			res := apply(f, uint64(i+1), cmd)
+			if res.Err != nil || len(res.Txs) != 2 {
+				t.Fatalf("%s: replica %d: %+v", c.name, k, res)
+			}
+			if err := res.Txs[0].Err; !errors.Is(err, ErrInvalidRecord) || !errors.Is(err, c.want) {
+				t.Fatalf("%s: replica %d: %v, want %v", c.name, k, err, c.want)
+			}
+			if res.Txs[1].Err != nil || res.Block == nil || res.Block.TxCount != 1 {
+				t.Fatalf("%s: replica %d: the valid record was not appended alone: %+v", c.name, k, res)
+			}
+			if first == nil {
+				first = res
+			} else if *res.Block != *first.Block || res.Txs[0].Err.Error() != first.Txs[0].Err.Error() {
+				t.Fatalf("%s: replica %d diverges: %+v vs %+v", c.name, k, res.Block, first.Block)
+			}
+			if _, err := f.Store().Tx(res.Txs[0].ID); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("%s: the rejected record is stored: %v", c.name, err)
+			}
+		}
+	}
+	// Bytes that do not decode as a record are rejected the same way.
+	res := apply(replicas[0], uint64(len(bad)+1), EncodeAppendBlock(0, [][]byte{execTx(t, 1, []byte{execrecord.Version, 1}, 200)}))
+	if res.Block != nil || !errors.Is(res.Txs[0].Err, ErrInvalidRecord) || !errors.Is(res.Txs[0].Err, execrecord.ErrTruncated) {
+		t.Fatalf("undecodable record: %+v", res)
+	}
+}
