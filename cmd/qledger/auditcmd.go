@@ -17,8 +17,8 @@ import (
 )
 
 func (a *app) auditCmd() *cobra.Command {
-	return a.clientGroup(group("audit", "watch | conflicts: keep the last verified head of every group and check each new one",
-		a.auditWatchCmd(), a.auditConflictsCmd()))
+	return a.clientGroup(group("audit", "watch | conflicts | elections: keep the last verified head of every group and check each new one; re-check execution records",
+		a.auditWatchCmd(), a.auditConflictsCmd(), a.auditElectionsCmd()))
 }
 
 // auditWatchCmd keeps an auditor's trusted state: the last verified head

@@ -251,6 +251,14 @@ func auditVerbs(t *testing.T, run func(...string) ran) {
 	if conflicts.Records < 1 || len(conflicts.Nodes) != 1 || len(conflicts.Conflicts) != 0 {
 		t.Fatalf("audit conflicts --json: %+v", conflicts)
 	}
+	var elections struct {
+		Records int   `json:"records"`
+		Failed  []any `json:"failed"`
+	}
+	decodeJSON(t, run("audit", "elections", "--json", "--group", "0"), &elections)
+	if elections.Records != conflicts.Records || len(elections.Failed) != 0 {
+		t.Fatalf("audit elections --json: %+v", elections)
+	}
 }
 
 // TestBenchSmoke runs qledger bench with tiny parameters: one baseline
