@@ -176,6 +176,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET", "/v1/data/item-1/shares/0", "", 404, 404, 404, 404, false},
 		{"POST", "/v1/session", `{}`, 404, denied, denied, 404, false},
 		{"GET", "/metrics", "", 200, 200, 200, 200, false},
+		{"GET", "/debug/pprof/", "", denied, denied, 200, 200, false},
+		{"GET", "/debug/pprof/heap?debug=1", "", denied, denied, 200, 200, false},
+		{"GET", "/debug/pprof/profile?seconds=1", "", denied, denied, 200, 200, false},
+		{"GET", "/debug/pprof/cmdline", "", denied, denied, 200, 200, false},
 		{"GET", "/healthz", "", 200, 200, 200, 200, true},
 		{"GET", "/readyz", "", 200, 200, 200, 200, true},
 	}

@@ -181,6 +181,7 @@ func (s *Server) routes() {
 	})
 	s.route("GET", "/readyz", anyone, s.ready)
 	s.operateRoutes()
+	s.debugRoutes()
 	s.sessionRoutes()
 	s.dataRoutes()
 	s.functionRoutes()

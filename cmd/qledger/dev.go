@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -25,6 +26,10 @@ type devOptions struct {
 	dir, httpAddr    string
 	logs             logOptions
 	insecure         bool
+	// callerRate is each caller's API rate limit (requests/s; 0: none).
+	callerRate float64
+	// cpuProfile, if set, is a file for a CPU profile of the whole run.
+	cpuProfile string
 }
 
 func (a *app) devCmd() *cobra.Command {
@@ -37,6 +42,16 @@ func (a *app) devCmd() *cobra.Command {
 			if o.groups < 1 || o.replicas < 1 || o.groups*o.replicas > 64 {
 				return usageErrorf("dev: need 1 <= groups × replicas <= 64, got %d × %d", o.groups, o.replicas)
 			}
+			if o.callerRate < 0 {
+				return usageErrorf("dev: --caller-rate must not be negative (0: no limit), got %g", o.callerRate)
+			}
+			if o.cpuProfile != "" {
+				stop, err := startCPUProfile(o.cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			return a.runDev(o)
 		},
 	}
@@ -47,6 +62,8 @@ func (a *app) devCmd() *cobra.Command {
 	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:8080", "API address of the first node")
 	o.logs.register(fs, "warn")
 	fs.BoolVar(&o.insecure, "insecure", false, "no CA: plain TCP between nodes and plain HTTP on the API, every caller anonymous")
+	fs.Float64Var(&o.callerRate, "caller-rate", api.DefaultConfig().RatePerCaller, "each caller's API rate limit in requests/s, per node (0: no limit; load tests)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run, until Ctrl-C, to this file")
 	return cmd
 }
 
@@ -84,7 +101,8 @@ func (a *app) runDev(o devOptions) error {
 	}
 	defer ks.Close()
 	keys := &api.KeyChannel{KME: ks.KME.Local(ks.Gateway), GatewaySAE: ks.Gateway}
-	lc, err := server.StartLocal(ctx, server.LocalConfig{Dir: o.dir, Groups: o.groups, Replicas: o.replicas, APIAddr: o.httpAddr, Logger: logger, Keys0: keys, CA: ca})
+	limit := func(c *api.Config) { c.RatePerCaller = o.callerRate }
+	lc, err := server.StartLocal(ctx, server.LocalConfig{Dir: o.dir, Groups: o.groups, Replicas: o.replicas, APIAddr: o.httpAddr, Logger: logger, Keys0: keys, CA: ca, API: limit})
 	if err != nil {
 		return err
 	}
@@ -99,6 +117,19 @@ func (a *app) runDev(o devOptions) error {
 	<-sig
 	fmt.Fprintln(a.stdout, "stopping")
 	return nil
+}
+
+// startCPUProfile writes a CPU profile to path until the returned stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("dev: cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("dev: cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // printDev prints the cluster's addresses and the environment to use it.
