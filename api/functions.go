@@ -61,6 +61,10 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 	if req.MaxOutputBytes > 0 {
 		spec.MaxOutputBytes = req.MaxOutputBytes
 	}
+	if spec.Unverified, err = function.ParseUnverifiedPolicy(req.Unverified); err != nil {
+		s.fail(w, r, badRequest("%v", err))
+		return
+	}
 	d := function.Deployment{Spec: spec, Code: req.Code}
 	if err := s.fns.CheckDeployment(r.Context(), d); err != nil {
 		s.fail(w, r, err)
@@ -84,7 +88,8 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 }
 
 // decodeDeployForm reads a multipart deploy: the file part "code" and the
-// fields name, version, memory_pages, timeout_ms and max_output_bytes.
+// fields name, version, memory_pages, timeout_ms, max_output_bytes and
+// unverified.
 func decodeDeployForm(r *http.Request) (client.DeployRequest, error) {
 	var req client.DeployRequest
 	mr, err := r.MultipartReader()
@@ -157,8 +162,10 @@ func decodeDeployForm(r *http.Request) (client.DeployRequest, error) {
 				return req, err
 			}
 			req.MaxOutputBytes = uint32(n)
+		case "unverified":
+			req.Unverified = v
 		default:
-			return req, badRequest("unknown multipart field %q (want code, name, version, memory_pages, timeout_ms, max_output_bytes)", name)
+			return req, badRequest("unknown multipart field %q (want code, name, version, memory_pages, timeout_ms, max_output_bytes, unverified)", name)
 		}
 	}
 	if len(req.Code) == 0 {
@@ -182,7 +189,8 @@ func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) {
 
 func functionWire(f fsm.FunctionMeta) client.FunctionInfo {
 	return client.FunctionInfo{Name: f.Spec.Name, Version: f.Spec.Version, CodeHash: f.Spec.CodeHashString(),
-		MemoryPages: f.Spec.MemoryPages, TimeoutMillis: f.Spec.Timeout.Milliseconds(), MaxOutputBytes: f.Spec.MaxOutputBytes, Height: f.Height}
+		MemoryPages: f.Spec.MemoryPages, TimeoutMillis: f.Spec.Timeout.Milliseconds(), MaxOutputBytes: f.Spec.MaxOutputBytes,
+		Unverified: f.Spec.Unverified.String(), Height: f.Height}
 }
 
 func (s *Server) getFunction(w http.ResponseWriter, r *http.Request) {
@@ -308,7 +316,7 @@ func invokeWire(res cluster.InvokeResult, group int) client.InvokeResponse {
 	out := client.InvokeResponse{
 		RequestID: hex.EncodeToString(x.RequestID[:]), Group: group, Output: x.Response, Outcome: x.Outcome.String(), ExitCode: x.ExitCode,
 		ResultHash: x.ResultHash.String(), Executor: x.Executor, Verifier: x.Verifier, TieBreaker: x.TieBreaker,
-		Verified: x.Verified, Agreed: x.Agreed, Conflict: x.Conflict, Election: x.Election,
+		Verified: x.Verified, Unverified: x.Agreed && !x.Verified, Agreed: x.Agreed, Conflict: x.Conflict, Election: x.Election,
 		Receipt: client.Receipt{ID: res.Receipt.ID.String(), Group: res.Receipt.Group, Height: res.Receipt.Height, Index: res.Receipt.Index},
 		Route:   x.Route, Caller: x.Caller, Replayed: res.Receipt.Duplicate, DurationMicros: x.Micros,
 	}

@@ -247,11 +247,15 @@ func (n *Node) lead(ctx context.Context, req InvokeRequest) (res InvokeResult, e
 		return InvokeResult{}, err
 	}
 	tElect = time.Since(t0)
+	if rec.Verifier() == "" && meta.Spec.Unverified == function.UnverifiedRefuse {
+		// Nothing has run: the request ID is not spent.
+		return InvokeResult{}, fmt.Errorf("%w: only %.12s took part, and function %s refuses unverified results", ErrNoCandidates, rec.Executor(), req.Function)
+	}
 	xr := execrecord.Record{Version: execrecord.Version, RequestID: req.RequestID, Caller: req.Caller, Route: req.Route, Function: req.Function, FnVersion: meta.Spec.Version, CodeHash: meta.Spec.CodeHash,
 		InputHash: sha256.Sum256(req.Input), Input: req.Input, Timestamp: time.Now().UnixNano(), Election: rec,
 		Executor: rec.Executor(), Verifier: rec.Verifier()}
 	er := execReq{RequestID: req.RequestID, Function: req.Function, CodeHash: meta.Spec.CodeHash, Input: req.Input, DeployHeight: meta.Height}
-	n.executeRoles(ctx, rec, addr, er, meta.Spec.Timeout, &xr)
+	n.executeRoles(ctx, rec, addr, er, meta.Spec, &xr)
 	tExec = time.Since(t0) - tElect
 	xr.Micros = time.Since(t0).Microseconds()
 	tc := time.Now()
@@ -291,12 +295,16 @@ func (n *Node) holdElection(ctx context.Context, req InvokeRequest) (election.Re
 
 // executeRoles has the elected nodes run the request (election.Execute:
 // the winner and the runner-up in parallel, the third on a disagreement)
-// and fills in xr's executions and result, or its conflict.
-func (n *Node) executeRoles(ctx context.Context, rec election.Record, addr map[string]string, er execReq, timeout time.Duration, xr *execrecord.Record) {
+// and fills in xr's executions and result, or its conflict. When no
+// verifier could run it (every node asked but one failed), the function's
+// policy decides: UnverifiedAccept records that one result as agreed but
+// not verified, with the failures as its conflict; UnverifiedRefuse
+// records no agreement.
+func (n *Node) executeRoles(ctx context.Context, rec election.Record, addr map[string]string, er execReq, spec function.Spec, xr *execrecord.Record) {
 	var mu sync.Mutex
 	outs := map[string]execrecord.Execution{}
 	v := election.Execute(rec, func(id string) election.Execution {
-		out := n.runOn(ctx, id, addr[id], er, timeout)
+		out := n.runOn(ctx, id, addr[id], er, spec.Timeout)
 		mu.Lock()
 		outs[id] = out
 		mu.Unlock()
@@ -307,6 +315,10 @@ func (n *Node) executeRoles(ctx context.Context, rec election.Record, addr map[s
 	}
 	if v.TieBroken {
 		xr.TieBreaker = rec.TieBreaker()
+	}
+	if d := execrecord.Decide(xr.Executions, v.TieBroken); !v.Agreed && d.Unverifiable && spec.Unverified == function.UnverifiedAccept {
+		v.Agreed, v.Hash, v.Verified = true, d.Hash, false
+		xr.Conflict = describeExecs(xr.Executions)
 	}
 	if v.Agreed {
 		for _, x := range xr.Executions {

@@ -288,3 +288,93 @@ func TestInvokeAnswersVersion1Record(t *testing.T) {
 		t.Fatalf("a new record is not binary: %v", err)
 	}
 }
+
+// deployPolicy deploys tinyinc as name with the given unverified policy.
+func deployPolicy(t *testing.T, n *Node, name string, p function.UnverifiedPolicy) {
+	t.Helper()
+	code, _ := tiny.Module("tinyinc")
+	spec := function.DefaultSpec(name, "1", code)
+	spec.Unverified = p
+	payload, err := function.Deployment{Spec: spec, Code: code}.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Submit(context.Background(), chain.Tx{Kind: chain.TxDeploy, Group: 0, Payload: payload}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestInvokeWithoutVerifier: a group of two (one voter, one executor)
+// whose non-leader dies while executing. A function that accepts
+// unverified results gets the surviving result, recorded agreed but not
+// verified with the failure as its conflict; one that refuses gets a
+// recorded no-agreement. With the leader alone left, the accepting
+// function still runs (unverified) and the refusing one fails before
+// anything runs, recording nothing.
+func TestInvokeWithoutVerifier(t *testing.T) {
+	l := startLocal(t, 1, 1)
+	ldr := l.Nodes[0]
+	deployPolicy(t, ldr, "acc", function.UnverifiedAccept)
+	deployPolicy(t, ldr, "ref", function.UnverifiedRefuse)
+	ctx := context.Background()
+	// killDuring invokes fn with a fresh executor node that dies while it
+	// executes, and returns the result.
+	killDuring := func(fn string) (InvokeResult, error) {
+		t.Helper()
+		ex, err := l.AddNode(RoleExecutor, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "the executor a live candidate", 30*time.Second, func() bool {
+			c, _ := ldr.candidates()
+			return len(c) == 2 && (c[0].ID == ex.info.ID || c[1].ID == ex.info.ID)
+		})
+		started := make(chan struct{}, 1)
+		ex.SetExecHook(func(r execute.Result) execute.Result {
+			started <- struct{}{}
+			time.Sleep(2 * time.Second)
+			return r
+		})
+		done := make(chan struct{})
+		var res InvokeResult
+		go func() {
+			defer close(done)
+			res, err = ldr.Invoke(ctx, invokeReq(t, 0, fn, `{"value":1}`))
+		}()
+		<-started
+		ex.Close()
+		<-done
+		if len(res.Record.Election.Candidates) != 2 || len(res.Record.Executions) != 2 {
+			t.Fatalf("%s: not an election of two with two executions: %+v", fn, res.Record)
+		}
+		return res, err
+	}
+	res, err := killDuring("acc")
+	r := res.Record
+	if err != nil || !r.Agreed || r.Verified || string(r.Response) != `{"value":2}` || r.Conflict == "" || res.Receipt.Height == 0 {
+		t.Fatalf("accept: %v %+v", err, r)
+	}
+	if err := execrecord.Check(r); err != nil {
+		t.Fatal(err)
+	}
+	res, err = killDuring("ref")
+	if !errors.Is(err, ErrNoAgreement) || res.Record.Agreed || res.Receipt.Height == 0 {
+		t.Fatalf("refuse: %v %+v", err, res.Record)
+	}
+	waitUntil(t, "the leader alone is a candidate", 30*time.Second, func() bool { c, _ := ldr.candidates(); return len(c) == 1 })
+	res, err = ldr.Invoke(ctx, invokeReq(t, 0, "acc", `{"value":5}`))
+	if err != nil || !res.Record.Agreed || res.Record.Verified || string(res.Record.Response) != `{"value":6}` {
+		t.Fatalf("accept, alone: %v %+v", err, res.Record)
+	}
+	h, _, _ := ldr.store.Head()
+	req := invokeReq(t, 0, "ref", `{"value":5}`)
+	if _, err := ldr.Invoke(ctx, req); !errors.Is(err, ErrNoCandidates) {
+		t.Fatalf("refuse, alone: %v", err)
+	}
+	if _, ok, _ := ldr.recordedInvocation(req); ok {
+		t.Fatal("a refused call was recorded")
+	}
+	if h2, _, _ := ldr.store.Head(); h2.Height != h.Height {
+		t.Fatalf("a refused call appended a block: height %d -> %d", h.Height, h2.Height)
+	}
+}

@@ -129,14 +129,14 @@ type Verdict struct {
 	// three once the tie-breaker ran, or the executor alone when it was
 	// the only one asked.
 	Agreed bool
-	// Hash is the agreed hash, or the executor's when Unverifiable.
+	// Hash is the agreed hash, or the one result's when Unverifiable.
 	Hash [32]byte
 	// Verified: at least two executions produced Hash.
 	Verified bool
-	// Unverifiable: no majority, but only because no other execution
-	// ran — the executor ran and every other one failed. Whether the
-	// executor's result is then accepted (unverified) is the function's
-	// policy (function.Spec.Unverified).
+	// Unverifiable: no majority, but only because a single execution ran
+	// and every other one asked failed (a group of two whose verifier
+	// died). Whether its result is then accepted, unverified, is the
+	// function's policy (function.Spec.Unverified).
 	Unverifiable bool
 }
 
@@ -156,8 +156,10 @@ func Decide(xs []Execution, tieBroken bool) Verdict {
 		v.Agreed, v.Hash, v.Verified = true, h, count(xs, h) >= 2
 		return v
 	}
-	if xs[0].Err == "" && count(xs, xs[0].Hash) == 1 && ran(xs) == 1 {
-		v.Unverifiable, v.Hash = true, xs[0].Hash
+	for _, x := range xs {
+		if x.Err == "" && ran(xs) == 1 {
+			v.Unverifiable, v.Hash = true, x.Hash
+		}
 	}
 	return v
 }

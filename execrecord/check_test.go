@@ -97,13 +97,17 @@ func TestCheckAcceptsHonestRecords(t *testing.T) {
 	}
 }
 
-// An executor's result accepted alone when the verifier (and the
-// tie-breaker) could not run: valid only when nothing else ran, and
-// never verified.
+// The one result accepted alone when every other node asked could not
+// run: valid only when nothing else ran, and never verified.
 func TestCheckUnverified(t *testing.T) {
-	for _, outs := range [][]string{{"2", "!"}, {"2", "!", "!"}} {
+	for _, outs := range [][]string{{"2", "!"}, {"!", "2"}, {"2", "!", "!"}, {"!", "!", "2"}} {
 		r := honest(t, len(outs), outs...)
-		x := r.Executions[0]
+		var x Execution
+		for _, e := range r.Executions {
+			if e.Err == "" {
+				x = e
+			}
+		}
 		r.Agreed, r.ResultHash, r.Outcome, r.Response = true, x.Hash, x.Outcome, x.Stdout
 		if err := Check(r); err != nil {
 			t.Fatalf("%v: unverified acceptance: %v", outs, err)

@@ -13,20 +13,25 @@ import (
 // Protocol limits. They bound what a Spec may ask for and are part of the
 // deploy transaction's validity, so they must be the same on every node.
 const (
-	MaxNameLen      = 64
-	MaxVersionLen   = 32
-	MaxMemoryPages  = 16384 // 1 GiB of linear memory (64 KiB pages)
-	MaxTimeout      = time.Minute
-	MinTimeout      = time.Millisecond
-	MaxOutputLimit  = 16 << 20 // largest MaxOutputBytes
-	MaxStderrLimit  = 1 << 20  // largest MaxStderrBytes
-	MaxCodeBytes    = 16 << 20 // largest module
-	MaxInputBytes   = 16 << 20 // largest request payload
-	CodeHashSize    = sha256.Size
-	PageSize        = 65536
-	specVersion     = 1
-	deployVersion   = 1
-	specBodyMinSize = 1 + 1 + CodeHashSize + 4 + 8 + 4 + 4
+	MaxNameLen     = 64
+	MaxVersionLen  = 32
+	MaxMemoryPages = 16384 // 1 GiB of linear memory (64 KiB pages)
+	MaxTimeout     = time.Minute
+	MinTimeout     = time.Millisecond
+	MaxOutputLimit = 16 << 20 // largest MaxOutputBytes
+	MaxStderrLimit = 1 << 20  // largest MaxStderrBytes
+	MaxCodeBytes   = 16 << 20 // largest module
+	MaxInputBytes  = 16 << 20 // largest request payload
+	CodeHashSize   = sha256.Size
+	PageSize       = 65536
+	specVersion    = 1
+	deployVersion  = 1
+	// specVersionPolicy and deployVersionPolicy add the unverified
+	// policy byte; they are written only when it is not the default, so
+	// every earlier spec keeps its encoding.
+	specVersionPolicy   = 2
+	deployVersionPolicy = 2
+	specBodyMinSize     = 1 + 1 + CodeHashSize + 4 + 8 + 4 + 4
 )
 
 // Spec describes a deployed function: its identity and its limits. It is
@@ -53,6 +58,9 @@ type Spec struct {
 	// MaxStderrBytes is how much of stderr is kept: 0..MaxStderrLimit.
 	// More is discarded and flagged, never an error.
 	MaxStderrBytes uint32 `json:"max_stderr_bytes"`
+	// Unverified is what an invocation does when no verifier can run it
+	// (UnverifiedAccept, the default, or UnverifiedRefuse).
+	Unverified UnverifiedPolicy `json:"unverified,omitempty"`
 }
 
 // DefaultSpec returns a Spec for the module code with the given name and
@@ -86,6 +94,8 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("%w: max output bytes %d (at most %d)", ErrInvalidSpec, s.MaxOutputBytes, MaxOutputLimit)
 	case s.MaxStderrBytes > MaxStderrLimit:
 		return fmt.Errorf("%w: max stderr bytes %d (at most %d)", ErrInvalidSpec, s.MaxStderrBytes, MaxStderrLimit)
+	case !s.Unverified.Valid():
+		return fmt.Errorf("%w: unverified policy %d", ErrInvalidSpec, s.Unverified)
 	}
 	return nil
 }
@@ -135,16 +145,27 @@ func (s Spec) CodeHashString() string { return hex.EncodeToString(s.CodeHash[:])
 //	u64 Timeout in nanoseconds
 //	u32 MaxOutputBytes
 //	u32 MaxStderrBytes
+//	u8  Unverified    (version 2 only)
 //
-// Integers are big-endian. Every valid Spec has exactly one encoding.
+// Version 2 is written only for a non-default Unverified policy, so a
+// spec without one keeps its version 1 encoding. Integers are big-endian.
+// Every valid Spec has exactly one encoding.
 func (s Spec) MarshalBinary() ([]byte, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
 	e := &wire.Encoder{B: make([]byte, 0, specBodyMinSize+len(s.Name)+len(s.Version)+1)}
-	e.U8(specVersion)
+	e.U8(s.version(specVersion, specVersionPolicy))
 	s.encodeBody(e)
 	return e.B, nil
+}
+
+// version returns v1 for the default policy, v2 otherwise.
+func (s Spec) version(v1, v2 uint8) uint8 {
+	if s.Unverified != UnverifiedAccept {
+		return v2
+	}
+	return v1
 }
 
 func (s Spec) encodeBody(e *wire.Encoder) {
@@ -155,16 +176,20 @@ func (s Spec) encodeBody(e *wire.Encoder) {
 	e.U64(uint64(s.Timeout))
 	e.U32(s.MaxOutputBytes)
 	e.U32(s.MaxStderrBytes)
+	if s.Unverified != UnverifiedAccept {
+		e.U8(uint8(s.Unverified))
+	}
 }
 
 // UnmarshalBinary decodes what MarshalBinary wrote and validates the
 // result. It rejects unknown versions, trailing bytes and oversize fields.
 func (s *Spec) UnmarshalBinary(b []byte) error {
 	d := newDecoder(b)
-	if v := d.U8("spec version"); d.Err() == nil && v != specVersion {
+	v := d.U8("spec version")
+	if d.Err() == nil && v != specVersion && v != specVersionPolicy {
 		return fmt.Errorf("%w: spec version %d", ErrUnknownVersion, v)
 	}
-	out := decodeSpecBody(d)
+	out := decodeSpecBody(d, v == specVersionPolicy)
 	if err := d.Finish(); err != nil {
 		return fmt.Errorf("function: decode spec: %w", err)
 	}
@@ -175,7 +200,9 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 	return nil
 }
 
-func decodeSpecBody(d *wire.Decoder) Spec {
+// decodeSpecBody reads a spec body; withPolicy (version 2) reads the
+// policy byte, which must then not be the default (one encoding per spec).
+func decodeSpecBody(d *wire.Decoder, withPolicy bool) Spec {
 	var s Spec
 	s.Name = string(d.Bytes8("name", MaxNameLen))
 	s.Version = string(d.Bytes8("version", MaxVersionLen))
@@ -188,6 +215,12 @@ func decodeSpecBody(d *wire.Decoder) Spec {
 	s.Timeout = time.Duration(t)
 	s.MaxOutputBytes = d.U32("max output bytes")
 	s.MaxStderrBytes = d.U32("max stderr bytes")
+	if withPolicy {
+		s.Unverified = UnverifiedPolicy(d.U8("unverified policy"))
+		if d.Err() == nil && s.Unverified == UnverifiedAccept {
+			d.Fail(fmt.Errorf("%w: version 2 spec with the default policy", ErrInvalidSpec))
+		}
+	}
 	return s
 }
 
@@ -219,7 +252,7 @@ func (d Deployment) Validate() error {
 
 // MarshalBinary returns the canonical encoding of a valid Deployment:
 //
-//	u8  version (1)
+//	u8  version (1; 2 with a non-default Unverified policy)
 //	the Spec body (the Spec encoding without its version byte)
 //	u32 len(Code) || Code
 func (d Deployment) MarshalBinary() ([]byte, error) {
@@ -227,7 +260,7 @@ func (d Deployment) MarshalBinary() ([]byte, error) {
 		return nil, err
 	}
 	e := &wire.Encoder{B: make([]byte, 0, 1+specBodyMinSize+len(d.Spec.Name)+len(d.Spec.Version)+4+len(d.Code))}
-	e.U8(deployVersion)
+	e.U8(d.Spec.version(deployVersion, deployVersionPolicy))
 	d.Spec.encodeBody(e)
 	e.U32(uint32(len(d.Code)))
 	e.Raw(d.Code)
@@ -238,10 +271,11 @@ func (d Deployment) MarshalBinary() ([]byte, error) {
 // including the code hash. The decoded Code does not alias b.
 func (d *Deployment) UnmarshalBinary(b []byte) error {
 	dec := newDecoder(b)
-	if v := dec.U8("deployment version"); dec.Err() == nil && v != deployVersion {
+	v := dec.U8("deployment version")
+	if dec.Err() == nil && v != deployVersion && v != deployVersionPolicy {
 		return fmt.Errorf("%w: deployment version %d", ErrUnknownVersion, v)
 	}
-	out := Deployment{Spec: decodeSpecBody(dec)}
+	out := Deployment{Spec: decodeSpecBody(dec, v == deployVersionPolicy)}
 	out.Code = bytes.Clone(dec.Bytes32("code", MaxCodeBytes))
 	if err := dec.Finish(); err != nil {
 		return fmt.Errorf("function: decode deployment: %w", err)

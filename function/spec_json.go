@@ -16,6 +16,7 @@ type specJSON struct {
 	Timeout        string `json:"timeout"`
 	MaxOutputBytes uint32 `json:"max_output_bytes"`
 	MaxStderrBytes uint32 `json:"max_stderr_bytes"`
+	Unverified     string `json:"unverified,omitempty"`
 }
 
 // MarshalJSON writes the code hash as hex and the timeout as a Go duration
@@ -29,6 +30,7 @@ func (s Spec) MarshalJSON() ([]byte, error) {
 		Timeout:        s.Timeout.String(),
 		MaxOutputBytes: s.MaxOutputBytes,
 		MaxStderrBytes: s.MaxStderrBytes,
+		Unverified:     policyJSON(s.Unverified),
 	})
 }
 
@@ -52,9 +54,21 @@ func (s *Spec) UnmarshalJSON(b []byte) error {
 	}
 	out.Name, out.Version, out.MemoryPages = j.Name, j.Version, j.MemoryPages
 	out.MaxOutputBytes, out.MaxStderrBytes = j.MaxOutputBytes, j.MaxStderrBytes
+	if out.Unverified, err = ParseUnverifiedPolicy(j.Unverified); err != nil {
+		return err
+	}
 	if err := out.Validate(); err != nil {
 		return err
 	}
 	*s = out
 	return nil
+}
+
+// policyJSON leaves the default policy out, so earlier specs keep their
+// JSON.
+func policyJSON(p UnverifiedPolicy) string {
+	if p == UnverifiedAccept {
+		return ""
+	}
+	return p.String()
 }

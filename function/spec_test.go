@@ -101,7 +101,10 @@ func TestSpecDecodeStrict(t *testing.T) {
 		{"truncated", good[:len(good)-1], function.ErrTruncated},
 		{"trailing byte", append(bytes.Clone(good), 0), function.ErrTrailingBytes},
 		{"version 0", mut(func(b []byte) []byte { b[0] = 0; return b }), function.ErrUnknownVersion},
-		{"version 2", mut(func(b []byte) []byte { b[0] = 2; return b }), function.ErrUnknownVersion},
+		{"version 3", mut(func(b []byte) []byte { b[0] = 3; return b }), function.ErrUnknownVersion},
+		{"version 2 without its policy", mut(func(b []byte) []byte { b[0] = 2; return b }), function.ErrTruncated},
+		{"version 2 with the default policy", mut(func(b []byte) []byte { b[0] = 2; return append(b, 0) }), function.ErrInvalidSpec},
+		{"version 2 with an unknown policy", mut(func(b []byte) []byte { b[0] = 2; return append(b, 7) }), function.ErrInvalidSpec},
 		{"oversize name", mut(func(b []byte) []byte { b[1] = function.MaxNameLen + 1; return b }), function.ErrTooLarge},
 		{"oversize timeout", mut(func(b []byte) []byte {
 			copy(b[len(b)-16:], []byte{0xff, 0, 0, 0, 0, 0, 0, 0})
@@ -264,4 +267,52 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The unverified policy: the default keeps the version 1 encodings (and
+// JSON) byte for byte; refuse is written as version 2 and read back.
+func TestUnverifiedPolicyEncoding(t *testing.T) {
+	code := []byte("\x00asm\x01\x00\x00\x00")
+	d := function.Deployment{Spec: function.DefaultSpec("inc", "1", code), Code: code}
+	for _, p := range []function.UnverifiedPolicy{function.UnverifiedAccept, function.UnverifiedRefuse} {
+		d.Spec.Unverified = p
+		sb, err := d.Spec.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := d.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := byte(1 + p)
+		if sb[0] != want || db[0] != want {
+			t.Fatalf("%s: spec version %d, deployment version %d, want %d", p, sb[0], db[0], want)
+		}
+		var s function.Spec
+		var back function.Deployment
+		if err := s.UnmarshalBinary(sb); err != nil || s != d.Spec {
+			t.Fatalf("%s: spec round trip: %v", p, err)
+		}
+		if err := back.UnmarshalBinary(db); err != nil || back.Spec != d.Spec {
+			t.Fatalf("%s: deployment round trip: %v", p, err)
+		}
+		js, err := json.Marshal(d.Spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if has := bytes.Contains(js, []byte(`"unverified"`)); has != (p == function.UnverifiedRefuse) {
+			t.Fatalf("%s: JSON %s", p, js)
+		}
+		var sj function.Spec
+		if err := json.Unmarshal(js, &sj); err != nil || sj != d.Spec {
+			t.Fatalf("%s: JSON round trip: %v", p, err)
+		}
+	}
+	if _, err := function.ParseUnverifiedPolicy("maybe"); !errors.Is(err, function.ErrInvalidSpec) {
+		t.Fatalf("unknown policy: %v", err)
+	}
+	d.Spec.Unverified = 9
+	if _, err := d.MarshalBinary(); !errors.Is(err, function.ErrInvalidSpec) {
+		t.Fatalf("invalid policy encoded: %v", err)
+	}
 }

@@ -19,6 +19,10 @@ type DeployRequest struct {
 	MemoryPages    uint32 `json:"memory_pages,omitempty"`
 	TimeoutMillis  int64  `json:"timeout_ms,omitempty"`
 	MaxOutputBytes uint32 `json:"max_output_bytes,omitempty"`
+	// Unverified is what a call does when no verifier can run it:
+	// "accept" (default: the executor's result alone, marked unverified)
+	// or "refuse".
+	Unverified string `json:"unverified,omitempty"`
 }
 
 // DeployResponse answers a deploy: one receipt per group.
@@ -37,7 +41,9 @@ type FunctionInfo struct {
 	MemoryPages    uint32 `json:"memory_pages"`
 	TimeoutMillis  int64  `json:"timeout_ms"`
 	MaxOutputBytes uint32 `json:"max_output_bytes"`
-	Height         uint64 `json:"height"`
+	// Unverified is the policy without a verifier: "accept" or "refuse".
+	Unverified string `json:"unverified"`
+	Height     uint64 `json:"height"`
 }
 
 // FunctionList answers GET /v1/functions.
@@ -71,10 +77,14 @@ type InvokeResponse struct {
 	Verifier   string `json:"verifier,omitempty"`
 	TieBreaker string `json:"tie_breaker,omitempty"`
 	// Verified: at least two nodes computed the same result.
-	Verified bool            `json:"verified"`
-	Agreed   bool            `json:"agreed"`
-	Conflict string          `json:"conflict,omitempty"`
-	Election election.Record `json:"election"`
+	Verified bool `json:"verified"`
+	// Unverified: the executor's result was accepted alone — no verifier
+	// could run the request and the function's policy accepts that
+	// (agreed, not verified).
+	Unverified bool            `json:"unverified,omitempty"`
+	Agreed     bool            `json:"agreed"`
+	Conflict   string          `json:"conflict,omitempty"`
+	Election   election.Record `json:"election"`
 	// Receipt locates the execution record on the group's chain.
 	Receipt Receipt `json:"receipt"`
 	// Route is how the gateway chose the group ("requested",

@@ -61,6 +61,7 @@ func (a *app) fnDeployCmd() *cobra.Command {
 	fs.DurationVar(&limit, "timeout", 0, "the function's wall-clock limit per call (default 5s)")
 	fs.DurationVar(&limit, "timeout-limit", 0, "same as --timeout (older name)")
 	fs.UintVar(&out, "max-output", 0, "stdout limit in bytes (default 1 MiB)")
+	fs.StringVar(&req.Unverified, "unverified", "accept", "when no verifier can run a call: accept the executor's result marked unverified, or refuse")
 	return cmd
 }
 
@@ -140,6 +141,9 @@ func printInvocation(out, info io.Writer, res client.InvokeResponse, took time.D
 	replayed := ""
 	if res.Replayed {
 		replayed = " (replayed: recorded earlier under this request ID)"
+	}
+	if res.Unverified {
+		fmt.Fprintf(info, "\n  UNVERIFIED: no verifier could run it; the executor's result is accepted alone")
 	}
 	fmt.Fprintf(info, "\n  request %s, group %d (%s); %d candidates, verified %v; record %s at height %d%s; %s\n",
 		short(res.RequestID), res.Group, res.Route, len(res.Election.Candidates), res.Verified, short(res.Receipt.ID), res.Receipt.Height, replayed, took.Round(time.Microsecond))
