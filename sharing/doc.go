@@ -1,7 +1,8 @@
 // Package sharing splits data into n shares, one per node group, so that
-// any t of them recover it (1 <= t <= n <= 255). It implements the SSDSM
-// paper's CRT algorithm faithfully, a correct Asmuth-Bloom threshold
-// scheme, and the default: AES-256-GCM encryption with Reed-Solomon
+// any t of them recover it (1 <= t <= n <= 255). It implements the
+// mathematics of the SSDSM paper's CRT algorithm (its primes, though, are
+// a public family named by index, not drawn per split: see DESIGN.md), a
+// correct Asmuth-Bloom threshold scheme, and the default: AES-256-GCM encryption with Reed-Solomon
 // dispersal of the ciphertext and Asmuth-Bloom sharing of the key.
 //
 // One API serves the three modes: Split and Recover work in memory;

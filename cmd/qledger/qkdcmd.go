@@ -41,7 +41,7 @@ func (a *app) qkdRunCmd() *cobra.Command {
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&mode, "mode", string(qkd.ModeFull), "protocol: full (BB84 post-processing) or paper (the seed's simplified protocol)")
-	fs.IntVar(&cfg.Qubits, "qubits", cfg.Qubits, "pulses Alice sends (paper mode: use 1024, as the seed)")
+	fs.IntVar(&cfg.Qubits, "qubits", cfg.Qubits, "pulses Alice sends (paper mode: the seed's 1024 yield about 256 key bits, too few for one 256-bit key on ~40% of seeds; use --key-bits 128 or less with 1024, or --qubits 2048)")
 	fs.IntVar(&cfg.KeyBits, "key-bits", cfg.KeyBits, "size of each issued key in bits (a multiple of 8); a block issues whole keys only")
 	fs.Float64Var(&cfg.Channel.Noise, "noise", cfg.Channel.Noise, "depolarizing probability p (QBER p/2)")
 	fs.Float64Var(&cfg.Channel.DistanceKM, "distance", cfg.Channel.DistanceKM, "fiber length in km (0.2 dB/km)")
