@@ -431,7 +431,7 @@ func (n *Node) onReplicas(ctx context.Context, req ScrubRequest, m method, local
 			if t.ID == n.info.ID {
 				res, err = local(ctx)
 			} else {
-				err = n.client.call(ctx, t.Addr, m, ScrubRequest{Group: req.Group, Node: t.ID}, &res)
+				err = n.callReplica(ctx, t.Addr, m, ScrubRequest{Group: req.Group, Node: t.ID}, &res)
 			}
 			res.Node, res.Group = t.ID, req.Group
 			out[i] = ScrubReport{ScrubResult: res}
@@ -442,6 +442,19 @@ func (n *Node) onReplicas(ctx context.Context, req ScrubRequest, m method, local
 	}
 	wg.Wait()
 	return out, nil
+}
+
+// callReplica is one scrub or repair call to a replica, tried again once
+// on a new connection when the first ends without an answer: a pooled
+// connection to a replica that restarted since fails at once, and both
+// calls may be repeated.
+func (n *Node) callReplica(ctx context.Context, addr string, m method, req ScrubRequest, res *ScrubResult) error {
+	err := n.client.call(ctx, addr, m, req, res)
+	var remote *remoteError
+	if err == nil || errors.As(err, &remote) || errors.Is(err, ErrTimeout) || ctx.Err() != nil {
+		return err
+	}
+	return n.client.call(ctx, addr, m, req, res)
 }
 
 // handleOnReplica answers mScrub and mRepair for this node.

@@ -92,6 +92,14 @@ func (o *nodeOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.role, "role", "voter", "voter (may hold a raft vote) or executor (ephemeral, never votes)")
 	fs.IntVar(&cfg.TargetVoters, "target-voters", cfg.TargetVoters, "voters per group the reconciler keeps (3 or 5)")
 	fs.BoolVar(&o.loopback, "loopback-timing", false, "short raft timeouts for nodes on one machine")
+	fs.BoolVar(&cfg.SyncFSM, "sync-fsm", cfg.SyncFSM, "fsync the chain store on every block, so after a crash it is checked and kept instead of rebuilt from the raft log")
+	fs.IntVar(&cfg.CheckWindow, "check-window", cfg.CheckWindow, "newest blocks the start check verifies in full before the node serves")
+	fs.DurationVar(&cfg.ScrubInterval, "scrub-interval", cfg.ScrubInterval, "how often the whole chain store is verified again (0: only after start and on demand)")
+	fs.IntVar(&cfg.ScrubRate, "scrub-rate", cfg.ScrubRate, "blocks a verification reads per second at most (0: no cap)")
+	fs.DurationVar(&cfg.CompareInterval, "compare-interval", cfg.CompareInterval, "how often a replica compares a recent block header with its peers' (0: never)")
+	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", cfg.SnapshotThreshold, "raft log entries that trigger a raft snapshot")
+	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", cfg.SnapshotInterval, "how often raft checks whether to take a snapshot")
+	fs.Uint64Var(&cfg.TrailingLogs, "trailing-logs", cfg.TrailingLogs, "raft log entries a snapshot leaves in the log for slow followers")
 	o.tls.register(fs, "node")
 	fs.StringVar(&o.kc.Addr, "kme-addr", "", "serve the ETSI GS QKD 014 key manager and the quantum-keyed channel; mutual-TLS listen address (empty: off)")
 	fs.StringVar(&o.kc.TLSDir, "tls-dir", "", "CA and certificates for the key manager (default DATA/tls; a throwaway CA is created if none is there)")
@@ -111,7 +119,10 @@ func (o *nodeOptions) register(fs *pflag.FlagSet) {
 		"insecure-gossip": "QLEDGER_INSECURE_GOSSIP", "cluster-label": "QLEDGER_CLUSTER_LABEL", "role": "QLEDGER_ROLE",
 		"target-voters": "QLEDGER_TARGET_VOTERS", "kme-addr": "QLEDGER_KME_ADDR", "tls-dir": "QLEDGER_TLS_DIR",
 		"kme-clients": "QLEDGER_KME_CLIENTS", "gateway-sae": "QLEDGER_GATEWAY_SAE", "log-level": "QLEDGER_LOG_LEVEL",
-		"log-format": "QLEDGER_LOG_FORMAT", "config": "QLEDGER_CONFIG",
+		"log-format": "QLEDGER_LOG_FORMAT", "config": "QLEDGER_CONFIG", "sync-fsm": "QLEDGER_SYNC_FSM",
+		"check-window": "QLEDGER_CHECK_WINDOW", "scrub-interval": "QLEDGER_SCRUB_INTERVAL", "scrub-rate": "QLEDGER_SCRUB_RATE",
+		"compare-interval": "QLEDGER_COMPARE_INTERVAL", "snapshot-threshold": "QLEDGER_SNAPSHOT_THRESHOLD",
+		"snapshot-interval": "QLEDGER_SNAPSHOT_INTERVAL", "trailing-logs": "QLEDGER_TRAILING_LOGS",
 	} {
 		bindEnv(fs, name, env)
 	}
