@@ -468,9 +468,15 @@ func (r *replicas) runningCase(leader bool, damage func(i int, recent []client.R
 		t.Fatalf("readyz of the damaged replica: %v", err)
 	}
 	for _, lv := range []client.Level{"stale", "default", "linearizable"} {
-		b, err := r.procs[i].client().Block(ctx, 0, recent[2].Height, lv)
-		if err != nil || !bytes.Equal(b.Raw, good) {
-			t.Fatalf("%s read of block %d on the damaged replica: %v", lv, recent[2].Height, err)
+		// A damaged leader hands over: reads wait for the next leader.
+		var b client.Block
+		waitFor(t, string(lv)+" read on the damaged replica", time.Minute, func() bool {
+			var err error
+			b, err = r.procs[i].client().Block(ctx, 0, recent[2].Height, lv)
+			return err == nil
+		})
+		if !bytes.Equal(b.Raw, good) {
+			t.Fatalf("%s read of block %d on the damaged replica: not the healthy bytes", lv, recent[2].Height)
 		}
 	}
 	waitFor(t, "leadership away from the damaged replica", time.Minute, func() bool { return r.leader(i) != i })

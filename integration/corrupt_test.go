@@ -97,9 +97,15 @@ func TestChainCorruptionThroughTheCLI(t *testing.T) {
 		t.Fatalf("readyz of the damaged replica: %v", err)
 	}
 	for _, lv := range []client.Level{"stale", "default", "linearizable"} {
-		b, err := damaged.as(pki.RoleAuditor).Block(ctx, 0, 7, lv)
-		if err != nil || !bytes.Equal(b.Raw, good.Raw) {
-			t.Fatalf("%s read of block 7 on the damaged replica: %v", lv, err)
+		// A damaged leader hands over: reads wait for the next leader.
+		var b client.Block
+		waitFor(t, string(lv)+" read on the damaged replica", time.Minute, func() bool {
+			var err error
+			b, err = damaged.as(pki.RoleAuditor).Block(ctx, 0, 7, lv)
+			return err == nil
+		})
+		if !bytes.Equal(b.Raw, good.Raw) {
+			t.Fatalf("%s read of block 7 on the damaged replica: not the healthy bytes", lv)
 		}
 	}
 	if out, err = cli("cluster", "repair", "--group", "0", "--node", node); err != nil || !strings.Contains(out, "rebuilt") {
