@@ -102,7 +102,9 @@ func (a *app) runDev(o devOptions) error {
 	defer ks.Close()
 	keys := &api.KeyChannel{KME: ks.KME.Local(ks.Gateway), GatewaySAE: ks.Gateway}
 	limit := func(c *api.Config) { c.RatePerCaller = o.callerRate }
-	lc, err := server.StartLocal(ctx, server.LocalConfig{Dir: o.dir, Groups: o.groups, Replicas: o.replicas, APIAddr: o.httpAddr, Logger: logger, Keys0: keys, CA: ca, API: limit})
+	base := cluster.DefaultConfig()
+	base.DevTiming()
+	lc, err := server.StartLocal(ctx, server.LocalConfig{Dir: o.dir, Groups: o.groups, Replicas: o.replicas, APIAddr: o.httpAddr, Logger: logger, Keys0: keys, CA: ca, API: limit, Base: &base})
 	if err != nil {
 		return err
 	}
