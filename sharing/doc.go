@@ -2,8 +2,9 @@
 // any t of them recover it (1 <= t <= n <= 255). It implements the
 // mathematics of the SSDSM paper's CRT algorithm (its primes, though, are
 // a public family named by index, not drawn per split: see DESIGN.md), a
-// correct Asmuth-Bloom threshold scheme, and the default: AES-256-GCM encryption with Reed-Solomon
-// dispersal of the ciphertext and Asmuth-Bloom sharing of the key.
+// correct Asmuth-Bloom threshold scheme, and the default: AES-256-GCM
+// encryption with Reed-Solomon dispersal of the ciphertext and
+// Asmuth-Bloom sharing of the key.
 //
 // One API serves the three modes: Split and Recover work in memory;
 // SplitStream and RecoverStream work on an io.Reader and n io.Writers (and
