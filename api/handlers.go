@@ -332,6 +332,9 @@ func statusWire(st cluster.ClusterStatus) client.ClusterStatus {
 		for _, a := range g.ChainAlarms {
 			gs.ChainAlarms = append(gs.ChainAlarms, alarmWire(a))
 		}
+		if d := g.Autoscale; d != nil {
+			gs.Autoscale = &client.ScaleDecision{At: d.At, Executors: d.Executors, Wanted: d.Wanted, Desired: d.Desired, InFlight: d.InFlight, Reason: d.Reason, Error: d.Err}
+		}
 		out.Groups = append(out.Groups, gs)
 	}
 	return out

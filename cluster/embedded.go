@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -48,6 +49,12 @@ type Local struct {
 	base    Config
 	dir     string
 	groups  int
+
+	// execMu guards execs, the executor nodes SetExecutors started, by
+	// group. AddNode is not safe for concurrent use; the provider
+	// serializes its own calls.
+	execMu sync.Mutex
+	execs  map[int][]*Node
 }
 
 // StartLocal starts (or restarts, if DataDir has a layout) an embedded
@@ -294,4 +301,42 @@ func (l *Local) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Executors implements ExecutorProvider: the executor nodes of group this
+// embedded cluster started through SetExecutors and that still run.
+func (l *Local) Executors(_ context.Context, group int) (int, error) {
+	l.execMu.Lock()
+	defer l.execMu.Unlock()
+	return len(l.execs[group]), nil
+}
+
+// SetExecutors implements ExecutorProvider: it starts executor nodes of
+// group, or makes the newest ones leave (gossip, then the raft
+// configuration: the group stops electing them) and stops them, until k
+// run. Voters are never touched.
+func (l *Local) SetExecutors(ctx context.Context, group, k int) (int, error) {
+	l.execMu.Lock()
+	defer l.execMu.Unlock()
+	if l.execs == nil {
+		l.execs = map[int][]*Node{}
+	}
+	for len(l.execs[group]) < k {
+		n, err := l.AddNode(RoleExecutor, group)
+		if err != nil {
+			return len(l.execs[group]), err
+		}
+		l.execs[group] = append(l.execs[group], n)
+	}
+	for len(l.execs[group]) > k {
+		list := l.execs[group]
+		n := list[len(list)-1]
+		l.execs[group] = list[:len(list)-1]
+		err := n.Leave(ctx)
+		n.Close()
+		if err != nil {
+			return len(l.execs[group]), err
+		}
+	}
+	return len(l.execs[group]), nil
 }

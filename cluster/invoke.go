@@ -230,7 +230,9 @@ func (n *Node) lead(ctx context.Context, req InvokeRequest) (res InvokeResult, e
 	}
 	var tElect, tExec, tCommit time.Duration
 	t0 := time.Now()
+	n.load.begin()
 	defer func() {
+		n.load.end(time.Since(t0))
 		result := "failed"
 		switch {
 		case err == nil && res.Record.Outcome == function.OutcomeOK:

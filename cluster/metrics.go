@@ -65,6 +65,15 @@ var (
 	mScrubs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "qledger_chain_scrubs_total", Help: "Full verifications of the chain store, by result: ok, damaged, aborted.",
 	}, []string{"node", "group", "result"})
+	mExecutors = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "qledger_autoscale_executors", Help: "Executor nodes of the group at the autoscaler's last decision (only on the group leader running it).",
+	}, []string{"node", "group"})
+	mDesired = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "qledger_autoscale_desired_executors", Help: "Executor nodes the autoscaler's last decision asked for: demand within the bounds, one step at a time, after the stabilization windows. An external scaler (KEDA, HPA) can scale on it.",
+	}, []string{"node", "group"})
+	mDemand = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "qledger_autoscale_in_flight", Help: "Most invocations in flight on the group leader during the autoscaler's last interval: the demand signal.",
+	}, []string{"node", "group"})
 	mCompileTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "qledger_function_compile_seconds", Help: "Time to load and compile a deployed function on this node (cached by code hash afterwards).",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
@@ -94,7 +103,7 @@ var registerOnce sync.Once
 
 func register() {
 	registerOnce.Do(func() {
-		for _, c := range []prometheus.Collector{mTxCommitted, mBlocks, mBlockTxs, mCommit, mSubmitTime, mQueue, mInvocations, mInvocationConflicts, mInvocationTime, mCompileTime,
+		for _, c := range []prometheus.Collector{mTxCommitted, mBlocks, mBlockTxs, mCommit, mSubmitTime, mQueue, mInvocations, mInvocationConflicts, mInvocationTime, mCompileTime, mExecutors, mDesired, mDemand,
 			mCorrupt, mCorruptHeight, mVerifiedHeight, mVerifyTarget, mScrubs} {
 			var are prometheus.AlreadyRegisteredError
 			if err := prometheus.Register(c); err != nil && !errors.As(err, &are) {
@@ -181,4 +190,10 @@ func (m *nodeMetrics) observeScrub(err error) {
 		result = "aborted"
 	}
 	mScrubs.WithLabelValues(m.node, m.group, result).Inc()
+}
+
+func (m *nodeMetrics) observeAutoscale(d ScaleDecision) {
+	mExecutors.WithLabelValues(m.node, m.group).Set(float64(d.Executors))
+	mDesired.WithLabelValues(m.node, m.group).Set(float64(d.Desired))
+	mDemand.WithLabelValues(m.node, m.group).Set(float64(d.InFlight))
 }

@@ -68,6 +68,11 @@ type Node struct {
 	rt         *execute.Runtime
 	nonces     election.Nonces // this node's side of elections
 	execHook   atomic.Pointer[func(execute.Result) execute.Result]
+	// load counts the invocations this node leads (the autoscaler's
+	// demand); scaler is the autoscaler, if Autoscale started one.
+	load    loadMeter
+	scaler  atomic.Pointer[autoscaler]
+	started time.Time
 	// barrierTerm is the term in which this node, as leader, last ran a
 	// barrier (see caughtUp).
 	barrierTerm atomic.Uint64
@@ -127,7 +132,7 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, id: id, group: id.Group(cfg.Groups), stop: make(chan struct{}), integ: integrity{scrubNow: make(chan chan scrubDone)}}
+	n := &Node{cfg: cfg, id: id, started: time.Now(), group: id.Group(cfg.Groups), stop: make(chan struct{}), integ: integrity{scrubNow: make(chan chan scrubDone)}}
 	n.logger = cfg.Logger.Named("node").With("node", id.Short(), "group", n.group)
 	n.client = newRPCClient(cfg.RPCTimeout, dialer{creds: cfg.TLS}, n.expectedAt)
 

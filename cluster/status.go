@@ -77,6 +77,9 @@ type GroupStatus struct {
 	// found damaged: the reporter's own alarm in full, the others' as
 	// gossip carries them.
 	ChainAlarms []ChainAlarm `json:"chain_alarms,omitempty"`
+	// Autoscale is the leader's last executor autoscaling decision (nil:
+	// no autoscaler runs on the reporter).
+	Autoscale *ScaleDecision `json:"autoscale,omitempty"`
 }
 
 // ClusterStatus is every group's status, as this node could learn it.
@@ -162,6 +165,7 @@ func (n *Node) localStatus() GroupStatus {
 	st.FailureTolerance = st.HealthyVoters - quorum(st.Voters)
 	if n.batch != nil {
 		st.QueueDepth = len(n.batch.in)
+		st.Autoscale = n.AutoscaleStatus()
 	}
 	return st
 }

@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"qledger/chain"
 )
@@ -215,6 +216,22 @@ type GroupStatus struct {
 	// ChainAlarms lists the group's replicas whose chain store is found
 	// damaged.
 	ChainAlarms []ChainAlarm `json:"chain_alarms,omitempty"`
+	// Autoscale is the group leader's last executor autoscaling decision,
+	// if it runs the autoscaler.
+	Autoscale *ScaleDecision `json:"autoscale,omitempty"`
+}
+
+// ScaleDecision is one decision of a group's executor autoscaler.
+type ScaleDecision struct {
+	At time.Time `json:"at"`
+	// Executors is the count after the decision was acted on; Wanted
+	// what demand alone asks for; Desired what the safeguards allow now.
+	Executors int    `json:"executors"`
+	Wanted    int    `json:"wanted"`
+	Desired   int    `json:"desired"`
+	InFlight  int    `json:"in_flight"`
+	Reason    string `json:"reason"`
+	Error     string `json:"error,omitempty"`
 }
 
 // NodeInfo describes a node.

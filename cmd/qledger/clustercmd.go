@@ -58,6 +58,12 @@ func printCluster(w io.Writer, st client.ClusterStatus, certs map[string]certExp
 		if g.Error != "" {
 			fmt.Fprintf(w, "  error: %s\n", g.Error)
 		}
+		if d := g.Autoscale; d != nil {
+			fmt.Fprintf(w, "  autoscale: %d executors, desired %d (wanted %d, %d in flight: %s) at %s\n", d.Executors, d.Desired, d.Wanted, d.InFlight, d.Reason, d.At.Format(time.TimeOnly))
+			if d.Error != "" {
+				fmt.Fprintf(w, "    provider error: %s\n", d.Error)
+			}
+		}
 		for _, m := range g.Members {
 			mark := " "
 			if m.Leader {

@@ -1,0 +1,210 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"qledger/chain"
+	"qledger/execute"
+)
+
+// The decision rule, step by step on a scripted clock: bounds, one step
+// per decision, the up and down windows, holding while not idle long
+// enough, and scaling to zero after IdleToZero.
+func TestScalePolicy(t *testing.T) {
+	cfg := AutoscaleConfig{Min: 0, Max: 3, TargetInFlight: 2, Interval: time.Second, UpWindow: 2 * time.Second, DownWindow: 3 * time.Second, IdleToZero: 10 * time.Second}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1000, 0)
+	p := &scalePolicy{cfg: cfg}
+	steps := []struct {
+		sec      int
+		exec, in int
+		idleFrom int // seconds since t0 of the last activity
+		want     int // Desired
+	}{
+		{0, 0, 9, 0, 0},   // wants 3 (capped), but the up window has only just begun
+		{1, 0, 9, 1, 0},   // one second of wanting more: still within the window
+		{2, 0, 9, 2, 1},   // every recommendation of the last 2 s wanted more: one step
+		{3, 1, 9, 3, 2},   // one step per decision
+		{4, 2, 9, 4, 3},   // reaches the maximum
+		{5, 3, 50, 5, 3},  // more demand than the maximum allows: stays
+		{6, 3, 0, 6, 3},   // no demand, not idle long: holds
+		{15, 3, 0, 6, 3},  // idle 9 s: holds
+		{16, 3, 0, 6, 3},  // idle 10 s: wants 0, but the down window has just begun
+		{18, 3, 0, 6, 3},  // 2 s of wanting fewer (and the 15 s recommendation is out of the window)
+		{19, 3, 0, 6, 2},  // 3 s: one step down
+		{20, 2, 0, 6, 1},  // and on
+		{21, 1, 2, 21, 1}, // demand again (2 in flight wants 1): no change
+		{22, 1, 0, 21, 1}, // not idle long enough to shrink
+		{32, 1, 0, 21, 1}, // idle 11 s: wants 0, window begins
+		{35, 1, 0, 21, 0}, // down to zero
+	}
+	for _, s := range steps {
+		now := t0.Add(time.Duration(s.sec) * time.Second)
+		d := p.decide(demand{Now: now, Executors: s.exec, InFlight: s.in, LastActivity: t0.Add(time.Duration(s.idleFrom) * time.Second)})
+		if d.Desired != s.want {
+			t.Fatalf("t=%ds, %d executors, %d in flight: desired %d (%s), want %d", s.sec, s.exec, s.in, d.Desired, d.Reason, s.want)
+		}
+	}
+	// Bounds are restored one step at a time, whatever the demand.
+	p = &scalePolicy{cfg: AutoscaleConfig{Min: 2, Max: 3, TargetInFlight: 1, Interval: time.Second}}
+	if d := p.decide(demand{Now: t0, Executors: 0, LastActivity: t0}); d.Desired != 1 {
+		t.Fatalf("below the minimum: %+v", d)
+	}
+	if d := p.decide(demand{Now: t0, Executors: 5, InFlight: 9, LastActivity: t0}); d.Desired != 4 {
+		t.Fatalf("above the maximum: %+v", d)
+	}
+	// Latency above the target asks for one more even when the count
+	// covers the in-flight demand.
+	p = &scalePolicy{cfg: AutoscaleConfig{Max: 4, TargetInFlight: 4, TargetLatency: 100 * time.Millisecond, Interval: time.Second}}
+	if d := p.decide(demand{Now: t0, Executors: 1, InFlight: 2, MeanLatency: time.Second, LastActivity: t0}); d.Desired != 2 {
+		t.Fatalf("latency above the target: %+v", d)
+	}
+	for _, bad := range []AutoscaleConfig{{Min: 2, Max: 1, TargetInFlight: 1, Interval: time.Second}, {Max: 1, Interval: time.Second}, {Max: 1, TargetInFlight: 1}} {
+		if err := bad.Validate(); !errors.Is(err, ErrAutoscaleConfig) {
+			t.Fatalf("%+v: %v", bad, err)
+		}
+	}
+}
+
+// TestAutoscaleBurst: a burst of invocations scales a group's executors
+// from 0 up, and after idling back to 0. Every invocation is committed
+// exactly once, and the voters stay the same voters throughout.
+func TestAutoscaleBurst(t *testing.T) {
+	l := startLocal(t, 1, 3)
+	voters := append([]*Node(nil), l.Nodes...) // l.Nodes grows as executors start
+	ldr, _ := l.Leader(0)
+	deployTiny(t, ldr, 0, "inc")
+	cfg := AutoscaleConfig{Min: 0, Max: 2, TargetInFlight: 2, Interval: 200 * time.Millisecond, DownWindow: time.Second, IdleToZero: 2 * time.Second}
+	for _, n := range voters {
+		if err := n.Autoscale(cfg, l); err != nil {
+			t.Fatal(err)
+		}
+		// Slow executions keep the burst in flight across decisions.
+		n.SetExecHook(func(r execute.Result) execute.Result { time.Sleep(100 * time.Millisecond); return r })
+	}
+	if err := voters[0].Autoscale(cfg, l); !errors.Is(err, ErrAutoscaleConfig) {
+		t.Fatalf("a second autoscaler: %v", err)
+	}
+	leaderOf := func() *Node {
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			for _, n := range voters {
+				if n.IsLeader() {
+					return n
+				}
+			}
+		}
+		t.Fatal("no leader for a minute")
+		return nil
+	}
+	voterIDs := func() map[raft.ServerID]bool {
+		out := map[raft.ServerID]bool{}
+		for _, s := range leaderOf().raft.GetConfiguration().Configuration().Servers {
+			if s.Suffrage == raft.Voter {
+				out[s.ID] = true
+			}
+		}
+		return out
+	}
+	before := voterIDs()
+	executors := func() int { c, _ := l.Executors(context.Background(), 0); return c }
+	var (
+		mu       sync.Mutex
+		receipts = map[chain.Hash]bool{}
+		sent     int
+		peak     int
+	)
+	burst := func() {
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// A client retries with the same request ID until it
+				// gets an answer (a loaded machine loses leaders); the
+				// ID keeps it to one record.
+				req := invokeReq(t, 0, "inc", `{"value":1}`)
+				var res InvokeResult
+				var err error
+				for try := time.Now(); ; {
+					res, err = voters[0].Invoke(context.Background(), req)
+					if err == nil || time.Since(try) > time.Minute {
+						break
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				sent++
+				if err != nil {
+					t.Errorf("invocation during the burst: %v", err)
+					return
+				}
+				if receipts[res.Receipt.ID] {
+					t.Errorf("two invocations answered with one record %s", res.Receipt.ID)
+				}
+				receipts[res.Receipt.ID] = true
+			}()
+		}
+		wg.Wait()
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for executors() < cfg.Max && time.Now().Before(deadline) && !t.Failed() {
+		burst()
+		peak = max(peak, executors())
+	}
+	if peak < 1 {
+		t.Fatalf("the burst scaled nothing up: %d executors", peak)
+	}
+	waitUntil(t, "the executors joined the group", 60*time.Second, func() bool {
+		c, _ := leaderOf().candidates()
+		return len(c) >= 3+executors()
+	})
+	burst() // served with the executors taking part
+	waitUntil(t, "scale back to zero after idling", 90*time.Second, func() bool {
+		d := leaderOf().AutoscaleStatus()
+		return executors() == 0 && d != nil && d.Desired == 0 && d.Executors == 0
+	})
+	// Exactly once: one execution record per invocation on the chain.
+	ld := leaderOf()
+	head, _, _ := ld.store.Head()
+	records := 0
+	for h := uint64(1); h <= head.Height; h++ {
+		raw, err := ld.store.Block(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := chain.DecodeBlock(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, txb := range b.Txs {
+			if tx, _ := chain.DecodeTx(txb); tx.Kind == chain.TxExec {
+				records++
+				if !receipts[chain.TxID(txb)] {
+					t.Errorf("a record at height %d answers no invocation", h)
+				}
+			}
+		}
+	}
+	if records != sent || len(receipts) != sent {
+		t.Fatalf("%d invocations, %d answered with distinct records, %d records on the chain", sent, len(receipts), records)
+	}
+	after := voterIDs()
+	if len(after) != len(before) {
+		t.Fatalf("voters changed: %v -> %v", before, after)
+	}
+	for id := range before {
+		if !after[id] {
+			t.Fatalf("voter %s was touched: %v -> %v", id, before, after)
+		}
+	}
+	t.Logf("%d invocations in bursts; up to %d executors, back to 0", sent, peak)
+}
