@@ -37,18 +37,23 @@ func FindStores(dir string) ([]string, error) {
 	return paths, nil
 }
 
-// VerifyStoreFile checks one stopped node's chain store offline: the
-// whole chain (chain.VerifyChain), and that the head the store records is
+// VerifyStoreFile checks one stopped node's chain store offline: its
+// bbolt pages (Store.CheckPages), the whole chain (chain.VerifyChain), and that the head the store records is
 // the chain's last block. The node must be stopped: the store is opened
 // read-only and bbolt refuses a file another process holds.
-func VerifyStoreFile(path string) (chain.VerifyReport, error) {
+func VerifyStoreFile(path string) (rep chain.VerifyReport, err error) {
+	defer guard(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	s, err := OpenStoreReadOnly(path)
 	if err != nil {
 		return chain.VerifyReport{}, fmt.Errorf("%w (is the node still running?)", err)
 	}
 	defer s.Close()
+	if err := s.CheckPages(); err != nil {
+		return chain.VerifyReport{}, err
+	}
 	blocks, ierr := s.AllBlocks()
-	rep, err := chain.VerifyChain(s.Group(), blocks)
+	rep, err = chain.VerifyChain(s.Group(), blocks)
 	if e := ierr(); e != nil {
 		return rep, e
 	}
@@ -66,8 +71,9 @@ func VerifyStoreFile(path string) (chain.VerifyReport, error) {
 }
 
 // VerifyFile verifies a store file that no process holds open — a
-// snapshot about to be installed, sent or saved as a backup — in full
-// (Store.Verify), and that it belongs to group. Damage is an error
+// snapshot about to be installed, sent or saved as a backup — in full:
+// its bbolt pages (Store.CheckPages), then its chain (Store.Verify), and
+// that it belongs to group. Damage is an error
 // wrapping ErrDamaged (see DamageOf).
 func VerifyFile(path string, group uint32) (rep chain.VerifyReport, err error) {
 	defer guard(&err)
@@ -80,12 +86,16 @@ func VerifyFile(path string, group uint32) (rep chain.VerifyReport, err error) {
 	if s.Group() != group {
 		return chain.VerifyReport{}, fmt.Errorf("fsm: %s is a store of group %d, not %d", path, s.Group(), group)
 	}
+	if err := s.CheckPages(); err != nil {
+		return chain.VerifyReport{}, err
+	}
 	return s.Verify(context.Background(), VerifyOptions{})
 }
 
 // CheckFile is the check a node runs on its stopped store before it
-// opens it for writing: the file opens read-only, belongs to group, and
-// its newest window blocks pass CheckRecent. It returns the store's
+// opens it for writing: the file opens read-only, belongs to group, its
+// bbolt pages pass CheckPages (one read of the file) and its newest
+// window blocks pass CheckRecent. It returns the store's
 // applied raft index. Nothing is written; bbolt panics and memory faults
 // are reported as damage.
 func CheckFile(path string, group uint32, window int) (applied uint64, err error) {
@@ -98,6 +108,9 @@ func CheckFile(path string, group uint32, window int) (applied uint64, err error
 	defer s.Close()
 	if s.Group() != group {
 		return 0, fmt.Errorf("fsm: %s is a store of group %d, not %d", path, s.Group(), group)
+	}
+	if err := s.CheckPages(); err != nil {
+		return 0, err
 	}
 	if err := s.CheckRecent(window); err != nil {
 		return 0, err
