@@ -54,6 +54,9 @@ type Config struct {
 	// each reload); 0: DefaultCertWarnBefore. The expiry is also the
 	// metric qledger_certificate_expiry_timestamp_seconds.
 	CertWarnBefore time.Duration
+	// Autoscale, if set on a voter-role node, runs the executor autoscaler
+	// (while this node leads its group) with the process provider.
+	Autoscale *Autoscale
 	// ForgeResults is for tests only: the node returns a forged success
 	// for every execution (a Byzantine node, to see it outvoted).
 	ForgeResults bool
@@ -80,8 +83,9 @@ type Node struct {
 	keys   *kme.Service
 	logger hclog.Logger
 	failed chan error
-	expiry *expiryWatch  // nil without certificates
-	stop   chan struct{} // closed by Stop
+	expiry *expiryWatch     // nil without certificates
+	stop   chan struct{}    // closed by Stop
+	execs  *ProcessProvider // nil without Autoscale
 
 	leaveOnce sync.Once
 	leaveErr  error
@@ -122,7 +126,38 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	s.watchExpiry(cfg)
+	if err := s.autoscale(cfg); err != nil {
+		_ = s.api.Shutdown(context.Background())
+		n.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// autoscale starts the executor autoscaler with the process provider if
+// configured.
+func (s *Node) autoscale(cfg Config) error {
+	a := cfg.Autoscale
+	if a == nil {
+		return nil
+	}
+	ac := *a
+	if ac.Dir == "" {
+		ac.Dir = filepath.Join(cfg.Cluster.DataDir, "executors")
+	}
+	if len(ac.Join) == 0 {
+		ac.Join = []string{cmp.Or(cfg.Cluster.GossipAdvertise, cfg.Cluster.GossipBind)}
+	}
+	p, err := NewProcessProvider(ac, cfg.Cluster.Groups, s.logger)
+	if err != nil {
+		return err
+	}
+	if err := s.node.Autoscale(ac.Config, p); err != nil {
+		return err
+	}
+	s.execs = p
+	s.logger.Info("executor autoscaler on (process provider)", "min", ac.Config.Min, "max", ac.Config.Max, "target_in_flight", ac.Config.TargetInFlight, "idle_to_zero", ac.Config.IdleToZero)
+	return nil
 }
 
 // watchExpiry starts the certificate expiry checks if the node has a
@@ -228,6 +263,9 @@ func (s *Node) Reload() {
 // A leave that does not finish within ctx is logged; the group removes
 // the node after its grace period.
 func (s *Node) Stop(ctx context.Context) error {
+	if s.execs != nil {
+		s.execs.Close(ctx) // its executors leave first
+	}
 	if err := s.Leave(ctx); err != nil {
 		s.logger.Warn("leave was not clean; the group removes this node after its grace period", "error", err)
 	}

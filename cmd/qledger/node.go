@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,6 +34,60 @@ type nodeOptions struct {
 	tls                     tlsFlags
 	kc                      kme.ServiceConfig
 	ext                     server.ExternalKME
+	scale                   scaleOptions
+}
+
+// scaleOptions are the executor autoscaler's flags (process provider).
+type scaleOptions struct {
+	cfg      cluster.AutoscaleConfig
+	on       bool
+	execArgs string
+	execHost string
+	execBin  string
+	execJoin string
+}
+
+func (s *scaleOptions) register(fs *pflag.FlagSet) {
+	s.cfg = cluster.DefaultAutoscaleConfig()
+	fs.BoolVar(&s.on, "autoscale", false, "run the executor autoscaler while this node leads its group: it starts and stops 'qledger node --role executor' processes on this host (the process provider)")
+	fs.IntVar(&s.cfg.Min, "autoscale-min", s.cfg.Min, "fewest executors per group (0: scale to zero)")
+	fs.IntVar(&s.cfg.Max, "autoscale-max", s.cfg.Max, "most executors per group")
+	fs.Float64Var(&s.cfg.TargetInFlight, "autoscale-target", s.cfg.TargetInFlight, "invocations in flight one executor should carry")
+	fs.DurationVar(&s.cfg.TargetLatency, "autoscale-target-latency", 0, "add an executor while the mean invocation latency is above this (0: off)")
+	fs.DurationVar(&s.cfg.Interval, "autoscale-interval", s.cfg.Interval, "time between decisions (one step each)")
+	fs.DurationVar(&s.cfg.UpWindow, "autoscale-up-window", s.cfg.UpWindow, "scale up only when more were wanted for this long")
+	fs.DurationVar(&s.cfg.DownWindow, "autoscale-down-window", s.cfg.DownWindow, "scale down only when fewer were wanted for this long")
+	fs.DurationVar(&s.cfg.IdleToZero, "autoscale-idle", s.cfg.IdleToZero, "shrink to --autoscale-min after this long without invocations")
+	fs.StringVar(&s.execArgs, "autoscale-executor-args", "", "extra flags for every executor process, space-separated (with TLS: its --ca, --cert, --cert-key)")
+	fs.StringVar(&s.execHost, "autoscale-executor-host", "127.0.0.1", "address executor processes bind")
+	fs.StringVar(&s.execBin, "autoscale-executor-binary", "", "qledger binary for executors (default: this one)")
+	fs.StringVar(&s.execJoin, "autoscale-executor-join", "", "gossip seeds executors join (default: this node's gossip address)")
+}
+
+// autoscale returns the server's autoscaler config, nil when off. The
+// executors inherit this node's group count, gossip encryption, cluster
+// label and timing.
+func (s *scaleOptions) autoscale(o *nodeOptions) (*server.Autoscale, error) {
+	if !s.on {
+		return nil, nil
+	}
+	if o.cfg.Role == cluster.RoleExecutor {
+		return nil, usageErrorf("node: --autoscale runs on a voter-role node, not an executor")
+	}
+	if err := s.cfg.Validate(); err != nil {
+		return nil, usageErrorf("node: %v", err)
+	}
+	args := []string{"--cluster-label", o.cfg.ClusterLabel, "--log-level", "info"}
+	if o.gossipKey != "" {
+		args = append(args, "--gossip-key", o.gossipKey)
+	} else {
+		args = append(args, "--insecure-gossip")
+	}
+	if o.loopback {
+		args = append(args, "--loopback-timing")
+	}
+	args = append(args, strings.Fields(s.execArgs)...)
+	return &server.Autoscale{Config: s.cfg, Binary: s.execBin, Host: s.execHost, Join: splitList(s.execJoin), Args: args}, nil
 }
 
 func (a *app) nodeCmd() *cobra.Command {
@@ -106,6 +161,7 @@ func (o *nodeOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.kmeClients, "kme-clients", "client", "comma-separated client SAE IDs the key manager serves")
 	fs.StringVar(&o.kc.Gateway, "gateway-sae", "gateway", "this gateway's SAE ID at the key manager")
 	registerExternalKME(fs, &o.ext)
+	o.scale.register(fs)
 	fs.Float64Var(&o.kc.QKD.Channel.Noise, "qkd-noise", 0.02, "simulated BB84 channel: depolarizing probability")
 	o.logs.register(fs, "info")
 	fs.StringVar(&o.configFile, "config", "", "YAML configuration file: a key per flag (see above)")
@@ -180,6 +236,9 @@ func (a *app) serverConfig(o *nodeOptions) (server.Config, error) {
 	}
 	if c.TLS, err = o.tls.credentials(); err != nil {
 		return cfg, fmt.Errorf("node: %w", err)
+	}
+	if cfg.Autoscale, err = o.scale.autoscale(o); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }
