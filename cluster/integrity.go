@@ -314,11 +314,13 @@ func (n *Node) ScrubLocal(ctx context.Context) (ScrubResult, error) {
 // RepairLocal rebuilds this replica's chain store from its own raft
 // state: the latest raft snapshot (verified in full) and the log after
 // it, or the whole log if the snapshot is damaged or absent and the log
-// still starts at index 1 (fsm.FSM.Rebuild). The rebuilt store is
-// verified in full before it replaces the damaged one (kept as
-// chain.db.damaged), and the alarm is cleared. When the log no longer
-// holds what is needed it fails with fsm.ErrLogIncomplete and changes
-// nothing. The rebuild goes on if ctx ends first; one runs at a time.
+// still starts at index 1 (fsm.FSM.Rebuild). When the log no longer
+// holds what that needs, it rebuilds from a healthy peer's snapshot (the
+// leader's first; never an alarmed replica's), verified in full, and its
+// own log after it (rebuildFromPeer). The rebuilt store is verified in
+// full before it replaces the damaged one (kept as chain.db.damaged),
+// and the alarm is cleared; a failure changes nothing. The rebuild goes
+// on if ctx ends first; one runs at a time.
 func (n *Node) RepairLocal(ctx context.Context) (ScrubResult, error) {
 	if !n.integ.repairing.CompareAndSwap(false, true) {
 		return ScrubResult{}, fmt.Errorf("%w: a repair is already running", ErrConflict)
@@ -362,6 +364,10 @@ func (n *Node) rebuild() (ScrubResult, error) {
 	if err != nil {
 		n.logger.Warn("rebuild from the latest snapshot failed; replaying the whole raft log", "error", err)
 		err = n.fsm.Rebuild(ctx, nil, n.logStore, n.raft.AppliedIndex)
+	}
+	if errors.Is(err, fsm.ErrLogIncomplete) {
+		n.logger.Warn("the raft log no longer holds every entry; rebuilding from a healthy peer's snapshot", "error", err)
+		err = n.rebuildFromPeer(ctx)
 	}
 	if err != nil {
 		n.logger.Error("chain store rebuild failed", "error", err)

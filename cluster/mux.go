@@ -16,8 +16,9 @@ import (
 
 // Connection types: the first byte a dialer writes on the shared listener.
 const (
-	connRaft byte = 1
-	connRPC  byte = 2
+	connRaft     byte = 1
+	connRPC      byte = 2
+	connSnapshot byte = 3 // a replica's snapshot for a peer rebuilding its store (peersnap.go)
 )
 
 // mux accepts connections on one listener and hands each to the

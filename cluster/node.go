@@ -149,7 +149,7 @@ func Open(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("cluster: listen %s: %w", cfg.BindAddr, err)
 		}
 	}
-	n.mux = newMux(ln, n.logger.Named("mux"), connRaft, connRPC)
+	n.mux = newMux(ln, n.logger.Named("mux"), connRaft, connRPC, connSnapshot)
 	if cfg.TLS != nil {
 		n.mux.tls = cfg.TLS.ServerConfig(true, func(id pki.Identity) error {
 			if id.Role != pki.RoleNode {
@@ -239,10 +239,11 @@ func Open(cfg Config) (*Node, error) {
 
 	n.rpc = &rpcServer{ln: n.mux.subs[connRPC], handlers: n.handlers(), logger: n.logger.Named("rpc"), timeout: cfg.RPCTimeout, conns: map[net.Conn]struct{}{}}
 	n.batch = newBatcher(n)
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go func() { defer n.wg.Done(); n.mux.serve() }()
 	go func() { defer n.wg.Done(); n.rpc.serve() }()
 	go func() { defer n.wg.Done(); n.batch.run() }()
+	go func() { defer n.wg.Done(); n.serveSnapshots() }()
 
 	if err := n.startGossip(hasState); err != nil {
 		return nil, err
