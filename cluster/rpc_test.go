@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,5 +113,73 @@ func TestRPCLargeFrameAndIdlePool(t *testing.T) {
 	}
 	if err := c.call(context.Background(), addr, mStatus, "again", &got); err != nil {
 		t.Fatalf("call on the idle pooled connection: %v", err)
+	}
+}
+
+// TestRPCPoolKeepsPeakConcurrency: after a burst of concurrent calls to
+// one address, the pool keeps a connection for each, so a second burst of
+// the same size dials nothing (a dial is a TLS handshake in a cluster).
+func TestRPCPoolKeepsPeakConcurrency(t *testing.T) {
+	const burst = 100
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu      sync.Mutex
+		arrived int
+		all     = make(chan struct{})
+	)
+	m := newMux(ln, hclog.NewNullLogger(), connRPC)
+	s := &rpcServer{ln: m.subs[connRPC], logger: hclog.NewNullLogger(), timeout: 30 * time.Second, conns: map[net.Conn]struct{}{},
+		handlers: map[method]rpcHandler{mStatus: func(ctx context.Context, _ []byte) (any, error) {
+			// The first burst's calls wait for each other, so that all
+			// of them are in flight at once.
+			mu.Lock()
+			if arrived++; arrived == burst {
+				close(all)
+			}
+			mu.Unlock()
+			select {
+			case <-all:
+				return 0, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}}}
+	go m.serve()
+	go s.serve()
+	t.Cleanup(func() { m.close(); s.close() })
+	addr := ln.Addr().String()
+	c := newRPCClient(30*time.Second, dialer{}, nil)
+	defer c.close()
+	accepted := func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.conns)
+	}
+	for round := 1; round <= 2; round++ {
+		var wg sync.WaitGroup
+		errs := make(chan error, burst)
+		for range burst {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- c.call(context.Background(), addr, mStatus, struct{}{}, nil)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		c.mu.Lock()
+		idle := len(c.idle[addr])
+		c.mu.Unlock()
+		if idle != burst || accepted() != burst {
+			t.Fatalf("round %d: %d idle connections, the server holds %d; want %d and %d", round, idle, accepted(), burst, burst)
+		}
 	}
 }
