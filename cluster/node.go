@@ -233,7 +233,7 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: log cache: %w", err)
 	}
-	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.logStore, snaps, n.transport); err != nil {
+	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.logStore, snaps, pipelineTransport{n.transport}); err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 
