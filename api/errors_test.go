@@ -35,6 +35,7 @@ func TestClassify(t *testing.T) {
 		{cluster.ErrUnknownOutcome, 503, "unknown_outcome"},
 		{cluster.ErrTimeout, 503, "timeout"},
 		{cluster.ErrShutdown, 503, "unavailable"},
+		{fmt.Errorf("%w: fsm: store failed, applying stopped: no space left on device", cluster.ErrStopped), 503, "unavailable"},
 		{fmt.Errorf("%w: n1: ok 00; n2: ok 01 (recorded at height 3)", cluster.ErrNoAgreement), 409, "no_agreement"},
 		{cluster.ErrNoCandidates, 503, "no_candidates"},
 		{fmt.Errorf("something else"), 500, "internal"},

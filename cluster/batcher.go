@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -143,6 +144,11 @@ func (b *batcher) propose(batch []*pendingTx) {
 		switch {
 		case !ok:
 			b.fail(batch, fmt.Errorf("%w: unexpected apply response %T", ErrStore, f.Response()))
+			return
+		case errors.Is(res.Err, fsm.ErrStopped):
+			// Committed, but this replica stopped before applying it:
+			// it applies it on resuming, and the other replicas have.
+			b.fail(batch, fmt.Errorf("%w: committed, but this replica's state machine is stopped (%v); retry with the same idempotency key", ErrUnknownOutcome, res.Err))
 			return
 		case res.Err != nil:
 			b.fail(batch, fmt.Errorf("%w: %v", ErrStore, res.Err))

@@ -19,6 +19,10 @@ var (
 	// Retrying with the same idempotency key is safe.
 	ErrUnknownOutcome = errors.New("cluster: outcome unknown after leadership change")
 	ErrStore          = errors.New("cluster: state machine failed")
+	// ErrStopped: this replica's state machine is stopped by a storage
+	// failure (a full disk); it resumes by itself once the store takes
+	// writes again. Nothing was proposed, or read.
+	ErrStopped = errors.New("cluster: state machine stopped by a storage failure until space returns")
 	// ErrWrongNode: a peer's certificate names another node than the one
 	// expected at its address, or than the one it claims to be.
 	ErrWrongNode = errors.New("cluster: peer certificate names another node")

@@ -272,6 +272,8 @@ func Open(cfg Config) (*Node, error) {
 	go func() { defer n.wg.Done(); n.gossip.loop(n.stop) }()
 	go func() { defer n.wg.Done(); n.rec.run(n.stop) }()
 	go func() { defer n.wg.Done(); n.watchIntegrity() }()
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.watchStore() }()
 	if !hasState && cfg.BootstrapExpect > 0 {
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); n.bootstrapExpect() }()

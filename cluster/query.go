@@ -312,7 +312,9 @@ func (n *Node) ensureLevel(l Level) error {
 		if !n.IsLeader() {
 			return ErrNotLeader
 		}
-		return n.convert(n.raft.Barrier(n.cfg.ApplyTimeout).Error())
+		if err := n.convert(n.raft.Barrier(n.cfg.ApplyTimeout).Error()); err != nil {
+			return err
+		}
 	default:
 		if !n.IsLeader() {
 			return ErrNotLeader
@@ -323,8 +325,18 @@ func (n *Node) ensureLevel(l Level) error {
 		// A new leader may not yet have applied what earlier leaders
 		// committed and acknowledged: the first default read of a term
 		// waits for a barrier, as linearizable reads always do.
-		return n.caughtUp()
+		if err := n.caughtUp(); err != nil {
+			return err
+		}
 	}
+	if err := n.fsm.Err(); err != nil {
+		// The barrier passed (raft handed every entry over), but a
+		// stopped store lacks some: its read would be stale. Checked
+		// after the barrier: a store that stops later lacks only later
+		// entries.
+		return fmt.Errorf("%w: %v", ErrStopped, err)
+	}
+	return nil
 }
 
 // staleReady reports whether this replica may serve a stale read: not
@@ -336,7 +348,7 @@ func (n *Node) ensureLevel(l Level) error {
 // by other entries, the next committed write lifts the gate.
 func (n *Node) staleReady() error {
 	if err := n.fsm.Err(); err != nil {
-		return fmt.Errorf("%w: %v", ErrStore, err) // its chain no longer moves
+		return fmt.Errorf("%w: %v", ErrStopped, err) // its chain no longer moves
 	}
 	floor := n.staleFloor.Load()
 	if floor == 0 {

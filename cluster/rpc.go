@@ -45,7 +45,7 @@ const (
 
 // Error codes carried in responses; they map back to the package errors so
 // errors.Is works across a hop.
-var errCodes = []error{nil, ErrNotLeader, ErrNoLeader, ErrUnknownGroup, ErrBadRequest, ErrNotFound, ErrConflict, ErrShutdown, ErrTimeout, ErrUnknownOutcome, ErrTooLarge, ErrStore, ErrIDConflict, ErrNoCandidates, ErrNoAgreement, ErrWrongNode, ErrCatchingUp, ErrChainCorrupt}
+var errCodes = []error{nil, ErrNotLeader, ErrNoLeader, ErrUnknownGroup, ErrBadRequest, ErrNotFound, ErrConflict, ErrShutdown, ErrTimeout, ErrUnknownOutcome, ErrTooLarge, ErrStore, ErrIDConflict, ErrNoCandidates, ErrNoAgreement, ErrWrongNode, ErrCatchingUp, ErrChainCorrupt, ErrStopped}
 
 func codeOf(err error) uint8 {
 	for i, e := range errCodes[1:] {

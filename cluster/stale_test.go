@@ -92,8 +92,10 @@ func TestDefaultReadCatchesUpOncePerTerm(t *testing.T) {
 
 // TestStoppedStateMachineIsReported: a replica whose state machine stopped
 // on a storage failure keeps following raft, but its status names the
-// failure and it serves no stale read. In a disk-full try such a replica
-// served a frozen chain and reported nothing.
+// failure and it serves no stale read (ErrStopped: 503, not 500). In a
+// disk-full try such a replica served a frozen chain and reported nothing.
+// (Its store is closed here, so it cannot resume: see
+// integration/faults.TestDiskFull for a stop that does.)
 func TestStoppedStateMachineIsReported(t *testing.T) {
 	l := startLocal(t, 1, 3)
 	ld, _ := l.Leader(0)
@@ -112,7 +114,7 @@ func TestStoppedStateMachineIsReported(t *testing.T) {
 	if st := f.localStatus(); !strings.Contains(st.Error, "state machine stopped") {
 		t.Fatalf("status error %q does not report the stopped state machine", st.Error)
 	}
-	if _, _, err := f.Head(context.Background(), 0, Stale); !errors.Is(err, ErrStore) {
-		t.Fatalf("stale read on a stopped replica: %v, want ErrStore", err)
+	if _, _, err := f.Head(context.Background(), 0, Stale); !errors.Is(err, ErrStopped) {
+		t.Fatalf("stale read on a stopped replica: %v, want ErrStopped", err)
 	}
 }

@@ -103,7 +103,7 @@ func (n *Node) localStatus() GroupStatus {
 	if err := n.fsm.Err(); err != nil {
 		// raft goes on (its applied index too), but this replica's
 		// chain no longer moves: say so rather than look current.
-		st.Error = fmt.Sprintf("state machine stopped, restart the node once the cause is fixed: %v", err)
+		st.Error = fmt.Sprintf("state machine stopped; it resumes by itself once the store takes writes again (free space), or restart the node once the cause is fixed: %v", err)
 	}
 	_, leaderID := n.raft.LeaderWithID()
 	st.Leader = string(leaderID)

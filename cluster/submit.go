@@ -162,6 +162,11 @@ func (n *Node) submitOnce(ctx context.Context, raw []byte, group, hops int) (Rec
 	if err != nil {
 		return Receipt{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
+	if err := n.fsm.Err(); err != nil {
+		// Its store cannot answer the key lookup, nor apply the entry:
+		// refuse before proposing (watchStore hands leadership over).
+		return Receipt{}, fmt.Errorf("%w: %v", ErrStopped, err)
+	}
 	// Fast path: a key already committed is answered without a proposal.
 	// Apply checks again, so a race with an in-flight duplicate is safe.
 	if id, loc, ok, err := n.store.Lookup(&t); err != nil {

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,20 +18,27 @@ import (
 //
 // Apply and ApplyBatch never panic. If the store itself fails (disk full,
 // corrupt file) the FSM stops applying: every later entry is answered with
-// the sticky error from Err and the applied index stops moving, so the
-// node can be stopped and repaired instead of silently diverging.
+// the sticky error from Err (it wraps ErrStopped), the store's applied
+// index stops moving and Snapshot refuses, so the replica never diverges
+// and the raft log keeps every entry it skipped. Resume re-applies those
+// entries in place once the cause is gone (space freed); a damaged file
+// needs a rebuild or a restart instead.
 type FSM struct {
 	store  *Store
 	proc   Processor
 	logger hclog.Logger
 
-	mu  sync.Mutex
-	err error // sticky storage failure
+	mu     sync.Mutex
+	err    error  // sticky storage failure
+	handed uint64 // the highest index raft handed to ApplyBatch
 
 	damage atomic.Pointer[error] // set by MarkDamaged, cleared by Restore
 
 	restores atomic.Uint64 // snapshots installed by Restore
 }
+
+// ErrStopped marks every answer of an FSM stopped by a storage failure.
+var ErrStopped = errors.New("fsm: store failed, applying stopped")
 
 var (
 	_ raft.FSM         = (*FSM)(nil)
@@ -76,6 +84,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.handed = max(f.handed, logs[len(logs)-1].Index)
 	var results []*ApplyResult
 	err := f.err
 	if err == nil {
@@ -85,7 +94,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 			return err
 		})
 		if err != nil {
-			f.err = fmt.Errorf("fsm: store failed, applying stopped: %w", err)
+			f.err = fmt.Errorf("%w: %w", ErrStopped, err)
 			f.logger.Error("store failed; this replica stops applying", "first_index", logs[0].Index, "error", err)
 			err = f.err
 		}
@@ -98,6 +107,33 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		}
 	}
 	return out
+}
+
+// Resume restarts an FSM that a storage failure stopped, in place and
+// without raft's help: it applies, from logs and with the same Processor
+// as ApplyBatch, every entry after the store's applied index up to the
+// last one raft handed to ApplyBatch (raft does not hand them again), and
+// only then clears Err, so the entries raft hands next follow on without
+// a gap and the store ends as a replica that never stopped. Entries wait
+// meanwhile. If the store still fails, or logs no longer hold an entry it
+// needs (ErrLogIncomplete), the FSM stays stopped and the error says why;
+// Resume may be tried again. A store marked damaged is not resumed: it
+// needs a rebuild. Resume of a running FSM does nothing.
+func (f *FSM) Resume(logs LogSource) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		return nil
+	}
+	if err := f.Damaged(); err != nil {
+		return fmt.Errorf("fsm: resume refused: %w", err)
+	}
+	if err := replay(f.store, logs, f.handed); err != nil {
+		return fmt.Errorf("fsm: resume: %w", err)
+	}
+	f.logger.Info("store writable again; applying resumed", "applied_index", f.handed, "was", f.err)
+	f.err = nil
+	return nil
 }
 
 // MarkDamaged records that a check found the store damaged (err wraps
@@ -122,8 +158,15 @@ const snapshotWindow = 16
 // of the bbolt file while Apply continues. A store marked damaged is
 // refused, and Persist first checks the newest blocks of the copy it
 // writes; a full check is the receiver's (Restore).
+//
+// A stopped FSM refuses too: raft would label the snapshot with the last
+// index it handed over, which the store does not hold, and compact away
+// the entries Resume needs.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	if err := f.Damaged(); err != nil {
+		return nil, fmt.Errorf("fsm: snapshot refused: %w", err)
+	}
+	if err := f.Err(); err != nil {
 		return nil, fmt.Errorf("fsm: snapshot refused: %w", err)
 	}
 	f.store.mu.RLock()
