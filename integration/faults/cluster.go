@@ -35,6 +35,14 @@ type Cluster struct {
 	Roots *x509.CertPool
 
 	bin, dir, caDir string
+	opts            Options
+}
+
+// Options shape a cluster.
+type Options struct {
+	// DataSize, if set, puts every node's data directory on a tmpfs of
+	// its own of that many bytes, which the disk-full nemesis fills.
+	DataSize int64
 }
 
 // Node is one `qledger node` process. Its data directory survives a
@@ -48,6 +56,10 @@ type Node struct {
 	c    *Cluster
 	args []string
 	log  *os.File
+	// data is the node's data directory; mounted when it is a tmpfs of
+	// its own (Options.DataSize).
+	data    string
+	mounted bool
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -67,7 +79,13 @@ func Build(dir string) (string, error) {
 // StartCluster issues certificates and starts one node per lab host: the
 // first bootstraps the group, the others join it by gossip.
 func StartCluster(lab *Lab, bin, dir string) (*Cluster, error) {
-	c := &Cluster{Lab: lab, bin: bin, dir: dir, caDir: filepath.Join(dir, "ca")}
+	return StartClusterWith(lab, bin, dir, Options{})
+}
+
+// StartClusterWith is StartCluster with options. On error, Close undoes
+// what was started.
+func StartClusterWith(lab *Lab, bin, dir string, opts Options) (*Cluster, error) {
+	c := &Cluster{Lab: lab, bin: bin, dir: dir, caDir: filepath.Join(dir, "ca"), opts: opts}
 	if err := c.issue(); err != nil {
 		return nil, err
 	}
@@ -83,12 +101,18 @@ func StartCluster(lab *Lab, bin, dir string) (*Cluster, error) {
 	}
 	seed := lab.Hosts[0].IP + ":" + gossipPort
 	for i, h := range lab.Hosts {
-		n := &Node{Name: h.Name, Host: h, c: c}
+		n := &Node{Name: h.Name, Host: h, c: c, data: filepath.Join(dir, h.Name)}
 		n.API, err = client.NewTLS("https://"+h.IP+":"+httpPort, creds.ClientConfig(nil))
 		if err != nil {
-			return nil, err
+			return c, err
 		}
-		n.args = []string{"node", "--data", filepath.Join(dir, h.Name),
+		c.Nodes = append(c.Nodes, n)
+		if opts.DataSize > 0 {
+			if err := n.mountData(lab.prefix, opts.DataSize); err != nil {
+				return c, err
+			}
+		}
+		n.args = []string{"node", "--data", n.data,
 			"--bind", h.IP + ":" + raftPort, "--http", h.IP + ":" + httpPort, "--gossip-bind", h.IP + ":" + gossipPort,
 			"--gossip-key", gossipKey, "--log-level", "info",
 			"--ca", filepath.Join(c.caDir, "ca.pem"), "--cert", filepath.Join(c.caDir, h.Name+".pem"), "--cert-key", filepath.Join(c.caDir, h.Name+"-key.pem")}
@@ -98,11 +122,10 @@ func StartCluster(lab *Lab, bin, dir string) (*Cluster, error) {
 			n.args = append(n.args, "--join", seed)
 		}
 		if n.log, err = os.Create(filepath.Join(dir, h.Name+".log")); err != nil {
-			return nil, err
+			return c, err
 		}
-		c.Nodes = append(c.Nodes, n)
 		if err := n.Start(); err != nil {
-			return nil, err
+			return c, err
 		}
 	}
 	return c, nil
@@ -124,11 +147,15 @@ func (c *Cluster) issue() error {
 	return nil
 }
 
-// Close kills every node and closes their logs.
+// Close kills every node, closes their logs and unmounts their data
+// directories.
 func (c *Cluster) Close() {
 	for _, n := range c.Nodes {
 		n.Kill()
-		n.log.Close()
+		if n.log != nil {
+			n.log.Close()
+		}
+		n.unmountData()
 	}
 }
 
@@ -233,34 +260,84 @@ func (c *Cluster) Leader(ctx context.Context) (*Node, error) {
 	return best, nil
 }
 
-// Healthy reports whether every node runs, answers, agrees on one leader
-// and the leader counts every node a healthy voter.
+// Healthy reports whether every node runs, answers, reports no error (a
+// stopped state machine), agrees on one leader and the leader counts
+// every node a healthy voter.
 func (c *Cluster) Healthy(ctx context.Context) bool {
+	return c.unhealthy(ctx) == ""
+}
+
+// unhealthy says why the cluster is not Healthy, or "".
+func (c *Cluster) unhealthy(ctx context.Context) string {
 	leaders := map[string]bool{}
-	var voters int
+	var leader client.GroupStatus
 	for _, n := range c.Nodes {
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		st, err := n.Status(sctx)
 		cancel()
-		if err != nil || !st.HasLeader {
-			return false
+		switch {
+		case err != nil:
+			return fmt.Sprintf("%s: %v", n.Name, err)
+		case !st.HasLeader:
+			return n.Name + " knows no leader"
+		case st.Error != "":
+			return fmt.Sprintf("%s: %s", n.Name, st.Error)
 		}
 		leaders[st.Leader] = true
 		if st.State == "Leader" {
-			voters = st.HealthyVoters
+			leader = st
 		}
 	}
-	return len(leaders) == 1 && voters == len(c.Nodes)
+	switch {
+	case len(leaders) != 1:
+		return fmt.Sprintf("the nodes name %d leaders", len(leaders))
+	case leader.HealthyVoters != len(c.Nodes):
+		var why []string
+		for _, m := range leader.Members {
+			if !m.Healthy {
+				why = append(why, m.ID[:min(12, len(m.ID))]+": "+m.Reason)
+			}
+		}
+		return fmt.Sprintf("the leader counts %d healthy voters of %d %v", leader.HealthyVoters, len(c.Nodes), why)
+	}
+	return ""
 }
 
 // WaitHealthy waits until Healthy holds, at most d.
 func (c *Cluster) WaitHealthy(ctx context.Context, d time.Duration) error {
 	deadline := time.Now().Add(d)
-	for !c.Healthy(ctx) {
+	for {
+		why := c.unhealthy(ctx)
+		if why == "" {
+			return nil
+		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("faults: cluster not healthy after %v", d)
+			return fmt.Errorf("faults: cluster not healthy after %v: %s", d, why)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// mountData mounts a tmpfs of size bytes on the node's data directory, in
+// the root mount namespace, before the node starts: `ip netns exec` gives
+// the node a copy of it, the same file system. Its source is named after
+// the lab, so CleanStale finds it after a killed run.
+func (n *Node) mountData(prefix string, size int64) error {
+	if err := os.MkdirAll(n.data, 0o700); err != nil {
+		return err
+	}
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d,mode=0700", size), prefix+"-"+n.Name+"-data", n.data).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("faults: mount a tmpfs on %s: %v: %s", n.data, err, strings.TrimSpace(string(out)))
+	}
+	n.mounted = true
 	return nil
+}
+
+func (n *Node) unmountData() {
+	if n.mounted {
+		if err := exec.Command("umount", n.data).Run(); err == nil {
+			n.mounted = false
+		}
+	}
 }

@@ -115,7 +115,7 @@ func sequentialWriter(ctx context.Context, h *History, c int, n *Node, prefix st
 		octx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		r, _, err := n.API.Submit(octx, []byte(key), client.SubmitOptions{IdempotencyKey: key})
 		cancel()
-		op.Complete, op.Outcome, op.Err = time.Now(), outcome(err), errText(err)
+		op.Complete, op.Outcome, op.Err, op.Status = time.Now(), outcome(err), errText(err), statusOf(err)
 		if err == nil {
 			op.TxID, op.Index, op.Height = r.ID, r.Index, r.Height
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -103,6 +104,7 @@ func check(t *testing.T, c *Cluster, ops []Op, windows []Window, from uint64, ro
 		}
 	}
 	problems := append(append(append([]string(nil), d.Problems...), chain.Problems...), reads...)
+	problems = append(problems, serverErrors(ops)...)
 	if lin.Result == porcupine.Illegal {
 		problems = append(problems, "the history is not linearizable")
 	}
@@ -119,6 +121,18 @@ func check(t *testing.T, c *Cluster, ops []Op, windows []Window, from uint64, ro
 		t.Error("no write was acknowledged: the run proves nothing")
 	}
 	return log.Size
+}
+
+// serverErrors lists the operations answered 500: under faults a node
+// must answer 503 (or 507) and say why, never fail as if it had a bug.
+func serverErrors(ops []Op) []string {
+	var out []string
+	for _, op := range ops {
+		if op.Status == http.StatusInternalServerError {
+			out = append(out, fmt.Sprintf("%s %s of %s by %s answered %d: %s", op.Kind, op.Level, op.Key, op.Node, op.Status, op.Err))
+		}
+	}
+	return out
 }
 
 // TestFaults is the short schedule `make test` runs: every nemesis once,

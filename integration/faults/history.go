@@ -65,6 +65,8 @@ type Op struct {
 	// Head is what a head read returned.
 	Head client.Head
 	Err  string
+	// Status is the HTTP status of an error answer, 0 if none came.
+	Status int
 }
 
 // History records operations from many clients; it is safe for

@@ -183,6 +183,14 @@ func CleanStale() {
 			}
 		}
 	}
+	if data, err := os.ReadFile("/proc/mounts"); err == nil {
+		// Data directories on a tmpfs (Options.DataSize).
+		for _, line := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(line); len(f) > 2 && f[2] == "tmpfs" && dead(f[0]) {
+				_ = exec.Command("umount", f[1]).Run()
+			}
+		}
+	}
 	if out, err := exec.Command("ip", "-o", "link", "show").Output(); err == nil {
 		for _, line := range strings.Split(string(out), "\n") {
 			f := strings.Fields(line)

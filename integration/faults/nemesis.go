@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -147,10 +148,49 @@ var (
 	KillMajority = Nemesis{Name: "kill-majority", Start: func(_ context.Context, c *Cluster, rng *rand.Rand) (func() error, error) {
 		return kill(shuffled(c, rng)[:len(c.Nodes)/2+1])
 	}}
+	// DiskFullLeader fills the file system of the leader's data
+	// directory (Options.DataSize); healing frees the space again. The
+	// node is not restarted: it must resume by itself.
+	DiskFullLeader = Nemesis{Name: "disk-full-leader", Start: func(ctx context.Context, c *Cluster, rng *rand.Rand) (func() error, error) {
+		ld, ok := leaderOrNone(ctx, c)
+		if !ok {
+			ld = shuffled(c, rng)[0]
+		}
+		return fill(ld)
+	}}
+	// DiskFullOne fills a random node's data directory.
+	DiskFullOne = Nemesis{Name: "disk-full-one", Start: func(_ context.Context, c *Cluster, rng *rand.Rand) (func() error, error) {
+		return fill(shuffled(c, rng)[0])
+	}}
 )
 
 // All is every nemesis, in the order the short schedule runs them.
-var All = []Nemesis{IsolateLeader, Halves, Bridge, OneWayFromLeader, PauseLeader, KillOne, KillMajority}
+var All = []Nemesis{IsolateLeader, Halves, Bridge, OneWayFromLeader, PauseLeader, KillOne, KillMajority, DiskFullLeader, DiskFullOne}
+
+// fill fills n's data directory's file system with a file; healing
+// removes it. Composed fills of one node each add a file.
+func fill(n *Node) (func() error, error) {
+	if !n.mounted {
+		return nil, errors.New("faults: disk-full needs data directories on a file system of their own (Options.DataSize)")
+	}
+	f, err := os.CreateTemp(n.data, "faults-fill-*")
+	if err != nil {
+		return nil, fmt.Errorf("faults: fill %s: %w", n.Name, err)
+	}
+	defer f.Close()
+	remove := func() error { return os.Remove(f.Name()) }
+	buf := make([]byte, 1<<20)
+	for len(buf) >= 512 {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				remove()
+				return nil, fmt.Errorf("faults: fill %s: %w", n.Name, err)
+			}
+			buf = buf[:len(buf)/2] // top up what is left
+		}
+	}
+	return remove, nil
+}
 
 func kill(ns []*Node) (func() error, error) {
 	for _, n := range ns {

@@ -62,7 +62,7 @@ func (w *Workload) writer(ctx context.Context, c int, nodes []*Node, rng *rand.R
 			octx, cancel := context.WithTimeout(context.Background(), w.OpTimeout)
 			r, _, err := n.API.Submit(octx, []byte(key), client.SubmitOptions{IdempotencyKey: key})
 			cancel()
-			op.Complete, op.Outcome, op.Err = time.Now(), outcome(err), errText(err)
+			op.Complete, op.Outcome, op.Err, op.Status = time.Now(), outcome(err), errText(err), statusOf(err)
 			if err == nil {
 				op.TxID, op.Index, op.Height = r.ID, r.Index, r.Height
 				w.mu.Lock()
@@ -108,7 +108,7 @@ func (w *Workload) reader(ctx context.Context, c int, nodes []*Node, rng *rand.R
 			}
 		}
 		cancel()
-		op.Complete, op.Outcome, op.Err = time.Now(), outcome(err), errText(err)
+		op.Complete, op.Outcome, op.Err, op.Status = time.Now(), outcome(err), errText(err), statusOf(err)
 		w.History.Add(op)
 		if err != nil {
 			time.Sleep(50 * time.Millisecond)
@@ -126,6 +126,15 @@ func outcome(err error) Outcome {
 		return OK
 	}
 	return Unknown
+}
+
+// statusOf is the HTTP status of an error answer, 0 for no answer.
+func statusOf(err error) int {
+	var ae *client.APIError
+	if errors.As(err, &ae) {
+		return ae.Status
+	}
+	return 0
 }
 
 func errText(err error) string {
