@@ -268,9 +268,12 @@ func (n *Node) query(ctx context.Context, q Query) (QueryResult, error) {
 
 // readFromLeader serves a read on the group leader. A read that
 // callLeader abandoned (the leader changed, or did not answer in time), or
-// one that this node began as leader and lost leadership during (lost), is
-// sent again to the leader raft names next, as soon as it names one, for
-// as long as ctx and noLeaderGrace allow; any other outcome is final.
+// could not deliver (the leader is down: a read has no effect, so sending
+// it again is safe), or one that this node began as leader and lost
+// leadership during (lost), is sent again to the leader raft names next,
+// as soon as it names one, for as long as ctx and noLeaderGrace allow;
+// any other outcome is final. A leader that could not be reached is
+// ErrNoLeader (503), not the transport's error (500).
 func (n *Node) readFromLeader(ctx context.Context, q Query, lost bool) (QueryResult, error) {
 	var since time.Time // when the read was first abandoned
 	if lost {
@@ -287,7 +290,16 @@ func (n *Node) readFromLeader(ctx context.Context, q Query, lost bool) (QueryRes
 			if since.IsZero() {
 				since = time.Now()
 			}
-		case !errors.Is(err, ErrNoLeader) || since.IsZero():
+		case errors.Is(err, ErrNoLeader):
+			if since.IsZero() {
+				return res, err
+			}
+		case isTransport(err):
+			err = fmt.Errorf("%w: the leader did not answer: %v", ErrNoLeader, err)
+			if since.IsZero() {
+				since = time.Now()
+			}
+		default:
 			return res, err
 		}
 		if time.Since(since) > n.noLeaderGrace() {
