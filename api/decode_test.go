@@ -20,9 +20,13 @@ import (
 )
 
 func TestDecodeStrict(t *testing.T) {
+	type inner struct {
+		X int `json:"x"`
+	}
 	type body struct {
-		A int    `json:"a"`
-		B string `json:"b"`
+		A int     `json:"a"`
+		B string  `json:"b"`
+		I []inner `json:"i"`
 	}
 	cases := []struct {
 		name, in string
@@ -36,6 +40,9 @@ func TestDecodeStrict(t *testing.T) {
 		{"trailing garbage", `{"a":1}x`, errBadRequest, "trailing data"},
 		{"stray brace", `{"a":1}}`, errBadRequest, "trailing data"},
 		{"unknown field", `{"a":1,"c":2}`, errBadRequest, "unknown field"},
+		{"field name in another case", `{"A":1}`, errBadRequest, `unknown field "A"`},
+		{"nested field name in another case", `{"i":[{"x":1},{"X":2}]}`, errBadRequest, `unknown field "X"`},
+		{"nested", `{"i":[{"x":1}]}`, nil, ""},
 		{"empty", ``, errBadRequest, "malformed JSON body"},
 		{"wrong type", `{"a":"1"}`, errBadRequest, "malformed JSON body"},
 		{"cut short", `{"a":1`, errBadRequest, "malformed JSON body"},
