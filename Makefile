@@ -4,7 +4,9 @@
 GO        ?= go
 BIN       ?= bin
 PKGS      := ./...
-TEST_FLAGS ?= -race -p 1 -timeout 30m
+# -tags contract: every API server in the tests checks each exchange
+# against api/openapi.yaml (package api/contract); a breach fails the run.
+TEST_FLAGS ?= -race -p 1 -timeout 30m -tags contract
 
 .PHONY: all build test unit integration demo dev bench lint fmt clean examples staticcheck fuzz
 
@@ -97,6 +99,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags contract ./api/
 	$(GO) tool staticcheck $(PKGS)
 
 fmt:

@@ -156,6 +156,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET", "/v1/groups/0/blocks/1", "", 200, 200, 200, 200, false},
 		{"GET", "/v1/groups/0/blocks?from=1&limit=2", "", 200, 200, 200, 200, false},
 		{"GET", "/v1/groups/0/proof/consistency?from=1&to=2", "", 200, 200, 200, 200, false},
+		{"GET", "/v1/groups/0/checkpoint", "", 200, 200, 200, 200, false},
+		{"GET", "/v1/groups/0/checkpoint/key", "", 200, 200, 200, 200, false},
+		{"GET", "/v1/groups/0/tile/0/000.p/2", "", 200, 200, 200, 200, false},
 		{"GET", "/v1/cluster", "", 200, 200, 200, 200, false},
 		{"POST", "/v1/cluster/join", `{}`, denied, denied, 400, 400, false},
 		{"DELETE", "/v1/cluster/nodes/" + unknownNode, "", denied, denied, 404, 404, false},
@@ -182,6 +185,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET", "/debug/pprof/cmdline", "", denied, denied, 200, 200, false},
 		{"GET", "/healthz", "", 200, 200, 200, 200, true},
 		{"GET", "/readyz", "", 200, 200, 200, 200, true},
+		{"GET", "/v1/openapi.json", "", 200, 200, 200, 200, true},
 	}
 	for _, r := range rows {
 		want := map[string]int{"submitter": r.submitter, "auditor": r.auditor, "admin": r.admin, "node": r.node, "none": 401, "other-ca": 0, "expired": 0}

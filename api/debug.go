@@ -15,6 +15,7 @@ import (
 // ends at the request timeout (Config.RequestTimeout) at the latest.
 func (s *Server) debugRoutes() {
 	s.mux.HandleFunc("/debug/pprof/", s.guard(admins, servePprof))
+	s.table = append(s.table, routeEntry{"GET", "/debug/pprof/", admins}, routeEntry{"POST", "/debug/pprof/{name}", admins})
 }
 
 // pprofHandlers are the pprof endpoints that are not a named profile.

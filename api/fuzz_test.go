@@ -216,3 +216,13 @@ func FuzzHandlers(f *testing.F) {
 		}
 	})
 }
+func (f *fakeCluster) LogNodes(ctx context.Context, group int, level uint8, from uint64, count int, lv cluster.Level) ([]chain.Hash, error) {
+	if level != 0 || from+uint64(count) > uint64(len(f.txs)) {
+		return nil, cluster.ErrBadRequest
+	}
+	var out []chain.Hash
+	for _, tx := range f.txs[from : from+uint64(count)] {
+		out = append(out, chain.LeafHash(tx))
+	}
+	return out, nil
+}

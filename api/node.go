@@ -25,6 +25,7 @@ type Ledger interface {
 	Block(ctx context.Context, group int, height uint64, level cluster.Level) ([]byte, error)
 	Blocks(ctx context.Context, group int, from uint64, limit int, level cluster.Level) ([][]byte, error)
 	Consistency(ctx context.Context, group int, from, to uint64, level cluster.Level) (cluster.ConsistencyProof, error)
+	LogNodes(ctx context.Context, group int, level uint8, from uint64, count int, lv cluster.Level) ([]chain.Hash, error)
 }
 
 // Membership is what the cluster endpoints need: status, readiness, and

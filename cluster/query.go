@@ -48,6 +48,7 @@ const (
 	opBlocks      = "blocks"
 	opTx          = "tx"
 	opConsistency = "consistency"
+	opNodes       = "nodes"
 	opItem        = "item"
 	opItems       = "items"
 	opFunctions   = "functions"
@@ -67,6 +68,9 @@ type Query struct {
 	Hops   int        `json:"hops,omitempty"`
 	DataID string     `json:"data_id,omitempty"`
 	Filter string     `json:"filter,omitempty"`
+	// NodeLevel is the Merkle level of an opNodes read (From and Limit
+	// give the first index and the count).
+	NodeLevel uint8 `json:"node_level,omitempty"`
 }
 
 // QueryResult carries whichever fields the op fills.
@@ -76,7 +80,7 @@ type QueryResult struct {
 	Tx       *fsm.TxRecord      `json:"tx,omitempty"`
 	RootFrom chain.Hash         `json:"root_from"`
 	RootTo   chain.Hash         `json:"root_to"`
-	Proof    []chain.Hash       `json:"proof,omitempty"`
+	Proof    []chain.Hash       `json:"proof,omitempty"` // also opNodes' hashes
 	Item     *fsm.ItemMeta      `json:"item,omitempty"`
 	Segments []fsm.TxRecord     `json:"segments,omitempty"`
 	Items    []fsm.ItemMeta     `json:"items,omitempty"`
@@ -187,6 +191,20 @@ func (n *Node) Consistency(ctx context.Context, g int, from, to uint64, level Le
 		return ConsistencyProof{}, err
 	}
 	return ConsistencyProof{From: from, To: to, RootFrom: res.RootFrom, RootTo: res.RootTo, Hashes: res.Proof}, nil
+}
+
+// LogNodes returns count hashes of perfect subtrees of group g's log at
+// Merkle level level from index from (fsm.Store.Nodes): the hashes of a
+// C2SP tile. A range past the log is ErrBadRequest.
+func (n *Node) LogNodes(ctx context.Context, g int, level uint8, from uint64, count int, lv Level) ([]chain.Hash, error) {
+	res, err := n.query(ctx, Query{Op: opNodes, Group: g, Level: lv, NodeLevel: level, From: from, Limit: count})
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Proof) != count {
+		return nil, fmt.Errorf("%w: %d nodes asked, %d answered", ErrStore, count, len(res.Proof))
+	}
+	return res.Proof, nil
 }
 
 // Tx finds a transaction by ID in group g, or in every group when g < 0
@@ -461,6 +479,12 @@ func (n *Node) localQuery(q Query) (QueryResult, error) {
 			return res, storeErr(err)
 		}
 		res.RootFrom, res.RootTo, res.Proof = rf, rt, proof
+	case opNodes:
+		hs, err := n.store.Nodes(q.NodeLevel, q.From, uint64(max(q.Limit, 0)))
+		if err != nil {
+			return res, storeErr(err)
+		}
+		res.Proof = hs
 	case opItem:
 		meta, segs, err := n.localItem(q)
 		if err != nil {

@@ -379,6 +379,40 @@ func (s *Store) ConsistencyProof(from, to uint64) (rootFrom, rootTo chain.Hash, 
 	return rootFrom, rootTo, proof, err
 }
 
+// MaxNodesPerRead caps one Nodes read: a C2SP tile's width.
+const MaxNodesPerRead = 256
+
+// Nodes returns the hashes of count consecutive perfect subtrees at Merkle
+// level (tree height) level, from index from: node (level, i) covers the
+// leaves [i<<level, (i+1)<<level). Every node must lie within the current
+// log (ErrBadRange otherwise): once there, a node never changes, so what
+// Nodes returns for a range is the same at every later size. These are
+// the hashes C2SP tlog tiles carry.
+func (s *Store) Nodes(level uint8, from, count uint64) ([]chain.Hash, error) {
+	if count < 1 || count > MaxNodesPerRead || level > 63 {
+		return nil, fmt.Errorf("%w: %d nodes at level %d (1..%d at levels 0..63)", ErrBadRange, count, level, MaxNodesPerRead)
+	}
+	var out []chain.Hash
+	err := s.view(func(tx *bolt.Tx) error {
+		st, err := readState(tx)
+		if err != nil {
+			return err
+		}
+		if end := from + count; end < from || end > st.log.Size()>>level {
+			return fmt.Errorf("%w: nodes %d..%d at level %d, log size %d", ErrBadRange, from, from+count-1, level, st.log.Size())
+		}
+		nr := nodeReader{tx.Bucket(bucketNodes)}
+		out = make([]chain.Hash, count)
+		for i := range out {
+			if out[i], err = nr.Node(level, from+uint64(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // nodeReader serves perfect Merkle subtree hashes from the nodes bucket.
 type nodeReader struct{ b *bolt.Bucket }
 

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"qledger/api/client"
+	"qledger/api/contract"
 	"qledger/pki"
 )
 
@@ -33,13 +34,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "qledger")
-	cmd := exec.Command("go", "build", "-o", binary, "qledger/cmd/qledger")
+	cmd := exec.Command("go", append(append([]string{"build"}, contractTags...), "-o", binary, "qledger/cmd/qledger")...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build qledger:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := contract.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -418,3 +418,16 @@ func IsStatus(err error, status int) bool {
 	var e *APIError
 	return errors.As(err, &e) && e.Status == status
 }
+
+// NoteKey answers GET /v1/groups/{g}/checkpoint/key: the note verifier
+// key (C2SP signed-note) the answering node signs the group's checkpoints
+// with, and its endorsement: the node's certificate-key signature over
+// transparency.EndorsementStatement(VerifierKey), which
+// pki.VerifySignature checks against CertChain and the cluster CA.
+type NoteKey struct {
+	Origin      string   `json:"origin"`
+	VerifierKey string   `json:"verifier_key"`
+	Node        string   `json:"node"`
+	CertChain   [][]byte `json:"cert_chain"`
+	Endorsement []byte   `json:"endorsement"`
+}

@@ -56,6 +56,21 @@ var rules = []rule{
 		Forbidden: []string{"github.com/hashicorp/raft", "github.com/hashicorp/raft-boltdb/..."},
 	},
 	{
+		Name:      "only api/contract links the OpenAPI validator (test builds only)",
+		Subjects:  []string{"qledger/..."},
+		Except:    []string{"qledger/api/contract"},
+		Forbidden: []string{"github.com/getkin/kin-openapi/..."},
+	},
+	{
+		Name:       "the transparency formats link no node, store or server",
+		Subjects:   []string{"qledger/transparency"},
+		Transitive: true,
+		Forbidden: []string{
+			"qledger/api/...", "qledger/cluster", "qledger/fsm", "qledger/execute/...",
+			"github.com/hashicorp/raft", "github.com/hashicorp/memberlist", "go.etcd.io/bbolt",
+		},
+	},
+	{
 		Name:      "only cluster speaks gossip",
 		Subjects:  []string{"qledger/..."},
 		Except:    []string{"qledger/cluster"},
@@ -267,11 +282,14 @@ func TestRulesCatchViolations(t *testing.T) {
 		{ImportPath: "qledger/sharing", Imports: []string{"github.com/hashicorp/raft", "go.etcd.io/bbolt", "qledger/api", "qledger/cmd/qledger"}},
 		{ImportPath: "qledger/pki", Imports: []string{"github.com/hashicorp/memberlist", "github.com/tetratelabs/wazero/api", "qledger/cluster"}},
 		{ImportPath: "qledger/cluster", Imports: []string{"github.com/hashicorp/raft", "github.com/hashicorp/memberlist"}},
+		{ImportPath: "qledger/api", Imports: []string{"github.com/getkin/kin-openapi/openapi3"}},
+		{ImportPath: "qledger/transparency", Imports: []string{"qledger/chain"}, Deps: []string{"qledger/chain", "qledger/fsm"}},
 	}
 	got := violations(graph, rules)
 	want := []string{
 		"qledger/api/client: the client library links no server: github.com/hashicorp/raft",
 		"qledger/api/client: the client library links no server: qledger/cluster",
+		"qledger/api: only api/contract links the OpenAPI validator (test builds only): github.com/getkin/kin-openapi/openapi3",
 		"qledger/chain: ledger formats rest on the standard library, internal/wire and each other: github.com/google/uuid",
 		"qledger/fsm: the state machine does not link the runtime, gossip or the network layer: github.com/tetratelabs/wazero",
 		"qledger/fsm: the state machine does not link the runtime, gossip or the network layer: qledger/execute",
@@ -282,6 +300,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		"qledger/sharing: nothing below the top floor imports it: qledger/cmd/qledger",
 		"qledger/sharing: only cluster and fsm import raft (and the bare-raft benchmark baseline): github.com/hashicorp/raft",
 		"qledger/sharing: only fsm opens bbolt: go.etcd.io/bbolt",
+		"qledger/transparency: the transparency formats link no node, store or server: qledger/fsm",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("violations:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
