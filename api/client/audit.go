@@ -80,6 +80,11 @@ type TrustedHead struct {
 // verified, oldest first (the newest is what every new head must extend).
 type AuditState struct {
 	Groups map[string][]TrustedHead `json:"groups"`
+	// Checkpoints are the newest verified C2SP checkpoint of each group
+	// (AuditCheckpoint), NoteKeys the note verifier keys whose
+	// endorsement it checked.
+	Checkpoints map[string]TrustedCheckpoint `json:"checkpoints,omitempty"`
+	NoteKeys    []string                     `json:"note_keys,omitempty"`
 }
 
 // maxTrusted is how many verified heads a group's history keeps; older

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -31,16 +32,28 @@ func (a *app) auditWatchCmd() *cobra.Command {
 		state    string
 		interval time.Duration
 		once     bool
+		format   string
 	)
 	cmd := &cobra.Command{
-		Use:   "watch --state FILE",
+		Use:   "watch --state FILE [--format api|c2sp]",
 		Short: "check every new head against the trusted state: signature, consistency proof, linked blocks",
-		Args:  noArgs,
+		Long: `Check every new head against the trusted state.
+
+--format api (the default) reads the JSON API: each head's signature, a
+consistency proof from the trusted head and the blocks linking back to it.
+--format c2sp reads only the C2SP endpoints and checks them with
+golang.org/x/mod/sumdb: the checkpoint opens under a note key its node's
+certificate endorses (--ca is required), the tiles give its root, and a
+tlog tree proof over the tiles shows it extends the trusted checkpoint.`,
+		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			if state == "" {
 				return usageErrorf("audit watch: --state is required")
 			}
-			return a.auditWatch(state, interval, once)
+			if format != "api" && format != "c2sp" {
+				return usageErrorf("audit watch: --format must be api or c2sp, not %q", format)
+			}
+			return a.auditWatch(state, interval, once, format == "c2sp")
 		},
 	}
 	fs := cmd.Flags()
@@ -48,10 +61,11 @@ func (a *app) auditWatchCmd() *cobra.Command {
 	bindEnv(fs, "state", "QLEDGER_AUDIT_STATE")
 	fs.DurationVar(&interval, "interval", 5*time.Second, "time between passes")
 	fs.BoolVar(&once, "once", false, "run one pass and exit: status 1 if anything was found")
+	fs.StringVar(&format, "format", "api", "what to read and check: api (JSON heads and proofs) or c2sp (signed checkpoints and tiles)")
 	return cmd
 }
 
-func (a *app) auditWatch(state string, interval time.Duration, once bool) error {
+func (a *app) auditWatch(state string, interval time.Duration, once, c2sp bool) error {
 	c, err := a.client.client()
 	if err != nil {
 		return err
@@ -69,8 +83,12 @@ func (a *app) auditWatch(state string, interval time.Duration, once bool) error 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
+	pass := a.auditPass
+	if c2sp {
+		pass = a.auditC2SPPass
+	}
 	for {
-		found, err := a.auditPass(c, st, opt)
+		found, err := pass(c, st, opt)
 		if err != nil {
 			fmt.Fprintln(a.stderr, "audit:", err)
 		}
@@ -122,6 +140,41 @@ func (a *app) auditPass(c *client.Client, st *client.AuditState, opt client.Audi
 			fmt.Fprintf(a.stdout, "group %d: trusted head %d %s (whole chain verified; signed by %.12s)\n", g.Group, h.Height, short(h.Hash), h.Signer)
 		case h.Height > prev.Height:
 			fmt.Fprintf(a.stdout, "group %d: head %d -> %d extends the trusted log (consistency proof verified; signed by %.12s)\n", g.Group, prev.Height, h.Height, h.Signer)
+		}
+	}
+	return found, nil
+}
+
+// auditC2SPPass audits every group's C2SP checkpoint once and returns
+// the number of findings.
+func (a *app) auditC2SPPass(c *client.Client, st *client.AuditState, opt client.AuditOptions) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*a.client.timeout)
+	defer cancel()
+	cs, err := c.Cluster(ctx)
+	if err != nil {
+		return 0, err
+	}
+	found := 0
+	for _, g := range cs.Groups {
+		prev, had := st.Checkpoints[strconv.Itoa(g.Group)]
+		cp, err := c.AuditCheckpoint(ctx, g.Group, st, opt.Roots)
+		var f *client.Finding
+		switch {
+		case errors.As(err, &f):
+			found++
+			if a.out.JSON() {
+				_ = a.printJSON(f)
+			} else {
+				fmt.Fprintf(a.stdout, "ALERT %v\n", f)
+			}
+		case err != nil:
+			fmt.Fprintf(a.stderr, "audit: group %d: %v\n", g.Group, err)
+		case a.out.JSON():
+			_ = a.printJSON(map[string]any{"group": g.Group, "ok": true, "origin": cp.Origin, "size": cp.Size, "root": cp.Root, "height": cp.Height})
+		case !had:
+			fmt.Fprintf(a.stdout, "group %d: trusted checkpoint %s size %d (note signature and tiles verified)\n", g.Group, cp.Origin, cp.Size)
+		case cp.Size > prev.Size:
+			fmt.Fprintf(a.stdout, "group %d: checkpoint size %d -> %d extends the trusted log (tlog tree proof over the tiles verified)\n", g.Group, prev.Size, cp.Size)
 		}
 	}
 	return found, nil

@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -103,5 +107,71 @@ func TestAuditWatchEmptyChain(t *testing.T) {
 		"--cert", filepath.Join(tlsDir, "auditor.pem"), "--cert-key", filepath.Join(tlsDir, "auditor-key.pem"))
 	if r.code != exitOK || !strings.Contains(r.stdout, "group 0: trusted head 0 (an empty chain; nothing to verify yet)") {
 		t.Fatalf("audit watch on an empty chain: %+v", r)
+	}
+}
+
+// TestAuditWatchC2SP: audit watch --format c2sp trusts the first signed
+// checkpoint of each group after opening it under an endorsed note key
+// and rebuilding its root from the tiles, accepts a longer log through a
+// tlog tree proof, and reports a trusted root the log does not extend.
+func TestAuditWatchC2SP(t *testing.T) {
+	dir := t.TempDir()
+	tlsDir := filepath.Join(dir, "tls")
+	ca, err := server.DevCA(tlsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lc, err := server.StartLocal(ctx, server.LocalConfig{Dir: dir, Groups: 1, Replicas: 1, CA: ca, Logger: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Close()
+	as := func(role string, args ...string) ran {
+		t.Helper()
+		return cli(t, append(args, "--addr", lc.Addrs[0], "--ca", filepath.Join(tlsDir, "ca.pem"),
+			"--cert", filepath.Join(tlsDir, role+".pem"), "--cert-key", filepath.Join(tlsDir, role+"-key.pem"))...)
+	}
+	submit := func(n int) {
+		for i := range n {
+			if r := as("submitter", "tx", "submit", fmt.Sprint("entry ", i)); r.code != exitOK {
+				t.Fatalf("tx submit: %+v", r)
+			}
+		}
+	}
+	state := filepath.Join(dir, "audit.json")
+	watch := func() ran {
+		t.Helper()
+		return as("auditor", "audit", "watch", "--once", "--format", "c2sp", "--state", state)
+	}
+
+	submit(3)
+	if r := watch(); r.code != exitOK || !strings.Contains(r.stdout, "group 0: trusted checkpoint qledger/") {
+		t.Fatalf("first pass: %+v", r)
+	}
+	submit(2)
+	if r := watch(); r.code != exitOK || !strings.Contains(r.stdout, "extends the trusted log (tlog tree proof over the tiles verified)") {
+		t.Fatalf("second pass: %+v", r)
+	}
+
+	// A trusted root the server's log does not extend: the auditor's
+	// record of size 2 is replaced by another root.
+	b, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	cp := st["checkpoints"].(map[string]any)["0"].(map[string]any)
+	cp["size"], cp["root"] = 2, base64.StdEncoding.EncodeToString(make([]byte, 32))
+	b, _ = json.Marshal(st)
+	if err := os.WriteFile(state, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := watch(); r.code == exitOK || !strings.Contains(r.stdout, "ALERT group 0: rewritten") {
+		t.Fatalf("a pass against a forged trusted root: %+v", r)
 	}
 }
