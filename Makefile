@@ -8,7 +8,7 @@ PKGS      := ./...
 # against api/openapi.yaml (package api/contract); a breach fails the run.
 TEST_FLAGS ?= -race -p 1 -timeout 30m -tags contract
 
-.PHONY: all build test unit integration demo dev bench lint fmt clean examples staticcheck fuzz
+.PHONY: browser all build test unit integration demo dev bench lint fmt clean examples staticcheck fuzz
 
 all: build
 
@@ -40,6 +40,12 @@ test: lint
 .PHONY: bench-smoke
 bench-smoke:
 	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x $(BENCH_PKGS)
+
+## browser: install Debian's chromium for the explorer's browser tests
+## (integration/explorer_test.go) when it is missing; needs root.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 unit:
 	$(GO) test $(TEST_FLAGS) $(shell $(GO) list ./... | grep -v /integration)

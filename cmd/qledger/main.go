@@ -11,6 +11,7 @@
 //	qledger data      share data confidentially across groups
 //	qledger ca        the cluster CA and its certificates
 //	qledger audit     watch heads with a trusted-state cache
+//	qledger explorer  serve the chain explorer (pages and a read-only proxy)
 //	qledger snapshot  save, verify and restore backups of a group
 //	qledger bench     measure commit throughput and latency
 //

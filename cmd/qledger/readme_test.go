@@ -25,6 +25,7 @@ var readmeSkipped = []struct{ prefix, why string }{
 	{"dev ", "the test starts the cluster itself"},
 	{"node ", "needs the hosts 10.0.0.x"},
 	{"audit watch", "runs until interrupted"},
+	{"explorer", "serves until interrupted; integration's TestExplorerInBrowser drives it in Chromium"},
 	{"bench", "a measurement, run by make bench"},
 	{"qkd curve", "a figure, tested in qkd/curve"},
 	{"chain verify --data", "needs a stopped node's data directory at /var/lib"},

@@ -82,7 +82,7 @@ Exit status: 0 success, 1 the command failed, 2 the command line is wrong
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
 	root.AddCommand(
 		a.nodeCmd(), a.devCmd(), a.demoCmd(), a.txCmd(), a.chainCmd(), a.clusterCmd(), a.qkdCmd(),
-		a.fnCmd(), a.dataCmd(), a.benchCmd(), a.auditCmd(), a.caCmd(), a.snapshotCmd(), a.keygenCmd(), a.versionCmd(),
+		a.fnCmd(), a.dataCmd(), a.benchCmd(), a.auditCmd(), a.explorerCmd(), a.caCmd(), a.snapshotCmd(), a.keygenCmd(), a.versionCmd(),
 	)
 	return root
 }

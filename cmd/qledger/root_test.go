@@ -373,7 +373,7 @@ func TestStdinPayload(t *testing.T) {
 
 func TestCommandNamesStable(t *testing.T) {
 	// The verbs scripts and the docs use.
-	want := []string{"audit", "bench", "ca", "chain", "cluster", "data", "demo", "dev", "fn", "keygen", "node", "qkd", "snapshot", "tx", "version"}
+	want := []string{"audit", "bench", "ca", "chain", "cluster", "data", "demo", "dev", "explorer", "fn", "keygen", "node", "qkd", "snapshot", "tx", "version"}
 	var got []string
 	for _, c := range (&app{}).rootCmd().Commands() {
 		got = append(got, c.Name())

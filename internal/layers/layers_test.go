@@ -62,6 +62,15 @@ var rules = []rule{
 		Forbidden: []string{"github.com/getkin/kin-openapi/..."},
 	},
 	{
+		Name:       "the explorer links no server",
+		Subjects:   []string{"qledger/explorer"},
+		Transitive: true,
+		Forbidden: []string{
+			"qledger/api", "qledger/cluster", "qledger/fsm", "qledger/execute/...",
+			"github.com/hashicorp/raft", "github.com/hashicorp/memberlist", "go.etcd.io/bbolt", "github.com/tetratelabs/wazero/...",
+		},
+	},
+	{
 		Name:       "the transparency formats link no node, store or server",
 		Subjects:   []string{"qledger/transparency"},
 		Transitive: true,
@@ -283,6 +292,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		{ImportPath: "qledger/pki", Imports: []string{"github.com/hashicorp/memberlist", "github.com/tetratelabs/wazero/api", "qledger/cluster"}},
 		{ImportPath: "qledger/cluster", Imports: []string{"github.com/hashicorp/raft", "github.com/hashicorp/memberlist"}},
 		{ImportPath: "qledger/api", Imports: []string{"github.com/getkin/kin-openapi/openapi3"}},
+		{ImportPath: "qledger/explorer", Imports: []string{"qledger/api/client"}, Deps: []string{"qledger/api/client", "qledger/api"}},
 		{ImportPath: "qledger/transparency", Imports: []string{"qledger/chain"}, Deps: []string{"qledger/chain", "qledger/fsm"}},
 	}
 	got := violations(graph, rules)
@@ -291,6 +301,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		"qledger/api/client: the client library links no server: qledger/cluster",
 		"qledger/api: only api/contract links the OpenAPI validator (test builds only): github.com/getkin/kin-openapi/openapi3",
 		"qledger/chain: ledger formats rest on the standard library, internal/wire and each other: github.com/google/uuid",
+		"qledger/explorer: the explorer links no server: qledger/api",
 		"qledger/fsm: the state machine does not link the runtime, gossip or the network layer: github.com/tetratelabs/wazero",
 		"qledger/fsm: the state machine does not link the runtime, gossip or the network layer: qledger/execute",
 		"qledger/pki: only cluster speaks gossip: github.com/hashicorp/memberlist",

@@ -1,0 +1,193 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/hashicorp/go-hclog"
+
+	"qledger/api/client"
+	"qledger/explorer"
+	"qledger/pki"
+	"qledger/server"
+)
+
+// chromium is the browser the explorer tests drive: Debian's chromium,
+// which .ci/run installs when it is missing. Outside CI a machine without
+// it skips the tests.
+func chromium(t *testing.T) string {
+	for _, p := range []string{"chromium", "chromium-browser"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("no chromium on PATH: .ci/run installs Debian's chromium package")
+	}
+	t.Skip("no chromium on PATH (apt-get install chromium)")
+	return ""
+}
+
+// tamper rewrites the first proof hash of every GET /v1/tx/ answer while
+// on, as an attacker between the node and the page would.
+type tamper struct {
+	next http.RoundTripper
+	on   atomic.Bool
+}
+
+func (t *tamper) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	if err != nil || !t.on.Load() || !strings.HasPrefix(r.URL.Path, "/v1/tx/") {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	i := bytes.Index(body, []byte(`"hashes":["`))
+	if i >= 0 {
+		j := i + len(`"hashes":["`)
+		if body[j] == '0' {
+			body[j] = '1'
+		} else {
+			body[j] = '0'
+		}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return resp, nil
+}
+
+// TestExplorerInBrowser loads the explorer's pages in headless Chromium
+// against a dev cluster with a CA: the overview shows each group's head
+// as the API reports it; a transaction's inclusion proof and the
+// checkpoint's Ed25519 signature verify in the page; and with the proof
+// altered in flight the page says verification failed. Screenshots go to
+// a temporary directory, or docs/ with QLEDGER_SCREENSHOTS=docs.
+func TestExplorerInBrowser(t *testing.T) {
+	browser := chromium(t)
+	dir := t.TempDir()
+	tlsDir := filepath.Join(dir, "tls")
+	ca, err := server.DevCA(tlsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	lc, err := server.StartLocal(ctx, server.LocalConfig{Dir: dir, Groups: 2, Replicas: 1, CA: ca, Logger: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Close()
+
+	sub, err := server.RoleClient(tlsDir, pki.RoleSubmitter, lc.Addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last client.Receipt
+	for i := range 12 {
+		g := i % 2
+		if last, _, err = sub.Submit(ctx, fmt.Append(nil, "explorer entry ", i), client.SubmitOptions{Group: &g}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	auditor, err := pki.LoadCredentials(filepath.Join(tlsDir, "ca.pem"), filepath.Join(tlsDir, "auditor.pem"), filepath.Join(tlsDir, "auditor-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &tamper{next: &http.Transport{TLSClientConfig: auditor.ClientConfig(nil)}}
+	ex, err := explorer.New(explorer.Config{Upstream: lc.Addrs[0], Transport: tr}, func(k client.NoteKey) error {
+		_, err := client.VerifyNoteKey(k, auditor.Pool())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := httptest.NewServer(ex)
+	defer site.Close()
+
+	shots := t.TempDir()
+	if os.Getenv("QLEDGER_SCREENSHOTS") == "docs" {
+		shots = "../docs"
+	}
+	actx, acancel := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.WindowSize(1100, 900))...)
+	defer acancel()
+	bctx, bcancel := chromedp.NewContext(actx)
+	defer bcancel()
+
+	head, err := sub.Head(ctx, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(bctx, chromedp.Navigate(site.URL+"/#/"), chromedp.WaitVisible(chromedp.CSS("#g1"))); err != nil {
+		t.Fatal(err)
+	}
+	overview, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("#main")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, bctx, filepath.Join(shots, "explorer-overview.png"))
+	for _, want := range []string{"Group 0", "Group 1", head.LogRoot, "leader", "healthy"} {
+		if !strings.Contains(overview, want) {
+			t.Errorf("the overview lacks %q:\n%s", want, overview)
+		}
+	}
+
+	txPage := func(name string) (verdict, checks string) {
+		t.Helper()
+		url := fmt.Sprintf("%s/#/tx/%s?group=%d&n=%s", site.URL, last.ID, last.Group, name)
+		// The verdict of this page, not the one before it (same document).
+		sel := chromedp.CSS(`#verdict[data-page$="n=` + name + `"]`)
+		if err := chromedp.Do(bctx, chromedp.Navigate(url), chromedp.WaitVisible(sel)); err != nil {
+			t.Fatal(err)
+		}
+		if verdict, err = chromedp.Run(bctx, chromedp.Text(sel)); err != nil {
+			t.Fatal(err)
+		}
+		if checks, err = chromedp.Run(bctx, chromedp.Text(chromedp.CSS(".checks"))); err != nil {
+			t.Fatal(err)
+		}
+		screenshot(t, bctx, filepath.Join(shots, "explorer-"+name+".png"))
+		return verdict, checks
+	}
+	verdict, checks := txPage("tx")
+	if !strings.Contains(verdict, "Inclusion verified in this browser") || !strings.Contains(checks, "✓ checkpoint signature (Ed25519") ||
+		!strings.Contains(checks, "✓ inclusion proof") {
+		t.Fatalf("the transaction page did not verify:\n%s\n%s", verdict, checks)
+	}
+	tr.on.Store(true)
+	verdict, checks = txPage("tampered")
+	if !strings.Contains(verdict, "FAILED") || !strings.Contains(checks, "✗ inclusion proof") {
+		t.Fatalf("a proof altered in flight was not caught:\n%s\n%s", verdict, checks)
+	}
+}
+
+// screenshot saves the whole page as a PNG.
+func screenshot(t *testing.T, ctx context.Context, path string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
