@@ -205,19 +205,34 @@ func (c recentChecker) check(h uint64, prev *chain.Header, b *chain.Block) error
 	if hd.LogSize != base+uint64(len(leaves)) {
 		return fail(chain.ErrLogRoot, "log size %d after %d plus %d transactions", hd.LogSize, base, len(leaves))
 	}
-	nr := nodeReader{c.tx.Bucket(bucketNodes)}
-	for i, l := range leaves {
-		if got, err := nr.Node(0, base+uint64(i)); err != nil || got != l {
-			return fail(chain.ErrLogRoot, "stored leaf %d is not transaction %d's", base+uint64(i), i)
-		}
-		id := chain.TxID(b.Txs[i])
-		loc, err := decodeLocation(c.tx.Bucket(bucketTxs).Get(id[:]))
-		if err != nil || loc.Height != h || loc.Pos != uint32(i) || loc.Index != base+uint64(i) {
-			return fail(chain.ErrLogRoot, "transaction index entry of %s does not point at position %d", id, i)
-		}
+	if err := c.leaves(h, base, b, leaves); err != nil {
+		return err
 	}
+	nr := nodeReader{c.tx.Bucket(bucketNodes)}
 	if root, err := chain.RootAt(hd.LogSize, nr); err != nil || root != hd.LogRoot {
 		return fail(chain.ErrLogRoot, "header says root %s, stored Merkle nodes give %s (%v)", hd.LogRoot, root, err)
+	}
+	return nil
+}
+
+// leaves checks that block h's leaves, from leaf index base, are the
+// stored leaf nodes and that the transaction index points at each of its
+// transactions.
+func (c recentChecker) leaves(h, base uint64, b *chain.Block, leaves []chain.Hash) error {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %w", ErrDamaged, &chain.VerifyError{Height: h, Err: chain.ErrLogRoot, Detail: fmt.Sprintf(format, args...)})
+	}
+	nr := nodeReader{c.tx.Bucket(bucketNodes)}
+	txs := c.tx.Bucket(bucketTxs)
+	for i, l := range leaves {
+		if got, err := nr.Node(0, base+uint64(i)); err != nil || got != l {
+			return fail("stored leaf %d is not transaction %d's", base+uint64(i), i)
+		}
+		id := chain.TxID(b.Txs[i])
+		loc, err := decodeLocation(txs.Get(id[:]))
+		if err != nil || loc.Height != h || loc.Pos != uint32(i) || loc.Index != base+uint64(i) {
+			return fail("transaction index entry of %s does not point at position %d", id, i)
+		}
 	}
 	return nil
 }
@@ -237,8 +252,10 @@ type VerifyOptions struct {
 
 // Verify checks the whole chain up to the head recorded when it starts
 // (chain.VerifyChain: every block, link, transaction root and log root
-// from height 1), then the newest blocks against the store's indexes
-// (CheckRecent). It reads in chunks of short read transactions and
+// from height 1), then every block against the store's indexes — Merkle
+// leaf nodes, the log root the stored nodes give, the transaction index
+// (checkIndexes) — then the newest block against the recorded head and
+// log frontier (CheckRecent). It reads in chunks of short read transactions and
 // sleeps to keep to opts.Rate, so it is safe to run beside a live node;
 // blocks below the head never change, so the chunks read one chain. It
 // returns ErrStoreReplaced if a snapshot replaced the store meanwhile,
@@ -273,6 +290,12 @@ func (s *Store) Verify(ctx context.Context, opts VerifyOptions) (rep chain.Verif
 	if rep.Head != head {
 		return rep, damaged(head.Height, "recorded head differs from the stored block at its height")
 	}
+	if err := s.checkIndexes(ctx, head.Height, opts); err != nil {
+		if s.generation() != gen {
+			return rep, ErrStoreReplaced
+		}
+		return rep, err
+	}
 	if err := s.CheckRecent(1); err != nil {
 		return rep, err
 	}
@@ -280,6 +303,71 @@ func (s *Store) Verify(ctx context.Context, opts VerifyOptions) (rep chain.Verif
 		return rep, ErrStoreReplaced
 	}
 	return rep, nil
+}
+
+// checkIndexes checks every block from height 1 to top against the
+// store's indexes: its leaves are the stored Merkle leaf nodes, the
+// interior nodes its leaves complete are the hashes of their children,
+// and the transaction index points at each of its transactions. With the
+// chain verified (every block's log root from its leaves), that makes
+// every root and inclusion proof the stored nodes give the chain's. It
+// reads opts.Chunk blocks per read transaction and keeps to opts.Rate.
+// The blocks must be verified first: a header's log size and
+// transaction count are trusted here.
+func (s *Store) checkIndexes(ctx context.Context, top uint64, opts VerifyOptions) (err error) {
+	defer guard(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	start := time.Now()
+	for next := uint64(1); next <= top; {
+		end := min(top, next+uint64(opts.Chunk)-1)
+		err := s.view(func(tx *bolt.Tx) error {
+			c := recentChecker{tx: tx, group: s.group}
+			blocks := tx.Bucket(bucketBlocks)
+			for h := next; h <= end; h++ {
+				b, err := decodeAt(blocks, h)
+				if err != nil {
+					return err
+				}
+				base := b.Header.LogSize - uint64(b.Header.TxCount)
+				if err := c.leaves(h, base, &b, b.LeafHashes()); err != nil {
+					return err
+				}
+				if err := checkInterior(tx, h, base, b.Header.LogSize); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := pace(ctx, start, end, opts.Rate); err != nil {
+			return err
+		}
+		next = end + 1
+	}
+	return nil
+}
+
+// checkInterior checks the stored interior Merkle nodes that the leaves
+// from..to-1 (block h's) complete: each is the hash of its two children.
+// Over a whole chain every interior node is checked once, when its last
+// leaf is; an inclusion proof may use any of them, and RootAt only some.
+func checkInterior(tx *bolt.Tx, h, from, to uint64) error {
+	nr := nodeReader{tx.Bucket(bucketNodes)}
+	for j := from; j < to; j++ {
+		for level := uint8(1); level < 64 && (j+1)%(uint64(1)<<level) == 0; level++ {
+			i := j >> level
+			l, lerr := nr.Node(level-1, 2*i)
+			r, rerr := nr.Node(level-1, 2*i+1)
+			n, nerr := nr.Node(level, i)
+			if err := errors.Join(lerr, rerr, nerr); err != nil || n != chain.NodeHash(l, r) {
+				return fmt.Errorf("%w: %w", ErrDamaged, &chain.VerifyError{Height: h, Err: chain.ErrLogRoot,
+					Detail: fmt.Sprintf("stored Merkle node (%d,%d) is not the hash of its children (%v)", level, i, err)})
+			}
+		}
+	}
+	return nil
 }
 
 // chunks yields the blocks from height 1 to top, reading opts.Chunk of
