@@ -442,7 +442,7 @@ const maxExecutors = 64
 
 func (s *Server) scale(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Scaler == nil {
-		writeError(w, http.StatusNotFound, codeNotFound, "this node cannot start nodes; scaling is available in qledger dev")
+		writeError(w, http.StatusNotFound, codeNotFound, "this node cannot start nodes on request (qledger dev can); on real nodes executors follow demand with qledger node --autoscale")
 		return
 	}
 	var req client.ScaleRequest

@@ -318,3 +318,37 @@ func (n *Node) Autoscale(cfg AutoscaleConfig, p ExecutorProvider) error {
 	go func() { defer n.wg.Done(); a.run(n.stop) }()
 	return nil
 }
+
+// externalExecutors is the provider of the external-scaler mode: it counts
+// the group's executors (executor-role configuration members alive in
+// gossip) and starts or stops nothing. The decisions are only exported
+// (qledger_autoscale_desired_executors), for KEDA or a Kubernetes HPA to
+// act on.
+type externalExecutors struct{ n *Node }
+
+// ExternalExecutors returns the external-scaler mode's provider for this
+// node's group: SetExecutors changes nothing and reports the current
+// count, so the decision is only logged, shown and exported.
+func (n *Node) ExternalExecutors() ExecutorProvider { return externalExecutors{n: n} }
+
+func (e externalExecutors) Executors(_ context.Context, group int) (int, error) {
+	if group != e.n.group {
+		return 0, fmt.Errorf("%w: group %d, this node is in group %d", ErrBadRequest, group, e.n.group)
+	}
+	cf := e.n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return 0, e.n.convert(err)
+	}
+	view := e.n.gossip.view()
+	count := 0
+	for _, s := range cf.Configuration().Servers {
+		if m, ok := view[string(s.ID)]; ok && m.state == stateAlive && m.meta.Role == RoleExecutor {
+			count++
+		}
+	}
+	return count, nil
+}
+
+func (e externalExecutors) SetExecutors(ctx context.Context, group, _ int) (int, error) {
+	return e.Executors(ctx, group)
+}

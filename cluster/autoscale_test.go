@@ -208,3 +208,25 @@ func TestAutoscaleBurst(t *testing.T) {
 	}
 	t.Logf("%d invocations in bursts; up to %d executors, back to 0", sent, peak)
 }
+
+// The external-scaler mode's provider counts the group's live executors
+// and starts or stops nothing.
+func TestExternalExecutors(t *testing.T) {
+	l := startLocal(t, 1, 1)
+	p := l.Nodes[0].ExternalExecutors()
+	ctx := context.Background()
+	if n, err := p.Executors(ctx, 0); err != nil || n != 0 {
+		t.Fatalf("no executors yet: %d %v", n, err)
+	}
+	if _, err := l.AddNode(RoleExecutor, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the executor counted", 30*time.Second, func() bool { n, _ := p.Executors(ctx, 0); return n == 1 })
+	nodes := len(l.Nodes)
+	if n, err := p.SetExecutors(ctx, 0, 3); err != nil || n != 1 || len(l.Nodes) != nodes {
+		t.Fatalf("SetExecutors started something: %d %v, %d nodes", n, err, len(l.Nodes))
+	}
+	if _, err := p.Executors(ctx, 1); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("another group: %v", err)
+	}
+}

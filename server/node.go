@@ -142,6 +142,13 @@ func (s *Node) autoscale(cfg Config) error {
 		return nil
 	}
 	ac := *a
+	if ac.External {
+		if err := s.node.Autoscale(ac.Config, s.node.ExternalExecutors()); err != nil {
+			return err
+		}
+		s.logger.Info("executor autoscaler on (external scaler: decisions exported, nothing started)", "min", ac.Config.Min, "max", ac.Config.Max)
+		return nil
+	}
 	if ac.Dir == "" {
 		ac.Dir = filepath.Join(cfg.Cluster.DataDir, "executors")
 	}

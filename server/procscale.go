@@ -24,6 +24,10 @@ import (
 type Autoscale struct {
 	// Config is the decision rule (bounds, targets, windows).
 	Config cluster.AutoscaleConfig
+	// External selects the external-scaler mode: decisions are only
+	// exported (qledger_autoscale_desired_executors) for KEDA or an HPA to
+	// act on; no process is started. The fields below are then unused.
+	External bool
 	// Binary is the qledger executable (default: this process's).
 	Binary string
 	// Dir holds the executors' data directories (default DATA/executors);

@@ -45,6 +45,7 @@ type scaleOptions struct {
 	execHost string
 	execBin  string
 	execJoin string
+	provider string
 }
 
 func (s *scaleOptions) register(fs *pflag.FlagSet) {
@@ -58,6 +59,7 @@ func (s *scaleOptions) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&s.cfg.UpWindow, "autoscale-up-window", s.cfg.UpWindow, "scale up only when more were wanted for this long")
 	fs.DurationVar(&s.cfg.DownWindow, "autoscale-down-window", s.cfg.DownWindow, "scale down only when fewer were wanted for this long")
 	fs.DurationVar(&s.cfg.IdleToZero, "autoscale-idle", s.cfg.IdleToZero, "shrink to --autoscale-min after this long without invocations")
+	fs.StringVar(&s.provider, "autoscale-provider", "process", "process (start executor processes on this host) or external (only export the decision, for KEDA or an HPA)")
 	fs.StringVar(&s.execArgs, "autoscale-executor-args", "", "extra flags for every executor process, space-separated (with TLS: its --ca, --cert, --cert-key)")
 	fs.StringVar(&s.execHost, "autoscale-executor-host", "127.0.0.1", "address executor processes bind")
 	fs.StringVar(&s.execBin, "autoscale-executor-binary", "", "qledger binary for executors (default: this one)")
@@ -76,6 +78,13 @@ func (s *scaleOptions) autoscale(o *nodeOptions) (*server.Autoscale, error) {
 	}
 	if err := s.cfg.Validate(); err != nil {
 		return nil, usageErrorf("node: %v", err)
+	}
+	switch s.provider {
+	case "external":
+		return &server.Autoscale{Config: s.cfg, External: true}, nil
+	case "process":
+	default:
+		return nil, usageErrorf("node: --autoscale-provider %q (process or external)", s.provider)
 	}
 	args := []string{"--cluster-label", o.cfg.ClusterLabel, "--log-level", "info"}
 	if o.gossipKey != "" {
