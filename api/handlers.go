@@ -327,7 +327,7 @@ func statusWire(st cluster.ClusterStatus) client.ClusterStatus {
 		}
 		for _, m := range g.Members {
 			gs.Members = append(gs.Members, client.Member{ID: m.ID, Group: m.Group, Addr: m.Addr, APIAddr: m.APIAddr, Suffrage: m.Suffrage, Leader: m.Leader,
-				Role: string(m.Role), Gossip: m.Gossip, Healthy: m.Healthy, Reason: m.Reason, Stable: m.Stable, Version: m.Version, RaftLag: m.RaftLag, ChainAlarm: m.ChainAlarm})
+				Role: string(m.Role), Gossip: m.Gossip, Healthy: m.Healthy, Reason: m.Reason, Stable: m.Stable, Version: m.Version, Protocol: m.Protocol, RaftLag: m.RaftLag, ChainAlarm: m.ChainAlarm})
 		}
 		for _, a := range g.ChainAlarms {
 			gs.ChainAlarms = append(gs.ChainAlarms, alarmWire(a))

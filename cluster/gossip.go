@@ -44,6 +44,9 @@ type nodeMeta struct {
 	Addr    string `json:"a"`
 	API     string `json:"h,omitempty"`
 	Version string `json:"v"`
+	// Proto is the newest protocol version the node speaks (ProtocolVersion);
+	// absent (0) from nodes that predate versioning, which speak 1.
+	Proto int `json:"p,omitempty"`
 	// Boot is set once the node has raft state (bootstrapped or added).
 	Boot bool `json:"b,omitempty"`
 	// Leader is set while the node leads its group.
@@ -53,6 +56,9 @@ type nodeMeta struct {
 	Corrupt   string `json:"c,omitempty"`
 	CorruptAt uint64 `json:"ch,omitempty"`
 }
+
+// protocol is the newest protocol version the node speaks.
+func (m nodeMeta) protocol() int { return max(1, m.Proto) }
 
 // Member states as the cluster sees them.
 const (
@@ -95,7 +101,7 @@ var (
 func (n *Node) startGossip(hasState bool) error {
 	cfg := n.cfg
 	g := &gossip{n: n, seeds: cfg.Join, members: map[string]*member{}, conflicts: map[string]string{}}
-	g.meta = nodeMeta{ID: n.info.ID, Group: n.group, Role: cfg.Role, Addr: n.info.Addr, API: n.info.APIAddr, Version: cfg.Version, Boot: hasState}
+	g.meta = nodeMeta{ID: n.info.ID, Group: n.group, Role: cfg.Role, Addr: n.info.Addr, API: n.info.APIAddr, Version: cfg.Version, Proto: ProtocolVersion, Boot: hasState}
 
 	mc := memberlist.DefaultLANConfig()
 	if cfg.GossipLoopback {

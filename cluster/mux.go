@@ -100,6 +100,11 @@ func (m *mux) route(c net.Conn) {
 	}
 }
 
+// refusedVersion logs a peer refused for its protocol version.
+func (m *mux) refusedVersion(remote net.Addr, err error) {
+	m.logger.Error("peer refused: no common protocol version; upgrade one release at a time", "remote", remote, "error", err)
+}
+
 func (m *mux) close() error {
 	var err error
 	m.closeOnce.Do(func() {
@@ -130,12 +135,23 @@ func (l *subListener) Addr() net.Addr { return l.m.ln.Addr() }
 // dialer opens connections to other nodes' shared listeners.
 type dialer struct {
 	creds *pki.Credentials // nil: plain TCP
+	// proto is the protocol versions offered (zero: this build's).
+	proto protocols
+}
+
+func (d dialer) protocols() protocols {
+	if d.proto == (protocols{}) {
+		return localProtocols()
+	}
+	return d.proto
 }
 
 // dial dials addr and announces the connection type. With TLS the server
 // must present a node certificate from the cluster CA and, if expect is
 // set, one naming that node ID: a node that answers at a configured
-// address under another ID is refused.
+// address under another ID is refused. The two sides agree on a protocol
+// version (see ProtocolVersion); a server with none in common is refused
+// with ErrProtocolVersion.
 func (d dialer) dial(addr string, kind byte, timeout time.Duration, expect string) (net.Conn, error) {
 	c, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
@@ -146,13 +162,20 @@ func (d dialer) dial(addr string, kind byte, timeout time.Duration, expect strin
 	}
 	_ = c.SetDeadline(time.Now().Add(timeout))
 	if d.creds != nil {
-		tc := tls.Client(c, d.creds.ClientConfig(func(id pki.Identity) error {
+		cfg := d.creds.ClientConfig(func(id pki.Identity) error {
 			if expect != "" && id.NodeID != expect {
 				return fmt.Errorf("%w: %s presents node %.12s, expected %.12s", ErrWrongNode, addr, id.NodeID, expect)
 			}
 			return nil
-		}))
+		})
+		p := d.protocols()
+		cfg.NextProtos = p.offer()
+		tc := tls.Client(c, cfg)
 		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("cluster: dial %s: %w", addr, dialError(err, p))
+		}
+		if _, err := p.agreed(tc.ConnectionState().NegotiatedProtocol); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("cluster: dial %s: %w", addr, err)
 		}

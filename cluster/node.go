@@ -151,12 +151,12 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n.mux = newMux(ln, n.logger.Named("mux"), connRaft, connRPC, connSnapshot)
 	if cfg.TLS != nil {
-		n.mux.tls = cfg.TLS.ServerConfig(true, func(id pki.Identity) error {
+		n.mux.tls = versionedServer(cfg.TLS.ServerConfig(true, func(id pki.Identity) error {
 			if id.Role != pki.RoleNode {
 				return fmt.Errorf("%w: a %s certificate on the cluster port", ErrWrongNode, id.Role)
 			}
 			return nil
-		})
+		}), localProtocols(), n.mux.refusedVersion)
 	}
 	adv := cfg.AdvertiseAddr
 	if adv == "" {

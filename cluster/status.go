@@ -32,6 +32,9 @@ type Member struct {
 	Stable bool `json:"stable,omitempty"`
 	// Version is the build version the member advertises in gossip.
 	Version string `json:"version,omitempty"`
+	// Protocol is the newest internal protocol version the member speaks
+	// (see ProtocolVersion), as it advertises in gossip.
+	Protocol int `json:"protocol,omitempty"`
 	// RaftLag is how many log entries the member's log trails the
 	// leader's by, as the leader last polled it; only a leader reports
 	// it.
@@ -138,7 +141,7 @@ func (n *Node) localStatus() GroupStatus {
 			st.Voters++
 		}
 		if g, ok := view[id]; ok {
-			m.Role, m.Gossip, m.Version = g.meta.Role, g.state, g.meta.Version
+			m.Role, m.Gossip, m.Version, m.Protocol = g.meta.Role, g.state, g.meta.Version, g.meta.protocol()
 			if g.meta.Corrupt != "" {
 				m.ChainAlarm = fmt.Sprintf("height %d: %s", g.meta.CorruptAt, g.meta.Corrupt)
 			}
@@ -157,7 +160,7 @@ func (n *Node) localStatus() GroupStatus {
 	}
 	for id, g := range view {
 		if g.meta.Group == n.group && !seen[id] && (g.state == stateAlive || g.state == stateSuspect) {
-			st.Members = append(st.Members, Member{NodeInfo: NodeInfo{ID: id, Group: n.group, Addr: g.meta.Addr, APIAddr: g.meta.API}, Suffrage: "none", Role: g.meta.Role, Gossip: g.state, Version: g.meta.Version})
+			st.Members = append(st.Members, Member{NodeInfo: NodeInfo{ID: id, Group: n.group, Addr: g.meta.Addr, APIAddr: g.meta.API}, Suffrage: "none", Role: g.meta.Role, Gossip: g.state, Version: g.meta.Version, Protocol: g.meta.protocol()})
 		}
 	}
 	sort.Slice(st.Members, func(i, j int) bool { return st.Members[i].ID < st.Members[j].ID })

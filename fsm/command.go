@@ -8,7 +8,17 @@ import (
 	"qledger/chain"
 )
 
-// CommandVersion is the command encoding version this code writes and reads.
+// CommandVersion is the command encoding version this code writes. It
+// reads every version from 1 up to CommandVersion: a raft log may hold
+// entries of any earlier version until a snapshot compacts them, so a
+// decoder for an old version is never removed. An entry of a version
+// above CommandVersion (or holding a transaction of a version above
+// chain.TxVersion) was written by a newer node; DecodeCommand refuses it
+// with ErrNewerVersion and the FSM stops applying there (see
+// Processor.Apply) rather than skip it while newer replicas apply it.
+//
+// A node that starts writing version N+1 must first know that every
+// member of its group reads it: see README.md, "Upgrading".
 const CommandVersion uint8 = 1
 
 // CommandType says what a raft log entry asks the state machine to do.
@@ -23,6 +33,11 @@ const (
 // Errors returned by command decoding and by Apply.
 var (
 	ErrBadCommand = errors.New("fsm: malformed command")
+	// ErrNewerVersion: a log entry was written in an encoding version
+	// newer than this node reads. It is not malformed, only unreadable
+	// here, so it is never skipped: the replica stops applying at it
+	// until it runs a version that reads it.
+	ErrNewerVersion = errors.New("fsm: entry written by a newer version; upgrade this node")
 	// ErrIdempotencyConflict: the idempotency key was used before with a
 	// different request.
 	ErrIdempotencyConflict = errors.New("fsm: idempotency key reused with a different request")
@@ -61,10 +76,15 @@ func EncodeAppendBlock(timestamp int64, txs [][]byte) []byte {
 }
 
 // DecodeCommand parses a command and validates every transaction in it.
-// The returned transactions alias b.
+// The returned transactions alias b. A command or transaction of a newer
+// version is refused with ErrNewerVersion, anything else unreadable with
+// ErrBadCommand.
 func DecodeCommand(b []byte) (Command, error) {
 	if len(b) < 2 {
 		return Command{}, fmt.Errorf("%w: %d bytes", ErrBadCommand, len(b))
+	}
+	if b[0] > CommandVersion {
+		return Command{}, fmt.Errorf("%w: command version %d, this node reads 1 to %d", ErrNewerVersion, b[0], CommandVersion)
 	}
 	if b[0] != CommandVersion {
 		return Command{}, fmt.Errorf("%w: version %d", ErrBadCommand, b[0])
@@ -95,6 +115,9 @@ func DecodeCommand(b []byte) (Command, error) {
 		}
 		tx := rest[:n:n]
 		rest = rest[n:]
+		if n > 0 && tx[0] > chain.TxVersion {
+			return Command{}, fmt.Errorf("%w: transaction %d has version %d, this node reads 1 to %d", ErrNewerVersion, i, tx[0], chain.TxVersion)
+		}
 		if _, err := chain.DecodeTx(tx); err != nil {
 			return Command{}, fmt.Errorf("%w: transaction %d: %w", ErrBadCommand, i, err)
 		}

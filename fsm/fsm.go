@@ -23,6 +23,11 @@ import (
 // and the raft log keeps every entry it skipped. Resume re-applies those
 // entries in place once the cause is gone (space freed); a damaged file
 // needs a rebuild or a restart instead.
+//
+// It stops the same way, after applying the entries before it, at an
+// entry written by a newer version (the error wraps ErrNewerVersion too):
+// every replica of this version stops at that index, Resume fails there
+// again, and a restart onto a version that reads it resumes there.
 type FSM struct {
 	store  *Store
 	proc   Processor
@@ -37,7 +42,8 @@ type FSM struct {
 	restores atomic.Uint64 // snapshots installed by Restore
 }
 
-// ErrStopped marks every answer of an FSM stopped by a storage failure.
+// ErrStopped marks every answer of an FSM stopped by a storage failure (or
+// by an entry of a newer version: the error then wraps ErrNewerVersion).
 var ErrStopped = errors.New("fsm: store failed, applying stopped")
 
 var (
@@ -86,17 +92,26 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	defer f.mu.Unlock()
 	f.handed = max(f.handed, logs[len(logs)-1].Index)
 	var results []*ApplyResult
+	var newer error
 	err := f.err
 	if err == nil {
 		err = f.store.update(func(tx *bolt.Tx) error {
 			var err error
 			results, err = f.proc.Apply(tx, entries)
+			if errors.Is(err, ErrNewerVersion) {
+				newer = err // the entries before it are committed
+				return nil
+			}
 			return err
 		})
-		if err != nil {
+		switch {
+		case err != nil:
 			f.err = fmt.Errorf("%w: %w", ErrStopped, err)
 			f.logger.Error("store failed; this replica stops applying", "first_index", logs[0].Index, "error", err)
 			err = f.err
+		case newer != nil:
+			f.err = fmt.Errorf("%w: %w", ErrStopped, newer)
+			f.logger.Error("log entry written by a newer version; this replica stops applying until it is upgraded", "error", newer)
 		}
 	}
 	for i := range out {

@@ -58,9 +58,17 @@ type Processor struct {
 }
 
 // Apply applies entries, in order, inside tx. It returns one result per
-// entry. The error is non-nil only when the store itself failed (a
-// corrupt or unwritable file); the caller must then roll tx back and stop,
-// since this replica can no longer follow the log.
+// entry and an error in two cases:
+//
+//   - the store itself failed (a corrupt or unwritable file): the results
+//     are nil, and the caller must roll tx back and stop, since this
+//     replica can no longer follow the log;
+//   - an entry was written by a newer version (the error wraps
+//     ErrNewerVersion): the entries before it are applied in tx, which the
+//     caller commits; that entry and every later one carry the error and
+//     changed nothing, and the caller must stop applying, so that every
+//     replica of this version stops at the same index instead of skipping
+//     an entry newer replicas apply.
 func (p Processor) Apply(tx *bolt.Tx, entries []Entry) ([]*ApplyResult, error) {
 	st, err := readState(tx)
 	if err != nil {
@@ -68,25 +76,35 @@ func (p Processor) Apply(tx *bolt.Tx, entries []Entry) ([]*ApplyResult, error) {
 	}
 	w := writer{tx: tx, st: &st, group: p.Group}
 	out := make([]*ApplyResult, len(entries))
+	var stop error
 	for i, e := range entries {
 		res := &ApplyResult{Index: e.Index}
 		out[i] = res
+		if stop != nil {
+			res.Err = stop
+			continue
+		}
 		if e.Index <= st.applied {
 			res.Err = fmt.Errorf("%w: index %d, applied %d", ErrAlreadyApplied, e.Index, st.applied)
 			continue
 		}
+		if e.Command {
+			err := w.appendBlock(res, e.Data)
+			if errors.Is(err, ErrNewerVersion) {
+				stop = fmt.Errorf("fsm: apply %d: %w", e.Index, err)
+				res.Err = stop
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("fsm: apply %d: %w", e.Index, err)
+			}
+		}
 		st.applied = e.Index
-		if !e.Command {
-			continue
-		}
-		if err := w.appendBlock(res, e.Data); err != nil {
-			return nil, fmt.Errorf("fsm: apply %d: %w", e.Index, err)
-		}
 	}
 	if err := w.saveState(); err != nil {
 		return nil, err
 	}
-	return out, nil
+	return out, stop
 }
 
 // appendFill is the page fill factor for append-only buckets.
@@ -131,9 +149,14 @@ func decodeDedup(b []byte) (req []byte, id chain.Hash, loc TxLocation, err error
 }
 
 // appendBlock applies one CmdAppendBlock. A command that is malformed or
-// for another group sets res.Err; only storage failures return an error.
+// for another group sets res.Err; only storage failures and a command of
+// a newer version (ErrNewerVersion, before anything is written) return
+// an error.
 func (w *writer) appendBlock(res *ApplyResult, data []byte) error {
 	cmd, err := DecodeCommand(data)
+	if errors.Is(err, ErrNewerVersion) {
+		return err
+	}
 	if err != nil {
 		res.Err = err
 		return nil

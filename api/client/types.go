@@ -170,6 +170,8 @@ type Member struct {
 	Stable   bool   `json:"stable,omitempty"`
 	// Version is the build the member runs, as it advertises in gossip.
 	Version string `json:"version,omitempty"`
+	// Protocol is the newest internal protocol version the member speaks.
+	Protocol int `json:"protocol,omitempty"`
 	// RaftLag is how many log entries the member trails the leader by;
 	// only a group's leader reports it.
 	RaftLag *uint64 `json:"raft_lag,omitempty"`

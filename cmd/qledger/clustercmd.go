@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -77,7 +78,7 @@ func printCluster(w io.Writer, st client.ClusterStatus, certs map[string]certExp
 				}
 			}
 			fmt.Fprintf(w, "  %s %s  %-8s  %-8s  gossip %-7s  %s  raft %s  api %s\n", mark, short(m.ID), m.Suffrage, m.Role, m.Gossip, health, m.Addr, m.APIAddr)
-			fmt.Fprintf(w, "      version %s  raft lag %s  certificate %s\n", orUnknown(m.Version), lagText(m.RaftLag), certText(certs, m.ID, now))
+			fmt.Fprintf(w, "      version %s  protocol %s  raft lag %s  certificate %s\n", orUnknown(m.Version), protocolText(m.Protocol), lagText(m.RaftLag), certText(certs, m.ID, now))
 		}
 		for _, a := range g.ChainAlarms {
 			fmt.Fprintf(w, "  CHAIN ALARM: node %s: damaged at height %d: %s (%s)\n", short(a.Node), a.Height, a.What, a.Source)
@@ -262,6 +263,15 @@ func orUnknown(s string) string {
 		return "?"
 	}
 	return s
+}
+
+// protocolText is a member's protocol version, or "?" when the answering
+// node does not see it in gossip.
+func protocolText(v int) string {
+	if v == 0 {
+		return "?"
+	}
+	return strconv.Itoa(v)
 }
 
 // lagText is a member's raft lag, or "?" where the answering node is not
