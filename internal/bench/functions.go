@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"crypto/rand"
+	"errors"
+	"time"
 
 	"qledger/chain"
 	"qledger/cluster"
@@ -10,6 +12,9 @@ import (
 	"qledger/function"
 	"qledger/server"
 )
+
+// deployPatience bounds one deployment's commit, retries included.
+const deployPatience = 2 * time.Minute
 
 // deploy commits d to groups 0..groups-1 through gw and compiles it on
 // every node first: the first call of a Go module on a node costs about a
@@ -20,7 +25,7 @@ func deploy(lc *server.Local, gw *cluster.Node, groups int, d function.Deploymen
 		return err
 	}
 	for g := 0; g < groups; g++ {
-		if _, err := gw.Submit(context.Background(), chain.Tx{Kind: chain.TxDeploy, Group: uint32(g), Payload: payload}); err != nil {
+		if err := submitPatiently(gw, chain.Tx{Kind: chain.TxDeploy, Group: uint32(g), Payload: payload}); err != nil {
 			return err
 		}
 	}
@@ -30,6 +35,26 @@ func deploy(lc *server.Local, gw *cluster.Node, groups int, d function.Deploymen
 		}
 	}
 	return nil
+}
+
+// submitPatiently commits t through gw, sending the same bytes again
+// after a timeout or an unknown outcome until deployPatience passes: a
+// Go module's deployment is megabytes, and on a loaded machine one
+// attempt can outlast the 10 s RPC timeout. The nonce is drawn once, so
+// a retry of a write that did commit is answered from the
+// de-duplication table instead of committing it twice.
+func submitPatiently(gw *cluster.Node, t chain.Tx) error {
+	rand.Read(t.Nonce[:])
+	ctx, cancel := context.WithTimeout(context.Background(), deployPatience)
+	defer cancel()
+	for {
+		attempt, cancelAttempt := context.WithTimeout(ctx, 30*time.Second)
+		_, err := gw.Submit(attempt, t)
+		cancelAttempt()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, cluster.ErrTimeout) && !errors.Is(err, cluster.ErrUnknownOutcome) {
+			return err
+		}
+	}
 }
 
 // invokeOp is a drive operation that invokes "increment" through gw on
