@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"qledger/chain"
 	"qledger/cluster"
 	"qledger/election"
+	"qledger/execrecord"
 	"qledger/fsm"
 	"qledger/function"
 )
@@ -223,6 +225,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	inv.origin = s.origin(r)
 	if a := r.URL.Query().Get("async"); a == "1" || a == "true" {
 		// Refuse an unknown function now rather than in the background.
 		if fns, err := s.fns.Functions(r.Context()); err != nil {
@@ -252,11 +255,12 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 // invocation is an invoke request checked and placed: its request ID,
 // group and route.
 type invocation struct {
-	name  string
-	req   client.InvokeRequest
-	rid   [32]byte
-	group int
-	route string
+	name   string
+	req    client.InvokeRequest
+	rid    [32]byte
+	group  int
+	route  string
+	origin execrecord.Origin
 }
 
 // prepareInvoke validates a request, takes or draws its request ID and
@@ -301,7 +305,7 @@ func (s *Server) runInvoke(ctx context.Context, caller string, inv invocation, s
 	if err != nil {
 		return client.InvokeResponse{}, err
 	}
-	ir := cluster.InvokeRequest{Group: inv.group, Function: inv.name, Input: inv.req.Input, RequestID: inv.rid, ElectionKey: key, KeyID: keyID, Caller: caller, Route: inv.route}
+	ir := cluster.InvokeRequest{Group: inv.group, Function: inv.name, Input: inv.req.Input, RequestID: inv.rid, ElectionKey: key, KeyID: keyID, Caller: caller, Route: inv.route, Origin: inv.origin}
 	s.load.add(inv.group, 1)
 	res, err := s.fns.Invoke(ctx, ir)
 	s.load.add(inv.group, -1)
@@ -354,4 +358,25 @@ func (l *groupLoad) pick(groups int, rid [32]byte) int {
 		}
 	}
 	return least[int(rid[0])%len(least)]
+}
+
+// origin is what of r's origin the gateway is configured to record.
+func (s *Server) origin(r *http.Request) execrecord.Origin {
+	var o execrecord.Origin
+	if s.cfg.Origin.ClientAddr {
+		o.ClientAddr = r.RemoteAddr
+	}
+	for _, name := range s.cfg.Origin.Headers {
+		if len(o.Headers) == execrecord.MaxHeaders {
+			break
+		}
+		if v := r.Header.Values(name); len(v) > 0 {
+			val := strings.Join(v, ", ")
+			if len(val) > execrecord.MaxHeaderValue {
+				val = val[:execrecord.MaxHeaderValue]
+			}
+			o.Headers = append(o.Headers, execrecord.Header{Name: http.CanonicalHeaderKey(name), Value: val})
+		}
+	}
+	return o
 }

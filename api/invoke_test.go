@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"qledger/api/client"
+	"qledger/cluster"
 	"qledger/examples/functions/tiny"
+	"qledger/execrecord"
 	"qledger/execute"
 	"qledger/function"
 )
@@ -199,4 +201,71 @@ func TestInvokeDisagreementAnswered(t *testing.T) {
 			t.Fatalf("gateway %d: by ID: %+v %v", i, st, err)
 		}
 	}
+}
+
+// TestInvokeRecordsOrigin: with OriginConfig the execution record keeps
+// the client address and the selected headers (and only those); without
+// it, neither (a version 2 record).
+func TestInvokeRecordsOrigin(t *testing.T) {
+	l, c, _ := startAPI(t, 1, 1)
+	ctx := context.Background()
+	code, _ := tiny.Module("tinyinc")
+	if _, err := c.Deploy(ctx, client.DeployRequest{Name: "inc", Version: "1", Code: code}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Origin = OriginConfig{ClientAddr: true, Headers: []string{"user-agent", "X-Request-Id", "X-Absent"}}
+	srv, err := New(cfg, l.Nodes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	record := func(base string) client.ExecRecord {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, base+"/v1/functions/inc/invoke", strings.NewReader(`{"input":"eyJ2YWx1ZSI6MX0="}`))
+		req.Header.Set("User-Agent", "origin-test/1")
+		req.Header.Set("X-Request-Id", "abc-123")
+		req.Header.Set("X-Secret", "never recorded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("invoke: %v %v", resp.StatusCode, err)
+		}
+		defer resp.Body.Close()
+		var out client.InvokeResponse
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		tx, err := c.Tx(ctx, out.Receipt.ID, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := client.DecodeExecRecord(tx.Tx.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	x := record(ts.URL)
+	o := x.Origin
+	if x.Version != execrecord.VersionOrigin || !strings.HasPrefix(o.ClientAddr, "127.0.0.1:") || len(o.Headers) != 2 ||
+		o.Headers[0] != (execrecord.Header{Name: "User-Agent", Value: "origin-test/1"}) || o.Headers[1] != (execrecord.Header{Name: "X-Request-Id", Value: "abc-123"}) {
+		t.Fatalf("recorded origin: version %d %+v", x.Version, o)
+	}
+	plain := startURL(t, l)
+	if x := record(plain); x.Version != execrecord.Version || !x.Origin.IsZero() {
+		t.Fatalf("without OriginConfig: version %d %+v", x.Version, x.Origin)
+	}
+}
+
+// startURL serves node 0 with the default config and returns its URL.
+func startURL(t *testing.T, l *cluster.Local) string {
+	t.Helper()
+	srv, err := New(DefaultConfig(), l.Nodes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	return ts.URL
 }

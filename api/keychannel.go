@@ -305,6 +305,7 @@ func (s *Server) sessionInvoke(w http.ResponseWriter, r *http.Request) {
 			st, code := classify(err)
 			return st, client.ErrorBody{Code: code, Error: err.Error()}
 		}
+		inv.origin = s.origin(r)
 		res, err := s.runInvoke(r.Context(), submitter(r), inv, ls.s.Key(), ls.keyID)
 		if err != nil {
 			return invokeFailure(res, err)

@@ -34,6 +34,10 @@ type Scaler interface {
 
 // Config configures the HTTP server.
 type Config struct {
+	// Origin says what of a request's origin an invocation's execution
+	// record keeps besides the caller's identity; nothing by default,
+	// since both can be personal data.
+	Origin OriginConfig
 	// MaxBodyBytes caps request bodies (413 beyond it).
 	MaxBodyBytes int64
 	// Server timeouts.
@@ -246,4 +250,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	_ = enc.Encode(v)
+}
+
+// OriginConfig selects the request origin an execution record keeps.
+type OriginConfig struct {
+	// ClientAddr records the client's address (host:port of the
+	// connection to this gateway).
+	ClientAddr bool
+	// Headers records these request headers, in this order, when present
+	// (at most execrecord.MaxHeaders; values cut at
+	// execrecord.MaxHeaderValue bytes).
+	Headers []string
 }

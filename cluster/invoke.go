@@ -33,6 +33,9 @@ type InvokeRequest struct {
 	// Route says how the gateway chose the group ("requested",
 	// "least-load"); it is written in the record.
 	Route string `json:"route,omitempty"`
+	// Origin is what of the request's origin the gateway records (client
+	// address, selected headers); written in the record.
+	Origin execrecord.Origin `json:"origin,omitzero"`
 	Hops  int    `json:"hops"`
 }
 
@@ -253,7 +256,7 @@ func (n *Node) lead(ctx context.Context, req InvokeRequest) (res InvokeResult, e
 		// Nothing has run: the request ID is not spent.
 		return InvokeResult{}, fmt.Errorf("%w: only %.12s took part, and function %s refuses unverified results", ErrNoCandidates, rec.Executor(), req.Function)
 	}
-	xr := execrecord.Record{Version: execrecord.Version, RequestID: req.RequestID, Caller: req.Caller, Route: req.Route, Function: req.Function, FnVersion: meta.Spec.Version, CodeHash: meta.Spec.CodeHash,
+	xr := execrecord.Record{Version: execrecord.Version, RequestID: req.RequestID, Caller: req.Caller, Route: req.Route, Origin: req.Origin, Function: req.Function, FnVersion: meta.Spec.Version, CodeHash: meta.Spec.CodeHash,
 		InputHash: sha256.Sum256(req.Input), Input: req.Input, Timestamp: time.Now().UnixNano(), Election: rec,
 		Executor: rec.Executor(), Verifier: rec.Verifier()}
 	er := execReq{RequestID: req.RequestID, Function: req.Function, CodeHash: meta.Spec.CodeHash, Input: req.Input, DeployHeight: meta.Height}

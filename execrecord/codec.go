@@ -13,8 +13,12 @@ import (
 
 // Encoding versions.
 const (
-	// Version is the binary encoding MarshalBinary writes.
+	// Version is the binary encoding MarshalBinary writes for a record
+	// without an origin.
 	Version = 2
+	// VersionOrigin is the binary encoding of a record with an origin:
+	// version 2's fields followed by the origin.
+	VersionOrigin = 3
 	// VersionJSON is the JSON encoding records were written in before the
 	// binary one; Decode still reads it.
 	VersionJSON = 1
@@ -37,6 +41,11 @@ const (
 	// MaxExecutions bounds the executions of one record (the protocol runs
 	// at most three).
 	MaxExecutions = 16
+	// MaxHeaders bounds the recorded request headers; MaxHeaderName and
+	// MaxHeaderValue their names and values.
+	MaxHeaders     = 32
+	MaxHeaderName  = 255
+	MaxHeaderValue = 4096
 )
 
 // Flags of the binary encoding.
@@ -48,9 +57,10 @@ const (
 
 var wireErrors = wire.Errors{Truncated: ErrTruncated, TooLarge: ErrTooLarge, Trailing: ErrTrailingBytes}
 
-// MarshalBinary returns the canonical encoding of the record (version 2;
-// the Version field is not consulted). Integers are big-endian; strings
-// and byte fields are length-prefixed:
+// MarshalBinary returns the canonical encoding of the record: version 2,
+// or version 3 when it carries an origin (the Version field is not
+// consulted). Integers are big-endian; strings and byte fields are
+// length-prefixed:
 //
 //	u8   version (2)
 //	[32] request ID
@@ -72,6 +82,10 @@ var wireErrors = wire.Errors{Truncated: ErrTruncated, TooLarge: ErrTooLarge, Tra
 //	u32  exit code
 //	u32 len + response
 //	u64  micros
+//	version 3 only, the origin:
+//	u16 len + client address
+//	u8   number of headers (at most 32), each:
+//	     u8 len + name, u16 len + value (at most 4096 bytes)
 //
 // It fails with ErrTooLarge for a field over its limit and ErrMalformed for
 // an outcome that is neither zero nor a function.Outcome.
@@ -87,7 +101,11 @@ func (r Record) MarshalBinary() ([]byte, error) {
 		return nil, fmt.Errorf("%w: election record of %d bytes", ErrTooLarge, len(el))
 	}
 	e := &wire.Encoder{B: make([]byte, 0, 512+len(el)+len(r.Input)+len(r.Response)+len(r.Conflict))}
-	e.U8(Version)
+	if r.Origin.IsZero() {
+		e.U8(Version)
+	} else {
+		e.U8(VersionOrigin)
+	}
 	e.Raw(r.RequestID[:])
 	for _, s := range []string{r.Caller, r.Route, r.Function, r.FnVersion} {
 		e.Bytes16([]byte(s))
@@ -125,6 +143,14 @@ func (r Record) MarshalBinary() ([]byte, error) {
 	e.U32(r.ExitCode)
 	e.Bytes32(r.Response)
 	e.U64(uint64(r.Micros))
+	if !r.Origin.IsZero() {
+		e.Bytes16([]byte(r.Origin.ClientAddr))
+		e.U8(uint8(len(r.Origin.Headers)))
+		for _, h := range r.Origin.Headers {
+			e.Bytes8([]byte(h.Name))
+			e.Bytes16([]byte(h.Value))
+		}
+	}
 	return e.B, nil
 }
 
@@ -140,6 +166,17 @@ func (r Record) check() error {
 	}
 	if len(r.Executions) > MaxExecutions {
 		return fmt.Errorf("%w: %d executions", ErrTooLarge, len(r.Executions))
+	}
+	if len(r.Origin.ClientAddr) > MaxNameLen || len(r.Origin.Headers) > MaxHeaders {
+		return fmt.Errorf("%w: origin", ErrTooLarge)
+	}
+	for _, h := range r.Origin.Headers {
+		if len(h.Name) > MaxHeaderName || len(h.Value) > MaxHeaderValue {
+			return fmt.Errorf("%w: header %.32q", ErrTooLarge, h.Name)
+		}
+		if h.Name == "" {
+			return fmt.Errorf("%w: a header without a name", ErrMalformed)
+		}
 	}
 	if err := checkOutcome(r.Outcome); err != nil {
 		return err
@@ -162,18 +199,19 @@ func checkOutcome(o function.Outcome) error {
 	return nil
 }
 
-// UnmarshalBinary decodes what MarshalBinary wrote, setting Version to 2.
-// It rejects other versions, truncated input, fields over their limits,
+// UnmarshalBinary decodes what MarshalBinary wrote, setting Version to 2
+// or 3. It rejects other versions, a version 3 record without an origin, truncated input, fields over their limits,
 // unknown outcomes and flags, an election record that does not decode, and
 // trailing bytes; whatever it accepts re-encodes to the same bytes. It does
 // not verify the election (election.Verify) or the record's consistency.
 // The result does not alias b.
 func (r *Record) UnmarshalBinary(b []byte) error {
 	d := wire.NewDecoder(b, wireErrors)
-	if v := d.U8("version"); d.Err() == nil && v != Version {
+	v := d.U8("version")
+	if d.Err() == nil && v != Version && v != VersionOrigin {
 		return fmt.Errorf("%w: record version %d", ErrUnknownVersion, v)
 	}
-	out := Record{Version: Version}
+	out := Record{Version: int(v)}
 	d.Fixed(out.RequestID[:], "request ID")
 	for _, s := range []*string{&out.Caller, &out.Route, &out.Function, &out.FnVersion} {
 		*s = string(d.Bytes16("name", MaxNameLen))
@@ -214,6 +252,12 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 	out.ExitCode = d.U32("exit code")
 	out.Response = d.Bytes32("response", MaxDataLen)
 	out.Micros = int64(d.U64("micros"))
+	if v == VersionOrigin {
+		out.Origin = decodeOrigin(d)
+		if d.Err() == nil && out.Origin.IsZero() {
+			return fmt.Errorf("%w: version 3 record without an origin", ErrMalformed)
+		}
+	}
 	if err := d.Finish(); err != nil {
 		return fmt.Errorf("execrecord: decode: %w", err)
 	}
@@ -256,4 +300,20 @@ func (r *Record) unmarshalV1(b []byte) error {
 	}
 	*r = out
 	return nil
+}
+
+func decodeOrigin(d *wire.Decoder) Origin {
+	var o Origin
+	o.ClientAddr = string(d.Bytes16("client address", MaxNameLen))
+	n := int(d.U8("header count"))
+	if d.Err() == nil && n > MaxHeaders {
+		d.Fail(fmt.Errorf("%w: %d headers", ErrTooLarge, n))
+	}
+	for i := 0; i < n && d.Err() == nil; i++ {
+		var h Header
+		h.Name = string(d.Bytes8("header name", MaxHeaderName))
+		h.Value = string(d.Bytes16("header value", MaxHeaderValue))
+		o.Headers = append(o.Headers, h)
+	}
+	return o
 }

@@ -138,7 +138,10 @@ func TestDecodeRejects(t *testing.T) {
 		{"empty", nil, ErrTruncated},
 		{"trailing byte", append(bytes.Clone(bin), 0), ErrTrailingBytes},
 		{"version 1 in binary", mut(func(b []byte) []byte { b[0] = 1; return b }), ErrUnknownVersion},
-		{"version 3", mut(func(b []byte) []byte { b[0] = 3; return b }), ErrUnknownVersion},
+		{"version 4", mut(func(b []byte) []byte { b[0] = 4; return b }), ErrUnknownVersion},
+		{"version 3 without its origin", mut(func(b []byte) []byte { b[0] = 3; return b }), ErrTruncated},
+		{"version 3 with an empty origin", mut(func(b []byte) []byte { b[0] = 3; return append(b, 0, 0, 0) }), ErrMalformed},
+		{"version 3 with a nameless header", mut(func(b []byte) []byte { b[0] = 3; return append(b, 0, 0, 1, 0, 0, 1, 'x') }), ErrMalformed},
 		{"oversize caller", mut(func(b []byte) []byte { b[33], b[34] = 0xff, 0xff; return b }), ErrTooLarge},
 		{"JSON version 2", []byte(strings.Replace(string(js), `"version": 1`, `"version": 2`, 1)), ErrUnknownVersion},
 		{"JSON unknown field", []byte(strings.Replace(string(js), `"version": 1`, `"version": 1, "extra": 0`, 1)), ErrMalformed},
@@ -214,4 +217,34 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal("binary encoding not stable")
 		}
 	})
+}
+
+// A record with an origin is written as version 3 and reads back the
+// same; one without keeps the version 2 encoding (the golden file).
+func TestOriginVersion3(t *testing.T) {
+	rec := goldenRecord(t)
+	v2, err := rec.MarshalBinary()
+	if err != nil || v2[0] != Version {
+		t.Fatalf("without an origin: version %d, %v", v2[0], err)
+	}
+	rec.Origin = Origin{ClientAddr: "192.0.2.7:51234", Headers: []Header{{Name: "User-Agent", Value: "qledger-test"}, {Name: "X-Request-Id", Value: ""}}}
+	v3, err := rec.MarshalBinary()
+	if err != nil || v3[0] != VersionOrigin || !bytes.HasPrefix(v3[1:], v2[1:]) {
+		t.Fatalf("with an origin: %v", err)
+	}
+	back, err := Decode(v3)
+	if err != nil || back.Version != VersionOrigin || back.Origin.ClientAddr != rec.Origin.ClientAddr || len(back.Origin.Headers) != 2 || back.Origin.Headers[1].Name != "X-Request-Id" {
+		t.Fatalf("round trip: %+v %v", back.Origin, err)
+	}
+	if again, _ := back.MarshalBinary(); !bytes.Equal(again, v3) {
+		t.Fatal("version 3 does not re-encode to the same bytes")
+	}
+	rec.Origin.Headers = make([]Header, MaxHeaders+1)
+	if _, err := rec.MarshalBinary(); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("too many headers: %v", err)
+	}
+	js, _ := json.Marshal(goldenRecord(t))
+	if bytes.Contains(js, []byte(`"origin"`)) {
+		t.Fatalf("an empty origin appears in JSON: %s", js)
+	}
 }

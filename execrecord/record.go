@@ -44,7 +44,30 @@ type Record struct {
 	// Micros is the leader's time from the election's start to the
 	// record's proposal.
 	Micros int64 `json:"duration_us,omitempty"`
+	// Origin is where the request came from, as far as the gateway was
+	// configured to record it (it can be personal data); empty by default.
+	Origin Origin `json:"origin,omitzero"`
 }
+
+// Origin is the request's origin beyond the caller's identity: the client
+// address and selected request headers, each recorded only when the
+// gateway is configured to.
+type Origin struct {
+	// ClientAddr is the client's address as the gateway saw it
+	// (host:port of the connection).
+	ClientAddr string `json:"client_addr,omitempty"`
+	// Headers are the selected request headers, in the configured order.
+	Headers []Header `json:"headers,omitempty"`
+}
+
+// Header is one recorded request header.
+type Header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// IsZero reports whether nothing of the origin is recorded.
+func (o Origin) IsZero() bool { return o.ClientAddr == "" && len(o.Headers) == 0 }
 
 // Execution is one node's run of the request.
 type Execution struct {

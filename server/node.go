@@ -54,6 +54,9 @@ type Config struct {
 	// each reload); 0: DefaultCertWarnBefore. The expiry is also the
 	// metric qledger_certificate_expiry_timestamp_seconds.
 	CertWarnBefore time.Duration
+	// Origin says what of a request's origin execution records keep
+	// (client address, selected headers); nothing by default.
+	Origin api.OriginConfig
 	// Autoscale, if set on a voter-role node, runs the executor autoscaler
 	// (while this node leads its group) with the process provider.
 	Autoscale *Autoscale
@@ -189,6 +192,7 @@ func (s *Node) serve(cfg Config, ln net.Listener, keys *api.KeyChannel) error {
 	acfg.Logger = s.logger
 	acfg.TLS = cfg.Cluster.TLS
 	acfg.Leaver = s
+	acfg.Origin = cfg.Origin
 	if keys != nil {
 		acfg.Keys = keys
 		s.logger.Info("key channel uses an external key manager", "url", cfg.ExternalKME.URL, "gateway", keys.GatewaySAE)

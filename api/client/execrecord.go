@@ -12,7 +12,7 @@ import (
 // name. DecodeExecRecord reads one from a transaction's payload.
 type ExecRecord struct {
 	// Version is the encoding the record was stored in: 1 (JSON, written
-	// by earlier versions) or 2 (binary).
+	// by earlier versions), 2 (binary) or 3 (binary with an origin).
 	Version         int    `json:"version"`
 	RequestID       string `json:"request_id"`
 	Caller          string `json:"caller,omitempty"`
@@ -42,6 +42,9 @@ type ExecRecord struct {
 	// Response is the agreed stdout (base64 in JSON).
 	Response       []byte `json:"response,omitempty"`
 	DurationMicros int64  `json:"duration_us,omitempty"`
+	// Origin is the request's origin as the gateway recorded it (client
+	// address, selected headers), if configured to; version 3 records.
+	Origin execrecord.Origin `json:"origin,omitzero"`
 }
 
 // ExecRun is one node's execution in an ExecRecord.
@@ -77,7 +80,7 @@ func ExecRecordFrom(r execrecord.Record) ExecRecord {
 		Input: r.Input, Timestamp: r.Timestamp, Election: r.Election,
 		Executor: r.Executor, Verifier: r.Verifier, TieBreaker: r.TieBreaker,
 		Agreed: r.Agreed, Verified: r.Verified, Conflict: r.Conflict, ResultHash: r.ResultHash.String(),
-		Outcome: "conflict", ExitCode: r.ExitCode, Response: r.Response, DurationMicros: r.Micros,
+		Outcome: "conflict", ExitCode: r.ExitCode, Response: r.Response, DurationMicros: r.Micros, Origin: r.Origin,
 	}
 	if r.Agreed {
 		out.Outcome = r.Outcome.String()

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"qledger/api"
 	"qledger/cluster"
 	"qledger/qkd"
 	"qledger/qkd/kme"
@@ -35,6 +36,8 @@ type nodeOptions struct {
 	kc                      kme.ServiceConfig
 	ext                     server.ExternalKME
 	scale                   scaleOptions
+	recordAddr              bool
+	recordHeaders           string
 }
 
 // scaleOptions are the executor autoscaler's flags (process provider).
@@ -171,6 +174,8 @@ func (o *nodeOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.kc.Gateway, "gateway-sae", "gateway", "this gateway's SAE ID at the key manager")
 	registerExternalKME(fs, &o.ext)
 	o.scale.register(fs)
+	fs.BoolVar(&o.recordAddr, "record-client-addr", false, "execution records keep the client's address (personal data: see SECURITY.md)")
+	fs.StringVar(&o.recordHeaders, "record-headers", "", "comma-separated request headers execution records keep, e.g. User-Agent,X-Request-Id (may be personal data: see SECURITY.md)")
 	fs.Float64Var(&o.kc.QKD.Channel.Noise, "qkd-noise", 0.02, "simulated BB84 channel: depolarizing probability")
 	o.logs.register(fs, "info")
 	fs.StringVar(&o.configFile, "config", "", "YAML configuration file: a key per flag (see above)")
@@ -249,6 +254,7 @@ func (a *app) serverConfig(o *nodeOptions) (server.Config, error) {
 	if cfg.Autoscale, err = o.scale.autoscale(o); err != nil {
 		return cfg, err
 	}
+	cfg.Origin = api.OriginConfig{ClientAddr: o.recordAddr, Headers: splitList(o.recordHeaders)}
 	return cfg, nil
 }
 
