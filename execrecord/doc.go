@@ -5,7 +5,8 @@
 // result or the conflict, and the response.
 //
 // Like every ledger format it has a canonical, versioned binary encoding
-// (MarshalBinary, UnmarshalBinary: version 2): decoding rejects unknown
+// (MarshalBinary, UnmarshalBinary: version 2, or 3 for a record that
+// carries the request's origin): decoding rejects unknown
 // versions, truncation, oversize fields, unknown outcomes and flags and
 // trailing bytes, and whatever decodes re-encodes to the same bytes.
 //
