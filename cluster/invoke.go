@@ -36,7 +36,7 @@ type InvokeRequest struct {
 	// Origin is what of the request's origin the gateway records (client
 	// address, selected headers); written in the record.
 	Origin execrecord.Origin `json:"origin,omitzero"`
-	Hops  int    `json:"hops"`
+	Hops   int               `json:"hops"`
 }
 
 // InvokeKey is the idempotency key of the execution record of a request:
