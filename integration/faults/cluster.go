@@ -218,6 +218,30 @@ func (n *Node) Kill() {
 	n.cmd = nil
 }
 
+// Stop sends the node's process sig (SIGTERM: it leaves the cluster
+// gracefully, then exits) and waits for it to exit, at most d; after d
+// it is killed. A node that is not running is left alone.
+func (n *Node) Stop(sig syscall.Signal, d time.Duration) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return nil
+	}
+	var err error
+	if err = n.cmd.Process.Signal(sig); err == nil {
+		select {
+		case <-n.done:
+		case <-time.After(d):
+			err = fmt.Errorf("faults: %s did not exit within %v of %v; killed", n.Name, d, sig)
+		}
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGKILL)
+	_ = n.cmd.Process.Signal(syscall.SIGCONT)
+	<-n.done
+	n.cmd = nil
+	return err
+}
+
 // Running reports whether the node's process is up.
 func (n *Node) Running() bool {
 	n.mu.Lock()

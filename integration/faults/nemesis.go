@@ -164,8 +164,25 @@ var (
 	}}
 )
 
+// LeaveOne makes a random node leave the cluster gracefully (SIGTERM, as
+// `qledger node leave` does: it hands over leadership, leaves gossip and
+// the group's raft configuration, and exits); healing starts it again on
+// its data directory, and the leader adds it back as a voter.
+var LeaveOne = Nemesis{Name: "leave-one", Start: func(_ context.Context, c *Cluster, rng *rand.Rand) (func() error, error) {
+	n := shuffled(c, rng)[0]
+	if err := n.Stop(syscall.SIGTERM, 30*time.Second); err != nil {
+		return nil, err
+	}
+	return func() error {
+		if n.Running() {
+			return nil // composed: another heal started it
+		}
+		return n.Start()
+	}, nil
+}}
+
 // All is every nemesis, in the order the short schedule runs them.
-var All = []Nemesis{IsolateLeader, Halves, Bridge, OneWayFromLeader, PauseLeader, KillOne, KillMajority, DiskFullLeader, DiskFullOne}
+var All = []Nemesis{IsolateLeader, Halves, Bridge, OneWayFromLeader, PauseLeader, KillOne, KillMajority, DiskFullLeader, DiskFullOne, LeaveOne}
 
 // fill fills n's data directory's file system with a file; healing
 // removes it. Composed fills of one node each add a file.
