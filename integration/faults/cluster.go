@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -218,9 +219,13 @@ func (n *Node) Kill() {
 	n.cmd = nil
 }
 
+// ErrNotExited: a node did not exit within the time Stop gave it after
+// its signal, and was killed.
+var ErrNotExited = errors.New("faults: node did not exit in time; killed")
+
 // Stop sends the node's process sig (SIGTERM: it leaves the cluster
 // gracefully, then exits) and waits for it to exit, at most d; after d
-// it is killed. A node that is not running is left alone.
+// it is killed (ErrNotExited). A node that is not running is left alone.
 func (n *Node) Stop(sig syscall.Signal, d time.Duration) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -232,7 +237,7 @@ func (n *Node) Stop(sig syscall.Signal, d time.Duration) error {
 		select {
 		case <-n.done:
 		case <-time.After(d):
-			err = fmt.Errorf("faults: %s did not exit within %v of %v; killed", n.Name, d, sig)
+			err = fmt.Errorf("%w: %s, %v after %v", ErrNotExited, n.Name, d, sig)
 		}
 	}
 	_ = n.cmd.Process.Signal(syscall.SIGKILL)

@@ -136,14 +136,14 @@ func serverErrors(ops []Op) []string {
 }
 
 // TestFaults is the short schedule `make test` runs: every nemesis once,
-// then a small random schedule.
+// then two random steps.
 func TestFaults(t *testing.T) {
 	run(t, "TestFaults", func(rng *rand.Rand) []Step {
 		var steps []Step
 		for _, n := range All {
 			steps = append(steps, Step{Nemesis: n, Hold: 4 * time.Second})
 		}
-		return append(steps, RandomSteps(rng, 3, 2*time.Second, 5*time.Second)...)
+		return append(steps, RandomSteps(rng, 2, 2*time.Second, 5*time.Second)...)
 	}, 0)
 }
 

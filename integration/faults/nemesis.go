@@ -168,9 +168,13 @@ var (
 // `qledger node leave` does: it hands over leadership, leaves gossip and
 // the group's raft configuration, and exits); healing starts it again on
 // its data directory, and the leader adds it back as a voter.
+//
+// A node that cannot complete its leave (cut off from the majority, its
+// removal cannot commit) is killed after 30 s: its leave is then
+// unclean, which the group handles like a failed node.
 var LeaveOne = Nemesis{Name: "leave-one", Start: func(_ context.Context, c *Cluster, rng *rand.Rand) (func() error, error) {
 	n := shuffled(c, rng)[0]
-	if err := n.Stop(syscall.SIGTERM, 30*time.Second); err != nil {
+	if err := n.Stop(syscall.SIGTERM, 30*time.Second); err != nil && !errors.Is(err, ErrNotExited) {
 		return nil, err
 	}
 	return func() error {
