@@ -76,7 +76,7 @@ func (s *scaleOptions) autoscale(o *nodeOptions) (*server.Autoscale, error) {
 	if !s.on {
 		return nil, nil
 	}
-	if o.cfg.Role == cluster.RoleExecutor {
+	if o.role == string(cluster.RoleExecutor) {
 		return nil, usageErrorf("node: --autoscale runs on a voter-role node, not an executor")
 	}
 	if err := s.cfg.Validate(); err != nil {
