@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"qledger/chain"
+	"qledger/fsm"
 	"qledger/pki"
 )
 
@@ -135,4 +138,52 @@ func dialUnversioned(addr string, creds *pki.Credentials) error {
 	}
 	_, err = tc.Write([]byte{connRPC})
 	return err
+}
+
+// TestNewerEntryStopsEveryReplica: an entry of a command version this
+// build does not read, committed in a group, stops the state machine of
+// every replica at the same index, says so in each one's status, and
+// leaves their chains equal; nothing after it is applied.
+func TestNewerEntryStopsEveryReplica(t *testing.T) {
+	l := startLocal(t, 1, 3)
+	submit(t, l.Nodes[0], 0, "before", "before the newer entry")
+	ld, ok := l.Leader(0)
+	if !ok {
+		t.Fatal("no leader")
+	}
+	tx := chain.Tx{Kind: chain.TxData, Group: 0, Payload: []byte("from the future")}
+	newer := fsm.EncodeAppendBlock(time.Now().UnixNano(), [][]byte{tx.Encode()})
+	newer[0] = fsm.CommandVersion + 1
+	if err := ld.raft.Apply(newer, 10*time.Second).Error(); err != nil {
+		t.Fatalf("commit the newer entry: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		stopped := 0
+		for _, n := range l.Nodes {
+			if errors.Is(n.fsm.Err(), fsm.ErrNewerVersion) && strings.Contains(n.localStatus().Error, "newer version") {
+				stopped++
+			}
+		}
+		if stopped == len(l.Nodes) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d replicas stopped at the newer entry", stopped, len(l.Nodes))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var applied []uint64
+	var heads []uint64
+	for _, n := range l.Nodes {
+		a, err := n.store.AppliedIndex()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, _, _ := n.store.Head()
+		applied, heads = append(applied, a), append(heads, h.Height)
+	}
+	if slices.Min(applied) != slices.Max(applied) || slices.Min(heads) != slices.Max(heads) || heads[0] != 1 {
+		t.Fatalf("replicas stopped at applied indexes %v, heights %v; want one index and height 1", applied, heads)
+	}
 }
