@@ -3,11 +3,15 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"qledger/fsm"
 )
 
 // TestRepairFromPeerSnapshot: a follower whose chain store is damaged,
@@ -95,5 +99,33 @@ func TestPeerSnapshotDamagedInTransit(t *testing.T) {
 	}
 	if b, err := n.Store().Block(7); err != nil || !bytes.Equal(b, good) {
 		t.Fatalf("the receiver's store changed: %v", err)
+	}
+}
+
+// TestPeerSnapshotOverTLS: over mutual TLS a replica takes its snapshot
+// from the peer it names, and a peer answering at that address with
+// another identity is refused before any byte of a snapshot is read.
+func TestPeerSnapshotOverTLS(t *testing.T) {
+	l, _ := startTLSLocal(t, 1, 3)
+	for i := range 5 {
+		submit(t, waitLeader(t, l), 0, "", fmt.Sprint("over TLS ", i))
+	}
+	n, src, other := l.Nodes[0], l.Nodes[1], l.Nodes[2]
+	ctx := context.Background()
+	waitUntil(t, "the replicas at the same head", time.Minute, func() bool {
+		a, _, _ := n.Store().Head()
+		b, _, _ := src.Store().Head()
+		return a.LogSize == 5 && a == b
+	})
+	if err := n.rebuildFrom(ctx, src.info); err != nil {
+		t.Fatalf("rebuild from a peer over TLS: %v", err)
+	}
+	impostor := src.info
+	impostor.ID = other.info.ID
+	if err := n.rebuildFrom(ctx, impostor); !errors.Is(err, ErrWrongNode) {
+		t.Fatalf("a peer with another identity: %v", err)
+	}
+	if _, err := n.Store().Verify(ctx, fsm.VerifyOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
