@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -61,8 +62,20 @@ func TestMultiProcessAutoscale(t *testing.T) {
 	var (
 		mu   sync.Mutex
 		sent = map[string]bool{}
+		// lat holds each invocation's latency by phase.
+		lat   = map[string][]time.Duration{}
+		phase = "0 executors"
 	)
 	invoke := func() {
+		start := time.Now()
+		mu.Lock()
+		ph := phase
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			lat[ph] = append(lat[ph], time.Since(start))
+			mu.Unlock()
+		}()
 		var rid [32]byte
 		rand.Read(rid[:])
 		id := hex.EncodeToString(rid[:])
@@ -101,6 +114,9 @@ func TestMultiProcessAutoscale(t *testing.T) {
 			}
 			if n >= 1 {
 				eligible = time.Now()
+				mu.Lock()
+				phase = "with executors (scaling up)"
+				mu.Unlock()
 			}
 		}
 	}()
@@ -116,6 +132,17 @@ func TestMultiProcessAutoscale(t *testing.T) {
 	}
 	scaledUp := time.Since(t0)
 	<-watch
+	// One invocation at a time: demand for one executor, so the group
+	// shrinks from two to one under load.
+	mu.Lock()
+	phase = "scaling down"
+	mu.Unlock()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline) && !t.Failed(); {
+		invoke()
+		if n, _, _ := status(); n <= 1 {
+			break
+		}
+	}
 	waitFor(t, "back to zero executors after idling", 3*time.Minute, func() bool {
 		n, d, _ := status()
 		return n == 0 && d != nil && d.Executors == 0 && d.Desired == 0
@@ -159,4 +186,11 @@ func TestMultiProcessAutoscale(t *testing.T) {
 	}
 	t.Logf("%d invocations; up to %d executor processes within %s of the first burst; cold start (decision to an eligible executor) %s; back to 0",
 		len(sent), peak, scaledUp.Round(time.Millisecond), eligible.Sub(decided).Round(time.Millisecond))
+	for _, ph := range []string{"0 executors", "with executors (scaling up)", "scaling down"} {
+		ds := lat[ph]
+		slices.Sort(ds)
+		if len(ds) > 0 {
+			t.Logf("invocation latency, %s: %d calls, median %s, max %s", ph, len(ds), ds[len(ds)/2].Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond))
+		}
+	}
 }
