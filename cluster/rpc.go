@@ -349,7 +349,9 @@ func (c *rpcClient) callAs(ctx context.Context, addr, want string, m method, in,
 	_ = rc.c.SetDeadline(deadline)
 	// A cancelled ctx ends the call at once: the connection's deadline is
 	// moved to now, and the connection is not reused.
-	cancelled := context.AfterFunc(ctx, func() { _ = rc.c.SetDeadline(time.Now()) })
+	// The callback gets the connection itself: rc is set to nil below.
+	conn := rc.c
+	cancelled := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	status, resp, err := func() (uint8, []byte, error) {
 		if err := writeFrame(rc.w, uint8(m), body); err != nil {
 			return 0, nil, err
