@@ -64,27 +64,41 @@ type ScrubResult struct {
 	Alarm   *ChainAlarm `json:"alarm,omitempty"`
 }
 
-// openChainStore opens the chain store. A store is reused only after a
-// clean stop (or with SyncFSM) and if the start check passes: bbolt opens
-// it, its newest CheckWindow blocks verify in full (fsm.CheckRecent), and
-// its applied index lies between the latest raft snapshot's and the end
-// of the raft log — below it, entries the log no longer holds are
-// missing (an older copy of the file); beyond it, the file is not this
-// log's. Otherwise the store is set aside (a damaged one as
-// chain.db.damaged) and rebuilt from the raft snapshot and log, the damage
-// is raised as an alarm until the rebuilt store verifies, and trusted is
-// false.
+// openChainStore opens the chain store. A store is reused in place if it
+// holds every commit made before the stop — a clean stop, a durable
+// store (SyncFSM: every commit fsynced), or a process that died while
+// the machine kept running (same boot ID: the page cache held every
+// write, and bbolt's two meta pages make a torn last commit invisible) —
+// and if the start check passes: bbolt opens it, its newest CheckWindow
+// blocks verify in full (fsm.CheckRecent), and its applied index lies
+// between the latest raft snapshot's and the end of the raft log — below
+// it, entries the log no longer holds are missing (an older copy of the
+// file); beyond it, the file is not this log's. Raft then re-applies the
+// entries after the store's applied index. Otherwise the store is set
+// aside (a damaged one as chain.db.damaged) and rebuilt from the raft
+// snapshot and log, the damage is raised as an alarm until the rebuilt
+// store verifies, and trusted is false. A store whose snapshots are
+// references to it (SyncFSM) cannot be rebuilt from them: a damaged one
+// stops the node with ErrStoreLost.
 func (n *Node) openChainStore(logs raft.LogStore, snaps raft.SnapshotStore) (trusted bool, err error) {
 	chainPath := filepath.Join(n.cfg.DataDir, fsm.StoreFile)
 	cleanPath := filepath.Join(n.cfg.DataDir, cleanMarker)
+	bootPath := filepath.Join(n.cfg.DataDir, bootMarker)
 	_, cleanErr := os.Stat(cleanPath)
 	_, chainErr := os.Stat(chainPath)
-	trusted = n.cfg.SyncFSM || cleanErr == nil || os.IsNotExist(chainErr)
+	sameBoot := sameBootAs(bootPath)
+	trusted = n.cfg.SyncFSM || cleanErr == nil || os.IsNotExist(chainErr) || sameBoot
 	if err := os.Remove(cleanPath); err != nil && !os.IsNotExist(err) {
 		return false, fmt.Errorf("cluster: %w", err)
 	}
+	if cleanErr != nil && chainErr == nil && trusted {
+		n.logger.Warn("last stop was not clean; recovering the chain store in place", "durable", n.cfg.SyncFSM, "same_boot", sameBoot)
+	}
 	if !trusted {
-		n.logger.Warn("last stop was not clean; rebuilding the chain store from the raft snapshot and log")
+		n.logger.Warn("last stop was not clean and the machine restarted since; rebuilding the chain store from the raft snapshot and log")
+		if err := n.refusedRebuild(snaps, "the machine restarted before the chain store was flushed"); err != nil {
+			return false, err
+		}
 		if err := os.Remove(chainPath); err != nil {
 			return false, fmt.Errorf("cluster: reset chain store: %w", err)
 		}
@@ -94,6 +108,9 @@ func (n *Node) openChainStore(logs raft.LogStore, snaps raft.SnapshotStore) (tru
 			return false, err
 		}
 		if !ok {
+			if err := n.refusedRebuild(snaps, fmt.Sprintf("damaged at height %d: %s", d.Height, d.What)); err != nil {
+				return false, err
+			}
 			n.logger.Error("chain store damaged; setting it aside and rebuilding it from the raft snapshot and log", "height", d.Height, "what", d.What)
 			if err := os.Rename(chainPath, chainPath+".damaged"); err != nil {
 				return false, fmt.Errorf("cluster: set aside damaged chain store: %w", err)
@@ -102,11 +119,70 @@ func (n *Node) openChainStore(logs raft.LogStore, snaps raft.SnapshotStore) (tru
 			trusted = false
 		}
 	}
+	if err := writeBootMarker(bootPath); err != nil {
+		n.logger.Warn("could not record the boot ID; a crash will rebuild the chain store", "error", err)
+	}
 	if n.store, err = fsm.OpenStore(chainPath, uint32(n.group), fsm.StoreOptions{NoSync: !n.cfg.SyncFSM}); err != nil {
 		return false, err
 	}
 	n.fsm = fsm.New(n.store, n.cfg.Logger)
 	return trusted, nil
+}
+
+// ErrStoreLost: the chain store cannot be used and this node's raft
+// snapshots refer to it instead of copying it, so it cannot be rebuilt
+// locally.
+var ErrStoreLost = errors.New("cluster: chain store lost")
+
+// refusedRebuild returns ErrStoreLost if the newest raft snapshot is a
+// reference to the chain store (a rebuild from it would need the store
+// itself), saying why the store is unusable and how to recover.
+func (n *Node) refusedRebuild(snaps raft.SnapshotStore, why string) error {
+	metas, err := snaps.List()
+	if err != nil || len(metas) == 0 {
+		return nil
+	}
+	_, rc, err := snaps.Open(metas[0].ID)
+	if err != nil {
+		return nil // raft reports an unreadable snapshot itself
+	}
+	defer rc.Close()
+	if ref, _ := fsm.IsReference(rc); !ref {
+		return nil
+	}
+	return fmt.Errorf("%w: %s, and the raft snapshot %s refers to the store rather than copying it; "+
+		"seed this replica again from a healthy one ('qledger snapshot save' from the group's leader, then 'qledger snapshot restore' into an empty data directory), or remove it from the group and add a new node",
+		ErrStoreLost, why, metas[0].ID)
+}
+
+// bootMarker, in the data directory, holds the kernel boot ID under which
+// the chain store was last opened: a process that died under the same
+// boot ID left every write in the page cache.
+const bootMarker = "chain.boot"
+
+// bootIDPath is Linux's ID of the running boot.
+const bootIDPath = "/proc/sys/kernel/random/boot_id"
+
+func sameBootAs(marker string) bool {
+	now, err := os.ReadFile(bootIDPath)
+	if err != nil || len(now) == 0 {
+		return false
+	}
+	was, err := os.ReadFile(marker)
+	return err == nil && string(was) == string(now)
+}
+
+func writeBootMarker(marker string) error {
+	id, err := os.ReadFile(bootIDPath)
+	if err != nil {
+		os.Remove(marker)
+		return err
+	}
+	tmp := marker + ".tmp"
+	if err := os.WriteFile(tmp, id, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, marker)
 }
 
 // checkAtStart is the start check of openChainStore; ok=false with what

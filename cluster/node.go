@@ -185,14 +185,16 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: snapshot store: %w", err)
 	}
-	n.snaps = snaps
-	// A chain store written without fsync is trusted only after a clean
-	// stop, and only if the start check passes; otherwise it is rebuilt
+	// A chain store is reused in place when it holds every commit made
+	// before the stop and the start check passes; otherwise it is rebuilt
 	// from the raft snapshot and log (integrity.go).
 	trustStore, err := n.openChainStore(n.logStore, snaps)
 	if err != nil {
 		return nil, err
 	}
+	// Raft sees snapshots through the FSM: a reference snapshot opens as
+	// a copy of the live store (fsm.SnapshotStore).
+	n.snaps = fsm.SnapshotStore(snaps, n.fsm)
 	if !trustStore {
 		n.staleFloor.Store(lastCommand(n.logStore))
 	}
@@ -225,7 +227,7 @@ func Open(cfg Config) (*Node, error) {
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("cluster: raft config: %w", err)
 	}
-	hasState, err := raft.HasExistingState(n.logStore, n.logStore, snaps)
+	hasState, err := raft.HasExistingState(n.logStore, n.logStore, n.snaps)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: raft state: %w", err)
 	}
@@ -233,7 +235,7 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: log cache: %w", err)
 	}
-	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.logStore, snaps, pipelineTransport{n.transport}); err != nil {
+	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.logStore, n.snaps, pipelineTransport{n.transport}); err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 

@@ -9,7 +9,7 @@ import "io"
 // The copy is as fresh as this replica: ask the group's leader for one
 // holding every committed write.
 func (n *Node) WriteSnapshot(w io.Writer) error {
-	s, err := n.fsm.Snapshot()
+	s, err := n.fsm.FullSnapshot()
 	if err != nil {
 		return err
 	}

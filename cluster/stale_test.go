@@ -36,16 +36,18 @@ func TestStaleReadAfterUncleanStopNeverGoesBack(t *testing.T) {
 	})
 	before, _, _ := l.Nodes[f].Head(ctx, 0, Stale)
 
-	// Every node stops; the follower's stop is made unclean, and it
-	// starts alone: no leader tells it what is committed, so its rebuilt
-	// store cannot catch up.
+	// Every node stops; the follower's stop is made a machine crash (no
+	// clean marker, another boot), and it starts alone: no leader tells
+	// it what is committed, so its rebuilt store cannot catch up.
 	for i := range l.Nodes {
 		if err := l.Stop(i); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Remove(filepath.Join(l.configs[f].DataDir, cleanMarker)); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{cleanMarker, bootMarker} {
+		if err := os.Remove(filepath.Join(l.configs[f].DataDir, name)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := l.Start(f); err != nil {
 		t.Fatal(err)

@@ -288,7 +288,7 @@ func TestSnapshotOfDamagedStoreRefused(t *testing.T) {
 	// Damage the head unnoticed: Persist checks the newest blocks.
 	g := filled(t, 20)
 	rawPut(t, g.Store(), bucketBlocks, heightKey(20), flipLast)
-	snap, err := g.Snapshot()
+	snap, err := g.FullSnapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +303,7 @@ func TestRestoreRefusesDamagedSnapshot(t *testing.T) {
 	src := filled(t, 20)
 	// Damage below Persist's window: only the receiver's full check sees it.
 	rawPut(t, src.Store(), bucketBlocks, heightKey(2), flipLast)
-	snap, err := src.Snapshot()
+	snap, err := src.FullSnapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +324,7 @@ func TestRestoreRefusesDamagedSnapshot(t *testing.T) {
 	}
 	// An intact snapshot is installed and clears the mark.
 	good := filled(t, 9)
-	snap, _ = good.Snapshot()
+	snap, _ = good.FullSnapshot()
 	var s2 sink
 	if err := snap.Persist(&s2); err != nil {
 		t.Fatal(err)

@@ -1,10 +1,12 @@
 package fsm
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -169,14 +171,19 @@ func (f *FSM) Damaged() error {
 // (CheckRecent) before it is written.
 const snapshotWindow = 16
 
-// Snapshot captures the store as of now. Persist streams a consistent copy
-// of the bbolt file while Apply continues. A store marked damaged is
-// refused, and Persist first checks the newest blocks of the copy it
-// writes; a full check is the receiver's (Restore).
+// Snapshot captures the store as of now. A store marked damaged is
+// refused. A stopped FSM refuses too: raft would label the snapshot with
+// the last index it handed over, which the store does not hold, and
+// compact away the entries Resume needs.
 //
-// A stopped FSM refuses too: raft would label the snapshot with the last
-// index it handed over, which the store does not hold, and compact away
-// the entries Resume needs.
+// A durable store (every commit fsynced) is its own snapshot: the
+// snapshot is a reference recording the applied index and a fingerprint
+// of the head, O(1) whatever the chain's size, after the newest blocks
+// are checked; open it through SnapshotStore, which streams the live
+// store in its place. A store written without fsync is copied: Persist
+// streams a consistent copy of the bbolt file while Apply continues,
+// after checking the newest blocks of the copy it writes; a full check
+// is the receiver's (Restore).
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	if err := f.Damaged(); err != nil {
 		return nil, fmt.Errorf("fsm: snapshot refused: %w", err)
@@ -184,14 +191,39 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	if err := f.Err(); err != nil {
 		return nil, fmt.Errorf("fsm: snapshot refused: %w", err)
 	}
-	f.store.mu.RLock()
-	db := f.store.db
-	if db == nil {
-		f.store.mu.RUnlock()
-		return nil, ErrClosed
+	if !f.store.noSync {
+		return f.refSnapshot()
 	}
-	tx, err := db.Begin(false)
-	f.store.mu.RUnlock()
+	return f.FullSnapshot()
+}
+
+// refSnapshot reads the reference of the store's current state.
+func (f *FSM) refSnapshot() (raft.FSMSnapshot, error) {
+	s := &refSnapshot{store: f.store}
+	err := f.store.view(func(tx *bolt.Tx) (err error) {
+		defer guard(&err)
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		if err := checkRecent(tx, f.store.group, snapshotWindow); err != nil {
+			return err
+		}
+		s.ref, err = refOf(tx, f.store.group)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fsm: snapshot refused: %w", err)
+	}
+	return s, nil
+}
+
+// FullSnapshot captures a copy of the store as of now, whatever its
+// durability: Persist streams a consistent copy of the bbolt file (one
+// read transaction) while Apply continues. It is what a backup or a peer
+// needs; raft's own snapshots come from Snapshot.
+func (f *FSM) FullSnapshot() (raft.FSMSnapshot, error) {
+	if err := f.Damaged(); err != nil {
+		return nil, fmt.Errorf("fsm: snapshot refused: %w", err)
+	}
+	tx, err := f.store.begin()
 	if err != nil {
 		return nil, fmt.Errorf("fsm: snapshot: %w", err)
 	}
@@ -240,6 +272,13 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		os.Remove(tmp)
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
+	if err := refusedRef(tmp); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("fsm: restore: %w", err)
+	}
+	if err := failpoint("restore-after-copy"); err != nil {
+		return err
+	}
 	check, err := openDB(tmp, f.store.group, true)
 	if err != nil {
 		os.Remove(tmp)
@@ -255,10 +294,19 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer f.mu.Unlock()
 	f.store.mu.Lock()
 	defer f.store.mu.Unlock()
+	if err := failpoint("restore-before-swap"); err != nil {
+		return err
+	}
 	// The new file replaces the old one's name; the old file lives on for
 	// the snapshots still reading it (see retire).
 	if err := os.Rename(tmp, f.store.path); err != nil {
 		return fmt.Errorf("fsm: restore: %w", err)
+	}
+	if err := syncDir(filepath.Dir(f.store.path)); err != nil {
+		return fmt.Errorf("fsm: restore: %w", err)
+	}
+	if err := failpoint("restore-after-swap"); err != nil {
+		return err
 	}
 	db, err := openDB(f.store.path, f.store.group, f.store.noSync)
 	if err != nil {
@@ -286,6 +334,30 @@ func (f *FSM) retire(db *bolt.DB) {
 			f.logger.Warn("closing the store file a restore replaced", "error", err)
 		}
 	}()
+}
+
+// refusedRef returns ErrSnapshotRef if the file at path is a reference
+// snapshot rather than a copy of a store.
+func refusedRef(path string) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	if isRef, err := IsReference(fh); err != nil || isRef {
+		return cmp.Or(err, ErrSnapshotRef)
+	}
+	return nil
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 func writeFileSync(path string, r io.Reader) error {

@@ -196,7 +196,7 @@ func TestSnapshotRestore(t *testing.T) {
 	for i := 1; i <= 10; i++ {
 		apply(src, uint64(i), EncodeAppendBlock(int64(i), [][]byte{tx(2, fmt.Sprint("k", i), "p", byte(i))}))
 	}
-	snap, err := src.Snapshot()
+	snap, err := src.FullSnapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestRestoreWhileSnapshotOpen(t *testing.T) {
 	for i := 1; i <= 10; i++ {
 		apply(src, uint64(i), EncodeAppendBlock(int64(i), [][]byte{tx(2, "", fmt.Sprint("src", i), byte(i))}))
 	}
-	snap, _ := src.Snapshot()
+	snap, _ := src.FullSnapshot()
 	var incoming sink
 	if err := snap.Persist(&incoming); err != nil {
 		t.Fatal(err)
@@ -256,7 +256,7 @@ func TestRestoreWhileSnapshotOpen(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		apply(f, uint64(i), EncodeAppendBlock(int64(i), [][]byte{tx(2, "", fmt.Sprint("own", i), byte(i))}))
 	}
-	open, err := f.Snapshot()
+	open, err := f.FullSnapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +296,7 @@ func TestRestoreRejectsGarbageAndKeepsStore(t *testing.T) {
 		t.Fatal("garbage snapshot accepted")
 	}
 	other := newFSM(t, 5)
-	snap, _ := other.Snapshot()
+	snap, _ := other.FullSnapshot()
 	var s sink
 	snap.Persist(&s)
 	snap.Release()

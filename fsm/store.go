@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"iter"
 	"os"
@@ -26,7 +27,36 @@ var (
 	keyHead     = []byte("head")
 	keyFrontier = []byte("frontier")
 	keyGroup    = []byte("group")
+	keyFormat   = []byte("format")
 )
+
+// FormatVersion is the on-disk layout of the chain store this build
+// reads and writes, recorded under meta/format. Stores written before the
+// layout was versioned have no such key and the same layout as version 1;
+// they are stamped 1 when first opened for writing. A store of a later
+// version is refused (ErrFormat) rather than misread.
+const FormatVersion = 1
+
+// ErrFormat: the chain store was written in an on-disk format this build
+// does not read.
+var ErrFormat = errors.New("fsm: unsupported chain store format")
+
+// checkFormat returns ErrFormat unless meta records FormatVersion (or no
+// version, the layout before versioning).
+func checkFormat(meta *bolt.Bucket) (stamped bool, err error) {
+	v := meta.Get(keyFormat)
+	if v == nil {
+		return false, nil
+	}
+	if len(v) != 4 || binary.BigEndian.Uint32(v) != FormatVersion {
+		got := "unreadable"
+		if len(v) == 4 {
+			got = fmt.Sprint(binary.BigEndian.Uint32(v))
+		}
+		return true, fmt.Errorf("%w: version %s, this build reads version %d: use the qledger release that wrote it, or restore this replica from a healthy peer's snapshot", ErrFormat, got, FormatVersion)
+	}
+	return true, nil
+}
 
 // Store is a group's chain in one bbolt file. Reads are safe concurrently
 // with each other and with the FSM applying entries; Restore swaps the file
@@ -94,6 +124,15 @@ func openDB(path string, group uint32, noSync bool) (*bolt.DB, error) {
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
+		stamped, err := checkFormat(meta)
+		if err != nil {
+			return err
+		}
+		if !stamped {
+			if err := meta.Put(keyFormat, binary.BigEndian.AppendUint32(nil, FormatVersion)); err != nil {
+				return err
+			}
+		}
 		if g := meta.Get(keyGroup); g != nil {
 			if len(g) != 4 || binary.BigEndian.Uint32(g) != group {
 				return fmt.Errorf("fsm: store at %s belongs to another group", path)
@@ -125,6 +164,9 @@ func OpenStoreReadOnly(path string) (*Store, error) {
 		if meta == nil {
 			return fmt.Errorf("fsm: %s is not a chain store", path)
 		}
+		if _, err := checkFormat(meta); err != nil {
+			return err
+		}
 		g := meta.Get(keyGroup)
 		if len(g) != 4 {
 			return fmt.Errorf("fsm: %s has no group", path)
@@ -155,6 +197,16 @@ func (s *Store) Close() error {
 	err := s.db.Close()
 	s.db = nil
 	return err
+}
+
+// begin starts a read transaction the caller must roll back.
+func (s *Store) begin() (*bolt.Tx, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return nil, ErrClosed
+	}
+	return s.db.Begin(false)
 }
 
 func (s *Store) view(fn func(*bolt.Tx) error) error {

@@ -472,8 +472,9 @@ func TestTwoGroupsIndependent(t *testing.T) {
 }
 
 // TestUncleanStopRebuildsChainStore simulates a machine crash: the chain
-// store (written without fsync) is damaged and the clean-stop marker is
-// missing. The node must rebuild the store from its raft snapshot and log.
+// store (written without fsync) is damaged, the clean-stop marker is
+// missing and the boot ID recorded with the store is gone. The node must
+// rebuild the store from its raft snapshot and log.
 func TestUncleanStopRebuildsChainStore(t *testing.T) {
 	dir := t.TempDir()
 	base := cluster.DefaultConfig()
@@ -506,6 +507,9 @@ func TestUncleanStopRebuildsChainStore(t *testing.T) {
 	}
 	if err := os.Remove(filepath.Join(ndir, "chain.clean")); err != nil {
 		t.Fatalf("a clean stop left no marker: %v", err)
+	}
+	if err := os.Remove(filepath.Join(ndir, "chain.boot")); err != nil {
+		t.Fatalf("no boot ID recorded with the store: %v", err)
 	}
 	if err := os.WriteFile(filepath.Join(ndir, "chain.db"), []byte("torn write"), 0o600); err != nil {
 		t.Fatal(err)

@@ -37,7 +37,7 @@ func (a *app) benchCmd() *cobra.Command {
 			return bench.Throughput(cfg, a.stdout, a.stderr)
 		},
 	}
-	cmd.AddCommand(a.benchSharingCmd(), a.benchInvokeCmd(), a.benchTLSCmd(), a.benchMembershipCmd(), a.benchFailoverCmd(), a.benchAPICmd())
+	cmd.AddCommand(a.benchSharingCmd(), a.benchInvokeCmd(), a.benchTLSCmd(), a.benchMembershipCmd(), a.benchFailoverCmd(), a.benchAPICmd(), a.benchGrowthCmd())
 	fs := cmd.Flags()
 	fs.StringVar(&clients, "clients", "1,16,64", "concurrent clients, comma-separated")
 	fs.StringVar(&payloads, "payloads", "100,1024", "payload sizes in bytes, comma-separated")
@@ -156,6 +156,38 @@ func (a *app) benchFailoverCmd() *cobra.Command {
 	fs.StringVar(&cfg.Binary, "binary", "", "qledger executable to run as the nodes (default: this one)")
 	fs.BoolVar(&cfg.Markdown, "markdown", false, "print a Markdown table")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level of the node processes (their logs are shown on failure)")
+	return cmd
+}
+
+func (a *app) benchGrowthCmd() *cobra.Command {
+	cfg := bench.GrowthConfig{To: 1_000_000, Steps: 4, Clients: 64, Payload: 100, Reads: 300, LogLevel: "info"}
+	cmd := &cobra.Command{
+		Use:   "growth",
+		Short: "grow one group of three node processes to --to transactions; disk per tx, write rate, reads, restarts and snapshots at each step",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			var err error
+			if cfg.Binary == "" {
+				if cfg.Binary, err = os.Executable(); err != nil {
+					return fmt.Errorf("bench: own binary: %w", err)
+				}
+			}
+			if err := cfg.Validate(); err != nil {
+				return usageErrorf("%v", err)
+			}
+			return bench.Growth(cfg, a.stdout, a.stderr)
+		},
+	}
+	fs := cmd.Flags()
+	fs.IntVar(&cfg.To, "to", cfg.To, "chain size in transactions at the last step")
+	fs.IntVar(&cfg.Steps, "steps", cfg.Steps, "measured sizes, each 3x the one before, ending at --to")
+	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "concurrent writers, spread over the nodes")
+	fs.IntVar(&cfg.Payload, "payload", cfg.Payload, "payload bytes per transaction")
+	fs.IntVar(&cfg.Reads, "reads", cfg.Reads, "reads measured per step")
+	fs.BoolVar(&cfg.Durable, "durable-store", false, "run the nodes with --durable-store (reference snapshots)")
+	fs.StringVar(&cfg.Binary, "binary", "", "qledger executable to run as the nodes (default: this one)")
+	fs.BoolVar(&cfg.Markdown, "markdown", false, "print a Markdown table")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level of the node processes (info: snapshot durations are read from their logs)")
 	return cmd
 }
 

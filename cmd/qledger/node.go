@@ -159,7 +159,7 @@ func (o *nodeOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.role, "role", "voter", "voter (may hold a raft vote) or executor (ephemeral, never votes)")
 	fs.IntVar(&cfg.TargetVoters, "target-voters", cfg.TargetVoters, "voters per group the reconciler keeps (3 or 5)")
 	fs.BoolVar(&o.loopback, "loopback-timing", false, "short raft timeouts for nodes on one machine")
-	fs.BoolVar(&cfg.SyncFSM, "sync-fsm", cfg.SyncFSM, "fsync the chain store on every block, so after a crash it is checked and kept instead of rebuilt from the raft log")
+	fs.BoolVar(&cfg.SyncFSM, "sync-fsm", cfg.SyncFSM, "fsync the chain store on every block: raft snapshots then only refer to it (O(1) each, no copy on disk), and after any crash it is checked and kept instead of rebuilt")
 	fs.IntVar(&cfg.CheckWindow, "check-window", cfg.CheckWindow, "newest blocks the start check verifies in full before the node serves")
 	fs.DurationVar(&cfg.ScrubInterval, "scrub-interval", cfg.ScrubInterval, "how often the whole chain store is verified again (0: only after start and on demand)")
 	fs.IntVar(&cfg.ScrubRate, "scrub-rate", cfg.ScrubRate, "blocks a verification reads per second at most (0: no cap)")
