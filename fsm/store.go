@@ -109,9 +109,11 @@ func openDB(path string, group uint32, noSync bool) (*bolt.DB, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: 2 * time.Second,
 		NoSync:  noSync,
-		// The freelist is rebuilt by scanning at open instead of being
-		// written on every commit: far less I/O per applied block.
-		NoFreelistSync: true,
+		// The freelist is written with every commit (a page or two: the
+		// chain only grows, so few pages are ever free) rather than
+		// rebuilt at open by scanning every page of the file, which made
+		// an open O(chain). A file written without one is scanned once.
+		NoFreelistSync: false,
 		FreelistType:   bolt.FreelistMapType,
 	})
 	if err != nil {
