@@ -62,6 +62,7 @@ type proc struct {
 	raft, http string
 	gossip     string
 	args       []string
+	env        []string // added to the environment of the next start
 	cmd        *exec.Cmd
 	log        *syncBuffer
 	// tlsDir, if set, holds ca.pem and a certificate per role; client()
@@ -100,6 +101,7 @@ func startProc(t *testing.T, dir string, raft, http string, extra ...string) *pr
 func (p *proc) start() {
 	p.log = &syncBuffer{}
 	p.cmd = exec.Command(binary, p.args...)
+	p.cmd.Env = append(os.Environ(), p.env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
