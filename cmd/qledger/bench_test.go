@@ -30,6 +30,7 @@ var benchShrink = map[string][]string{
 	"membership": {"--rounds", "1", "--log-level", "warn"},
 	"failover":   {"--rounds", "1", "--clients", "1", "--pause", "1s", "--loopback-timing", "--log-level", "warn"},
 	"api":        {"--duration", "300ms", "--warmup", "50ms", "--clients", "4", "--json"},
+	"growth":     {"--to", "300", "--steps", "2", "--clients", "4", "--reads", "10", "--log-level", "warn"},
 }
 
 // benchCommandLine finds `qledger bench ...` in a Makefile recipe
@@ -72,7 +73,7 @@ func TestBenchCommandsRun(t *testing.T) {
 			switch sub {
 			case "sharing":
 				args = append(args, "--out", t.TempDir())
-			case "membership", "failover":
+			case "membership", "failover", "growth":
 				args = append(args, "--binary", bin)
 			case "api":
 				args = append(args, apiTarget(t)...)
@@ -175,7 +176,7 @@ func checkBenchOutput(t *testing.T, sub, out string) {
 		return
 	}
 	want := map[string]string{"": "bare raft (baseline)", "sharing": "Targets at", "invoke": "verified invoke", "tls": "TLS 1.3 handshake",
-		"membership": "voter SIGKILLed", "failover": "client gap"}[sub]
+		"membership": "voter SIGKILLed", "failover": "client gap", "growth": "SIGKILL"}[sub]
 	if !strings.Contains(out, want) {
 		t.Fatalf("bench %s output lacks %q:\n%s", sub, want, out)
 	}
