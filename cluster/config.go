@@ -119,10 +119,12 @@ type Config struct {
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
 
-	// SyncFSM fsyncs the chain store on every applied block. Off by
-	// default: the raft log is always fsynced, and after a stop that was
-	// not clean the chain store is rebuilt from the raft snapshot and log,
-	// so acknowledged writes survive a machine crash either way.
+	// SyncFSM fsyncs the chain store on every applied block (node flag
+	// --durable-store). Then raft snapshots only refer to the store
+	// (O(1) each, no copy on disk) and any crash recovers it in place.
+	// Off by default: the raft log is always fsynced, snapshots copy the
+	// store, and after a machine crash the store is rebuilt from the raft
+	// snapshot and log, so acknowledged writes survive either way.
 	SyncFSM bool
 
 	// CheckWindow is how many of the newest blocks the start check

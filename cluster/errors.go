@@ -26,7 +26,7 @@ var (
 	// ErrWrongNode: a peer's certificate names another node than the one
 	// expected at its address, or than the one it claims to be.
 	ErrWrongNode = errors.New("cluster: peer certificate names another node")
-	// ErrCatchingUp: after an unclean stop this replica rebuilds its
+	// ErrCatchingUp: after a machine crash this replica rebuilds its
 	// chain store from raft and serves no stale read until it holds at
 	// least what it held before, so a reader never sees it go back.
 	ErrCatchingUp = errors.New("cluster: replica is catching up after an unclean stop")

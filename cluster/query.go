@@ -370,8 +370,8 @@ func (n *Node) ensureLevel(l Level) error {
 }
 
 // staleReady reports whether this replica may serve a stale read: not
-// once its state machine has stopped on a storage failure. After an
-// unclean stop the chain store is rebuilt from the raft snapshot and log,
+// once its state machine has stopped on a storage failure. After a
+// machine crash the chain store is rebuilt from the raft snapshot and log,
 // and until it has re-applied the last command the raft log held at
 // start, it holds less than it served before the stop: a stale read then
 // would go backwards. If that command was never committed and is replaced

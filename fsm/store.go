@@ -80,8 +80,11 @@ type StoreOptions struct {
 	// NoSync skips fsync on every commit. A process crash loses nothing
 	// (bbolt is copy-on-write and the page cache survives), but after a
 	// machine crash the file may be stale or damaged, so it must be
-	// rebuilt from the raft snapshot and log: Sync and a clean-shutdown
-	// marker (see cluster) tell a clean stop from a crash.
+	// rebuilt from the raft snapshot and log: Sync, a clean-shutdown
+	// marker and the boot ID (see cluster) tell a clean stop or a
+	// process crash from a machine crash. Without NoSync the store is
+	// durable at every commit and its raft snapshots are references to
+	// it (FSM.Snapshot).
 	NoSync bool
 }
 

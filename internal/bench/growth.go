@@ -99,10 +99,13 @@ func Growth(cfg GrowthConfig, out, log io.Writer) error {
 		return err
 	}
 	defer b.close()
+	// The default (LAN) raft timing: a loaded machine must not turn a
+	// growth run into an election study.
+	b.timing = nil
 	if cfg.Durable {
 		b.timing = append(b.timing, "--durable-store")
 	}
-	fmt.Fprintf(out, "qledger bench growth: 1 group of 3 `qledger node` processes on loopback (%s), %d clients over HTTP, %d-byte payloads, to %d transactions; GOMAXPROCS %d, %d CPUs\n",
+	fmt.Fprintf(out, "qledger bench growth: 1 group of 3 `qledger node` processes on loopback (default raft timing %s), %d clients over HTTP, %d-byte payloads, to %d transactions; GOMAXPROCS %d, %d CPUs\n",
 		strings.Join(b.timing, " "), cfg.Clients, cfg.Payload, cfg.To, runtime.GOMAXPROCS(0), runtime.NumCPU())
 	tab := newTable(out, cfg.Markdown, "tx", "write tx/s", "tx read p50 ms", "tx read p99 ms", "head p50 ms",
 		"chain B/tx", "raft B/tx", "snapshots B/tx", "total B/tx", "snapshot ms", "snapshot bytes", "clean restart ready s", "SIGKILL ready s", "SIGKILL caught up s")
@@ -197,9 +200,7 @@ func (g *grower) grow(ctx context.Context, n int) (float64, error) {
 				}
 				key := fmt.Sprintf("g%d", g.written+int(i))
 				body := []byte(key + payload[len(key)%len(payload):])
-				wctx, cancel := context.WithTimeout(ctx, failoverWrite)
-				r, _, err := api.Submit(wctx, body, client.SubmitOptions{IdempotencyKey: key})
-				cancel()
+				r, err := submitRetrying(ctx, api, key, body)
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = fmt.Errorf("bench: write %s: %w", key, err)
@@ -229,6 +230,26 @@ func (g *grower) grow(ctx context.Context, n int) (float64, error) {
 	return float64(n) / time.Since(start).Seconds(), nil
 }
 
+// submitRetrying writes body under the idempotency key key, retrying
+// (the key makes it safe) until it is acknowledged or failoverWrite has
+// passed: a leader change under load is not a failed write.
+func submitRetrying(ctx context.Context, api *client.Client, key string, body []byte) (client.Receipt, error) {
+	deadline := time.Now().Add(failoverWrite)
+	for {
+		wctx, cancel := context.WithTimeout(ctx, failoverWrite)
+		r, _, err := api.Submit(wctx, body, client.SubmitOptions{IdempotencyKey: key})
+		cancel()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return r, err
+		}
+		select {
+		case <-ctx.Done():
+			return r, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // reads measures cfg.Reads reads of a transaction with its proof and of
 // the head, from one node at a time, one at a time.
 func (g *grower) reads(ctx context.Context) (txP50, txP99, headP50 time.Duration, err error) {
@@ -236,18 +257,32 @@ func (g *grower) reads(ctx context.Context) (txP50, txP99, headP50 time.Duration
 	for i := range g.cfg.Reads {
 		api := g.b.procs[i%len(g.b.procs)].api
 		id := g.ids[rand.IntN(len(g.ids))]
-		t0 := time.Now()
-		if _, err := api.Tx(ctx, id, client.Level("")); err != nil {
+		d, err := timedRetrying(ctx, func() error { _, err := api.Tx(ctx, id, client.Level("")); return err })
+		if err != nil {
 			return 0, 0, 0, fmt.Errorf("bench: read %s: %w", id, err)
 		}
-		tx = append(tx, time.Since(t0))
-		t0 = time.Now()
-		if _, err := api.Head(ctx, 0, client.Level("")); err != nil {
+		tx = append(tx, d)
+		if d, err = timedRetrying(ctx, func() error { _, err := api.Head(ctx, 0, client.Level("")); return err }); err != nil {
 			return 0, 0, 0, fmt.Errorf("bench: head: %w", err)
 		}
-		head = append(head, time.Since(t0))
+		head = append(head, d)
 	}
 	return percentile(tx, 0.5), percentile(tx, 0.99), percentile(head, 0.5), nil
+}
+
+// timedRetrying times the first successful call of read, retrying for up
+// to memberDeadline (a read during an election fails, and is not what
+// the step measures).
+func timedRetrying(ctx context.Context, read func() error) (time.Duration, error) {
+	deadline := time.Now().Add(memberDeadline)
+	for {
+		t0 := time.Now()
+		err := read()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return time.Since(t0), err
+		}
+		time.Sleep(memberPoll)
+	}
 }
 
 func percentile(ds []time.Duration, p float64) time.Duration {
