@@ -41,6 +41,11 @@ type GrowthConfig struct {
 	Reads int
 	// Durable runs the nodes with --durable-store.
 	Durable bool
+	// Keys gives every write an idempotency key (each adds a
+	// de-duplication record to the chain store). Without keys a write
+	// retried after an error may commit twice; disk per transaction is
+	// divided by the log's actual size either way.
+	Keys bool
 	// LogLevel of the node processes (their logs are shown on failure).
 	LogLevel string
 	// Markdown prints a Markdown table.
@@ -106,8 +111,8 @@ func Growth(cfg GrowthConfig, out, log io.Writer) error {
 	if cfg.Durable {
 		b.timing = append(b.timing, "--durable-store")
 	}
-	fmt.Fprintf(out, "qledger bench growth: 1 group of 3 `qledger node` processes on loopback (default raft timing %s), %d clients over HTTP, %d-byte payloads, to %d transactions; GOMAXPROCS %d, %d CPUs\n",
-		strings.Join(b.timing, " "), cfg.Clients, cfg.Payload, cfg.To, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	fmt.Fprintf(out, "qledger bench growth: 1 group of 3 `qledger node` processes on loopback (default raft timing %s), %d clients over HTTP, %d-byte payloads, idempotency keys %v, to %d transactions; GOMAXPROCS %d, %d CPUs\n",
+		strings.Join(b.timing, " "), cfg.Clients, cfg.Payload, cfg.Keys, cfg.To, runtime.GOMAXPROCS(0), runtime.NumCPU())
 	tab := newTable(out, cfg.Markdown, "tx", "write tx/s", "× first step", "tx read p50 ms", "tx read p99 ms", "head p50 ms",
 		"chain B/tx", "raft B/tx", "snapshots B/tx", "total B/tx", "snapshot ms", "snapshot bytes", "SIGTERM restart ready s", "SIGKILL ready s", "SIGKILL caught up s")
 	err = func() error {
@@ -170,7 +175,11 @@ func (g *grower) step(ctx context.Context, size int) (growthStep, error) {
 	if err := g.settle(ctx); err != nil {
 		return st, err
 	}
-	st.chain, st.raft, st.snap = g.disk(size)
+	head, err := g.b.group(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.chain, st.raft, st.snap = g.disk(max(1, int(head.LogSize)))
 	st.snapMs, st.snapBytes = g.lastSnapshot()
 	if st.cleanReady, _, err = g.restart(ctx, syscall.SIGTERM); err != nil {
 		return st, err
@@ -205,7 +214,7 @@ func (g *grower) grow(ctx context.Context, n int) (float64, error) {
 				}
 				key := fmt.Sprintf("g%d", g.written+int(i))
 				body := []byte(key + payload[len(key)%len(payload):])
-				r, err := submitRetrying(ctx, api, key, body)
+				r, err := submitRetrying(ctx, api, key, body, g.cfg.Keys)
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = fmt.Errorf("bench: write %s: %w", key, err)
@@ -235,14 +244,19 @@ func (g *grower) grow(ctx context.Context, n int) (float64, error) {
 	return float64(n) / time.Since(start).Seconds(), nil
 }
 
-// submitRetrying writes body under the idempotency key key, retrying
-// (the key makes it safe) until it is acknowledged or failoverWrite has
-// passed: a leader change under load is not a failed write.
-func submitRetrying(ctx context.Context, api *client.Client, key string, body []byte) (client.Receipt, error) {
+// submitRetrying writes body (under the idempotency key key if withKey,
+// which makes a retry safe), retrying until it is acknowledged or
+// failoverWrite has passed: a leader change under load is not a failed
+// write.
+func submitRetrying(ctx context.Context, api *client.Client, key string, body []byte, withKey bool) (client.Receipt, error) {
 	deadline := time.Now().Add(failoverWrite)
+	var opt client.SubmitOptions
+	if withKey {
+		opt.IdempotencyKey = key
+	}
 	for {
 		wctx, cancel := context.WithTimeout(ctx, failoverWrite)
-		r, _, err := api.Submit(wctx, body, client.SubmitOptions{IdempotencyKey: key})
+		r, _, err := api.Submit(wctx, body, opt)
 		cancel()
 		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
 			return r, err
