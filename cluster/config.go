@@ -120,7 +120,7 @@ type Config struct {
 	TrailingLogs      uint64
 
 	// SyncFSM fsyncs the chain store on every applied block (node flag
-	// --durable-store). Then raft snapshots only refer to the store
+	// --sync-fsm). Then raft snapshots only refer to the store
 	// (O(1) each, no copy on disk) and any crash recovers it in place.
 	// Off by default: the raft log is always fsynced, snapshots copy the
 	// store, and after a machine crash the store is rebuilt from the raft
