@@ -205,7 +205,8 @@ func TestInvokeDisagreementAnswered(t *testing.T) {
 
 // TestInvokeRecordsOrigin: with OriginConfig the execution record keeps
 // the client address and the selected headers (and only those); without
-// it, neither (a version 2 record).
+// it, neither (a version 2 record). The single node's answers are marked
+// unverified.
 func TestInvokeRecordsOrigin(t *testing.T) {
 	l, c, _ := startAPI(t, 1, 1)
 	ctx := context.Background()
@@ -235,6 +236,10 @@ func TestInvokeRecordsOrigin(t *testing.T) {
 		var out client.InvokeResponse
 		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 			t.Fatal(err)
+		}
+		// One node: the executor alone, accepted and marked unverified.
+		if !out.Agreed || out.Verified || !out.Unverified {
+			t.Fatalf("a single-candidate call is not marked unverified: %+v", out)
 		}
 		tx, err := c.Tx(ctx, out.Receipt.ID, "")
 		if err != nil {
