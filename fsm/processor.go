@@ -202,7 +202,7 @@ func (w *writer) appendBlock(res *ApplyResult, data []byte) error {
 			r.Duplicate = true
 			continue
 		}
-		if err := checkTx(t); err != nil {
+		if err := w.checkTx(t); err != nil {
 			r.Err = err
 			continue
 		}

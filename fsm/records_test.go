@@ -115,3 +115,53 @@ func TestApplyRejectsBadRecordsOnEveryReplica(t *testing.T) {
 		t.Fatalf("undecodable record: %+v", res)
 	}
 }
+
+// A record that accepts a result without a verifier (agreed, not
+// verified) is appended for a function whose policy accepts that, and
+// rejected on every replica for one that refuses it, as the replica's
+// store holds the policy.
+func TestApplyEnforcesUnverifiedPolicy(t *testing.T) {
+	deploy := func(name string, p function.UnverifiedPolicy, nonce byte) []byte {
+		code := []byte("module " + name)
+		spec := function.DefaultSpec(name, "1", code)
+		spec.Unverified = p
+		payload, err := function.Deployment{Spec: spec, Code: code}.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := chain.Tx{Kind: chain.TxDeploy, Group: 1, Payload: payload}
+		x.Nonce[0] = nonce
+		return x.Encode()
+	}
+	// The executor alone: the verifier could not run.
+	alone := func(fn string, seq int) []byte {
+		r := goodRecord(t, seq)
+		r.Function = fn
+		r.TieBreaker = r.Election.TieBreaker()
+		r.Executions[1] = execrecord.Execution{NodeID: r.Verifier, Err: "unreachable"}
+		r.Executions = append(r.Executions, execrecord.Execution{NodeID: r.TieBreaker, Err: "unreachable"})
+		r.Verified, r.Conflict = false, "verifier and tie-breaker failed"
+		return encodeRecord(t, r)
+	}
+	replicas := []*FSM{newFSM(t, 1), newFSM(t, 1)}
+	for _, f := range replicas {
+		if res := apply(f, 1, EncodeAppendBlock(1, [][]byte{deploy("acc", function.UnverifiedAccept, 1), deploy("ref", function.UnverifiedRefuse, 2)})); res.Err != nil || res.Block == nil {
+			t.Fatalf("deploy: %+v", res)
+		}
+		res := apply(f, 2, EncodeAppendBlock(2, [][]byte{execTx(t, 1, alone("acc", 1), 10), execTx(t, 1, alone("ref", 2), 11), execTx(t, 1, alone("unknown", 3), 12)}))
+		if res.Txs[0].Err != nil || res.Txs[2].Err != nil {
+			t.Fatalf("accepting policy (or no deployment): %v %v", res.Txs[0].Err, res.Txs[2].Err)
+		}
+		if err := res.Txs[1].Err; !errors.Is(err, ErrInvalidRecord) || !errors.Is(err, ErrUnverifiedRefused) {
+			t.Fatalf("refusing policy: %v", err)
+		}
+		if res.Block == nil || res.Block.TxCount != 2 {
+			t.Fatalf("block: %+v", res.Block)
+		}
+	}
+	h0, _, _ := replicas[0].Store().Head()
+	h1, _, _ := replicas[1].Store().Head()
+	if h0 != h1 {
+		t.Fatal("replicas diverge")
+	}
+}
