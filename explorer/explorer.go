@@ -8,7 +8,8 @@
 // snapshot. It answers only requests addressed to a loopback name, so a
 // web page elsewhere cannot reach it through DNS rebinding. A note key it
 // passes on has had its endorsement checked against the cluster CA, so the
-// page can trust the key it verifies checkpoint signatures with.
+// page can trust the key it verifies checkpoint signatures with. One path
+// is its own: /x/record decodes an execution record for the page.
 package explorer
 
 import (
@@ -27,6 +28,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -57,6 +59,7 @@ type Config struct {
 // use.
 type Explorer struct {
 	cfg    Config
+	node   *client.Client
 	proxy  *httputil.ReverseProxy
 	static http.Handler
 	logger hclog.Logger
@@ -83,7 +86,11 @@ func New(cfg Config, verify func(client.NoteKey) error) (*Explorer, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Explorer{cfg: cfg, static: http.FileServerFS(sub), logger: cfg.Logger.Named("explorer"), verify: verify}
+	node, err := client.New(strings.TrimSuffix(cfg.Upstream, "/"), &http.Client{Transport: cfg.Transport, Timeout: 30 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	e := &Explorer{cfg: cfg, node: node, static: http.FileServerFS(sub), logger: cfg.Logger.Named("explorer"), verify: verify}
 	e.proxy = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(u)
@@ -110,6 +117,10 @@ func (e *Explorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer")
+	if r.URL.Path == "/x/record" && r.Method == http.MethodGet {
+		e.record(w, r)
+		return
+	}
 	if !strings.HasPrefix(r.URL.Path, "/v1/") {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			writeError(w, http.StatusMethodNotAllowed, "the explorer is read-only")
@@ -127,6 +138,44 @@ func (e *Explorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.proxy.ServeHTTP(w, r)
+}
+
+// recordView is an execution record as the record page shows it.
+type recordView struct {
+	Group  int               `json:"group"`
+	Height uint64            `json:"height"`
+	TxID   string            `json:"tx_id"`
+	Record client.ExecRecord `json:"record"`
+}
+
+// record answers /x/record?group=G&height=H&tx=I: the execution record in
+// transaction I of group G's block H, decoded (client.DecodeExecRecord)
+// for the page, which cannot decode the binary form itself.
+func (e *Explorer) record(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	g, err1 := strconv.Atoi(q.Get("group"))
+	h, err2 := strconv.ParseUint(q.Get("height"), 10, 64)
+	i, err3 := strconv.Atoi(q.Get("tx"))
+	if err1 != nil || err2 != nil || err3 != nil || g < 0 || i < 0 {
+		writeError(w, http.StatusBadRequest, "want ?group=G&height=H&tx=I")
+		return
+	}
+	b, err := e.node.Block(r.Context(), g, h, "")
+	if err != nil {
+		writeError(w, http.StatusBadGateway, err.Error())
+		return
+	}
+	if i >= len(b.Txs) || b.Txs[i].Tx.Kind != "exec" || b.Txs[i].Withheld {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("transaction %d of block %d is not an execution record", i, h))
+		return
+	}
+	rec, err := client.DecodeExecRecord(b.Txs[i].Tx.Payload)
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "execution record: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(recordView{Group: g, Height: h, TxID: b.Txs[i].ID, Record: rec})
 }
 
 // checkKey lets a note key through only if its endorsement verifies.

@@ -120,3 +120,21 @@ func TestNoteKeyNeedsEndorsement(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordNeedsCoordinates: the record view refuses malformed
+// coordinates without asking the node.
+func TestRecordNeedsCoordinates(t *testing.T) {
+	var seen []string
+	ex, err := explorer.New(explorer.Config{Upstream: upstream(t, &seen).URL}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"", "?group=0&height=1", "?group=-1&height=1&tx=0", "?group=0&height=x&tx=0"} {
+		if w := get(t, ex, "GET", "127.0.0.1", "/x/record"+q); w.Code != 400 {
+			t.Errorf("/x/record%s: %d %s", q, w.Code, w.Body)
+		}
+	}
+	if len(seen) != 0 {
+		t.Errorf("reached the node: %v", seen)
+	}
+}

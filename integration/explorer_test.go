@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"qledger/api/client"
+	"qledger/examples/functions/tiny"
 	"qledger/explorer"
 	"qledger/pki"
 	"qledger/server"
@@ -106,6 +107,27 @@ func TestExplorerInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// An execution record: the tiny increment function, deployed by the
+	// admin and invoked by the submitter in group 0.
+	admin, err := server.RoleClient(tlsDir, pki.RoleAdmin, lc.Addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := tiny.Module("tinyinc")
+	if _, err := admin.Deploy(ctx, client.DeployRequest{Name: "inc", Version: "1", Code: code, MemoryPages: 1, TimeoutMillis: 2000}); err != nil {
+		t.Fatal(err)
+	}
+	g0 := 0
+	inv, err := sub.Invoke(ctx, "inc", []byte(`{"value":41}`), &g0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	invBlock, err := sub.Block(ctx, 0, inv.Receipt.Height, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	invTx := inv.Receipt.Index - (invBlock.LogSize - uint64(invBlock.TxCount))
+
 	auditor, err := pki.LoadCredentials(filepath.Join(tlsDir, "ca.pem"), filepath.Join(tlsDir, "auditor.pem"), filepath.Join(tlsDir, "auditor-key.pem"))
 	if err != nil {
 		t.Fatal(err)
@@ -173,6 +195,22 @@ func TestExplorerInBrowser(t *testing.T) {
 		!strings.Contains(checks, "✓ inclusion proof") {
 		t.Fatalf("the transaction page did not verify:\n%s\n%s", verdict, checks)
 	}
+	// The election and executions of the invocation, decoded by the proxy.
+	recURL := fmt.Sprintf("%s/#/record/0/%d/%d", site.URL, inv.Receipt.Height, invTx)
+	if err := chromedp.Do(bctx, chromedp.Navigate(recURL), chromedp.WaitVisible(chromedp.CSS("#outcome"))); err != nil {
+		t.Fatal(err)
+	}
+	recPage, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("#main")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, bctx, filepath.Join(shots, "explorer-record.png"))
+	for _, want := range []string{"Execution of inc 1", "Outcome: " + inv.Outcome, "executor (winner)", inv.ResultHash, inv.RequestID} {
+		if !strings.Contains(recPage, want) {
+			t.Errorf("the record page lacks %q:\n%s", want, recPage)
+		}
+	}
+
 	tr.on.Store(true)
 	verdict, checks = txPage("tampered")
 	if !strings.Contains(verdict, "FAILED") || !strings.Contains(checks, "✗ inclusion proof") {

@@ -192,7 +192,8 @@ async function block(g, height) {
       ["log size", String(b.log_size)], ["log root", h("span", { class: "hash" }, b.log_root)],
     ], "block header"),
     h("h2", {}, "Transactions"),
-    table(["ID", "kind", "submitter", "withheld"], b.txs.map((t) => [link(`#/tx/${t.id}?group=${g}`, short(t.id)), t.tx.kind, t.tx.submitter || "—", t.withheld ? "yes" : ""]),
+    table(["ID", "kind", "submitter", "withheld"], b.txs.map((t, i) => [link(`#/tx/${t.id}?group=${g}`, short(t.id)),
+      t.tx.kind === "exec" ? link(`#/record/${g}/${b.height}/${i}`, "execution record") : t.tx.kind, t.tx.submitter || "—", t.withheld ? "yes" : ""]),
       "transactions"),
     h("p", {}, height > 1 ? link(`#/group/${g}/block/${height - 1}`, "← previous block") : "", " ", link(`#/group/${g}/block/${Number(height) + 1}`, "next block →")));
 }
@@ -252,6 +253,35 @@ async function tx(id, group) {
     ], "transaction"));
 }
 
+async function record(g, height, i) {
+  const v = await getJSON(`/x/record?group=${g}&height=${height}&tx=${i}`);
+  const r = v.record, e = r.election;
+  const role = (id) => (id === e.executor ? "executor (winner)" : id === e.verifier ? "verifier (runner-up)" : id === e.tie_breaker ? "tie-breaker" : "");
+  const outvoted = (r.executions || []).filter((x) => x.hash && x.hash !== r.result_hash);
+  show(`Execution of ${r.function} ${r.function_version}`,
+    h("p", { id: "outcome", class: r.agreed ? "ok" : "bad" },
+      `Outcome: ${r.outcome}`, r.agreed ? (r.verified ? " — agreed and verified" : " — agreed, not verified (no verifier ran)") : " — executions conflict, no majority"),
+    table(["field", "value"], [
+      ["request", h("span", { class: "hash" }, r.request_id)], ["caller", r.caller || "—"], ["route", r.route || "—"],
+      ["transaction", link(`#/tx/${v.tx_id}?group=${g}`, short(v.tx_id))], ["block", link(`#/group/${g}/block/${height}`, `${g}/${height}`)],
+      ["code hash", h("span", { class: "hash" }, r.code_hash)], ["input hash", h("span", { class: "hash" }, r.input_hash)],
+      ["result hash", h("span", { class: "hash" }, r.result_hash)], ["exit code", String(r.exit_code)],
+      ["conflict", r.conflict || "—"], ["time", time(r.timestamp)],
+    ], "execution record"),
+    h("h2", {}, "Election"),
+    h("p", { class: "muted" }, `Key ${e.key_id}, key commitment `, h("span", { class: "hash" }, short(e.key_commitment)),
+      ". Candidates in rank order: the lowest h wins."),
+    table(["rank", "node", "h", "nonce commitment", "stake", "role"],
+      e.candidates.map((c, k) => [String(k + 1), h("span", { class: "hash" }, short(c.node_id)), h("span", { class: "hash" }, short(c.h)),
+        h("span", { class: "hash" }, short(c.nonce)), h("span", { class: "hash" }, short(c.stake)), role(c.node_id)]), "election candidates"),
+    h("h2", {}, "Executions"),
+    table(["node", "outcome", "exit code", "result hash", "time", "error"],
+      (r.executions || []).map((x) => [h("span", { class: "hash" }, short(x.node_id)), x.outcome || "—", String(x.exit_code),
+        h("span", { class: x.hash && x.hash !== r.result_hash ? "hash bad" : "hash" }, short(x.hash)), `${x.micros} µs`, x.error || ""]),
+      "executions"),
+    outvoted.length ? h("p", { class: "bad" }, "Outvoted: ", outvoted.map((x) => short(x.node_id)).join(", ")) : h("p", { class: "muted" }, "No node was outvoted."));
+}
+
 async function functions() {
   const f = await getJSON("/v1/functions");
   show("Deployed functions", table(["name", "version", "code hash", "memory pages", "timeout", "without a verifier", "deployed at height"],
@@ -280,6 +310,7 @@ async function route() {
     else if (parts[0] === "group" && parts.length === 2) await blocks(Number(parts[1]), Number(params.get("from")) || 0);
     else if (parts[0] === "group" && parts[2] === "block") await block(Number(parts[1]), Number(parts[3]));
     else if (parts[0] === "tx") await tx(parts[1], params.get("group") ?? undefined);
+    else if (parts[0] === "record") await record(Number(parts[1]), Number(parts[2]), Number(parts[3]));
     else if (parts[0] === "functions") await functions();
     else if (parts[0] === "data") await data(params.get("q") || "");
     else show("Not found", h("p", {}, "No such page."));
