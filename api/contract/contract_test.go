@@ -55,6 +55,9 @@ func TestCheckerFlagsBreaches(t *testing.T) {
 		{"undocumented endpoint served", exchange("GET", "/v1/secret", "", 200, `{}`), true},
 		{"undocumented endpoint refused", exchange("GET", "/v1/secret", "", 404, `{"error":"no such endpoint","code":"not_found"}`), false},
 		{"invalid request accepted", exchange("POST", "/v1/tx", `{"payload":"","extra":1}`, 200, `{"id":"`+hex64+`","group":0,"height":1,"index":0}`), true},
+		{"undocumented field in a body over MaxCheckedBody: not looked at", exchange("GET", "/v1/groups/0/head", "", 200,
+			strings.TrimSuffix(goodHead, "}")+`,"extra":"`+strings.Repeat("x", contract.MaxCheckedBody)+`"}`), false},
+		{"undocumented status of a large body", exchange("GET", "/healthz", "", 418, strings.Repeat(" ", contract.MaxCheckedBody+1)), true},
 		{"invalid request refused", exchange("POST", "/v1/tx", `{"payload":"","extra":1}`, 400, `{"error":"unknown field","code":"bad_request"}`), false},
 	}
 	for _, tc := range cases {
