@@ -1,11 +1,13 @@
 package cluster
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -29,6 +31,29 @@ func (probeDelegate) NotifyMsg([]byte)                    {}
 func (probeDelegate) GetBroadcasts(int, int) [][]byte     { return nil }
 func (probeDelegate) LocalState(bool) []byte              { return nil }
 func (probeDelegate) MergeRemoteState(buf []byte, _ bool) {}
+
+// probeView is the probe's copy of the live members' metadata, taken in
+// memberlist's event callbacks (which run under its lock): the *Node
+// values Members returns are updated concurrently by memberlist, so
+// reading their Meta afterwards is a data race.
+type probeView struct {
+	mu    sync.Mutex
+	metas map[string][]byte
+}
+
+func (v *probeView) NotifyJoin(n *memberlist.Node)   { v.set(n) }
+func (v *probeView) NotifyUpdate(n *memberlist.Node) { v.set(n) }
+func (v *probeView) NotifyLeave(n *memberlist.Node) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.metas, n.Name)
+}
+
+func (v *probeView) set(n *memberlist.Node) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.metas[n.Name] = bytes.Clone(n.Meta)
+}
 
 // groupPopulations joins gossip briefly under a throwaway name and counts
 // the live nodes of each group.
@@ -58,6 +83,8 @@ func groupPopulations(cfg Config) (map[int]int, error) {
 	}
 	mc.Label = cfg.ClusterLabel
 	mc.Delegate = probeDelegate{}
+	view := &probeView{metas: map[string][]byte{}}
+	mc.Events = view
 	mc.Logger = log.New(io.Discard, "", 0)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
@@ -71,12 +98,14 @@ func groupPopulations(cfg Config) (map[int]int, error) {
 		return nil, fmt.Errorf("cluster: placement probe: no seed answered: %w", err)
 	}
 	pop := map[int]int{}
-	for _, m := range ml.Members() {
-		if m.Name == mc.Name || isProbe(m.Meta) {
+	view.mu.Lock()
+	defer view.mu.Unlock()
+	for name, m := range view.metas {
+		if name == mc.Name || isProbe(m) {
 			continue
 		}
 		var meta nodeMeta
-		if json.Unmarshal(m.Meta, &meta) == nil && meta.Group >= 0 && meta.Group < cfg.Groups {
+		if json.Unmarshal(m, &meta) == nil && meta.Group >= 0 && meta.Group < cfg.Groups {
 			pop[meta.Group]++
 		}
 	}
