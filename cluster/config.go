@@ -120,12 +120,18 @@ type Config struct {
 	TrailingLogs      uint64
 
 	// SyncFSM fsyncs the chain store on every applied block (node flag
-	// --sync-fsm). Then raft snapshots only refer to the store
-	// (O(1) each, no copy on disk) and any crash recovers it in place.
-	// Off by default: the raft log is always fsynced, snapshots copy the
-	// store, and after a machine crash the store is rebuilt from the raft
-	// snapshot and log, so acknowledged writes survive either way.
+	// --sync-fsm), so any crash recovers it in place. Off by default: the
+	// raft log is always fsynced, and after a machine crash the store is
+	// rebuilt from the raft snapshot and log, so acknowledged writes
+	// survive either way.
 	SyncFSM bool
+	// ReferenceSnapshots, with SyncFSM, makes raft snapshots references
+	// to the durable chain store instead of copies (node flag
+	// --reference-snapshots): O(1) each and nothing copied on disk; a
+	// follower that needs one is sent the live store. The price: a store
+	// damaged at rest cannot be rebuilt from the node's own snapshots, so
+	// the node stops with ErrStoreLost and must be seeded from a peer.
+	ReferenceSnapshots bool
 
 	// CheckWindow is how many of the newest blocks the start check
 	// verifies in full before the node serves (0: 64).
@@ -224,6 +230,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cluster: config: Groups must be 1..1024, got %d", c.Groups)
 	case c.BindAddr == "" && c.Listener == nil:
 		return errors.New("cluster: config: BindAddr is required")
+	case c.ReferenceSnapshots && !c.SyncFSM:
+		return errors.New("cluster: config: ReferenceSnapshots needs SyncFSM (a store written without fsync must be copied into its snapshots)")
 	case c.MaxBatchTxs < 1 || c.MaxBatchTxs > 65536:
 		return fmt.Errorf("cluster: config: MaxBatchTxs must be 1..65536, got %d", c.MaxBatchTxs)
 	case c.MaxBatchBytes < 1<<20:

@@ -122,7 +122,7 @@ func (n *Node) openChainStore(logs raft.LogStore, snaps raft.SnapshotStore) (tru
 	if err := writeBootMarker(bootPath); err != nil {
 		n.logger.Warn("could not record the boot ID; a crash will rebuild the chain store", "error", err)
 	}
-	if n.store, err = fsm.OpenStore(chainPath, uint32(n.group), fsm.StoreOptions{NoSync: !n.cfg.SyncFSM}); err != nil {
+	if n.store, err = fsm.OpenStore(chainPath, uint32(n.group), fsm.StoreOptions{NoSync: !n.cfg.SyncFSM, ReferenceSnapshots: n.cfg.ReferenceSnapshots}); err != nil {
 		return false, err
 	}
 	n.fsm = fsm.New(n.store, n.cfg.Logger)

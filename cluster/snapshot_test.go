@@ -33,7 +33,7 @@ func TestDurableStoreSnapshotsAreReferences(t *testing.T) {
 	const trailing = 4
 	base := DefaultConfig()
 	base.LoopbackTiming()
-	base.SyncFSM = true
+	base.SyncFSM, base.ReferenceSnapshots = true, true
 	base.SnapshotThreshold, base.SnapshotInterval, base.TrailingLogs = 16, 50*time.Millisecond, trailing
 	base.ScrubInterval = 0
 	l := startLocalConfig(t, LocalConfig{Groups: 1, Replicas: 3, Base: &base})

@@ -176,11 +176,12 @@ const snapshotWindow = 16
 // the last index it handed over, which the store does not hold, and
 // compact away the entries Resume needs.
 //
-// A durable store (every commit fsynced) is its own snapshot: the
+// A durable store (every commit fsynced) opened with ReferenceSnapshots
+// is its own snapshot: the
 // snapshot is a reference recording the applied index and a fingerprint
 // of the head, O(1) whatever the chain's size, after the newest blocks
 // are checked; open it through SnapshotStore, which streams the live
-// store in its place. A store written without fsync is copied: Persist
+// store in its place. Any other store is copied: Persist
 // streams a consistent copy of the bbolt file while Apply continues,
 // after checking the newest blocks of the copy it writes; a full check
 // is the receiver's (Restore).
@@ -191,7 +192,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	if err := f.Err(); err != nil {
 		return nil, fmt.Errorf("fsm: snapshot refused: %w", err)
 	}
-	if !f.store.noSync {
+	if f.store.refs {
 		return f.refSnapshot()
 	}
 	return f.FullSnapshot()

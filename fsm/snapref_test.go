@@ -15,6 +15,17 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// newRefFSM is newFSM with ReferenceSnapshots.
+func newRefFSM(t *testing.T, group uint32) *FSM {
+	t.Helper()
+	s, err := OpenStore(filepath.Join(t.TempDir(), "chain.db"), group, StoreOptions{ReferenceSnapshots: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return New(s, nil)
+}
+
 // snapStore is a raft file snapshot store in a temporary directory, seen
 // through SnapshotStore for f.
 func snapStore(t *testing.T, f *FSM) (raw, wrapped raft.SnapshotStore) {
@@ -53,7 +64,7 @@ func fill(f *FSM, from, to uint64) {
 // the live store, of the size the meta says, which a follower restores
 // and from which it skips the entries it already holds.
 func TestReferenceSnapshotInstalls(t *testing.T) {
-	src := newFSM(t, 2)
+	src := newRefFSM(t, 2)
 	fill(src, 1, 40)
 	raw, wrapped := snapStore(t, src)
 	id, err := persist(t, src, wrapped, 40)
@@ -67,6 +78,19 @@ func TestReferenceSnapshotInstalls(t *testing.T) {
 	rc.Close()
 	if meta.Size > 1024 {
 		t.Fatalf("reference snapshot of 40 blocks is %d bytes", meta.Size)
+	}
+	// Without ReferenceSnapshots the same store is copied.
+	plain := newFSM(t, 2)
+	fill(plain, 1, 40)
+	praw, pwrapped := snapStore(t, plain)
+	pid, err := persist(t, plain, pwrapped, 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pm, prc, err := praw.Open(pid); err != nil || pm.Size <= 1024 {
+		t.Fatalf("a store without ReferenceSnapshots was not copied: %v, %d bytes", err, pm.Size)
+	} else {
+		prc.Close()
 	}
 	fill(src, 41, 45) // the live store moves on after the snapshot
 
@@ -104,7 +128,7 @@ func TestReferenceSnapshotInstalls(t *testing.T) {
 // A reference is refused where a copy is needed, and a live store that no
 // longer extends the recorded state is never sent in its place.
 func TestReferenceSnapshotRefusals(t *testing.T) {
-	src := newFSM(t, 2)
+	src := newRefFSM(t, 2)
 	fill(src, 1, 10)
 	raw, wrapped := snapStore(t, src)
 	id, err := persist(t, src, wrapped, 10)
@@ -145,7 +169,8 @@ func TestReferenceSnapshotRefusals(t *testing.T) {
 
 // A damaged head is found before a reference is written.
 func TestReferenceSnapshotChecksHead(t *testing.T) {
-	f := filled(t, 20)
+	f := newRefFSM(t, 1)
+	fill(f, 1, 20)
 	rawPut(t, f.Store(), bucketBlocks, heightKey(20), flipLast)
 	if _, err := f.Snapshot(); !errors.Is(err, ErrDamaged) {
 		t.Fatalf("snapshot of a damaged head = %v, want ErrDamaged", err)
@@ -157,7 +182,7 @@ func TestReferenceSnapshotChecksHead(t *testing.T) {
 func TestReferenceSnapshotFailpoints(t *testing.T) {
 	for _, fp := range []string{"snapshot-after-sync", "snapshot-before-close"} {
 		t.Run(fp, func(t *testing.T) {
-			f := newFSM(t, 1)
+			f := newRefFSM(t, 1)
 			fill(f, 1, 5)
 			raw, wrapped := snapStore(t, f)
 			setFailpoint(fp, "error")

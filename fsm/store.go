@@ -65,6 +65,7 @@ type Store struct {
 	path   string
 	group  uint32
 	noSync bool
+	refs   bool // raft snapshots are references (StoreOptions.ReferenceSnapshots)
 
 	mu sync.RWMutex // guards db against Restore swapping it
 	db *bolt.DB
@@ -83,9 +84,13 @@ type StoreOptions struct {
 	// rebuilt from the raft snapshot and log: Sync, a clean-shutdown
 	// marker and the boot ID (see cluster) tell a clean stop or a
 	// process crash from a machine crash. Without NoSync the store is
-	// durable at every commit and its raft snapshots are references to
-	// it (FSM.Snapshot).
+	// durable at every commit.
 	NoSync bool
+	// ReferenceSnapshots makes the raft snapshots of a durable store (no
+	// NoSync) references to it instead of copies (FSM.Snapshot): O(1)
+	// each. Such a store, once damaged, cannot be rebuilt from its own
+	// snapshots; it must come from a peer. Ignored with NoSync.
+	ReferenceSnapshots bool
 }
 
 // OpenStore opens or creates the chain store of group at path. An existing
@@ -95,7 +100,7 @@ func OpenStore(path string, group uint32, opts StoreOptions) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{path: path, group: group, noSync: opts.NoSync, db: db}, nil
+	return &Store{path: path, group: group, noSync: opts.NoSync, refs: opts.ReferenceSnapshots && !opts.NoSync, db: db}, nil
 }
 
 // Sync flushes every commit to stable storage.

@@ -23,7 +23,7 @@ type crashLab struct {
 	n     int
 }
 
-var crashFlags = []string{"--sync-fsm", "--snapshot-threshold", "16", "--snapshot-interval", "50ms", "--trailing-logs", "4"}
+var crashFlags = []string{"--sync-fsm", "--reference-snapshots", "--snapshot-threshold", "16", "--snapshot-interval", "50ms", "--trailing-logs", "4"}
 
 // newCrashLab starts a (bootstrap), b and c; env goes to a and c only.
 func newCrashLab(t *testing.T, env ...string) *crashLab {

@@ -184,7 +184,7 @@ func (a *app) benchGrowthCmd() *cobra.Command {
 	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "concurrent writers, spread over the nodes")
 	fs.IntVar(&cfg.Payload, "payload", cfg.Payload, "payload bytes per transaction")
 	fs.IntVar(&cfg.Reads, "reads", cfg.Reads, "reads measured per step")
-	fs.BoolVar(&cfg.Durable, "sync-fsm", false, "run the nodes with --sync-fsm (a durable chain store; raft snapshots are references)")
+	fs.BoolVar(&cfg.Durable, "reference-snapshots", false, "run the nodes with --sync-fsm --reference-snapshots (a durable chain store; raft snapshots are references)")
 	fs.BoolVar(&cfg.Keys, "idempotency-keys", false, "give every write an idempotency key (a de-duplication record each)")
 	fs.StringVar(&cfg.Binary, "binary", "", "qledger executable to run as the nodes (default: this one)")
 	fs.BoolVar(&cfg.Markdown, "markdown", false, "print a Markdown table")

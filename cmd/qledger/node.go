@@ -159,7 +159,8 @@ func (o *nodeOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.role, "role", "voter", "voter (may hold a raft vote) or executor (ephemeral, never votes)")
 	fs.IntVar(&cfg.TargetVoters, "target-voters", cfg.TargetVoters, "voters per group the reconciler keeps (3 or 5)")
 	fs.BoolVar(&o.loopback, "loopback-timing", false, "short raft timeouts for nodes on one machine")
-	fs.BoolVar(&cfg.SyncFSM, "sync-fsm", cfg.SyncFSM, "fsync the chain store on every block: raft snapshots then only refer to it (O(1) each, no copy on disk), and after any crash it is checked and kept instead of rebuilt")
+	fs.BoolVar(&cfg.SyncFSM, "sync-fsm", cfg.SyncFSM, "fsync the chain store on every block, so after any crash it is checked and kept instead of rebuilt")
+	fs.BoolVar(&cfg.ReferenceSnapshots, "reference-snapshots", false, "with --sync-fsm: raft snapshots refer to the chain store instead of copying it (O(1) each); a store damaged at rest must then be seeded from a peer")
 	fs.IntVar(&cfg.CheckWindow, "check-window", cfg.CheckWindow, "newest blocks the start check verifies in full before the node serves")
 	fs.DurationVar(&cfg.ScrubInterval, "scrub-interval", cfg.ScrubInterval, "how often the whole chain store is verified again (0: only after start and on demand)")
 	fs.IntVar(&cfg.ScrubRate, "scrub-rate", cfg.ScrubRate, "blocks a verification reads per second at most (0: no cap)")
@@ -189,7 +190,7 @@ func (o *nodeOptions) register(fs *pflag.FlagSet) {
 		"insecure-gossip": "QLEDGER_INSECURE_GOSSIP", "cluster-label": "QLEDGER_CLUSTER_LABEL", "role": "QLEDGER_ROLE",
 		"target-voters": "QLEDGER_TARGET_VOTERS", "kme-addr": "QLEDGER_KME_ADDR", "tls-dir": "QLEDGER_TLS_DIR",
 		"kme-clients": "QLEDGER_KME_CLIENTS", "gateway-sae": "QLEDGER_GATEWAY_SAE", "log-level": "QLEDGER_LOG_LEVEL",
-		"log-format": "QLEDGER_LOG_FORMAT", "config": "QLEDGER_CONFIG", "sync-fsm": "QLEDGER_SYNC_FSM",
+		"log-format": "QLEDGER_LOG_FORMAT", "config": "QLEDGER_CONFIG", "sync-fsm": "QLEDGER_SYNC_FSM", "reference-snapshots": "QLEDGER_REFERENCE_SNAPSHOTS",
 		"check-window": "QLEDGER_CHECK_WINDOW", "scrub-interval": "QLEDGER_SCRUB_INTERVAL", "scrub-rate": "QLEDGER_SCRUB_RATE",
 		"compare-interval": "QLEDGER_COMPARE_INTERVAL", "snapshot-threshold": "QLEDGER_SNAPSHOT_THRESHOLD",
 		"snapshot-interval": "QLEDGER_SNAPSHOT_INTERVAL", "trailing-logs": "QLEDGER_TRAILING_LOGS",

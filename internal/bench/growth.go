@@ -39,7 +39,7 @@ type GrowthConfig struct {
 	// Reads is how many transactions (with proof) and heads each step
 	// reads to measure read latency.
 	Reads int
-	// Durable runs the nodes with --sync-fsm.
+	// Durable runs the nodes with --sync-fsm --reference-snapshots.
 	Durable bool
 	// Keys gives every write an idempotency key (each adds a
 	// de-duplication record to the chain store). Without keys a write
@@ -109,7 +109,7 @@ func Growth(cfg GrowthConfig, out, log io.Writer) error {
 	// growth run into an election study.
 	b.timing = nil
 	if cfg.Durable {
-		b.timing = append(b.timing, "--sync-fsm")
+		b.timing = append(b.timing, "--sync-fsm", "--reference-snapshots")
 	}
 	fmt.Fprintf(out, "qledger bench growth: 1 group of 3 `qledger node` processes on loopback (default raft timing %s), %d clients over HTTP, %d-byte payloads, idempotency keys %v, to %d transactions; GOMAXPROCS %d, %d CPUs\n",
 		strings.Join(b.timing, " "), cfg.Clients, cfg.Payload, cfg.Keys, cfg.To, runtime.GOMAXPROCS(0), runtime.NumCPU())
