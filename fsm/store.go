@@ -117,11 +117,12 @@ func openDB(path string, group uint32, noSync bool) (*bolt.DB, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: 2 * time.Second,
 		NoSync:  noSync,
-		// The freelist is written with every commit (a page or two: the
-		// chain only grows, so few pages are ever free) rather than
-		// rebuilt at open by scanning every page of the file, which made
-		// an open O(chain). A file written without one is scanned once.
-		NoFreelistSync: false,
+		// The freelist is rebuilt by scanning at open instead of being
+		// written on every commit. Writing it made an open O(1) (0.14 ms
+		// against 530 ms at 300,000 transactions), but the start check
+		// walks every page anyway (CheckPages), and its page checks
+		// count on a file with no freelist on disk.
+		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
 	})
 	if err != nil {
