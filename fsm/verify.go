@@ -38,8 +38,9 @@ func FindStores(dir string) ([]string, error) {
 }
 
 // VerifyStoreFile checks one stopped node's chain store offline: its
-// bbolt pages (Store.CheckPages), the whole chain (chain.VerifyChain), and that the head the store records is
-// the chain's last block. The node must be stopped: the store is opened
+// bbolt pages (Store.CheckPages), the whole chain (chain.VerifyChain),
+// its indexes (as Store.Verify checks them), and that the head the store
+// records is the chain's last block. The node must be stopped: the store is opened
 // read-only and bbolt refuses a file another process holds.
 func VerifyStoreFile(path string) (rep chain.VerifyReport, err error) {
 	defer guard(&err)
@@ -66,6 +67,11 @@ func VerifyStoreFile(path string) (rep chain.VerifyReport, err error) {
 	}
 	if ok != (rep.Blocks > 0) || ok && head != rep.Head {
 		return rep, ErrHeadMismatch
+	}
+	if ok {
+		if err := s.checkIndexes(context.Background(), head.Height, VerifyOptions{Chunk: 256}); err != nil {
+			return rep, err
+		}
 	}
 	return rep, nil
 }
