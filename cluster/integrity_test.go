@@ -79,33 +79,46 @@ func indexOf(l *Local, n *Node) int {
 // cache its memory map reads.
 func editBytes(t *testing.T, path string, needle []byte, edit func(b []byte)) {
 	t.Helper()
+	if editCopies(t, path, needle, edit) == 0 {
+		t.Fatalf("%d bytes not found in %s", len(needle), path)
+	}
+}
+
+// editCopies is editBytes that reports how many copies it changed.
+func editCopies(t *testing.T, path string, needle []byte, edit func(b []byte)) int {
+	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fh, err := os.OpenFile(path, os.O_WRONLY, 0)
+	fh, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer fh.Close()
 	found := 0
+	now := make([]byte, len(needle))
 	for off := 0; ; {
 		i := bytes.Index(raw[off:], needle)
 		if i < 0 {
 			break
 		}
 		at := off + i
+		off = at + len(needle)
+		// A running node may have reused a free page since the file
+		// was read: write only where the bytes are still the needle,
+		// so the edit never lands on a page bbolt wrote meanwhile.
+		if _, err := fh.ReadAt(now, int64(at)); err != nil || !bytes.Equal(now, needle) {
+			continue
+		}
 		b := append([]byte(nil), needle...)
 		edit(b)
 		if _, err := fh.WriteAt(b, int64(at)); err != nil {
 			t.Fatal(err)
 		}
 		found++
-		off = at + len(needle)
 	}
-	if found == 0 {
-		t.Fatalf("%d bytes not found in %s", len(needle), path)
-	}
+	return found
 }
 
 // swapBytes exchanges every copy of a with every copy of b (same length)
