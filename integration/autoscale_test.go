@@ -26,7 +26,7 @@ func TestMultiProcessAutoscale(t *testing.T) {
 		"--autoscale", "--autoscale-max", "2", "--autoscale-target", "1", "--autoscale-interval", "300ms",
 		"--autoscale-down-window", "2s", "--autoscale-idle", "4s")
 	t.Cleanup(func() {
-		if a.cmd.ProcessState == nil {
+		if a.running() {
 			a.signal(syscall.SIGTERM) // its executors leave and exit first
 		}
 	})

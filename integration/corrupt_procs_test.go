@@ -112,7 +112,7 @@ func (r *replicas) watch(stop <-chan struct{}) {
 // healthy is a running replica other than not.
 func (r *replicas) healthy(not int) *proc {
 	for i, p := range r.procs {
-		if i != not && p.cmd.ProcessState == nil {
+		if i != not && p.running() {
 			return p
 		}
 	}

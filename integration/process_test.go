@@ -64,6 +64,7 @@ type proc struct {
 	args       []string
 	env        []string // added to the environment of the next start
 	cmd        *exec.Cmd
+	done       chan struct{} // closed once the current process has exited
 	log        *syncBuffer
 	// tlsDir, if set, holds ca.pem and a certificate per role; client()
 	// then speaks HTTPS as a submitter.
@@ -106,10 +107,17 @@ func (p *proc) start() {
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
+	// One goroutine waits for the process; everyone else watches done
+	// (reading cmd.ProcessState while Wait sets it is a data race).
+	cmd, done := p.cmd, make(chan struct{})
+	p.done = done
+	go func() { cmd.Wait(); close(done) }()
 	p.t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			p.cmd.Wait()
+		select {
+		case <-done:
+		default:
+			cmd.Process.Kill()
+			<-done
 		}
 		if p.t.Failed() {
 			p.t.Logf("log of node %s:\n%s", p.raft, p.log.String())
@@ -117,12 +125,20 @@ func (p *proc) start() {
 	})
 }
 
+// running reports whether p's current process has not exited yet.
+func (p *proc) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
 func (p *proc) signal(s syscall.Signal) {
 	p.cmd.Process.Signal(s)
-	done := make(chan struct{})
-	go func() { p.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-p.done:
 	case <-time.After(15 * time.Second):
 		p.t.Fatalf("node %s did not exit after %v", p.raft, s)
 	}

@@ -62,7 +62,7 @@ func (l *crashLab) write(n int) {
 		var err error
 		for attempt := 0; attempt < 200; attempt++ {
 			p := l.nodes[(l.n+attempt)%len(l.nodes)]
-			if p.cmd.ProcessState != nil {
+			if !p.running() {
 				continue
 			}
 			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -84,8 +84,7 @@ func (l *crashLab) write(n int) {
 // exited waits until p's process has exited (a kill failpoint fired).
 func (l *crashLab) exited(p *proc, what string, writeWhileWaiting bool) {
 	l.t.Helper()
-	done := make(chan struct{})
-	go func() { p.cmd.Wait(); close(done) }()
+	done := p.done
 	deadline := time.After(2 * time.Minute)
 	for {
 		select {
@@ -103,10 +102,7 @@ func (l *crashLab) exited(p *proc, what string, writeWhileWaiting bool) {
 
 // watch returns a channel closed when p's current process exits.
 func watch(p *proc) <-chan struct{} {
-	done := make(chan struct{})
-	cmd := p.cmd
-	go func() { cmd.Wait(); close(done) }()
-	return done
+	return p.done
 }
 
 // restart starts p again with env (nil: no failpoint).
@@ -118,7 +114,7 @@ func (l *crashLab) restart(p *proc, env ...string) {
 func (l *crashLab) leader() *proc {
 	ctx := context.Background()
 	for _, p := range l.nodes {
-		if p.cmd.ProcessState != nil {
+		if !p.running() {
 			continue
 		}
 		if st, err := p.client().Cluster(ctx); err == nil && len(st.Groups) > 0 && st.Groups[0].State == "Leader" {
