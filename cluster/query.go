@@ -342,20 +342,20 @@ func (n *Node) ensureLevel(l Level) error {
 		if !n.IsLeader() {
 			return ErrNotLeader
 		}
-		if err := n.convert(n.raft.Barrier(n.cfg.ApplyTimeout).Error()); err != nil {
+		if err := readLost(n.convert(n.raft.Barrier(n.cfg.ApplyTimeout).Error())); err != nil {
 			return err
 		}
 	default:
 		if !n.IsLeader() {
 			return ErrNotLeader
 		}
-		if err := n.convert(n.raft.VerifyLeader().Error()); err != nil {
+		if err := readLost(n.convert(n.raft.VerifyLeader().Error())); err != nil {
 			return err
 		}
 		// A new leader may not yet have applied what earlier leaders
 		// committed and acknowledged: the first default read of a term
 		// waits for a barrier, as linearizable reads always do.
-		if err := n.caughtUp(); err != nil {
+		if err := readLost(n.caughtUp()); err != nil {
 			return err
 		}
 	}
@@ -367,6 +367,18 @@ func (n *Node) ensureLevel(l Level) error {
 		return fmt.Errorf("%w: %v", ErrStopped, err)
 	}
 	return nil
+}
+
+// readLost maps the failure of a leadership check a read made (a barrier
+// or VerifyLeader, converted). A read changes nothing, so any failure but
+// shutdown counts as leadership lost and the read goes to the next
+// leader: raft steps down when its log store cannot take the barrier (a
+// full disk), which must be a 503 at worst, never a 500.
+func readLost(err error) error {
+	if err == nil || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrUnknownOutcome) || errors.Is(err, ErrShutdown) {
+		return err
+	}
+	return fmt.Errorf("%w: leadership check failed: %v", ErrUnknownOutcome, err)
 }
 
 // staleReady reports whether this replica may serve a stale read: not
