@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -10,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"qledger/cluster"
 	"qledger/server"
@@ -23,27 +20,11 @@ import (
 // asked of any node, moves the leadership to the voter named by an ID
 // prefix, and only an admin may ask.
 func TestTransferLeaderAndStatus(t *testing.T) {
-	dir := t.TempDir()
-	tlsDir := filepath.Join(dir, "tls")
-	ca, err := server.DevCA(tlsDir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	base := cluster.DefaultConfig()
 	base.LoopbackTiming()
 	base.Version = "v-test"
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	lc, err := server.StartLocal(ctx, server.LocalConfig{Dir: dir, Groups: 1, Replicas: 3, CA: ca, Base: &base, Logger: hclog.NewNullLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lc.Close()
-	as := func(role string, args ...string) ran {
-		t.Helper()
-		return cli(t, append(args, "--addr", lc.Addrs[0], "--ca", filepath.Join(tlsDir, "ca.pem"),
-			"--cert", filepath.Join(tlsDir, role+".pem"), "--cert-key", filepath.Join(tlsDir, role+"-key.pem"))...)
-	}
+	l := newCALab(t, server.LocalConfig{Groups: 1, Replicas: 3, Base: &base})
+	lc, as := l.lc, l.as
 	leader, ok := lc.Leader(0)
 	if !ok {
 		t.Fatal("no leader")
@@ -72,8 +53,7 @@ func TestTransferLeaderAndStatus(t *testing.T) {
 
 	// Status from the new leader knows every member's lag.
 	for deadline := time.Now().Add(time.Minute); ; {
-		r = cli(t, "cluster", "status", "--addr", target.Info().APIAddr, "--ca", filepath.Join(tlsDir, "ca.pem"),
-			"--cert", filepath.Join(tlsDir, "auditor.pem"), "--cert-key", filepath.Join(tlsDir, "auditor-key.pem"))
+		r = cli(t, append([]string{"cluster", "status"}, l.flags("auditor", target.Info().APIAddr)...)...)
 		if r.code == exitOK && strings.Count(r.stdout, "raft lag ?") == 0 && strings.Count(r.stdout, "version v-test") == 3 {
 			break
 		}
@@ -82,7 +62,7 @@ func TestTransferLeaderAndStatus(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if n := strings.Count(r.stdout, "certificate expires "+ca.Cert.NotAfter.UTC().Format("2006-01-02")); n != 3 {
+	if n := strings.Count(r.stdout, "certificate expires "+l.ca.Cert.NotAfter.UTC().Format("2006-01-02")); n != 3 {
 		t.Fatalf("%d members show the CA's end of validity as their certificate's:\n%s", n, r.stdout)
 	}
 }
@@ -90,21 +70,8 @@ func TestTransferLeaderAndStatus(t *testing.T) {
 // TestAuditWatchEmptyChain checks that audit watch says an empty chain is
 // empty instead of printing a blank hash and signer.
 func TestAuditWatchEmptyChain(t *testing.T) {
-	dir := t.TempDir()
-	tlsDir := filepath.Join(dir, "tls")
-	ca, err := server.DevCA(tlsDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	lc, err := server.StartLocal(ctx, server.LocalConfig{Dir: dir, Groups: 1, Replicas: 1, CA: ca, Logger: hclog.NewNullLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lc.Close()
-	r := cli(t, "audit", "watch", "--once", "--state", filepath.Join(dir, "audit.json"), "--addr", lc.Addrs[0], "--ca", filepath.Join(tlsDir, "ca.pem"),
-		"--cert", filepath.Join(tlsDir, "auditor.pem"), "--cert-key", filepath.Join(tlsDir, "auditor-key.pem"))
+	l := newCALab(t, server.LocalConfig{Groups: 1, Replicas: 1})
+	r := l.as("auditor", "audit", "watch", "--once", "--state", filepath.Join(l.dir, "audit.json"))
 	if r.code != exitOK || !strings.Contains(r.stdout, "group 0: trusted head 0 (an empty chain; nothing to verify yet)") {
 		t.Fatalf("audit watch on an empty chain: %+v", r)
 	}
@@ -115,24 +82,8 @@ func TestAuditWatchEmptyChain(t *testing.T) {
 // and rebuilding its root from the tiles, accepts a longer log through a
 // tlog tree proof, and reports a trusted root the log does not extend.
 func TestAuditWatchC2SP(t *testing.T) {
-	dir := t.TempDir()
-	tlsDir := filepath.Join(dir, "tls")
-	ca, err := server.DevCA(tlsDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	lc, err := server.StartLocal(ctx, server.LocalConfig{Dir: dir, Groups: 1, Replicas: 1, CA: ca, Logger: hclog.NewNullLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lc.Close()
-	as := func(role string, args ...string) ran {
-		t.Helper()
-		return cli(t, append(args, "--addr", lc.Addrs[0], "--ca", filepath.Join(tlsDir, "ca.pem"),
-			"--cert", filepath.Join(tlsDir, role+".pem"), "--cert-key", filepath.Join(tlsDir, role+"-key.pem"))...)
-	}
+	l := newCALab(t, server.LocalConfig{Groups: 1, Replicas: 1})
+	dir, as := l.dir, l.as
 	submit := func(n int) {
 		for i := range n {
 			if r := as("submitter", "tx", "submit", fmt.Sprint("entry ", i)); r.code != exitOK {

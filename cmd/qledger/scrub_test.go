@@ -1,14 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"qledger/chain"
 	"qledger/cluster"
@@ -19,30 +15,14 @@ import (
 // an embedded 1×3 cluster on a CA: scrub verifies every replica, repair
 // rebuilds the one named by an ID prefix, and only an admin may ask.
 func TestClusterScrubAndRepair(t *testing.T) {
-	dir := t.TempDir()
-	tlsDir := filepath.Join(dir, "tls")
-	ca, err := server.DevCA(tlsDir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	base := cluster.DefaultConfig()
 	base.LoopbackTiming()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	lc, err := server.StartLocal(ctx, server.LocalConfig{Dir: dir, Groups: 1, Replicas: 3, CA: ca, Base: &base, Logger: hclog.NewNullLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lc.Close()
+	l := newCALab(t, server.LocalConfig{Groups: 1, Replicas: 3, Base: &base})
+	lc, ctx, as := l.lc, l.ctx, l.as
 	for i := range 5 {
 		if _, err := lc.Nodes[0].Submit(ctx, chain.Tx{Kind: chain.TxData, Payload: []byte(fmt.Sprint("w", i))}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	as := func(role string, args ...string) ran {
-		t.Helper()
-		return cli(t, append(args, "--addr", lc.Addrs[0], "--ca", filepath.Join(tlsDir, "ca.pem"),
-			"--cert", filepath.Join(tlsDir, role+".pem"), "--cert-key", filepath.Join(tlsDir, role+"-key.pem"))...)
 	}
 	if r := as("submitter", "cluster", "scrub", "--group", "0"); r.code != exitFailure || !strings.Contains(r.stderr, "403") {
 		t.Fatalf("a submitter scrubbed: %+v", r)

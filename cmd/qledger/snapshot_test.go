@@ -24,23 +24,8 @@ import (
 // an admin may save.
 func TestSnapshotSaveAndVerify(t *testing.T) {
 	dir := t.TempDir()
-	tlsDir := filepath.Join(dir, "tls")
-	ca, err := server.DevCA(tlsDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	lc, err := server.StartLocal(ctx, server.LocalConfig{Dir: filepath.Join(dir, "nodes"), Groups: 1, Replicas: 3, CA: ca, Logger: hclog.NewNullLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lc.Close()
-	as := func(role string, args ...string) ran {
-		t.Helper()
-		return cli(t, append(args, "--addr", lc.Addrs[0], "--ca", filepath.Join(tlsDir, "ca.pem"),
-			"--cert", filepath.Join(tlsDir, role+".pem"), "--cert-key", filepath.Join(tlsDir, role+"-key.pem"))...)
-	}
+	l := newCALab(t, server.LocalConfig{Dir: filepath.Join(dir, "nodes"), Groups: 1, Replicas: 3})
+	ctx, as := l.ctx, l.as
 	var ids []string
 	for i := range 10 {
 		var rec struct{ ID string }
