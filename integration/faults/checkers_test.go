@@ -2,6 +2,8 @@ package faults
 
 import (
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +31,31 @@ func readTx(node, level, key string, from, to int, found bool, index uint64) Op 
 	return Op{Kind: KindReadTx, Node: node, Level: level, Key: key, TxID: "id-" + key, Invoke: ms(from), Complete: ms(to), Outcome: OK, Found: found, Index: index}
 }
 
+// invoke is an invocation attempt by caller "submitter:i" with input
+// "run-i<key>", request ID "rid-<key>"; an acknowledged one is answered
+// with index and result "res-<key>", output its input.
+func invoke(key string, from, to int, out Outcome, index uint64) Op {
+	op := Op{Kind: KindInvoke, Key: "run-i" + key, RequestID: "rid-" + key, Caller: "submitter:i", Invoke: ms(from), Complete: ms(to), Outcome: out}
+	if out == OK {
+		op.Index, op.Result, op.Output = index, "res-"+key, []byte("run-i"+key)
+	}
+	return op
+}
+
+// withRecords is l with the execution records of keys appended, one
+// transaction in one block each, as invoke answers them.
+func withRecords(l Log, keys ...string) Log {
+	l.Hashes = maps.Clone(l.Hashes)
+	l.Entries = slices.Clone(l.Entries)
+	for _, k := range keys {
+		l.Entries = append(l.Entries, Entry{Index: l.Size, Height: l.Size + 1, TxID: "id-x" + k, Key: "invoke/rid-" + k,
+			Exec: &ExecEntry{RequestID: "rid-" + k, Caller: "submitter:i", Input: []byte("run-i" + k), Agreed: true, Result: "res-" + k, Output: []byte("run-i" + k)}})
+		l.Size++
+		l.Hashes[l.Size] = "h" + string(rune('0'+l.Size))
+	}
+	return l
+}
+
 // finalLog holds keys at indices 0, 1, ... one block per transaction,
 // block h+1 holding index h with hash "h<h+1>".
 func finalLog(keys ...string) Log {
@@ -41,8 +68,10 @@ func finalLog(keys ...string) Log {
 }
 
 // good is a history every checker accepts: two acknowledged writes, an
-// unknown one that committed and one that did not, and reads that see
-// them in order.
+// unknown one that committed and one that did not, reads that see them in
+// order, and invocations: one acknowledged at once, one acknowledged on
+// its retry (a replay of the record), one unknown that was recorded and
+// one that was not.
 func good() ([]Op, Log) {
 	ops := []Op{
 		wr("a", 0, 10, OK, 0),
@@ -56,8 +85,13 @@ func good() ([]Op, Log) {
 		head("n3", Stale, 41, 42, 3, 3, "h3"),
 		head("n1", Default, 51, 52, 3, 3, "h3"),
 		readTx("n1", Linearizable, "e", 53, 54, false, 0),
+		invoke("p", 60, 70, OK, 3),
+		invoke("q", 71, 75, Unknown, 0),
+		invoke("q", 76, 80, OK, 4),
+		invoke("r", 81, 90, Unknown, 0),
+		invoke("s", 91, 95, Unknown, 0),
 	}
-	return ops, finalLog("a", "b", "c")
+	return ops, withRecords(finalLog("a", "b", "c"), "p", "q", "r")
 }
 
 func TestCheckersAcceptAGoodHistory(t *testing.T) {
@@ -73,6 +107,9 @@ func TestCheckersAcceptAGoodHistory(t *testing.T) {
 	}
 	if l := CheckLinearizable(ops, log, 0, []string{Linearizable, Default}, 10*time.Second); l.Result != porcupine.Ok {
 		t.Fatalf("linearizability: %+v", l)
+	}
+	if x := CheckExecution(ops, log, "run-i"); !x.OK() || x.Invocations != 4 || x.Acked != 2 || x.Records != 3 || x.UnknownPresent != 1 || x.UnknownAbsent != 1 {
+		t.Fatalf("execution: %+v", x)
 	}
 }
 
@@ -108,7 +145,7 @@ func TestCheckersFlagKnownBadHistories(t *testing.T) {
 			return CheckChain(with(head("n2", Linearizable, 60, 61, 3, 3, "evil")), log, nil).Problems
 		}, "fork at height 3"},
 		{"head off the final chain", func() []string {
-			return CheckChain(with(head("n2", Stale, 60, 61, 4, 4, "h4")), log, nil).Problems
+			return CheckChain(with(head("n2", Stale, 60, 61, 9, 9, "h9")), log, nil).Problems
 		}, "is not on the final chain"},
 		{"bad head signature", func() []string {
 			signed := head("n2", Default, 60, 61, 3, 3, "h3")
@@ -139,6 +176,45 @@ func TestCheckersFlagKnownBadHistories(t *testing.T) {
 		}, string(porcupine.Illegal)},
 		{"write ordered after a later one", func() []string {
 			l := CheckLinearizable([]Op{wr("a", 0, 10, OK, 1), wr("b", 20, 30, OK, 0)}, finalLog("b", "a"), 0, []string{Linearizable, Default}, 10*time.Second)
+			return []string{string(l.Result)}
+		}, string(porcupine.Illegal)},
+		{"invocation executed twice", func() []string {
+			return CheckExecution(ops, withRecords(log, "q"), "run-i").Problems
+		}, "request rid-q of submitter:i has 2 execution records"},
+		{"unknown invocation executed twice", func() []string {
+			return CheckExecution(ops, withRecords(log, "r"), "run-i").Problems
+		}, "request rid-r of submitter:i has 2 execution records"},
+		{"acknowledged invocation without a record", func() []string {
+			return CheckExecution(with(invoke("t", 100, 110, OK, 6)), log, "run-i").Problems
+		}, "acknowledged request rid-t of submitter:i (index 6) has no execution record"},
+		{"retry answered a changed result", func() []string {
+			retry := invoke("p", 100, 110, OK, 3)
+			retry.Result, retry.Output = "res-other", []byte("other")
+			return CheckExecution(with(retry), log, "run-i").Problems
+		}, `request rid-p of submitter:i answered result res-other (output "other")`},
+		{"record of a request never sent", func() []string {
+			return CheckExecution(ops, withRecords(log, "u"), "run-i").Problems
+		}, "of request rid-u by submitter:i: no client sent it"},
+		{"record of another caller", func() []string {
+			l := withRecords(log, "s")
+			l.Entries[len(l.Entries)-1].Exec.Caller = "submitter:other"
+			return CheckExecution(ops, l, "run-i").Problems
+		}, "of request rid-s by submitter:other: no client sent it"},
+		{"record with another input", func() []string {
+			l := withRecords(log)
+			l.Entries[3].Exec.Input = []byte("run-iforged")
+			return CheckExecution(ops, l, "run-i").Problems
+		}, `the record at index 3 holds input "run-iforged", the client sent "run-ip"`},
+		{"record of executions that disagree", func() []string {
+			l := withRecords(log)
+			l.Entries[5].Exec.Agreed = false
+			return CheckExecution(ops, l, "run-i").Problems
+		}, "the executions recorded at index 5 disagree"},
+		{"invocation acknowledged at another index", func() []string {
+			return CheckExecution(with(invoke("p", 100, 110, OK, 4)), log, "run-i").Problems
+		}, "answered with a receipt at index 4; the record is at 3"},
+		{"invocation committed out of real-time order", func() []string {
+			l := CheckLinearizable([]Op{invoke("p", 0, 10, OK, 1), invoke("q", 20, 30, OK, 0)}, withRecords(Log{Hashes: map[uint64]string{}}, "q", "p"), 0, []string{Linearizable, Default}, 10*time.Second)
 			return []string{string(l.Result)}
 		}, string(porcupine.Illegal)},
 	}

@@ -34,6 +34,9 @@ type Cluster struct {
 	Nodes []*Node
 	// Roots holds the cluster CA, to check head signatures.
 	Roots *x509.CertPool
+	// Caller is how execution records name the invokers' identity
+	// ("submitter:invoker"), which every node's Invoker client presents.
+	Caller string
 
 	bin, dir, caDir string
 	opts            Options
@@ -51,8 +54,9 @@ type Options struct {
 type Node struct {
 	Name string
 	Host *Host
-	// API is a submitter's HTTPS client of the node.
-	API *client.Client
+	// API is a submitter's HTTPS client of the node; Invoker another
+	// submitter's (Cluster.Caller), which the workload's invokers use.
+	API, Invoker *client.Client
 
 	c    *Cluster
 	args []string
@@ -96,15 +100,23 @@ func StartClusterWith(lab *Lab, bin, dir string, opts Options) (*Cluster, error)
 	}
 	c.Roots = x509.NewCertPool()
 	c.Roots.AppendCertsFromPEM(pem)
-	creds, err := pki.LoadCredentials(filepath.Join(c.caDir, "ca.pem"), filepath.Join(c.caDir, "submitter.pem"), filepath.Join(c.caDir, "submitter-key.pem"))
+	creds, err := c.credentials("submitter")
 	if err != nil {
 		return nil, err
 	}
+	invoker, err := c.credentials(invokerName)
+	if err != nil {
+		return nil, err
+	}
+	c.Caller = pki.Identity{Role: pki.RoleSubmitter, Name: invokerName}.String()
 	seed := lab.Hosts[0].IP + ":" + gossipPort
 	for i, h := range lab.Hosts {
 		n := &Node{Name: h.Name, Host: h, c: c, data: filepath.Join(dir, h.Name)}
 		n.API, err = client.NewTLS("https://"+h.IP+":"+httpPort, creds.ClientConfig(nil))
 		if err != nil {
+			return c, err
+		}
+		if n.Invoker, err = client.NewTLS("https://"+h.IP+":"+httpPort, invoker.ClientConfig(nil)); err != nil {
 			return c, err
 		}
 		c.Nodes = append(c.Nodes, n)
@@ -139,13 +151,60 @@ func (c *Cluster) issue() error {
 	for _, h := range c.Lab.Hosts {
 		cmds = append(cmds, []string{"ca", "issue", "--dir", c.caDir, "--role", "node", "--name", h.Name, "--groups", "1", "--group", "0"})
 	}
-	cmds = append(cmds, []string{"ca", "issue", "--dir", c.caDir, "--role", "submitter", "--name", "submitter"})
+	cmds = append(cmds, []string{"ca", "issue", "--dir", c.caDir, "--role", "submitter", "--name", "submitter"},
+		[]string{"ca", "issue", "--dir", c.caDir, "--role", "submitter", "--name", invokerName},
+		[]string{"ca", "issue", "--dir", c.caDir, "--role", "admin", "--name", "admin"})
 	for _, args := range cmds {
 		if out, err := exec.Command(c.bin, args...).CombinedOutput(); err != nil {
 			return fmt.Errorf("faults: qledger %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
 	return nil
+}
+
+// invokerName names the certificate the workload's invokers present.
+const invokerName = "invoker"
+
+// credentials loads the certificate issue made for name.
+func (c *Cluster) credentials(name string) (*pki.Credentials, error) {
+	return pki.LoadCredentials(filepath.Join(c.caDir, "ca.pem"), filepath.Join(c.caDir, name+".pem"), filepath.Join(c.caDir, name+"-key.pem"))
+}
+
+// Deploy deploys a function as an admin through the leader, retrying
+// until it is deployed or d passes.
+func (c *Cluster) Deploy(ctx context.Context, req client.DeployRequest, d time.Duration) error {
+	creds, err := c.credentials("admin")
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(d)
+	for {
+		ld, err := c.Leader(ctx)
+		if err == nil {
+			var admin *client.Client
+			if admin, err = client.NewTLS(ld.API.Base(), creds.ClientConfig(nil)); err == nil {
+				dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				_, err = admin.Deploy(dctx, req)
+				cancel()
+				if err == nil || c.deployed(ctx, admin, req) {
+					return nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("faults: deploy %s: %w", req.Name, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// deployed reports whether req's version of its function is deployed: a
+// deploy whose answer was lost may have committed.
+func (c *Cluster) deployed(ctx context.Context, admin *client.Client, req client.DeployRequest) bool {
+	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	f, err := admin.Function(fctx, req.Name)
+	return err == nil && f.Version == req.Version
 }
 
 // Close kills every node, closes their logs and unmounts their data

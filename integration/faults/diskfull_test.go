@@ -24,7 +24,8 @@ func TestDiskFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &Workload{Writers: 3, Readers: 2, OpTimeout: 5 * time.Second, Retries: 2, Prefix: fmt.Sprintf("df%d", time.Now().UnixNano())}
+	deployEcho(t, c)
+	w := newWorkload(c, fmt.Sprintf("df%d", time.Now().UnixNano()))
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { w.Run(wctx, c.Nodes, 1); close(done) }()
@@ -55,7 +56,7 @@ func TestDiskFull(t *testing.T) {
 	stop()
 	<-done
 	windows := []Window{{Name: DiskFullLeader.Name, Start: start, Healed: healed, Settled: time.Now()}}
-	check(t, c, w.History.Ops(), windows, 0, "disk full", "go test ./integration/faults -run '^TestDiskFull$' -v")
+	check(t, c, w, windows, 0, "disk full", "go test ./integration/faults -run '^TestDiskFull$' -v")
 }
 
 // waitBite waits until the full disk shows at n: its state machine

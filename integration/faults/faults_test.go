@@ -40,6 +40,7 @@ func run(t *testing.T, name string, schedule func(*rand.Rand) []Step, torture ti
 	rng := rand.New(rand.NewPCG(seed, seed>>1))
 
 	c := startHealthyCluster(t)
+	deployEcho(t, c)
 	ctx := context.Background()
 
 	// Rounds: clients run through a round's steps, stop, and the round's
@@ -49,7 +50,7 @@ func run(t *testing.T, name string, schedule func(*rand.Rand) []Step, torture ti
 	var from uint64
 	start := time.Now()
 	for round := 0; ; round++ {
-		w := &Workload{Writers: 3, Readers: 2, OpTimeout: 5 * time.Second, Retries: 2, Prefix: fmt.Sprintf("fw%d-%d", seed, round)}
+		w := newWorkload(c, fmt.Sprintf("fw%d-%d", seed, round))
 		wctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { w.Run(wctx, c.Nodes, seed+uint64(round)); close(done) }()
@@ -59,17 +60,19 @@ func run(t *testing.T, name string, schedule func(*rand.Rand) []Step, torture ti
 		if err != nil {
 			t.Fatalf("round %d: %v (replay: %s)", round, err, replay)
 		}
-		from = check(t, c, w.History.Ops(), windows, from, fmt.Sprintf("round %d", round), replay)
+		from = check(t, c, w, windows, from, fmt.Sprintf("round %d", round), replay)
 		if torture == 0 || time.Since(start) >= torture || t.Failed() {
 			return
 		}
 	}
 }
 
-// check runs every checker over one round, which began with a committed
-// log of size from, reports it, and returns the log size it ended with.
-func check(t *testing.T, c *Cluster, ops []Op, windows []Window, from uint64, round, replay string) uint64 {
+// check runs every checker over one round of w, which began with a
+// committed log of size from, reports it, and returns the log size it
+// ended with.
+func check(t *testing.T, c *Cluster, w *Workload, windows []Window, from uint64, round, replay string) uint64 {
 	ctx := context.Background()
+	ops := w.History.Ops()
 	if err := c.WaitHealthy(ctx, 2*time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +87,7 @@ func check(t *testing.T, c *Cluster, ops []Op, windows []Window, from uint64, ro
 	d := CheckDurability(ops, log, c.ProofChecker(ctx, ld.API, head))
 	chain := CheckChain(ops, log, c.SignatureChecker())
 	reads := CheckReads(ops, log)
+	exec := CheckExecution(ops, log, w.InvokePrefix())
 	lin := CheckLinearizable(ops, log, from, []string{Linearizable, Default}, 2*time.Minute)
 	linOnly := CheckLinearizable(ops, log, from, []string{Linearizable}, 2*time.Minute)
 	defOnly := CheckLinearizable(ops, log, from, []string{Default}, 2*time.Minute)
@@ -92,6 +96,8 @@ func check(t *testing.T, c *Cluster, ops []Op, windows []Window, from uint64, ro
 	fmt.Fprintf(&b, "%s\n\n%s\n", round, Table(Rows(ops, windows, d)))
 	fmt.Fprintf(&b, "operations %d; writes %d, acknowledged %d, lost %d, duplicated %d, misplaced %d, bad proofs %d; unknown outcome: %d committed, %d not\n",
 		len(ops), d.Writes, d.Acked, d.Lost, d.Duplicated, d.Misplaced, d.BadProof, d.UnknownPresent, d.UnknownAbsent)
+	fmt.Fprintf(&b, "invocations %d, acknowledged %d, execution records %d; duplicated %d, missing %d, changed %d, never sent %d; unknown outcome: %d recorded, %d not\n",
+		exec.Invocations, exec.Acked, exec.Records, exec.Duplicated, exec.Missing, exec.Changed, exec.Unsent, exec.UnknownPresent, exec.UnknownAbsent)
 	fmt.Fprintf(&b, "linearizability (porcupine, %d operations): %s (linearizable reads alone: %s, default reads alone: %s); heads read %d (%d signed), chain safety problems %d; read problems %d\n",
 		lin.Ops, lin.Result, linOnly.Result, defOnly.Result, chain.Heads, chain.Signed, len(chain.Problems), len(reads))
 	fmt.Fprintf(&b, "final log: %d transactions in %d blocks\nreplay: %s\n", log.Size, head.Height, replay)
@@ -104,6 +110,7 @@ func check(t *testing.T, c *Cluster, ops []Op, windows []Window, from uint64, ro
 		}
 	}
 	problems := append(append(append([]string(nil), d.Problems...), chain.Problems...), reads...)
+	problems = append(problems, exec.Problems...)
 	problems = append(problems, serverErrors(ops)...)
 	if lin.Result == porcupine.Illegal {
 		problems = append(problems, "the history is not linearizable")
@@ -119,6 +126,9 @@ func check(t *testing.T, c *Cluster, ops []Op, windows []Window, from uint64, ro
 	}
 	if d.Acked == 0 {
 		t.Error("no write was acknowledged: the run proves nothing")
+	}
+	if w.Invokers > 0 && exec.Acked == 0 {
+		t.Error("no invocation was acknowledged: the execution check proves nothing")
 	}
 	return log.Size
 }

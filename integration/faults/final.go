@@ -45,7 +45,15 @@ func (c *Cluster) FinalLog(ctx context.Context, d time.Duration) (Log, client.He
 			l.Hashes[b.Height] = b.Hash
 			base := b.LogSize - uint64(len(b.Txs))
 			for i, tx := range b.Txs {
-				l.Entries = append(l.Entries, Entry{Index: base + uint64(i), Height: b.Height, TxID: tx.ID, Key: tx.Tx.IdempotencyKey})
+				e := Entry{Index: base + uint64(i), Height: b.Height, TxID: tx.ID, Key: tx.Tx.IdempotencyKey}
+				if tx.Tx.Kind == "exec" {
+					x, err := client.DecodeExecRecord(tx.Tx.Payload)
+					if err != nil {
+						return Log{}, client.Head{}, fmt.Errorf("faults: execution record %.16s at index %d: %w", tx.ID, e.Index, err)
+					}
+					e.Exec = &ExecEntry{RequestID: x.RequestID, Caller: x.Caller, Input: x.Input, Agreed: x.Agreed, Result: x.ResultHash, Output: x.Response}
+				}
+				l.Entries = append(l.Entries, e)
 			}
 			from = b.Height + 1
 		}

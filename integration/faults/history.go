@@ -19,6 +19,9 @@ const (
 	KindReadTx Kind = "read-tx"
 	// KindReadHead reads the group's head.
 	KindReadHead Kind = "read-head"
+	// KindInvoke invokes a deployed function with a request ID of the
+	// client's choosing; its input is its key.
+	KindInvoke Kind = "invoke"
 )
 
 // Outcome is what the client learned about an operation.
@@ -64,7 +67,12 @@ type Op struct {
 	Index, Height uint64
 	// Head is what a head read returned.
 	Head client.Head
-	Err  string
+	// RequestID (64 hex digits) and Caller ("role:name", as the record
+	// names it) identify an invocation; Result is the result hash and
+	// Output the output it was answered with.
+	RequestID, Caller, Result string
+	Output                    []byte
+	Err                       string
 	// Status is the HTTP status of an error answer, 0 if none came.
 	Status int
 }
@@ -99,6 +107,19 @@ type Entry struct {
 	// Key is the transaction's idempotency key ("" for transactions the
 	// clients did not write).
 	Key string
+	// Exec is the execution record an "exec" transaction carries.
+	Exec *ExecEntry
+}
+
+// ExecEntry is what the checkers read of an execution record.
+type ExecEntry struct {
+	RequestID, Caller string
+	Input             []byte
+	// Agreed: a majority of the executions agreed on Result, the result
+	// hash, and Output.
+	Agreed bool
+	Result string
+	Output []byte
 }
 
 // Log is one group's chain as fetched and verified after the faults

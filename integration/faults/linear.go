@@ -77,7 +77,8 @@ type Linearizability struct {
 // the given levels (linearizable and default: the docs promise both are
 // linearizable) form a history of one append-only log that held from
 // transactions when the history began. Writes are folded
-// by idempotency key; one never acknowledged counts if the final log
+// by idempotency key, invocations (which append their execution record)
+// by caller and request ID; one never acknowledged counts if the final log
 // holds it (completing at no known time) and is left out otherwise.
 // Transaction reads that miss a transaction the log never held, failed
 // reads and reads at other levels are left out.
@@ -108,8 +109,23 @@ func CheckLinearizable(ops []Op, log Log, from uint64, levels []string, timeout 
 		}
 		hist = append(hist, porcupine.Operation{Input: in, Call: at(w.invoke), Return: ret})
 	}
+	// An invocation appends its execution record: a write like the others.
+	records := log.records("")
+	for k, inv := range invocations(ops) {
+		in := logInput{kind: KindWrite, index: inv.index}
+		ret := never
+		switch {
+		case inv.acked:
+			ret = at(inv.complete)
+		case len(records[k]) > 0:
+			in.index = records[k][0].Index
+		default:
+			continue
+		}
+		hist = append(hist, porcupine.Operation{Input: in, Call: at(inv.invoke), Return: ret})
+	}
 	for _, op := range ops {
-		if op.Outcome != OK || op.Kind == KindWrite || !slices.Contains(levels, op.Level) {
+		if op.Outcome != OK || op.Kind == KindWrite || op.Kind == KindInvoke || !slices.Contains(levels, op.Level) {
 			continue
 		}
 		in := logInput{kind: op.Kind}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"qledger/api/client"
+	"qledger/examples/functions/tiny"
 )
 
 // dataSize is the tmpfs every test node's data directory lives on, so the
@@ -48,4 +51,28 @@ func startHealthyCluster(t *testing.T) *Cluster {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// echoFunction is the function the workload's invokers call: tiny's echo
+// (output = input), deployed by deployEcho.
+const echoFunction = "echo"
+
+// deployEcho deploys echoFunction on c.
+func deployEcho(t *testing.T, c *Cluster) {
+	t.Helper()
+	code, ok := tiny.Module("echo")
+	if !ok {
+		t.Fatal("tiny has no echo module")
+	}
+	if err := c.Deploy(context.Background(), client.DeployRequest{Name: echoFunction, Version: "1", Code: code}, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newWorkload is the clients every schedule runs: three writers, two
+// readers and one invoker of echoFunction, with keys and inputs starting
+// with prefix.
+func newWorkload(c *Cluster, prefix string) *Workload {
+	return &Workload{Writers: 3, Readers: 2, Invokers: 1, Function: echoFunction, Caller: c.Caller,
+		OpTimeout: 5 * time.Second, Retries: 2, Prefix: prefix}
 }

@@ -2,6 +2,8 @@ package faults
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -14,10 +16,17 @@ import (
 
 // Workload is the clients of one run: writers that submit unique payloads
 // with idempotency keys, retrying a write whose outcome they did not learn
-// with the same key, and readers that read heads and the transactions of
-// acknowledged writes at every level. Every attempt is recorded.
+// with the same key; invokers that invoke a deployed function with request
+// IDs of their own, retrying likewise with the same ID; and readers that
+// read heads and the transactions of acknowledged writes at every level.
+// Every attempt is recorded.
 type Workload struct {
 	Writers, Readers int
+	// Invokers invoke Function (an echo: output = input) through each
+	// node's Invoker client, as Caller; none without a Function.
+	Invokers int
+	Function string
+	Caller   string
 	// OpTimeout bounds one attempt.
 	OpTimeout time.Duration
 	// Retries is how many more attempts a write gets after one whose
@@ -38,15 +47,22 @@ type Workload struct {
 func (w *Workload) Run(ctx context.Context, nodes []*Node, seed uint64) {
 	w.keyOf = map[string]string{}
 	var wg sync.WaitGroup
-	for c := range w.Writers + w.Readers {
+	invokers := w.Invokers
+	if w.Function == "" {
+		invokers = 0
+	}
+	for c := range w.Writers + w.Readers + invokers {
 		wg.Add(1)
 		rng := rand.New(rand.NewPCG(seed, uint64(c)))
 		go func() {
 			defer wg.Done()
-			if c < w.Writers {
+			switch {
+			case c < w.Writers:
 				w.writer(ctx, c, nodes, rng)
-			} else {
+			case c < w.Writers+w.Readers:
 				w.reader(ctx, c, nodes, rng)
+			default:
+				w.invoker(ctx, c, nodes, rng)
 			}
 		}()
 	}
@@ -69,6 +85,38 @@ func (w *Workload) writer(ctx context.Context, c int, nodes []*Node, rng *rand.R
 				w.receipts = append(w.receipts, r)
 				w.keyOf[r.ID] = key
 				w.mu.Unlock()
+			}
+			w.History.Add(op)
+			if err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// InvokePrefix starts the input of every invocation of w (and so of its
+// execution records): CheckExecution's prefix.
+func (w *Workload) InvokePrefix() string { return w.Prefix + "-i" }
+
+// invoker invokes w.Function with unique inputs, each with a request ID
+// derived from its input; an attempt whose outcome is unknown is retried
+// with the same request ID through another random node.
+func (w *Workload) invoker(ctx context.Context, c int, nodes []*Node, rng *rand.Rand) {
+	for i := 0; ctx.Err() == nil; i++ {
+		input := fmt.Sprintf("%s%d-%d", w.InvokePrefix(), c, i)
+		sum := sha256.Sum256([]byte(input))
+		rid := hex.EncodeToString(sum[:])
+		for try := 0; try <= w.Retries && ctx.Err() == nil; try++ {
+			n := nodes[rng.IntN(len(nodes))]
+			op := Op{Client: c, Kind: KindInvoke, Node: n.Name, Key: input, RequestID: rid, Caller: w.Caller, Invoke: time.Now()}
+			octx, cancel := context.WithTimeout(context.Background(), w.OpTimeout)
+			r, err := n.Invoker.InvokeWith(octx, w.Function, client.InvokeRequest{Input: []byte(input), RequestID: rid})
+			cancel()
+			op.Complete, op.Outcome, op.Err, op.Status = time.Now(), outcome(err), errText(err), statusOf(err)
+			if err == nil {
+				op.TxID, op.Index, op.Height = r.Receipt.ID, r.Receipt.Index, r.Receipt.Height
+				op.Result, op.Output = r.ResultHash, r.Output
 			}
 			w.History.Add(op)
 			if err == nil {
