@@ -36,6 +36,8 @@ var (
 	// errInFlight: a request with the same caller and idempotency key is
 	// still being processed by this gateway.
 	errInFlight = errors.New("api: a request with this idempotency key is in flight")
+	// errForbidden: the caller may not read what it asked for.
+	errForbidden = errors.New("api: forbidden")
 	// errTooManyInvocations: the caller's concurrent invocations are at
 	// their cap.
 	errTooManyInvocations = errors.New("api: too many concurrent invocations for this caller")
@@ -92,6 +94,8 @@ func classify(err error) (int, string) {
 		return http.StatusConflict, codeInFlight
 	case errors.Is(err, errTooManyInvocations):
 		return http.StatusTooManyRequests, codeRateLimited
+	case errors.Is(err, errForbidden):
+		return http.StatusForbidden, codeForbidden
 	case errors.Is(err, errBadRequest), errors.Is(err, cluster.ErrBadRequest):
 		return http.StatusBadRequest, codeBadRequest
 	case errors.Is(err, cluster.ErrNotFound):

@@ -11,7 +11,8 @@ import (
 )
 
 // docPaths are the OpenAPI paths of a mux pattern: the tile pattern's
-// one wildcard spans the six tile path shapes, the pprof prefix the index
+// one wildcard spans the six tile path shapes and the six entry bundle
+// shapes, the pprof prefix the index
 // and the named profiles.
 func docPaths(pattern string) []string {
 	if pattern == "/debug/pprof/" {
@@ -23,7 +24,8 @@ func docPaths(pattern string) []string {
 	}
 	var out []string
 	for _, n := range []string{"{N}", "{N2}/{N}", "{N3}/{N2}/{N}"} {
-		out = append(out, prefix+"/tile/{L}/"+n, prefix+"/tile/{L}/"+n+".p/{W}")
+		out = append(out, prefix+"/tile/{L}/"+n, prefix+"/tile/{L}/"+n+".p/{W}",
+			prefix+"/tile/entries/"+n, prefix+"/tile/entries/"+n+".p/{W}")
 	}
 	return out
 }

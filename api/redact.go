@@ -18,15 +18,28 @@ func (s *Server) withheld(r *http.Request, txBytes []byte) bool {
 	if !ok || id.Role == pki.RoleNode {
 		return false
 	}
+	rec, ok := shareRecord(txBytes)
+	return ok && !rec.CanRead(id.Name)
+}
+
+// restricted reports whether a transaction is a share segment of an item
+// with a reader list: some callers may not see its bytes.
+func restricted(txBytes []byte) bool {
+	rec, ok := shareRecord(txBytes)
+	return ok && len(rec.Readers) > 0
+}
+
+// shareRecord decodes a transaction that is a share segment.
+func shareRecord(txBytes []byte) (shard.Record, bool) {
 	t, err := chain.DecodeTx(txBytes)
 	if err != nil || t.Kind != chain.TxShard {
-		return false
+		return shard.Record{}, false
 	}
 	rec, err := shard.Decode(t.Payload)
 	if err != nil {
-		return false
+		return shard.Record{}, false
 	}
-	return !rec.CanRead(id.Name)
+	return rec, true
 }
 
 // redactBlock withholds the share segments the caller may not read. A

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -120,18 +121,21 @@ func (s *Server) checkpointKey(w http.ResponseWriter, r *http.Request) {
 // tile answers a C2SP tile of group g's log: tile/L/N[.p/W] holds the
 // hashes of W perfect subtrees at Merkle level 8L from index N*256. A
 // tile, full or partial, never changes once it exists; a full tile is
-// cacheable for good. Entry bundles (tile/entries/...) are not served:
-// entries over 64 KiB do not fit their length prefix, and some entries
-// are shares only their readers may see.
+// cacheable for good. tile/entries/N[.p/W] is an entry bundle
+// (entryBundle).
 func (s *Server) tile(w http.ResponseWriter, r *http.Request) {
 	g, err := s.groupParam(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	if strings.HasPrefix(r.PathValue("path"), transparency.EntriesPrefix) {
+		s.entryBundle(w, r, g)
+		return
+	}
 	t, err := transparency.ParseTile(r.PathValue("path"))
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("%w: %v (entry bundles are not served)", cluster.ErrNotFound, err))
+		s.fail(w, r, fmt.Errorf("%w: %v", cluster.ErrNotFound, err))
 		return
 	}
 	lv, err := level(r)
@@ -144,13 +148,125 @@ func (s *Server) tile(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	writeTile(w, t.W == transparency.TileWidth, "public", transparency.TileHashes(hashes))
+}
+
+// writeTile answers a tile or entry bundle: a full one is cacheable for
+// good, a partial one for a minute (the client moves on to a wider one).
+// scope is "public", or "private" for a bundle only some callers may read.
+func writeTile(w http.ResponseWriter, full bool, scope string, body []byte) {
 	w.Header().Set("Content-Type", "application/octet-stream")
-	if t.W == transparency.TileWidth {
-		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	if full {
+		w.Header().Set("Cache-Control", scope+", max-age=31536000, immutable")
 	} else {
-		w.Header().Set("Cache-Control", "public, max-age=60")
+		w.Header().Set("Cache-Control", scope+", max-age=60")
 	}
-	_, _ = w.Write(transparency.TileHashes(hashes))
+	_, _ = w.Write(body)
+}
+
+// entryBundle answers a C2SP entry bundle of group g's log,
+// tile/entries/N[.p/W]: the W log entries from index 256N, each the
+// canonical transaction bytes whose RFC 6962 leaf hash
+// (SHA-256(0x00 || bytes), tlog.RecordHash) is the log's leaf, with a
+// big-endian uint16 length before each. A bundle is served whole or not
+// at all: if any of its entries is over 65535 bytes (a function
+// deployment can be) the answer is 413 too_large, and if any is a share
+// segment the caller may not read, 403 forbidden; both name the entry,
+// whose bytes (or leaf hash) the blocks carry. A bundle holding a
+// reader-restricted share is cacheable only privately.
+func (s *Server) entryBundle(w http.ResponseWriter, r *http.Request, g int) {
+	t, err := transparency.ParseEntryBundle(r.PathValue("path"))
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("%w: %v", cluster.ErrNotFound, err))
+		return
+	}
+	lv, err := level(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	from := uint64(t.N) * transparency.TileWidth
+	entries, err := s.logEntries(r, g, from, t.W, lv)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	scope := "public"
+	for i, e := range entries {
+		if s.withheld(r, e) {
+			s.fail(w, r, fmt.Errorf("%w: entry %d of group %d's log is a share segment this caller is not a reader of, so bundle %s is not served to it (the block's leaf hash stands for the entry)",
+				errForbidden, from+uint64(i), g, transparency.EntryBundlePath(t)))
+			return
+		}
+		if restricted(e) {
+			scope = "private"
+		}
+	}
+	body, err := transparency.EntryBundle(entries)
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("%w: bundle %s of group %d starting at entry %d: %v; read the entry from the blocks (/v1/groups/%d/blocks)",
+			cluster.ErrTooLarge, transparency.EntryBundlePath(t), g, from, err, g))
+		return
+	}
+	writeTile(w, t.W == transparency.TileWidth, scope, body)
+}
+
+// logEntries reads count entries of group g's log from index from: it
+// finds the block holding entry from by bisecting the heights on each
+// header's log size, then reads blocks onward. A range past the log is
+// ErrNotFound.
+func (s *Server) logEntries(r *http.Request, g int, from uint64, count int, lv cluster.Level) ([][]byte, error) {
+	ctx := r.Context()
+	head, ok, err := s.ledger.Head(ctx, g, lv)
+	if err != nil {
+		return nil, err
+	}
+	end := from + uint64(count)
+	if !ok || head.LogSize < end {
+		return nil, fmt.Errorf("%w: entries %d..%d are past group %d's log of %d", cluster.ErrNotFound, from, end-1, g, head.LogSize)
+	}
+	// The first height whose log size passes from holds entry from.
+	lo, hi := uint64(1), head.Height
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		raw, err := s.ledger.Block(ctx, g, mid, lv)
+		if err != nil {
+			return nil, err
+		}
+		h, err := chain.DecodeHeader(raw[:min(len(raw), chain.HeaderSize)])
+		if err != nil {
+			return nil, fmt.Errorf("api: stored block does not decode: %w", err)
+		}
+		if h.LogSize > from {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	out := make([][]byte, 0, count)
+	for height := lo; uint64(len(out)) < uint64(count); {
+		raws, err := s.ledger.Blocks(ctx, g, height, min(cluster.MaxBlocksPerRead, count), lv)
+		if err != nil {
+			return nil, err
+		}
+		if len(raws) == 0 {
+			return nil, fmt.Errorf("%w: group %d has no block %d though its log has %d entries", cluster.ErrStore, g, height, head.LogSize)
+		}
+		for _, raw := range raws {
+			b, err := chain.DecodeBlock(raw)
+			if err != nil {
+				return nil, fmt.Errorf("api: stored block does not decode: %w", err)
+			}
+			first := b.Header.LogSize - uint64(len(b.Txs))
+			for i, tx := range b.Txs {
+				if idx := first + uint64(i); idx >= from && idx < end {
+					out = append(out, tx)
+				}
+			}
+			height++
+		}
+	}
+	return out, nil
 }
 
 // tileHashes reads tile t's hashes: today the perfect-subtree nodes the

@@ -1,7 +1,10 @@
 package api
 
 import (
+	"bytes"
+	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -180,10 +184,149 @@ func TestCheckpointAndTilesVerifyWithSumdb(t *testing.T) {
 		t.Errorf("tlog read only tiles %v; want full and partial tiles at levels 0 and 1", tiles.got)
 	}
 
-	// A tile past the log and an entry bundle are 404.
-	for _, p := range []string{"0/x001/000", "entries/000", "0/1"} {
+	// The entry bundles: every entry, hashed with tlog.RecordHash, is
+	// the leaf hash tlog reads from the level-0 tiles and authenticates
+	// against the checkpoint's root; and the entries are the blocks'.
+	var bundled [][]byte
+	for _, p := range []string{"entries/000", fmt.Sprintf("entries/001.p/%d", size-256)} {
+		resp, err := auditor.Get(base + "/v1/groups/0/tile/" + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("bundle %s: %d %s", p, resp.StatusCode, b)
+		}
+		if cc, full := resp.Header.Get("Cache-Control"), p == "entries/000"; full != strings.Contains(cc, "immutable") || !strings.HasPrefix(cc, "public") {
+			t.Errorf("bundle %s: Cache-Control %q", p, cc)
+		}
+		bundled = append(bundled, splitBundle(t, b)...)
+	}
+	if int64(len(bundled)) != size {
+		t.Fatalf("%d entries in the bundles, checkpoint size %d", len(bundled), size)
+	}
+	for i, e := range bundled {
+		leaf, err := hr.ReadHashes([]int64{tlog.StoredHashIndex(0, int64(i))})
+		if err != nil {
+			t.Fatalf("leaf %d from the tiles: %v", i, err)
+		}
+		if tlog.RecordHash(e) != leaf[0] || string(e) != string(entries[i]) {
+			t.Fatalf("bundle entry %d does not hash to the log's leaf %d", i, i)
+		}
+	}
+
+	// A tile or bundle past the log, and malformed paths, are 404.
+	for _, p := range []string{"0/x001/000", "entries/001", fmt.Sprintf("entries/001.p/%d", size-255), "entries/1", "0/1"} {
 		if st, body := do(auditor, "GET", base+"/v1/groups/0/tile/"+p, ""); st != 404 || !strings.Contains(body, "not_found") {
 			t.Errorf("tile %s: %d %s, want 404", p, st, body)
 		}
 	}
+}
+
+// splitBundle decodes a C2SP entry bundle as an outside client would:
+// a big-endian uint16 length before each entry.
+func splitBundle(t *testing.T, b []byte) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for len(b) > 0 {
+		if len(b) < 2 || len(b) < 2+int(binary.BigEndian.Uint16(b)) {
+			t.Fatalf("bundle truncated after %d entries", len(out))
+		}
+		n := int(binary.BigEndian.Uint16(b))
+		out = append(out, b[2:2+n])
+		b = b[2+n:]
+	}
+	return out
+}
+
+// TestEntryBundlesWholeOrNotAtAll: a bundle is served only when every
+// entry in it fits the uint16 length prefix and is visible to the caller.
+// A share segment restricted to readers makes the bundle 403 for others
+// and privately cacheable for a reader; an entry over 65535 bytes makes
+// it 413 for everyone; each error names the entry.
+func TestEntryBundlesWholeOrNotAtAll(t *testing.T) {
+	_, ca, base := tlsAPI(t)
+	ctx := context.Background()
+	alice := roleClient(t, ca, base, pki.RoleSubmitter, "alice", "")
+	auditor := callers(t, ca, cluster.NewNodeID().String())["auditor"]
+	reader := httpClientFor(t, ca, pki.RoleAuditor, "bob")
+
+	submit := func(payload []byte) uint64 {
+		t.Helper()
+		rc, _, err := alice.Submit(ctx, payload, client.SubmitOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rc.Index
+	}
+	first := submit([]byte("public 0"))
+	submit([]byte("public 1"))
+	if first != 0 {
+		t.Fatalf("first entry at %d", first)
+	}
+	if _, err := alice.PutData(ctx, []byte("for bob's eyes"), client.PutOptions{Threshold: 1, Readers: []string{"bob", "alice"}}); err != nil {
+		t.Fatal(err)
+	}
+	afterShare := submit([]byte("public 2"))
+	big := submit(bytes.Repeat([]byte{'x'}, transparency.MaxEntrySize+1))
+
+	get := func(hc *http.Client, w uint64) (int, string, http.Header) {
+		t.Helper()
+		resp, err := hc.Get(fmt.Sprintf("%s/v1/groups/0/tile/entries/000.p/%d", base, w))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), resp.Header
+	}
+	// Before the share: served to everyone, publicly cacheable.
+	if st, body, hd := get(auditor, 2); st != 200 || len(splitBundle(t, []byte(body))) != 2 || hd.Get("Cache-Control") != "public, max-age=60" {
+		t.Fatalf("public bundle: %d %q %q", st, body, hd.Get("Cache-Control"))
+	}
+	// With the share: the auditor off its reader list is refused, naming
+	// entry 2; the reader gets it, privately cacheable.
+	if st, body, _ := get(auditor, afterShare+1); st != 403 || !strings.Contains(body, "forbidden") || !strings.Contains(body, "entry 2 ") {
+		t.Fatalf("non-reader: %d %s", st, body)
+	}
+	st, body, hd := get(reader, afterShare+1)
+	if st != 200 || hd.Get("Cache-Control") != "private, max-age=60" {
+		t.Fatalf("reader: %d %.200s %q", st, body, hd.Get("Cache-Control"))
+	}
+	if got := splitBundle(t, []byte(body)); uint64(len(got)) != afterShare+1 || string(mustTx(t, got[afterShare]).Payload) != "public 2" {
+		t.Fatalf("reader's bundle has %d entries", len(got))
+	}
+	// With the oversized entry: 413 for everyone.
+	for name, hc := range map[string]*http.Client{"auditor": auditor, "reader": reader} {
+		if st, body, _ := get(hc, big+1); st != 413 && st != 403 || st == 413 && !strings.Contains(body, fmt.Sprintf("entry %d is", big)) {
+			t.Fatalf("%s, oversized entry: %d %s", name, st, body)
+		}
+	}
+	if st, body, _ := get(reader, big+1); st != 413 || !strings.Contains(body, "too_large") {
+		t.Fatalf("reader, oversized entry: %d %s", st, body)
+	}
+}
+
+func mustTx(t *testing.T, b []byte) chain.Tx {
+	t.Helper()
+	tx, err := chain.DecodeTx(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
+// httpClientFor is an HTTP client presenting a certificate for role and name.
+func httpClientFor(t *testing.T, ca *pki.CA, role pki.Role, name string) *http.Client {
+	t.Helper()
+	cert, err := ca.Issue(pki.Leaf{CommonName: name, Role: role, Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := pki.NewCredentials(ca.PEM, cert.TLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: creds.ClientConfig(nil)}}
 }

@@ -8,7 +8,8 @@
 //   - it is a signed note (C2SP signed-note) under an Ed25519 note key that
 //     a node derives from its certificate key and endorses with that
 //     certificate, so the cluster CA vouches for it (docs/AUDIT.md);
-//   - tiles (C2SP tlog-tiles) carry the log's Merkle hashes 256 at a time.
+//   - tiles (C2SP tlog-tiles) carry the log's Merkle hashes 256 at a time,
+//     and entry bundles its entries (each transaction's canonical bytes).
 //
 // The group log is the RFC 6962 tree of chain.LeafHash over each
 // transaction's canonical bytes, which is what tlog.RecordHash computes.
@@ -205,14 +206,25 @@ func TileHashes(hashes []chain.Hash) []byte {
 	return out
 }
 
-// ErrTile: a malformed tile path, or entry bundles, which are not served.
+// ErrTile: a malformed tile or entry bundle path.
 var ErrTile = errors.New("transparency: no such tile")
+
+// ErrEntryTooLarge: an entry over MaxEntrySize, which no entry bundle
+// can carry.
+var ErrEntryTooLarge = errors.New("transparency: entry too large for an entry bundle")
+
+// ErrBundle: malformed entry bundle bytes.
+var ErrBundle = errors.New("transparency: malformed entry bundle")
+
+// MaxEntrySize is the largest entry a C2SP entry bundle carries: its
+// length prefix is a big-endian uint16.
+const MaxEntrySize = 1<<16 - 1
 
 // ParseTile parses a C2SP tile path without its "tile/" prefix,
 // "L/N[.p/W]", with N in 3-digit path elements all but the last prefixed
-// by "x" (tlog.Tile's coordinates with height TileHeight). Only hash tiles
-// are served: "entries/..." is ErrTile, like any path not in canonical
-// form.
+// by "x" (tlog.Tile's coordinates with height TileHeight). It parses hash
+// tiles only: "entries/..." is ErrTile (ParseEntryBundle reads those),
+// like any path not in canonical form.
 func ParseTile(path string) (tlog.Tile, error) {
 	t, err := tlog.ParseTilePath(fmt.Sprintf("tile/%d/%s", TileHeight, path))
 	if err != nil || t.L < 0 || t.L*TileHeight > 63 {
@@ -230,4 +242,61 @@ func TilePath(t tlog.Tile) string {
 // Merkle level level from index from (chain.NodeReader's coordinates).
 func TileRange(t tlog.Tile) (level uint8, from uint64, count int) {
 	return uint8(t.L * TileHeight), uint64(t.N) * TileWidth, t.W
+}
+
+// EntriesPrefix begins the path of every entry bundle (after "tile/").
+const EntriesPrefix = "entries/"
+
+// ParseEntryBundle parses a C2SP entry bundle path without its "tile/"
+// prefix, "entries/N[.p/W]": the W (256 for a full bundle) entries of the
+// log from index 256N. It returns the bundle as a tlog.Tile at level -1
+// (sumdb's data tile), whose N and W those are.
+func ParseEntryBundle(path string) (tlog.Tile, error) {
+	rest, ok := strings.CutPrefix(path, EntriesPrefix)
+	t, err := tlog.ParseTilePath(fmt.Sprintf("tile/%d/data/%s", TileHeight, rest))
+	if !ok || err != nil || t.L != -1 {
+		return tlog.Tile{}, fmt.Errorf("%w: %q (want entries/N[.p/W], N in 3-digit path elements, x-prefixed but the last)", ErrTile, path)
+	}
+	return t, nil
+}
+
+// EntryBundlePath is bundle t's C2SP path without the "tile/" prefix.
+func EntryBundlePath(t tlog.Tile) string {
+	return EntriesPrefix + strings.TrimPrefix(t.Path(), fmt.Sprintf("tile/%d/data/", TileHeight))
+}
+
+// EntryBundle encodes entries as a C2SP entry bundle: each entry's length
+// as a big-endian uint16, then the entry. An entry over MaxEntrySize is
+// ErrEntryTooLarge, naming its position in entries.
+func EntryBundle(entries [][]byte) ([]byte, error) {
+	n := 0
+	for i, e := range entries {
+		if len(e) > MaxEntrySize {
+			return nil, fmt.Errorf("%w: entry %d is %d bytes, the limit is %d", ErrEntryTooLarge, i, len(e), MaxEntrySize)
+		}
+		n += 2 + len(e)
+	}
+	out := make([]byte, 0, n)
+	for _, e := range entries {
+		out = append(out, byte(len(e)>>8), byte(len(e)))
+		out = append(out, e...)
+	}
+	return out, nil
+}
+
+// SplitEntryBundle decodes a C2SP entry bundle into its entries.
+func SplitEntryBundle(b []byte) ([][]byte, error) {
+	var out [][]byte
+	for len(b) > 0 {
+		if len(b) < 2 {
+			return nil, fmt.Errorf("%w: %d stray bytes after entry %d", ErrBundle, len(b), len(out))
+		}
+		n := int(b[0])<<8 | int(b[1])
+		if len(b) < 2+n {
+			return nil, fmt.Errorf("%w: entry %d wants %d bytes, %d left", ErrBundle, len(out), n, len(b)-2)
+		}
+		out = append(out, b[2:2+n])
+		b = b[2+n:]
+	}
+	return out, nil
 }

@@ -230,3 +230,56 @@ func TestCheckpointVerifiesWithNote(t *testing.T) {
 		t.Fatal("a checkpoint with another size verified")
 	}
 }
+
+func TestParseEntryBundle(t *testing.T) {
+	for _, c := range []struct {
+		path string
+		n    int64
+		w    int
+		ok   bool
+	}{
+		{"entries/000", 0, 256, true}, {"entries/x001/234", 1234, 256, true}, {"entries/001.p/7", 1, 7, true},
+		{"entries/0", 0, 0, false}, {"entries/001.p/256", 0, 0, false}, {"entries/001.p/0", 0, 0, false},
+		{"0/000", 0, 0, false}, {"data/000", 0, 0, false}, {"entries/", 0, 0, false}, {"entries/-01", 0, 0, false},
+	} {
+		bt, err := transparency.ParseEntryBundle(c.path)
+		if (err == nil) != c.ok || err != nil && !errors.Is(err, transparency.ErrTile) {
+			t.Errorf("ParseEntryBundle(%q) = %v, want ok %v", c.path, err, c.ok)
+			continue
+		}
+		if c.ok && (bt.N != c.n || bt.W != c.w || transparency.EntryBundlePath(bt) != c.path) {
+			t.Errorf("ParseEntryBundle(%q) = N %d W %d path %q", c.path, bt.N, bt.W, transparency.EntryBundlePath(bt))
+		}
+	}
+}
+
+// TestEntryBundleRoundTrip: entries up to MaxEntrySize (the empty one
+// too) come back as they went in; one byte more is ErrEntryTooLarge; a
+// truncated bundle is ErrBundle.
+func TestEntryBundleRoundTrip(t *testing.T) {
+	entries := [][]byte{[]byte("a"), {}, make([]byte, transparency.MaxEntrySize), []byte("last")}
+	b, err := transparency.EntryBundle(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != 0 || b[1] != 1 || b[2] != 'a' || b[5] != 0xff || b[6] != 0xff {
+		t.Fatalf("not big-endian uint16 prefixes: % x", b[:8])
+	}
+	got, err := transparency.SplitEntryBundle(b)
+	if err != nil || len(got) != len(entries) {
+		t.Fatalf("split: %d entries, %v", len(got), err)
+	}
+	for i := range entries {
+		if string(got[i]) != string(entries[i]) {
+			t.Fatalf("entry %d changed", i)
+		}
+	}
+	if _, err := transparency.EntryBundle([][]byte{nil, make([]byte, transparency.MaxEntrySize+1)}); !errors.Is(err, transparency.ErrEntryTooLarge) || !strings.Contains(err.Error(), "entry 1 ") {
+		t.Fatalf("oversized entry: %v", err)
+	}
+	for _, bad := range [][]byte{b[:len(b)-1], {0}, {0, 5, 'x'}} {
+		if _, err := transparency.SplitEntryBundle(bad); !errors.Is(err, transparency.ErrBundle) {
+			t.Errorf("split % x: %v", bad[:min(len(bad), 8)], err)
+		}
+	}
+}
