@@ -159,6 +159,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET", "/v1/groups/0/checkpoint", "", 200, 200, 200, 200, false},
 		{"GET", "/v1/groups/0/checkpoint/key", "", 200, 200, 200, 200, false},
 		{"GET", "/v1/groups/0/tile/0/000.p/2", "", 200, 200, 200, 200, false},
+		{"GET", "/v1/groups/0/tile/entries/000.p/2", "", 200, 200, 200, 200, false},
+		{"GET", "/v1/keymanager", "", 200, 200, 200, 200, false},
 		{"GET", "/v1/cluster", "", 200, 200, 200, 200, false},
 		{"POST", "/v1/cluster/join", `{}`, denied, denied, 400, 400, false},
 		{"DELETE", "/v1/cluster/nodes/" + unknownNode, "", denied, denied, 404, 404, false},

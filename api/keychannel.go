@@ -147,6 +147,29 @@ func (s *Server) sessionRoutes() {
 	s.route("POST", "/v1/session/finish", writers, s.sessionFinish)
 	s.route("POST", "/v1/session/tx", writers, s.sessionTx)
 	s.route("POST", "/v1/session/invoke", writers, s.sessionInvoke)
+	s.route("GET", "/v1/keymanager", readers, s.keyManager)
+}
+
+// PoolReporter is a KeySource that can show its pools: the key manager in
+// the node's process (kme.Local). A KME elsewhere is not one.
+type PoolReporter interface {
+	Pools() []kme.PoolStatus
+}
+
+var _ PoolReporter = (*kme.Local)(nil)
+
+// keyManager answers the status of the key channel's key manager: none,
+// external (its pools are not visible from here), or in process with the
+// gateway's pools and their recent QKD blocks.
+func (s *Server) keyManager(w http.ResponseWriter, r *http.Request) {
+	out := client.KeyManagerStatus{KeyManager: client.KeyManagerNone, Pools: []kme.PoolStatus{}}
+	if k := s.cfg.Keys; k != nil {
+		out.GatewaySAE, out.KeyManager = k.GatewaySAE, client.KeyManagerExternal
+		if pr, ok := k.KME.(PoolReporter); ok {
+			out.KeyManager, out.Pools = client.KeyManagerInProcess, pr.Pools()
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) keyChannel(w http.ResponseWriter) (*KeyChannel, bool) {

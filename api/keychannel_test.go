@@ -402,3 +402,39 @@ func TestKeyChannelKeySourceFaults(t *testing.T) {
 		t.Fatalf("session after faults: %v", err)
 	}
 }
+
+// TestKeyManagerStatus: GET /v1/keymanager reports the in-process key
+// manager's pool with its fill level and the QKD blocks that filled it
+// (an error rate near the channel's 2% noise); a KME in another process
+// as external with no pools; a node with no key channel as none.
+func TestKeyManagerStatus(t *testing.T) {
+	ctx := context.Background()
+	rig := newKeyRig(t)
+	st, err := rig.api.KeyManager(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, _ := rig.km.Pool("client", "gateway")
+	if st.KeyManager != client.KeyManagerInProcess || st.GatewaySAE != "gateway" || len(st.Pools) != 1 {
+		t.Fatalf("in process: %+v", st)
+	}
+	p := st.Pools[0]
+	if p.Master != "client" || p.Slave != "gateway" || p.StoredKeys != pool.Stored() || p.StoredKeys == 0 || len(p.Recent) == 0 {
+		t.Fatalf("pool %+v (stored %d)", p, pool.Stored())
+	}
+	for _, b := range p.Recent {
+		if b.Aborted || b.QBER < 0.005 || b.QBER > 0.06 || b.Threshold <= b.QBER || b.KeyBits == 0 {
+			t.Fatalf("block %+v", b)
+		}
+	}
+
+	ext := newKeyRigWith(t, overHTTPS, nil)
+	if st, err := ext.api.KeyManager(ctx); err != nil || st.KeyManager != client.KeyManagerExternal || st.Pools == nil || len(st.Pools) != 0 {
+		t.Fatalf("external: %+v %v", st, err)
+	}
+
+	_, c, _ := startAPI(t, 1, 1)
+	if st, err := c.KeyManager(ctx); err != nil || st.KeyManager != client.KeyManagerNone || st.GatewaySAE != "" || st.Pools == nil || len(st.Pools) != 0 {
+		t.Fatalf("no key channel: %+v %v", st, err)
+	}
+}

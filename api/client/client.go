@@ -190,6 +190,14 @@ func (c *Client) Cluster(ctx context.Context) (ClusterStatus, error) {
 	return out, err
 }
 
+// KeyManager fetches the status of the node's key manager: its pools and
+// their recent QKD blocks (GET /v1/keymanager).
+func (c *Client) KeyManager(ctx context.Context) (KeyManagerStatus, error) {
+	var out KeyManagerStatus
+	_, err := c.do(ctx, http.MethodGet, "/v1/keymanager", nil, nil, &out)
+	return out, err
+}
+
 // Ready reports whether every group has a leader (GET /readyz).
 func (c *Client) Ready(ctx context.Context) error {
 	_, err := c.do(ctx, http.MethodGet, "/readyz", nil, nil, nil)

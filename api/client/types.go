@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"qledger/chain"
+	"qledger/qkd/kme"
 )
 
 // Wire types of the HTTP API. Field names are a contract: auditors and
@@ -432,4 +433,29 @@ type NoteKey struct {
 	Node        string   `json:"node"`
 	CertChain   [][]byte `json:"cert_chain"`
 	Endorsement []byte   `json:"endorsement"`
+}
+
+// What a node's quantum-keyed channel takes its keys from
+// (KeyManagerStatus.KeyManager).
+const (
+	// KeyManagerNone: the node runs no quantum-keyed channel.
+	KeyManagerNone = "none"
+	// KeyManagerInProcess: a key manager service runs beside the node;
+	// its pools are reported.
+	KeyManagerInProcess = "in_process"
+	// KeyManagerExternal: an ETSI GS QKD 014 key manager in another
+	// process (a vendor's); the node cannot see its pools.
+	KeyManagerExternal = "external"
+)
+
+// KeyManagerStatus is the answer to GET /v1/keymanager: the key manager
+// of the node's quantum-keyed channel and, for one in the node's process,
+// the pools the gateway takes keys from with their fill level and the
+// error rate (QBER) of the QKD blocks that filled them. No key material.
+type KeyManagerStatus struct {
+	KeyManager string `json:"key_manager"`
+	// GatewaySAE is the gateway's SAE ID ("" with no key channel).
+	GatewaySAE string `json:"gateway_sae"`
+	// Pools is empty unless KeyManager is KeyManagerInProcess.
+	Pools []kme.PoolStatus `json:"pools"`
 }

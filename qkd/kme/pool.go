@@ -38,6 +38,7 @@ type Pool struct {
 	head       int
 	maxPending int
 	expired    int
+	recent     []BlockRecord // the last RecentBlocks blocks, oldest first
 }
 
 // keySpan is a link key stored whole in the reservoir, at stream offsets
@@ -271,6 +272,9 @@ func (p *Pool) Fill(ctx context.Context, link *qkd.Link, target, maxAborts int) 
 			return err
 		}
 		blk, err := link.Next(ctx)
+		if ctx.Err() == nil {
+			p.recordBlock(blk.Stats)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

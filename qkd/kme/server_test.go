@@ -472,6 +472,37 @@ func TestFillFromLink(t *testing.T) {
 	if !errors.Is(err, qkd.ErrQBERTooHigh) || pool2.Stored() != 0 {
 		t.Fatalf("eavesdropped fill: %v, stored %d", err, pool2.Stored())
 	}
+	// The pools report their fill level and the blocks that filled them:
+	// the error rate near the channel's noise when honest, aborts with the
+	// reason when eavesdropped; no key material.
+	st := pool.Status()
+	if st.StoredKeys != pool.Stored() || st.KeySizeBits != 256 || len(st.Recent) == 0 || len(st.Recent) > RecentBlocks {
+		t.Fatalf("status %+v", st)
+	}
+	for _, b := range st.Recent {
+		if b.Aborted || b.QBER < 0.005 || b.QBER > 0.06 || b.KeyBits == 0 || b.SiftedBits == 0 || b.Time.IsZero() {
+			t.Fatalf("honest block %+v", b)
+		}
+	}
+	bst := pool2.Status()
+	if len(bst.Recent) != 2 || bst.StoredKeys != 0 {
+		t.Fatalf("eavesdropped pool status %+v", bst)
+	}
+	for _, b := range bst.Recent {
+		if !b.Aborted || b.QBER <= b.Threshold || !strings.Contains(b.AbortReason, "QBER") || b.KeyBits != 0 {
+			t.Fatalf("eavesdropped block %+v", b)
+		}
+	}
+	all := srv.Pools()
+	if len(all) < 2 || all[0].Master > all[1].Master {
+		t.Fatalf("pools %+v", all)
+	}
+	if n := len(srv.Local("bob").Pools()); n != len(all) {
+		t.Fatalf("bob is in every pool, Local sees %d of %d", n, len(all))
+	}
+	if n := len(srv.Local("nobody").Pools()); n != 0 {
+		t.Fatalf("an SAE in no pair sees %d pools", n)
+	}
 	// Refill loop stops with its context.
 	ctx2, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
