@@ -36,16 +36,21 @@ func newBatcher(n *Node) *batcher {
 	return &batcher{n: n, in: make(chan *pendingTx, 4*n.cfg.MaxBatchTxs), slots: make(chan struct{}, n.cfg.MaxInflight)}
 }
 
-// submit queues raw and waits for its outcome.
-func (b *batcher) submit(ctx context.Context, raw []byte) (fsm.TxResult, error) {
+// enqueue queues raw for a block; wait then waits for its outcome.
+func (b *batcher) enqueue(ctx context.Context, raw []byte) (*pendingTx, error) {
 	p := &pendingTx{raw: raw, done: make(chan txOutcome, 1)}
 	select {
 	case b.in <- p:
+		return p, nil
 	case <-ctx.Done():
-		return fsm.TxResult{}, fmt.Errorf("%w: queueing for a block", ErrTimeout)
+		return nil, fmt.Errorf("%w: queueing for a block", ErrTimeout)
 	case <-b.n.stop:
-		return fsm.TxResult{}, ErrShutdown
+		return nil, ErrShutdown
 	}
+}
+
+// wait waits for the outcome of a transaction queued by enqueue.
+func (b *batcher) wait(ctx context.Context, p *pendingTx) (fsm.TxResult, error) {
 	select {
 	case o := <-p.done:
 		return o.res, o.err

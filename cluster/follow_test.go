@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -63,10 +65,11 @@ func (c *stallConn) Close() error {
 	return c.Conn.Close()
 }
 
-// TestForwardedRequestFollowsNewLeader sends a write and a read through a
-// follower to a leader that holds them unanswered, then moves leadership:
-// the follower must abandon the request at the change and send it to the
-// new leader, well before any timeout. Without that the write waits out
+// TestForwardedRequestFollowsNewLeader sends writes (forwarded in
+// batches) and a read through a follower to a leader that holds them
+// unanswered, then moves leadership: the follower must abandon the
+// requests at the change and send them to the new leader, well before any
+// timeout, and each write must commit once. Without that the write waits out
 // the RPC timeout and fails with ErrTimeout, and the abandonment is not
 // logged with the leader change as its reason.
 func TestForwardedRequestFollowsNewLeader(t *testing.T) {
@@ -78,17 +81,29 @@ func TestForwardedRequestFollowsNewLeader(t *testing.T) {
 			return stallListener{Listener: ln, stalled: &stalled[i], held: held}
 		}})
 	payload := []byte("sent across a leader change")
+	const writes = 8 // concurrent, so that batches are in flight at the change
+	payloadOf := func(i int) []byte { return fmt.Appendf(bytes.Clone(payload), " #%d", i) }
 	cases := []struct {
 		name string
 		m    method
 		do   func(ctx context.Context, f *Node) error
 	}{
-		{"write", mSubmit, func(ctx context.Context, f *Node) error {
-			r, err := f.Submit(ctx, chain.Tx{Kind: chain.TxData, Payload: payload})
-			if err == nil && r.Duplicate {
-				t.Errorf("a write sent once was answered as a duplicate: %+v", r)
+		{"writes", mSubmitBatch, func(ctx context.Context, f *Node) error {
+			errs := make([]error, writes)
+			var wg sync.WaitGroup
+			for i := range writes {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r, err := f.Submit(ctx, chain.Tx{Kind: chain.TxData, Payload: payloadOf(i)})
+					if err == nil && r.Duplicate {
+						t.Errorf("a write sent once was answered as a duplicate: %+v", r)
+					}
+					errs[i] = err
+				}()
 			}
-			return err
+			wg.Wait()
+			return errors.Join(errs...)
 		}},
 		{"default read", mQuery, func(ctx context.Context, f *Node) error {
 			_, _, err := f.Head(ctx, 0, Default)
@@ -118,26 +133,31 @@ func TestForwardedRequestFollowsNewLeader(t *testing.T) {
 		}
 		stalled[indexOf(l, old)].Store(false)
 	}
-	// The write is in the chain once, though it was sent twice.
+	// Each write is in the chain once, though it was sent twice.
 	ld := waitLeader(t, l)
 	blocks, err := ld.Store().Blocks(1, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
-	copies := 0
+	copies := map[string]int{}
 	for _, raw := range blocks {
 		b, err := chain.DecodeBlock(raw)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, rawTx := range b.Txs {
-			if tx, err := chain.DecodeTx(rawTx); err == nil && bytes.Equal(tx.Payload, payload) {
-				copies++
+			if tx, err := chain.DecodeTx(rawTx); err == nil && bytes.HasPrefix(tx.Payload, payload) {
+				copies[string(tx.Payload)]++
 			}
 		}
 	}
-	if copies != 1 {
-		t.Fatalf("the write is in the chain %d times, want once", copies)
+	for i := range writes {
+		if c := copies[string(payloadOf(i))]; c != 1 {
+			t.Errorf("write %d is in the chain %d times, want once", i, c)
+		}
+	}
+	if len(copies) != writes {
+		t.Fatalf("%d payloads in the chain, want %d", len(copies), writes)
 	}
 
 	// A re-send carries the same bytes; without an idempotency key the

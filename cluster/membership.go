@@ -221,7 +221,8 @@ func (n *Node) forwardRemove(ctx context.Context, req RemoveRequest, g int, none
 // handlers is the internal RPC method table.
 func (n *Node) handlers() map[method]rpcHandler {
 	return map[method]rpcHandler{
-		mSubmit: n.handleSubmit,
+		mSubmit:      n.handleSubmit,
+		mSubmitBatch: n.handleSubmitBatch,
 		mJoin: func(ctx context.Context, body []byte) (any, error) {
 			var req JoinRequest
 			if err := unmarshal(body, &req); err != nil {

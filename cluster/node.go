@@ -61,6 +61,7 @@ type Node struct {
 	client     *rpcClient
 	dir        *directory
 	batch      *batcher
+	forward    *forwarder // batches the writes forwarded to the group leader
 	metrics    *nodeMetrics
 	gossip     *gossip
 	gossipAddr string
@@ -241,7 +242,9 @@ func Open(cfg Config) (*Node, error) {
 
 	n.rpc = &rpcServer{ln: n.mux.subs[connRPC], handlers: n.handlers(), logger: n.logger.Named("rpc"), timeout: cfg.RPCTimeout, conns: map[net.Conn]struct{}{}}
 	n.batch = newBatcher(n)
-	n.wg.Add(4)
+	n.forward = newForwarder(n.stop, forwardInflight, n.sendBatch)
+	n.wg.Add(5)
+	go func() { defer n.wg.Done(); n.forward.run() }()
 	go func() { defer n.wg.Done(); n.mux.serve() }()
 	go func() { defer n.wg.Done(); n.rpc.serve() }()
 	go func() { defer n.wg.Done(); n.batch.run() }()

@@ -41,6 +41,7 @@ const (
 	mScrub
 	mRepair
 	mHeaderAt
+	mSubmitBatch // forwarded writes, answered one by one (forward.go)
 )
 
 // Error codes carried in responses; they map back to the package errors so
@@ -64,6 +65,15 @@ type remoteError struct {
 
 func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Unwrap() error { return e.base }
+
+// remoteErr is the error another node answered with status and msg.
+func remoteErr(status uint8, msg string) *remoteError {
+	var base error
+	if int(status) < len(errCodes) {
+		base = errCodes[status]
+	}
+	return &remoteError{base: base, msg: msg}
+}
 
 func writeFrame(w *bufio.Writer, kind uint8, body []byte) error {
 	var hdr [5]byte
@@ -378,11 +388,7 @@ func (c *rpcClient) callAs(ctx context.Context, addr, want string, m method, in,
 		c.put(addr, rc)
 	}
 	if status != 0 {
-		var base error
-		if int(status) < len(errCodes) {
-			base = errCodes[status]
-		}
-		return &remoteError{base: base, msg: string(resp)}
+		return remoteErr(status, string(resp))
 	}
 	if out == nil {
 		return nil

@@ -154,36 +154,63 @@ func (n *Node) submitOnce(ctx context.Context, raw []byte, group, hops int) (Rec
 		if hops >= maxHops {
 			return Receipt{}, fmt.Errorf("%w: too many forwarding hops", ErrNotLeader)
 		}
-		var r Receipt
-		err := n.callLeader(ctx, mSubmit, SubmitRequest{Tx: raw, Hops: hops + 1}, &r)
+		return n.forwardToLeader(ctx, raw, hops)
+	}
+	w, r, err := n.queueLocal(ctx, raw)
+	if w == nil {
 		return r, err
 	}
+	return n.awaitLocal(ctx, w)
+}
+
+// localWrite is a write queued for a block on this node, the leader.
+type localWrite struct {
+	p   *pendingTx
+	key string // its idempotency key, for error messages
+}
+
+// queueLocal checks raw on the group leader and queues it for the next
+// block. A write answered at once (an error, or a duplicate found in the
+// de-duplication table) returns a nil localWrite and its answer.
+func (n *Node) queueLocal(ctx context.Context, raw []byte) (*localWrite, Receipt, error) {
 	t, err := chain.DecodeTx(raw)
 	if err != nil {
-		return Receipt{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		return nil, Receipt{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	if int(t.Group) != n.group {
+		return nil, Receipt{}, fmt.Errorf("%w: a write for group %d at a node of group %d", ErrBadRequest, t.Group, n.group)
 	}
 	if err := n.fsm.Err(); err != nil {
 		// Its store cannot answer the key lookup, nor apply the entry:
 		// refuse before proposing (watchStore hands leadership over).
-		return Receipt{}, fmt.Errorf("%w: %v", ErrStopped, err)
+		return nil, Receipt{}, fmt.Errorf("%w: %v", ErrStopped, err)
 	}
 	// Fast path: a key already committed is answered without a proposal.
 	// Apply checks again, so a race with an in-flight duplicate is safe.
 	if id, loc, ok, err := n.store.Lookup(&t); err != nil {
 		if errors.Is(err, fsm.ErrIdempotencyConflict) {
-			return Receipt{}, fmt.Errorf("%w: key %q", ErrConflict, t.IdempotencyKey)
+			return nil, Receipt{}, fmt.Errorf("%w: key %q", ErrConflict, t.IdempotencyKey)
 		}
-		return Receipt{}, fmt.Errorf("%w: %v", ErrStore, err)
+		return nil, Receipt{}, fmt.Errorf("%w: %v", ErrStore, err)
 	} else if ok {
-		return Receipt{ID: id, Group: n.group, Height: loc.Height, Index: loc.Index, Duplicate: true}, nil
+		return nil, Receipt{ID: id, Group: n.group, Height: loc.Height, Index: loc.Index, Duplicate: true}, nil
 	}
-	res, err := n.batch.submit(ctx, raw)
+	p, err := n.batch.enqueue(ctx, raw)
+	if err != nil {
+		return nil, Receipt{}, err
+	}
+	return &localWrite{p: p, key: t.IdempotencyKey}, Receipt{}, nil
+}
+
+// awaitLocal waits for a queued write's block and converts its outcome.
+func (n *Node) awaitLocal(ctx context.Context, w *localWrite) (Receipt, error) {
+	res, err := n.batch.wait(ctx, w.p)
 	if err != nil {
 		return Receipt{}, err
 	}
 	if res.Err != nil {
 		if errors.Is(res.Err, fsm.ErrIdempotencyConflict) {
-			return Receipt{}, fmt.Errorf("%w: key %q", ErrConflict, t.IdempotencyKey)
+			return Receipt{}, fmt.Errorf("%w: key %q", ErrConflict, w.key)
 		}
 		if errors.Is(res.Err, fsm.ErrInvalidRecord) {
 			return Receipt{}, fmt.Errorf("%w: %v", ErrBadRequest, res.Err)
