@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 )
 
 // decodeStrict reads body as exactly one JSON value into v. Unknown
@@ -90,6 +91,21 @@ func exactFields(raw json.RawMessage, t reflect.Type) error {
 // jsonFields maps the JSON names of struct t's fields (embedded structs'
 // included) to their types.
 func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.(map[string]reflect.Type)
+	}
+	f := structFields(t)
+	fieldCache.Store(t, f)
+	return f
+}
+
+// fieldCache holds jsonFields' answer per struct type, computed once:
+// request bodies decode into a few fixed types, and reflecting over one
+// on every request was a measurable share of a write's cost. Its maps
+// are never modified once stored.
+var fieldCache sync.Map // reflect.Type -> map[string]reflect.Type
+
+func structFields(t reflect.Type) map[string]reflect.Type {
 	out := map[string]reflect.Type{}
 	for i := range t.NumField() {
 		f := t.Field(i)
