@@ -42,7 +42,13 @@ const (
 	maxForwardBytes = 4 << 20
 	// forwardInflight is how many batches a follower keeps in flight to
 	// its leader; writes arriving meanwhile wait to form the next batch.
-	forwardInflight = 4
+	// A batch holds its slot until its writes commit, so a write that
+	// finds every slot taken waits up to a commit round before it is
+	// sent: with 4 slots, 64 and 256 API clients on a dev cluster were
+	// 10-20% slower than with 16 in three interleaved pairs of runs, and
+	// CPU per write was the same (batches of ~5 already cut most of the
+	// per-RPC cost).
+	forwardInflight = 16
 )
 
 // errBatchRefused: the leader refused the batch RPC as a whole as a bad
