@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/tls"
@@ -108,7 +109,7 @@ func (g *gossip) memberCert(id, addr string, refresh bool) (*x509.Certificate, e
 		return nil, fmt.Errorf("%w: no certificate from %.12s at %s yet", ErrWrongNode, id, addr)
 	}
 	c.mu.Unlock()
-	conn, err := g.n.client.dialer.dial(addr, connRPC, certFetchTimeout, id)
+	conn, err := g.n.client.dialer.dial(context.Background(), addr, connRPC, certFetchTimeout, id)
 	var cert *x509.Certificate
 	if err == nil {
 		if tc, ok := conn.(*tls.Conn); ok {

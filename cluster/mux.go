@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -151,9 +152,10 @@ func (d dialer) protocols() protocols {
 // set, one naming that node ID: a node that answers at a configured
 // address under another ID is refused. The two sides agree on a protocol
 // version (see ProtocolVersion); a server with none in common is refused
-// with ErrProtocolVersion.
-func (d dialer) dial(addr string, kind byte, timeout time.Duration, expect string) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, timeout)
+// with ErrProtocolVersion. The dial (TCP and TLS handshake) takes at
+// most timeout, and ends at once when ctx does.
+func (d dialer) dial(ctx context.Context, addr string, kind byte, timeout time.Duration, expect string) (net.Conn, error) {
+	c, err := (&net.Dialer{Timeout: timeout}).DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +173,7 @@ func (d dialer) dial(addr string, kind byte, timeout time.Duration, expect strin
 		p := d.protocols()
 		cfg.NextProtos = p.offer()
 		tc := tls.Client(c, cfg)
-		if err := tc.Handshake(); err != nil {
+		if err := tc.HandshakeContext(ctx); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("cluster: dial %s: %w", addr, dialError(err, p))
 		}
@@ -197,6 +199,10 @@ type raftLayer struct {
 	// expect names the raft server ID configured at an address ("" if
 	// none); with TLS the peer's certificate must carry it.
 	expect func(addr string) string
+	// stop, closed when the node closes, ends the dials in progress:
+	// raft's shutdown waits for its RPCs, and a dial to an unreachable
+	// peer would otherwise hold it for the whole transport timeout.
+	stop <-chan struct{}
 }
 
 var _ raft.StreamLayer = (*raftLayer)(nil)
@@ -204,5 +210,14 @@ var _ raft.StreamLayer = (*raftLayer)(nil)
 func (r *raftLayer) Addr() net.Addr { return r.advertise }
 
 func (r *raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return r.dialer.dial(string(addr), connRaft, timeout, r.expect(string(addr)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-r.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return r.dialer.dial(ctx, string(addr), connRaft, timeout, r.expect(string(addr)))
 }

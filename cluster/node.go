@@ -200,7 +200,7 @@ func Open(cfg Config) (*Node, error) {
 		n.staleFloor.Store(lastCommand(n.logStore))
 	}
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  &raftLayer{subListener: n.mux.subs[connRaft], advertise: advAddr, dialer: dialer{creds: cfg.TLS}, expect: n.configuredAt},
+		Stream:  &raftLayer{subListener: n.mux.subs[connRaft], advertise: advAddr, dialer: dialer{creds: cfg.TLS}, expect: n.configuredAt, stop: n.stop},
 		MaxPool: 8,
 		Timeout: 10 * time.Second,
 		Logger:  cfg.Logger.Named("raft-net"),
@@ -487,12 +487,24 @@ func (n *Node) TransferLeadership() error {
 // GossipAddr is the node's gossip address (a seed for other nodes).
 func (n *Node) GossipAddr() string { return n.gossipAddr }
 
+// LeaveTimeout bounds Leave: how long a leaving node keeps trying to
+// reach a leader that removes it before it gives up.
+const LeaveTimeout = 10 * time.Second
+
 // Leave takes the node out of the cluster gracefully: it hands over
 // leadership if it leads, leaves gossip, and asks its group's leader to
 // remove it from the raft configuration. Close afterwards. From the
 // moment Leave begins the node answers no health probe, so a group leader
 // whose gossip has not yet heard of the departure cannot add it back.
+//
+// Leave takes at most LeaveTimeout (or less, if ctx ends sooner): a node
+// that cannot reach a leader in that time — cut off from its group's
+// majority, or with no quorum left — gives up, returns the error, and can
+// be closed; the group then removes it as a failed node after
+// DeadServerGrace.
 func (n *Node) Leave(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, LeaveTimeout)
+	defer cancel()
 	var errs []error
 	n.leaving.Store(true)
 	if n.IsLeader() {

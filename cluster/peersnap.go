@@ -137,7 +137,7 @@ func (n *Node) snapshotSources() []NodeInfo {
 
 // rebuildFrom asks src for its snapshot and rebuilds from it.
 func (n *Node) rebuildFrom(ctx context.Context, src NodeInfo) error {
-	c, err := dialer{creds: n.cfg.TLS}.dial(src.Addr, connSnapshot, n.cfg.RPCTimeout, src.ID)
+	c, err := dialer{creds: n.cfg.TLS}.dial(ctx, src.Addr, connSnapshot, n.cfg.RPCTimeout, src.ID)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -103,7 +104,7 @@ func TestProtocolNegotiation(t *testing.T) {
 				err = dialUnversioned(l.addr, creds)
 			} else {
 				var c net.Conn
-				if c, err = d.dial(l.addr, connRPC, 5*time.Second, ""); err == nil {
+				if c, err = d.dial(context.Background(), l.addr, connRPC, 5*time.Second, ""); err == nil {
 					c.Close()
 				}
 			}

@@ -277,7 +277,9 @@ func newRPCClient(timeout time.Duration, d dialer, expect func(string) string) *
 	return &rpcClient{timeout: timeout, dialer: d, expect: expect, idle: map[string][]*rpcConn{}}
 }
 
-func (c *rpcClient) get(addr, want string) (*rpcConn, error) {
+// get returns an idle connection to addr or dials one; the dial (TCP and
+// TLS handshake) takes at most the client's timeout and ends with ctx.
+func (c *rpcClient) get(ctx context.Context, addr, want string) (*rpcConn, error) {
 	c.mu.Lock()
 	if c.shut {
 		c.mu.Unlock()
@@ -297,7 +299,7 @@ func (c *rpcClient) get(addr, want string) (*rpcConn, error) {
 	if want == "" && c.dialer.creds != nil {
 		want = c.expect(addr)
 	}
-	conn, err := c.dialer.dial(addr, connRPC, c.timeout, want)
+	conn, err := c.dialer.dial(ctx, addr, connRPC, c.timeout, want)
 	if err != nil {
 		return nil, err
 	}
@@ -348,7 +350,10 @@ func (c *rpcClient) callAs(ctx context.Context, addr, want string, m method, in,
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
-	rc, err := c.get(addr, want)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("cluster: rpc to %s: %w", addr, context.Cause(ctx))
+	}
+	rc, err := c.get(ctx, addr, want)
 	if err != nil {
 		return fmt.Errorf("cluster: rpc to %s: %w", addr, err)
 	}

@@ -152,13 +152,13 @@ func TestTLSNodeIdentity(t *testing.T) {
 		follower = l.Nodes[1]
 	}
 	d := dialer{creds: ld.cfg.TLS}
-	if _, err := d.dial(follower.Info().Addr, connRaft, 2*time.Second, claimed); !errors.Is(err, ErrWrongNode) {
+	if _, err := d.dial(context.Background(), follower.Info().Addr, connRaft, 2*time.Second, claimed); !errors.Is(err, ErrWrongNode) {
 		t.Fatalf("dial expecting another ID: got %v, want ErrWrongNode", err)
 	}
 	if ld.configuredAt(follower.Info().Addr) != follower.Info().ID {
 		t.Fatal("the leader does not bind the follower's address to its ID")
 	}
-	conn, err := d.dial(follower.Info().Addr, connRaft, 2*time.Second, follower.Info().ID)
+	conn, err := d.dial(context.Background(), follower.Info().Addr, connRaft, 2*time.Second, follower.Info().ID)
 	if err != nil {
 		t.Fatalf("dial expecting the right ID: %v", err)
 	}
