@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"qledger/api/client"
 	"qledger/cluster"
+	"qledger/pki"
 )
 
 // asyncTable holds the asynchronous invocations this gateway started, by
@@ -95,6 +97,29 @@ func (t *asyncTable) get(caller, id string) (client.InvocationStatus, bool) {
 
 // getInvocation answers the caller's invocation: pending or finished on
 // this gateway, else its committed record from whichever group holds it.
+// maxCallerLen bounds the caller a query names.
+const maxCallerLen = 512
+
+// invocationCaller is whose invocation GET /v1/invocations/{id} reads:
+// the caller's own, or the one ?caller= names ("role:name", as execution
+// records write it). Naming another caller is for auditors, admins and
+// nodes, who read every execution record on the chain anyway; a submitter
+// reads only its own.
+func invocationCaller(r *http.Request) (string, error) {
+	own := submitter(r)
+	named := r.URL.Query().Get("caller")
+	if named == "" || named == own {
+		return own, nil
+	}
+	if len(named) > maxCallerLen || strings.ContainsFunc(named, func(c rune) bool { return c < ' ' || c > '~' }) {
+		return "", badRequest("caller must be printable ASCII of at most %d bytes", maxCallerLen)
+	}
+	if id, ok := caller(r); ok && id.Role == pki.RoleSubmitter {
+		return "", fmt.Errorf("%w: a submitter reads only its own invocations", errForbidden)
+	}
+	return named, nil
+}
+
 func (s *Server) getInvocation(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	b, err := hex.DecodeString(id)
@@ -102,7 +127,11 @@ func (s *Server) getInvocation(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("invocation ID must be 64 hex digits"))
 		return
 	}
-	caller := submitter(r)
+	caller, err := invocationCaller(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	if st, ok := s.async.get(caller, id); ok {
 		writeJSON(w, http.StatusOK, st)
 		return
@@ -112,7 +141,7 @@ func (s *Server) getInvocation(w http.ResponseWriter, r *http.Request) {
 	res, err := s.fns.Invocation(r.Context(), caller, rid)
 	if err != nil {
 		if errors.Is(err, cluster.ErrNotFound) {
-			writeError(w, http.StatusNotFound, codeNotFound, fmt.Sprintf("no invocation %s of this caller", id))
+			writeError(w, http.StatusNotFound, codeNotFound, fmt.Sprintf("no invocation %s of caller %q", id, caller))
 			return
 		}
 		s.fail(w, r, err)

@@ -19,6 +19,7 @@ import (
 	"qledger/execrecord"
 	"qledger/execute"
 	"qledger/function"
+	"qledger/pki"
 )
 
 // TestInvocationsByIDAndAsync: GET /v1/functions/{name}; a client-chosen
@@ -273,4 +274,41 @@ func startURL(t *testing.T, l *cluster.Local) string {
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	return ts.URL
+}
+
+// TestInvocationOfAnotherCaller: invocation IDs are per caller; an
+// auditor finds another caller's invocation by naming the caller, a
+// submitter may not, and a malformed caller is 400.
+func TestInvocationOfAnotherCaller(t *testing.T) {
+	_, ca, base := tlsAPI(t)
+	ctx := context.Background()
+	admin := roleClient(t, ca, base, pki.RoleAdmin, "root", "")
+	alice := roleClient(t, ca, base, pki.RoleSubmitter, "alice", "")
+	mallory := roleClient(t, ca, base, pki.RoleSubmitter, "mallory", "")
+	auditor := roleClient(t, ca, base, pki.RoleAuditor, "carol", "")
+	code, _ := tiny.Module("tinyinc")
+	if _, err := admin.Deploy(ctx, client.DeployRequest{Name: "inc", Version: "1", Code: code}); err != nil {
+		t.Fatal(err)
+	}
+	rid := strings.Repeat("cd", 32)
+	res, err := alice.InvokeWith(ctx, "inc", client.InvokeRequest{Input: []byte(`{"value":1}`), RequestID: rid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auditor.Invocation(ctx, rid); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("the auditor's own invocation %s: %v", rid, err)
+	}
+	got, err := auditor.InvocationOf(ctx, "submitter:alice", rid)
+	if err != nil || got.Result == nil || got.Result.Receipt != res.Receipt || got.Result.Caller != "submitter:alice" {
+		t.Fatalf("alice's invocation as the auditor: %+v %v", got, err)
+	}
+	if _, err := mallory.InvocationOf(ctx, "submitter:alice", rid); !errors.Is(err, client.ErrForbidden) {
+		t.Fatalf("another submitter's invocation: %v", err)
+	}
+	if got, err := alice.InvocationOf(ctx, "submitter:alice", rid); err != nil || got.Result.Receipt != res.Receipt {
+		t.Fatalf("alice naming herself: %v", err)
+	}
+	if _, err := auditor.InvocationOf(ctx, "bad\ncaller", rid); !errors.Is(err, client.ErrBadRequest) {
+		t.Fatalf("malformed caller: %v", err)
+	}
 }

@@ -423,7 +423,7 @@ func TestKeyManagerStatus(t *testing.T) {
 		t.Fatalf("pool %+v (stored %d)", p, pool.Stored())
 	}
 	for _, b := range p.Recent {
-		if b.Aborted || b.QBER < 0.005 || b.QBER > 0.06 || b.Threshold <= b.QBER || b.KeyBits == 0 {
+		if b.Aborted || b.QBER < 0.005 || b.QBER > 0.06 || b.Threshold <= b.QBER || b.Keys == 0 || b.KeyBits == 0 {
 			t.Fatalf("block %+v", b)
 		}
 	}

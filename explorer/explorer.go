@@ -68,7 +68,7 @@ type Explorer struct {
 
 // readable are the API paths the proxy passes on (GET only).
 var readable = regexp.MustCompile(`^/v1/(` +
-	`cluster|tx/[0-9a-fA-F]{64}|functions|functions/[^/]+|data|data/[^/]+/shares/[0-9]+|invocations/[0-9a-fA-F]{64}|openapi\.json|` +
+	`cluster|keymanager|tx/[0-9a-fA-F]{64}|functions|functions/[^/]+|data|data/[^/]+/shares/[0-9]+|invocations/[0-9a-fA-F]{64}|openapi\.json|` +
 	`groups/[0-9]+/(head|blocks|blocks/[0-9]+|proof/consistency|checkpoint|checkpoint/key|tile/[0-9a-z./]+)` +
 	`)$`)
 

@@ -50,6 +50,8 @@ func TestProxyIsReadOnly(t *testing.T) {
 		status             int
 	}{
 		{"GET", "127.0.0.1:8088", "/v1/cluster", 200},
+		{"GET", "127.0.0.1:8088", "/v1/keymanager", 200},
+		{"GET", "127.0.0.1:8088", "/v1/invocations/" + strings.Repeat("cd", 32) + "?caller=submitter:alice", 200},
 		{"GET", "localhost:8088", "/v1/groups/0/blocks/3", 200},
 		{"GET", "[::1]:8088", "/v1/groups/1/tile/0/x001/002.p/3", 200},
 		{"GET", "127.0.0.1:8088", "/v1/tx/" + strings.Repeat("ab", 32), 200},
@@ -73,8 +75,8 @@ func TestProxyIsReadOnly(t *testing.T) {
 			t.Errorf("reached the node: %s", s)
 		}
 	}
-	if len(seen) != 4 {
-		t.Errorf("%d requests reached the node, want 4: %v", len(seen), seen)
+	if len(seen) != 6 {
+		t.Errorf("%d requests reached the node, want 6: %v", len(seen), seen)
 	}
 }
 

@@ -19,10 +19,13 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/hashicorp/go-hclog"
 
+	"qledger/api"
 	"qledger/api/client"
 	"qledger/examples/functions/tiny"
 	"qledger/explorer"
 	"qledger/pki"
+	"qledger/qkd"
+	"qledger/qkd/kme"
 	"qledger/server"
 )
 
@@ -90,7 +93,18 @@ func TestExplorerInBrowser(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	lc, err := server.StartLocal(ctx, server.LocalConfig{Dir: dir, Groups: 2, Replicas: 1, CA: ca, Logger: hclog.NewNullLogger()})
+	// A key manager beside node 0, as qledger dev runs it, so that the
+	// key manager page has a pool and QKD blocks to show.
+	qc := qkd.DefaultConfig()
+	qc.Qubits = 1 << 18 // as qledger dev: enough for a finite-key block to yield keys
+	qc.Channel.Noise = 0.02
+	ks, err := kme.StartService(ctx, kme.ServiceConfig{Addr: "127.0.0.1:0", TLSDir: filepath.Join(dir, "kme"), Masters: []string{"client"}, Gateway: "gateway", QKD: qc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ks.Close()
+	lc, err := server.StartLocal(ctx, server.LocalConfig{Dir: dir, Groups: 2, Replicas: 1, CA: ca, Logger: hclog.NewNullLogger(),
+		Keys0: &api.KeyChannel{KME: ks.KME.Local(ks.Gateway), GatewaySAE: ks.Gateway}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,6 +222,67 @@ func TestExplorerInBrowser(t *testing.T) {
 	for _, want := range []string{"Execution of inc 1", "Outcome: " + inv.Outcome, "executor (winner)", inv.ResultHash, inv.RequestID} {
 		if !strings.Contains(recPage, want) {
 			t.Errorf("the record page lacks %q:\n%s", want, recPage)
+		}
+	}
+
+	// Search by invocation ID: not a transaction, not the auditor's own
+	// invocation, so the page asks whose; with the caller it shows the
+	// record. "caller/ID" in the search box goes there at once.
+	search := func(q string) {
+		t.Helper()
+		if err := chromedp.Do(bctx, chromedp.SetValue(chromedp.CSS("#q"), q), chromedp.Click(chromedp.CSS("#search button"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	search(inv.RequestID)
+	if err := chromedp.Do(bctx, chromedp.WaitVisible(chromedp.CSS("#caller")), chromedp.SetValue(chromedp.CSS("#caller"), inv.Caller),
+		chromedp.Click(chromedp.CSS("#whose button")), chromedp.WaitVisible(chromedp.CSS("#outcome"))); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"", inv.Caller + "/" + inv.RequestID} {
+		if q != "" {
+			if err := chromedp.Do(bctx, chromedp.Navigate(site.URL+"/#/functions"), chromedp.WaitVisible(chromedp.CSS(`table[aria-label="functions"]`))); err != nil {
+				t.Fatal(err)
+			}
+			search(q)
+			if err := chromedp.Do(bctx, chromedp.WaitVisible(chromedp.CSS("#outcome"))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		found, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("#main")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(found, inv.RequestID) || !strings.Contains(found, "Outcome: "+inv.Outcome) {
+			t.Errorf("search %q did not find the invocation's record:\n%s", q, found)
+		}
+	}
+
+	if _, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById("q").value = ""`)); err != nil {
+		t.Fatal(err)
+	}
+
+	// The key manager page: node 0's pool and the QKD blocks that filled
+	// it, as GET /v1/keymanager reports them.
+	if err := ks.WaitKeys(ctx, "client"); err != nil {
+		t.Fatal(err)
+	}
+	km, err := sub.KeyManager(ctx)
+	if err != nil || km.KeyManager != client.KeyManagerInProcess || len(km.Pools) != 1 || len(km.Pools[0].Recent) == 0 {
+		t.Fatalf("key manager: %+v %v", km, err)
+	}
+	if err := chromedp.Do(bctx, chromedp.Navigate(site.URL+"/#/keys"), chromedp.WaitVisible(chromedp.CSS(`#keymanager[data-kind="in_process"]`))); err != nil {
+		t.Fatal(err)
+	}
+	keysPage, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("#main")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, bctx, filepath.Join(shots, "explorer-keys.png"))
+	first := km.Pools[0].Recent[0]
+	for _, want := range []string{"Pool client → gateway", "Mean QBER", fmt.Sprintf("%.2f %%", 100*first.QBER), strconv.FormatUint(first.Block, 10), fmt.Sprintf("%d (%d bits)", first.Keys, first.KeyBits)} {
+		if !strings.Contains(keysPage, want) {
+			t.Errorf("the key manager page lacks %q:\n%s", want, keysPage)
 		}
 	}
 

@@ -154,8 +154,19 @@ func (c *Client) InvokeAsync(ctx context.Context, name string, req InvokeRequest
 
 // Invocation returns the state of the caller's invocation id.
 func (c *Client) Invocation(ctx context.Context, id string) (InvocationStatus, error) {
+	return c.InvocationOf(ctx, "", id)
+}
+
+// InvocationOf is Invocation of another caller's invocation ("role:name"
+// as execution records write it; "" is the caller's own): for auditors,
+// admins and nodes, since a submitter reads only its own.
+func (c *Client) InvocationOf(ctx context.Context, caller, id string) (InvocationStatus, error) {
 	var out InvocationStatus
-	_, err := c.do(ctx, http.MethodGet, "/v1/invocations/"+url.PathEscape(id), nil, nil, &out)
+	p := "/v1/invocations/" + url.PathEscape(id)
+	if caller != "" {
+		p += "?caller=" + url.QueryEscape(caller)
+	}
+	_, err := c.do(ctx, http.MethodGet, p, nil, nil, &out)
 	return out, err
 }
 

@@ -300,6 +300,89 @@ async function data(filter) {
     d.unreachable && d.unreachable.length ? h("p", { class: "bad" }, `Groups that did not answer: ${d.unreachable.join(", ")}`) : "");
 }
 
+// keys shows the key manager of the node the explorer talks to: each pool
+// the quantum-keyed channel's gateway takes keys from, and the error rate
+// (QBER) of the QKD blocks that filled it.
+async function keys() {
+  const k = await getJSON("/v1/keymanager");
+  const pct = (x) => `${(100 * x).toFixed(2)} %`;
+  if (k.key_manager === "none") {
+    show("Key manager", h("p", { id: "keymanager", "data-kind": k.key_manager },
+      "This node runs no quantum-keyed channel, so it has no key manager to show."));
+    return;
+  }
+  if (k.key_manager === "external") {
+    show("Key manager", h("p", { id: "keymanager", "data-kind": k.key_manager },
+      `This node's quantum-keyed channel (gateway SAE ${k.gateway_sae}) takes its keys from an external ETSI GS QKD 014 key manager; `,
+      "its pools and QBER are not visible from the node. Ask that key manager's operator."));
+    return;
+  }
+  const sections = k.pools.map((p, n) => {
+    const done = p.recent_blocks.filter((b) => !b.aborted);
+    const mean = done.length ? done.reduce((a, b) => a + b.qber, 0) / done.length : null;
+    return h("section", { "aria-labelledby": `pool${n}` },
+      h("h2", { id: `pool${n}` }, `Pool ${p.master_sae} → ${p.slave_sae}`),
+      table(["stored keys", "capacity", "waiting for the slave", "key size"], [[
+        String(p.stored_keys), String(p.max_keys), String(p.pending_keys), `${p.key_size_bits} bits`]], `pool ${p.master_sae} to ${p.slave_sae}`),
+      h("p", {}, mean === null ? "No completed QKD block yet." :
+        `Mean QBER of the last ${done.length} completed block${done.length === 1 ? "" : "s"}: ${pct(mean)} (abort threshold ${pct(done[0].qber_threshold)}).`),
+      table(["block", "ended", "QBER", "threshold", "sifted bits", "keys issued", "result"],
+        p.recent_blocks.slice().reverse().map((b) => [String(b.block), new Date(b.time).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC"),
+          h("span", { class: b.aborted ? "bad" : "" }, pct(b.qber)), pct(b.qber_threshold), String(b.sifted_bits), `${b.keys} (${b.key_bits} bits)`,
+          b.aborted ? h("span", { class: "bad" }, "aborted: " + (b.abort_reason || "")) : h("span", { class: "ok" }, "completed")]),
+        `recent QKD blocks of pool ${p.master_sae} to ${p.slave_sae}`));
+  });
+  show("Key manager", h("p", { id: "keymanager", "data-kind": k.key_manager, class: "muted" },
+    `The key manager beside the node the explorer talks to (gateway SAE ${k.gateway_sae}). No key material is shown. Refreshes every 5 s.`),
+    ...(sections.length ? sections : [h("p", {}, "It has no pools.")]));
+  timer = setTimeout(route, 5000);
+}
+
+// find resolves a 64-hex-digit ID: a transaction, else an invocation of
+// the explorer's own certificate; invocation IDs are per caller, so for
+// anyone else's it asks whose.
+async function find(id) {
+  try {
+    const t = await getJSON(`/v1/tx/${id}`);
+    location.replace(`#/tx/${id}?group=${t.group}`);
+    return;
+  } catch (e) {
+    if (!e.message.startsWith("404")) throw e;
+  }
+  try {
+    await getJSON(`/v1/invocations/${id}`);
+    location.replace(`#/invocation/${id}`);
+    return;
+  } catch (e) {
+    if (!e.message.startsWith("404")) throw e;
+  }
+  const form = h("form", { id: "whose" },
+    h("label", { for: "caller" }, "Caller "),
+    h("input", { id: "caller", name: "caller", placeholder: "submitter:alice", autocomplete: "off" }), " ",
+    h("button", { type: "submit" }, "Look up the invocation"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    location.hash = `#/invocation/${id}?caller=${encodeURIComponent(document.getElementById("caller").value.trim())}`;
+  });
+  show(`No transaction ${short(id)}`,
+    h("p", {}, "No transaction has this ID. If it is an invocation ID: invocation IDs are chosen per caller, so name the caller ",
+      "(role:name, as execution records write it)."), form);
+}
+
+// invocation shows an invocation's execution record, found by its ID and
+// caller (GET /v1/invocations/{id}?caller=).
+async function invocation(id, caller) {
+  const st = await getJSON(`/v1/invocations/${id}` + (caller ? `?caller=${encodeURIComponent(caller)}` : ""));
+  if (!st.result) {
+    show(`Invocation ${short(id)}`, h("p", { id: "outcome", class: st.status === "failed" ? "bad" : "muted" },
+      `Status: ${st.status}`, st.error ? ` — ${st.error.error}` : ""));
+    return;
+  }
+  const rc = st.result.receipt;
+  const b = await getJSON(`/v1/groups/${rc.group}/blocks/${rc.height}`);
+  await record(rc.group, rc.height, rc.index - (b.log_size - b.tx_count));
+}
+
 async function route() {
   clearTimeout(timer);
   const [path, query] = location.hash.slice(1).split("?");
@@ -313,6 +396,9 @@ async function route() {
     else if (parts[0] === "record") await record(Number(parts[1]), Number(parts[2]), Number(parts[3]));
     else if (parts[0] === "functions") await functions();
     else if (parts[0] === "data") await data(params.get("q") || "");
+    else if (parts[0] === "keys") await keys();
+    else if (parts[0] === "find") await find(parts[1]);
+    else if (parts[0] === "invocation") await invocation(parts[1], params.get("caller") || "");
     else show("Not found", h("p", {}, "No such page."));
   } catch (e) {
     show("Error", h("p", { class: "bad", role: "alert" }, e.message));
@@ -323,7 +409,8 @@ document.getElementById("search").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const q = document.getElementById("q").value.trim();
   let m;
-  if (/^[0-9a-fA-F]{64}$/.test(q)) location.hash = `#/tx/${q.toLowerCase()}`;
+  if (/^[0-9a-fA-F]{64}$/.test(q)) location.hash = `#/find/${q.toLowerCase()}`;
+  else if ((m = q.match(/^(.*\D.*)\/([0-9a-fA-F]{64})$/))) location.hash = `#/invocation/${m[2].toLowerCase()}?caller=${encodeURIComponent(m[1])}`;
   else if ((m = q.match(/^(\d+)\/(\d+)$/))) location.hash = `#/group/${m[1]}/block/${m[2]}`;
   else if (/^\d+$/.test(q)) location.hash = `#/group/0/block/${q}`;
   else location.hash = `#/data?q=${encodeURIComponent(q)}`;

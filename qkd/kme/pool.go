@@ -273,7 +273,7 @@ func (p *Pool) Fill(ctx context.Context, link *qkd.Link, target, maxAborts int) 
 		}
 		blk, err := link.Next(ctx)
 		if ctx.Err() == nil {
-			p.recordBlock(blk.Stats)
+			p.recordBlock(blk)
 		}
 		if err != nil {
 			if ctx.Err() != nil {

@@ -24,8 +24,10 @@ type BlockRecord struct {
 	// which a block aborts.
 	QBER      float64 `json:"qber"`
 	Threshold float64 `json:"qber_threshold"`
-	// SiftedBits survive basis sifting; KeyBits leave as keys.
+	// SiftedBits survive basis sifting; Keys keys of KeyBits bits in all
+	// left the block for the pool.
 	SiftedBits int `json:"sifted_bits"`
+	Keys       int `json:"keys"`
 	KeyBits    int `json:"key_bits"`
 	// Aborted blocks issue no key; AbortReason says why (a QBER over the
 	// threshold means a noisy or eavesdropped channel).
@@ -50,9 +52,13 @@ type PoolStatus struct {
 
 // recordBlock remembers one block's statistics, keeping the last
 // RecentBlocks.
-func (p *Pool) recordBlock(st qkd.Stats) {
+func (p *Pool) recordBlock(blk qkd.Block) {
+	st := blk.Stats
 	r := BlockRecord{Time: p.now(), Block: st.Block, QBER: st.QBER, Threshold: st.Threshold, SiftedBits: st.Sifted,
-		KeyBits: st.KeyBits, Aborted: st.Aborted, AbortReason: st.AbortReason}
+		Keys: len(blk.Keys), Aborted: st.Aborted, AbortReason: st.AbortReason}
+	for _, k := range blk.Keys {
+		r.KeyBits += 8 * len(k.Bytes)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.recent = append(p.recent, r)

@@ -480,7 +480,7 @@ func TestFillFromLink(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 	for _, b := range st.Recent {
-		if b.Aborted || b.QBER < 0.005 || b.QBER > 0.06 || b.KeyBits == 0 || b.SiftedBits == 0 || b.Time.IsZero() {
+		if b.Aborted || b.QBER < 0.005 || b.QBER > 0.06 || b.Keys == 0 || b.KeyBits != 256*b.Keys || b.SiftedBits == 0 || b.Time.IsZero() {
 			t.Fatalf("honest block %+v", b)
 		}
 	}
@@ -489,7 +489,7 @@ func TestFillFromLink(t *testing.T) {
 		t.Fatalf("eavesdropped pool status %+v", bst)
 	}
 	for _, b := range bst.Recent {
-		if !b.Aborted || b.QBER <= b.Threshold || !strings.Contains(b.AbortReason, "QBER") || b.KeyBits != 0 {
+		if !b.Aborted || b.QBER <= b.Threshold || !strings.Contains(b.AbortReason, "QBER") || b.Keys != 0 || b.KeyBits != 0 {
 			t.Fatalf("eavesdropped block %+v", b)
 		}
 	}
