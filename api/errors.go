@@ -110,7 +110,8 @@ func classify(err error) (int, string) {
 		return http.StatusServiceUnavailable, codeUnknownOutcome
 	case errors.Is(err, cluster.ErrTimeout):
 		return http.StatusServiceUnavailable, codeTimeout
-	case errors.Is(err, cluster.ErrShutdown), errors.Is(err, cluster.ErrCatchingUp), errors.Is(err, cluster.ErrStopped):
+	case errors.Is(err, cluster.ErrShutdown), errors.Is(err, cluster.ErrCatchingUp), errors.Is(err, cluster.ErrStopped),
+		errors.Is(err, cluster.ErrUnsupported):
 		return http.StatusServiceUnavailable, codeUnavailable
 	case errors.Is(err, cluster.ErrChainCorrupt):
 		return http.StatusServiceUnavailable, codeChainCorrupt

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -329,4 +330,28 @@ func httpClientFor(t *testing.T, ca *pki.CA, role pki.Role, name string) *http.C
 		t.Fatal(err)
 	}
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: creds.ClientConfig(nil)}}
+}
+
+// olderLeader is a cluster whose group leader runs a release from before
+// the nodes read: LogNodes fails as cluster.Node's does then.
+type olderLeader struct{ *fakeCluster }
+
+func (olderLeader) LogNodes(context.Context, int, uint8, uint64, int, cluster.Level) ([]chain.Hash, error) {
+	return nil, fmt.Errorf("%w: it does not know \"nodes\" reads (cluster: bad request: query op \"nodes\")", cluster.ErrUnsupported)
+}
+
+// TestTileFromAnOlderNode: during a rolling upgrade a tile read served
+// by a node that predates tiles is 503 unavailable saying so, not a 404
+// that would tell a client the tile is past the log.
+func TestTileFromAnOlderNode(t *testing.T) {
+	srv, err := New(DefaultConfig(), olderLeader{newFakeCluster(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	srv.ServeHTTP(w, httptest.NewRequest("GET", "/v1/groups/0/tile/0/000.p/1", nil))
+	var e client.ErrorBody
+	if w.Code != http.StatusServiceUnavailable || json.Unmarshal(w.Body.Bytes(), &e) != nil || e.Code != "unavailable" || !strings.Contains(e.Error, "older release") {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
 }

@@ -33,6 +33,10 @@ var (
 	// ErrChainCorrupt: this replica's chain store is damaged (see
 	// ChainAlarm); it serves none of its group's reads until repaired.
 	ErrChainCorrupt = errors.New("cluster: chain store damaged")
+	// ErrUnsupported: the node that served a read runs an older release
+	// that does not know it (during a rolling upgrade). The read works
+	// once that node is upgraded; nothing else is wrong.
+	ErrUnsupported = errors.New("cluster: the node that answered runs an older release without this read")
 	// ErrNotEmpty: Seed was given a data directory that already holds a
 	// node's state.
 	ErrNotEmpty = errors.New("cluster: data directory already holds a node's state")

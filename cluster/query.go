@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -195,11 +196,13 @@ func (n *Node) Consistency(ctx context.Context, g int, from, to uint64, level Le
 
 // LogNodes returns count hashes of perfect subtrees of group g's log at
 // Merkle level level from index from (fsm.Store.Nodes): the hashes of a
-// C2SP tile. A range past the log is ErrBadRequest.
+// C2SP tile. A range past the log is ErrBadRequest; a read served by a
+// node of a release from before this read (a rolling upgrade) is
+// ErrUnsupported.
 func (n *Node) LogNodes(ctx context.Context, g int, level uint8, from uint64, count int, lv Level) ([]chain.Hash, error) {
 	res, err := n.query(ctx, Query{Op: opNodes, Group: g, Level: lv, NodeLevel: level, From: from, Limit: count})
 	if err != nil {
-		return nil, err
+		return nil, unsupportedOp(err, opNodes)
 	}
 	if len(res.Proof) != count {
 		return nil, fmt.Errorf("%w: %d nodes asked, %d answered", ErrStore, count, len(res.Proof))
@@ -529,6 +532,18 @@ func (n *Node) localQuery(q Query) (QueryResult, error) {
 		return res, fmt.Errorf("%w: query op %q", ErrBadRequest, q.Op)
 	}
 	return res, nil
+}
+
+// unsupportedOp turns a node's refusal of query op as unknown into
+// ErrUnsupported: every release answers an op it does not know with
+// ErrBadRequest and the message `query op "<op>"` (localQuery), so a node
+// of an older release, reached during a rolling upgrade, is told from a
+// bad request. Other errors pass unchanged.
+func unsupportedOp(err error, op string) error {
+	if errors.Is(err, ErrBadRequest) && strings.Contains(err.Error(), fmt.Sprintf("query op %q", op)) {
+		return fmt.Errorf("%w: it does not know %q reads (%v); they work once every node of the group is upgraded", ErrUnsupported, op, err)
+	}
+	return err
 }
 
 // MaxItemsPerRead caps one Items read.

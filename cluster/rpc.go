@@ -46,7 +46,7 @@ const (
 
 // Error codes carried in responses; they map back to the package errors so
 // errors.Is works across a hop.
-var errCodes = []error{nil, ErrNotLeader, ErrNoLeader, ErrUnknownGroup, ErrBadRequest, ErrNotFound, ErrConflict, ErrShutdown, ErrTimeout, ErrUnknownOutcome, ErrTooLarge, ErrStore, ErrIDConflict, ErrNoCandidates, ErrNoAgreement, ErrWrongNode, ErrCatchingUp, ErrChainCorrupt, ErrStopped}
+var errCodes = []error{nil, ErrNotLeader, ErrNoLeader, ErrUnknownGroup, ErrBadRequest, ErrNotFound, ErrConflict, ErrShutdown, ErrTimeout, ErrUnknownOutcome, ErrTooLarge, ErrStore, ErrIDConflict, ErrNoCandidates, ErrNoAgreement, ErrWrongNode, ErrCatchingUp, ErrChainCorrupt, ErrStopped, ErrUnsupported}
 
 func codeOf(err error) uint8 {
 	for i, e := range errCodes[1:] {
