@@ -87,6 +87,15 @@ func newForwarder(stop <-chan struct{}, inflight int, send func(context.Context,
 // If ctx ends first the write may still commit (ErrUnknownOutcome): a
 // retry with the same bytes is answered from the de-duplication table.
 func (f *forwarder) submit(ctx context.Context, raw []byte) (Receipt, error) {
+	// Nothing waiting and a slot free: the write would go alone anyway,
+	// so it goes from here, without two goroutine hand-offs.
+	if len(f.in) == 0 {
+		select {
+		case f.slots <- struct{}{}:
+			return f.sendAlone(ctx, raw)
+		default:
+		}
+	}
 	p := &forwardedTx{raw: raw, done: make(chan forwardOutcome, 1)}
 	select {
 	case f.in <- p:
@@ -103,6 +112,23 @@ func (f *forwarder) submit(ctx context.Context, raw []byte) (Receipt, error) {
 	case <-f.stop:
 		return Receipt{}, ErrShutdown
 	}
+}
+
+// sendAlone sends raw as a batch of its own in a slot the caller took,
+// bounded by the caller's ctx: if that ends first the write may still
+// commit (ErrUnknownOutcome), as in submit.
+func (f *forwarder) sendAlone(ctx context.Context, raw []byte) (Receipt, error) {
+	defer func() { <-f.slots }()
+	out, err := f.send(ctx, [][]byte{raw})
+	switch {
+	case err == nil && len(out) != 1:
+		return Receipt{}, fmt.Errorf("%w: %d answers for 1 forwarded write", ErrUnknownOutcome, len(out))
+	case err != nil && ctx.Err() != nil:
+		return Receipt{}, fmt.Errorf("%w: waiting for the leader (%v)", ErrUnknownOutcome, err)
+	case err != nil:
+		return Receipt{}, err
+	}
+	return out[0].r, out[0].err
 }
 
 // run forms batches until stop: a write is sent at once when a slot is

@@ -12,13 +12,15 @@ import (
 	"qledger/chain"
 )
 
-// queuedForwarder is a forwarder that is not yet running, with n writes
-// already queued (by goroutines waiting in submit): started, it sends
-// them in one batch. Each write's outcome goes to results[i].
+// queuedForwarder is a forwarder that is not yet running, its one slot
+// taken (as by a batch in flight), with n writes queued behind it (by
+// goroutines waiting in submit): started, and the slot released, it
+// sends them in one batch. Each write's outcome goes to results[i].
 func queuedForwarder(t *testing.T, n int, send func(context.Context, [][]byte) ([]forwardOutcome, error)) (raws [][]byte, results []forwardOutcome, run func() func()) {
 	t.Helper()
 	stop := make(chan struct{})
 	f := newForwarder(stop, 1, send)
+	f.slots <- struct{}{}
 	raws = make([][]byte, n)
 	results = make([]forwardOutcome, n)
 	var wg sync.WaitGroup
@@ -41,6 +43,7 @@ func queuedForwarder(t *testing.T, n int, send func(context.Context, [][]byte) (
 	}
 	run = func() func() {
 		go f.run()
+		<-f.slots
 		return func() {
 			wg.Wait()
 			cancel()
