@@ -56,6 +56,17 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, status, code, err.Error())
 }
 
+// failing adapts a handler that returns its failure instead of answering
+// it: a non-nil error is answered with s.fail. Such a handler has written
+// nothing when it returns an error.
+func (s *Server) failing(h func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.fail(w, r, err)
+		}
+	}
+}
+
 // invokeFailure is the answer to a failed invocation: its status and code,
 // and, if its execution record was committed anyway (a disagreement), that
 // record, so the client sees the recorded outcome and not only an error.

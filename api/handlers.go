@@ -169,139 +169,121 @@ func (s *Server) getTx(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) head(w http.ResponseWriter, r *http.Request) {
+func (s *Server) head(w http.ResponseWriter, r *http.Request) error {
 	g, err := s.groupParam(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	lv, err := level(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	sh, err := s.ledger.SignedHead(r.Context(), g, lv)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if !sh.OK {
 		// An empty chain: height 0, the empty log.
 		writeJSON(w, http.StatusOK, client.Head{Version: chain.BlockVersion, Group: uint32(g), LogRoot: chain.EmptyRoot().String()})
-		return
+		return nil
 	}
 	out := client.HeadFromHeader(sh.Header)
 	out.Signature, out.Signer, out.CertChain, out.SignedAt = sh.Signature, sh.Signer, sh.CertChain, sh.SignedAt
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (s *Server) block(w http.ResponseWriter, r *http.Request) {
+func (s *Server) block(w http.ResponseWriter, r *http.Request) error {
 	g, err := s.groupParam(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	height, err := strconv.ParseUint(r.PathValue("height"), 10, 64)
 	if err != nil || height == 0 {
-		s.fail(w, r, badRequest("height must be a positive integer, got %q", r.PathValue("height")))
-		return
+		return badRequest("height must be a positive integer, got %q", r.PathValue("height"))
 	}
 	lv, err := level(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	raw, err := s.ledger.Block(r.Context(), g, height, lv)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	b, err := client.BlockFromRaw(raw)
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("api: stored block does not decode: %w", err))
-		return
+		return fmt.Errorf("api: stored block does not decode: %w", err)
 	}
 	writeJSON(w, http.StatusOK, s.redactBlock(r, b))
+	return nil
 }
 
-func (s *Server) blocks(w http.ResponseWriter, r *http.Request) {
+func (s *Server) blocks(w http.ResponseWriter, r *http.Request) error {
 	g, err := s.groupParam(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	from, err := uintParam(r, "from", 1)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	limit, err := uintParam(r, "limit", 100)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if limit < 1 || limit > cluster.MaxBlocksPerRead {
-		s.fail(w, r, badRequest("limit must be 1..%d", cluster.MaxBlocksPerRead))
-		return
+		return badRequest("limit must be 1..%d", cluster.MaxBlocksPerRead)
 	}
 	lv, err := level(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	raws, err := s.ledger.Blocks(r.Context(), g, from, int(limit), lv)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	out := client.BlockList{Blocks: make([]client.Block, 0, len(raws))}
 	for _, raw := range raws {
 		b, err := client.BlockFromRaw(raw)
 		if err != nil {
-			s.fail(w, r, fmt.Errorf("api: stored block does not decode: %w", err))
-			return
+			return fmt.Errorf("api: stored block does not decode: %w", err)
 		}
 		out.Blocks = append(out.Blocks, s.redactBlock(r, b))
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (s *Server) consistency(w http.ResponseWriter, r *http.Request) {
+func (s *Server) consistency(w http.ResponseWriter, r *http.Request) error {
 	g, err := s.groupParam(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	q := r.URL.Query()
 	if q.Get("from") == "" || q.Get("to") == "" {
-		s.fail(w, r, badRequest("from and to (log sizes) are required"))
-		return
+		return badRequest("from and to (log sizes) are required")
 	}
 	from, err := uintParam(r, "from", 0)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	to, err := uintParam(r, "to", 0)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if from > to {
-		s.fail(w, r, badRequest("from (%d) must not exceed to (%d)", from, to))
-		return
+		return badRequest("from (%d) must not exceed to (%d)", from, to)
 	}
 	lv, err := level(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	p, err := s.ledger.Consistency(r.Context(), g, from, to, lv)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, client.ConsistencyResponse{From: p.From, To: p.To, RootFrom: p.RootFrom.String(), RootTo: p.RootTo.String(), Hashes: hexes(p.Hashes)})
+	return nil
 }
 
 func alarmWire(a cluster.ChainAlarm) client.ChainAlarm {

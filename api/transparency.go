@@ -22,9 +22,9 @@ import (
 var errNoNoteKey = fmt.Errorf("%w: this node has no certificate to derive a note key from; checkpoints need a cluster CA", cluster.ErrNotFound)
 
 func (s *Server) transparencyRoutes() {
-	s.route("GET", "/v1/groups/{g}/checkpoint", readers, s.checkpoint)
-	s.route("GET", "/v1/groups/{g}/checkpoint/key", readers, s.checkpointKey)
-	s.route("GET", "/v1/groups/{g}/tile/{path...}", readers, s.tile)
+	s.route("GET", "/v1/groups/{g}/checkpoint", readers, s.failing(s.checkpoint))
+	s.route("GET", "/v1/groups/{g}/checkpoint/key", readers, s.failing(s.checkpointKey))
+	s.route("GET", "/v1/groups/{g}/tile/{path...}", readers, s.failing(s.tile))
 }
 
 // noteSigner is this node's note signer for group g's origin and its
@@ -61,26 +61,22 @@ type noteSignerKey struct {
 // checkpoint answers group g's head as a C2SP checkpoint signed with this
 // node's note key: the log size and root of the head (as the head read
 // at the given level returns it) and the block's height, hash and time.
-func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) {
+func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) error {
 	g, err := s.groupParam(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	lv, err := level(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	ns, err := s.noteSigner(g)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	h, ok, err := s.ledger.Head(r.Context(), g, lv)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	cp := transparency.Checkpoint{Origin: ns.origin, Root: chain.EmptyRoot()}
 	if ok {
@@ -88,34 +84,32 @@ func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) {
 	}
 	signed, err := transparency.Sign(cp, ns.signer)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(signed)
+	return nil
 }
 
 // checkpointKey answers the note verifier key this node signs group g's
 // checkpoints with, endorsed by its certificate key.
-func (s *Server) checkpointKey(w http.ResponseWriter, r *http.Request) {
+func (s *Server) checkpointKey(w http.ResponseWriter, r *http.Request) error {
 	g, err := s.groupParam(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	ns, err := s.noteSigner(g)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	sig, err := s.cfg.TLS.Sign(transparency.EndorsementStatement(ns.vkey))
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, client.NoteKey{Origin: ns.origin, VerifierKey: ns.vkey, Node: s.cfg.TLS.Identity().Name,
 		CertChain: s.cfg.TLS.ChainDER(), Endorsement: sig})
+	return nil
 }
 
 // tile answers a C2SP tile of group g's log: tile/L/N[.p/W] holds the
@@ -123,32 +117,28 @@ func (s *Server) checkpointKey(w http.ResponseWriter, r *http.Request) {
 // tile, full or partial, never changes once it exists; a full tile is
 // cacheable for good. tile/entries/N[.p/W] is an entry bundle
 // (entryBundle).
-func (s *Server) tile(w http.ResponseWriter, r *http.Request) {
+func (s *Server) tile(w http.ResponseWriter, r *http.Request) error {
 	g, err := s.groupParam(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if strings.HasPrefix(r.PathValue("path"), transparency.EntriesPrefix) {
-		s.entryBundle(w, r, g)
-		return
+		return s.entryBundle(w, r, g)
 	}
 	t, err := transparency.ParseTile(r.PathValue("path"))
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("%w: %v", cluster.ErrNotFound, err))
-		return
+		return fmt.Errorf("%w: %v", cluster.ErrNotFound, err)
 	}
 	lv, err := level(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	hashes, err := s.tileHashes(r, g, t, lv)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	writeTile(w, t.W == transparency.TileWidth, "public", transparency.TileHashes(hashes))
+	return nil
 }
 
 // writeTile answers a tile or entry bundle: a full one is cacheable for
@@ -174,29 +164,26 @@ func writeTile(w http.ResponseWriter, full bool, scope string, body []byte) {
 // segment the caller may not read, 403 forbidden; both name the entry,
 // whose bytes (or leaf hash) the blocks carry. A bundle holding a
 // reader-restricted share is cacheable only privately.
-func (s *Server) entryBundle(w http.ResponseWriter, r *http.Request, g int) {
+func (s *Server) entryBundle(w http.ResponseWriter, r *http.Request, g int) error {
 	t, err := transparency.ParseEntryBundle(r.PathValue("path"))
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("%w: %v", cluster.ErrNotFound, err))
-		return
+		return fmt.Errorf("%w: %v", cluster.ErrNotFound, err)
 	}
 	lv, err := level(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	from := uint64(t.N) * transparency.TileWidth
 	entries, err := s.logEntries(r, g, from, t.W, lv)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	scope := "public"
 	for i, e := range entries {
 		if s.withheld(r, e) {
 			s.fail(w, r, fmt.Errorf("%w: entry %d of group %d's log is a share segment this caller is not a reader of, so bundle %s is not served to it (the block's leaf hash stands for the entry)",
 				errForbidden, from+uint64(i), g, transparency.EntryBundlePath(t)))
-			return
+			return nil
 		}
 		if restricted(e) {
 			scope = "private"
@@ -206,9 +193,10 @@ func (s *Server) entryBundle(w http.ResponseWriter, r *http.Request, g int) {
 	if err != nil {
 		s.fail(w, r, fmt.Errorf("%w: bundle %s of group %d starting at entry %d: %v; read the entry from the blocks (/v1/groups/%d/blocks)",
 			cluster.ErrTooLarge, transparency.EntryBundlePath(t), g, from, err, g))
-		return
+		return nil
 	}
 	writeTile(w, t.W == transparency.TileWidth, scope, body)
+	return nil
 }
 
 // logEntries reads count entries of group g's log from index from: it

@@ -111,43 +111,51 @@ func (a *app) auditWatch(state string, interval time.Duration, once, c2sp bool) 
 
 // auditPass audits every group once and returns the number of findings.
 func (a *app) auditPass(c *client.Client, st *client.AuditState, opt client.AuditOptions) (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*a.client.timeout)
-	defer cancel()
-	cs, err := c.Cluster(ctx)
-	if err != nil {
-		return 0, err
-	}
-	found := 0
-	for _, g := range cs.Groups {
-		prev, had := st.Latest(g.Group)
-		h, err := c.AuditGroup(ctx, g.Group, st, opt)
-		var f *client.Finding
-		switch {
-		case errors.As(err, &f):
-			found++
-			if a.out.JSON() {
-				_ = a.printJSON(f)
-			} else {
-				fmt.Fprintf(a.stdout, "ALERT %v\n", f)
-			}
-		case err != nil:
-			fmt.Fprintf(a.stderr, "audit: group %d: %v\n", g.Group, err)
-		case a.out.JSON():
-			_ = a.printJSON(map[string]any{"group": g.Group, "ok": true, "height": h.Height, "hash": h.Hash, "signer": h.Signer})
-		case !had && h.Height == 0:
-			fmt.Fprintf(a.stdout, "group %d: trusted head 0 (an empty chain; nothing to verify yet)\n", g.Group)
-		case !had:
-			fmt.Fprintf(a.stdout, "group %d: trusted head %d %s (whole chain verified; signed by %.12s)\n", g.Group, h.Height, short(h.Hash), h.Signer)
-		case h.Height > prev.Height:
-			fmt.Fprintf(a.stdout, "group %d: head %d -> %d extends the trusted log (consistency proof verified; signed by %.12s)\n", g.Group, prev.Height, h.Height, h.Signer)
+	return a.auditEachGroup(c, func(ctx context.Context, g int) (any, string, error) {
+		prev, had := st.Latest(g)
+		h, err := c.AuditGroup(ctx, g, st, opt)
+		if err != nil {
+			return nil, "", err
 		}
-	}
-	return found, nil
+		report := map[string]any{"group": g, "ok": true, "height": h.Height, "hash": h.Hash, "signer": h.Signer}
+		switch {
+		case !had && h.Height == 0:
+			return report, fmt.Sprintf("group %d: trusted head 0 (an empty chain; nothing to verify yet)", g), nil
+		case !had:
+			return report, fmt.Sprintf("group %d: trusted head %d %s (whole chain verified; signed by %.12s)", g, h.Height, short(h.Hash), h.Signer), nil
+		case h.Height > prev.Height:
+			return report, fmt.Sprintf("group %d: head %d -> %d extends the trusted log (consistency proof verified; signed by %.12s)", g, prev.Height, h.Height, h.Signer), nil
+		}
+		return report, "", nil
+	})
 }
 
 // auditC2SPPass audits every group's C2SP checkpoint once and returns
 // the number of findings.
 func (a *app) auditC2SPPass(c *client.Client, st *client.AuditState, opt client.AuditOptions) (int, error) {
+	return a.auditEachGroup(c, func(ctx context.Context, g int) (any, string, error) {
+		prev, had := st.Checkpoints[strconv.Itoa(g)]
+		cp, err := c.AuditCheckpoint(ctx, g, st, opt.Roots)
+		if err != nil {
+			return nil, "", err
+		}
+		report := map[string]any{"group": g, "ok": true, "origin": cp.Origin, "size": cp.Size, "root": cp.Root, "height": cp.Height}
+		switch {
+		case !had:
+			return report, fmt.Sprintf("group %d: trusted checkpoint %s size %d (note signature and tiles verified)", g, cp.Origin, cp.Size), nil
+		case cp.Size > prev.Size:
+			return report, fmt.Sprintf("group %d: checkpoint size %d -> %d extends the trusted log (tlog tree proof over the tiles verified)", g, prev.Size, cp.Size), nil
+		}
+		return report, "", nil
+	})
+}
+
+// auditEachGroup runs check on every group of the cluster under one
+// deadline and returns the number of findings. A finding
+// (*client.Finding) is printed as an ALERT line (or as JSON); another
+// error goes to stderr; a group that passes prints check's JSON report
+// with --json, else its line (none when nothing changed).
+func (a *app) auditEachGroup(c *client.Client, check func(ctx context.Context, g int) (report any, line string, err error)) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*a.client.timeout)
 	defer cancel()
 	cs, err := c.Cluster(ctx)
@@ -156,8 +164,7 @@ func (a *app) auditC2SPPass(c *client.Client, st *client.AuditState, opt client.
 	}
 	found := 0
 	for _, g := range cs.Groups {
-		prev, had := st.Checkpoints[strconv.Itoa(g.Group)]
-		cp, err := c.AuditCheckpoint(ctx, g.Group, st, opt.Roots)
+		report, line, err := check(ctx, g.Group)
 		var f *client.Finding
 		switch {
 		case errors.As(err, &f):
@@ -170,11 +177,9 @@ func (a *app) auditC2SPPass(c *client.Client, st *client.AuditState, opt client.
 		case err != nil:
 			fmt.Fprintf(a.stderr, "audit: group %d: %v\n", g.Group, err)
 		case a.out.JSON():
-			_ = a.printJSON(map[string]any{"group": g.Group, "ok": true, "origin": cp.Origin, "size": cp.Size, "root": cp.Root, "height": cp.Height})
-		case !had:
-			fmt.Fprintf(a.stdout, "group %d: trusted checkpoint %s size %d (note signature and tiles verified)\n", g.Group, cp.Origin, cp.Size)
-		case cp.Size > prev.Size:
-			fmt.Fprintf(a.stdout, "group %d: checkpoint size %d -> %d extends the trusted log (tlog tree proof over the tiles verified)\n", g.Group, prev.Size, cp.Size)
+			_ = a.printJSON(report)
+		case line != "":
+			fmt.Fprintln(a.stdout, line)
 		}
 	}
 	return found, nil
@@ -249,35 +254,19 @@ type recordAt struct {
 // execRecords reads every execution record of group's chain (group < 0:
 // every group's).
 func execRecords(ctx context.Context, c *client.Client, group int) ([]recordAt, error) {
-	groups := []int{group}
-	if group < 0 {
-		var err error
-		if groups, err = allGroups(ctx, c); err != nil {
-			return nil, err
-		}
+	groups, err := groupsOf(ctx, c, group)
+	if err != nil {
+		return nil, err
 	}
 	var out []recordAt
 	for _, g := range groups {
-		head, err := c.Head(ctx, g, "")
+		err := walkBlocks(ctx, c, g, 1, func(b client.Block) error {
+			recs, err := blockRecords(g, b)
+			out = append(out, recs...)
+			return err
+		})
 		if err != nil {
 			return nil, err
-		}
-		for from := uint64(1); from <= head.Height; {
-			bs, err := c.Blocks(ctx, g, from, 200, "")
-			if err != nil {
-				return nil, err
-			}
-			if len(bs) == 0 {
-				break
-			}
-			for _, b := range bs {
-				from = b.Height + 1
-				recs, err := blockRecords(g, b)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, recs...)
-			}
 		}
 	}
 	return out, nil

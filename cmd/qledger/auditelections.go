@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -61,49 +60,25 @@ func (a *app) auditElectionsOnline(group int, from uint64) error {
 		return err
 	}
 	defer cancel()
-	groups := []int{group}
-	if group < 0 {
-		if groups, err = allGroups(ctx, c); err != nil {
-			return err
-		}
+	groups, err := groupsOf(ctx, c, group)
+	if err != nil {
+		return err
 	}
 	var recs []committedRecord
 	for _, g := range groups {
-		rs, err := groupRecords(ctx, c, g, from)
+		err := walkBlocks(ctx, c, g, from, func(b client.Block) error {
+			for _, tx := range b.Txs {
+				if tx.Tx.Kind == "exec" {
+					recs = append(recs, committedRecord{group: g, height: b.Height, id: tx.ID, payload: tx.Tx.Payload})
+				}
+			}
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		recs = append(recs, rs...)
 	}
 	return a.reportElections(recs)
-}
-
-// groupRecords reads the execution records of group g's chain from height
-// from on, over the API.
-func groupRecords(ctx context.Context, c *client.Client, g int, from uint64) ([]committedRecord, error) {
-	head, err := c.Head(ctx, g, "")
-	if err != nil {
-		return nil, err
-	}
-	var out []committedRecord
-	for h := max(from, 1); h <= head.Height; {
-		bs, err := c.Blocks(ctx, g, h, 200, "")
-		if err != nil {
-			return nil, err
-		}
-		if len(bs) == 0 {
-			break
-		}
-		for _, b := range bs {
-			h = b.Height + 1
-			for _, tx := range b.Txs {
-				if tx.Tx.Kind == "exec" {
-					out = append(out, committedRecord{group: g, height: b.Height, id: tx.ID, payload: tx.Tx.Payload})
-				}
-			}
-		}
-	}
-	return out, nil
 }
 
 func (a *app) auditElectionsOffline(dir string, group int, from uint64) error {

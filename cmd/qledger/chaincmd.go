@@ -41,11 +41,9 @@ func (a *app) chainHeadCmd() *cobra.Command {
 				return err
 			}
 			defer cancel()
-			groups := []int{group}
-			if group < 0 {
-				if groups, err = allGroups(ctx, c); err != nil {
-					return err
-				}
+			groups, err := groupsOf(ctx, c, group)
+			if err != nil {
+				return err
 			}
 			var heads []client.Head
 			for _, g := range groups {
@@ -67,6 +65,40 @@ func (a *app) chainHeadCmd() *cobra.Command {
 	cmd.Flags().IntVar(&group, "group", -1, "group (default: every group)")
 	cmd.Flags().StringVar(&level, "level", "", "read consistency: stale, default or linearizable")
 	return cmd
+}
+
+// groupsOf is the groups a --group flag names: that one, or every group
+// of the cluster when it is negative.
+func groupsOf(ctx context.Context, c *client.Client, group int) ([]int, error) {
+	if group >= 0 {
+		return []int{group}, nil
+	}
+	return allGroups(ctx, c)
+}
+
+// walkBlocks calls fn with each block of group g's chain from height from
+// up to the head as it was when the walk began, 200 blocks a read.
+func walkBlocks(ctx context.Context, c *client.Client, g int, from uint64, fn func(client.Block) error) error {
+	head, err := c.Head(ctx, g, "")
+	if err != nil {
+		return err
+	}
+	for h := max(from, 1); h <= head.Height; {
+		bs, err := c.Blocks(ctx, g, h, 200, "")
+		if err != nil {
+			return err
+		}
+		if len(bs) == 0 {
+			return nil
+		}
+		for _, b := range bs {
+			h = b.Height + 1
+			if err := fn(b); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // allGroups lists the cluster's groups.
