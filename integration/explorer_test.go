@@ -78,11 +78,14 @@ func (t *tamper) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // TestExplorerInBrowser loads the explorer's pages in headless Chromium
-// against a dev cluster with a CA: the overview shows each group's head
-// as the API reports it; a transaction's inclusion proof and the
-// checkpoint's Ed25519 signature verify in the page; and with the proof
-// altered in flight the page says verification failed. Screenshots go to
-// a temporary directory, or docs/ with QLEDGER_SCREENSHOTS=docs.
+// against a dev cluster with a CA and a key manager: the overview, a
+// group's blocks, a block, the functions, the shared data and the key
+// manager pages show what the API reports; search finds an invocation by
+// its ID; a transaction's inclusion proof and the checkpoint's Ed25519
+// signature verify in the page; with the proof altered in flight the page
+// says verification failed; and on a phone's screen the tables fold into
+// rows. Screenshots go to a temporary directory, or docs/ with
+// QLEDGER_SCREENSHOTS=docs.
 func TestExplorerInBrowser(t *testing.T) {
 	browser := chromium(t)
 	dir := t.TempDir()
@@ -141,6 +144,10 @@ func TestExplorerInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	invTx := inv.Receipt.Index - (invBlock.LogSize - uint64(invBlock.TxCount))
+	// A shared data item with a share in each group, for the data page.
+	if _, err := sub.PutData(ctx, []byte("explorer data"), client.PutOptions{Threshold: 1, Shares: 2, DataID: "explorer-item", Description: "quarterly figures"}); err != nil {
+		t.Fatal(err)
+	}
 
 	auditor, err := pki.LoadCredentials(filepath.Join(tlsDir, "ca.pem"), filepath.Join(tlsDir, "auditor.pem"), filepath.Join(tlsDir, "auditor-key.pem"))
 	if err != nil {
@@ -225,6 +232,48 @@ func TestExplorerInBrowser(t *testing.T) {
 		}
 	}
 
+	// The blocks, block, functions and data pages against the API.
+	pageText := func(hash, ready string) string {
+		t.Helper()
+		if err := chromedp.Do(bctx, chromedp.Navigate(site.URL+hash), chromedp.WaitVisible(chromedp.CSS(ready))); err != nil {
+			t.Fatalf("%s: %v", hash, err)
+		}
+		text, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("#main")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return text
+	}
+	wantAll := func(page, text string, wants ...string) {
+		t.Helper()
+		for _, w := range wants {
+			if !strings.Contains(text, w) {
+				t.Errorf("the %s page lacks %q:\n%s", page, w, text)
+			}
+		}
+	}
+	head0, err := sub.Head(ctx, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := sub.Block(ctx, 0, head0.Height, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAll("blocks", pageText("#/group/0", `table[aria-label="blocks of group 0"]`),
+		fmt.Sprintf("of %d", head0.Height), top.Hash[:12], strconv.FormatUint(top.LogSize, 10))
+	blockText := pageText(fmt.Sprintf("#/group/0/block/%d", invBlock.Height), `table[aria-label="transactions"]`)
+	wantAll("block", blockText, invBlock.Hash, invBlock.LogRoot, "execution record")
+	for _, x := range invBlock.Txs {
+		wantAll("block", blockText, x.ID[:12])
+	}
+	fi, err := sub.Function(ctx, "inc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAll("functions", pageText("#/functions", `table[aria-label="functions"]`), "inc", fi.CodeHash[:12], "2000 ms")
+	wantAll("data", pageText("#/data", `table[aria-label="shared data items"]`), "explorer-item", "quarterly figures", "0, 1", "anyone")
+
 	// Search by invocation ID: not a transaction, not the auditor's own
 	// invocation, so the page asks whose; with the caller it shows the
 	// record. "caller/ID" in the search box goes there at once.
@@ -291,6 +340,25 @@ func TestExplorerInBrowser(t *testing.T) {
 	if !strings.Contains(verdict, "FAILED") || !strings.Contains(checks, "✗ inclusion proof") {
 		t.Fatalf("a proof altered in flight was not caught:\n%s\n%s", verdict, checks)
 	}
+
+	// On a phone's screen the tables fold into rows: nothing is wider
+	// than the screen.
+	if err := chromedp.Do(bctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(site.URL+"/#/"),
+		chromedp.WaitVisible(chromedp.CSS("#g1"))); err != nil {
+		t.Fatal(err)
+	}
+	overflow, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	folded, err := chromedp.Run(bctx, chromedp.Evaluate[string](`getComputedStyle(document.querySelector("#main td")).display`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if overflow || folded != "block" {
+		t.Errorf("on a 390-pixel phone screen the overview overflows (%v) or its cells are not folded into rows (display %q)", overflow, folded)
+	}
+	screenshot(t, bctx, filepath.Join(shots, "explorer-phone.png"))
 }
 
 // screenshot saves the whole page as a PNG.

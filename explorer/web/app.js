@@ -23,7 +23,7 @@ function h(tag, attrs, ...kids) {
 function table(headers, rows, label) {
   return h("table", { "aria-label": label },
     h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
-    h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c))))));
+    h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c, i) => h("td", { "data-label": headers[i] }, c))))));
 }
 
 async function getJSON(path) {
