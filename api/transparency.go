@@ -199,6 +199,11 @@ func (s *Server) entryBundle(w http.ResponseWriter, r *http.Request, g int) erro
 	return nil
 }
 
+// bundleBlocksPerRead bounds one Blocks read of logEntries: blocks of a
+// bundle's entries are small, but a block may hold a deployment of
+// megabytes, and a read's answer travels in one internal frame.
+const bundleBlocksPerRead = 16
+
 // logEntries reads count entries of group g's log from index from: it
 // finds the block holding entry from by bisecting the heights on each
 // header's log size, then reads blocks onward. A range past the log is
@@ -233,7 +238,7 @@ func (s *Server) logEntries(r *http.Request, g int, from uint64, count int, lv c
 	}
 	out := make([][]byte, 0, count)
 	for height := lo; uint64(len(out)) < uint64(count); {
-		raws, err := s.ledger.Blocks(ctx, g, height, min(cluster.MaxBlocksPerRead, count), lv)
+		raws, err := s.ledger.Blocks(ctx, g, height, min(bundleBlocksPerRead, count), lv)
 		if err != nil {
 			return nil, err
 		}
