@@ -24,6 +24,7 @@ import (
 	"qledger/execute"
 	"qledger/function"
 	"qledger/qkd/kme"
+	"qledger/scaler/kubernetes"
 )
 
 // Named errors.
@@ -58,7 +59,7 @@ type Config struct {
 	// (client address, selected headers); nothing by default.
 	Origin api.OriginConfig
 	// Autoscale, if set on a voter-role node, runs the executor autoscaler
-	// (while this node leads its group) with the process provider.
+	// (while this node leads its group) with the provider it names.
 	Autoscale *Autoscale
 	// ForgeResults is for tests only: the node returns a forged success
 	// for every execution (a Byzantine node, to see it outvoted).
@@ -137,8 +138,8 @@ func Start(cfg Config) (*Node, error) {
 	return s, nil
 }
 
-// autoscale starts the executor autoscaler with the process provider if
-// configured.
+// autoscale starts the executor autoscaler if configured, with the
+// external, kubernetes or process provider.
 func (s *Node) autoscale(cfg Config) error {
 	a := cfg.Autoscale
 	if a == nil {
@@ -150,6 +151,19 @@ func (s *Node) autoscale(cfg Config) error {
 			return err
 		}
 		s.logger.Info("executor autoscaler on (external scaler: decisions exported, nothing started)", "min", ac.Config.Min, "max", ac.Config.Max)
+		return nil
+	}
+	if ac.Kubernetes != nil {
+		kc := *ac.Kubernetes
+		kc.Groups = cfg.Cluster.Groups
+		p, err := kubernetes.New(kc, s.logger)
+		if err != nil {
+			return err
+		}
+		if err := s.node.Autoscale(ac.Config, p); err != nil {
+			return err
+		}
+		s.logger.Info("executor autoscaler on (kubernetes provider)", "min", ac.Config.Min, "max", ac.Config.Max, "namespace", kc.Namespace, "workload", kc.Workload, "kind", kc.Kind)
 		return nil
 	}
 	if ac.Dir == "" {

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"qledger/cluster"
+	"qledger/scaler/kubernetes"
 )
 
 // Autoscale configures a node's executor autoscaler with the process
@@ -28,6 +29,11 @@ type Autoscale struct {
 	// exported (qledger_autoscale_desired_executors) for KEDA or an HPA to
 	// act on; no process is started. The fields below are then unused.
 	External bool
+	// Kubernetes, if set, selects the kubernetes provider: each group's
+	// executors are the replicas of a Deployment (or StatefulSet) the
+	// provider scales through the Kubernetes API. Its Groups is set from
+	// the node's. The fields below are then unused.
+	Kubernetes *kubernetes.Config
 	// Binary is the qledger executable (default: this process's).
 	Binary string
 	// Dir holds the executors' data directories (default DATA/executors);

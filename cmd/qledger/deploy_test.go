@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -11,17 +12,23 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // The deployment files in deploy/ are checked here, where qledger node's
 // flags and configuration parser live: each is decoded strictly (unknown
-// fields are errors) into local types that mirror the fields of the real
-// schemas it uses (compose, Kubernetes core/apps/policy v1) — the real
-// Kubernetes types would add k8s.io/api and its dependencies to the
-// module for one test — and cross-checked against qledger itself.
+// fields are errors), into local types that mirror the fields of the real
+// schemas it uses (compose; the voters' Kubernetes objects) or into the
+// real Kubernetes types of k8s.io/api (the executors' objects and the
+// RBAC, since the kubernetes provider brings that module anyway), and
+// cross-checked against qledger itself.
 
 const deployDir = "../../deploy"
 
@@ -287,7 +294,8 @@ type k8sStatefulSet struct {
 		Template            struct {
 			Metadata k8sMeta `yaml:"metadata"`
 			Spec     struct {
-				TerminationGracePeriodSeconds int `yaml:"terminationGracePeriodSeconds"`
+				ServiceAccountName            string `yaml:"serviceAccountName"`
+				TerminationGracePeriodSeconds int    `yaml:"terminationGracePeriodSeconds"`
 				SecurityContext               struct {
 					RunAsNonRoot bool `yaml:"runAsNonRoot"`
 					RunAsUser    int  `yaml:"runAsUser"`
@@ -337,6 +345,10 @@ func TestKubernetesManifests(t *testing.T) {
 		svcs []k8sService
 		pdbs []k8sPDB
 		sts  []k8sStatefulSet
+
+		sas      []corev1.ServiceAccount
+		roles    []rbacv1.Role
+		bindings []rbacv1.RoleBinding
 	)
 	for i, doc := range splitYAML(t, b) {
 		var o k8sObject
@@ -344,7 +356,8 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Fatal(err)
 		}
 		name := o.Kind + " " + o.Metadata.Name
-		switch want := map[string]string{"ConfigMap": "v1", "Service": "v1", "PodDisruptionBudget": "policy/v1", "StatefulSet": "apps/v1"}[o.Kind]; {
+		switch want := map[string]string{"ConfigMap": "v1", "Service": "v1", "PodDisruptionBudget": "policy/v1", "StatefulSet": "apps/v1",
+			"ServiceAccount": "v1", "Role": "rbac.authorization.k8s.io/v1", "RoleBinding": "rbac.authorization.k8s.io/v1"}[o.Kind]; {
 		case want == "":
 			t.Fatalf("document %d: unexpected kind %q", i, o.Kind)
 		case want != o.APIVersion:
@@ -363,7 +376,19 @@ func TestKubernetesManifests(t *testing.T) {
 		case "StatefulSet":
 			sts = append(sts, k8sStatefulSet{})
 			strictYAML(t, name, doc, &sts[len(sts)-1])
+		case "ServiceAccount":
+			sas = append(sas, corev1.ServiceAccount{})
+			strictK8s(t, name, doc, &sas[len(sas)-1])
+		case "Role":
+			roles = append(roles, rbacv1.Role{})
+			strictK8s(t, name, doc, &roles[len(roles)-1])
+		case "RoleBinding":
+			bindings = append(bindings, rbacv1.RoleBinding{})
+			strictK8s(t, name, doc, &bindings[len(bindings)-1])
 		}
+	}
+	if len(sas) != 1 || len(roles) != 1 || len(bindings) != 1 {
+		t.Fatalf("%d ServiceAccounts, %d Roles, %d RoleBindings; want one each", len(sas), len(roles), len(bindings))
 	}
 	if len(sts) != 1 || len(cms) != 1 || len(pdbs) != 1 {
 		t.Fatalf("%d StatefulSets, %d ConfigMaps, %d PodDisruptionBudgets; want one each", len(sts), len(cms), len(pdbs))
@@ -427,6 +452,48 @@ func TestKubernetesManifests(t *testing.T) {
 	got := checkNodeConfig(t, "the ConfigMap's node.yaml", []byte(cm.Data["node.yaml"]), env)
 	if got["advertise"] != "qledger-0.qledger.qledger.svc.cluster.local:7000" || got["cert"] != "/etc/qledger/tls/qledger-0.pem" {
 		t.Fatalf("effective configuration of qledger-0: advertise %v, cert %v", got["advertise"], got["cert"])
+	}
+	checkScalerRBAC(t, got, ss.Template.Spec.ServiceAccountName, sas[0], roles[0], bindings[0])
+}
+
+// checkScalerRBAC: the voters run the autoscaler with the kubernetes
+// provider under service account account, which is bound to a Role that
+// grants the provider's verbs (get and update of the scale subresource;
+// patch for kubectl-style tools) on the named executor Deployment and
+// nothing else.
+func checkScalerRBAC(t *testing.T, cfg map[string]any, account string, sa corev1.ServiceAccount, role rbacv1.Role, rb rbacv1.RoleBinding) {
+	t.Helper()
+	if cfg["autoscale"] != true || cfg["autoscale-provider"] != "kubernetes" {
+		t.Fatalf("the voters do not run the autoscaler with the kubernetes provider: autoscale %v, provider %v", cfg["autoscale"], cfg["autoscale-provider"])
+	}
+	deployment, _ := cfg["autoscale-k8s-deployment"].(string)
+	if account == "" || account != sa.Name {
+		t.Fatalf("the StatefulSet runs as service account %q, not %q", account, sa.Name)
+	}
+	if rb.RoleRef.Kind != "Role" || rb.RoleRef.Name != role.Name || len(rb.Subjects) != 1 ||
+		rb.Subjects[0].Kind != "ServiceAccount" || rb.Subjects[0].Name != sa.Name || rb.Subjects[0].Namespace != sa.Namespace {
+		t.Fatalf("RoleBinding %s does not bind Role %s to service account %s/%s: %+v", rb.Name, role.Name, sa.Namespace, sa.Name, rb)
+	}
+	if len(role.Rules) != 1 {
+		t.Fatalf("Role %s has %d rules, want 1", role.Name, len(role.Rules))
+	}
+	r := role.Rules[0]
+	if !slices.Equal(r.APIGroups, []string{"apps"}) || !slices.Equal(r.Resources, []string{"deployments/scale"}) || !slices.Equal(r.ResourceNames, []string{deployment}) {
+		t.Fatalf("Role %s grants %v %v %v, want only apps deployments/scale of %q", role.Name, r.APIGroups, r.Resources, r.ResourceNames, deployment)
+	}
+	verbs := slices.Sorted(slices.Values(r.Verbs))
+	if !slices.Equal(verbs, []string{"get", "patch", "update"}) {
+		t.Fatalf("Role %s grants verbs %v, want get, patch and update", role.Name, verbs)
+	}
+}
+
+// strictK8s decodes one manifest document into a k8s.io/api type,
+// refusing unknown and duplicate fields as the API server's strict field
+// validation does.
+func strictK8s(t *testing.T, name string, doc []byte, v any) {
+	t.Helper()
+	if err := sigsyaml.UnmarshalStrict(doc, v); err != nil {
+		t.Fatalf("%s: %v", name, err)
 	}
 }
 
@@ -512,4 +579,192 @@ func TestDockerfile(t *testing.T) {
 			t.Errorf("the Dockerfile does not match %s", re)
 		}
 	}
+}
+
+// TestKubernetesExecutors decodes deploy/kubernetes/executors.yaml into
+// the real Kubernetes types and checks it against the voters' manifest
+// and qledger itself: the Deployment is the one the voters' autoscaler
+// scales and the Role names, starts at 0 replicas, has no API access, its
+// selector matches its pods, every mount has a volume; the init
+// container's command issues a node certificate in group 0 with this
+// qledger (run here against a fresh CA) where the node's configuration
+// looks for it; the node configuration parses as an executor's; and the
+// pod's shutdown is the graceful leave: no preStop hook that could cut
+// it, a grace period at least as long as the process provider's.
+func TestKubernetesExecutors(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(deployDir, "kubernetes", "executors.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		cms  []corev1.ConfigMap
+		sas  []corev1.ServiceAccount
+		deps []appsv1.Deployment
+	)
+	for i, doc := range splitYAML(t, b) {
+		var o k8sObject
+		if err := yaml.Unmarshal(doc, &o); err != nil {
+			t.Fatal(err)
+		}
+		name := o.Kind + " " + o.Metadata.Name
+		if o.Metadata.Namespace != "qledger" {
+			t.Errorf("%s: namespace %q, not qledger", name, o.Metadata.Namespace)
+		}
+		switch o.APIVersion + " " + o.Kind {
+		case "v1 ConfigMap":
+			cms = append(cms, corev1.ConfigMap{})
+			strictK8s(t, name, doc, &cms[len(cms)-1])
+		case "v1 ServiceAccount":
+			sas = append(sas, corev1.ServiceAccount{})
+			strictK8s(t, name, doc, &sas[len(sas)-1])
+		case "apps/v1 Deployment":
+			deps = append(deps, appsv1.Deployment{})
+			strictK8s(t, name, doc, &deps[len(deps)-1])
+		default:
+			t.Fatalf("document %d: unexpected %s %s", i, o.APIVersion, o.Kind)
+		}
+	}
+	if len(cms) != 1 || len(sas) != 1 || len(deps) != 1 {
+		t.Fatalf("%d ConfigMaps, %d ServiceAccounts, %d Deployments; want one each", len(cms), len(sas), len(deps))
+	}
+	d, cm, sa := deps[0], cms[0], sas[0]
+	voters := voterNodeConfig(t)
+	if d.Name != voters["autoscale-k8s-deployment"] {
+		t.Fatalf("Deployment %s is not the one the voters scale (%v)", d.Name, voters["autoscale-k8s-deployment"])
+	}
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 0 {
+		t.Fatal("the executor Deployment must start at 0 replicas: the autoscaler owns the count")
+	}
+	pod := d.Spec.Template.Spec
+	if d.Spec.Selector == nil || !subset(d.Spec.Selector.MatchLabels, d.Spec.Template.Labels) {
+		t.Fatal("the Deployment's selector does not match its pod labels")
+	}
+	if pod.ServiceAccountName != sa.Name || sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken ||
+		pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+		t.Fatal("executor pods must run as their own service account without an API token")
+	}
+	if pod.TerminationGracePeriodSeconds == nil || time.Duration(*pod.TerminationGracePeriodSeconds)*time.Second < 30*time.Second {
+		t.Fatal("the executors' grace period is shorter than the 30 s the process provider gives a leaving executor")
+	}
+	volumes := map[string]bool{}
+	for _, v := range pod.Volumes {
+		volumes[v.Name] = true
+	}
+	if len(pod.InitContainers) != 1 || len(pod.Containers) != 1 {
+		t.Fatalf("%d init containers, %d containers; want one each", len(pod.InitContainers), len(pod.Containers))
+	}
+	for _, c := range append(pod.InitContainers, pod.Containers...) {
+		if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
+			t.Errorf("container %s has a preStop hook: SIGTERM's graceful leave is the drain", c.Name)
+		}
+		for _, m := range c.VolumeMounts {
+			if !volumes[m.Name] {
+				t.Errorf("container %s mounts %s, which has no volume", c.Name, m.Name)
+			}
+		}
+	}
+	main := pod.Containers[0]
+	for _, m := range main.VolumeMounts {
+		if m.Name == "ca-key" {
+			t.Error("the node container mounts the CA key")
+		}
+	}
+	cert := runInitContainer(t, pod.InitContainers[0])
+	vars := nodeEnvVars(t)
+	env := map[string]string{"QLEDGER_GOSSIP_KEY": "c2VjcmV0LWdvc3NpcC1rZXktMzItYnl0ZXMtbG9uZyE="}
+	for _, e := range main.Env {
+		if strings.HasPrefix(e.Name, "QLEDGER_") && !vars[e.Name] {
+			t.Errorf("the container sets %s, which qledger node does not read", e.Name)
+		}
+		if e.Value != "" {
+			env[e.Name] = strings.ReplaceAll(e.Value, "$(POD_IP)", "10.1.2.3")
+		}
+	}
+	got := checkNodeConfig(t, "the executors' node.yaml", []byte(cm.Data["node.yaml"]), env)
+	if got["role"] != "executor" || got["advertise"] != "10.1.2.3:7000" || got["groups"] != voters["groups"] {
+		t.Fatalf("effective executor configuration: role %v, advertise %v, groups %v (voters: %v)", got["role"], got["advertise"], got["groups"], voters["groups"])
+	}
+	if got["cert"] != cert || got["cert-key"] != strings.TrimSuffix(cert, ".pem")+"-key.pem" {
+		t.Fatalf("the node reads certificate %v and key %v; the init container writes %s", got["cert"], got["cert-key"], cert)
+	}
+	if !slices.Equal(anyStrings(got["join"]), anyStrings(voters["join"])) {
+		t.Fatalf("executors join %v, the voters are %v", got["join"], voters["join"])
+	}
+}
+
+// voterNodeConfig is the effective configuration of the voters'
+// ConfigMap (deploy/kubernetes/qledger.yaml).
+func voterNodeConfig(t *testing.T) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(deployDir, "kubernetes", "qledger.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range splitYAML(t, b) {
+		var cm k8sConfigMap
+		if err := yaml.Unmarshal(doc, &cm); err != nil {
+			t.Fatal(err)
+		}
+		if cm.Kind == "ConfigMap" {
+			return checkNodeConfig(t, "the voters' node.yaml", []byte(cm.Data["node.yaml"]), map[string]string{"QLEDGER_GOSSIP_KEY": "c2VjcmV0LWdvc3NpcC1rZXktMzItYnl0ZXMtbG9uZyE="})
+		}
+	}
+	t.Fatal("no ConfigMap in qledger.yaml")
+	return nil
+}
+
+// runInitContainer runs the init container's `qledger ca issue` with this
+// qledger, its CA directory being a fresh CA, and checks the certificate:
+// a node certificate whose ID falls in group 0. It returns the path the
+// container writes the certificate to.
+func runInitContainer(t *testing.T, c corev1.Container) string {
+	t.Helper()
+	if len(c.Command) < 3 || filepath.Base(c.Command[0]) != "qledger" || c.Command[1] != "ca" || c.Command[2] != "issue" {
+		t.Fatalf("init container %s runs %v, not qledger ca issue", c.Name, c.Command)
+	}
+	args := slices.Clone(c.Command[1:])
+	fs := pflag.NewFlagSet("issue", pflag.ContinueOnError)
+	dir, out, name := fs.String("dir", "", ""), fs.String("out", "", ""), fs.String("name", "", "")
+	fs.ParseErrorsAllowlist.UnknownFlags = true
+	if err := fs.Parse(args[2:]); err != nil {
+		t.Fatal(err)
+	}
+	caDir, outDir := t.TempDir(), t.TempDir()
+	if r := cli(t, "ca", "init", "--dir", caDir); r.code != exitOK {
+		t.Fatal(r.stderr)
+	}
+	for i, a := range args {
+		switch a {
+		case *dir:
+			args[i] = caDir
+		case *out:
+			args[i] = outDir
+		case "$(POD_IP)":
+			args[i] = "10.1.2.3"
+		}
+	}
+	r := cli(t, args...)
+	if r.code != exitOK {
+		t.Fatalf("the init container's command fails: %s", r.stderr)
+	}
+	if !strings.Contains(r.stdout, "group 0 of 1") {
+		t.Fatalf("the init container's certificate is not placed in group 0: %s", r.stdout)
+	}
+	if _, err := os.Stat(filepath.Join(outDir, *name+".pem")); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(*out, *name+".pem")
+}
+
+func anyStrings(v any) []string {
+	var out []string
+	switch v := v.(type) {
+	case []any:
+		for _, s := range v {
+			out = append(out, fmt.Sprint(s))
+		}
+	case string:
+		out = splitList(v)
+	}
+	return out
 }

@@ -18,6 +18,7 @@ import (
 	"qledger/cluster"
 	"qledger/qkd"
 	"qledger/qkd/kme"
+	"qledger/scaler/kubernetes"
 	"qledger/server"
 )
 
@@ -40,7 +41,7 @@ type nodeOptions struct {
 	recordHeaders           string
 }
 
-// scaleOptions are the executor autoscaler's flags (process provider).
+// scaleOptions are the executor autoscaler's flags.
 type scaleOptions struct {
 	cfg      cluster.AutoscaleConfig
 	on       bool
@@ -49,11 +50,12 @@ type scaleOptions struct {
 	execBin  string
 	execJoin string
 	provider string
+	k8s      kubernetes.Config
 }
 
 func (s *scaleOptions) register(fs *pflag.FlagSet) {
 	s.cfg = cluster.DefaultAutoscaleConfig()
-	fs.BoolVar(&s.on, "autoscale", false, "run the executor autoscaler while this node leads its group: it starts and stops 'qledger node --role executor' processes on this host (the process provider)")
+	fs.BoolVar(&s.on, "autoscale", false, "run the executor autoscaler while this node leads its group; --autoscale-provider says what acts on its decisions")
 	fs.IntVar(&s.cfg.Min, "autoscale-min", s.cfg.Min, "fewest executors per group (0: scale to zero)")
 	fs.IntVar(&s.cfg.Max, "autoscale-max", s.cfg.Max, "most executors per group")
 	fs.Float64Var(&s.cfg.TargetInFlight, "autoscale-target", s.cfg.TargetInFlight, "invocations in flight one executor should carry")
@@ -62,7 +64,11 @@ func (s *scaleOptions) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&s.cfg.UpWindow, "autoscale-up-window", s.cfg.UpWindow, "scale up only when more were wanted for this long")
 	fs.DurationVar(&s.cfg.DownWindow, "autoscale-down-window", s.cfg.DownWindow, "scale down only when fewer were wanted for this long")
 	fs.DurationVar(&s.cfg.IdleToZero, "autoscale-idle", s.cfg.IdleToZero, "shrink to --autoscale-min after this long without invocations")
-	fs.StringVar(&s.provider, "autoscale-provider", "process", "process (start executor processes on this host) or external (only export the decision, for KEDA or an HPA)")
+	fs.StringVar(&s.provider, "autoscale-provider", "process", "process (start executor processes on this host), kubernetes (scale each group's executor Deployment or StatefulSet through the Kubernetes API) or external (only export the decision, for KEDA or an HPA)")
+	fs.StringVar(&s.k8s.Namespace, "autoscale-k8s-namespace", "", "kubernetes provider: namespace of the executor workloads (default: this pod's)")
+	fs.StringVar(&s.k8s.Workload, "autoscale-k8s-deployment", "qledger-executor", "kubernetes provider: name of a group's executor workload; "+kubernetes.GroupPlaceholder+" in it is the group number (required with more than one group)")
+	fs.StringVar(&s.k8s.Kind, "autoscale-k8s-kind", kubernetes.KindDeployment, "kubernetes provider: "+kubernetes.KindDeployment+" or "+kubernetes.KindStatefulSet)
+	fs.StringVar(&s.k8s.Kubeconfig, "autoscale-k8s-kubeconfig", "", "kubernetes provider: kubeconfig file (default: the pod's service account, in-cluster)")
 	fs.StringVar(&s.execArgs, "autoscale-executor-args", "", "extra flags for every executor process, space-separated (with TLS: its --ca, --cert, --cert-key)")
 	fs.StringVar(&s.execHost, "autoscale-executor-host", "127.0.0.1", "address executor processes bind")
 	fs.StringVar(&s.execBin, "autoscale-executor-binary", "", "qledger binary for executors (default: this one)")
@@ -85,9 +91,19 @@ func (s *scaleOptions) autoscale(o *nodeOptions) (*server.Autoscale, error) {
 	switch s.provider {
 	case "external":
 		return &server.Autoscale{Config: s.cfg, External: true}, nil
+	case "kubernetes":
+		kc := s.k8s
+		if kc.Namespace == "" {
+			kc.Namespace = podNamespace()
+		}
+		kc.Groups = o.cfg.Groups
+		if err := kc.Validate(); err != nil {
+			return nil, usageErrorf("node: --autoscale-k8s-*: %v", err)
+		}
+		return &server.Autoscale{Config: s.cfg, Kubernetes: &kc}, nil
 	case "process":
 	default:
-		return nil, usageErrorf("node: --autoscale-provider %q (process or external)", s.provider)
+		return nil, usageErrorf("node: --autoscale-provider %q (process, kubernetes or external)", s.provider)
 	}
 	args := []string{"--cluster-label", o.cfg.ClusterLabel, "--log-level", "info"}
 	if o.gossipKey != "" {
@@ -100,6 +116,16 @@ func (s *scaleOptions) autoscale(o *nodeOptions) (*server.Autoscale, error) {
 	}
 	args = append(args, strings.Fields(s.execArgs)...)
 	return &server.Autoscale{Config: s.cfg, Binary: s.execBin, Host: s.execHost, Join: splitList(s.execJoin), Args: args}, nil
+}
+
+// podNamespace is the namespace of the pod this process runs in (its
+// service account's), or "" outside Kubernetes.
+func podNamespace() string {
+	b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 func (a *app) nodeCmd() *cobra.Command {

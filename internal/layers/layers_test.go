@@ -41,7 +41,9 @@ type rule struct {
 // The floors, bottom up: formats (internal/wire, chain, shard, election, function,
 // execrecord), crypto and math libraries (pki, qkd, sharing), the runtime
 // pieces (execute: wasm; fsm: the replicated state machine), cluster (raft
-// and gossip), api and api/client, then cmd and integration at the top.
+// and gossip), api and api/client, the autoscaler's kubernetes provider
+// (scaler/kubernetes, the one home of client-go, imported by the node
+// assembly only), then cmd and integration at the top.
 //
 // The top floor assembles the rest: the commands, the integration suite,
 // server (a node process: cluster plus api), demo (the scenario qledger
@@ -78,6 +80,25 @@ var rules = []rule{
 			"qledger/api/...", "qledger/cluster", "qledger/fsm", "qledger/execute/...",
 			"github.com/hashicorp/raft", "github.com/hashicorp/memberlist", "go.etcd.io/bbolt",
 		},
+	},
+	{
+		Name:      "only scaler/kubernetes imports the Kubernetes client",
+		Subjects:  []string{"qledger/..."},
+		Except:    []string{"qledger/scaler/kubernetes"},
+		Forbidden: []string{"k8s.io/...", "sigs.k8s.io/..."},
+	},
+	{
+		Name:       "nothing below the top floor links the Kubernetes client",
+		Subjects:   []string{"qledger/..."},
+		Except:     append([]string{"qledger/scaler/kubernetes"}, top...),
+		Transitive: true,
+		Forbidden:  []string{"k8s.io/...", "sigs.k8s.io/...", "qledger/scaler/..."},
+	},
+	{
+		Name:      "only the node assembly imports the kubernetes provider",
+		Subjects:  []string{"qledger/..."},
+		Except:    []string{"qledger/server", "qledger/cmd/qledger"},
+		Forbidden: []string{"qledger/scaler/..."},
 	},
 	{
 		Name:      "only cluster speaks gossip",
@@ -294,6 +315,8 @@ func TestRulesCatchViolations(t *testing.T) {
 		{ImportPath: "qledger/api", Imports: []string{"github.com/getkin/kin-openapi/openapi3"}},
 		{ImportPath: "qledger/explorer", Imports: []string{"qledger/api/client"}, Deps: []string{"qledger/api/client", "qledger/api"}},
 		{ImportPath: "qledger/transparency", Imports: []string{"qledger/chain"}, Deps: []string{"qledger/chain", "qledger/fsm"}},
+		{ImportPath: "qledger/demo", Imports: []string{"qledger/scaler/kubernetes", "k8s.io/client-go/kubernetes"}},
+		{ImportPath: "qledger/execute", Imports: []string{"qledger/chain"}, Deps: []string{"qledger/chain", "k8s.io/apimachinery/pkg/runtime"}},
 	}
 	got := violations(graph, rules)
 	want := []string{
@@ -301,6 +324,9 @@ func TestRulesCatchViolations(t *testing.T) {
 		"qledger/api/client: the client library links no server: qledger/cluster",
 		"qledger/api: only api/contract links the OpenAPI validator (test builds only): github.com/getkin/kin-openapi/openapi3",
 		"qledger/chain: ledger formats rest on the standard library, internal/wire and each other: github.com/google/uuid",
+		"qledger/demo: only scaler/kubernetes imports the Kubernetes client: k8s.io/client-go/kubernetes",
+		"qledger/demo: only the node assembly imports the kubernetes provider: qledger/scaler/kubernetes",
+		"qledger/execute: nothing below the top floor links the Kubernetes client: k8s.io/apimachinery/pkg/runtime",
 		"qledger/explorer: the explorer links no server: qledger/api",
 		"qledger/fsm: the state machine does not link the runtime, gossip or the network layer: github.com/tetratelabs/wazero",
 		"qledger/fsm: the state machine does not link the runtime, gossip or the network layer: qledger/execute",
