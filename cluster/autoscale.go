@@ -51,6 +51,14 @@ type AutoscaleConfig struct {
 	// is Min (zero by default). Before that, a group with no demand keeps
 	// its executors.
 	IdleToZero time.Duration
+	// ColdStartWait is the cold-start policy. 0 (the default, "voters"):
+	// an invocation at a group with no live executor is elected among the
+	// voters at once. Above 0 ("wait"): it waits up to this long for an
+	// executor to become eligible (a configuration member alive in
+	// gossip), the autoscaler deciding at once instead of at its next
+	// interval; then it is elected among whoever is there, the voters
+	// alone if no executor came in time.
+	ColdStartWait time.Duration
 }
 
 // DefaultAutoscaleConfig returns 0..4 executors, 2 invocations in flight
@@ -70,7 +78,7 @@ func (c AutoscaleConfig) Validate() error {
 		return fmt.Errorf("%w: min %d, max %d (0 <= min <= max, max >= 1)", ErrAutoscaleConfig, c.Min, c.Max)
 	case c.TargetInFlight <= 0:
 		return fmt.Errorf("%w: target in flight %v", ErrAutoscaleConfig, c.TargetInFlight)
-	case c.Interval <= 0 || c.UpWindow < 0 || c.DownWindow < 0 || c.IdleToZero < 0 || c.TargetLatency < 0:
+	case c.Interval <= 0 || c.UpWindow < 0 || c.DownWindow < 0 || c.IdleToZero < 0 || c.TargetLatency < 0 || c.ColdStartWait < 0:
 		return fmt.Errorf("%w: durations must be positive (interval %s)", ErrAutoscaleConfig, c.Interval)
 	}
 	return nil
@@ -235,9 +243,13 @@ type autoscaler struct {
 	cfg      AutoscaleConfig
 	provider ExecutorProvider
 	latest   atomic.Pointer[ScaleDecision]
+	// kick asks for a decision now: an invocation is waiting at a group
+	// with no executor (the cold-start wait policy).
+	kick chan struct{}
 }
 
-// run decides every Interval while this node leads its group.
+// run decides every Interval while this node leads its group, and at
+// once when kicked.
 func (a *autoscaler) run(stop <-chan struct{}) {
 	t := time.NewTicker(a.cfg.Interval)
 	defer t.Stop()
@@ -247,6 +259,7 @@ func (a *autoscaler) run(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
+		case <-a.kick:
 		}
 		if !a.n.IsLeader() {
 			pol = nil // a new term starts with empty windows
@@ -310,7 +323,7 @@ func (n *Node) Autoscale(cfg AutoscaleConfig, p ExecutorProvider) error {
 	if n.cfg.Role == RoleExecutor {
 		return fmt.Errorf("%w: an executor does not run the autoscaler", ErrAutoscaleConfig)
 	}
-	a := &autoscaler{n: n, cfg: cfg, provider: p}
+	a := &autoscaler{n: n, cfg: cfg, provider: p, kick: make(chan struct{}, 1)}
 	if !n.scaler.CompareAndSwap(nil, a) {
 		return fmt.Errorf("%w: already running", ErrAutoscaleConfig)
 	}
@@ -335,11 +348,17 @@ func (e externalExecutors) Executors(_ context.Context, group int) (int, error) 
 	if group != e.n.group {
 		return 0, fmt.Errorf("%w: group %d, this node is in group %d", ErrBadRequest, group, e.n.group)
 	}
-	cf := e.n.raft.GetConfiguration()
+	return e.n.liveExecutors()
+}
+
+// liveExecutors counts the executors eligible for this group's elections:
+// executor-role configuration members alive in gossip.
+func (n *Node) liveExecutors() (int, error) {
+	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
-		return 0, e.n.convert(err)
+		return 0, n.convert(err)
 	}
-	view := e.n.gossip.view()
+	view := n.gossip.view()
 	count := 0
 	for _, s := range cf.Configuration().Servers {
 		if m, ok := view[string(s.ID)]; ok && m.state == stateAlive && m.meta.Role == RoleExecutor {
@@ -347,6 +366,46 @@ func (e externalExecutors) Executors(_ context.Context, group int) (int, error) 
 		}
 	}
 	return count, nil
+}
+
+// coldStart applies the cold-start policy to an invocation this leader
+// is about to elect: under the wait policy (ColdStartWait > 0) with no
+// live executor in the group, it kicks the autoscaler and waits until an
+// executor is eligible, ColdStartWait has passed or ctx ends. It returns
+// how long it waited (0: no wait). The caller counts the invocation in
+// flight first, so the kicked decision sees the demand.
+func (n *Node) coldStart(ctx context.Context) time.Duration {
+	a := n.scaler.Load()
+	if a == nil || a.cfg.ColdStartWait <= 0 {
+		return 0
+	}
+	if c, err := n.liveExecutors(); err != nil || c > 0 {
+		return 0
+	}
+	t0 := time.Now()
+	select {
+	case a.kick <- struct{}{}:
+	default: // a decision is already asked for
+	}
+	deadline := time.NewTimer(a.cfg.ColdStartWait)
+	defer deadline.Stop()
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return time.Since(t0)
+		case <-deadline.C:
+			n.logger.Info("cold start: no executor became eligible in time; the voters serve the invocation", "waited", a.cfg.ColdStartWait)
+			return time.Since(t0)
+		case <-poll.C:
+			if c, err := n.liveExecutors(); err == nil && c > 0 {
+				waited := time.Since(t0)
+				n.logger.Debug("cold start: an executor became eligible", "waited", waited)
+				return waited
+			}
+		}
+	}
 }
 
 func (e externalExecutors) SetExecutors(ctx context.Context, group, _ int) (int, error) {

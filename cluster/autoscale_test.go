@@ -230,3 +230,80 @@ func TestExternalExecutors(t *testing.T) {
 		t.Fatalf("another group: %v", err)
 	}
 }
+
+// failingProvider starts nothing: a cold start under the wait policy
+// then waits its bound out.
+type failingProvider struct{}
+
+func (failingProvider) Executors(context.Context, int) (int, error) { return 0, nil }
+func (failingProvider) SetExecutors(context.Context, int, int) (int, error) {
+	return 0, errors.New("no capacity")
+}
+
+// TestColdStartPolicy: an invocation at a group with no executor is
+// elected among the voters at once under the default policy; under the
+// wait policy it waits until the executor the autoscaler starts at once
+// (its interval is an hour, so only the cold start's kick can start it)
+// is eligible and takes part in the election; and when none comes, it is
+// served by the voters after the bound.
+func TestColdStartPolicy(t *testing.T) {
+	cases := []struct {
+		name     string
+		wait     time.Duration
+		provider func(*Local) ExecutorProvider
+		// executor: an executor took part in the election.
+		executor bool
+		// minLatency: the invocation waited at least this long.
+		minLatency time.Duration
+	}{
+		{"voters", 0, func(l *Local) ExecutorProvider { return l }, false, 0},
+		{"wait", 2 * time.Minute, func(l *Local) ExecutorProvider { return l }, true, 0},
+		{"wait-bound", 500 * time.Millisecond, func(*Local) ExecutorProvider { return failingProvider{} }, false, 500 * time.Millisecond},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := startLocal(t, 1, 3)
+			voters := map[string]bool{}
+			for _, n := range l.Nodes {
+				voters[n.ID().String()] = true
+			}
+			ldr, _ := l.Leader(0)
+			deployTiny(t, ldr, 0, "inc")
+			cfg := AutoscaleConfig{Min: 0, Max: 1, TargetInFlight: 1, Interval: time.Hour, IdleToZero: time.Hour, ColdStartWait: c.wait}
+			if err := ldr.Autoscale(cfg, c.provider(l)); err != nil {
+				t.Fatal(err)
+			}
+			var res InvokeResult
+			var err error
+			t0 := time.Now()
+			for try := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+				res, err = ldr.Invoke(context.Background(), invokeReq(t, 0, "inc", `{"value":1}`))
+				if err == nil || time.Since(try) > time.Minute {
+					break
+				}
+			}
+			took := time.Since(t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cands := res.Record.Election.Candidates
+			withExecutor := false
+			for _, cd := range cands {
+				withExecutor = withExecutor || !voters[cd.NodeID]
+			}
+			if withExecutor != c.executor {
+				t.Fatalf("an executor took part: %v, want %v (%d candidates)", withExecutor, c.executor, len(cands))
+			}
+			if took < c.minLatency {
+				t.Fatalf("the invocation took %s, less than the cold-start bound %s", took, c.minLatency)
+			}
+			if n, _ := l.Executors(context.Background(), 0); c.name == "voters" && n != 0 {
+				t.Fatalf("the voters policy started %d executors before the autoscaler's interval", n)
+			}
+			t.Logf("%s: %d candidates, %s", c.name, len(cands), took.Round(time.Millisecond))
+		})
+	}
+	if err := (AutoscaleConfig{Max: 1, TargetInFlight: 1, Interval: time.Second, ColdStartWait: -time.Second}).Validate(); !errors.Is(err, ErrAutoscaleConfig) {
+		t.Fatalf("a negative cold-start wait: %v", err)
+	}
+}

@@ -247,6 +247,7 @@ func (n *Node) lead(ctx context.Context, req InvokeRequest) (res InvokeResult, e
 		}
 		n.metrics.observeInvocation(result, res.Record.Conflict != "", tElect, tExec, tCommit, time.Since(t0))
 	}()
+	n.coldStart(ctx)
 	rec, addr, err := n.holdElection(ctx, req)
 	if err != nil {
 		return InvokeResult{}, err

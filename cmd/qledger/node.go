@@ -64,6 +64,7 @@ func (s *scaleOptions) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&s.cfg.UpWindow, "autoscale-up-window", s.cfg.UpWindow, "scale up only when more were wanted for this long")
 	fs.DurationVar(&s.cfg.DownWindow, "autoscale-down-window", s.cfg.DownWindow, "scale down only when fewer were wanted for this long")
 	fs.DurationVar(&s.cfg.IdleToZero, "autoscale-idle", s.cfg.IdleToZero, "shrink to --autoscale-min after this long without invocations")
+	fs.DurationVar(&s.cfg.ColdStartWait, "cold-start-wait", 0, "with --autoscale: an invocation at a group with no executor waits up to this long for one to become eligible (the autoscaler decides at once), then is served by whoever is there; 0: the voters serve it at once")
 	fs.StringVar(&s.provider, "autoscale-provider", "process", "process (start executor processes on this host), kubernetes (scale each group's executor Deployment or StatefulSet through the Kubernetes API) or external (only export the decision, for KEDA or an HPA)")
 	fs.StringVar(&s.k8s.Namespace, "autoscale-k8s-namespace", "", "kubernetes provider: namespace of the executor workloads (default: this pod's)")
 	fs.StringVar(&s.k8s.Workload, "autoscale-k8s-deployment", "qledger-executor", "kubernetes provider: name of a group's executor workload; "+kubernetes.GroupPlaceholder+" in it is the group number (required with more than one group)")

@@ -92,6 +92,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"node", "--data", dir, "--insecure-gossip", "--autoscale", "--autoscale-provider", "k8s"}, `node: --autoscale-provider "k8s" (process, kubernetes or external)`},
 		{[]string{"node", "--data", dir, "--insecure-gossip", "--groups", "2", "--autoscale", "--autoscale-provider", "kubernetes", "--autoscale-k8s-namespace", "q"}, `2 groups share workload "qledger-executor": put {group} in its name`},
 		{[]string{"node", "--data", dir, "--insecure-gossip", "--autoscale", "--autoscale-provider", "kubernetes"}, "kubernetes: invalid config: no namespace"},
+		{[]string{"node", "--data", dir, "--insecure-gossip", "--autoscale", "--cold-start-wait", "-1s"}, "invalid autoscale config"},
 		{[]string{"node", "--data", dir, "--insecure-gossip", "--autoscale", "--autoscale-min", "3", "--autoscale-max", "2"}, "invalid autoscale config: min 3, max 2"},
 		{[]string{"node", "--data", dir, "--kme-url", "http://kme"}, `key manager URL "http://kme": want https://`},
 		{[]string{"node", "--data", dir, "--kme-addr", "127.0.0.1:0", "--kme-url", "https://kme", "--kme-cert", "c", "--kme-cert-key", "k"}, "node: --kme-addr serves a key manager, --kme-url uses another: give one of them"},
