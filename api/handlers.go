@@ -315,7 +315,7 @@ func statusWire(st cluster.ClusterStatus) client.ClusterStatus {
 			gs.ChainAlarms = append(gs.ChainAlarms, alarmWire(a))
 		}
 		if d := g.Autoscale; d != nil {
-			gs.Autoscale = &client.ScaleDecision{At: d.At, Executors: d.Executors, Wanted: d.Wanted, Desired: d.Desired, InFlight: d.InFlight, Reason: d.Reason, Error: d.Err}
+			gs.Autoscale = &client.ScaleDecision{At: d.At, Executors: d.Executors, Wanted: d.Wanted, Desired: d.Desired, InFlight: d.InFlight, ExecutorCPU: d.ExecutorCPU, Reason: d.Reason, Error: d.Err}
 		}
 		out.Groups = append(out.Groups, gs)
 	}

@@ -39,6 +39,11 @@ type AutoscaleConfig struct {
 	// count while the mean invocation latency of the last interval is
 	// above it.
 	TargetLatency time.Duration
+	// TargetCPU, if set (0..1), asks for one executor more than the
+	// current count while invocations are in flight and the executors'
+	// mean CPU use (each one's process, as a share of its machine's CPUs,
+	// from its Health answer) is above it; 0: CPU is not a signal.
+	TargetCPU float64
 	// Interval is the time between decisions; each changes the count by
 	// at most one.
 	Interval time.Duration
@@ -78,6 +83,8 @@ func (c AutoscaleConfig) Validate() error {
 		return fmt.Errorf("%w: min %d, max %d (0 <= min <= max, max >= 1)", ErrAutoscaleConfig, c.Min, c.Max)
 	case c.TargetInFlight <= 0:
 		return fmt.Errorf("%w: target in flight %v", ErrAutoscaleConfig, c.TargetInFlight)
+	case c.TargetCPU < 0 || c.TargetCPU > 1:
+		return fmt.Errorf("%w: target CPU %v (a share of the CPUs, 0 to 1; 0: off)", ErrAutoscaleConfig, c.TargetCPU)
 	case c.Interval <= 0 || c.UpWindow < 0 || c.DownWindow < 0 || c.IdleToZero < 0 || c.TargetLatency < 0 || c.ColdStartWait < 0:
 		return fmt.Errorf("%w: durations must be positive (interval %s)", ErrAutoscaleConfig, c.Interval)
 	}
@@ -97,6 +104,9 @@ type demand struct {
 	MeanLatency time.Duration
 	// LastActivity is when the group last had an invocation in flight.
 	LastActivity time.Time
+	// ExecutorCPU is the executors' mean CPU use (0..1), negative when no
+	// executor answered.
+	ExecutorCPU float64
 }
 
 // recommendation is one decision's wanted count, kept for the windows.
@@ -112,11 +122,14 @@ type ScaleDecision struct {
 	Executors int       `json:"executors"`
 	// Wanted is what demand alone asks for; Desired what the safeguards
 	// (bounds, windows, one step) allow now.
-	Wanted   int    `json:"wanted"`
-	Desired  int    `json:"desired"`
-	InFlight int    `json:"in_flight"`
-	Reason   string `json:"reason"`
-	Err      string `json:"error,omitempty"`
+	Wanted   int `json:"wanted"`
+	Desired  int `json:"desired"`
+	InFlight int `json:"in_flight"`
+	// ExecutorCPU is the executors' mean CPU use (share of their
+	// machines' CPUs) when the decision was taken, if measured.
+	ExecutorCPU float64 `json:"executor_cpu,omitempty"`
+	Reason      string  `json:"reason"`
+	Err         string  `json:"error,omitempty"`
 }
 
 // scalePolicy is the autoscaler's pure decision rule plus the history its
@@ -138,7 +151,7 @@ func (p *scalePolicy) decide(d demand) ScaleDecision {
 	for len(p.history) > 1 && d.Now.Sub(p.history[1].at) >= keep {
 		p.history = p.history[1:]
 	}
-	dec := ScaleDecision{At: d.Now, Executors: d.Executors, Wanted: want, Desired: d.Executors, InFlight: d.InFlight, Reason: reason}
+	dec := ScaleDecision{At: d.Now, Executors: d.Executors, Wanted: want, Desired: d.Executors, InFlight: d.InFlight, ExecutorCPU: max(d.ExecutorCPU, 0), Reason: reason}
 	switch {
 	case d.Executors < p.cfg.Min:
 		dec.Desired, dec.Reason = d.Executors+1, "below the minimum"
@@ -166,6 +179,10 @@ func (p *scalePolicy) wanted(d demand) (int, string) {
 		if c.TargetLatency > 0 && d.MeanLatency > c.TargetLatency && want <= d.Executors {
 			want = d.Executors + 1
 			reason = fmt.Sprintf("mean latency %s above the target %s", d.MeanLatency.Round(time.Millisecond), c.TargetLatency)
+		}
+		if c.TargetCPU > 0 && d.Executors > 0 && d.ExecutorCPU > c.TargetCPU && want <= d.Executors {
+			want = d.Executors + 1
+			reason = fmt.Sprintf("executor CPU %.0f %% above the target %.0f %%", 100*d.ExecutorCPU, 100*c.TargetCPU)
 		}
 	case d.Now.Sub(d.LastActivity) >= c.IdleToZero:
 		want, reason = c.Min, fmt.Sprintf("idle for %s", d.Now.Sub(d.LastActivity).Round(time.Second))
@@ -286,9 +303,13 @@ func (a *autoscaler) step(pol *scalePolicy) {
 	if last.IsZero() {
 		last = a.n.started
 	}
-	dec := pol.decide(demand{Now: time.Now(), Executors: cur, InFlight: peak, MeanLatency: mean, LastActivity: last})
+	cpu := -1.0
+	if a.cfg.TargetCPU > 0 {
+		cpu = a.n.executorCPU(ctx)
+	}
+	dec := pol.decide(demand{Now: time.Now(), Executors: cur, InFlight: peak, MeanLatency: mean, LastActivity: last, ExecutorCPU: cpu})
 	if dec.Desired != cur {
-		a.n.logger.Info("autoscale decision", "group", a.n.group, "executors", cur, "desired", dec.Desired, "wanted", dec.Wanted, "in_flight", peak, "reason", dec.Reason)
+		a.n.logger.Info("autoscale decision", "group", a.n.group, "executors", cur, "desired", dec.Desired, "wanted", dec.Wanted, "in_flight", peak, "executor_cpu", dec.ExecutorCPU, "reason", dec.Reason)
 		got, err := a.provider.SetExecutors(ctx, a.n.group, dec.Desired)
 		if err != nil {
 			dec.Err = err.Error()
@@ -366,6 +387,47 @@ func (n *Node) liveExecutors() (int, error) {
 		}
 	}
 	return count, nil
+}
+
+// executorCPU asks the group's live executors for their Health and
+// returns their mean CPU use, -1 when none answered (within a second).
+func (n *Node) executorCPU(ctx context.Context) float64 {
+	cf := n.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return -1
+	}
+	view := n.gossip.view()
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		sum   float64
+		count int
+		wg    sync.WaitGroup
+	)
+	for _, s := range cf.Configuration().Servers {
+		id := string(s.ID)
+		if m, ok := view[id]; !ok || m.state != stateAlive || m.meta.Role != RoleExecutor {
+			continue
+		}
+		wg.Add(1)
+		go func(addr string) {
+			defer wg.Done()
+			var h Health
+			if err := n.client.callAs(ctx, addr, id, mHealth, struct{}{}, &h); err != nil || h.ID != id {
+				return
+			}
+			mu.Lock()
+			sum += h.CPU
+			count++
+			mu.Unlock()
+		}(string(s.Address))
+	}
+	wg.Wait()
+	if count == 0 {
+		return -1
+	}
+	return sum / float64(count)
 }
 
 // coldStart applies the cold-start policy to an invocation this leader

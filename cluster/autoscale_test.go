@@ -307,3 +307,75 @@ func TestColdStartPolicy(t *testing.T) {
 		t.Fatalf("a negative cold-start wait: %v", err)
 	}
 }
+
+// The CPU rule: with invocations in flight, executors whose mean CPU is
+// above the target ask for one more even when the in-flight count is
+// covered; below the target, with no executor answering, or with the
+// target off, CPU changes nothing; and it never keeps a group from
+// shrinking once it is idle.
+func TestScalePolicyCPU(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	cfg := AutoscaleConfig{Max: 4, TargetInFlight: 4, TargetCPU: 0.7, Interval: time.Second, IdleToZero: 10 * time.Second}
+	for _, c := range []struct {
+		name       string
+		cfg        AutoscaleConfig
+		exec, in   int
+		cpu        float64
+		idle       time.Duration
+		want       int
+		wantReason string
+	}{
+		{"above the target", cfg, 1, 2, 0.9, 0, 2, "executor CPU 90 % above the target 70 %"},
+		{"at the target", cfg, 1, 2, 0.7, 0, 1, ""},
+		{"no executor answered", cfg, 1, 2, -1, 0, 1, ""},
+		{"target off", AutoscaleConfig{Max: 4, TargetInFlight: 4, Interval: time.Second}, 1, 2, 0.99, 0, 1, ""},
+		{"at the maximum", cfg, 4, 2, 0.99, 0, 4, ""},
+		{"idle", cfg, 2, 0, 0.99, 20 * time.Second, 1, ""},
+	} {
+		p := &scalePolicy{cfg: c.cfg}
+		d := p.decide(demand{Now: t0, Executors: c.exec, InFlight: c.in, ExecutorCPU: c.cpu, LastActivity: t0.Add(-c.idle)})
+		if d.Desired != c.want || (c.wantReason != "" && d.Reason != c.wantReason) {
+			t.Errorf("%s: desired %d (%s), want %d (%s)", c.name, d.Desired, d.Reason, c.want, c.wantReason)
+		}
+	}
+	for _, bad := range []float64{-0.1, 1.5} {
+		c := cfg
+		c.TargetCPU = bad
+		if err := c.Validate(); !errors.Is(err, ErrAutoscaleConfig) {
+			t.Errorf("target CPU %v: %v", bad, err)
+		}
+	}
+}
+
+// TestExecutorCPU: the CPU sampler sees this process work, and the
+// leader reads its executors' CPU through their Health answers (-1 with
+// no executor).
+func TestExecutorCPU(t *testing.T) {
+	var s cpuSampler
+	if _, ok := processCPUTime(); !ok {
+		t.Skip("no process CPU time on this platform")
+	}
+	s.utilization()
+	start, _ := processCPUTime()
+	t0 := time.Now()
+	for { // work until 100 ms of CPU and a full window have passed
+		if used, _ := processCPUTime(); used-start >= 100*time.Millisecond && time.Since(t0) >= time.Second {
+			break
+		}
+	}
+	if u := s.utilization(); u <= 0 || u > 1 {
+		t.Fatalf("utilization after 100 ms of CPU in %s: %v", time.Since(t0).Round(time.Millisecond), u)
+	}
+	l := startLocal(t, 1, 1)
+	ldr := l.Nodes[0]
+	if cpu := ldr.executorCPU(context.Background()); cpu != -1 {
+		t.Fatalf("no executor, CPU %v, want -1", cpu)
+	}
+	if _, err := l.AddNode(RoleExecutor, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the executor answered its CPU", 60*time.Second, func() bool {
+		cpu := ldr.executorCPU(context.Background())
+		return cpu >= 0 && cpu <= 1
+	})
+}

@@ -297,7 +297,7 @@ func (n *Node) handlers() map[method]rpcHandler {
 			if n.leaving.Load() {
 				return nil, fmt.Errorf("%w: the node is leaving", ErrShutdown)
 			}
-			return Health{ID: n.info.ID, Term: n.raft.CurrentTerm(), LastIndex: n.raft.LastIndex(), Applied: n.raft.AppliedIndex()}, nil
+			return Health{ID: n.info.ID, Term: n.raft.CurrentTerm(), LastIndex: n.raft.LastIndex(), Applied: n.raft.AppliedIndex(), CPU: processCPU.utilization()}, nil
 		},
 	}
 }

@@ -74,6 +74,9 @@ var (
 	mDemand = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "qledger_autoscale_in_flight", Help: "Most invocations in flight on the group leader during the autoscaler's last interval: the demand signal.",
 	}, []string{"node", "group"})
+	mExecutorCPU = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "qledger_autoscale_executor_cpu", Help: "The group's executors' mean CPU use (share of their machines' CPUs, 0 to 1) at the autoscaler's last decision; measured only with a CPU target.",
+	}, []string{"node", "group"})
 	mCompileTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "qledger_function_compile_seconds", Help: "Time to load and compile a deployed function on this node (cached by code hash afterwards).",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
@@ -103,7 +106,7 @@ var registerOnce sync.Once
 
 func register() {
 	registerOnce.Do(func() {
-		for _, c := range []prometheus.Collector{mTxCommitted, mBlocks, mBlockTxs, mCommit, mSubmitTime, mQueue, mInvocations, mInvocationConflicts, mInvocationTime, mCompileTime, mExecutors, mDesired, mDemand,
+		for _, c := range []prometheus.Collector{mTxCommitted, mBlocks, mBlockTxs, mCommit, mSubmitTime, mQueue, mInvocations, mInvocationConflicts, mInvocationTime, mCompileTime, mExecutors, mDesired, mDemand, mExecutorCPU,
 			mCorrupt, mCorruptHeight, mVerifiedHeight, mVerifyTarget, mScrubs} {
 			var are prometheus.AlreadyRegisteredError
 			if err := prometheus.Register(c); err != nil && !errors.As(err, &are) {
@@ -196,4 +199,5 @@ func (m *nodeMetrics) observeAutoscale(d ScaleDecision) {
 	mExecutors.WithLabelValues(m.node, m.group).Set(float64(d.Executors))
 	mDesired.WithLabelValues(m.node, m.group).Set(float64(d.Desired))
 	mDemand.WithLabelValues(m.node, m.group).Set(float64(d.InFlight))
+	mExecutorCPU.WithLabelValues(m.node, m.group).Set(d.ExecutorCPU)
 }

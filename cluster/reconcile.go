@@ -17,6 +17,10 @@ type Health struct {
 	Term      uint64 `json:"term"`
 	LastIndex uint64 `json:"last_index"`
 	Applied   uint64 `json:"applied"`
+	// CPU is the share of its machine's CPUs (0..1) the node's process
+	// used over its last sampling window (cpuSampler); the autoscaler
+	// reads its executors'. Nodes of older versions leave it 0.
+	CPU float64 `json:"cpu,omitempty"`
 }
 
 // serverHealth is the reconciler's judgement of one server.

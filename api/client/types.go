@@ -229,12 +229,15 @@ type ScaleDecision struct {
 	At time.Time `json:"at"`
 	// Executors is the count after the decision was acted on; Wanted
 	// what demand alone asks for; Desired what the safeguards allow now.
-	Executors int    `json:"executors"`
-	Wanted    int    `json:"wanted"`
-	Desired   int    `json:"desired"`
-	InFlight  int    `json:"in_flight"`
-	Reason    string `json:"reason"`
-	Error     string `json:"error,omitempty"`
+	Executors int `json:"executors"`
+	Wanted    int `json:"wanted"`
+	Desired   int `json:"desired"`
+	InFlight  int `json:"in_flight"`
+	// ExecutorCPU is the executors' mean CPU use (share of their
+	// machines' CPUs) at the decision, with a CPU target.
+	ExecutorCPU float64 `json:"executor_cpu,omitempty"`
+	Reason      string  `json:"reason"`
+	Error       string  `json:"error,omitempty"`
 }
 
 // NodeInfo describes a node.

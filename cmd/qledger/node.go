@@ -60,6 +60,7 @@ func (s *scaleOptions) register(fs *pflag.FlagSet) {
 	fs.IntVar(&s.cfg.Max, "autoscale-max", s.cfg.Max, "most executors per group")
 	fs.Float64Var(&s.cfg.TargetInFlight, "autoscale-target", s.cfg.TargetInFlight, "invocations in flight one executor should carry")
 	fs.DurationVar(&s.cfg.TargetLatency, "autoscale-target-latency", 0, "add an executor while the mean invocation latency is above this (0: off)")
+	fs.Float64Var(&s.cfg.TargetCPU, "autoscale-target-cpu", 0, "add an executor while invocations are in flight and the executors' mean CPU use, as a share of their machines' CPUs (0 to 1), is above this (0: off)")
 	fs.DurationVar(&s.cfg.Interval, "autoscale-interval", s.cfg.Interval, "time between decisions (one step each)")
 	fs.DurationVar(&s.cfg.UpWindow, "autoscale-up-window", s.cfg.UpWindow, "scale up only when more were wanted for this long")
 	fs.DurationVar(&s.cfg.DownWindow, "autoscale-down-window", s.cfg.DownWindow, "scale down only when fewer were wanted for this long")
