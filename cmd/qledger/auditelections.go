@@ -9,6 +9,7 @@ import (
 	"qledger/chain"
 	"qledger/execrecord"
 	"qledger/fsm"
+	"qledger/function"
 )
 
 // committedRecord is one execution record's payload as a chain holds it.
@@ -17,6 +18,45 @@ type committedRecord struct {
 	height  uint64
 	id      string
 	payload []byte
+	// refuses: the deployment of the record's function in force where
+	// the record stands (the latest one before it in its group's chain)
+	// refuses unverified results.
+	refuses bool
+}
+
+// recordWalk collects one group's execution records from height from on,
+// walking its chain from the start so that it knows each function's
+// deployment in force at every record, as the state machine did when it
+// applied the record (fsm checkTx: the latest valid deployment before it).
+type recordWalk struct {
+	group    int
+	from     uint64
+	policies map[string]function.UnverifiedPolicy
+	records  []committedRecord
+}
+
+func newRecordWalk(group int, from uint64) *recordWalk {
+	return &recordWalk{group: group, from: from, policies: map[string]function.UnverifiedPolicy{}}
+}
+
+// tx takes the next transaction of the group's chain, in chain order.
+func (w *recordWalk) tx(height uint64, id string, kind chain.TxKind, payload []byte) {
+	switch kind {
+	case chain.TxDeploy:
+		var d function.Deployment
+		if d.UnmarshalBinary(payload) == nil { // an invalid deployment indexes nothing
+			w.policies[d.Spec.Name] = d.Spec.Unverified
+		}
+	case chain.TxExec:
+		if height < w.from {
+			return
+		}
+		r := committedRecord{group: w.group, height: height, id: id, payload: payload}
+		if x, err := execrecord.Decode(payload); err == nil {
+			r.refuses = w.policies[x.Function] == function.UnverifiedRefuse
+		}
+		w.records = append(w.records, r)
+	}
 }
 
 // electionFinding is a committed execution record that fails
@@ -38,7 +78,7 @@ func (a *app) auditElectionsCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "elections [--group G] [--from H] [--data DIR]",
-		Short: "re-check every committed execution record: election, roles, executions and outcome (status 1 if any fails)",
+		Short: "re-check every committed execution record: election, roles, executions, outcome and the function's unverified policy (status 1 if any fails)",
 		Args:  noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			if dataDir != "" {
@@ -66,10 +106,14 @@ func (a *app) auditElectionsOnline(group int, from uint64) error {
 	}
 	var recs []committedRecord
 	for _, g := range groups {
-		err := walkBlocks(ctx, c, g, from, func(b client.Block) error {
+		w := newRecordWalk(g, from)
+		err := walkBlocks(ctx, c, g, 1, func(b client.Block) error {
 			for _, tx := range b.Txs {
-				if tx.Tx.Kind == "exec" {
-					recs = append(recs, committedRecord{group: g, height: b.Height, id: tx.ID, payload: tx.Tx.Payload})
+				switch tx.Tx.Kind {
+				case "deploy":
+					w.tx(b.Height, tx.ID, chain.TxDeploy, tx.Tx.Payload)
+				case "exec":
+					w.tx(b.Height, tx.ID, chain.TxExec, tx.Tx.Payload)
 				}
 			}
 			return nil
@@ -77,6 +121,7 @@ func (a *app) auditElectionsOnline(group int, from uint64) error {
 		if err != nil {
 			return err
 		}
+		recs = append(recs, w.records...)
 	}
 	return a.reportElections(recs)
 }
@@ -113,11 +158,11 @@ func storeRecords(path string, group int, from uint64) ([]committedRecord, error
 	if group >= 0 && g != group {
 		return nil, nil
 	}
-	var out []committedRecord
-	for h := max(from, 1); ; {
+	w := newRecordWalk(g, from)
+	for h := uint64(1); ; {
 		raws, err := s.Blocks(h, 200)
 		if err != nil || len(raws) == 0 {
-			return out, err
+			return w.records, err
 		}
 		for _, raw := range raws {
 			b, err := chain.DecodeBlock(raw)
@@ -126,16 +171,15 @@ func storeRecords(path string, group int, from uint64) ([]committedRecord, error
 			}
 			for _, txb := range b.Txs {
 				t, _ := chain.DecodeTx(txb) // DecodeBlock decoded it
-				if t.Kind == chain.TxExec {
-					out = append(out, committedRecord{group: g, height: b.Header.Height, id: chain.TxID(txb).String(), payload: t.Payload})
-				}
+				w.tx(b.Header.Height, chain.TxID(txb).String(), t.Kind, t.Payload)
 			}
 			h = b.Header.Height + 1
 		}
 	}
 }
 
-// reportElections checks every record (execrecord.Check) and prints the
+// reportElections checks every record (execrecord.Check, and the
+// unverified policy of its function's deployment in force) and prints the
 // ones that fail; it fails when any does.
 func (a *app) reportElections(recs []committedRecord) error {
 	var bad []electionFinding
@@ -145,6 +189,9 @@ func (a *app) reportElections(recs []committedRecord) error {
 		if err == nil {
 			f.Request, f.Function = fmt.Sprintf("%x", x.RequestID[:]), x.Function
 			err = execrecord.Check(x)
+			if err == nil && x.Agreed && !x.Verified && r.refuses {
+				err = fmt.Errorf("accepted unverified, but function %s's deployment in force refuses unverified results", x.Function)
+			}
 		}
 		if err != nil {
 			f.Error = err.Error()
