@@ -37,6 +37,8 @@ type Cluster struct {
 	// Caller is how execution records name the invokers' identity
 	// ("submitter:invoker"), which every node's Invoker client presents.
 	Caller string
+	// Logf, if set, is where nemeses say what they saw.
+	Logf func(format string, args ...any)
 
 	bin, dir, caDir string
 	opts            Options
@@ -160,6 +162,13 @@ func (c *Cluster) issue() error {
 		}
 	}
 	return nil
+}
+
+// logf logs through Logf, if set.
+func (c *Cluster) logf(format string, args ...any) {
+	if c.Logf != nil {
+		c.Logf(format, args...)
+	}
 }
 
 // invokerName names the certificate the workload's invokers present.

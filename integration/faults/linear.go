@@ -83,10 +83,52 @@ type Linearizability struct {
 // Transaction reads that miss a transaction the log never held, failed
 // reads and reads at other levels are left out.
 func CheckLinearizable(ops []Op, log Log, from uint64, levels []string, timeout time.Duration) Linearizability {
-	var hist []porcupine.Operation
 	if len(ops) == 0 {
 		return Linearizability{Result: porcupine.Ok}
 	}
+	hist, _ := logHistory(ops, log, levels)
+	return Linearizability{Result: porcupine.CheckOperationsTimeout(logModel(from), hist, timeout), Ops: len(hist)}
+}
+
+// CheckLinearizableWindows is CheckLinearizable for the operations
+// invoked in each window, a verdict per window (per nemesis). A window's
+// model starts from a lower bound of what was committed when it began:
+// from, or more if an operation that completed before it covered more
+// (see covers). Leaving out the operations invoked before the window only
+// removes constraints, and starting from a lower bound only allows more,
+// so a window found not linearizable is a violation; one found linearizable
+// may still take part in a violation across windows, which the whole
+// history's check (CheckLinearizable) finds.
+func CheckLinearizableWindows(ops []Op, log Log, from uint64, levels []string, windows []Window, timeout time.Duration) []Linearizability {
+	out := make([]Linearizability, len(windows))
+	if len(ops) == 0 {
+		for i := range out {
+			out[i].Result = porcupine.Ok
+		}
+		return out
+	}
+	hist, at := logHistory(ops, log, levels)
+	for i, w := range windows {
+		start, end := at(w.Start), at(w.Settled)
+		init := from
+		var part []porcupine.Operation
+		for _, op := range hist {
+			switch {
+			case op.Return < start:
+				init = max(init, covers(op.Input.(logInput)))
+			case op.Call >= start && op.Call < end:
+				part = append(part, op)
+			}
+		}
+		out[i] = Linearizability{Result: porcupine.CheckOperationsTimeout(logModel(init), part, timeout), Ops: len(part)}
+	}
+	return out
+}
+
+// logHistory is the porcupine history CheckLinearizable checks, with
+// open writes closed (closeOpen), and the clock it is timed by.
+func logHistory(ops []Op, log Log, levels []string) ([]porcupine.Operation, func(time.Time) int64) {
+	var hist []porcupine.Operation
 	t0 := ops[0].Invoke
 	for _, op := range ops {
 		if op.Invoke.Before(t0) {
@@ -144,7 +186,7 @@ func CheckLinearizable(ops []Op, log Log, from uint64, levels []string, timeout 
 		hist = append(hist, porcupine.Operation{ClientId: op.Client, Input: in, Call: at(op.Invoke), Return: at(op.Complete)})
 	}
 	closeOpen(hist)
-	return Linearizability{Result: porcupine.CheckOperationsTimeout(logModel(from), hist, timeout), Ops: len(hist)}
+	return hist, at
 }
 
 // covers is the log size an operation leaves behind at least: after it,

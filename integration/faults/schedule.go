@@ -75,6 +75,9 @@ type Row struct {
 	Name                         string
 	Ops, Acked, Lost, Duplicated int
 	LongestUnavailable           time.Duration
+	// Linearizable is the window's own verdict (CheckLinearizableWindows),
+	// "" if not checked.
+	Linearizable string
 }
 
 // Rows summarises each window of a history: operations invoked in it,
@@ -125,9 +128,9 @@ func Rows(ops []Op, windows []Window, d Durability) []Row {
 // Table renders rows as a Markdown table.
 func Table(rows []Row) string {
 	var b strings.Builder
-	b.WriteString("| nemesis | ops | acked | lost | duplicated | longest unavailability |\n|---|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| nemesis | ops | acked | lost | duplicated | longest unavailability | linearizable |\n|---|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %.1f s |\n", r.Name, r.Ops, r.Acked, r.Lost, r.Duplicated, r.LongestUnavailable.Seconds())
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %.1f s | %s |\n", r.Name, r.Ops, r.Acked, r.Lost, r.Duplicated, r.LongestUnavailable.Seconds(), r.Linearizable)
 	}
 	return b.String()
 }

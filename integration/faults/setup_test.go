@@ -47,6 +47,7 @@ func startHealthyCluster(t *testing.T) *Cluster {
 			t.Logf("node logs:\n%s", c.LogTail(40))
 		}
 	})
+	c.Logf = t.Logf
 	if err := c.WaitHealthy(context.Background(), 2*time.Minute); err != nil {
 		t.Fatal(err)
 	}
