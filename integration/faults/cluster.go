@@ -32,6 +32,11 @@ const gossipKey = "cWxlZGdlci1mYXVsdHMtZ29zc2lwLWtleS0zMmJ5dGU="
 type Cluster struct {
 	Lab   *Lab
 	Nodes []*Node
+	// Spares are nodes on the lab's other hosts (Options.Standbys,
+	// Options.Executors), certified but not started: the membership
+	// nemeses start and stop them. Partitions and the node nemeses
+	// act on Nodes only.
+	Standbys, Executors []*Node
 	// Roots holds the cluster CA, to check head signatures.
 	Roots *x509.CertPool
 	// Caller is how execution records name the invokers' identity
@@ -46,9 +51,14 @@ type Cluster struct {
 
 // Options shape a cluster.
 type Options struct {
-	// DataSize, if set, puts every node's data directory on a tmpfs of
+	// DataSize, if set, puts every voter's data directory on a tmpfs of
 	// its own of that many bytes, which the disk-full nemesis fills.
 	DataSize int64
+	// Standbys and Executors are how many of the lab's last hosts hold
+	// spare nodes rather than voters: voter-role nodes that join as
+	// standbys, and `--role executor` nodes. The first host's node
+	// bootstraps the group; every other starts by joining it.
+	Standbys, Executors int
 }
 
 // Node is one `qledger node` process. Its data directory survives a
@@ -112,6 +122,10 @@ func StartClusterWith(lab *Lab, bin, dir string, opts Options) (*Cluster, error)
 	}
 	c.Caller = pki.Identity{Role: pki.RoleSubmitter, Name: invokerName}.String()
 	seed := lab.Hosts[0].IP + ":" + gossipPort
+	voters := len(lab.Hosts) - opts.Standbys - opts.Executors
+	if voters < 1 {
+		return c, fmt.Errorf("faults: %d hosts hold no voter besides %d standbys and %d executors", len(lab.Hosts), opts.Standbys, opts.Executors)
+	}
 	for i, h := range lab.Hosts {
 		n := &Node{Name: h.Name, Host: h, c: c, data: filepath.Join(dir, h.Name)}
 		n.API, err = client.NewTLS("https://"+h.IP+":"+httpPort, creds.ClientConfig(nil))
@@ -121,16 +135,19 @@ func StartClusterWith(lab *Lab, bin, dir string, opts Options) (*Cluster, error)
 		if n.Invoker, err = client.NewTLS("https://"+h.IP+":"+httpPort, invoker.ClientConfig(nil)); err != nil {
 			return c, err
 		}
+		if i >= voters {
+			if err := c.spare(n, i < voters+opts.Standbys, seed); err != nil {
+				return c, err
+			}
+			continue
+		}
 		c.Nodes = append(c.Nodes, n)
 		if opts.DataSize > 0 {
 			if err := n.mountData(lab.prefix, opts.DataSize); err != nil {
 				return c, err
 			}
 		}
-		n.args = []string{"node", "--data", n.data,
-			"--bind", h.IP + ":" + raftPort, "--http", h.IP + ":" + httpPort, "--gossip-bind", h.IP + ":" + gossipPort,
-			"--gossip-key", gossipKey, "--log-level", "info",
-			"--ca", filepath.Join(c.caDir, "ca.pem"), "--cert", filepath.Join(c.caDir, h.Name+".pem"), "--cert-key", filepath.Join(c.caDir, h.Name+"-key.pem")}
+		n.args = c.nodeArgs(n)
 		if i == 0 {
 			n.args = append(n.args, "--bootstrap")
 		} else {
@@ -144,6 +161,31 @@ func StartClusterWith(lab *Lab, bin, dir string, opts Options) (*Cluster, error)
 		}
 	}
 	return c, nil
+}
+
+// spare prepares n, not started: a standby (a voter-role node joining
+// the group) or an executor.
+func (c *Cluster) spare(n *Node, standby bool, seed string) error {
+	n.args = c.nodeArgs(n)
+	n.args = append(n.args, "--join", seed)
+	if standby {
+		c.Standbys = append(c.Standbys, n)
+	} else {
+		n.args = append(n.args, "--role", "executor")
+		c.Executors = append(c.Executors, n)
+	}
+	var err error
+	n.log, err = os.Create(filepath.Join(c.dir, n.Name+".log"))
+	return err
+}
+
+// nodeArgs are the `qledger node` flags every node of c runs with.
+func (c *Cluster) nodeArgs(n *Node) []string {
+	h := n.Host
+	return []string{"node", "--data", n.data,
+		"--bind", h.IP + ":" + raftPort, "--http", h.IP + ":" + httpPort, "--gossip-bind", h.IP + ":" + gossipPort,
+		"--gossip-key", gossipKey, "--log-level", "info",
+		"--ca", filepath.Join(c.caDir, "ca.pem"), "--cert", filepath.Join(c.caDir, h.Name+".pem"), "--cert-key", filepath.Join(c.caDir, h.Name+"-key.pem")}
 }
 
 // issue makes the CA and the certificates with the qledger CLI, as an
@@ -219,7 +261,7 @@ func (c *Cluster) deployed(ctx context.Context, admin *client.Client, req client
 // Close kills every node, closes their logs and unmounts their data
 // directories.
 func (c *Cluster) Close() {
-	for _, n := range c.Nodes {
+	for _, n := range c.all() {
 		n.Kill()
 		if n.log != nil {
 			n.log.Close()
@@ -231,7 +273,10 @@ func (c *Cluster) Close() {
 // LogTail is the end of every node's log, for a failure report.
 func (c *Cluster) LogTail(lines int) string {
 	var b strings.Builder
-	for _, n := range c.Nodes {
+	for _, n := range c.all() {
+		if n.log == nil {
+			continue
+		}
 		data, _ := os.ReadFile(n.log.Name())
 		l := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
 		if len(l) > lines {
@@ -240,6 +285,11 @@ func (c *Cluster) LogTail(lines int) string {
 		fmt.Fprintf(&b, "--- %s (%s) ---\n%s\n", n.Name, n.Host.IP, strings.Join(l, "\n"))
 	}
 	return b.String()
+}
+
+// all is every node of c: voters, standbys and executors.
+func (c *Cluster) all() []*Node {
+	return append(append(append([]*Node(nil), c.Nodes...), c.Standbys...), c.Executors...)
 }
 
 // Start starts the node's process inside its host's namespace.

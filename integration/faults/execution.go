@@ -22,6 +22,9 @@ type Execution struct {
 	// UnknownPresent and UnknownAbsent split the requests no attempt of
 	// which was acknowledged by whether a record committed.
 	UnknownPresent, UnknownAbsent int
+	// Executors counts the distinct nodes the run's records name as
+	// executor: more than the voters when executor nodes took part.
+	Executors int
 	// Problems describes each violation, one line each.
 	Problems []string
 }
@@ -86,9 +89,14 @@ func CheckExecution(ops []Op, log Log, prefix string) Execution {
 		x.Problems = append(x.Problems, fmt.Sprintf(format, args...))
 	}
 	records := log.records(prefix)
+	executors := map[string]bool{}
 	for _, recs := range records {
 		x.Records += len(recs)
+		for _, e := range recs {
+			executors[e.Exec.Executor] = true
+		}
 	}
+	x.Executors = len(executors)
 	invs := invocations(ops)
 	keys := make([][2]string, 0, len(invs))
 	for k := range invs {

@@ -104,8 +104,8 @@ func check(t *testing.T, c *Cluster, w *Workload, windows []Window, from uint64,
 	fmt.Fprintf(&b, "%s\n\n%s\n", round, Table(rows))
 	fmt.Fprintf(&b, "operations %d; writes %d, acknowledged %d, lost %d, duplicated %d, misplaced %d, bad proofs %d; unknown outcome: %d committed, %d not\n",
 		len(ops), d.Writes, d.Acked, d.Lost, d.Duplicated, d.Misplaced, d.BadProof, d.UnknownPresent, d.UnknownAbsent)
-	fmt.Fprintf(&b, "invocations %d, acknowledged %d, execution records %d; duplicated %d, missing %d, changed %d, never sent %d; unknown outcome: %d recorded, %d not\n",
-		exec.Invocations, exec.Acked, exec.Records, exec.Duplicated, exec.Missing, exec.Changed, exec.Unsent, exec.UnknownPresent, exec.UnknownAbsent)
+	fmt.Fprintf(&b, "invocations %d, acknowledged %d, execution records %d (run by %d distinct executors); duplicated %d, missing %d, changed %d, never sent %d; unknown outcome: %d recorded, %d not\n",
+		exec.Invocations, exec.Acked, exec.Records, exec.Executors, exec.Duplicated, exec.Missing, exec.Changed, exec.Unsent, exec.UnknownPresent, exec.UnknownAbsent)
 	fmt.Fprintf(&b, "linearizability (porcupine, %d operations): %s (linearizable reads alone: %s, default reads alone: %s); heads read %d (%d signed), chain safety problems %d; read problems %d\n",
 		lin.Ops, lin.Result, linOnly.Result, defOnly.Result, chain.Heads, chain.Signed, len(chain.Problems), len(reads))
 	fmt.Fprintf(&b, "final log: %d transactions in %d blocks\nreplay: %s\n", log.Size, head.Height, replay)

@@ -51,7 +51,7 @@ func (c *Cluster) FinalLog(ctx context.Context, d time.Duration) (Log, client.He
 					if err != nil {
 						return Log{}, client.Head{}, fmt.Errorf("faults: execution record %.16s at index %d: %w", tx.ID, e.Index, err)
 					}
-					e.Exec = &ExecEntry{RequestID: x.RequestID, Caller: x.Caller, Input: x.Input, Agreed: x.Agreed, Result: x.ResultHash, Output: x.Response}
+					e.Exec = &ExecEntry{RequestID: x.RequestID, Caller: x.Caller, Input: x.Input, Executor: x.Executor, Agreed: x.Agreed, Result: x.ResultHash, Output: x.Response}
 				}
 				l.Entries = append(l.Entries, e)
 			}

@@ -115,6 +115,8 @@ type Entry struct {
 type ExecEntry struct {
 	RequestID, Caller string
 	Input             []byte
+	// Executor is the node the election chose to run the request.
+	Executor string
 	// Agreed: a majority of the executions agreed on Result, the result
 	// hash, and Output.
 	Agreed bool

@@ -222,8 +222,111 @@ var LeaveCutOff = Nemesis{Name: "leave-cut-off", Start: func(_ context.Context, 
 	}, nil
 }}
 
+// StandbyJoins starts a standby — a voter-role node on a fresh data
+// directory (Options.Standbys) — which joins the group by gossip while
+// the step (and whatever it is composed with) runs: the leader adds it as
+// a non-voter, and promotes it only to replace a failed voter. Healing
+// stops it gracefully (SIGTERM: it leaves) and it must exit within
+// LeaveBound.
+var StandbyJoins = Nemesis{Name: "standby-joins", Start: func(ctx context.Context, c *Cluster, rng *rand.Rand) (func() error, error) {
+	if len(c.Standbys) == 0 {
+		return nil, errors.New("faults: standby-joins needs a standby host (Options.Standbys)")
+	}
+	return startSpares(ctx, c, c.Standbys[rng.IntN(len(c.Standbys)):][:1])
+}}
+
+// ExecutorsScale scales the group's executors out: every executor node
+// (`qledger node --role executor`, Options.Executors) starts on a fresh
+// data directory and joins; they take part in the elections of the
+// invocations that follow. Healing scales them in again: each gets
+// SIGTERM (it leaves its group, draining) and must exit within
+// LeaveBound.
+var ExecutorsScale = Nemesis{Name: "executors-scale", Start: func(ctx context.Context, c *Cluster, _ *rand.Rand) (func() error, error) {
+	if len(c.Executors) == 0 {
+		return nil, errors.New("faults: executors-scale needs executor hosts (Options.Executors)")
+	}
+	return startSpares(ctx, c, c.Executors)
+}}
+
+// startSpares starts ns on fresh data directories; healing logs what the
+// group's leader made of them, stops them all with SIGTERM at once, and
+// fails if one does not exit within LeaveBound. Spares already running
+// (composed) are left to the heal that started them.
+func startSpares(ctx context.Context, c *Cluster, ns []*Node) (func() error, error) {
+	var started []*Node
+	for _, n := range ns {
+		if n.Running() {
+			continue
+		}
+		if err := os.RemoveAll(n.data); err != nil {
+			return nil, err
+		}
+		if err := n.Start(); err != nil {
+			stopSpares(c, started)
+			return nil, err
+		}
+		started = append(started, n)
+	}
+	return func() error {
+		c.logf("%s", c.spareReport(ctx, started))
+		return stopSpares(c, started)
+	}, nil
+}
+
+// stopSpares sends every node of ns SIGTERM at once and waits for them
+// to exit; the first that does not within LeaveBound is the error.
+func stopSpares(c *Cluster, ns []*Node) error {
+	errs := make(chan error, len(ns))
+	for _, n := range ns {
+		go func() {
+			start := time.Now()
+			err := n.Stop(syscall.SIGTERM, LeaveBound)
+			if err == nil {
+				c.logf("%s exited %v after SIGTERM", n.Name, time.Since(start).Round(time.Millisecond))
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range ns {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// spareReport says how the group's leader sees the spares: how many
+// executors are alive, how many members are non-voters, and voters.
+func (c *Cluster) spareReport(ctx context.Context, spares []*Node) string {
+	names := make([]string, len(spares))
+	for i, n := range spares {
+		names[i] = n.Name
+	}
+	ld, err := c.Leader(ctx)
+	if err != nil {
+		return fmt.Sprintf("spares %v: no leader to ask (%v)", names, err)
+	}
+	st, err := ld.Status(ctx)
+	if err != nil {
+		return fmt.Sprintf("spares %v: %s: %v", names, ld.Name, err)
+	}
+	var executors, nonvoters, voters int
+	for _, m := range st.Members {
+		switch {
+		case m.Role == "executor" && m.Gossip == "alive":
+			executors++
+		case m.Suffrage == "nonvoter":
+			nonvoters++
+		case m.Suffrage == "voter":
+			voters++
+		}
+	}
+	return fmt.Sprintf("spares %v: leader %s sees %d executors alive, %d non-voters, %d voters", names, ld.Name, executors, nonvoters, voters)
+}
+
 // All is every nemesis, in the order the short schedule runs them.
-var All = []Nemesis{IsolateLeader, Halves, Bridge, OneWayFromLeader, PauseLeader, KillOne, KillMajority, DiskFullLeader, DiskFullOne, LeaveOne, LeaveCutOff}
+var All = []Nemesis{IsolateLeader, Halves, Bridge, OneWayFromLeader, PauseLeader, KillOne, KillMajority, DiskFullLeader, DiskFullOne, LeaveOne, LeaveCutOff, StandbyJoins, ExecutorsScale}
 
 // fill fills n's data directory's file system with a file; healing
 // removes it. Composed fills of one node each add a file.

@@ -14,9 +14,10 @@ import (
 // takes memory only for what is written.
 const dataSize = 1 << 30
 
-// startHealthyCluster builds qledger, starts three nodes (n1, n2, n3) in a
-// lab of their own network namespaces and waits until the cluster is
-// healthy. Cleanup stops the nodes, prints their log tails if the test
+// startHealthyCluster builds qledger, starts three voters (n1, n2, n3) in
+// a lab of their own network namespaces, with a standby (s1) and two
+// executors (x1, x2) ready for the membership nemeses, and waits until the
+// cluster is healthy. Cleanup stops the nodes, prints their log tails if the test
 // failed, and removes the lab.
 func startHealthyCluster(t *testing.T) *Cluster {
 	t.Helper()
@@ -25,7 +26,7 @@ func startHealthyCluster(t *testing.T) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lab, err := NewLab("n1", "n2", "n3")
+	lab, err := NewLab("n1", "n2", "n3", "s1", "x1", "x2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +35,7 @@ func startHealthyCluster(t *testing.T) *Cluster {
 			t.Errorf("remove the lab: %v", err)
 		}
 	})
-	c, err := StartClusterWith(lab, bin, dir, Options{DataSize: dataSize})
+	c, err := StartClusterWith(lab, bin, dir, Options{DataSize: dataSize, Standbys: 1, Executors: 2})
 	if c != nil {
 		t.Cleanup(c.Close)
 	}
