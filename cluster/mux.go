@@ -199,10 +199,16 @@ type raftLayer struct {
 	// expect names the raft server ID configured at an address ("" if
 	// none); with TLS the peer's certificate must carry it.
 	expect func(addr string) string
-	// stop, closed when the node closes, ends the dials in progress:
-	// raft's shutdown waits for its RPCs, and a dial to an unreachable
-	// peer would otherwise hold it for the whole transport timeout.
+	// stop, closed when the node closes, ends the dials in progress and
+	// closes the connections dialed: raft's shutdown waits for its RPCs,
+	// and a dial to an unreachable peer, or a call waiting for its answer,
+	// would otherwise hold it for the whole transport timeout.
 	stop <-chan struct{}
+
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{} // dialed and not closed
+	stopped bool
+	watcher sync.Once
 }
 
 var _ raft.StreamLayer = (*raftLayer)(nil)
@@ -210,6 +216,9 @@ var _ raft.StreamLayer = (*raftLayer)(nil)
 func (r *raftLayer) Addr() net.Addr { return r.advertise }
 
 func (r *raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	if r.stop != nil {
+		r.watcher.Do(func() { go r.closeOnStop() })
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -219,5 +228,44 @@ func (r *raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Co
 		case <-ctx.Done():
 		}
 	}()
-	return r.dialer.dial(ctx, string(addr), connRaft, timeout, r.expect(string(addr)))
+	c, err := r.dialer.dial(ctx, string(addr), connRaft, timeout, r.expect(string(addr)))
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		c.Close()
+		return nil, ErrShutdown
+	}
+	if r.conns == nil {
+		r.conns = map[net.Conn]struct{}{}
+	}
+	r.conns[c] = struct{}{}
+	return &raftConn{Conn: c, l: r}, nil
+}
+
+// closeOnStop closes every connection dialed once the node stops.
+func (r *raftLayer) closeOnStop() {
+	<-r.stop
+	r.mu.Lock()
+	conns := r.conns
+	r.conns, r.stopped = nil, true
+	r.mu.Unlock()
+	for c := range conns {
+		c.Close()
+	}
+}
+
+// raftConn is a connection raftLayer dialed; closing it forgets it.
+type raftConn struct {
+	net.Conn
+	l *raftLayer
+}
+
+func (c *raftConn) Close() error {
+	c.l.mu.Lock()
+	delete(c.l.conns, c.Conn)
+	c.l.mu.Unlock()
+	return c.Conn.Close()
 }
