@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -59,6 +60,9 @@ type Options struct {
 	// standbys, and `--role executor` nodes. The first host's node
 	// bootstraps the group; every other starts by joining it.
 	Standbys, Executors int
+	// TargetVoters, if set, is every node's --target-voters: how many
+	// voters the group keeps (3 or 5; the node's default is 3).
+	TargetVoters int
 }
 
 // Node is one `qledger node` process. Its data directory survives a
@@ -182,10 +186,14 @@ func (c *Cluster) spare(n *Node, standby bool, seed string) error {
 // nodeArgs are the `qledger node` flags every node of c runs with.
 func (c *Cluster) nodeArgs(n *Node) []string {
 	h := n.Host
-	return []string{"node", "--data", n.data,
+	args := []string{"node", "--data", n.data,
 		"--bind", h.IP + ":" + raftPort, "--http", h.IP + ":" + httpPort, "--gossip-bind", h.IP + ":" + gossipPort,
 		"--gossip-key", gossipKey, "--log-level", "info",
 		"--ca", filepath.Join(c.caDir, "ca.pem"), "--cert", filepath.Join(c.caDir, h.Name+".pem"), "--cert-key", filepath.Join(c.caDir, h.Name+"-key.pem")}
+	if c.opts.TargetVoters > 0 {
+		args = append(args, "--target-voters", strconv.Itoa(c.opts.TargetVoters))
+	}
+	return args
 }
 
 // issue makes the CA and the certificates with the qledger CLI, as an

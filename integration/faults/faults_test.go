@@ -39,7 +39,16 @@ func run(t *testing.T, name string, schedule func(*rand.Rand) []Step, torture ti
 	t.Logf("seed %d; replay: %s", seed, replay)
 	rng := rand.New(rand.NewPCG(seed, seed>>1))
 
-	c := startHealthyCluster(t)
+	voters := 3
+	if v := os.Getenv("QLEDGER_FAULTS_VOTERS"); v != "" {
+		var err error
+		if voters, err = strconv.Atoi(v); err != nil || (voters != 3 && voters != 5) {
+			t.Fatalf("QLEDGER_FAULTS_VOTERS=%q: want 3 or 5", v)
+		}
+		replay = fmt.Sprintf("QLEDGER_FAULTS_VOTERS=%d %s", voters, replay)
+		t.Logf("%d voters; replay: %s", voters, replay)
+	}
+	c := startHealthyClusterOf(t, voters)
 	deployEcho(t, c)
 	ctx := context.Background()
 

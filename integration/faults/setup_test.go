@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -21,12 +22,23 @@ const dataSize = 1 << 30
 // failed, and removes the lab.
 func startHealthyCluster(t *testing.T) *Cluster {
 	t.Helper()
+	return startHealthyClusterOf(t, 3)
+}
+
+// startHealthyClusterOf is startHealthyCluster with voters voters (3 or
+// 5: n1 ... n5), the group keeping that many (--target-voters).
+func startHealthyClusterOf(t *testing.T, voters int) *Cluster {
+	t.Helper()
 	dir := t.TempDir()
 	bin, err := Build(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lab, err := NewLab("n1", "n2", "n3", "s1", "x1", "x2")
+	var names []string
+	for i := range voters {
+		names = append(names, fmt.Sprintf("n%d", i+1))
+	}
+	lab, err := NewLab(append(names, "s1", "x1", "x2")...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +47,7 @@ func startHealthyCluster(t *testing.T) *Cluster {
 			t.Errorf("remove the lab: %v", err)
 		}
 	})
-	c, err := StartClusterWith(lab, bin, dir, Options{DataSize: dataSize, Standbys: 1, Executors: 2})
+	c, err := StartClusterWith(lab, bin, dir, Options{DataSize: dataSize, Standbys: 1, Executors: 2, TargetVoters: voters})
 	if c != nil {
 		t.Cleanup(c.Close)
 	}
