@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/pflag"
 
+	"qledger/cluster"
 	"qledger/examples/functions/tiny"
 	"qledger/server"
 )
@@ -276,5 +278,89 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	if strings.Contains(r.stdout, "errors)") {
 		t.Fatalf("bench counted errors:\n%s", r.stdout)
+	}
+}
+
+// TestDevAutoscale: qledger dev's autoscaler (devAutoscale with the
+// flags dev registers; TestUsageErrors checks that dev validates them) on dev's embedded cluster of one group of three
+// voters starts an executor node for invocations made through the CLI,
+// shows the decision in cluster status, and goes back to zero after
+// idling, the voters untouched.
+func TestDevAutoscale(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	base := cluster.DefaultConfig()
+	base.DevTiming()
+	lc, err := server.StartLocal(ctx, server.LocalConfig{Dir: t.TempDir(), Groups: 1, Replicas: 3, Logger: hclog.NewNullLogger(), Base: &base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Close()
+	voterNodes := append([]*cluster.Node(nil), lc.Nodes...) // the autoscaler appends executors to lc.Nodes
+	voters := len(voterNodes)
+	var o devOptions
+	fs := pflag.NewFlagSet("dev", pflag.ContinueOnError)
+	o.scale.registerRule(fs, "")
+	if err := fs.Parse([]string{"--autoscale", "--autoscale-max", "1", "--autoscale-target", "1", "--autoscale-interval", "200ms", "--autoscale-down-window", "500ms", "--autoscale-idle", "2s"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := devAutoscale(lc, o.scale.cfg); err != nil {
+		t.Fatal(err)
+	}
+	addr := []string{"--addr", lc.Addrs[0]}
+	run := func(args ...string) ran { t.Helper(); return cli(t, append(args, addr...)...) }
+	code, ok := tiny.Module("tinyinc")
+	if !ok {
+		t.Fatal("no tiny module tinyinc")
+	}
+	wasm := filepath.Join(t.TempDir(), "inc.wasm")
+	if err := os.WriteFile(wasm, code, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := run("fn", "deploy", "inc", wasm); r.code != exitOK {
+		t.Fatalf("fn deploy: %+v", r)
+	}
+	executors := func() int { n, _ := lc.Executors(context.Background(), 0); return n }
+	for deadline := time.Now().Add(time.Minute); executors() == 0; {
+		if r := run("fn", "invoke", "inc", `{"value":1}`); r.code != exitOK {
+			t.Fatalf("fn invoke: %+v", r)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no executor started for a minute of invocations")
+		}
+	}
+	var st struct {
+		Groups []struct {
+			Voters    int `json:"voters"`
+			Autoscale *struct {
+				Executors int    `json:"executors"`
+				Reason    string `json:"reason"`
+			} `json:"autoscale"`
+		} `json:"groups"`
+	}
+	// The group's status shows the autoscale decision of the node asked,
+	// so ask the leader.
+	leaderAddr := func() string {
+		for i, n := range voterNodes {
+			if n.IsLeader() {
+				return lc.Addrs[i]
+			}
+		}
+		return lc.Addrs[0]
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		decodeJSON(t, cli(t, "cluster", "status", "--json", "--addr", leaderAddr()), &st)
+		if len(st.Groups) == 1 && st.Groups[0].Autoscale != nil && st.Groups[0].Autoscale.Executors == 0 && executors() == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not back to zero executors after idling: %d running, status %+v", executors(), st.Groups)
+		}
+	}
+	if !strings.Contains(st.Groups[0].Autoscale.Reason, "idle") {
+		t.Fatalf("the decision back to zero: %q", st.Groups[0].Autoscale.Reason)
+	}
+	if st.Groups[0].Voters != voters {
+		t.Fatalf("%d voters after scaling, want the %d there were", st.Groups[0].Voters, voters)
 	}
 }

@@ -30,6 +30,9 @@ type devOptions struct {
 	callerRate float64
 	// cpuProfile, if set, is a file for a CPU profile of the whole run.
 	cpuProfile string
+	// scale is the executor autoscaler (--autoscale), with the embedded
+	// cluster as its provider.
+	scale scaleOptions
 }
 
 func (a *app) devCmd() *cobra.Command {
@@ -44,6 +47,9 @@ func (a *app) devCmd() *cobra.Command {
 			}
 			if o.callerRate < 0 {
 				return usageErrorf("dev: --caller-rate must not be negative (0: no limit), got %g", o.callerRate)
+			}
+			if err := o.scale.cfg.Validate(); o.scale.on && err != nil {
+				return usageErrorf("dev: %v", err)
 			}
 			if o.cpuProfile != "" {
 				stop, err := startCPUProfile(o.cpuProfile)
@@ -64,7 +70,21 @@ func (a *app) devCmd() *cobra.Command {
 	fs.BoolVar(&o.insecure, "insecure", false, "no CA: plain TCP between nodes and plain HTTP on the API, every caller anonymous")
 	fs.Float64Var(&o.callerRate, "caller-rate", api.DefaultConfig().RatePerCaller, "each caller's API rate limit in requests/s, per node (0: no limit; load tests)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run, until Ctrl-C, to this file")
+	o.scale.registerRule(fs, "run the executor autoscaler on every group's leader, with this embedded cluster as its provider: executor nodes start in this process as demand asks and leave after idling")
 	return cmd
+}
+
+// devAutoscale makes every voter of the embedded cluster run the executor
+// autoscaler while it leads its group, the cluster itself starting and
+// stopping the executor nodes (cluster.Local is the provider). The
+// executors 'qledger cluster scale' adds are others, not counted.
+func devAutoscale(lc *server.Local, cfg cluster.AutoscaleConfig) error {
+	for _, n := range lc.Nodes {
+		if err := n.Autoscale(cfg, lc.Local); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // runDev starts the embedded cluster and its key manager, prints how to
@@ -113,6 +133,13 @@ func (a *app) runDev(o devOptions) error {
 		return err
 	}
 	a.printDev(o, lc, ks, ca != nil, tlsDir)
+	if o.scale.on { // after printDev: the autoscaler may add nodes at once
+		if err := devAutoscale(lc, o.scale.cfg); err != nil {
+			return err
+		}
+		c := o.scale.cfg
+		fmt.Fprintf(a.stdout, "Executor autoscaler on: %d..%d executors per group, %g invocations in flight each, to %d after %s idle\n", c.Min, c.Max, c.TargetInFlight, c.Min, c.IdleToZero)
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)

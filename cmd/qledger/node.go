@@ -54,8 +54,23 @@ type scaleOptions struct {
 }
 
 func (s *scaleOptions) register(fs *pflag.FlagSet) {
+	s.registerRule(fs, "run the executor autoscaler while this node leads its group; --autoscale-provider says what acts on its decisions")
+	fs.StringVar(&s.provider, "autoscale-provider", "process", "process (start executor processes on this host), kubernetes (scale each group's executor Deployment or StatefulSet through the Kubernetes API) or external (only export the decision, for KEDA or an HPA)")
+	fs.StringVar(&s.k8s.Namespace, "autoscale-k8s-namespace", "", "kubernetes provider: namespace of the executor workloads (default: this pod's)")
+	fs.StringVar(&s.k8s.Workload, "autoscale-k8s-deployment", "qledger-executor", "kubernetes provider: name of a group's executor workload; "+kubernetes.GroupPlaceholder+" in it is the group number (required with more than one group)")
+	fs.StringVar(&s.k8s.Kind, "autoscale-k8s-kind", kubernetes.KindDeployment, "kubernetes provider: "+kubernetes.KindDeployment+" or "+kubernetes.KindStatefulSet)
+	fs.StringVar(&s.k8s.Kubeconfig, "autoscale-k8s-kubeconfig", "", "kubernetes provider: kubeconfig file (default: the pod's service account, in-cluster)")
+	fs.StringVar(&s.execArgs, "autoscale-executor-args", "", "extra flags for every executor process, space-separated (with TLS: its --ca, --cert, --cert-key)")
+	fs.StringVar(&s.execHost, "autoscale-executor-host", "127.0.0.1", "address executor processes bind")
+	fs.StringVar(&s.execBin, "autoscale-executor-binary", "", "qledger binary for executors (default: this one)")
+	fs.StringVar(&s.execJoin, "autoscale-executor-join", "", "gossip seeds executors join (default: this node's gossip address)")
+}
+
+// registerRule adds --autoscale (described by on) and the decision
+// rule's flags, which qledger node and qledger dev share.
+func (s *scaleOptions) registerRule(fs *pflag.FlagSet, on string) {
 	s.cfg = cluster.DefaultAutoscaleConfig()
-	fs.BoolVar(&s.on, "autoscale", false, "run the executor autoscaler while this node leads its group; --autoscale-provider says what acts on its decisions")
+	fs.BoolVar(&s.on, "autoscale", false, on)
 	fs.IntVar(&s.cfg.Min, "autoscale-min", s.cfg.Min, "fewest executors per group (0: scale to zero)")
 	fs.IntVar(&s.cfg.Max, "autoscale-max", s.cfg.Max, "most executors per group")
 	fs.Float64Var(&s.cfg.TargetInFlight, "autoscale-target", s.cfg.TargetInFlight, "invocations in flight one executor should carry")
@@ -66,15 +81,6 @@ func (s *scaleOptions) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&s.cfg.DownWindow, "autoscale-down-window", s.cfg.DownWindow, "scale down only when fewer were wanted for this long")
 	fs.DurationVar(&s.cfg.IdleToZero, "autoscale-idle", s.cfg.IdleToZero, "shrink to --autoscale-min after this long without invocations")
 	fs.DurationVar(&s.cfg.ColdStartWait, "cold-start-wait", 0, "with --autoscale: an invocation at a group with no executor waits up to this long for one to become eligible (the autoscaler decides at once), then is served by whoever is there; 0: the voters serve it at once")
-	fs.StringVar(&s.provider, "autoscale-provider", "process", "process (start executor processes on this host), kubernetes (scale each group's executor Deployment or StatefulSet through the Kubernetes API) or external (only export the decision, for KEDA or an HPA)")
-	fs.StringVar(&s.k8s.Namespace, "autoscale-k8s-namespace", "", "kubernetes provider: namespace of the executor workloads (default: this pod's)")
-	fs.StringVar(&s.k8s.Workload, "autoscale-k8s-deployment", "qledger-executor", "kubernetes provider: name of a group's executor workload; "+kubernetes.GroupPlaceholder+" in it is the group number (required with more than one group)")
-	fs.StringVar(&s.k8s.Kind, "autoscale-k8s-kind", kubernetes.KindDeployment, "kubernetes provider: "+kubernetes.KindDeployment+" or "+kubernetes.KindStatefulSet)
-	fs.StringVar(&s.k8s.Kubeconfig, "autoscale-k8s-kubeconfig", "", "kubernetes provider: kubeconfig file (default: the pod's service account, in-cluster)")
-	fs.StringVar(&s.execArgs, "autoscale-executor-args", "", "extra flags for every executor process, space-separated (with TLS: its --ca, --cert, --cert-key)")
-	fs.StringVar(&s.execHost, "autoscale-executor-host", "127.0.0.1", "address executor processes bind")
-	fs.StringVar(&s.execBin, "autoscale-executor-binary", "", "qledger binary for executors (default: this one)")
-	fs.StringVar(&s.execJoin, "autoscale-executor-join", "", "gossip seeds executors join (default: this node's gossip address)")
 }
 
 // autoscale returns the server's autoscaler config, nil when off. The

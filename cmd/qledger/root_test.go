@@ -101,6 +101,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"qkd", "run", "--mode", "bogus"}, "bogus"},
 		{[]string{"dev", "--groups", "0"}, "dev: need 1 <= groups × replicas <= 64, got 0 × 3"},
 		{[]string{"dev", "--caller-rate", "-1"}, "dev: --caller-rate must not be negative (0: no limit), got -1"},
+		{[]string{"dev", "--autoscale", "--autoscale-min", "3", "--autoscale-max", "2"}, "dev: cluster: invalid autoscale config: min 3, max 2"},
 		{[]string{"demo", "--replicas", "2"}, "demo: need groups >= 1, replicas >= 3"},
 		{[]string{"bench", "--clients", "x"}, `bench: "x" is not a positive integer`},
 		{[]string{"bench", "membership", "--rounds", "0"}, "bench: --rounds must be at least 1"},
