@@ -240,7 +240,12 @@ func (n *Node) sendBatch(ctx context.Context, txs [][]byte) ([]forwardOutcome, e
 // leader, batched with concurrent ones; a leader that does not know
 // batches gets it alone.
 func (n *Node) forwardToLeader(ctx context.Context, raw []byte, hops int) (Receipt, error) {
-	r, err := n.forward.submit(ctx, raw)
+	return n.forwardThrough(ctx, n.forward, raw, hops)
+}
+
+// forwardThrough is forwardToLeader with the batches formed by f.
+func (n *Node) forwardThrough(ctx context.Context, f *forwarder, raw []byte, hops int) (Receipt, error) {
+	r, err := f.submit(ctx, raw)
 	if !errors.Is(err, errBatchRefused) {
 		return r, err
 	}

@@ -246,3 +246,41 @@ func TestConcurrentWritesThroughFollower(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchRefusedFallsBackToSingleWrite: a leader that refuses a batch as
+// a bad request, as one from before mSubmitBatch does ("unknown rpc
+// method"), has submitted nothing, so the follower sends the write alone
+// (mSubmit) and it commits once.
+func TestBatchRefusedFallsBackToSingleWrite(t *testing.T) {
+	l := startLocal(t, 1, 3)
+	waitLeader(t, l)
+	f := l.Nodes[follower(l)]
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// A batch the leader refuses whole (here: an empty one) is errBatchRefused.
+	if _, err := f.sendBatch(ctx, nil); !errors.Is(err, errBatchRefused) {
+		t.Fatalf("a batch refused as a bad request: %v, want errBatchRefused", err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	refused := newForwarder(stop, 1, func(context.Context, [][]byte) ([]forwardOutcome, error) {
+		return nil, fmt.Errorf("%w: cluster: unknown rpc method %d", errBatchRefused, mSubmitBatch)
+	})
+	go refused.run()
+	tx := chain.Tx{Kind: chain.TxData, Payload: []byte("sent alone after a refused batch")}
+	tx.Nonce[0] = 1
+	r, err := f.forwardThrough(ctx, refused, tx.Encode(), 0)
+	if err != nil {
+		t.Fatalf("write after a refused batch: %v", err)
+	}
+	if r.Duplicate || r.ID != chain.TxID(tx.Encode()) {
+		t.Fatalf("receipt %+v: want a first commit of the write", r)
+	}
+	rec, err := waitLeader(t, l).Store().Tx(r.ID)
+	if err != nil {
+		t.Fatalf("the write is not in the chain: %v", err)
+	}
+	if got, err := chain.DecodeTx(rec.TxBytes); err != nil || string(got.Payload) != "sent alone after a refused batch" {
+		t.Fatalf("the receipt's transaction is %q (%v)", got.Payload, err)
+	}
+}
