@@ -592,14 +592,22 @@ func (n *Node) closeResources() {
 	}
 }
 
-// convert maps raft's errors to this package's.
+// raftLogStoreFailed is how raft (v1.7.3, log_cache.go) words a leader's
+// failure to store entries in its log; it carries no sentinel error.
+const raftLogStoreFailed = "unable to store logs within log store"
+
+// convert maps raft's errors to this package's. A leader that cannot
+// store an entry in its raft log (a full disk) answers its futures with
+// that error and steps down: the outcome is reported unknown (503; retry
+// with the same idempotency key), not as an internal error.
 func (n *Node) convert(err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
 		return fmt.Errorf("%w: %v", ErrNotLeader, err)
-	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrAbortedByRestore):
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrAbortedByRestore),
+		strings.Contains(err.Error(), raftLogStoreFailed):
 		return fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return ErrShutdown
