@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -189,18 +190,42 @@ func (n *Node) Status(ctx context.Context) ClusterStatus {
 	out := ClusterStatus{Node: n.info, Groups: make([]GroupStatus, n.cfg.Groups), ChainAlarm: n.chainAlarm()}
 	var wg sync.WaitGroup
 	for g := 0; g < n.cfg.Groups; g++ {
-		if g == n.group {
-			out.Groups[g] = n.localStatus()
-			continue
-		}
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
-			out.Groups[g] = n.remoteStatus(ctx, g)
+			if g == n.group {
+				out.Groups[g] = n.localStatus()
+			} else {
+				out.Groups[g] = n.remoteStatus(ctx, g)
+			}
+			n.leaderAutoscale(ctx, &out.Groups[g])
 		}(g)
 	}
 	wg.Wait()
 	return out
+}
+
+// leaderAutoscale makes st.Autoscale the group leader's decision when
+// another member reported st: the autoscaler runs on the leader, and a
+// former leader's last decision is stale. Without an answer from the
+// leader (within a second) it is left out.
+func (n *Node) leaderAutoscale(ctx context.Context, st *GroupStatus) {
+	if !st.HasLeader || st.Reporter == st.Leader {
+		return
+	}
+	st.Autoscale = nil
+	for _, m := range st.Members {
+		if m.ID != st.Leader {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		var ls GroupStatus
+		if err := n.client.callAs(ctx, m.Addr, m.ID, mStatus, struct{}{}, &ls); err == nil && ls.Reporter == st.Leader {
+			st.Autoscale = ls.Autoscale
+		}
+		return
+	}
 }
 
 func (n *Node) remoteStatus(ctx context.Context, g int) GroupStatus {
