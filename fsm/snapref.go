@@ -156,7 +156,11 @@ const refPeek = 4096
 // store extends the state the reference recorded and is not marked
 // damaged. The copy may be newer than the snapshot's index; the receiver
 // skips the entries its store already holds (Processor's applied index).
-// Snapshots that are copies pass through unchanged.
+// Snapshots that are copies pass through unchanged. Either way the bytes
+// are verified in full as they are read (checkedSend): a snapshot that
+// does not verify ends with an error wrapping ErrDamaged one chunk short
+// of its end, so neither a follower (InstallSnapshot) nor a local
+// rebuild ever reads all of a damaged one.
 func SnapshotStore(inner raft.SnapshotStore, f *FSM) raft.SnapshotStore {
 	return &snapshotStore{SnapshotStore: inner, fsm: f}
 }
@@ -167,6 +171,20 @@ type snapshotStore struct {
 }
 
 func (s *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	meta, rc, err := s.open(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	checked, err := s.fsm.checkedSend(rc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return meta, checked, nil
+}
+
+// open opens snapshot id as raft is to see it: a copy as stored, a
+// reference as a copy of the live store.
+func (s *snapshotStore) open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
 	meta, rc, err := s.SnapshotStore.Open(id)
 	if err != nil {
 		return nil, nil, err
