@@ -30,6 +30,41 @@ func (s *Store) CheckPages() (err error) {
 }
 
 func checkPages(tx *bolt.Tx, path string) error {
+	if err := checkReach(tx, path); err != nil {
+		return err
+	}
+	return checkFreelist(tx)
+}
+
+// CheckPagesLive is CheckPages for the store a node is writing (the
+// periodic scrub). The size check and the walk of every bucket run in
+// one read transaction, which holds off bbolt's remapping of a growing
+// file until it ends. bbolt's Tx.Check reads the freelist that writers
+// change, so it is not safe in a read transaction beside them (bbolt's
+// doc of Tx.Check; the freelist is a plain map); it runs in a write
+// transaction that is rolled back, so applies wait for it.
+func (s *Store) CheckPagesLive() (err error) {
+	defer guard(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	if err := s.view(func(tx *bolt.Tx) error { return checkReach(tx, s.path) }); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return fmt.Errorf("fsm: %w", err)
+	}
+	defer tx.Rollback()
+	return checkFreelist(tx)
+}
+
+// checkReach checks that the file holds every page tx reaches and walks
+// every bucket (walkBuckets).
+func checkReach(tx *bolt.Tx, path string) error {
 	st, err := os.Stat(path)
 	if err != nil {
 		return fmt.Errorf("fsm: %w", err)
@@ -37,9 +72,13 @@ func checkPages(tx *bolt.Tx, path string) error {
 	if st.Size() < tx.Size() {
 		return damaged(0, "bbolt: the file is %d bytes, its pages reach %d: cut short", st.Size(), tx.Size())
 	}
-	if err := walkBuckets(tx); err != nil {
-		return err
-	}
+	return walkBuckets(tx)
+}
+
+// checkFreelist is bbolt's own check (Tx.Check): pages referenced
+// twice, freed and still in use, freed twice, or neither reachable nor
+// free.
+func checkFreelist(tx *bolt.Tx) error {
 	var errs []string
 	for e := range tx.Check() {
 		if len(errs) < maxPageErrors {

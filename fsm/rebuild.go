@@ -33,9 +33,10 @@ const rebuildBatch = 256
 // full; only then does it replace the live file, which is kept as
 // PATH.damaged. Most of the work runs while raft keeps applying to the
 // old store; the last entries are applied while applies wait, so the new
-// store holds everything the old one was given. upTo must be at least
-// the index of the last entry raft handed to the FSM, and never more than
-// the last committed index. On success the damage mark is cleared.
+// store holds everything the old one was given: up to upTo, or to the
+// last entry raft handed to the FSM if that is further (raft's applied
+// index lags what it handed over). upTo must never be more than the last
+// committed index. On success the damage mark is cleared.
 func (f *FSM) Rebuild(ctx context.Context, snapshot io.Reader, logs LogSource, upTo func() uint64) error {
 	tmp := f.store.path + ".rebuild"
 	os.Remove(tmp)
@@ -70,7 +71,11 @@ func (f *FSM) Rebuild(ctx context.Context, snapshot io.Reader, logs LogSource, u
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := replay(s, logs, upTo()); err != nil {
+	// Raft advances its applied index only after handing the FSM every
+	// batch of a run (up to 256 entries each), so entries the old store
+	// already holds may lie beyond upTo; raft never hands them again, so
+	// the new store takes them too.
+	if err := replay(s, logs, max(upTo(), f.handed)); err != nil {
 		return err
 	}
 	if err := s.CheckRecent(snapshotWindow); err != nil {
