@@ -130,7 +130,8 @@ type Config struct {
 	// --reference-snapshots): O(1) each and nothing copied on disk; a
 	// follower that needs one is sent the live store. The price: a store
 	// damaged at rest cannot be rebuilt from the node's own snapshots, so
-	// the node stops with ErrStoreLost and must be seeded from a peer.
+	// at start the node takes a healthy peer's verified snapshot instead,
+	// and stops with ErrStoreLost if no peer gives one within 2 minutes.
 	ReferenceSnapshots bool
 
 	// CheckWindow is how many of the newest blocks the start check

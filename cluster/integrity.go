@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"qledger/chain"
 	"qledger/fsm"
 )
 
@@ -79,7 +80,10 @@ type ScrubResult struct {
 // snapshot and log, the damage is raised as an alarm until the rebuilt
 // store verifies, and trusted is false. A store whose snapshots are
 // references to it (SyncFSM) cannot be rebuilt from them: a damaged one
-// stops the node with ErrStoreLost.
+// is replaced by a healthy peer's verified snapshot (reseedFromPeers) and
+// is then trusted, with the alarm raised until it verifies in full; if
+// no peer gives one, the node stops with ErrStoreLost and the damaged
+// file stays in place.
 func (n *Node) openChainStore(logs raft.LogStore, snaps raft.SnapshotStore) (trusted bool, err error) {
 	chainPath := filepath.Join(n.cfg.DataDir, fsm.StoreFile)
 	cleanPath := filepath.Join(n.cfg.DataDir, cleanMarker)
@@ -108,15 +112,25 @@ func (n *Node) openChainStore(logs raft.LogStore, snaps raft.SnapshotStore) (tru
 			return false, err
 		}
 		if !ok {
-			if err := n.refusedRebuild(snaps, fmt.Sprintf("damaged at height %d: %s", d.Height, d.What)); err != nil {
-				return false, err
+			lost := n.refusedRebuild(snaps, fmt.Sprintf("damaged at height %d: %s", d.Height, d.What))
+			from := "the raft snapshot and log"
+			if lost != nil {
+				from = "a healthy peer's snapshot"
 			}
-			n.logger.Error("chain store damaged; setting it aside and rebuilding it from the raft snapshot and log", "height", d.Height, "what", d.What)
+			n.logger.Error("chain store damaged; setting it aside and rebuilding it from "+from, "height", d.Height, "what", d.What)
 			if err := os.Rename(chainPath, chainPath+".damaged"); err != nil {
 				return false, fmt.Errorf("cluster: set aside damaged chain store: %w", err)
 			}
 			n.integ.alarm.Store(&ChainAlarm{Node: n.info.ID, Group: n.group, Height: d.Height, What: d.What, Source: "start", Found: time.Now()})
 			trusted = false
+			if lost != nil {
+				if err := n.reseedFromPeers(chainPath, logs, snaps); err != nil {
+					// As it was: the next start finds the damage again.
+					_ = os.Rename(chainPath+".damaged", chainPath)
+					return false, fmt.Errorf("%w; no healthy peer's snapshot could replace it: %v", lost, err)
+				}
+				trusted = true // a verified copy holding the raft snapshot's entries
+			}
 		}
 	}
 	if err := writeBootMarker(bootPath); err != nil {
@@ -129,9 +143,9 @@ func (n *Node) openChainStore(logs raft.LogStore, snaps raft.SnapshotStore) (tru
 	return trusted, nil
 }
 
-// ErrStoreLost: the chain store cannot be used and this node's raft
+// ErrStoreLost: the chain store cannot be used, this node's raft
 // snapshots refer to it instead of copying it, so it cannot be rebuilt
-// locally.
+// locally, and no healthy peer's snapshot could replace it.
 var ErrStoreLost = errors.New("cluster: chain store lost")
 
 // refusedRebuild returns ErrStoreLost if the newest raft snapshot is a
@@ -267,7 +281,7 @@ func (n *Node) refuseLeadership() {
 	if n.chainAlarm() == nil || !n.IsLeader() {
 		return
 	}
-	if err := n.raft.LeadershipTransfer().Error(); err != nil {
+	if err := n.handOver().Error(); err != nil {
 		n.logger.Warn("damaged replica leads its group and could not hand over leadership", "error", err)
 	}
 }
@@ -332,8 +346,10 @@ func (n *Node) watchIntegrity() {
 	}
 }
 
-// scrubLocal verifies the whole store, raises the alarm on damage and
-// clears an alarm raised at start once the rebuilt store verifies.
+// scrubLocal verifies the whole store — its bbolt pages
+// (fsm.Store.CheckPagesLive), then its chain and indexes — raises the
+// alarm on damage and clears an alarm raised at start once the rebuilt
+// store verifies.
 func (n *Node) scrubLocal(ctx context.Context) (ScrubResult, error) {
 	start := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
@@ -345,10 +361,15 @@ func (n *Node) scrubLocal(ctx context.Context) (ScrubResult, error) {
 		case <-ctx.Done():
 		}
 	}()
-	rep, err := n.store.Verify(ctx, fsm.VerifyOptions{Rate: n.cfg.ScrubRate, Progress: func(done, total uint64) {
-		n.integ.verifiedTo.Store(done)
-		n.metrics.setVerified(done, total)
-	}})
+	// The page check first: a chain pass over garbage pages could fault.
+	err := n.store.CheckPagesLive()
+	var rep chain.VerifyReport
+	if err == nil {
+		rep, err = n.store.Verify(ctx, fsm.VerifyOptions{Rate: n.cfg.ScrubRate, Progress: func(done, total uint64) {
+			n.integ.verifiedTo.Store(done)
+			n.metrics.setVerified(done, total)
+		}})
+	}
 	res := ScrubResult{Node: n.info.ID, Group: n.group, Blocks: rep.Blocks, Txs: rep.Txs, Seconds: time.Since(start).Seconds()}
 	n.metrics.observeScrub(err)
 	if d, ok := fsm.DamageOf(err); ok {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,6 +189,30 @@ func sameChain(t *testing.T, l *Local, i int, receipts []Receipt) {
 	}
 }
 
+// watchLeading polls, until the test ends, whether n leads while its
+// chain alarm is raised; led reports whether it was ever seen to.
+func watchLeading(t *testing.T, n *Node) (led func() bool) {
+	t.Helper()
+	var seen atomic.Bool
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			if n.chainAlarm() != nil && n.IsLeader() {
+				seen.Store(true)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+	return seen.Load
+}
+
 func gauge(t *testing.T, n *Node) float64 {
 	t.Helper()
 	var m dto.Metric
@@ -302,14 +327,72 @@ func TestStartCheckRebuildsDamagedStore(t *testing.T) {
 	}
 }
 
+// TestStartReseedsReferenceStoreFromPeer: with durable stores whose raft
+// snapshots are references to them (SyncFSM, ReferenceSnapshots), a
+// replica — a follower, then the leader — whose store was damaged at
+// rest cannot rebuild from its own snapshots: before it serves it takes
+// a healthy peer's snapshot, verified, sets the damaged file aside, and
+// ends with the leader's exact chain and every acknowledged write, its
+// alarm cleared.
+func TestStartReseedsReferenceStoreFromPeer(t *testing.T) {
+	for _, who := range []string{"follower", "leader"} {
+		t.Run(who, func(t *testing.T) {
+			base := DefaultConfig()
+			base.LoopbackTiming()
+			base.SnapshotThreshold, base.SnapshotInterval, base.TrailingLogs = 16, 200*time.Millisecond, 8
+			base.ScrubInterval = 0
+			base.SyncFSM, base.ReferenceSnapshots = true, true
+			logs := &logLines{}
+			l := startLocalConfig(t, LocalConfig{Groups: 1, Replicas: 3, Base: &base, Logger: logs.logger()})
+			receipts := writeMore(t, l, 0, 30)
+			i := follower(l)
+			if who == "leader" {
+				i = indexOf(l, waitLeader(t, l))
+			}
+			n := l.Nodes[i]
+			waitUntil(t, "a raft snapshot on the replica", time.Minute, func() bool {
+				s, _ := strconv.ParseUint(n.raft.Stats()["last_snapshot_index"], 10, 64)
+				return s > 16
+			})
+			b, err := n.Store().Block(17)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Stop(i); err != nil {
+				t.Fatal(err)
+			}
+			editBytes(t, chainPath(l, i), b, func(b []byte) { b[len(b)-1] ^= 1 })
+			receipts = append(receipts, writeMore(t, l, 30, 3)...)
+			if err := l.Start(i); err != nil {
+				t.Fatalf("start with a damaged store and reference snapshots: %v", err)
+			}
+			n = l.Nodes[i]
+			if logs.count("chain store damaged; setting it aside and rebuilding it from a healthy peer's snapshot", n.id.Short(), "height=17") != 1 {
+				t.Fatalf("no damage report for node %s; reports: %q", n.id.Short(), logs.matching("damaged"))
+			}
+			if _, err := os.Stat(chainPath(l, i) + ".damaged"); err != nil {
+				t.Fatalf("damaged file not set aside: %v", err)
+			}
+			receipts = append(receipts, writeMore(t, l, 33, 3)...)
+			sameChain(t, l, i, receipts)
+			waitUntil(t, "the alarm cleared after the store verified", time.Minute, func() bool {
+				return n.chainAlarm() == nil && gauge(t, n) == 0
+			})
+		})
+	}
+}
+
 // TestScrubContainsDamagedReplica: damage in a running replica's store —
 // a follower's, then the leader's — is found by a scrub asked through
 // another node: the alarm names
 // the replica, the first bad height and what is wrong, in status, in
 // gossip and in the metric; the replica's reads come from the leader and
 // never from its damaged store; it is not ready; a damaged leader hands
-// over leadership and does not take it back; writes go on. A repair then
-// restores the leader's exact chain and clears the alarm.
+// over leadership; leadership handed to the damaged replica is refused,
+// and through transfers and elections without the leader it never leads
+// while its alarm is raised (it keeps its vote); writes go on. A repair
+// then restores the leader's exact chain and clears the alarm, and the
+// replica may lead again.
 func TestScrubContainsDamagedReplica(t *testing.T) {
 	for _, who := range []string{"follower", "leader"} {
 		t.Run(who, func(t *testing.T) {
@@ -350,6 +433,9 @@ func TestScrubContainsDamagedReplica(t *testing.T) {
 				ld, ok := l.Leader(0)
 				return ok && ld != n
 			})
+			// From here on the damaged replica must never lead: it asks
+			// for no votes and refuses leadership handed to it.
+			led := watchLeading(t, n)
 			waitUntil(t, "the alarm in another node's status", time.Minute, func() bool {
 				for _, g := range other.Status(ctx).Groups {
 					for _, ga := range g.ChainAlarms {
@@ -372,16 +458,57 @@ func TestScrubContainsDamagedReplica(t *testing.T) {
 				}
 			}
 			receipts = append(receipts, writeMore(t, l, 25, 5)...)
-			// Leadership handed to the damaged replica is handed on.
+			// Leadership handed to the damaged replica is refused: by
+			// the API, and by the replica itself when raft hands it over.
 			ld := waitLeader(t, l)
-			if err := ld.raft.LeadershipTransferToServer(raft.ServerID(n.info.ID), raft.ServerAddress(n.info.Addr)).Error(); err != nil {
-				t.Logf("transfer to the damaged replica: %v", err)
+			if _, err := ld.TransferLeadershipTo(ctx, n.info.ID); !errors.Is(err, ErrChainCorrupt) {
+				t.Fatalf("transfer to the damaged replica through the API: %v", err)
 			}
+			if err := ld.raft.LeadershipTransferToServer(raft.ServerID(n.info.ID), raft.ServerAddress(n.info.Addr)).Error(); err == nil {
+				t.Fatal("raft handed leadership to the damaged replica without an error")
+			}
+			// Leadership moves among the healthy voters; writes go on.
+			for range 2 {
+				waitUntil(t, "a transfer among healthy voters", time.Minute, func() bool {
+					_, err := waitLeader(t, l).TransferLeadershipTo(ctx, "")
+					return err == nil
+				})
+				receipts = append(receipts, writeMore(t, l, len(receipts), 1)...)
+			}
+			// Elections without the leader: the damaged replica, still a
+			// voter, votes the healthy one in and never wins itself. (The
+			// followers' logs are equal first: a healthy voter missing an
+			// entry the damaged one holds could not win without it, and
+			// the damaged one would stand after a while, to hand over.)
+			for range 2 {
+				ld := waitLeader(t, l)
+				j := indexOf(l, ld)
+				waitUntil(t, "the followers' logs equal to the leader's", time.Minute, func() bool {
+					for _, m := range l.Nodes {
+						if m.raft.LastIndex() != ld.raft.LastIndex() {
+							return false
+						}
+					}
+					return true
+				})
+				if err := l.Stop(j); err != nil {
+					t.Fatal(err)
+				}
+				waitUntil(t, "a new leader while the old one is down", time.Minute, func() bool {
+					ld, ok := l.Leader(0)
+					return ok && ld.IsLeader()
+				})
+				receipts = append(receipts, writeMore(t, l, len(receipts), 1)...)
+				if err := l.Start(j); err != nil {
+					t.Fatal(err)
+				}
+			}
+			other = l.Nodes[(i+1)%3]
 			waitUntil(t, "a healthy leader again", time.Minute, func() bool {
 				ld, ok := l.Leader(0)
 				return ok && ld != n && ld.IsLeader()
 			})
-			receipts = append(receipts, writeMore(t, l, 30, 3)...)
+			receipts = append(receipts, writeMore(t, l, 35, 3)...)
 			for _, r := range receipts {
 				var err error
 				waitUntil(t, "a linearizable read of an acknowledged write", time.Minute, func() bool {
@@ -403,7 +530,15 @@ func TestScrubContainsDamagedReplica(t *testing.T) {
 			if n.chainAlarm() != nil || gauge(t, n) != 0 {
 				t.Fatal("the alarm is still raised after repair")
 			}
-			receipts = append(receipts, writeMore(t, l, 33, 3)...)
+			if led() {
+				t.Fatal("the damaged replica led its group while its alarm was raised")
+			}
+			// Repaired, it may lead again.
+			waitUntil(t, "leadership handed to the repaired replica", time.Minute, func() bool {
+				to, err := waitLeader(t, l).TransferLeadershipTo(ctx, n.info.ID)
+				return err == nil && to == n.info.ID
+			})
+			receipts = append(receipts, writeMore(t, l, 40, 3)...)
 			sameChain(t, l, i, receipts)
 			if b, err := n.Block(ctx, 0, 12, Stale); err != nil || !bytes.Equal(b, good) {
 				t.Fatalf("stale read after repair: %v", err)
@@ -446,5 +581,35 @@ func TestCompareFindsDifferingReplica(t *testing.T) {
 	a := n.chainAlarm()
 	if a == nil || a.Height != 12 || a.Source != "compare" {
 		t.Fatalf("compare alarm %+v", a)
+	}
+}
+
+// TestDamagedReplicaStandsOnlyWithoutLeader: a damaged replica asks for
+// no votes while its group has a leader it hears from, and stands again
+// once the group has gone without one for standAfter election timeouts
+// (raft can then need its log to elect anyone).
+func TestDamagedReplicaStandsOnlyWithoutLeader(t *testing.T) {
+	l, _, _ := integrityCluster(t, 3)
+	i := follower(l)
+	n := l.Nodes[i]
+	n.raiseAlarm(fsm.Damage{Height: 1, What: "test damage"}, "scrub")
+	if err := n.refuseStanding(); !errors.Is(err, ErrChainCorrupt) {
+		t.Fatalf("a damaged replica with a leader may stand: %v", err)
+	}
+	if err := n.refuseTransfer(); !errors.Is(err, ErrChainCorrupt) {
+		t.Fatalf("a damaged replica takes leadership handed to it: %v", err)
+	}
+	for j := range l.Nodes {
+		if j != i {
+			if err := l.Stop(j); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitUntil(t, "the damaged replica to stand after a leaderless while", time.Minute, func() bool {
+		return n.refuseStanding() == nil
+	})
+	if err := n.refuseTransfer(); !errors.Is(err, ErrChainCorrupt) {
+		t.Fatalf("a damaged replica takes leadership handed to it: %v", err)
 	}
 }

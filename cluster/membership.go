@@ -297,7 +297,11 @@ func (n *Node) handlers() map[method]rpcHandler {
 			if n.leaving.Load() {
 				return nil, fmt.Errorf("%w: the node is leaving", ErrShutdown)
 			}
-			return Health{ID: n.info.ID, Term: n.raft.CurrentTerm(), LastIndex: n.raft.LastIndex(), Applied: n.raft.AppliedIndex(), CPU: processCPU.utilization()}, nil
+			h := Health{ID: n.info.ID, Term: n.raft.CurrentTerm(), LastIndex: n.raft.LastIndex(), Applied: n.raft.AppliedIndex(), CPU: processCPU.utilization()}
+			if a := n.chainAlarm(); a != nil {
+				h.ChainAlarm = fmt.Sprintf("height %d: %s", a.Height, a.What)
+			}
+			return h, nil
 		},
 	}
 }

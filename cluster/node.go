@@ -50,8 +50,11 @@ type Node struct {
 	info   NodeInfo
 	logger hclog.Logger
 
-	mux        *mux
-	raft       *raft.Raft
+	mux  *mux
+	raft *raft.Raft
+	// raftUp is raft once NewRaft has returned, for raft's own
+	// goroutines (the transport's refuseStanding) that may run before.
+	raftUp     atomic.Pointer[raft.Raft]
 	fsm        *fsm.FSM
 	store      *fsm.Store
 	logStore   *raftboltdb.BoltStore
@@ -236,9 +239,10 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: log cache: %w", err)
 	}
-	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.logStore, n.snaps, pipelineTransport{n.transport}); err != nil {
+	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.logStore, n.snaps, newRaftTransport(n.transport, n.refuseTransfer, n.refuseStanding, n.stop)); err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
+	n.raftUp.Store(n.raft)
 
 	n.rpc = &rpcServer{ln: n.mux.subs[connRPC], handlers: n.handlers(), logger: n.logger.Named("rpc"), timeout: cfg.RPCTimeout, conns: map[net.Conn]struct{}{}}
 	n.batch = newBatcher(n)
@@ -478,7 +482,7 @@ func (n *Node) WaitLeader(ctx context.Context) error {
 
 // TransferLeadership hands the group's leadership to another voter.
 func (n *Node) TransferLeadership() error {
-	if err := n.raft.LeadershipTransfer().Error(); err != nil {
+	if err := n.handOver().Error(); err != nil {
 		return n.convert(err)
 	}
 	return nil
@@ -508,7 +512,7 @@ func (n *Node) Leave(ctx context.Context) error {
 	var errs []error
 	n.leaving.Store(true)
 	if n.IsLeader() {
-		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+		if err := n.handOver().Error(); err != nil {
 			n.logger.Warn("leadership transfer before leaving failed", "error", err)
 		}
 	}

@@ -12,7 +12,9 @@ import (
 // to any up-to-date voter if to is empty, and returns the new leader's ID
 // once this node has heard from it (or "" if ctx ends first). It must run
 // on the group leader: elsewhere it fails with ErrNotLeader, and a to that
-// is not a voter of the group is ErrNotFound.
+// is not a voter of the group is ErrNotFound; a to whose chain alarm
+// gossip shows is ErrChainCorrupt (a damaged replica cannot lead). With to
+// empty, a voter without an alarm is chosen.
 func (n *Node) TransferLeadershipTo(ctx context.Context, to string) (string, error) {
 	if !n.IsLeader() {
 		return "", fmt.Errorf("%w: node %s does not lead group %d", ErrNotLeader, n.id.Short(), n.group)
@@ -42,7 +44,10 @@ func (n *Node) TransferLeadershipTo(ctx context.Context, to string) (string, err
 // transferFuture starts the transfer to the voter to, or to any voter.
 func (n *Node) transferFuture(to string) (raft.Future, error) {
 	if to == "" {
-		return n.raft.LeadershipTransfer(), nil
+		return n.handOver(), nil
+	}
+	if a := n.alarmOf(to); a != "" {
+		return nil, fmt.Errorf("%w: %.12s has its chain alarm raised (%s) and cannot lead", ErrChainCorrupt, to, a)
 	}
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {

@@ -137,6 +137,13 @@ func (n *Node) snapshotSources() []NodeInfo {
 
 // rebuildFrom asks src for its snapshot and rebuilds from it.
 func (n *Node) rebuildFrom(ctx context.Context, src NodeInfo) error {
+	return n.peerSnapshot(ctx, src, func(r io.Reader) error {
+		return n.fsm.Rebuild(ctx, r, n.logStore, n.raft.AppliedIndex)
+	})
+}
+
+// peerSnapshot asks src for its snapshot and hands the stream to use.
+func (n *Node) peerSnapshot(ctx context.Context, src NodeInfo, use func(io.Reader) error) error {
 	c, err := dialer{creds: n.cfg.TLS}.dial(ctx, src.Addr, connSnapshot, n.cfg.RPCTimeout, src.ID)
 	if err != nil {
 		return err
@@ -157,5 +164,5 @@ func (n *Node) rebuildFrom(ctx context.Context, src NodeInfo) error {
 		reason, _ := io.ReadAll(io.LimitReader(r, 1024))
 		return fmt.Errorf("refused: %s", reason)
 	}
-	return n.fsm.Rebuild(ctx, r, n.logStore, n.raft.AppliedIndex)
+	return use(r)
 }

@@ -21,6 +21,10 @@ type Health struct {
 	// used over its last sampling window (cpuSampler); the autoscaler
 	// reads its executors'. Nodes of older versions leave it 0.
 	CPU float64 `json:"cpu,omitempty"`
+	// ChainAlarm, when set, is the server's raised chain alarm (height
+	// and what): the reconciler counts the server unhealthy and promotes
+	// no such non-voter.
+	ChainAlarm string `json:"chain_alarm,omitempty"`
 }
 
 // serverHealth is the reconciler's judgement of one server.
@@ -33,7 +37,10 @@ type serverHealth struct {
 	Role         Role
 	Voter        bool
 	Stable       bool // healthy for at least StabilizationTime
-	FailedSince  time.Time
+	// Damaged: the server reports a chain alarm (in its probe answer or
+	// in gossip); it is then unhealthy.
+	Damaged     bool
+	FailedSince time.Time
 	// LastAnswer is when the server last answered a probe on the
 	// leader's term (zero: not while this leader judged it).
 	LastAnswer time.Time
@@ -52,6 +59,10 @@ type serverHealth struct {
 //   - a node that left is removed at once; a failed one after
 //     DeadServerGrace, a failed voter only after a standby has replaced it
 //     if there was one;
+//   - a server that reports a chain alarm counts as unhealthy (so a
+//     damaged non-voter is not promoted until its alarm has cleared and it
+//     stayed healthy for StabilizationTime); a damaged voter keeps its
+//     vote, since its raft log is intact, and cannot lead (candidacy.go);
 //   - non-voters are removed freely; of voters, stale or departed, at most
 //     one changes per pass, and one is removed only when the healthy voters
 //     left are a quorum of the configuration without it.

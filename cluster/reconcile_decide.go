@@ -187,6 +187,11 @@ func judgeOne(h serverHealth, s configServer, o observation) serverHealth {
 	if answered && a.Term == o.Term {
 		h.LastAnswer = o.Now
 	}
+	alarm := a.ChainAlarm
+	if alarm == "" && known && m.meta.Corrupt != "" {
+		alarm = fmt.Sprintf("height %d: %s", m.meta.CorruptAt, m.meta.Corrupt)
+	}
+	h.Damaged = alarm != "" && s.ID != o.Self
 	switch {
 	case s.ID == o.Self:
 	case !known:
@@ -197,6 +202,8 @@ func judgeOne(h serverHealth, s configServer, o observation) serverHealth {
 		ok, reason = false, "does not answer ("+lastAnswer(h.LastAnswer)+")"
 	case a.Term != o.Term:
 		ok, reason = false, fmt.Sprintf("on another term (%d, the leader's is %d)", a.Term, o.Term)
+	case h.Damaged:
+		ok, reason = false, "chain store damaged ("+alarm+")"
 	case o.LastIndex > a.LastIndex+o.Rules.MaxTrailingLogs:
 		ok, reason = false, fmt.Sprintf("trails the leader (by %d log entries, more than %d)", o.LastIndex-a.LastIndex, o.Rules.MaxTrailingLogs)
 	}

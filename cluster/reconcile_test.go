@@ -42,6 +42,17 @@ func obs(servers []configServer, view map[string]member, down ...string) observa
 	return o
 }
 
+// damagedObs is o with each of ids answering its probe with a chain
+// alarm at height 12.
+func damagedObs(o observation, ids ...string) observation {
+	for _, id := range ids {
+		h := o.Answers[id]
+		h.ChainAlarm = "height 12: bad root"
+		o.Answers[id] = h
+	}
+	return o
+}
+
 // view builds a gossip view; every member is alive since long ago unless
 // given explicitly.
 func view(ms ...member) map[string]member {
@@ -112,6 +123,16 @@ func TestJudgeReasons(t *testing.T) {
 	h := judge(map[string]serverHealth{"a": {Healthy: true, LastAnswer: t0.Add(-1500 * time.Millisecond)}}, o)
 	if want := "does not answer (no answer since " + stamp(t0.Add(-1500*time.Millisecond)) + ")"; h["a"].Reason != want || h["a"].LastAnswer != t0.Add(-1500*time.Millisecond) {
 		t.Fatalf("a silent since its last answer: reason %q, last answer %v; want %q", h["a"].Reason, h["a"].LastAnswer, want)
+	}
+}
+
+// A server reporting a chain alarm is unhealthy, with the alarm as the
+// reason.
+func TestJudgeDamaged(t *testing.T) {
+	o := damagedObs(obs([]configServer{voter("L"), voter("a")}, view(alive("L"), alive("a"))), "a")
+	h := judge(nil, o)["a"]
+	if h.Healthy || !h.Damaged || h.Reason != "chain store damaged (height 12: bad root)" {
+		t.Fatalf("judged %+v", h)
 	}
 }
 
@@ -277,6 +298,29 @@ func TestDecide(t *testing.T) {
 			o: obs(three, view(alive("L"), gm("b", stateFailed, RoleVoter, t0.Add(-time.Second)),
 				member{meta: nodeMeta{ID: "fresh", Role: RoleVoter, Addr: "a:1"}, state: stateAlive}), "a", "b"),
 			holdsOf: []string{"a"},
+		},
+		{
+			name: "a voter reporting a chain alarm keeps its vote (it cannot stand for leader)",
+			prev: stableSince("a", "b"),
+			o:    damagedObs(obs(three, view(alive("L"), alive("a"), alive("b"))), "a"),
+		},
+		{
+			name: "a damaged non-voter is not promoted; a healthy standby is",
+			prev: stableSince("a", "d", "s"),
+			o:    damagedObs(obs([]configServer{voter("L"), voter("a"), nonvoter("d"), nonvoter("s")}, view(alive("L"), alive("a"), alive("d"), alive("s"))), "d"),
+			want: []action{{Kind: actPromote, ID: "s", Addr: "s:1"}},
+		},
+		{
+			name: "an alarm seen only in gossip counts too",
+			prev: stableSince("a", "d"),
+			o: obs([]configServer{voter("L"), voter("a"), nonvoter("d")}, view(alive("L"), alive("a"),
+				member{meta: nodeMeta{ID: "d", Role: RoleVoter, Addr: "d:1", Corrupt: "bad root", CorruptAt: 12}, state: stateAlive, since: t0.Add(-time.Hour)})),
+		},
+		{
+			name: "once its alarm cleared, a non-voter is promoted after StabilizationTime",
+			prev: map[string]serverHealth{"a": {Healthy: true, HealthySince: t0.Add(-time.Hour)}, "d": {Healthy: true, HealthySince: t0.Add(-testRules.StabilizationTime)}},
+			o:    obs([]configServer{voter("L"), voter("a"), nonvoter("d")}, view(alive("L"), alive("a"), alive("d"))),
+			want: []action{{Kind: actPromote, ID: "d", Addr: "d:1"}},
 		},
 	}
 	for _, c := range cases {

@@ -35,7 +35,7 @@ func (n *Node) watchStore() {
 			n.logger.Warn("state machine stopped on a storage failure; retrying until the store takes writes again", "error", stopped)
 		}
 		if n.IsLeader() {
-			if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			if err := n.handOver().Error(); err != nil {
 				n.logger.Warn("stopped state machine leads its group and could not hand over leadership", "error", err)
 			}
 		}
