@@ -379,3 +379,46 @@ func TestExecutorCPU(t *testing.T) {
 		return cpu >= 0 && cpu <= 1
 	})
 }
+
+// TestLeaveDrainsExecutions: an executor asked to leave while it runs an
+// execution (held 1.5 s by a hook) leaves the configuration at once but
+// returns from Leave only after the execution has ended, and the
+// invocation records the executor's execution as a success.
+func TestLeaveDrainsExecutions(t *testing.T) {
+	l := startLocal(t, 1, 1)
+	ldr := l.Nodes[0]
+	deployTiny(t, ldr, 0, "inc")
+	if n, err := l.SetExecutors(context.Background(), 0, 1); err != nil || n != 1 {
+		t.Fatalf("SetExecutors: %d %v", n, err)
+	}
+	ex := l.Nodes[len(l.Nodes)-1]
+	ex.SetExecHook(func(r execute.Result) execute.Result { time.Sleep(1500 * time.Millisecond); return r })
+	waitUntil(t, "the executor is a candidate", 60*time.Second, func() bool { c, _ := ldr.candidates(); return len(c) == 2 })
+	type answer struct {
+		res InvokeResult
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		res, err := ldr.Invoke(context.Background(), invokeReq(t, 0, "inc", `{"value":1}`))
+		done <- answer{res, err}
+	}()
+	waitUntil(t, "the executor runs the execution", 60*time.Second, func() bool { return ex.running.Load() > 0 })
+	if err := ex.Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := ex.running.Load(); n != 0 {
+		t.Fatalf("Leave returned with %d executions running", n)
+	}
+	a := <-done
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	ok := false
+	for _, x := range a.res.Record.Executions {
+		ok = ok || (x.NodeID == ex.ID().String() && x.Err == "")
+	}
+	if !ok || !a.res.Record.Verified {
+		t.Fatalf("the leaving executor's execution is not in the record: %+v", a.res.Record.Executions)
+	}
+}

@@ -268,6 +268,8 @@ func (n *Node) handlers() map[method]rpcHandler {
 			if err := unmarshal(body, &req); err != nil {
 				return nil, err
 			}
+			n.running.Add(1)
+			defer n.running.Add(-1)
 			return n.execLocal(ctx, req), nil
 		},
 		mInvoke: func(ctx context.Context, body []byte) (any, error) {

@@ -87,6 +87,9 @@ type Node struct {
 	// leaving is set once Leave begins: the node then answers no health
 	// probe, so no reconciler adds it back while its departure spreads.
 	leaving atomic.Bool
+	// running counts the executions this node is running for its
+	// group's invocations (mExecute); Leave waits for them.
+	running atomic.Int64
 	integ   integrity
 	// leaders closes a channel at each leader change (follow.go).
 	leaders leaderWatch
@@ -497,7 +500,9 @@ const LeaveTimeout = 10 * time.Second
 
 // Leave takes the node out of the cluster gracefully: it hands over
 // leadership if it leads, leaves gossip, and asks its group's leader to
-// remove it from the raft configuration. Close afterwards. From the
+// remove it from the raft configuration, then waits for the executions
+// it was asked for to end (an executor leaving on a scale-down finishes
+// the invocations that elected it). Close afterwards. From the
 // moment Leave begins the node answers no health probe, so a group leader
 // whose gossip has not yet heard of the departure cannot add it back.
 //
@@ -539,7 +544,25 @@ func (n *Node) Leave(ctx context.Context) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// Out of the configuration, the node is in no new election; the
+	// executions it was asked for before run to their end, so their
+	// results reach the invocations that elected it (the drain).
+	if err := n.drainExecutions(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// drainExecutions waits until this node runs no execution, or ctx ends.
+func (n *Node) drainExecutions(ctx context.Context) error {
+	for n.running.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: leave: %d executions still running: %w", n.running.Load(), ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // Close stops the node, leaving its state on disk. Without Leave first,
