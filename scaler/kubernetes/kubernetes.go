@@ -1,8 +1,8 @@
 // Package kubernetes is the autoscaler's `kubernetes` executor provider:
 // each group's executors are the replicas of one Deployment (or
 // StatefulSet), and the provider reads and sets that workload's replica
-// count through the Kubernetes API's scale subresource
-// (k8s.io/client-go). Kubernetes then starts and stops the executor pods;
+// count through the Kubernetes API's scale subresource (a k8s.io/client-go
+// REST client that knows only autoscaling/v1's Scale). Kubernetes then starts and stops the executor pods;
 // a pod it stops gets SIGTERM, on which `qledger node` leaves its group
 // (out of gossip and of the raft configuration) before it exits.
 //
@@ -21,7 +21,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	k8s "k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -81,8 +83,54 @@ func (c Config) Validate() error {
 // Provider scales the executor workloads. Safe for concurrent use.
 type Provider struct {
 	cfg    Config
-	client k8s.Interface
+	scales scaleClient
 	logger hclog.Logger
+}
+
+// scaleClient reads and updates the scale subresource of a workload
+// (resource "deployments" or "statefulsets" of apps/v1).
+type scaleClient interface {
+	GetScale(ctx context.Context, resource, namespace, name string) (*autoscalingv1.Scale, error)
+	UpdateScale(ctx context.Context, resource, namespace, name string, s *autoscalingv1.Scale) (*autoscalingv1.Scale, error)
+}
+
+// restScales is the scaleClient on the API: a REST client of apps/v1 whose
+// scheme knows only autoscaling/v1's Scale and the API's Status, rather
+// than client-go's typed clientset, whose scheme links every built-in
+// API group into the binary.
+type restScales struct{ c *rest.RESTClient }
+
+func newRESTScales(rc *rest.Config) (*restScales, error) {
+	sch := runtime.NewScheme()
+	if err := autoscalingv1.AddToScheme(sch); err != nil {
+		return nil, fmt.Errorf("%w: scheme: %v", ErrConfig, err)
+	}
+	metav1.AddToGroupVersion(sch, schema.GroupVersion{Version: "v1"})
+	c := rest.CopyConfig(rc)
+	c.GroupVersion = &schema.GroupVersion{Group: "apps", Version: "v1"}
+	c.APIPath = "/apis"
+	c.ContentType = runtime.ContentTypeJSON
+	c.NegotiatedSerializer = serializer.NewCodecFactory(sch).WithoutConversion()
+	if c.UserAgent == "" {
+		c.UserAgent = "qledger-autoscaler"
+	}
+	rcl, err := rest.RESTClientFor(c)
+	if err != nil {
+		return nil, fmt.Errorf("%w: client: %v", ErrConfig, err)
+	}
+	return &restScales{c: rcl}, nil
+}
+
+func (r *restScales) GetScale(ctx context.Context, resource, namespace, name string) (*autoscalingv1.Scale, error) {
+	out := &autoscalingv1.Scale{}
+	err := r.c.Get().Namespace(namespace).Resource(resource).Name(name).SubResource("scale").Do(ctx).Into(out)
+	return out, err
+}
+
+func (r *restScales) UpdateScale(ctx context.Context, resource, namespace, name string, s *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
+	out := &autoscalingv1.Scale{}
+	err := r.c.Put().Namespace(namespace).Resource(resource).Name(name).SubResource("scale").Body(s).Do(ctx).Into(out)
+	return out, err
 }
 
 // New returns a provider that reaches the API with the in-cluster
@@ -95,11 +143,11 @@ func New(cfg Config, logger hclog.Logger) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	client, err := k8s.NewForConfig(rc)
+	scales, err := newRESTScales(rc)
 	if err != nil {
-		return nil, fmt.Errorf("%w: client: %v", ErrConfig, err)
+		return nil, err
 	}
-	return NewWithClient(cfg, client, logger)
+	return newProvider(cfg, scales, logger)
 }
 
 // restConfig is the kubeconfig file's configuration, or the pod's.
@@ -118,8 +166,9 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return rc, nil
 }
 
-// NewWithClient returns a provider on client (a fake clientset in tests).
-func NewWithClient(cfg Config, client k8s.Interface, logger hclog.Logger) (*Provider, error) {
+// newProvider returns a provider on scales (an adapter over client-go's
+// fake clientset in tests).
+func newProvider(cfg Config, scales scaleClient, logger hclog.Logger) (*Provider, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -129,7 +178,7 @@ func NewWithClient(cfg Config, client k8s.Interface, logger hclog.Logger) (*Prov
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Provider{cfg: cfg, client: client, logger: logger.Named("kubernetes")}, nil
+	return &Provider{cfg: cfg, scales: scales, logger: logger.Named("kubernetes")}, nil
 }
 
 // Workload returns the name of group's executor workload.
@@ -171,15 +220,17 @@ func (p *Provider) SetExecutors(ctx context.Context, group, k int) (int, error) 
 	return int(got.Spec.Replicas), nil
 }
 
+// resource is the API resource of the workload kind.
+func (p *Provider) resource() string {
+	if p.cfg.Kind == KindStatefulSet {
+		return "statefulsets"
+	}
+	return "deployments"
+}
+
 func (p *Provider) getScale(ctx context.Context, group int) (*autoscalingv1.Scale, error) {
 	name := p.Workload(group)
-	var s *autoscalingv1.Scale
-	var err error
-	if p.cfg.Kind == KindStatefulSet {
-		s, err = p.client.AppsV1().StatefulSets(p.cfg.Namespace).GetScale(ctx, name, metav1.GetOptions{})
-	} else {
-		s, err = p.client.AppsV1().Deployments(p.cfg.Namespace).GetScale(ctx, name, metav1.GetOptions{})
-	}
+	s, err := p.scales.GetScale(ctx, p.resource(), p.cfg.Namespace, name)
 	if err != nil {
 		return nil, fmt.Errorf("%w: get scale of %s %s/%s: %v", ErrAPI, p.cfg.Kind, p.cfg.Namespace, name, err)
 	}
@@ -188,13 +239,7 @@ func (p *Provider) getScale(ctx context.Context, group int) (*autoscalingv1.Scal
 
 func (p *Provider) updateScale(ctx context.Context, group int, s *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
 	name := p.Workload(group)
-	var got *autoscalingv1.Scale
-	var err error
-	if p.cfg.Kind == KindStatefulSet {
-		got, err = p.client.AppsV1().StatefulSets(p.cfg.Namespace).UpdateScale(ctx, name, s, metav1.UpdateOptions{})
-	} else {
-		got, err = p.client.AppsV1().Deployments(p.cfg.Namespace).UpdateScale(ctx, name, s, metav1.UpdateOptions{})
-	}
+	got, err := p.scales.UpdateScale(ctx, p.resource(), p.cfg.Namespace, name, s)
 	if err != nil {
 		return nil, fmt.Errorf("%w: update scale of %s %s/%s to %d: %v", ErrAPI, p.cfg.Kind, p.cfg.Namespace, name, s.Spec.Replicas, err)
 	}

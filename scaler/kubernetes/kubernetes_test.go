@@ -10,11 +10,30 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 )
 
 func replicas(n int32) *int32 { return &n }
+
+// clientsetScales is the provider's scaleClient over a client-go
+// clientset's typed apps/v1 client (the fake one here).
+type clientsetScales struct{ c k8s.Interface }
+
+func (a clientsetScales) GetScale(ctx context.Context, resource, ns, name string) (*autoscalingv1.Scale, error) {
+	if resource == "statefulsets" {
+		return a.c.AppsV1().StatefulSets(ns).GetScale(ctx, name, metav1.GetOptions{})
+	}
+	return a.c.AppsV1().Deployments(ns).GetScale(ctx, name, metav1.GetOptions{})
+}
+
+func (a clientsetScales) UpdateScale(ctx context.Context, resource, ns, name string, s *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
+	if resource == "statefulsets" {
+		return a.c.AppsV1().StatefulSets(ns).UpdateScale(ctx, name, s, metav1.UpdateOptions{})
+	}
+	return a.c.AppsV1().Deployments(ns).UpdateScale(ctx, name, s, metav1.UpdateOptions{})
+}
 
 // newClientset is a fake clientset holding objs that also serves the
 // scale subresource of Deployments and StatefulSets as the API server
@@ -82,7 +101,7 @@ func specReplicas(t *testing.T, c *fake.Clientset, ns, name string) int32 {
 // actions are the ones sent.
 func TestProviderScalesDeployments(t *testing.T) {
 	c := newClientset(deployment("qledger", "qledger-executor-0", 0), deployment("qledger", "qledger-executor-1", 2))
-	p, err := NewWithClient(Config{Namespace: "qledger", Workload: "qledger-executor-{group}", Groups: 2}, c, nil)
+	p, err := newProvider(Config{Namespace: "qledger", Workload: "qledger-executor-{group}", Groups: 2}, clientsetScales{c}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +144,7 @@ func TestProviderScalesDeployments(t *testing.T) {
 func TestProviderStatefulSet(t *testing.T) {
 	ss := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "executors"}, Spec: appsv1.StatefulSetSpec{Replicas: replicas(1)}}
 	c := newClientset(ss)
-	p, err := NewWithClient(Config{Namespace: "ns", Workload: "executors", Kind: KindStatefulSet, Groups: 1}, c, nil)
+	p, err := newProvider(Config{Namespace: "ns", Workload: "executors", Kind: KindStatefulSet, Groups: 1}, clientsetScales{c}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,12 +161,12 @@ func TestProviderStatefulSet(t *testing.T) {
 // count are errors that change nothing.
 func TestProviderErrors(t *testing.T) {
 	c := newClientset(deployment("qledger", "executors", 2))
-	p, err := NewWithClient(Config{Namespace: "qledger", Workload: "executors", Groups: 1}, c, nil)
+	p, err := newProvider(Config{Namespace: "qledger", Workload: "executors", Groups: 1}, clientsetScales{c}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	missing, _ := NewWithClient(Config{Namespace: "qledger", Workload: "nothing-here", Groups: 1}, c, nil)
+	missing, _ := newProvider(Config{Namespace: "qledger", Workload: "nothing-here", Groups: 1}, clientsetScales{c}, nil)
 	if _, err := missing.Executors(ctx, 0); !errors.Is(err, ErrAPI) {
 		t.Fatalf("Executors of a missing Deployment: %v, want ErrAPI", err)
 	}
