@@ -278,6 +278,29 @@ func (c *Cluster) Close() {
 	}
 }
 
+// KeepLogs copies every node's whole log into a new directory under the
+// system's temporary directory (the test's own goes when it ends) and
+// returns its path.
+func (c *Cluster) KeepLogs() (string, error) {
+	dir, err := os.MkdirTemp("", "qledger-faults-logs-*")
+	if err != nil {
+		return "", err
+	}
+	for _, n := range c.all() {
+		if n.log == nil {
+			continue
+		}
+		data, err := os.ReadFile(n.log.Name())
+		if err != nil {
+			return dir, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, n.Name+".log"), data, 0o644); err != nil {
+			return dir, err
+		}
+	}
+	return dir, nil
+}
+
 // LogTail is the end of every node's log, for a failure report.
 func (c *Cluster) LogTail(lines int) string {
 	var b strings.Builder
@@ -363,7 +386,14 @@ func (n *Node) Stop(sig syscall.Signal, d time.Duration) error {
 		select {
 		case <-n.done:
 		case <-time.After(d):
-			err = fmt.Errorf("%w: %s, %v after %v", ErrNotExited, n.Name, d, sig)
+			err = fmt.Errorf("%w: %s, %v after %v (its goroutines are dumped in its log)", ErrNotExited, n.Name, d, sig)
+			// SIGQUIT: the Go runtime writes every goroutine's stack to
+			// the log and exits, which shows what held it.
+			_ = n.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-n.done:
+			case <-time.After(5 * time.Second):
+			}
 		}
 	}
 	_ = n.cmd.Process.Signal(syscall.SIGKILL)

@@ -58,6 +58,9 @@ func startHealthyClusterOf(t *testing.T, voters int) *Cluster {
 		c.Close() // before the log tails: a node may still write
 		if t.Failed() {
 			t.Logf("node logs:\n%s", c.LogTail(40))
+			if dir, err := c.KeepLogs(); err == nil {
+				t.Logf("whole node logs kept in %s", dir)
+			}
 		}
 	})
 	c.Logf = t.Logf
