@@ -262,9 +262,9 @@ func (s *Server) logEntries(r *http.Request, g int, from uint64, count int, lv c
 	return out, nil
 }
 
-// tileHashes reads tile t's hashes: today the perfect-subtree nodes the
-// chain store keeps, read W at a time. A store that keeps C2SP tiles
-// itself would be read here instead.
+// tileHashes reads tile t's hashes, W at a time. The chain store keeps
+// the log's hashes as C2SP tiles itself (fsm/tiles.go), so this is one
+// stored value sliced.
 func (s *Server) tileHashes(r *http.Request, g int, t tlog.Tile, lv cluster.Level) ([]chain.Hash, error) {
 	level, from, count := transparency.TileRange(t)
 	hs, err := s.ledger.LogNodes(r.Context(), g, level, from, count, lv)

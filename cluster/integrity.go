@@ -199,12 +199,24 @@ func writeBootMarker(marker string) error {
 	return os.Rename(tmp, marker)
 }
 
-// checkAtStart is the start check of openChainStore; ok=false with what
-// is wrong. An error (a store of another group) stops the node.
+// checkAtStart is the start check of openChainStore, after converting a
+// store of an older on-disk format (fsm.MigrateFile); ok=false with what
+// is wrong. An error (a store of another group or of a newer format)
+// stops the node.
 func (n *Node) checkAtStart(path string, logs raft.LogStore, snaps raft.SnapshotStore) (d fsm.Damage, ok bool, err error) {
 	window := n.cfg.CheckWindow
 	if window == 0 {
 		window = defaultCheckWindow
+	}
+	migrated, err := fsm.MigrateFile(path)
+	if d, ok := fsm.DamageOf(err); ok {
+		return d, false, nil
+	}
+	if err != nil {
+		return d, false, fmt.Errorf("cluster: %w", err)
+	}
+	if migrated {
+		n.logger.Info("chain store converted to the current on-disk format", "format", fsm.FormatVersion)
 	}
 	applied, err := fsm.CheckFile(path, uint32(n.group), window)
 	if d, ok := fsm.DamageOf(err); ok {

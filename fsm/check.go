@@ -208,8 +208,7 @@ func (c recentChecker) check(h uint64, prev *chain.Header, b *chain.Block) error
 	if err := c.leaves(h, base, b, leaves); err != nil {
 		return err
 	}
-	nr := nodeReader{c.tx.Bucket(bucketNodes)}
-	if root, err := chain.RootAt(hd.LogSize, nr); err != nil || root != hd.LogRoot {
+	if root, err := chain.RootAt(hd.LogSize, newTileReader(c.tx)); err != nil || root != hd.LogRoot {
 		return fail(chain.ErrLogRoot, "header says root %s, stored Merkle nodes give %s (%v)", hd.LogRoot, root, err)
 	}
 	return nil
@@ -222,15 +221,13 @@ func (c recentChecker) leaves(h, base uint64, b *chain.Block, leaves []chain.Has
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %w", ErrDamaged, &chain.VerifyError{Height: h, Err: chain.ErrLogRoot, Detail: fmt.Sprintf(format, args...)})
 	}
-	nr := nodeReader{c.tx.Bucket(bucketNodes)}
-	txs := c.tx.Bucket(bucketTxs)
+	nr := newTileReader(c.tx)
+	txs := newTxIndex(c.tx)
 	for i, l := range leaves {
 		if got, err := nr.Node(0, base+uint64(i)); err != nil || got != l {
 			return fail("stored leaf %d is not transaction %d's", base+uint64(i), i)
 		}
-		id := chain.TxID(b.Txs[i])
-		loc, err := decodeLocation(txs.Get(id[:]))
-		if err != nil || loc.Height != h || loc.Pos != uint32(i) || loc.Index != base+uint64(i) {
+		if id := chain.TxID(b.Txs[i]); !txs.points(id, h, uint32(i)) {
 			return fail("transaction index entry of %s does not point at position %d", id, i)
 		}
 	}
@@ -349,21 +346,22 @@ func (s *Store) checkIndexes(ctx context.Context, top uint64, opts VerifyOptions
 	return nil
 }
 
-// checkInterior checks the stored interior Merkle nodes that the leaves
-// from..to-1 (block h's) complete: each is the hash of its two children.
-// Over a whole chain every interior node is checked once, when its last
-// leaf is; an inclusion proof may use any of them, and RootAt only some.
+// checkInterior checks the stored Merkle hashes above the leaves that
+// the leaves from..to-1 (block h's) complete: each hash a tile level
+// above 0 stores is the root of the full tile below it. Over a whole
+// chain every stored hash above the leaves is checked once, when its
+// last leaf is; the heights between tile levels are not stored but
+// computed from these.
 func checkInterior(tx *bolt.Tx, h, from, to uint64) error {
-	nr := nodeReader{tx.Bucket(bucketNodes)}
+	nr := newTileReader(tx)
 	for j := from; j < to; j++ {
-		for level := uint8(1); level < 64 && (j+1)%(uint64(1)<<level) == 0; level++ {
-			i := j >> level
-			l, lerr := nr.Node(level-1, 2*i)
-			r, rerr := nr.Node(level-1, 2*i+1)
-			n, nerr := nr.Node(level, i)
-			if err := errors.Join(lerr, rerr, nerr); err != nil || n != chain.NodeHash(l, r) {
+		for level, span := uint8(1), uint64(tileWidth); level < 8 && (j+1)%span == 0; level, span = level+1, span*tileWidth {
+			i := (j+1)/span - 1
+			below, berr := nr.tileRoot(tileID{level: level - 1, index: i})
+			n, nerr := nr.Node(level*tileHeight, i)
+			if err := errors.Join(berr, nerr); err != nil || n != below {
 				return fmt.Errorf("%w: %w", ErrDamaged, &chain.VerifyError{Height: h, Err: chain.ErrLogRoot,
-					Detail: fmt.Sprintf("stored Merkle node (%d,%d) is not the hash of its children (%v)", level, i, err)})
+					Detail: fmt.Sprintf("stored Merkle node (%d,%d) is not the root of the tile below it (%v)", level*tileHeight, i, err)})
 			}
 		}
 	}

@@ -47,11 +47,16 @@ func rawPut(t *testing.T, s *Store, bucket []byte, key []byte, edit func(v []byt
 
 func flipLast(v []byte) []byte { v[len(v)-1] ^= 0x01; return v }
 
+// flipHash returns an edit that flips a bit of the i-th hash of a tile.
+func flipHash(i int) func(v []byte) []byte {
+	return func(v []byte) []byte { v[i*hashSize+hashSize-1] ^= 0x01; return v }
+}
+
 func TestCheckFindsDamage(t *testing.T) {
 	cases := []struct {
 		name    string
 		damage  func(t *testing.T, s *Store)
-		window  int // CheckRecent's window; 0: the damage is below it
+		window  int // CheckRecent's window; 0: the damage is below it; -1: below it, but in a tile the window's log roots are computed from
 		height  uint64
 		wantErr error
 	}{
@@ -76,14 +81,14 @@ func TestCheckFindsDamage(t *testing.T) {
 			}
 		}, 8, 38, chain.ErrHeightGap},
 		{"damaged Merkle node", func(t *testing.T, s *Store) {
-			rawPut(t, s, bucketNodes, nodeKey(0, 77), flipLast)
+			rawPut(t, s, bucketTiles, tileKey(0, 0), flipHash(77))
 		}, 2, 39, chain.ErrLogRoot},
 		{"damaged Merkle leaf below the window", func(t *testing.T, s *Store) {
-			rawPut(t, s, bucketNodes, nodeKey(0, 7), flipLast)
-		}, 0, 4, chain.ErrLogRoot},
-		{"damaged Merkle interior node below the window", func(t *testing.T, s *Store) {
-			rawPut(t, s, bucketNodes, nodeKey(2, 1), flipLast)
-		}, 0, 4, chain.ErrLogRoot},
+			rawPut(t, s, bucketTiles, tileKey(0, 0), flipHash(7))
+		}, -1, 4, chain.ErrLogRoot},
+		{"Merkle tile cut short", func(t *testing.T, s *Store) {
+			rawPut(t, s, bucketTiles, tileKey(0, 0), func(v []byte) []byte { return v[:70*hashSize] })
+		}, 8, 36, chain.ErrLogRoot},
 		{"transaction index entry below the window", func(t *testing.T, s *Store) {
 			raw, err := s.Block(3)
 			if err != nil {
@@ -96,10 +101,10 @@ func TestCheckFindsDamage(t *testing.T) {
 			id := chain.TxID(b.Txs[1])
 			other := chain.TxID(b.Txs[0])
 			var v []byte
-			if err := s.view(func(tx *bolt.Tx) error { v = append(v, tx.Bucket(bucketTxs).Get(other[:])...); return nil }); err != nil {
+			if err := s.view(func(tx *bolt.Tx) error { v = append(v, tx.Bucket(bucketTxIdx).Get(other[:txKeyLen])...); return nil }); err != nil {
 				t.Fatal(err)
 			}
-			rawPut(t, s, bucketTxs, id[:], func([]byte) []byte { return v })
+			rawPut(t, s, bucketTxIdx, id[:txKeyLen], func([]byte) []byte { return v })
 		}, 0, 3, chain.ErrLogRoot},
 	}
 	for _, c := range cases {
@@ -116,8 +121,10 @@ func TestCheckFindsDamage(t *testing.T) {
 				if !ok || d.Height != c.height || c.wantErr != nil && !errors.Is(err, c.wantErr) {
 					t.Fatalf("CheckRecent(%d) = %v, want damage at %d (%v)", c.window, err, c.height, c.wantErr)
 				}
-			} else if err := s.CheckRecent(8); err != nil {
+			} else if err := s.CheckRecent(8); c.window == 0 && err != nil {
 				t.Fatalf("damage below the window seen by the cheap check: %v", err)
+			} else if _, ok := DamageOf(err); c.window < 0 && !ok {
+				t.Fatalf("damage in the tile under the window's log roots unseen by the cheap check: %v", err)
 			}
 			_, err := s.Verify(context.Background(), VerifyOptions{Chunk: 7})
 			d, ok := DamageOf(err)

@@ -8,9 +8,11 @@
 //     snapshots and restores the store.
 //   - Processor is stateless: it turns one Command into writes against a
 //     store transaction. A recovery or audit tool can reuse it as is.
-//   - Store owns the bbolt file: blocks by height, a transaction index by
-//     ID, the Merkle nodes of the group's whole transaction log, the
-//     de-duplication table, and the last applied raft index.
+//   - Store owns the bbolt file (on-disk format FormatVersion): blocks by
+//     height, a compact transaction index by ID (txindex.go), the Merkle
+//     hashes of the group's whole transaction log as C2SP tiles
+//     (tiles.go), the de-duplication table, and the last applied raft
+//     index. MigrateFile converts a store of an older format.
 //
 // Determinism: Apply reads nothing but the entry and the store. The block
 // timestamp comes from the proposing leader inside the command; map order,

@@ -18,7 +18,9 @@ import (
 // The names: snapshot-after-sync, snapshot-before-close (reference
 // snapshots), restore-after-copy, restore-before-swap,
 // restore-after-swap (Restore), install-send-end (the sender's stream of
-// the live store, before its last byte is acknowledged).
+// the live store, before its last byte is acknowledged),
+// migrate-after-copy, migrate-before-rename, migrate-after-rename
+// (MigrateFile).
 const failpointEnv = "QLEDGER_FAILPOINTS"
 
 // errFailpoint is what an "error" failpoint returns.

@@ -143,45 +143,32 @@ func (s *Store) ItemSegments(dataID string, from, limit int) (ItemMeta, []TxReco
 }
 
 // prover proves transactions' inclusion in the log of st, all within one
-// read transaction, as Store.Tx does one at a time. It keeps the last
-// block it decoded: a share's segments often share blocks.
+// read transaction, as Store.Tx does one at a time. It keeps the Merkle
+// tiles it read: a share's segments often share them.
 type prover struct {
-	tx     *bolt.Tx
-	st     state
-	height uint64
-	block  *chain.Block
+	tx    *bolt.Tx
+	st    state
+	nodes *tileReader
 }
 
 func (p *prover) record(id chain.Hash) (TxRecord, error) {
 	rec := TxRecord{ID: id}
-	v := p.tx.Bucket(bucketTxs).Get(id[:])
-	if v == nil {
-		return rec, fmt.Errorf("%w: transaction %s", ErrNotFound, id)
-	}
-	loc, err := decodeLocation(v)
+	loc, blk, ok, err := newTxIndex(p.tx).get(id)
 	if err != nil {
 		return rec, err
 	}
+	if !ok {
+		return rec, fmt.Errorf("%w: transaction %s", ErrNotFound, id)
+	}
 	rec.Location = loc
-	if p.block == nil || p.height != loc.Height {
-		raw := p.tx.Bucket(bucketBlocks).Get(heightKey(loc.Height))
-		if raw == nil {
-			return rec, fmt.Errorf("fsm: block %d of transaction %s missing", loc.Height, id)
-		}
-		b, err := chain.DecodeBlock(raw)
-		if err != nil {
-			return rec, fmt.Errorf("fsm: block %d: %w", loc.Height, err)
-		}
-		p.block, p.height = &b, loc.Height
-	}
-	if int(loc.Pos) >= len(p.block.Txs) {
-		return rec, fmt.Errorf("fsm: transaction %s position %d beyond block %d", id, loc.Pos, loc.Height)
-	}
-	rec.TxBytes = p.block.Txs[loc.Pos]
+	rec.TxBytes = blk.Txs[loc.Pos]
 	rec.LeafHash = chain.LeafHash(rec.TxBytes)
 	rec.TreeSize = p.st.log.Size()
 	rec.Root = p.st.log.Root()
-	rec.Proof, err = chain.InclusionProof(loc.Index, rec.TreeSize, nodeReader{p.tx.Bucket(bucketNodes)})
+	if p.nodes == nil {
+		p.nodes = newTileReader(p.tx)
+	}
+	rec.Proof, err = chain.InclusionProof(loc.Index, rec.TreeSize, p.nodes)
 	return rec, err
 }
 

@@ -74,7 +74,7 @@ func (p Processor) Apply(tx *bolt.Tx, entries []Entry) ([]*ApplyResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := writer{tx: tx, st: &st, group: p.Group}
+	w := writer{tx: tx, st: &st, group: p.Group, txs: newTxIndex(tx), tiles: newTileWriter(tx)}
 	out := make([]*ApplyResult, len(entries))
 	var stop error
 	for i, e := range entries {
@@ -101,6 +101,9 @@ func (p Processor) Apply(tx *bolt.Tx, entries []Entry) ([]*ApplyResult, error) {
 		}
 		st.applied = e.Index
 	}
+	if err := w.tiles.flush(); err != nil {
+		return nil, err
+	}
 	if err := w.saveState(); err != nil {
 		return nil, err
 	}
@@ -114,6 +117,8 @@ type writer struct {
 	tx    *bolt.Tx
 	st    *state
 	group uint32
+	txs   txIndex
+	tiles *tileWriter
 }
 
 // requestHash is what an idempotency key is bound to: the request, not the
@@ -169,7 +174,6 @@ func (w *writer) appendBlock(res *ApplyResult, data []byte) error {
 			return nil
 		}
 	}
-	txBucket := w.tx.Bucket(bucketTxs)
 	dedup := w.tx.Bucket(bucketDedup)
 	type pending struct {
 		req []byte
@@ -189,11 +193,9 @@ func (w *writer) appendBlock(res *ApplyResult, data []byte) error {
 		id := chain.TxID(cmd.Txs[i])
 		r := &res.Txs[i]
 		r.ID = id
-		if v := txBucket.Get(id[:]); v != nil {
-			loc, err := decodeLocation(v)
-			if err != nil {
-				return err
-			}
+		if loc, _, ok, err := w.txs.get(id); err != nil {
+			return err
+		} else if ok {
 			r.Location, r.Duplicate = loc, true
 			continue
 		}
@@ -242,23 +244,15 @@ func (w *writer) appendBlock(res *ApplyResult, data []byte) error {
 	if len(fresh) == 0 {
 		return nil
 	}
-	nodes := w.tx.Bucket(bucketNodes)
-	// Keys of the nodes (per level) and blocks buckets only grow: fill
-	// pages before splitting them.
-	nodes.FillPercent = appendFill
+	// Keys of the blocks bucket only grow: fill pages before splitting
+	// them.
 	w.tx.Bucket(bucketBlocks).FillPercent = appendFill
-	var perr error
-	emit := func(level uint8, index uint64, h chain.Hash) {
-		if perr == nil {
-			perr = nodes.Put(nodeKey(level, index), h[:])
-		}
-	}
-	blk, err := chain.NextBlock(w.st.head, w.group, cmd.Timestamp, fresh, &w.st.log, emit)
+	blk, err := chain.NextBlock(w.st.head, w.group, cmd.Timestamp, fresh, &w.st.log, w.tiles.emit)
 	if err != nil {
 		return err // the log and the head disagree: the store is corrupt
 	}
-	if perr != nil {
-		return perr
+	if w.tiles.err != nil {
+		return w.tiles.err
 	}
 	height := blk.Header.Height
 	for i := range res.Txs {
@@ -277,7 +271,7 @@ func (w *writer) appendBlock(res *ApplyResult, data []byte) error {
 	}
 	for _, p := range newKeys {
 		r := res.Txs[p.pos]
-		if err := txBucket.Put(p.id[:], r.Location.encode()); err != nil {
+		if err := w.txs.put(p.id, height, r.Location.Pos); err != nil {
 			return err
 		}
 		switch txs[p.pos].Kind {

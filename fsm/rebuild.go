@@ -45,6 +45,10 @@ func (f *FSM) Rebuild(ctx context.Context, snapshot io.Reader, logs LogSource, u
 			os.Remove(tmp)
 			return fmt.Errorf("fsm: rebuild: %w", err)
 		}
+		if _, err := MigrateFile(tmp); err != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("fsm: rebuild: snapshot refused: %w", err)
+		}
 		if _, err := VerifyFile(tmp, f.store.group); err != nil {
 			os.Remove(tmp)
 			return fmt.Errorf("fsm: rebuild: snapshot refused: %w", err)

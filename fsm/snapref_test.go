@@ -2,17 +2,14 @@ package fsm
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	bolt "go.etcd.io/bbolt"
 )
 
 // newRefFSM is newFSM with ReferenceSnapshots.
@@ -238,65 +235,5 @@ func TestRestoreFailpoints(t *testing.T) {
 				t.Fatalf("after %s: %v", fp, err)
 			}
 		})
-	}
-}
-
-// The on-disk format is versioned: a store without a version (written
-// before versioning, same layout) is stamped; a later version is refused
-// without being changed.
-func TestStoreFormatVersion(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "chain.db")
-	s, err := OpenStore(path, 1, StoreOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	setFormat := func(v []byte) {
-		db, err := bolt.Open(path, 0o600, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		if err := db.Update(func(tx *bolt.Tx) error {
-			if v == nil {
-				return tx.Bucket(bucketMeta).Delete(keyFormat)
-			}
-			return tx.Bucket(bucketMeta).Put(keyFormat, v)
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	readFormat := func() []byte {
-		db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		var v []byte
-		db.View(func(tx *bolt.Tx) error { v = append(v, tx.Bucket(bucketMeta).Get(keyFormat)...); return nil })
-		return v
-	}
-
-	setFormat(nil)
-	s, err = OpenStore(path, 1, StoreOptions{})
-	if err != nil {
-		t.Fatalf("a store written before versioning: %v", err)
-	}
-	s.Close()
-	if v := readFormat(); len(v) != 4 || binary.BigEndian.Uint32(v) != FormatVersion {
-		t.Fatalf("format after opening an unversioned store: %x", v)
-	}
-
-	later := binary.BigEndian.AppendUint32(nil, FormatVersion+1)
-	setFormat(later)
-	before, _ := os.ReadFile(path)
-	if _, err := OpenStore(path, 1, StoreOptions{}); !errors.Is(err, ErrFormat) {
-		t.Fatalf("open of a later format = %v, want ErrFormat", err)
-	}
-	if _, err := OpenStoreReadOnly(path); !errors.Is(err, ErrFormat) {
-		t.Fatalf("read-only open of a later format = %v, want ErrFormat", err)
-	}
-	if after, _ := os.ReadFile(path); string(after) != string(before) {
-		t.Fatal("a refused open changed the file")
 	}
 }

@@ -19,9 +19,14 @@ import (
 var (
 	bucketMeta   = []byte("meta")   // applied index, head header, log frontier
 	bucketBlocks = []byte("blocks") // height (u64 BE) -> encoded block
-	bucketTxs    = []byte("txs")    // tx ID (32) -> TxLocation
-	bucketNodes  = []byte("nodes")  // level (u8) | index (u64 BE) -> Merkle node hash
+	bucketTxIdx  = []byte("txidx")  // tx ID prefix (txKeyLen) -> uvarint height | uvarint position (txindex.go)
+	bucketTxLong = []byte("txlong") // tx ID (32) -> the same, for IDs whose prefix another holds
+	bucketTiles  = []byte("tiles")  // tile level (u8) | tile index (u64 BE) -> up to 256 Merkle hashes (tiles.go)
 	bucketDedup  = []byte("dedup")  // scoped idempotency key -> dedup record
+
+	// Buckets of format 1, which format 2 replaced.
+	bucketTxsV1   = []byte("txs")   // tx ID (32) -> height | leaf index | position
+	bucketNodesV1 = []byte("nodes") // level (u8) | index (u64 BE) -> Merkle node hash
 
 	keyApplied  = []byte("applied")
 	keyHead     = []byte("head")
@@ -31,31 +36,48 @@ var (
 )
 
 // FormatVersion is the on-disk layout of the chain store this build
-// reads and writes, recorded under meta/format. Stores written before the
-// layout was versioned have no such key and the same layout as version 1;
-// they are stamped 1 when first opened for writing. A store of a later
+// reads and writes, recorded under meta/format (4 bytes, big-endian).
+// Version 1 kept one bbolt key per Merkle node (bucket nodes) and a
+// transaction index keyed by the full ID (bucket txs); stores written
+// before the layout was versioned have no format key and are version 1.
+// Version 2 keeps the Merkle hashes in C2SP tiles (tiles.go) and a
+// compact transaction index (txindex.go). A version-1 store is converted
+// by MigrateFile, which a node runs before it opens its store; any other
 // version is refused (ErrFormat) rather than misread.
-const FormatVersion = 1
+const FormatVersion = 2
 
 // ErrFormat: the chain store was written in an on-disk format this build
 // does not read.
 var ErrFormat = errors.New("fsm: unsupported chain store format")
 
-// checkFormat returns ErrFormat unless meta records FormatVersion (or no
-// version, the layout before versioning).
-func checkFormat(meta *bolt.Bucket) (stamped bool, err error) {
+// formatOf returns the format version meta records: 1 for a store written
+// before versioning, 0 for an unreadable record.
+func formatOf(meta *bolt.Bucket) uint32 {
 	v := meta.Get(keyFormat)
-	if v == nil {
-		return false, nil
+	switch {
+	case v == nil:
+		return 1
+	case len(v) != 4:
+		return 0
 	}
-	if len(v) != 4 || binary.BigEndian.Uint32(v) != FormatVersion {
-		got := "unreadable"
-		if len(v) == 4 {
-			got = fmt.Sprint(binary.BigEndian.Uint32(v))
-		}
-		return true, fmt.Errorf("%w: version %s, this build reads version %d: use the qledger release that wrote it, or restore this replica from a healthy peer's snapshot", ErrFormat, got, FormatVersion)
+	return binary.BigEndian.Uint32(v)
+}
+
+// checkFormat returns ErrFormat, saying what to do, unless meta records
+// FormatVersion.
+func checkFormat(meta *bolt.Bucket) error {
+	switch v := formatOf(meta); v {
+	case FormatVersion:
+		return nil
+	case 1:
+		return fmt.Errorf("%w: version 1, this build reads version %d: a node of this build converts its store when it starts "+
+			"(or run 'qledger chain migrate --data DIR' on the stopped node's data directory)", ErrFormat, FormatVersion)
+	case 0:
+		return fmt.Errorf("%w: unreadable version record, this build reads version %d: restore this replica from a healthy peer's snapshot", ErrFormat, FormatVersion)
+	default:
+		return fmt.Errorf("%w: version %d, this build reads version %d: use the qledger release that wrote it, "+
+			"or restore this replica from a healthy peer's snapshot", ErrFormat, v, FormatVersion)
 	}
-	return true, nil
 }
 
 // Store is a group's chain in one bbolt file. Reads are safe concurrently
@@ -129,17 +151,17 @@ func openDB(path string, group uint32, noSync bool) (*bolt.DB, error) {
 		return nil, fmt.Errorf("fsm: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketBlocks, bucketTxs, bucketNodes, bucketDedup, bucketShards, bucketItems, bucketFunctions} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+		fresh := tx.Bucket(bucketMeta) == nil
+		if !fresh {
+			if err := checkFormat(tx.Bucket(bucketMeta)); err != nil {
 				return err
 			}
 		}
-		meta := tx.Bucket(bucketMeta)
-		stamped, err := checkFormat(meta)
-		if err != nil {
+		if err := createBuckets(tx); err != nil {
 			return err
 		}
-		if !stamped {
+		meta := tx.Bucket(bucketMeta)
+		if fresh {
 			if err := meta.Put(keyFormat, binary.BigEndian.AppendUint32(nil, FormatVersion)); err != nil {
 				return err
 			}
@@ -159,6 +181,18 @@ func openDB(path string, group uint32, noSync bool) (*bolt.DB, error) {
 	return db, nil
 }
 
+// storeBuckets are the top-level buckets of a FormatVersion store.
+var storeBuckets = [][]byte{bucketMeta, bucketBlocks, bucketTxIdx, bucketTxLong, bucketTiles, bucketDedup, bucketShards, bucketItems, bucketFunctions}
+
+func createBuckets(tx *bolt.Tx) error {
+	for _, name := range storeBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // OpenStoreReadOnly opens an existing store without creating or changing
 // anything, for offline verification of a stopped node's data.
 func OpenStoreReadOnly(path string) (*Store, error) {
@@ -175,7 +209,7 @@ func OpenStoreReadOnly(path string) (*Store, error) {
 		if meta == nil {
 			return fmt.Errorf("fsm: %s is not a chain store", path)
 		}
-		if _, err := checkFormat(meta); err != nil {
+		if err := checkFormat(meta); err != nil {
 			return err
 		}
 		g := meta.Get(keyGroup)
@@ -239,10 +273,6 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 }
 
 func heightKey(h uint64) []byte { return binary.BigEndian.AppendUint64(nil, h) }
-
-func nodeKey(level uint8, index uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte{level}, index)
-}
 
 // TxLocation says where a transaction sits in its group's chain.
 type TxLocation struct {
@@ -382,37 +412,14 @@ type TxRecord struct {
 // Tx finds a transaction by ID and proves its inclusion in the log at the
 // current head.
 func (s *Store) Tx(id chain.Hash) (TxRecord, error) {
-	rec := TxRecord{ID: id}
+	var rec TxRecord
 	err := s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketTxs).Get(id[:])
-		if v == nil {
-			return fmt.Errorf("%w: transaction %s", ErrNotFound, id)
-		}
-		loc, err := decodeLocation(v)
-		if err != nil {
-			return err
-		}
-		rec.Location = loc
-		raw := tx.Bucket(bucketBlocks).Get(heightKey(loc.Height))
-		if raw == nil {
-			return fmt.Errorf("fsm: block %d of transaction %s missing", loc.Height, id)
-		}
-		b, err := chain.DecodeBlock(raw)
-		if err != nil {
-			return fmt.Errorf("fsm: block %d: %w", loc.Height, err)
-		}
-		if int(loc.Pos) >= len(b.Txs) {
-			return fmt.Errorf("fsm: transaction %s position %d beyond block %d", id, loc.Pos, loc.Height)
-		}
-		rec.TxBytes = b.Txs[loc.Pos]
-		rec.LeafHash = chain.LeafHash(rec.TxBytes)
 		st, err := readState(tx)
 		if err != nil {
 			return err
 		}
-		rec.TreeSize = st.log.Size()
-		rec.Root = st.log.Root()
-		rec.Proof, err = chain.InclusionProof(loc.Index, rec.TreeSize, nodeReader{tx.Bucket(bucketNodes)})
+		p := prover{tx: tx, st: st}
+		rec, err = p.record(id)
 		return err
 	})
 	return rec, err
@@ -429,7 +436,7 @@ func (s *Store) ConsistencyProof(from, to uint64) (rootFrom, rootTo chain.Hash, 
 		if from > to || to > st.log.Size() {
 			return fmt.Errorf("%w: from %d to %d, log size %d", ErrBadRange, from, to, st.log.Size())
 		}
-		nr := nodeReader{tx.Bucket(bucketNodes)}
+		nr := newTileReader(tx)
 		if rootFrom, err = chain.RootAt(from, nr); err != nil {
 			return err
 		}
@@ -450,7 +457,8 @@ const MaxNodesPerRead = 256
 // leaves [i<<level, (i+1)<<level). Every node must lie within the current
 // log (ErrBadRange otherwise): once there, a node never changes, so what
 // Nodes returns for a range is the same at every later size. These are
-// the hashes C2SP tlog tiles carry.
+// the hashes C2SP tlog tiles carry, and at levels 0, 8, 16, ... a tile's
+// worth is one stored value (tiles.go).
 func (s *Store) Nodes(level uint8, from, count uint64) ([]chain.Hash, error) {
 	if count < 1 || count > MaxNodesPerRead || level > 63 {
 		return nil, fmt.Errorf("%w: %d nodes at level %d (1..%d at levels 0..63)", ErrBadRange, count, level, MaxNodesPerRead)
@@ -464,7 +472,7 @@ func (s *Store) Nodes(level uint8, from, count uint64) ([]chain.Hash, error) {
 		if end := from + count; end < from || end > st.log.Size()>>level {
 			return fmt.Errorf("%w: nodes %d..%d at level %d, log size %d", ErrBadRange, from, from+count-1, level, st.log.Size())
 		}
-		nr := nodeReader{tx.Bucket(bucketNodes)}
+		nr := newTileReader(tx)
 		out = make([]chain.Hash, count)
 		for i := range out {
 			if out[i], err = nr.Node(level, from+uint64(i)); err != nil {
@@ -474,17 +482,4 @@ func (s *Store) Nodes(level uint8, from, count uint64) ([]chain.Hash, error) {
 		return nil
 	})
 	return out, err
-}
-
-// nodeReader serves perfect Merkle subtree hashes from the nodes bucket.
-type nodeReader struct{ b *bolt.Bucket }
-
-func (r nodeReader) Node(level uint8, index uint64) (chain.Hash, error) {
-	var h chain.Hash
-	v := r.b.Get(nodeKey(level, index))
-	if len(v) != len(h) {
-		return h, fmt.Errorf("fsm: Merkle node (%d,%d) missing", level, index)
-	}
-	copy(h[:], v)
-	return h, nil
 }

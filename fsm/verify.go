@@ -108,6 +108,9 @@ func CheckFile(path string, group uint32, window int) (applied uint64, err error
 	defer guard(&err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	s, err := OpenStoreReadOnly(path)
+	if errors.Is(err, ErrFormat) {
+		return 0, err // not damage: a rebuild would not help
+	}
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrDamaged, err)
 	}

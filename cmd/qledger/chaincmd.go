@@ -16,7 +16,7 @@ import (
 )
 
 func (a *app) chainCmd() *cobra.Command {
-	return a.clientGroup(group("chain", "head | show | verify chains", a.chainHeadCmd(), a.chainShowCmd(), a.chainVerifyCmd()))
+	return a.clientGroup(group("chain", "head | show | verify | migrate chains", a.chainHeadCmd(), a.chainShowCmd(), a.chainVerifyCmd(), a.chainMigrateCmd()))
 }
 
 func headLine(h client.Head) string {
@@ -375,6 +375,54 @@ func (a *app) verifyOffline(dir string) error {
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d chain stores failed verification", failed, len(paths))
+	}
+	return nil
+}
+
+func (a *app) chainMigrateCmd() *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "convert stopped nodes' chain stores to this build's on-disk format (a node also does it when it starts)",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if dataDir == "" {
+				return usageErrorf("chain migrate: --data is required")
+			}
+			return a.migrateOffline(dataDir)
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data", "", "convert the chain stores (chain.db) under this directory; the node must be stopped")
+	return cmd
+}
+
+// migrateOffline converts every chain store under dir to the current
+// on-disk format (fsm.MigrateFile), crash-safely, one after the other.
+func (a *app) migrateOffline(dir string) error {
+	paths, err := fsm.FindStores(dir)
+	if err != nil {
+		return err
+	}
+	if len(paths) == 0 {
+		return fmt.Errorf("no chain store (%s) under %s", fsm.StoreFile, dir)
+	}
+	var reports []map[string]any
+	for _, p := range paths {
+		migrated, err := fsm.MigrateFile(p)
+		if err != nil {
+			return fmt.Errorf("%s: %w (is the node still running?)", p, err)
+		}
+		reports = append(reports, map[string]any{"path": p, "migrated": migrated, "format": fsm.FormatVersion})
+		if !a.out.JSON() {
+			what := "already"
+			if migrated {
+				what = "converted to"
+			}
+			fmt.Fprintf(a.stdout, "%s: %s format %d\n", p, what, fsm.FormatVersion)
+		}
+	}
+	if a.out.JSON() {
+		return a.printJSON(reports)
 	}
 	return nil
 }
