@@ -46,6 +46,9 @@ func VerifyStoreFile(path string) (rep chain.VerifyReport, err error) {
 	defer guard(&err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	s, err := OpenStoreReadOnly(path)
+	if errors.Is(err, ErrFormat) {
+		return chain.VerifyReport{}, err
+	}
 	if err != nil {
 		return chain.VerifyReport{}, fmt.Errorf("%w (is the node still running?)", err)
 	}

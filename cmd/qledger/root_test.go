@@ -58,7 +58,7 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{[]string{}, "Usage:"},
 		{[]string{"nope"}, `unknown command "nope" for "qledger"`},
-		{[]string{"chain"}, "usage: qledger chain head|show|verify"},
+		{[]string{"chain"}, "usage: qledger chain head|migrate|show|verify"},
 		{[]string{"chain", "heda"}, "did you mean head?"},
 		{[]string{"version", "extra"}, `unknown command "extra" for "qledger version"`},
 		{[]string{"tx", "submit", "--bogus", "x"}, "unknown flag: --bogus"},

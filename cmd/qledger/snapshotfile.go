@@ -117,8 +117,8 @@ func writeSnapshotFile(path string, h snapshotHeader, storePath string) error {
 
 // readSnapshotFile checks the snapshot file at path: its header, the
 // store's size and checksum, a full verification of the store, and that
-// the verified head is the header's. It copies the store to storePath
-// and returns the header.
+// the verified head is the header's. It copies the store to storePath,
+// converted to the current on-disk format, and returns the header.
 func readSnapshotFile(path, storePath string) (snapshotHeader, error) {
 	var h snapshotHeader
 	f, err := os.Open(path)
@@ -154,6 +154,11 @@ func readSnapshotFile(path, storePath string) (snapshotHeader, error) {
 	}
 	if n != h.Bytes || hex.EncodeToString(d.Sum(nil)) != h.SHA256 {
 		return h, fmt.Errorf("%w: %s: the store is %d bytes with another checksum than the header's %d bytes, sha256 %.16s…: damaged or cut short", errSnapshot, path, n, h.Bytes, h.SHA256)
+	}
+	// A file saved by a release of an older chain store format is
+	// verified and restored in this one's; the file stays as it is.
+	if _, err := fsm.MigrateFile(storePath); err != nil {
+		return h, fmt.Errorf("%w: %s: %w", errSnapshot, path, err)
 	}
 	got, err := describeStore(storePath, h.Group)
 	if err != nil {
