@@ -209,16 +209,19 @@ func (n *Node) checkAtStart(path string, logs raft.LogStore, snaps raft.Snapshot
 		window = defaultCheckWindow
 	}
 	migrated, err := fsm.MigrateFile(path)
-	if d, ok := fsm.DamageOf(err); ok {
-		return d, false, nil
-	}
-	if err != nil {
+	migrateDamage, damagedOld := fsm.DamageOf(err)
+	if err != nil && !damagedOld {
 		return d, false, fmt.Errorf("cluster: %w", err)
 	}
 	if migrated {
 		n.logger.Info("chain store converted to the current on-disk format", "format", fsm.FormatVersion)
 	}
+	// The check names damage itself; a store of the old format that
+	// could not be converted for damage is rebuilt like any other.
 	applied, err := fsm.CheckFile(path, uint32(n.group), window)
+	if errors.Is(err, fsm.ErrFormat) && damagedOld {
+		return migrateDamage, false, nil
+	}
 	if d, ok := fsm.DamageOf(err); ok {
 		return d, false, nil
 	}

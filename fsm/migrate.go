@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -29,11 +31,14 @@ const migrateBatch = 4096
 // the old file and syncs the directory. A crash before the rename leaves
 // the old store as it was (a leftover PATH.migrate is removed by the next
 // attempt); after it, the new one is complete. A store whose blocks do
-// not give its recorded log is damage (ErrDamaged), and nothing changes.
+// not give its recorded log, or that bbolt cannot open or read, is
+// damage (ErrDamaged), and nothing changes.
 func MigrateFile(path string) (migrated bool, err error) {
+	defer guard(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	src, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: 2 * time.Second})
 	if err != nil {
-		return false, fmt.Errorf("fsm: migrate %s: %w", path, err)
+		return false, fmt.Errorf("%w: migrate %s: %w", ErrDamaged, path, err) // as CheckFile reports it
 	}
 	defer func() {
 		if src != nil {
@@ -147,19 +152,24 @@ func copyBucket(out *bolt.DB, name []byte, b *bolt.Bucket) error {
 
 // indexV1 computes the Merkle tiles and the transaction index of every
 // block of in and writes them to out, then checks that the log they make
-// is the one in's meta records.
+// is the one in's meta records. The index entries are put in key order,
+// up to migrateIndexBatch at a time: put at random, a million of them cost
+// minutes, as bbolt shifts the growing nodes of one transaction.
 func indexV1(out *bolt.DB, in *bolt.Tx) error {
 	st, err := readState(in)
 	if err != nil {
 		return damaged(0, "%v", err)
 	}
-	var log chain.Frontier
+	var (
+		log     chain.Frontier
+		pending []txEntry
+	)
 	c := in.Bucket(bucketBlocks).Cursor()
 	k, v := c.First()
 	for k != nil {
 		err := out.Update(func(tx *bolt.Tx) error {
-			tiles, txs := newTileWriter(tx), newTxIndex(tx)
-			for n := 0; k != nil && n < migrateBatch; k, v = c.Next() {
+			tiles := newTileWriter(tx)
+			for n := 0; k != nil && n < migrateBatch && len(pending) < migrateIndexBatch; k, v = c.Next() {
 				if len(k) != 8 {
 					return damaged(0, "corrupt block key %x", k)
 				}
@@ -170,9 +180,7 @@ func indexV1(out *bolt.DB, in *bolt.Tx) error {
 				}
 				for i, raw := range b.Txs {
 					log.Append(chain.LeafHash(raw), tiles.emit)
-					if err := txs.put(chain.TxID(raw), h, uint32(i)); err != nil {
-						return err
-					}
+					pending = append(pending, txEntry{id: chain.TxID(raw), height: h, pos: uint32(i)})
 				}
 				if log.Size() != b.Header.LogSize {
 					return damaged(h, "block ends the log at size %d, its header says %d", log.Size(), b.Header.LogSize)
@@ -184,10 +192,51 @@ func indexV1(out *bolt.DB, in *bolt.Tx) error {
 		if err != nil {
 			return err
 		}
+		if len(pending) >= migrateIndexBatch || k == nil {
+			if err := putSorted(out, pending); err != nil {
+				return err
+			}
+			pending = pending[:0]
+		}
 	}
 	if log.Size() != st.log.Size() || log.Root() != st.log.Root() {
 		return damaged(0, "the blocks make a log of %d transactions with root %s; the store records %d with root %s",
 			log.Size(), log.Root(), st.log.Size(), st.log.Root())
+	}
+	return nil
+}
+
+// migrateIndexBatch is how many transaction index entries a migration
+// sorts and puts together.
+const migrateIndexBatch = 1 << 20
+
+type txEntry struct {
+	id     chain.Hash
+	height uint64
+	pos    uint32
+}
+
+// putSorted indexes entries (in chain order) in the order of their keys;
+// of entries sharing a key the first in chain order keeps it, as
+// appending them one by one would have.
+func putSorted(out *bolt.DB, entries []txEntry) error {
+	slices.SortStableFunc(entries, func(a, b txEntry) int { return bytes.Compare(a.id[:txKeyLen], b.id[:txKeyLen]) })
+	for len(entries) > 0 {
+		n := min(len(entries), 1<<16)
+		err := out.Update(func(tx *bolt.Tx) error {
+			x := newTxIndex(tx)
+			x.short.FillPercent = 0.9 // keys arrive in order; later inserts are random
+			for _, e := range entries[:n] {
+				if err := x.put(e.id, e.height, e.pos); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		entries = entries[n:]
 	}
 	return nil
 }
