@@ -555,9 +555,12 @@ func TestScrubContainsDamagedReplica(t *testing.T) {
 // that it is outvoted and the first differing height; the healthy
 // replicas, compared the same way, raise nothing.
 func TestCompareFindsDifferingReplica(t *testing.T) {
-	l, _, _ := integrityCluster(t, 25)
+	l, _, receipts := integrityCluster(t, 25)
 	i := follower(l)
 	n := l.Nodes[i]
+	// Edit a store that has applied every write: a block applied during
+	// the edit can rewrite a page from its unedited copy.
+	sameChain(t, l, i, receipts)
 	// The replica's chain parts from the others' at height 12: every
 	// header from there on differs (a byte of each timestamp).
 	head, _, _ := n.Store().Head()
