@@ -80,6 +80,10 @@ func (r *tileReader) Node(level uint8, index uint64) (chain.Hash, error) {
 	if len(t) < (off+n)*hashSize {
 		return h, fmt.Errorf("fsm: Merkle node (%d,%d) missing (tile %d/%d holds %d hashes)", level, index, id.level, id.index, len(t)/hashSize)
 	}
+	if n == 1 {
+		copy(h[:], t[off*hashSize:])
+		return h, nil
+	}
 	return subtreeRoot(t[off*hashSize : (off+n)*hashSize]), nil
 }
 
