@@ -12,7 +12,7 @@ import (
 //
 //   - it answers raft's TimeoutNow (the "stand now" of a leadership
 //     transfer) with ErrChainCorrupt, and leaders hand leadership only to
-//     voters gossip shows without an alarm (handOver);
+//     voters gossip shows alive and without an alarm (handOver);
 //   - its requests for votes and pre-votes are not sent (they fail at
 //     once), so it gathers no votes; with pre-vote (raft's default) it
 //     does not even raise its term, so it disturbs no one.
@@ -33,7 +33,8 @@ import (
 const standAfter = 8
 
 // raftTransport is the transport raft runs on: the pipelineTransport,
-// with this node's candidacy passed through refuse (see above).
+// with this node's candidacy passed through its transfer and stand
+// checks (see above).
 type raftTransport struct {
 	pipelineTransport
 	rpcs  chan raft.RPC
