@@ -90,7 +90,7 @@ func (n *Node) execLocal(ctx context.Context, req execReq) execrecord.Execution 
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	meta, code, err := n.store.Function(req.Function)
+	meta, err := n.store.FunctionMeta(req.Function)
 	if err != nil {
 		out.Err = err.Error()
 		return out
@@ -99,13 +99,9 @@ func (n *Node) execLocal(ctx context.Context, req execReq) execrecord.Execution 
 		out.Err = fmt.Sprintf("function %s here has code %x, asked for %x", req.Function, meta.Spec.CodeHash[:6], req.CodeHash[:6])
 		return out
 	}
-	if !n.rt.Deployed(meta.Spec.CodeHash) {
-		t0 := time.Now()
-		if _, err := n.rt.Deploy(ctx, function.Deployment{Spec: meta.Spec, Code: code}); err != nil {
-			out.Err = err.Error()
-			return out
-		}
-		n.metrics.observeCompile(time.Since(t0))
+	if err := n.ensureCompiled(ctx, req.Function, meta.Spec.CodeHash); err != nil {
+		out.Err = err.Error()
+		return out
 	}
 	res, err := n.rt.Invoke(ctx, meta.Spec, req.RequestID, req.Input)
 	if err != nil {
@@ -117,6 +113,29 @@ func (n *Node) execLocal(ctx context.Context, req execReq) execrecord.Execution 
 	}
 	out.Outcome, out.ExitCode, out.Stdout, out.Hash, out.Detail, out.Micros = res.Outcome, res.ExitCode, res.Stdout, res.Hash, res.Detail, res.Duration.Microseconds()
 	return out
+}
+
+// ensureCompiled compiles the function's deployment named name with code
+// hash codeHash into this node's runtime unless it is there already; only
+// then is the code read from the store (the deployment transaction is
+// decoded once per compilation, not once per invocation).
+func (n *Node) ensureCompiled(ctx context.Context, name string, codeHash [32]byte) error {
+	if n.rt.Deployed(codeHash) {
+		return nil
+	}
+	meta, code, err := n.store.Function(name)
+	if err != nil {
+		return err
+	}
+	if meta.Spec.CodeHash != codeHash {
+		return fmt.Errorf("function %s here has code %x, asked for %x", name, meta.Spec.CodeHash[:6], codeHash[:6])
+	}
+	t0 := time.Now()
+	if _, err := n.rt.Deploy(ctx, function.Deployment{Spec: meta.Spec, Code: code}); err != nil {
+		return err
+	}
+	n.metrics.observeCompile(time.Since(t0))
+	return nil
 }
 
 // SetExecHook replaces every result this node computes for an invocation
@@ -227,7 +246,7 @@ func (n *Node) lead(ctx context.Context, req InvokeRequest) (res InvokeResult, e
 	if prev, ok, err := n.recordedInvocation(req); err != nil || ok {
 		return prev, err
 	}
-	meta, _, err := n.store.Function(req.Function)
+	meta, err := n.store.FunctionMeta(req.Function)
 	if err != nil {
 		return InvokeResult{}, storeErr(err)
 	}

@@ -37,8 +37,10 @@ func (w *writer) indexDeploy(t *chain.Tx, id chain.Hash, height uint64) error {
 	return w.tx.Bucket(bucketFunctions).Put([]byte(d.Spec.Name), b)
 }
 
-// Function returns the latest deployment of name, with its code.
-func (s *Store) Function(name string) (FunctionMeta, []byte, error) {
+// FunctionMeta returns the latest deployment of name without its code:
+// one read of the function index, for callers that have the code already
+// (ErrNotFound if name was never deployed).
+func (s *Store) FunctionMeta(name string) (FunctionMeta, error) {
 	var m FunctionMeta
 	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketFunctions).Get([]byte(name))
@@ -47,6 +49,12 @@ func (s *Store) Function(name string) (FunctionMeta, []byte, error) {
 		}
 		return json.Unmarshal(v, &m)
 	})
+	return m, err
+}
+
+// Function returns the latest deployment of name, with its code.
+func (s *Store) Function(name string) (FunctionMeta, []byte, error) {
+	m, err := s.FunctionMeta(name)
 	if err != nil {
 		return m, nil, err
 	}

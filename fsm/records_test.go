@@ -165,3 +165,42 @@ func TestApplyEnforcesUnverifiedPolicy(t *testing.T) {
 		t.Fatal("replicas diverge")
 	}
 }
+
+// FunctionMeta answers what Function does without the code: the latest
+// deployment's spec, transaction and height, and ErrNotFound for a name
+// never deployed.
+func TestFunctionMetaMatchesFunction(t *testing.T) {
+	f := newFSM(t, 1)
+	deploy := func(version string, nonce byte) []byte {
+		code := []byte("module v" + version)
+		payload, err := function.Deployment{Spec: function.DefaultSpec("fn", version, code), Code: code}.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := chain.Tx{Kind: chain.TxDeploy, Group: 1, Payload: payload}
+		x.Nonce[0] = nonce
+		return x.Encode()
+	}
+	if _, err := f.Store().FunctionMeta("fn"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("before any deployment: %v", err)
+	}
+	for i, v := range []string{"1", "2"} {
+		if res := apply(f, uint64(i+1), EncodeAppendBlock(int64(i+1), [][]byte{deploy(v, byte(i+1))})); res.Err != nil || res.Block == nil {
+			t.Fatalf("deploy %s: %+v", v, res)
+		}
+		meta, err := f.Store().FunctionMeta("fn")
+		if err != nil {
+			t.Fatal(err)
+		}
+		full, code, err := f.Store().Function("fn")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if meta.Spec.Version != v || meta.Spec.CodeHash != full.Spec.CodeHash || meta.TxID != full.TxID || meta.Height != full.Height || string(code) != "module v"+v {
+			t.Fatalf("version %s: meta %+v, full %+v, code %q", v, meta, full, code)
+		}
+	}
+	if _, err := f.Store().FunctionMeta("other"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown name: %v", err)
+	}
+}

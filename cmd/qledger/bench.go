@@ -68,13 +68,25 @@ func intList(s string) ([]int, error) {
 
 func (a *app) benchInvokeCmd() *cobra.Command {
 	var cfg bench.InvokeConfig
+	var groups string
 	cmd := &cobra.Command{
 		Use:   "invoke",
 		Short: "verified invocations vs the bare ledger and the wasm call alone",
 		Args:  noArgs,
-		RunE:  func(*cobra.Command, []string) error { return bench.Invoke(cfg, a.stdout, a.stderr) },
+		RunE: func(*cobra.Command, []string) error {
+			var err error
+			if cfg.Groups, err = intList(groups); err != nil {
+				return err
+			}
+			if len(cfg.Groups) == 0 {
+				return usageErrorf("bench invoke: --groups needs at least one group count")
+			}
+			return bench.Invoke(cfg, a.stdout, a.stderr)
+		},
 	}
 	fs := cmd.Flags()
+	fs.StringVar(&groups, "groups", "1,3", "group counts measured, comma-separated")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the first verified-invocation run to this file")
 	fs.IntVar(&cfg.Clients, "clients", 16, "concurrent clients")
 	fs.DurationVar(&cfg.Duration, "duration", 3*time.Second, "measured time per run")
 	fs.BoolVar(&cfg.Go, "go", true, "also measure the Go increment (needs the Go toolchain to build it)")

@@ -23,12 +23,20 @@ type InvokeConfig struct {
 	Duration time.Duration // measured time per run
 	Go       bool          // also measure the Go increment (needs the Go toolchain to build it)
 	Markdown bool          // print a Markdown table
+	// Groups are the group counts measured (default 1 and 3).
+	Groups []int
+	// CPUProfile, if set, is a file for a CPU profile of the first
+	// verified-invocation run (the first module, the first group count).
+	CPUProfile string
 }
 
 // Invoke measures verified invocations end to end (gateway to
 // committed execution record) beside two baselines from the same run: the
 // bare ledger write path, and the WebAssembly call alone.
 func Invoke(cfg InvokeConfig, out, log io.Writer) error {
+	if len(cfg.Groups) == 0 {
+		cfg.Groups = []int{1, 3}
+	}
 	dir, err := os.MkdirTemp("", "qledger-bench-invoke-")
 	if err != nil {
 		return err
@@ -38,7 +46,7 @@ func Invoke(cfg InvokeConfig, out, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b := invokeBench{cfg: cfg, dir: dir, run: benchRun{log: log, dur: cfg.Duration, warm: 500 * time.Millisecond}, base: cluster.DefaultConfig()}
+	b := invokeBench{cfg: cfg, dir: dir, run: benchRun{log: log, dur: cfg.Duration, warm: 500 * time.Millisecond}, base: cluster.DefaultConfig(), profiled: new(bool)}
 	b.base.LoopbackTiming()
 	tab := newTable(out, cfg.Markdown, "system", "payload", "clients", "ops/s", "p50 ms", "p99 ms", "vs baseline ops/s", "p50 vs baseline")
 	fmt.Fprintf(out, "qledger bench invoke: 3 replicas per group, %d clients, %s per run\n", cfg.Clients, cfg.Duration)
@@ -52,7 +60,7 @@ func Invoke(cfg InvokeConfig, out, log io.Writer) error {
 		if err != nil {
 			return err
 		}
-		for _, groups := range []int{1, 3} {
+		for _, groups := range cfg.Groups {
 			ledger, inv, err := b.onCluster(fmt.Sprintf("%s/%s-%d", dir, name, groups), groups, d)
 			if err != nil {
 				return err
@@ -90,6 +98,8 @@ type invokeBench struct {
 	dir  string
 	run  benchRun
 	base cluster.Config
+	// profiled is set once the CPU profile has been started.
+	profiled *bool
 }
 
 // wasmAlone is baseline 1: the WebAssembly call alone, in one runtime.
@@ -128,6 +138,16 @@ func (b invokeBench) onCluster(dir string, groups int, d function.Deployment) (l
 		_, err := gw.Submit(context.Background(), chain.Tx{Kind: chain.TxData, Group: uint32(c % groups), Payload: []byte(`{"value":100}`)})
 		return err
 	})
+	if b.cfg.CPUProfile != "" && !*b.profiled {
+		*b.profiled = true
+		stop, err := startProfile(b.cfg.CPUProfile)
+		if err != nil {
+			return result{}, result{}, err
+		}
+		defer stop()
+	}
 	inv = b.run.drive(b.cfg.Clients, invokeOp(gw, groups))
+	fmt.Fprintf(b.run.log, "verified invoke, %d group(s): %d invocations, %d errors, process CPU %v per invocation (submit: %v per write)\n",
+		groups, inv.ops, inv.errs, inv.cpuPerOp().Round(time.Microsecond), ledger.cpuPerOp().Round(time.Microsecond))
 	return ledger, inv, nil
 }

@@ -156,6 +156,17 @@ type result struct {
 	errs     int64
 	elapsed  time.Duration
 	p50, p99 time.Duration
+	// cpu is the process's CPU time over the measured window (every
+	// replica, client and runtime in it); 0 where it cannot be read.
+	cpu time.Duration
+}
+
+// cpuPerOp is the process's CPU time per measured operation; 0 if unknown.
+func (r result) cpuPerOp() time.Duration {
+	if r.ops == 0 {
+		return 0
+	}
+	return r.cpu / time.Duration(r.ops)
 }
 
 func (r result) rate() float64 { return float64(r.ops) / r.elapsed.Seconds() }
@@ -194,11 +205,13 @@ func (b benchRun) drive(clients int, op func(c, i int) error) result {
 		}(c)
 	}
 	time.Sleep(b.warm)
+	cpu0, cpuOK := processCPU()
 	measuring.Store(true)
 	start := time.Now()
 	time.Sleep(b.dur)
 	measuring.Store(false)
 	elapsed := time.Since(start)
+	cpu1, _ := processCPU()
 	stop.Store(true)
 	wg.Wait()
 	var all []time.Duration
@@ -207,6 +220,9 @@ func (b benchRun) drive(clients int, op func(c, i int) error) result {
 	}
 	slices.Sort(all)
 	r := result{ops: len(all), errs: errs.Load(), elapsed: elapsed}
+	if cpuOK {
+		r.cpu = cpu1 - cpu0
+	}
 	if len(all) > 0 {
 		r.p50 = all[len(all)/2]
 		r.p99 = all[len(all)*99/100]
