@@ -378,3 +378,47 @@ func TestInvokeWithoutVerifier(t *testing.T) {
 		t.Fatalf("a refused call appended a block: height %d -> %d", h.Height, h2.Height)
 	}
 }
+
+// A function redeployed under its name with other code runs the new code
+// on every node that executes it, although each compiled the old code
+// already: executors compile by the code hash of the latest deployment
+// (ensureCompiled), and the records name that hash and pass
+// execrecord.Check on every replica (else they would not commit).
+func TestInvokeAfterRedeployRunsNewCode(t *testing.T) {
+	l := startLocal(t, 1, 3)
+	deployTiny(t, l.Nodes[0], 0, "fn")
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		res, err := l.Nodes[i].Invoke(ctx, invokeReq(t, 0, "fn", `{"value":1}`))
+		if err != nil || string(res.Record.Response) != `{"value":2}` {
+			t.Fatalf("version 1: %v %q", err, res.Record.Response)
+		}
+	}
+	code, ok := tiny.Module("echo")
+	if !ok {
+		t.Fatal("no echo module")
+	}
+	spec := function.DefaultSpec("fn", "2", code)
+	payload, err := function.Deployment{Spec: spec, Code: code}.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Nodes[0].Submit(ctx, chain.Tx{Kind: chain.TxDeploy, Group: 0, Payload: payload}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 6; i++ {
+		res, err := l.Nodes[i%3].Invoke(ctx, invokeReq(t, 0, "fn", `{"value":1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := res.Record
+		if r.CodeHash != spec.CodeHash || r.FnVersion != "2" || !r.Verified || string(r.Response) == `{"value":2}` {
+			t.Fatalf("after the redeployment: code %x (want %x), version %s, verified %v, response %q", r.CodeHash[:6], spec.CodeHash[:6], r.FnVersion, r.Verified, r.Response)
+		}
+		for _, x := range r.Executions {
+			if x.Err != "" {
+				t.Fatalf("execution on %s failed: %s", x.NodeID, x.Err)
+			}
+		}
+	}
+}
