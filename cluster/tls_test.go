@@ -132,7 +132,7 @@ func TestTLSRefusesStrangers(t *testing.T) {
 // with another node's certificate is refused.
 func TestTLSNodeIdentity(t *testing.T) {
 	l, ca := startTLSLocal(t, 1, 3)
-	ld, _ := l.Leader(0)
+	ld := waitLeader(t, l)
 
 	// Join claiming X with a certificate for Y.
 	claimed := NewNodeIDInGroup(0, 1).String()
