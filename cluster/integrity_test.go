@@ -470,7 +470,9 @@ func TestScrubContainsDamagedReplica(t *testing.T) {
 			// Leadership moves among the healthy voters; writes go on.
 			for range 2 {
 				waitUntil(t, "a transfer among healthy voters", time.Minute, func() bool {
-					_, err := waitLeader(t, l).TransferLeadershipTo(ctx, "")
+					tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+					defer cancel()
+					_, err := waitLeader(t, l).TransferLeadershipTo(tctx, "")
 					return err == nil
 				})
 				receipts = append(receipts, writeMore(t, l, len(receipts), 1)...)
@@ -535,7 +537,11 @@ func TestScrubContainsDamagedReplica(t *testing.T) {
 			}
 			// Repaired, it may lead again.
 			waitUntil(t, "leadership handed to the repaired replica", time.Minute, func() bool {
-				to, err := waitLeader(t, l).TransferLeadershipTo(ctx, n.info.ID)
+				// Each try is bounded: TransferLeadershipTo waits for the
+				// new leader until its context ends.
+				tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				to, err := waitLeader(t, l).TransferLeadershipTo(tctx, n.info.ID)
 				return err == nil && to == n.info.ID
 			})
 			receipts = append(receipts, writeMore(t, l, 40, 3)...)
