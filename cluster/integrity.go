@@ -367,15 +367,8 @@ func (n *Node) watchIntegrity() {
 // store verifies.
 func (n *Node) scrubLocal(ctx context.Context) (ScrubResult, error) {
 	start := time.Now()
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := n.untilStop(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-n.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	// The page check first: a chain pass over garbage pages could fault.
 	err := n.store.CheckPagesLive()
 	var rep chain.VerifyReport
@@ -454,15 +447,8 @@ func (n *Node) RepairLocal(ctx context.Context) (ScrubResult, error) {
 }
 
 func (n *Node) rebuild() (ScrubResult, error) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := n.untilStop(context.Background())
 	defer cancel()
-	go func() {
-		select {
-		case <-n.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	start := time.Now()
 	n.logger.Warn("rebuilding the chain store from the raft snapshot and log")
 	err := errLocalSnapshot

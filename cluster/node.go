@@ -642,3 +642,17 @@ func (n *Node) convert(err error) error {
 		return fmt.Errorf("cluster: raft: %w", err)
 	}
 }
+
+// untilStop returns a context that ends with ctx or when the node stops,
+// whichever comes first; cancel releases it.
+func (n *Node) untilStop(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}

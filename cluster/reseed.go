@@ -40,13 +40,8 @@ func (n *Node) reseedFromPeers(path string, logs raft.LogStore, snaps raft.Snaps
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), reseedWait)
 	defer cancel()
-	go func() {
-		select {
-		case <-n.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx, stopped := n.untilStop(ctx)
+	defer stopped()
 	var errs []error
 	for ctx.Err() == nil {
 		errs = errs[:0]

@@ -337,12 +337,9 @@ func short(h string) string {
 // verifyOffline verifies every chain store under dir (a node's data
 // directory, or a dev cluster's with one directory per node).
 func (a *app) verifyOffline(dir string) error {
-	paths, err := fsm.FindStores(dir)
+	paths, err := storesUnder(dir)
 	if err != nil {
 		return err
-	}
-	if len(paths) == 0 {
-		return fmt.Errorf("no chain store (%s) under %s", fsm.StoreFile, dir)
 	}
 	var reports []map[string]any
 	failed := 0
@@ -399,12 +396,9 @@ func (a *app) chainMigrateCmd() *cobra.Command {
 // migrateOffline converts every chain store under dir to the current
 // on-disk format (fsm.MigrateFile), crash-safely, one after the other.
 func (a *app) migrateOffline(dir string) error {
-	paths, err := fsm.FindStores(dir)
+	paths, err := storesUnder(dir)
 	if err != nil {
 		return err
-	}
-	if len(paths) == 0 {
-		return fmt.Errorf("no chain store (%s) under %s", fsm.StoreFile, dir)
 	}
 	var reports []map[string]any
 	for _, p := range paths {
@@ -425,4 +419,17 @@ func (a *app) migrateOffline(dir string) error {
 		return a.printJSON(reports)
 	}
 	return nil
+}
+
+// storesUnder lists the chain stores under dir (a node's data directory,
+// or a dev cluster's with one directory per node); none is an error.
+func storesUnder(dir string) ([]string, error) {
+	paths, err := fsm.FindStores(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("no chain store (%s) under %s", fsm.StoreFile, dir)
+	}
+	return paths, nil
 }
