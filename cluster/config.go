@@ -213,13 +213,24 @@ func (c *Config) LoopbackTiming() {
 // about 3%, and a loaded machine does not start elections. Failover takes
 // correspondingly longer (about a second). Commits are unaffected: a new
 // entry is sent at once, not at the commit timeout, which only bounds how
-// soon an idle follower learns the leader's commit index.
+// soon an idle follower learns the leader's commit index. The reconciler
+// runs every second (its health probes are RPCs to every member) and the
+// seeds are joined again every 10 s (a full gossip state exchange each),
+// instead of the loopback profile's 200 ms and 1 s: membership changes
+// and a healed partition's merge take up to that much longer. Gossip keeps
+// memberlist's LAN timers (a probe a second, a push-pull every 30 s)
+// instead of the loopback profile's five probes a second: a node that
+// dies without leaving is declared dead after about five seconds instead
+// of one (nodes that stop cleanly leave at once either way).
 func (c *Config) DevTiming() {
 	c.LoopbackTiming()
 	c.HeartbeatTimeout = 500 * time.Millisecond
 	c.ElectionTimeout = 500 * time.Millisecond
 	c.LeaderLeaseTimeout = 250 * time.Millisecond
 	c.CommitTimeout = 50 * time.Millisecond
+	c.ReconcileInterval = time.Second
+	c.RejoinInterval = 10 * time.Second
+	c.GossipLoopback = false
 }
 
 // Validate reports the first problem with the config.

@@ -32,11 +32,38 @@ type signedMeta struct {
 }
 
 // metaCerts caches the node certificates that members' addresses
-// presented, so verifying a metadata update does not dial.
+// presented, so verifying a metadata update does not dial, and the last
+// envelope each member's certificate verified, so the same metadata
+// arriving again (every probe, push-pull and rejoin carries it) costs a
+// comparison instead of an ECDSA verification.
 type metaCerts struct {
-	mu     sync.Mutex
-	certs  map[string]*x509.Certificate
-	failed map[string]time.Time
+	mu       sync.Mutex
+	certs    map[string]*x509.Certificate
+	failed   map[string]time.Time
+	verified map[string]string // member ID -> envelope its cached certificate verified
+}
+
+// seen reports whether raw is the envelope that name's cached certificate
+// last verified.
+func (c *metaCerts) seen(name string, raw []byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.verified[name]
+	return ok && v == string(raw)
+}
+
+// remember records that raw verified under name's certificate cert, if
+// that is still the cached one.
+func (c *metaCerts) remember(name string, raw []byte, cert *x509.Certificate) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.certs[name] != cert {
+		return
+	}
+	if c.verified == nil {
+		c.verified = map[string]string{}
+	}
+	c.verified[name] = string(raw)
 }
 
 // certFetchTimeout bounds the handshake that fetches a new member's
@@ -85,7 +112,11 @@ func (g *gossip) openMeta(raw []byte, name string) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		if !refresh && g.certs.seen(name, raw) {
+			return env.M, nil
+		}
 		if pub, ok := cert.PublicKey.(*ecdsa.PublicKey); ok && ecdsa.VerifyASN1(pub, msg[:], env.S) {
+			g.certs.remember(name, raw, cert)
 			return env.M, nil
 		}
 	}
@@ -130,5 +161,6 @@ func (g *gossip) memberCert(id, addr string, refresh bool) (*x509.Certificate, e
 	}
 	delete(c.failed, id)
 	c.certs[id] = cert
+	delete(c.verified, id) // verified under the certificate this replaces
 	return cert, nil
 }

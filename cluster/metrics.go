@@ -118,11 +118,16 @@ func register() {
 
 type nodeMetrics struct {
 	node, group string
+	// queue is this node's qledger_queue_depth series, looked up once:
+	// it is set ten times a second, idle or not.
+	queue prometheus.Gauge
 }
 
 func newNodeMetrics(info NodeInfo) *nodeMetrics {
 	register()
-	return &nodeMetrics{node: info.ID[:12], group: strconv.Itoa(info.Group)}
+	m := &nodeMetrics{node: info.ID[:12], group: strconv.Itoa(info.Group)}
+	m.queue = mQueue.WithLabelValues(m.node, m.group)
+	return m
 }
 
 func (m *nodeMetrics) observeBlock(txs int, d time.Duration) {
@@ -157,7 +162,7 @@ func (m *nodeMetrics) observeCompile(d time.Duration) {
 }
 
 func (m *nodeMetrics) setQueue(depth int) {
-	mQueue.WithLabelValues(m.node, m.group).Set(float64(depth))
+	m.queue.Set(float64(depth))
 }
 
 func (m *nodeMetrics) unregister() {
