@@ -7,6 +7,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
+
+	"qledger/chain"
 )
 
 // BenchmarkApplyBlock applies blocks of 64 transactions of 100 bytes,
@@ -88,4 +90,68 @@ func BenchmarkDiskPerTx(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkTxLookup looks up present and absent transaction IDs in a
+// store of 200,000 transactions whose index has 781 sealed epochs in 48
+// sealed groups (epochs of 2^8 leaves: as many filters as 3.2 M
+// transactions have at the format's 2^12), and in the same store
+// rewritten to format 2's single tree: what the filter walk costs a
+// lookup.
+func BenchmarkTxLookup(b *testing.B) {
+	smallEpochs(b, 8, 4)
+	const total, per = 200_000, 100
+	path := b.TempDir() + "/chain.db"
+	s, err := OpenStore(path, 0, StoreOptions{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := New(s, nil)
+	payload := make([]byte, 100)
+	var ids []chain.Hash
+	for i := 0; i < total/per; i++ {
+		txs := make([][]byte, per)
+		for j := range txs {
+			n := i*per + j
+			payload[0], payload[1], payload[2], payload[3] = byte(n), byte(n>>8), byte(n>>16), byte(n>>24)
+			txs[j] = tx(0, "", string(payload), 0)
+			if n%97 == 0 {
+				ids = append(ids, chain.TxID(txs[j]))
+			}
+		}
+		if r := f.Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: EncodeAppendBlock(int64(i), txs)}).(*ApplyResult); r.Err != nil {
+			b.Fatal(r.Err)
+		}
+	}
+	s.Close()
+	lookups := func(b *testing.B, path string) {
+		s, err := OpenStoreReadOnly(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		for _, present := range []bool{true, false} {
+			b.Run(fmt.Sprint("present=", present), func(b *testing.B) {
+				err := s.view(func(tx *bolt.Tx) error {
+					x := newTxIndex(tx)
+					for i := 0; i < b.N; i++ {
+						id := ids[i%len(ids)]
+						if !present {
+							id[0] ^= 0x55
+						}
+						if _, _, ok, err := x.get(id); err != nil || ok != present {
+							return fmt.Errorf("lookup %s: %v %v", id, ok, err)
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			})
+		}
+	}
+	b.Run("format=3", func(b *testing.B) { lookups(b, path) })
+	toFormat2(b, path)
+	b.Run("format=2", func(b *testing.B) { lookups(b, path) })
 }

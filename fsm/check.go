@@ -227,7 +227,7 @@ func (c recentChecker) leaves(h, base uint64, b *chain.Block, leaves []chain.Has
 		if got, err := nr.Node(0, base+uint64(i)); err != nil || got != l {
 			return fail("stored leaf %d is not transaction %d's", base+uint64(i), i)
 		}
-		if id := chain.TxID(b.Txs[i]); !txs.points(id, h, uint32(i)) {
+		if id := chain.TxID(b.Txs[i]); !txs.points(id, base+uint64(i), h, uint32(i)) {
 			return fail("transaction index entry of %s does not point at position %d", id, i)
 		}
 	}

@@ -101,10 +101,13 @@ func TestCheckFindsDamage(t *testing.T) {
 			id := chain.TxID(b.Txs[1])
 			other := chain.TxID(b.Txs[0])
 			var v []byte
-			if err := s.view(func(tx *bolt.Tx) error { v = append(v, tx.Bucket(bucketTxIdx).Get(other[:txKeyLen])...); return nil }); err != nil {
+			if err := s.view(func(tx *bolt.Tx) error {
+				v = append(v, tx.Bucket(bucketTxEpochs).Get(shortKey(0, other))...)
+				return nil
+			}); err != nil {
 				t.Fatal(err)
 			}
-			rawPut(t, s, bucketTxIdx, id[:txKeyLen], func([]byte) []byte { return v })
+			rawPut(t, s, bucketTxEpochs, shortKey(0, id), func([]byte) []byte { return v })
 		}, 0, 3, chain.ErrLogRoot},
 	}
 	for _, c := range cases {

@@ -9,10 +9,11 @@
 //   - Processor is stateless: it turns one Command into writes against a
 //     store transaction. A recovery or audit tool can reuse it as is.
 //   - Store owns the bbolt file (on-disk format FormatVersion): blocks by
-//     height, a compact transaction index by ID (txindex.go), the Merkle
-//     hashes of the group's whole transaction log as C2SP tiles
-//     (tiles.go), the de-duplication table, and the last applied raft
-//     index. MigrateFile converts a store of an older format.
+//     height, a compact transaction index by ID partitioned into epochs
+//     of the log, each sealed one with a Bloom filter (txindex.go,
+//     filter.go), the Merkle hashes of the group's whole transaction log
+//     as C2SP tiles (tiles.go), the de-duplication table, and the last
+//     applied raft index. MigrateFile converts a store of an older format.
 //
 // Determinism: Apply reads nothing but the entry and the store. The block
 // timestamp comes from the proposing leader inside the command; map order,

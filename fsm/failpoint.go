@@ -20,7 +20,8 @@ import (
 // restore-after-swap (Restore), install-send-end (the sender's stream of
 // the live store, before its last byte is acknowledged),
 // migrate-after-copy, migrate-before-rename, migrate-after-rename
-// (MigrateFile).
+// (MigrateFile of a format-1 store), upgrade-before-stamp (the in-place
+// conversion of a format-2 store, before its one commit).
 const failpointEnv = "QLEDGER_FAILPOINTS"
 
 // errFailpoint is what an "error" failpoint returns.

@@ -97,8 +97,8 @@ func TestStoreFormatVersion(t *testing.T) {
 		v    []byte
 		want string
 	}{
-		{"format 1", binary.BigEndian.AppendUint32(nil, 1), "version 1, this build reads version 2"},
-		{"written before versioning", nil, "version 1, this build reads version 2"},
+		{"format 1", binary.BigEndian.AppendUint32(nil, 1), fmt.Sprintf("version 1, this build reads version %d", FormatVersion)},
+		{"written before versioning", nil, fmt.Sprintf("version 1, this build reads version %d", FormatVersion)},
 		{"a later format", binary.BigEndian.AppendUint32(nil, FormatVersion+1), fmt.Sprintf("version %d, this build reads version %d", FormatVersion+1, FormatVersion)},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -281,7 +281,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		os.Remove(tmp)
 		return fmt.Errorf("fsm: restore: snapshot refused: %w", err)
 	} else if migrated {
-		f.logger.Info("snapshot of chain store format 1 converted", "format", FormatVersion)
+		f.logger.Info("snapshot of an older chain store format converted", "format", FormatVersion)
 	}
 	if err := failpoint("restore-after-copy"); err != nil {
 		return err

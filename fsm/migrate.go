@@ -3,6 +3,7 @@ package fsm
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,9 +22,11 @@ import (
 const migrateBatch = 4096
 
 // MigrateFile converts the chain store at path, which no process may
-// hold open, from format 1 to FormatVersion, and reports whether it did.
-// A store already of FormatVersion is left as it is; any other version
-// is refused (ErrFormat). The conversion writes a new file beside it
+// hold open, from format 1 or 2 to FormatVersion, and reports whether it
+// did. A store already of FormatVersion is left as it is; any other
+// version is refused (ErrFormat). A format-2 store is converted in
+// place, in one bbolt transaction (upgradeTxIdx): a crash leaves it of
+// format 2 or 3, both whole. A format-1 conversion writes a new file beside it
 // (PATH.migrate) — every bucket but the two format 1 kept its Merkle
 // nodes and transaction index in, then the Merkle tiles and the compact
 // transaction index computed from the blocks — checks that the tiles give
@@ -51,13 +54,21 @@ func MigrateFile(path string) (migrated bool, err error) {
 		if meta == nil {
 			return damaged(0, "%s is not a chain store", path)
 		}
-		if version = formatOf(meta); version != 1 && version != FormatVersion {
+		if version = formatOf(meta); version != 1 && version != formatTxIdx && version != FormatVersion {
 			return checkFormat(meta)
 		}
 		return nil
 	})
 	if err != nil || version == FormatVersion {
 		return false, err
+	}
+	if version == formatTxIdx {
+		src.Close()
+		src = nil
+		if err := upgradeFile(path); err != nil {
+			return false, fmt.Errorf("fsm: migrate %s: %w", path, err)
+		}
+		return true, nil
 	}
 	tmp := path + ".migrate"
 	os.Remove(tmp)
@@ -82,6 +93,21 @@ func MigrateFile(path string) (migrated bool, err error) {
 	return true, nil
 }
 
+// upgradeFile converts the format-2 store at path in place and syncs it.
+func upgradeFile(path string) error {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return err
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if formatOf(tx.Bucket(bucketMeta)) != formatTxIdx {
+			return nil // converted meanwhile
+		}
+		return upgradeTxIdx(tx)
+	})
+	return errors.Join(err, db.Close())
+}
+
 // convertV1 writes the FormatVersion form of the format-1 store src into
 // a new file at dst and syncs it.
 func convertV1(src *bolt.DB, dst string) error {
@@ -90,7 +116,13 @@ func convertV1(src *bolt.DB, dst string) error {
 		return err
 	}
 	defer out.Close()
-	if err := out.Update(createBuckets); err != nil {
+	err = out.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketTxIdx); err != nil {
+			return err
+		}
+		return createBuckets(tx)
+	})
+	if err != nil {
 		return err
 	}
 	err = src.View(func(in *bolt.Tx) error {
@@ -216,18 +248,25 @@ type txEntry struct {
 	pos    uint32
 }
 
-// putSorted indexes entries (in chain order) in the order of their keys;
-// of entries sharing a key the first in chain order keeps it, as
-// appending them one by one would have.
+// putSorted indexes entries (in chain order) in the order of their keys,
+// in the unpartitioned txidx of format 2, which no append writes again
+// (txindex.go); of entries sharing a key the first in chain order keeps
+// it, the others go under their full ID, as format 2 appending them one
+// by one would have.
 func putSorted(out *bolt.DB, entries []txEntry) error {
 	slices.SortStableFunc(entries, func(a, b txEntry) int { return bytes.Compare(a.id[:txKeyLen], b.id[:txKeyLen]) })
 	for len(entries) > 0 {
 		n := min(len(entries), 1<<16)
 		err := out.Update(func(tx *bolt.Tx) error {
-			x := newTxIndex(tx)
-			x.short.FillPercent = 0.9 // keys arrive in order; later inserts are random
+			short, long := tx.Bucket(bucketTxIdx), tx.Bucket(bucketTxLong)
+			short.FillPercent = 1 // keys arrive in order and are never written again
 			for _, e := range entries[:n] {
-				if err := x.put(e.id, e.height, e.pos); err != nil {
+				v := encodeTxPos(e.height, e.pos)
+				if short.Get(e.id[:txKeyLen]) != nil {
+					if err := long.Put(e.id[:], v); err != nil {
+						return err
+					}
+				} else if err := short.Put(e.id[:txKeyLen], v); err != nil {
 					return err
 				}
 			}

@@ -75,6 +75,7 @@ func (p Processor) Apply(tx *bolt.Tx, entries []Entry) ([]*ApplyResult, error) {
 		return nil, err
 	}
 	w := writer{tx: tx, st: &st, group: p.Group, txs: newTxIndex(tx), tiles: newTileWriter(tx)}
+	size := st.log.Size()
 	out := make([]*ApplyResult, len(entries))
 	var stop error
 	for i, e := range entries {
@@ -102,6 +103,9 @@ func (p Processor) Apply(tx *bolt.Tx, entries []Entry) ([]*ApplyResult, error) {
 		st.applied = e.Index
 	}
 	if err := w.tiles.flush(); err != nil {
+		return nil, err
+	}
+	if err := w.txs.seal(size, st.log.Size()); err != nil {
 		return nil, err
 	}
 	if err := w.saveState(); err != nil {
@@ -271,7 +275,7 @@ func (w *writer) appendBlock(res *ApplyResult, data []byte) error {
 	}
 	for _, p := range newKeys {
 		r := res.Txs[p.pos]
-		if err := w.txs.put(p.id, height, r.Location.Pos); err != nil {
+		if err := w.txs.put(p.id, r.Location.Index, height, r.Location.Pos); err != nil {
 			return err
 		}
 		switch txs[p.pos].Kind {

@@ -17,12 +17,15 @@ import (
 
 // Bucket names. The layout is part of the on-disk format.
 var (
-	bucketMeta   = []byte("meta")   // applied index, head header, log frontier
-	bucketBlocks = []byte("blocks") // height (u64 BE) -> encoded block
-	bucketTxIdx  = []byte("txidx")  // tx ID prefix (txKeyLen) -> uvarint height | uvarint position (txindex.go)
-	bucketTxLong = []byte("txlong") // tx ID (32) -> the same, for IDs whose prefix another holds
-	bucketTiles  = []byte("tiles")  // tile level (u8) | tile index (u64 BE) -> up to 256 Merkle hashes (tiles.go)
-	bucketDedup  = []byte("dedup")  // scoped idempotency key -> dedup record
+	bucketMeta     = []byte("meta")     // applied index, head header, log frontier
+	bucketBlocks   = []byte("blocks")   // height (u64 BE) -> encoded block
+	bucketTxEpochs = []byte("txepochs") // epoch (u32 BE) | tx ID prefix (txKeyLen) -> uvarint height | uvarint position (txindex.go)
+	bucketTxFilter = []byte("txfilter") // epoch (u32 BE) -> Bloom filter of a sealed epoch's keys (filter.go)
+	bucketTxGroups = []byte("txgroups") // group of epochs (u32 BE) -> Bloom filter of its epochs' keys
+	bucketTxLong   = []byte("txlong")   // tx ID (32) -> the same, for IDs whose prefix another holds
+	bucketTxIdx    = []byte("txidx")    // format 2's index, tx ID prefix -> the same; read-only, only in converted stores
+	bucketTiles    = []byte("tiles")    // tile level (u8) | tile index (u64 BE) -> up to 256 Merkle hashes (tiles.go)
+	bucketDedup    = []byte("dedup")    // scoped idempotency key -> dedup record
 
 	// Buckets of format 1, which format 2 replaced.
 	bucketTxsV1   = []byte("txs")   // tx ID (32) -> height | leaf index | position
@@ -41,10 +44,19 @@ var (
 // transaction index keyed by the full ID (bucket txs); stores written
 // before the layout was versioned have no format key and are version 1.
 // Version 2 keeps the Merkle hashes in C2SP tiles (tiles.go) and a
-// compact transaction index (txindex.go). A version-1 store is converted
-// by MigrateFile, which a node runs before it opens its store; any other
-// version is refused (ErrFormat) rather than misread.
-const FormatVersion = 2
+// compact transaction index (txindex.go) in one tree (txidx). Version 3
+// partitions the transaction index into epochs of the log (txepochs,
+// txfilter, txgroups), so that appends touch only the newest epoch's pages; it
+// keeps a version-2 store's txidx as it is, read-only. A version-1 store
+// is converted by MigrateFile, which a node runs before it opens its
+// store; a version-2 store is converted in place, in one bbolt
+// transaction, by MigrateFile or by opening it for writing, and can be
+// read as it is; any other version is refused (ErrFormat) rather than
+// misread.
+const FormatVersion = 3
+
+// formatTxIdx is the last version whose transaction index is txidx alone.
+const formatTxIdx = 2
 
 // ErrFormat: the chain store was written in an on-disk format this build
 // does not read.
@@ -64,10 +76,11 @@ func formatOf(meta *bolt.Bucket) uint32 {
 }
 
 // checkFormat returns ErrFormat, saying what to do, unless meta records
-// FormatVersion.
+// a format this build reads: FormatVersion, or version 2, which opening
+// the store for writing converts (upgradeTxIdx).
 func checkFormat(meta *bolt.Bucket) error {
 	switch v := formatOf(meta); v {
-	case FormatVersion:
+	case FormatVersion, formatTxIdx:
 		return nil
 	case 1:
 		return fmt.Errorf("%w: version 1, this build reads version %d: a node of this build converts its store when it starts "+
@@ -157,15 +170,15 @@ func openDB(path string, group uint32, noSync bool) (*bolt.DB, error) {
 				return err
 			}
 		}
+		if fresh || formatOf(tx.Bucket(bucketMeta)) == formatTxIdx {
+			if err := upgradeTxIdx(tx); err != nil {
+				return err
+			}
+		}
 		if err := createBuckets(tx); err != nil {
 			return err
 		}
 		meta := tx.Bucket(bucketMeta)
-		if fresh {
-			if err := meta.Put(keyFormat, binary.BigEndian.AppendUint32(nil, FormatVersion)); err != nil {
-				return err
-			}
-		}
 		if g := meta.Get(keyGroup); g != nil {
 			if len(g) != 4 || binary.BigEndian.Uint32(g) != group {
 				return fmt.Errorf("fsm: store at %s belongs to another group", path)
@@ -182,7 +195,22 @@ func openDB(path string, group uint32, noSync bool) (*bolt.DB, error) {
 }
 
 // storeBuckets are the top-level buckets of a FormatVersion store.
-var storeBuckets = [][]byte{bucketMeta, bucketBlocks, bucketTxIdx, bucketTxLong, bucketTiles, bucketDedup, bucketShards, bucketItems, bucketFunctions}
+var storeBuckets = [][]byte{bucketMeta, bucketBlocks, bucketTxEpochs, bucketTxFilter, bucketTxGroups, bucketTxLong, bucketTiles, bucketDedup, bucketShards, bucketItems, bucketFunctions}
+
+// upgradeTxIdx makes the store of tx, new or of version 2, a store of
+// FormatVersion: it creates the buckets and stamps the version. A
+// version-2 store keeps its txidx, which lookups read after the epochs,
+// and its txlong; nothing else changes, so the conversion is one bbolt
+// transaction, atomic, and O(1) in the size of the chain.
+func upgradeTxIdx(tx *bolt.Tx) error {
+	if err := createBuckets(tx); err != nil {
+		return err
+	}
+	if err := failpoint("upgrade-before-stamp"); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketMeta).Put(keyFormat, binary.BigEndian.AppendUint32(nil, FormatVersion))
+}
 
 func createBuckets(tx *bolt.Tx) error {
 	for _, name := range storeBuckets {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"compress/gzip"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -37,16 +38,16 @@ func TestChainMigrate(t *testing.T) {
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if r := cli(t, "chain", "verify", "--data", dir); r.code != exitFailure || !strings.Contains(r.stdout, "version 1, this build reads version 2") {
+	if r := cli(t, "chain", "verify", "--data", dir); r.code != exitFailure || !strings.Contains(r.stdout, fmt.Sprintf("version 1, this build reads version %d", fsm.FormatVersion)) {
 		t.Fatalf("chain verify of a format-1 store: %+v", r)
 	}
-	if r := cli(t, "chain", "migrate", "--data", dir); r.code != exitOK || !strings.Contains(r.stdout, path+": converted to format 2") {
+	if r := cli(t, "chain", "migrate", "--data", dir); r.code != exitOK || !strings.Contains(r.stdout, fmt.Sprintf("%s: converted to format %d", path, fsm.FormatVersion)) {
 		t.Fatalf("chain migrate: %+v", r)
 	}
 	if r := cli(t, "chain", "verify", "--data", dir); r.code != exitOK || !strings.Contains(r.stdout, "ok  group 1  120 blocks  360 transactions") {
 		t.Fatalf("chain verify after the migration: %+v", r)
 	}
-	if r := cli(t, "chain", "migrate", "--data", dir); r.code != exitOK || !strings.Contains(r.stdout, "already format 2") {
+	if r := cli(t, "chain", "migrate", "--data", dir); r.code != exitOK || !strings.Contains(r.stdout, fmt.Sprintf("already format %d", fsm.FormatVersion)) {
 		t.Fatalf("second chain migrate: %+v", r)
 	}
 	cli(t, "chain", "migrate").want(t, exitUsage, "--data is required")
