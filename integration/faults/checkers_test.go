@@ -2,6 +2,7 @@ package faults
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -105,7 +106,7 @@ func TestCheckersAcceptAGoodHistory(t *testing.T) {
 	if p := CheckReads(ops, log); len(p) != 0 {
 		t.Fatalf("reads: %v", p)
 	}
-	if l := CheckLinearizable(ops, log, 0, []string{Linearizable, Default}, 10*time.Second); l.Result != porcupine.Ok {
+	if l := CheckLinearizable(ops, log, 0, []string{Linearizable, Default}); l.Result != porcupine.Ok {
 		t.Fatalf("linearizability: %+v", l)
 	}
 	if x := CheckExecution(ops, log, "run-i"); !x.OK() || x.Invocations != 4 || x.Acked != 2 || x.Records != 3 || x.UnknownPresent != 1 || x.UnknownAbsent != 1 {
@@ -159,25 +160,20 @@ func TestCheckersFlagKnownBadHistories(t *testing.T) {
 			return CheckReads(with(head("n3", Stale, 60, 61, 1, 1, "h1")), log)
 		}, "stale reads on n3 went backwards: log size 3, then 1"},
 		{"stale read at linearizable level", func() []string {
-			l := CheckLinearizable(with(head("n2", Linearizable, 60, 61, 1, 1, "h1")), log, 0, []string{Linearizable, Default}, 10*time.Second)
-			return []string{string(l.Result)}
-		}, string(porcupine.Illegal)},
+			return linVerdicts(with(head("n2", Linearizable, 60, 61, 1, 1, "h1")), log)
+		}, "Illegal/Illegal"},
 		{"stale read at default level", func() []string {
-			l := CheckLinearizable(with(head("n2", Default, 60, 61, 2, 2, "h2")), log, 0, []string{Linearizable, Default}, 10*time.Second)
-			return []string{string(l.Result)}
-		}, string(porcupine.Illegal)},
+			return linVerdicts(with(head("n2", Default, 60, 61, 2, 2, "h2")), log)
+		}, "Illegal/Illegal"},
 		{"acknowledged write missed by a later read", func() []string {
-			l := CheckLinearizable(with(readTx("n2", Linearizable, "a", 60, 61, false, 0)), log, 0, []string{Linearizable, Default}, 10*time.Second)
-			return []string{string(l.Result)}
-		}, string(porcupine.Illegal)},
+			return linVerdicts(with(readTx("n2", Linearizable, "a", 60, 61, false, 0)), log)
+		}, "Illegal/Illegal"},
 		{"unacknowledged write seen before it was sent", func() []string {
-			l := CheckLinearizable(with(head("n1", Linearizable, 20, 21, 3, 3, "h3")), log, 0, []string{Linearizable, Default}, 10*time.Second)
-			return []string{string(l.Result)}
-		}, string(porcupine.Illegal)},
+			return linVerdicts(with(head("n1", Linearizable, 20, 21, 3, 3, "h3")), log)
+		}, "Illegal/Illegal"},
 		{"write ordered after a later one", func() []string {
-			l := CheckLinearizable([]Op{wr("a", 0, 10, OK, 1), wr("b", 20, 30, OK, 0)}, finalLog("b", "a"), 0, []string{Linearizable, Default}, 10*time.Second)
-			return []string{string(l.Result)}
-		}, string(porcupine.Illegal)},
+			return linVerdicts([]Op{wr("a", 0, 10, OK, 1), wr("b", 20, 30, OK, 0)}, finalLog("b", "a"))
+		}, "Illegal/Illegal"},
 		{"invocation executed twice", func() []string {
 			return CheckExecution(ops, withRecords(log, "q"), "run-i").Problems
 		}, "request rid-q of submitter:i has 2 execution records"},
@@ -214,9 +210,8 @@ func TestCheckersFlagKnownBadHistories(t *testing.T) {
 			return CheckExecution(with(invoke("p", 100, 110, OK, 4)), log, "run-i").Problems
 		}, "answered with a receipt at index 4; the record is at 3"},
 		{"invocation committed out of real-time order", func() []string {
-			l := CheckLinearizable([]Op{invoke("p", 0, 10, OK, 1), invoke("q", 20, 30, OK, 0)}, withRecords(Log{Hashes: map[uint64]string{}}, "q", "p"), 0, []string{Linearizable, Default}, 10*time.Second)
-			return []string{string(l.Result)}
-		}, string(porcupine.Illegal)},
+			return linVerdicts([]Op{invoke("p", 0, 10, OK, 1), invoke("q", 20, 30, OK, 0)}, withRecords(Log{Hashes: map[uint64]string{}}, "q", "p"))
+		}, "Illegal/Illegal"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,6 +223,15 @@ func TestCheckersFlagKnownBadHistories(t *testing.T) {
 	}
 }
 
+// linVerdicts is CheckLinearizable's verdict on ops and porcupine's on
+// one window holding them all, as "exact/porcupine".
+func linVerdicts(ops []Op, log Log) []string {
+	both := []string{Linearizable, Default}
+	l := CheckLinearizable(ops, log, 0, both)
+	w := CheckLinearizableWindows(ops, log, 0, both, []Window{{Name: "all", Start: ms(-1000), Settled: ms(1000)}}, Budget{Time: 10 * time.Second})
+	return []string{fmt.Sprintf("%s/%s", l.Result, w[0].Result)}
+}
+
 // TestLinearizableWindows: a history cut into windows anywhere is
 // linearizable in each window when it is as a whole (the window's model
 // starts from a lower bound, never from too much), and a violation shows
@@ -237,9 +241,12 @@ func TestLinearizableWindows(t *testing.T) {
 	levels := []string{Linearizable, Default}
 	for cut := 0; cut <= 100; cut++ {
 		ws := []Window{{Name: "before", Start: ms(0), Settled: ms(cut)}, {Name: "after", Start: ms(cut), Settled: ms(200)}}
-		for i, v := range CheckLinearizableWindows(ops, log, 0, levels, ws, 10*time.Second) {
-			if v.Result != porcupine.Ok {
-				t.Fatalf("cut at %d ms: window %s: %s, want Ok", cut, ws[i].Name, v.Result)
+		// Chunks of 1 to 4 operations cut each window further.
+		for chunk := range 5 {
+			for i, v := range CheckLinearizableWindows(ops, log, 0, levels, ws, Budget{Ops: chunk, Time: 10 * time.Second}) {
+				if v.Result != porcupine.Ok {
+					t.Fatalf("cut at %d ms, chunks of %d: window %s: %s, want Ok", cut, chunk, ws[i].Name, v.Result)
+				}
 			}
 		}
 	}
@@ -248,14 +255,14 @@ func TestLinearizableWindows(t *testing.T) {
 	// what that write covers.
 	slow := []Op{wr("a", 0, 10, OK, 0), wr("b", 25, 100, OK, 1), head("n1", Linearizable, 40, 45, 1, 1, "h1")}
 	ws := []Window{{Name: "before", Start: ms(0), Settled: ms(30)}, {Name: "after", Start: ms(30), Settled: ms(200)}}
-	for i, v := range CheckLinearizableWindows(slow, finalLog("a", "b"), 0, levels, ws, 10*time.Second) {
+	for i, v := range CheckLinearizableWindows(slow, finalLog("a", "b"), 0, levels, ws, Budget{Time: 10 * time.Second}) {
 		if v.Result != porcupine.Ok {
 			t.Fatalf("a write in flight across the cut: window %s: %s, want Ok", ws[i].Name, v.Result)
 		}
 	}
 	bad := append(append([]Op(nil), ops...), head("n2", Linearizable, 150, 151, 1, 1, "h1"))
 	ws = []Window{{Name: "clean", Start: ms(0), Settled: ms(100)}, {Name: "stale", Start: ms(100), Settled: ms(200)}}
-	vs := CheckLinearizableWindows(bad, log, 0, levels, ws, 10*time.Second)
+	vs := CheckLinearizableWindows(bad, log, 0, levels, ws, Budget{Time: 10 * time.Second})
 	if vs[0].Result != porcupine.Ok || vs[1].Result != porcupine.Illegal {
 		t.Fatalf("verdicts %s, %s; want Ok for the clean window, Illegal for the one with the stale read", vs[0].Result, vs[1].Result)
 	}

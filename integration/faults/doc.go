@@ -11,9 +11,11 @@
 //   - durability: every acknowledged write is in the log exactly once, at
 //     the position its receipt named, with a valid inclusion proof; a write
 //     whose outcome the client never learned is there at most once;
-//   - linearizability (porcupine): reads at linearizable and default level
-//     and the writes and invocations form a history of one append-only
-//     log, checked per round and per nemesis window;
+//   - linearizability: reads at linearizable and default level and the
+//     writes and invocations form a history of one append-only log,
+//     decided exactly per round (order, in O(n log n) time and O(n)
+//     memory) and by porcupine per nemesis window, within a time and
+//     memory budget;
 //   - stale reads never show an uncommitted transaction and never go
 //     backwards on one node;
 //   - chain safety: every head any client saw, signed or not, lies on the

@@ -3,6 +3,7 @@ package faults
 import (
 	"fmt"
 	"sort"
+	"sync"
 )
 
 // Durability is what CheckDurability found.
@@ -30,7 +31,8 @@ func (d Durability) OK() bool { return len(d.Problems) == 0 }
 // acknowledged write is in it exactly once, at the index every receipt
 // for it named, and (if verify is not nil) verify accepts its entry's
 // inclusion proof; a write whose outcome is unknown is there at most
-// once; a write that failed definitely is not there.
+// once; a write that failed definitely is not there. verify is called
+// from several goroutines at once (proofWorkers).
 func CheckDurability(ops []Op, log Log, verify func(Entry) error) Durability {
 	var d Durability
 	inLog := log.byKey()
@@ -40,6 +42,16 @@ func CheckDurability(ops []Op, log Log, verify func(Entry) error) Durability {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	var proved map[uint64]error
+	if verify != nil {
+		var acked []Entry
+		for _, k := range keys {
+			if es := inLog[k]; ws[k].acked && len(es) > 0 {
+				acked = append(acked, es[0])
+			}
+		}
+		proved = verifyAll(acked, verify)
+	}
 	bad := func(counter *int, format string, args ...any) {
 		*counter++
 		d.Problems = append(d.Problems, fmt.Sprintf(format, args...))
@@ -66,7 +78,7 @@ func CheckDurability(ops []Op, log Log, verify func(Entry) error) Durability {
 				}
 			}
 			if verify != nil {
-				if err := verify(es[0]); err != nil {
+				if err := proved[es[0].Index]; err != nil {
 					bad(&d.BadProof, "write %q at index %d: proof: %v", k, es[0].Index, err)
 				}
 			}
@@ -79,6 +91,37 @@ func CheckDurability(ops []Op, log Log, verify func(Entry) error) Durability {
 		}
 	}
 	return d
+}
+
+// proofWorkers is how many proofs verifyAll checks at once: each is a
+// request to a node, so most of a check's time is waiting.
+const proofWorkers = 8
+
+// verifyAll calls verify on every entry, proofWorkers at a time, and
+// returns the errors by entry index (nil for an entry verify accepted).
+func verifyAll(es []Entry, verify func(Entry) error) map[uint64]error {
+	errs := make([]error, len(es))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(proofWorkers, len(es)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				errs[i] = verify(es[i])
+			}
+		}()
+	}
+	for i := range es {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	out := make(map[uint64]error, len(es))
+	for i, e := range es {
+		out[e.Index] = errs[i]
+	}
+	return out
 }
 
 func indices(es []Entry) []uint64 {
