@@ -75,16 +75,19 @@ bench: build
 ## torture: long random fault schedules (integration/faults) against
 ## separate node processes in network namespaces; needs root. TORTURE_RUNS
 ## runs of TORTURE each, every run with its own printed seed; each run's
-## table is appended to TORTURE_REPORT. TORTURE_VOTERS is the group's
-## size (3 or 5). make test runs the short schedule.
+## table is appended to TORTURE_REPORT. TORTURE_VOTERS is each group's
+## size (3 or 5), TORTURE_GROUPS the number of groups (1 or 2; with 2,
+## each step's nemesis acts on one group while the other must keep
+## committing). make test runs the short schedule.
 TORTURE        ?= 10m
 TORTURE_RUNS   ?= 3
 TORTURE_VOTERS ?= 3
+TORTURE_GROUPS ?= 1
 TORTURE_REPORT ?= torture-report.md
 .PHONY: torture
 torture:
 	@set -e; for i in $$(seq $(TORTURE_RUNS)); do \
-		QLEDGER_TORTURE=$(TORTURE) QLEDGER_FAULTS_VOTERS=$(TORTURE_VOTERS) QLEDGER_FAULTS_REPORT=$(abspath $(TORTURE_REPORT)) \
+		QLEDGER_TORTURE=$(TORTURE) QLEDGER_FAULTS_VOTERS=$(TORTURE_VOTERS) QLEDGER_FAULTS_GROUPS=$(TORTURE_GROUPS) QLEDGER_FAULTS_REPORT=$(abspath $(TORTURE_REPORT)) \
 			$(GO) test -v -p 1 -count=1 -timeout 3h -run '^TestTorture$$' ./integration/faults/; \
 	done
 

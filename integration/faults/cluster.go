@@ -28,10 +28,14 @@ const (
 // gossipKey encrypts the harness cluster's gossip.
 const gossipKey = "cWxlZGdlci1mYXVsdHMtZ29zc2lwLWtleS0zMmJ5dGU="
 
-// Cluster is one group of voters, each a `qledger node` process on its
-// own Lab host, with mutual TLS from a CA made by `qledger ca`.
+// Cluster is one group of voters (or several, Options.Groups), each a
+// `qledger node` process on its own Lab host, with mutual TLS from a CA
+// made by `qledger ca`. A cluster of several groups has a view of each
+// (Group): a Cluster holding that group's nodes only, on which the
+// nemeses act and the checkers read the group's log.
 type Cluster struct {
-	Lab   *Lab
+	Lab *Lab
+	// Nodes are the voters: of every group, or of the view's group.
 	Nodes []*Node
 	// Spares are nodes on the lab's other hosts (Options.Standbys,
 	// Options.Executors), certified but not started: the membership
@@ -43,11 +47,18 @@ type Cluster struct {
 	// Caller is how execution records name the invokers' identity
 	// ("submitter:invoker"), which every node's Invoker client presents.
 	Caller string
-	// Logf, if set, is where nemeses say what they saw.
+	// Logf, if set, is where nemeses say what they saw (a view logs
+	// through its whole cluster's).
 	Logf func(format string, args ...any)
+	// ID is the group a view is of; 0 for a cluster of one group.
+	ID int
 
 	bin, dir, caDir string
 	opts            Options
+	// whole is the cluster a view belongs to (itself for the whole);
+	// groups are the views of a cluster of several groups (nil for one).
+	whole  *Cluster
+	groups []*Cluster
 }
 
 // Options shape a cluster.
@@ -63,6 +74,11 @@ type Options struct {
 	// TargetVoters, if set, is every node's --target-voters: how many
 	// voters the group keeps (3 or 5; the node's default is 3).
 	TargetVoters int
+	// Groups is how many groups the cluster has (0 means 1). The lab's
+	// hosts are split evenly among them, in order; each group's share
+	// is laid out as one group's: voters first, then Standbys and
+	// Executors spares of that group.
+	Groups int
 }
 
 // Node is one `qledger node` process. Its data directory survives a
@@ -74,9 +90,11 @@ type Node struct {
 	// submitter's (Cluster.Caller), which the workload's invokers use.
 	API, Invoker *client.Client
 
-	c    *Cluster
-	args []string
-	log  *os.File
+	c *Cluster
+	// group is the node's group.
+	group int
+	args  []string
+	log   *os.File
 	// data is the node's data directory; mounted when it is a tmpfs of
 	// its own (Options.DataSize).
 	data    string
@@ -107,7 +125,14 @@ func StartCluster(lab *Lab, bin, dir string) (*Cluster, error) {
 // what was started.
 func StartClusterWith(lab *Lab, bin, dir string, opts Options) (*Cluster, error) {
 	c := &Cluster{Lab: lab, bin: bin, dir: dir, caDir: filepath.Join(dir, "ca"), opts: opts}
-	if err := c.issue(); err != nil {
+	c.whole = c
+	groups := max(opts.Groups, 1)
+	per := len(lab.Hosts) / groups
+	voters := per - opts.Standbys - opts.Executors
+	if len(lab.Hosts)%groups != 0 || voters < 1 {
+		return c, fmt.Errorf("faults: %d hosts do not split into %d groups of voters besides %d standbys and %d executors each", len(lab.Hosts), groups, opts.Standbys, opts.Executors)
+	}
+	if err := c.issue(per); err != nil {
 		return nil, err
 	}
 	pem, err := os.ReadFile(filepath.Join(c.caDir, "ca.pem"))
@@ -116,6 +141,41 @@ func StartClusterWith(lab *Lab, bin, dir string, opts Options) (*Cluster, error)
 	}
 	c.Roots = x509.NewCertPool()
 	c.Roots.AppendCertsFromPEM(pem)
+	c.Caller = pki.Identity{Role: pki.RoleSubmitter, Name: invokerName}.String()
+	seed := lab.Hosts[0].IP + ":" + gossipPort
+	for g := range groups {
+		view := c // one group: the cluster is its own view
+		if groups > 1 {
+			view = &Cluster{Lab: lab, Roots: c.Roots, Caller: c.Caller, ID: g, bin: bin, dir: dir, caDir: c.caDir, opts: opts, whole: c}
+			c.groups = append(c.groups, view)
+		}
+		for i, h := range lab.Hosts[g*per : (g+1)*per] {
+			n, err := c.newNode(h, g)
+			if err != nil {
+				return c, err
+			}
+			if i >= voters {
+				if err := view.spare(n, i < voters+opts.Standbys, seed); err != nil {
+					return c, err
+				}
+				continue
+			}
+			if err := c.startVoter(n, i == 0, seed); err != nil {
+				return c, err
+			}
+			if view != c {
+				view.Nodes = append(view.Nodes, n)
+			}
+		}
+		if view != c {
+			c.Standbys, c.Executors = append(c.Standbys, view.Standbys...), append(c.Executors, view.Executors...)
+		}
+	}
+	return c, nil
+}
+
+// newNode is the node on h, in group, with its clients; not started.
+func (c *Cluster) newNode(h *Host, group int) (*Node, error) {
 	creds, err := c.credentials("submitter")
 	if err != nil {
 		return nil, err
@@ -124,47 +184,39 @@ func StartClusterWith(lab *Lab, bin, dir string, opts Options) (*Cluster, error)
 	if err != nil {
 		return nil, err
 	}
-	c.Caller = pki.Identity{Role: pki.RoleSubmitter, Name: invokerName}.String()
-	seed := lab.Hosts[0].IP + ":" + gossipPort
-	voters := len(lab.Hosts) - opts.Standbys - opts.Executors
-	if voters < 1 {
-		return c, fmt.Errorf("faults: %d hosts hold no voter besides %d standbys and %d executors", len(lab.Hosts), opts.Standbys, opts.Executors)
+	n := &Node{Name: h.Name, Host: h, c: c, group: group, data: filepath.Join(c.dir, h.Name)}
+	if n.API, err = client.NewTLS("https://"+h.IP+":"+httpPort, creds.ClientConfig(nil)); err != nil {
+		return nil, err
 	}
-	for i, h := range lab.Hosts {
-		n := &Node{Name: h.Name, Host: h, c: c, data: filepath.Join(dir, h.Name)}
-		n.API, err = client.NewTLS("https://"+h.IP+":"+httpPort, creds.ClientConfig(nil))
-		if err != nil {
-			return c, err
-		}
-		if n.Invoker, err = client.NewTLS("https://"+h.IP+":"+httpPort, invoker.ClientConfig(nil)); err != nil {
-			return c, err
-		}
-		if i >= voters {
-			if err := c.spare(n, i < voters+opts.Standbys, seed); err != nil {
-				return c, err
-			}
-			continue
-		}
-		c.Nodes = append(c.Nodes, n)
-		if opts.DataSize > 0 {
-			if err := n.mountData(lab.prefix, opts.DataSize); err != nil {
-				return c, err
-			}
-		}
-		n.args = c.nodeArgs(n)
-		if i == 0 {
-			n.args = append(n.args, "--bootstrap")
-		} else {
-			n.args = append(n.args, "--join", seed)
-		}
-		if n.log, err = os.Create(filepath.Join(dir, h.Name+".log")); err != nil {
-			return c, err
-		}
-		if err := n.Start(); err != nil {
-			return c, err
+	if n.Invoker, err = client.NewTLS("https://"+h.IP+":"+httpPort, invoker.ClientConfig(nil)); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// startVoter starts n as a voter of its group: the group's first
+// bootstraps it, every other joins it; all but the cluster's first node
+// join gossip through seed (a group's first finds no member of its group
+// there, so it bootstraps).
+func (c *Cluster) startVoter(n *Node, first bool, seed string) error {
+	c.Nodes = append(c.Nodes, n)
+	if c.opts.DataSize > 0 {
+		if err := n.mountData(c.Lab.prefix, c.opts.DataSize); err != nil {
+			return err
 		}
 	}
-	return c, nil
+	n.args = c.nodeArgs(n)
+	if first {
+		n.args = append(n.args, "--bootstrap")
+	}
+	if n.Host.IP+":"+gossipPort != seed {
+		n.args = append(n.args, "--join", seed)
+	}
+	var err error
+	if n.log, err = os.Create(filepath.Join(c.dir, n.Name+".log")); err != nil {
+		return err
+	}
+	return n.Start()
 }
 
 // spare prepares n, not started: a standby (a voter-role node joining
@@ -188,7 +240,7 @@ func (c *Cluster) nodeArgs(n *Node) []string {
 	h := n.Host
 	args := []string{"node", "--data", n.data,
 		"--bind", h.IP + ":" + raftPort, "--http", h.IP + ":" + httpPort, "--gossip-bind", h.IP + ":" + gossipPort,
-		"--gossip-key", gossipKey, "--log-level", "info",
+		"--gossip-key", gossipKey, "--log-level", "info", "--groups", strconv.Itoa(max(c.opts.Groups, 1)),
 		"--ca", filepath.Join(c.caDir, "ca.pem"), "--cert", filepath.Join(c.caDir, h.Name+".pem"), "--cert-key", filepath.Join(c.caDir, h.Name+"-key.pem")}
 	if c.opts.TargetVoters > 0 {
 		args = append(args, "--target-voters", strconv.Itoa(c.opts.TargetVoters))
@@ -197,11 +249,12 @@ func (c *Cluster) nodeArgs(n *Node) []string {
 }
 
 // issue makes the CA and the certificates with the qledger CLI, as an
-// operator would.
-func (c *Cluster) issue() error {
+// operator would: each node's ID drawn in its group, per hosts to a group.
+func (c *Cluster) issue(per int) error {
 	cmds := [][]string{{"ca", "init", "--dir", c.caDir}}
-	for _, h := range c.Lab.Hosts {
-		cmds = append(cmds, []string{"ca", "issue", "--dir", c.caDir, "--role", "node", "--name", h.Name, "--groups", "1", "--group", "0"})
+	groups := strconv.Itoa(max(c.opts.Groups, 1))
+	for i, h := range c.Lab.Hosts {
+		cmds = append(cmds, []string{"ca", "issue", "--dir", c.caDir, "--role", "node", "--name", h.Name, "--groups", groups, "--group", strconv.Itoa(i / per)})
 	}
 	cmds = append(cmds, []string{"ca", "issue", "--dir", c.caDir, "--role", "submitter", "--name", "submitter"},
 		[]string{"ca", "issue", "--dir", c.caDir, "--role", "submitter", "--name", invokerName},
@@ -214,9 +267,11 @@ func (c *Cluster) issue() error {
 	return nil
 }
 
-// logf logs through Logf, if set.
+// logf logs through the whole cluster's Logf, if set.
 func (c *Cluster) logf(format string, args ...any) {
-	if c.Logf != nil {
+	if w := c.whole; w != nil && w.Logf != nil {
+		w.Logf(format, args...)
+	} else if c.Logf != nil {
 		c.Logf(format, args...)
 	}
 }
@@ -410,20 +465,34 @@ func (n *Node) Running() bool {
 	return n.cmd != nil
 }
 
-// Status is the node's own view of group 0, or an error.
+// Status is the node's own view of its group, or an error.
 func (n *Node) Status(ctx context.Context) (client.GroupStatus, error) {
 	st, err := n.API.Cluster(ctx)
 	if err != nil {
 		return client.GroupStatus{}, err
 	}
-	if len(st.Groups) == 0 {
-		return client.GroupStatus{}, fmt.Errorf("faults: %s reports no groups", n.Name)
+	for _, g := range st.Groups {
+		if g.Group == n.group {
+			return g, nil
+		}
 	}
-	return st.Groups[0], nil
+	return client.GroupStatus{}, fmt.Errorf("faults: %s reports no group %d", n.Name, n.group)
 }
 
-// Leader is the node that reports itself leader at the highest term.
+// Groups are the views of c's groups: c itself if it has one.
+func (c *Cluster) Groups() []*Cluster {
+	if len(c.groups) == 0 {
+		return []*Cluster{c}
+	}
+	return c.groups
+}
+
+// Leader is the node of c's group that reports itself leader at the
+// highest term; of a cluster of several groups, group 0's.
 func (c *Cluster) Leader(ctx context.Context) (*Node, error) {
+	if len(c.groups) > 0 {
+		return c.groups[0].Leader(ctx)
+	}
 	var (
 		best *Node
 		term uint64
@@ -445,15 +514,23 @@ func (c *Cluster) Leader(ctx context.Context) (*Node, error) {
 	return best, nil
 }
 
-// Healthy reports whether every node runs, answers, reports no error (a
-// stopped state machine), agrees on one leader and the leader counts
-// every node a healthy voter.
+// Healthy reports whether, in each group, every node runs, answers,
+// reports no error (a stopped state machine), agrees on one leader and
+// the leader counts every node a healthy voter.
 func (c *Cluster) Healthy(ctx context.Context) bool {
 	return c.unhealthy(ctx) == ""
 }
 
 // unhealthy says why the cluster is not Healthy, or "".
 func (c *Cluster) unhealthy(ctx context.Context) string {
+	if len(c.groups) > 0 {
+		for _, g := range c.groups {
+			if why := g.unhealthy(ctx); why != "" {
+				return fmt.Sprintf("group %d: %s", g.ID, why)
+			}
+		}
+		return ""
+	}
 	leaders := map[string]bool{}
 	var leader client.GroupStatus
 	for _, n := range c.Nodes {

@@ -56,6 +56,9 @@ func TestDiskFull(t *testing.T) {
 	stop()
 	<-done
 	windows := []Window{{Name: DiskFullLeader.Name, Start: start, Healed: healed, Settled: time.Now()}}
+	if err := c.WaitHealthy(ctx, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	check(t, c, w, windows, 0, "disk full", "go test ./integration/faults -run '^TestDiskFull$' -v")
 }
 

@@ -24,6 +24,10 @@
 //     at most, exactly one for an acknowledged invocation, answered with
 //     its result on every retry, and none for a request never sent.
 //
+// A cluster has one group, or two (Options.Groups): each step's nemesis
+// then acts on one group while the other must go on committing, and the
+// checkers run per group.
+//
 // The harness needs root and network namespaces (CI runs as root); without
 // them its tests skip and say why. The checkers are plain functions over a
 // History and need neither.

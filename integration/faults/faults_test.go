@@ -7,18 +7,22 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/anishathalye/porcupine"
 )
 
-// run is one harness run: three voters in their own namespaces, clients
-// writing and reading throughout, the steps that schedule(rng) draws, then
-// every checker over the history.
-func run(t *testing.T, name string, schedule func(*rand.Rand) []Step, torture time.Duration) {
+// run is one harness run: three voters in their own namespaces (or
+// QLEDGER_FAULTS_VOTERS), in groups groups (0: QLEDGER_FAULTS_GROUPS, or
+// 1), clients writing, reading and invoking in every group throughout,
+// the steps that schedule draws, then every checker over each group's
+// history.
+func run(t *testing.T, name string, groups int, schedule func(rng *rand.Rand, groups int) []Step, torture time.Duration) {
 	if err := Available(); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("the fault harness must run in CI: %v", err)
@@ -39,16 +43,17 @@ func run(t *testing.T, name string, schedule func(*rand.Rand) []Step, torture ti
 	t.Logf("seed %d; replay: %s", seed, replay)
 	rng := rand.New(rand.NewPCG(seed, seed>>1))
 
-	voters := 3
-	if v := os.Getenv("QLEDGER_FAULTS_VOTERS"); v != "" {
-		var err error
-		if voters, err = strconv.Atoi(v); err != nil || (voters != 3 && voters != 5) {
-			t.Fatalf("QLEDGER_FAULTS_VOTERS=%q: want 3 or 5", v)
-		}
+	voters := envChoice(t, "QLEDGER_FAULTS_VOTERS", 3, 3, 5)
+	if voters != 3 {
 		replay = fmt.Sprintf("QLEDGER_FAULTS_VOTERS=%d %s", voters, replay)
-		t.Logf("%d voters; replay: %s", voters, replay)
 	}
-	c := startHealthyClusterOf(t, voters)
+	if groups == 0 {
+		if groups = envChoice(t, "QLEDGER_FAULTS_GROUPS", 1, 1, 2); groups != 1 {
+			replay = fmt.Sprintf("QLEDGER_FAULTS_GROUPS=%d %s", groups, replay)
+		}
+	}
+	t.Logf("%d group(s) of %d voters; replay: %s", groups, voters, replay)
+	c := startHealthyClusterOf(t, voters, groups)
 	deployEcho(t, c)
 	ctx := context.Background()
 
@@ -57,35 +62,83 @@ func run(t *testing.T, name string, schedule func(*rand.Rand) []Step, torture ti
 	// so no history (and no porcupine search of a window) grows without
 	// end; a round's model starts from the log size the previous one
 	// ended at.
-	var from uint64
+	from := make([]uint64, groups)
 	start := time.Now()
 	for round := 0; ; round++ {
-		w := newWorkload(c, fmt.Sprintf("fw%d-%d", seed, round))
+		ws := make([]*Workload, groups)
+		var running sync.WaitGroup
 		wctx, stop := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { w.Run(wctx, c.Nodes, seed+uint64(round)); close(done) }()
-		windows, err := Schedule(ctx, c, schedule(rng), rng, 2*time.Minute, 2*time.Second, t.Logf)
+		for g, view := range c.Groups() {
+			ws[g] = newWorkload(c, fmt.Sprintf("fw%d-%d", seed, round))
+			if groups > 1 {
+				ws[g].Prefix += fmt.Sprintf("-g%d", g)
+				ws[g].Group, ws[g].Replicas = &view.ID, view.Nodes
+			}
+			running.Add(1)
+			go func() { defer running.Done(); ws[g].Run(wctx, c.Nodes, seed+uint64(round)+uint64(g)<<32) }()
+		}
+		windows, err := Schedule(ctx, c, schedule(rng, groups), rng, 2*time.Minute, 2*time.Second, t.Logf)
 		stop()
-		<-done
+		running.Wait()
 		if err != nil {
 			t.Fatalf("round %d: %v (replay: %s)", round, err, replay)
 		}
-		from = check(t, c, w, windows, from, fmt.Sprintf("round %d", round), replay)
+		if err := c.WaitHealthy(ctx, 2*time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		rows := make([][]Row, groups)
+		for g, view := range c.Groups() {
+			label := fmt.Sprintf("round %d", round)
+			if groups > 1 {
+				label += fmt.Sprintf(", group %d", g)
+			}
+			from[g], rows[g] = check(t, view, ws[g], windows, from[g], label, replay)
+		}
+		if problems := independence(windows, rows); len(problems) > 0 {
+			t.Errorf("round %d (replay: %s):\n%s", round, replay, strings.Join(problems, "\n"))
+		}
 		if torture == 0 || time.Since(start) >= torture || t.Failed() {
 			return
 		}
 	}
 }
 
-// check runs every checker over one round of w, which began with a
-// committed log of size from, reports it, and returns the log size it
-// ended with.
-func check(t *testing.T, c *Cluster, w *Workload, windows []Window, from uint64, round, replay string) uint64 {
+// envChoice is the integer in the environment variable name, one of
+// allowed, or def if it is unset.
+func envChoice(t *testing.T, name string, def int, allowed ...int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || !slices.Contains(allowed, n) {
+		t.Fatalf("%s=%q: want one of %v", name, v, allowed)
+	}
+	return n
+}
+
+// independence checks that while a step's nemesis held one group, every
+// other group went on acknowledging writes: rows[g][i] is group g's row
+// for windows[i].
+func independence(windows []Window, rows [][]Row) []string {
+	var problems []string
+	for i, w := range windows {
+		for g := range rows {
+			if g != w.Group && rows[g][i].Acked == 0 {
+				problems = append(problems, fmt.Sprintf("group %d acknowledged no write while %s (step %d) held group %d", g, w.Name, i, w.Group))
+			}
+		}
+	}
+	return problems
+}
+
+// check runs every checker over one round of w, the workload of c's
+// group (a view, or a cluster of one group), which began with a committed
+// log of size from; it reports the round and returns the log size it
+// ended with and the round's rows. The cluster must be healthy.
+func check(t *testing.T, c *Cluster, w *Workload, windows []Window, from uint64, round, replay string) (uint64, []Row) {
 	ctx := context.Background()
 	ops := w.History.Ops()
-	if err := c.WaitHealthy(ctx, 2*time.Minute); err != nil {
-		t.Fatal(err)
-	}
 	log, head, err := c.FinalLog(ctx, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +221,7 @@ func check(t *testing.T, c *Cluster, w *Workload, windows []Window, from uint64,
 	if w.Invokers > 0 && exec.Acked == 0 {
 		t.Error("no invocation was acknowledged: the execution check proves nothing")
 	}
-	return log.Size
+	return log.Size, rows
 }
 
 // windowBudget bounds each porcupine search of a step's window. A
@@ -196,13 +249,25 @@ func serverErrors(ops []Op) []string {
 // group is split in halves; after the heal it starts again and the leader
 // must add it back as a voter), then one random step.
 func TestFaults(t *testing.T) {
-	run(t, "TestFaults", func(rng *rand.Rand) []Step {
+	run(t, "TestFaults", 0, func(rng *rand.Rand, groups int) []Step {
 		var steps []Step
-		for _, n := range All {
-			steps = append(steps, Step{Nemesis: n, Hold: 4 * time.Second})
+		for i, n := range All {
+			steps = append(steps, Step{Nemesis: n, Hold: 4 * time.Second, Group: i % groups})
 		}
 		steps = append(steps, Step{Nemesis: Compose(Halves, LeaveOne), Hold: 4 * time.Second})
-		return append(steps, RandomSteps(rng, 1, 2*time.Second, 5*time.Second)...)
+		return append(steps, RandomSteps(rng, groups, 1, 2*time.Second, 5*time.Second)...)
+	}, 0)
+}
+
+// TestTwoGroups is the short schedule of two groups of three voters:
+// faults on one group's leader while the other group must go on
+// committing, and every checker over each group's history.
+func TestTwoGroups(t *testing.T) {
+	run(t, "TestTwoGroups", 2, func(*rand.Rand, int) []Step {
+		return []Step{
+			{Nemesis: IsolateLeader, Hold: 4 * time.Second, Group: 0},
+			{Nemesis: PauseLeader, Hold: 4 * time.Second, Group: 1},
+		}
 	}, 0)
 }
 
@@ -213,7 +278,9 @@ func TestTorture(t *testing.T) {
 	if err != nil || d <= 0 {
 		t.Skip("set QLEDGER_TORTURE=10m (make torture) to run long random schedules")
 	}
-	run(t, "TestTorture", func(rng *rand.Rand) []Step { return RandomSteps(rng, 6, 2*time.Second, 10*time.Second) }, d)
+	run(t, "TestTorture", 0, func(rng *rand.Rand, groups int) []Step {
+		return RandomSteps(rng, groups, 6, 2*time.Second, 10*time.Second)
+	}, d)
 }
 
 // dump writes a failed run's history and final log for study.
@@ -227,4 +294,18 @@ func dump(ops []Op, log Log) (string, error) {
 		Ops []Op
 		Log Log
 	}{ops, log})
+}
+
+// TestIndependence: a step on one group in whose window another group
+// acknowledged no write is flagged; the group the step acted on may
+// acknowledge none.
+func TestIndependence(t *testing.T) {
+	ws := []Window{{Name: "isolate-leader (group 0)", Group: 0}, {Name: "pause-leader (group 1)", Group: 1}}
+	if p := independence(ws, [][]Row{{{Acked: 0}, {Acked: 5}}, {{Acked: 3}, {Acked: 0}}}); len(p) != 0 {
+		t.Fatalf("flagged a run in which the other group always committed: %v", p)
+	}
+	p := independence(ws, [][]Row{{{Acked: 0}, {Acked: 0}}, {{Acked: 3}, {Acked: 0}}})
+	if len(p) != 1 || p[0] != "group 0 acknowledged no write while pause-leader (group 1) (step 1) held group 1" {
+		t.Fatalf("got %q, want group 0 flagged for step 1", p)
+	}
 }

@@ -8,9 +8,10 @@ import (
 	"qledger/api/client"
 )
 
-// FinalLog waits until every node serves the same head, verifies the
-// leader's whole chain up to it, and returns the log it holds. Call it
-// once the faults have healed and the clients have stopped.
+// FinalLog waits until every node of c's group serves the same head,
+// verifies the leader's whole chain up to it, and returns the log it
+// holds. Call it on a group's view (Groups) once the faults have healed
+// and the clients have stopped.
 func (c *Cluster) FinalLog(ctx context.Context, d time.Duration) (Log, client.Head, error) {
 	deadline := time.Now().Add(d)
 	var head client.Head
@@ -29,12 +30,12 @@ func (c *Cluster) FinalLog(ctx context.Context, d time.Duration) (Log, client.He
 	if err != nil {
 		return Log{}, client.Head{}, err
 	}
-	if _, err := ld.API.VerifyGroupTo(ctx, 0, head); err != nil {
+	if _, err := ld.API.VerifyGroupTo(ctx, c.ID, head); err != nil {
 		return Log{}, client.Head{}, fmt.Errorf("faults: the final chain does not verify: %w", err)
 	}
 	l := Log{Hashes: map[uint64]string{}, Size: head.LogSize}
 	for from := uint64(1); from <= head.Height; {
-		bs, err := ld.API.Blocks(ctx, 0, from, 200, Linearizable)
+		bs, err := ld.API.Blocks(ctx, c.ID, from, 200, Linearizable)
 		if err != nil {
 			return Log{}, client.Head{}, err
 		}
@@ -67,7 +68,7 @@ func (c *Cluster) sameHead(ctx context.Context) (client.Head, bool) {
 	var first client.Head
 	for i, n := range c.Nodes {
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		h, err := n.API.Head(sctx, 0, Stale)
+		h, err := n.API.Head(sctx, c.ID, Stale)
 		cancel()
 		if err != nil || (i > 0 && (h.Height != first.Height || h.Hash != first.Hash)) {
 			return client.Head{}, false

@@ -9,42 +9,57 @@ import (
 	"time"
 )
 
-// Step is one fault of a schedule: a nemesis held for a while.
+// Step is one fault of a schedule: a nemesis held for a while, on one
+// group of the cluster.
 type Step struct {
 	Nemesis Nemesis
 	// Hold is how long the fault lasts before it heals.
 	Hold time.Duration
+	// Group is the group the nemesis acts on (its view, Cluster.Groups).
+	Group int
 }
 
 // Window is when a step ran: from injecting the fault to the cluster
 // being healthy again after the heal (plus a short settling time).
 type Window struct {
-	Name                   string
+	// Name is the nemesis's, with its group's number on a cluster of
+	// several groups.
+	Name string
+	// Group is the group the step's nemesis acted on.
+	Group                  int
 	Start, Healed, Settled time.Time
 }
 
-// Schedule runs steps against c in order. After each heal it waits (at
-// most recover) for the cluster to be healthy, then lets the clients run
-// for settle before the next fault. It stops at the first step that
-// cannot start, heal, or recover, returning the windows run so far.
+// Schedule runs steps against c in order, each nemesis on its step's
+// group. After each heal it waits (at most recover) for the whole cluster
+// to be healthy, then lets the clients run for settle before the next
+// fault. It stops at the first step that cannot start, heal, or recover,
+// returning the windows run so far.
 func Schedule(ctx context.Context, c *Cluster, steps []Step, rng *rand.Rand, recover, settle time.Duration, logf func(string, ...any)) ([]Window, error) {
 	var out []Window
+	groups := c.Groups()
 	for _, s := range steps {
-		w := Window{Name: s.Nemesis.Name, Start: time.Now()}
-		heal, err := s.Nemesis.Start(ctx, c, rng)
-		if err != nil {
-			return out, fmt.Errorf("faults: start %s: %w", s.Nemesis.Name, err)
+		if s.Group < 0 || s.Group >= len(groups) {
+			return out, fmt.Errorf("faults: %s: no group %d in a cluster of %d", s.Nemesis.Name, s.Group, len(groups))
 		}
-		logf("%s: injected, holding %v", s.Nemesis.Name, s.Hold)
+		w := Window{Name: s.Nemesis.Name, Group: s.Group, Start: time.Now()}
+		if len(groups) > 1 {
+			w.Name = fmt.Sprintf("%s (group %d)", s.Nemesis.Name, s.Group)
+		}
+		heal, err := s.Nemesis.Start(ctx, groups[s.Group], rng)
+		if err != nil {
+			return out, fmt.Errorf("faults: start %s: %w", w.Name, err)
+		}
+		logf("%s: injected, holding %v", w.Name, s.Hold)
 		time.Sleep(s.Hold) // the fault's duration: nothing to wait for
 		if err := heal(); err != nil {
-			return out, fmt.Errorf("faults: heal %s: %w", s.Nemesis.Name, err)
+			return out, fmt.Errorf("faults: heal %s: %w", w.Name, err)
 		}
 		w.Healed = time.Now()
 		if err := c.WaitHealthy(ctx, recover); err != nil {
-			return append(out, w), fmt.Errorf("faults: after %s: %w", s.Nemesis.Name, err)
+			return append(out, w), fmt.Errorf("faults: after %s: %w", w.Name, err)
 		}
-		logf("%s: healed; healthy again after %v", s.Nemesis.Name, time.Since(w.Healed).Round(time.Millisecond))
+		logf("%s: healed; healthy again after %v", w.Name, time.Since(w.Healed).Round(time.Millisecond))
 		time.Sleep(settle) // clients run on a healthy cluster before the next fault
 		w.Settled = time.Now()
 		out = append(out, w)
@@ -53,8 +68,8 @@ func Schedule(ctx context.Context, c *Cluster, steps []Step, rng *rand.Rand, rec
 }
 
 // RandomSteps draws k steps: a nemesis of All, or two of them composed,
-// each held between minHold and maxHold.
-func RandomSteps(rng *rand.Rand, k int, minHold, maxHold time.Duration) []Step {
+// each held between minHold and maxHold, on one of groups groups.
+func RandomSteps(rng *rand.Rand, groups, k int, minHold, maxHold time.Duration) []Step {
 	steps := make([]Step, k)
 	for i := range steps {
 		n := All[rng.IntN(len(All))]
@@ -66,6 +81,9 @@ func RandomSteps(rng *rand.Rand, k int, minHold, maxHold time.Duration) []Step {
 		}
 		hold := minHold + time.Duration(rng.Int64N(int64(maxHold-minHold)+1))
 		steps[i] = Step{Nemesis: n, Hold: hold.Round(100 * time.Millisecond)}
+		if groups > 1 { // one group draws nothing more: its seeds replay as before
+			steps[i].Group = rng.IntN(groups)
+		}
 	}
 	return steps
 }

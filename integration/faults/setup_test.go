@@ -22,12 +22,15 @@ const dataSize = 1 << 30
 // failed, and removes the lab.
 func startHealthyCluster(t *testing.T) *Cluster {
 	t.Helper()
-	return startHealthyClusterOf(t, 3)
+	return startHealthyClusterOf(t, 3, 1)
 }
 
-// startHealthyClusterOf is startHealthyCluster with voters voters (3 or
-// 5: n1 ... n5), the group keeping that many (--target-voters).
-func startHealthyClusterOf(t *testing.T, voters int) *Cluster {
+// startHealthyClusterOf is startHealthyCluster with groups groups of
+// voters voters each (3 or 5), every group keeping that many
+// (--target-voters) and having spares of its own: group 0 has n1 ... n3
+// (or n5), s1, x1 and x2; group 1 the next numbers (n4 ... n6, s2, x3,
+// x4 with three voters).
+func startHealthyClusterOf(t *testing.T, voters, groups int) *Cluster {
 	t.Helper()
 	dir := t.TempDir()
 	bin, err := Build(dir)
@@ -35,10 +38,13 @@ func startHealthyClusterOf(t *testing.T, voters int) *Cluster {
 		t.Fatal(err)
 	}
 	var names []string
-	for i := range voters {
-		names = append(names, fmt.Sprintf("n%d", i+1))
+	for g := range groups {
+		for i := range voters {
+			names = append(names, fmt.Sprintf("n%d", g*voters+i+1))
+		}
+		names = append(names, fmt.Sprintf("s%d", g+1), fmt.Sprintf("x%d", 2*g+1), fmt.Sprintf("x%d", 2*g+2))
 	}
-	lab, err := NewLab(append(names, "s1", "x1", "x2")...)
+	lab, err := NewLab(names...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +53,7 @@ func startHealthyClusterOf(t *testing.T, voters int) *Cluster {
 			t.Errorf("remove the lab: %v", err)
 		}
 	})
-	c, err := StartClusterWith(lab, bin, dir, Options{DataSize: dataSize, Standbys: 1, Executors: 2, TargetVoters: voters})
+	c, err := StartClusterWith(lab, bin, dir, Options{DataSize: dataSize, Standbys: 1, Executors: 2, TargetVoters: voters, Groups: groups})
 	if c != nil {
 		t.Cleanup(c.Close)
 	}

@@ -35,6 +35,14 @@ type Workload struct {
 	// Prefix starts every idempotency key, so the run's writes are told
 	// from anything else in the log.
 	Prefix string
+	// Group is the group every operation names. Nil lets the server
+	// choose where to write and invoke, and reads group 0.
+	Group *int
+	// Replicas, if set, are the only nodes stale reads go to: the
+	// group's own. A node of another group forwards a stale read to
+	// whichever replica of the group it reaches, so what it answers need
+	// not be monotonic; the other operations go to any node.
+	Replicas []*Node
 
 	History History
 
@@ -76,7 +84,7 @@ func (w *Workload) writer(ctx context.Context, c int, nodes []*Node, rng *rand.R
 			n := nodes[rng.IntN(len(nodes))]
 			op := Op{Client: c, Kind: KindWrite, Node: n.Name, Key: key, Invoke: time.Now()}
 			octx, cancel := context.WithTimeout(context.Background(), w.OpTimeout)
-			r, _, err := n.API.Submit(octx, []byte(key), client.SubmitOptions{IdempotencyKey: key})
+			r, _, err := n.API.Submit(octx, []byte(key), client.SubmitOptions{IdempotencyKey: key, Group: w.Group})
 			cancel()
 			op.Complete, op.Outcome, op.Err, op.Status = time.Now(), outcome(err), errText(err), statusOf(err)
 			if err == nil {
@@ -111,7 +119,7 @@ func (w *Workload) invoker(ctx context.Context, c int, nodes []*Node, rng *rand.
 			n := nodes[rng.IntN(len(nodes))]
 			op := Op{Client: c, Kind: KindInvoke, Node: n.Name, Key: input, RequestID: rid, Caller: w.Caller, Invoke: time.Now()}
 			octx, cancel := context.WithTimeout(context.Background(), w.OpTimeout)
-			r, err := n.Invoker.InvokeWith(octx, w.Function, client.InvokeRequest{Input: []byte(input), RequestID: rid})
+			r, err := n.Invoker.InvokeWith(octx, w.Function, client.InvokeRequest{Input: []byte(input), RequestID: rid, Group: w.Group})
 			cancel()
 			op.Complete, op.Outcome, op.Err, op.Status = time.Now(), outcome(err), errText(err), statusOf(err)
 			if err == nil {
@@ -127,12 +135,23 @@ func (w *Workload) invoker(ctx context.Context, c int, nodes []*Node, rng *rand.
 	}
 }
 
+// group is the group w reads.
+func (w *Workload) group() int {
+	if w.Group == nil {
+		return 0
+	}
+	return *w.Group
+}
+
 var levels = []string{Linearizable, Default, Stale}
 
 func (w *Workload) reader(ctx context.Context, c int, nodes []*Node, rng *rand.Rand) {
 	for ctx.Err() == nil {
-		n := nodes[rng.IntN(len(nodes))]
 		level := levels[rng.IntN(len(levels))]
+		n := nodes[rng.IntN(len(nodes))]
+		if level == Stale && len(w.Replicas) > 0 {
+			n = w.Replicas[rng.IntN(len(w.Replicas))]
+		}
 		op := Op{Client: c, Node: n.Name, Level: level, Kind: KindReadHead}
 		w.mu.Lock()
 		if len(w.receipts) > 0 && rng.IntN(2) == 0 {
@@ -145,7 +164,7 @@ func (w *Workload) reader(ctx context.Context, c int, nodes []*Node, rng *rand.R
 		octx, cancel := context.WithTimeout(context.Background(), w.OpTimeout)
 		var err error
 		if op.Kind == KindReadHead {
-			op.Head, err = n.API.Head(octx, 0, client.Level(level))
+			op.Head, err = n.API.Head(octx, w.group(), client.Level(level))
 		} else {
 			var r client.TxResponse
 			r, err = n.API.Tx(octx, op.TxID, client.Level(level))
