@@ -340,9 +340,7 @@ func (n *Node) watchIntegrity() {
 		case <-tick.C:
 			n.refuseLeadership()
 		case <-compare:
-			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RPCTimeout)
-			n.compareWithPeers(ctx)
-			cancel()
+			n.comparePass()
 		}
 		if reply == nil && (!due || n.staleReady() != nil) {
 			continue
@@ -359,6 +357,18 @@ func (n *Node) watchIntegrity() {
 			reply <- scrubDone{res, err}
 		}
 	}
+}
+
+// comparePass compares this replica with its peers once (compareWithPeers),
+// for at most the RPC timeout and no longer than the node runs: a member
+// that never answers (this node cut off from its group) holds a compare
+// for the whole timeout, and Close waits for watchIntegrity.
+func (n *Node) comparePass() {
+	ctx, stopped := n.untilStop(context.Background())
+	defer stopped()
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.RPCTimeout)
+	defer cancel()
+	n.compareWithPeers(ctx)
 }
 
 // scrubLocal verifies the whole store — its bbolt pages

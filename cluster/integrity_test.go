@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -590,6 +591,51 @@ func TestCompareFindsDifferingReplica(t *testing.T) {
 	a := n.chainAlarm()
 	if a == nil || a.Height != 12 || a.Source != "compare" {
 		t.Fatalf("compare alarm %+v", a)
+	}
+}
+
+// TestCloseEndsACompare: a comparison waiting on a member that never
+// answers ends when the node closes. A node cut off from its group and
+// told to leave took 20 s and more to exit now and then: Close waited for
+// a compare that had begun while the node was cut off to run out its RPC
+// timeout (10 s) after everything else had stopped.
+func TestCloseEndsACompare(t *testing.T) {
+	base := DefaultConfig()
+	base.LoopbackTiming()
+	base.ScrubInterval, base.CompareInterval, base.RPCTimeout = 0, 50*time.Millisecond, 5*time.Minute
+	l := startLocalConfig(t, LocalConfig{Groups: 1, Replicas: 1, Base: &base})
+	writeMore(t, l, 0, compareLag+4) // a compare needs a height below the head
+	n := l.Nodes[0]
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	reached := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			reached <- c // held open, never answered
+		}
+	}()
+	n.dir.merge([]dirEntry{{NodeInfo: NodeInfo{ID: NewNodeID().String(), Group: n.group, Addr: ln.Addr().String()}, Epoch: time.Now().UnixNano()}})
+	select {
+	case c := <-reached:
+		defer c.Close()
+	case <-time.After(2 * time.Minute):
+		t.Fatal("no compare reached the member that never answers")
+	}
+	start := time.Now()
+	closed := make(chan error, 1)
+	go func() { closed <- n.Close() }()
+	select {
+	case err := <-closed:
+		t.Logf("closed %v after a compare began waiting (error %v)", time.Since(start).Round(time.Millisecond), err)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("Close waited for the compare to run out its RPC timeout")
 	}
 }
 
