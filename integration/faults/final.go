@@ -2,7 +2,9 @@ package faults
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"qledger/api/client"
@@ -88,7 +90,7 @@ func (c *Cluster) sameHead(ctx context.Context) (client.Head, bool) {
 // must verify against head whatever level served it.
 func (c *Cluster) ProofChecker(ctx context.Context, api *client.Client, head client.Head) func(Entry) error {
 	return func(e Entry) error {
-		r, err := api.Tx(ctx, e.TxID, Stale)
+		r, err := txBackingOff(ctx, api, e.TxID)
 		if err != nil {
 			return err
 		}
@@ -98,6 +100,31 @@ func (c *Cluster) ProofChecker(ctx context.Context, api *client.Client, head cli
 		return client.VerifyTxAgainstHead(r, head)
 	}
 }
+
+// txBackingOff reads a transaction at stale level and, while the node
+// answers 429 rate_limited (proofWorkers readers share one caller's
+// budget), waits as the answer says and asks again until ctx ends. A
+// proof check is a client like any other: it must respect the node's
+// limit, not count a refusal as a bad proof.
+func txBackingOff(ctx context.Context, api *client.Client, id string) (client.TxResponse, error) {
+	for {
+		r, err := api.Tx(ctx, id, Stale)
+		var ae *client.APIError
+		if !errors.As(err, &ae) || ae.Status != http.StatusTooManyRequests {
+			return r, err
+		}
+		select {
+		case <-ctx.Done():
+			return r, err
+		case <-time.After(rateLimitPause):
+		}
+	}
+}
+
+// rateLimitPause is how long txBackingOff waits after a 429: the node's
+// Retry-After is in whole seconds, far coarser than a token bucket
+// refilling at thousands per second.
+const rateLimitPause = 20 * time.Millisecond
 
 // SignatureChecker checks a head's signature against the cluster CA.
 func (c *Cluster) SignatureChecker() func(client.Head) error {
