@@ -156,7 +156,10 @@ func (n *Node) SetExecHook(f func(execute.Result) execute.Result) {
 //
 // While the group has no leader the request waits (up to the same grace
 // as writes); nothing has run yet, so waiting is safe. Once the leader has
-// started the election, an error is final: the request ID is spent.
+// started the election, an error is final: the request ID is spent;
+// except when ctx ends before two executions agreed and one of them
+// failed (perhaps only because ctx ended): then nothing is recorded and a
+// retry with the same request ID runs it again.
 func (n *Node) Invoke(ctx context.Context, req InvokeRequest) (InvokeResult, error) {
 	if req.Group < 0 || req.Group >= n.cfg.Groups {
 		return InvokeResult{}, fmt.Errorf("%w: group %d", ErrBadRequest, req.Group)
@@ -282,11 +285,29 @@ func (n *Node) lead(ctx context.Context, req InvokeRequest) (res InvokeResult, e
 	er := execReq{RequestID: req.RequestID, Function: req.Function, CodeHash: meta.Spec.CodeHash, Input: req.Input, DeployHeight: meta.Height}
 	n.executeRoles(ctx, rec, addr, er, meta.Spec, &xr)
 	tExec = time.Since(t0) - tElect
+	if !xr.Verified && ctx.Err() != nil && anyFailed(xr.Executions) {
+		// The caller gave up while the executions ran, so some may have
+		// failed only because their context ended: recording that as a
+		// disagreement, or one result as unverified, would spend the
+		// request ID on a failure of no function's making. Nothing is
+		// recorded; a retry runs it again.
+		return InvokeResult{}, fmt.Errorf("cluster: invocation abandoned by its caller before two executions agreed; nothing recorded: %w", ctx.Err())
+	}
 	xr.Micros = time.Since(t0).Microseconds()
 	tc := time.Now()
 	res, err = n.commitRecord(ctx, req, xr)
 	tCommit = time.Since(tc)
 	return res, err
+}
+
+// anyFailed reports whether one of xs failed to run.
+func anyFailed(xs []execrecord.Execution) bool {
+	for _, x := range xs {
+		if x.Err != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // holdElection runs the election among the group's live members over this

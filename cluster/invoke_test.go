@@ -422,3 +422,49 @@ func TestInvokeAfterRedeployRunsNewCode(t *testing.T) {
 		}
 	}
 }
+
+// TestInvokeAbandonedByCallerRecordsNothing: a caller that gives up while
+// the executions run (its context ends, as when a client times out and
+// the forwarding node's call is cancelled) must not leave a record of a
+// disagreement that only the cancellation caused; a retry with the same
+// request ID runs and records an agreed result. Found by `make torture`
+// (seed 1796646606548404422): a request recorded as "executions disagree
+// ... invocation canceled: context canceled" for a deterministic function.
+func TestInvokeAbandonedByCallerRecordsNothing(t *testing.T) {
+	l := startLocal(t, 1, 3)
+	deployTiny(t, l.Nodes[0], 0, "inc")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var first atomic.Bool
+	for _, n := range l.Nodes {
+		// The first execution to finish cancels the caller's context; every
+		// other one finishes only after that, so the leader sees at most
+		// one result and the rest fail with the cancelled context.
+		n.SetExecHook(func(r execute.Result) execute.Result {
+			if first.CompareAndSwap(false, true) {
+				cancel()
+			} else {
+				<-ctx.Done()
+			}
+			return r
+		})
+	}
+	req := invokeReq(t, 0, "inc", `{"value":1}`)
+	ld, ok := l.Leader(0)
+	if !ok {
+		t.Fatal("no leader")
+	}
+	if res, err := ld.Invoke(ctx, req); err == nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("abandoned invocation: %+v, %v; want context.Canceled and nothing recorded", res.Record, err)
+	}
+	for _, n := range l.Nodes {
+		n.SetExecHook(nil)
+	}
+	again, err := ld.Invoke(context.Background(), req)
+	if err != nil {
+		t.Fatalf("retry after the caller gave up: %v", err)
+	}
+	if again.Receipt.Duplicate || !again.Record.Agreed || string(again.Record.Response) != `{"value":2}` {
+		t.Fatalf("retry: receipt %+v, record %+v; want a new agreed record", again.Receipt, again.Record)
+	}
+}
