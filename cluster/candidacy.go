@@ -34,19 +34,23 @@ const standAfter = 8
 
 // raftTransport is the transport raft runs on: the pipelineTransport,
 // with this node's candidacy passed through its transfer and stand
-// checks (see above).
+// checks (see above), and candidates ahead of a stale configuration let
+// through (stalevote.go).
 type raftTransport struct {
 	pipelineTransport
-	rpcs  chan raft.RPC
-	stand func() error
+	rpcs    chan raft.RPC
+	stand   func() error
+	hear    func(voteAsk) bool
+	localID raft.ServerID
 }
 
 // newRaftTransport relays t's incoming RPCs to raft until stop closes,
 // answering a TimeoutNow with transfer's error instead when it returns
 // one; requests for votes fail unsent with stand's error when it returns
-// one.
-func newRaftTransport(t *raft.NetworkTransport, transfer, stand func() error, stop <-chan struct{}) *raftTransport {
-	rt := &raftTransport{pipelineTransport: pipelineTransport{t}, rpcs: make(chan raft.RPC), stand: stand}
+// one. A request for this node's vote or pre-vote from a candidate hear
+// accepts (Node.voteFrom) skips raft's configuration check.
+func newRaftTransport(t *raft.NetworkTransport, localID raft.ServerID, transfer, stand func() error, hear func(voteAsk) bool, stop <-chan struct{}) *raftTransport {
+	rt := &raftTransport{pipelineTransport: pipelineTransport{t}, rpcs: make(chan raft.RPC), stand: stand, hear: hear, localID: localID}
 	go rt.relay(t.Consumer(), transfer, stop)
 	return rt
 }
@@ -76,10 +80,20 @@ func (t *raftTransport) relay(in <-chan raft.RPC, refuse func() error, stop <-ch
 		case <-stop:
 			return
 		}
-		if _, ok := rpc.Command.(*raft.TimeoutNowRequest); ok {
+		switch cmd := rpc.Command.(type) {
+		case *raft.TimeoutNowRequest:
 			if err := refuse(); err != nil {
 				rpc.Respond(nil, err)
 				continue
+			}
+		case *raft.RequestPreVoteRequest:
+			if t.hear(voteAsk{Candidate: string(cmd.ID), Term: cmd.Term, LastIndex: cmd.LastLogIndex, LastTerm: cmd.LastLogTerm, Pre: true}) {
+				t.grantPreVote(rpc, cmd)
+				continue
+			}
+		case *raft.RequestVoteRequest:
+			if t.hear(voteAsk{Candidate: string(cmd.ID), Term: cmd.Term, LastIndex: cmd.LastLogIndex, LastTerm: cmd.LastLogTerm}) {
+				cmd.ID = nil // raft skips its configuration check
 			}
 		}
 		select {

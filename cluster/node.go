@@ -230,7 +230,7 @@ func Open(cfg Config) (*Node, error) {
 	// resumes from it instead of reloading the last snapshot; an untrusted
 	// one was removed above and is rebuilt from the snapshot.
 	rc.NoSnapshotRestoreOnStart = trustStore
-	rc.Logger = cfg.Logger.Named("raft")
+	rc.Logger = cfg.Logger.Named("raft").With("node", id.Short(), "group", n.group)
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("cluster: raft config: %w", err)
 	}
@@ -242,7 +242,7 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: log cache: %w", err)
 	}
-	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.logStore, n.snaps, newRaftTransport(n.transport, n.refuseTransfer, n.refuseStanding, n.stop)); err != nil {
+	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.logStore, n.snaps, newRaftTransport(n.transport, rc.LocalID, n.refuseTransfer, n.refuseStanding, n.voteFrom, n.stop)); err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	n.raftUp.Store(n.raft)
