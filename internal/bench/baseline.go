@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -30,6 +31,7 @@ type Baseline struct {
 	stores  []*raftboltdb.BoltStore
 	trans   []*raft.NetworkTransport
 	timeout time.Duration
+	closed  atomic.Bool
 }
 
 type nopFSM struct{}
@@ -87,12 +89,31 @@ func (b *Baseline) leader() *raft.Raft {
 }
 
 // Apply commits one entry through the leader and waits for it to apply.
+// Like the ledger's writes it follows leadership: an entry refused
+// because there is no leader, or because leadership moved while it was
+// sent, goes again to the next leader, within the apply timeout. (The
+// ledger's retries are deduplicated; the baseline's state machine ignores
+// its entries, so an entry that committed twice costs only time.) After
+// Close it fails with ErrNoLeader at once.
 func (b *Baseline) Apply(data []byte) error {
-	r := b.leader()
-	if r == nil {
-		return ErrNoLeader
+	deadline := time.Now().Add(b.timeout)
+	for {
+		err := ErrNoLeader
+		if r := b.leader(); r != nil {
+			err = r.Apply(data, time.Until(deadline)).Error()
+		}
+		if err == nil || !leadershipMoved(err) || b.closed.Load() || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return r.Apply(data, b.timeout).Error()
+}
+
+// leadershipMoved reports the errors after which an entry goes to the
+// next leader.
+func leadershipMoved(err error) bool {
+	return errors.Is(err, ErrNoLeader) || errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
+		errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrEnqueueTimeout)
 }
 
 // startServer starts server i of servers with its store at path and
@@ -126,6 +147,7 @@ func (b *Baseline) startServer(path string, i int, servers []raft.Server, base c
 
 // Close stops every server.
 func (b *Baseline) Close() {
+	b.closed.Store(true)
 	for _, r := range b.rafts {
 		r.Shutdown().Error()
 	}

@@ -9,8 +9,9 @@ import (
 	"qledger/cluster"
 )
 
-// TestBaseline starts a bare raft group, commits through its leader, and
-// refuses writes once it is closed.
+// TestBaseline starts a bare raft group, commits through its leader,
+// commits through the next leader once that one is gone, and refuses
+// writes once it is closed.
 func TestBaseline(t *testing.T) {
 	base := cluster.DefaultConfig()
 	base.LoopbackTiming()
@@ -27,6 +28,14 @@ func TestBaseline(t *testing.T) {
 	}
 	if n := b.leader().AppliedIndex(); n < 10 {
 		t.Fatalf("applied index %d after 10 entries", n)
+	}
+	// Apply follows leadership, as the ledger's writes do: with the
+	// leader gone, it waits for the next one.
+	if err := b.leader().Shutdown().Error(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Apply([]byte("after the leader's death")); err != nil {
+		t.Fatalf("Apply while the group elects a new leader: %v", err)
 	}
 	b.Close()
 	if err := b.Apply([]byte("after close")); !errors.Is(err, ErrNoLeader) {
