@@ -279,7 +279,7 @@ func TestGracefulLeaveRemovesAtOnce(t *testing.T) {
 		t.Fatalf("%d non-voters after a graceful leave", nv)
 	}
 	// The leader itself leaves: leadership moves first.
-	ld, _ := l.Leader(0)
+	ld := waitLeader(t, l)
 	if err := ld.Leave(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +456,7 @@ func TestStaleVoterKeptWithoutHealthyQuorum(t *testing.T) {
 	base.LoopbackTiming()
 	base.DeadServerGrace = time.Minute // only the stale-entry rule removes here
 	l, p := startPartitionable(t, 1, 3, &base)
-	ld, _ := l.Leader(0)
+	ld := waitLeader(t, l)
 	var followers []int
 	for i, n := range l.Nodes {
 		if n != ld {
