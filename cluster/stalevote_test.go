@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -68,8 +69,6 @@ func TestVoterBehindAPromotionElectsThePromoted(t *testing.T) {
 	logs := &logLines{}
 	l := startLocalConfig(t, LocalConfig{Groups: 1, Replicas: 2, Base: &base, Logger: logs.logger(),
 		WrapListener: func(i int, ln net.Listener) net.Listener { return cutListener{Listener: ln, cut: &cut[i]} }})
-	ld := waitLeader(t, l)
-	behind := l.Nodes[1-indexOf(l, ld)]
 	standby, err := l.AddNode(RoleVoter, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -80,10 +79,24 @@ func TestVoterBehindAPromotionElectsThePromoted(t *testing.T) {
 		return ok && in && s == raft.Nonvoter
 	})
 
-	cut[indexOf(l, behind)].Store(true)
-	if err := ld.raft.AddVoter(raft.ServerID(standby.info.ID), raft.ServerAddress(standby.info.Addr), 0, time.Minute).Error(); err != nil {
-		t.Fatalf("promote the standby: %v", err)
-	}
+	// On a loaded machine leadership may move before the promotion: it
+	// is tried again from the leader of the moment while raft refuses it
+	// outright (nothing appended).
+	var ld, behind *Node
+	waitUntil(t, "the leader to take the promotion", 2*time.Minute, func() bool {
+		ld = waitLeader(t, l)
+		behind = l.Nodes[1-indexOf(l, ld)]
+		cut[indexOf(l, behind)].Store(true)
+		err := ld.raft.AddVoter(raft.ServerID(standby.info.ID), raft.ServerAddress(standby.info.Addr), 0, time.Minute).Error()
+		if errors.Is(err, raft.ErrNotLeader) {
+			cut[indexOf(l, behind)].Store(false)
+			return false
+		}
+		if err != nil {
+			t.Fatalf("promote the standby: %v", err)
+		}
+		return true
+	})
 	if !ld.IsLeader() {
 		t.Fatal("leadership moved during the promotion; the case needs the leader to commit it")
 	}
