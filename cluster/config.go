@@ -119,19 +119,26 @@ type Config struct {
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
 
-	// SyncFSM fsyncs the chain store on every applied block (node flag
-	// --sync-fsm), so any crash recovers it in place. Off by default: the
-	// raft log is always fsynced, and after a machine crash the store is
-	// rebuilt from the raft snapshot and log, so acknowledged writes
-	// survive either way.
+	// SyncFSM fsyncs the chain store on every applied batch (node flag
+	// --sync-fsm), so any crash, of the process or the machine, recovers
+	// it in place. On in DefaultConfig. Off, the store is written without
+	// fsync: the raft log is always fsynced, and after a machine crash the
+	// store is rebuilt from the raft snapshot and log, so acknowledged
+	// writes survive either way, but each raft snapshot must then be a
+	// full copy of the store.
 	SyncFSM bool
 	// ReferenceSnapshots, with SyncFSM, makes raft snapshots references
 	// to the durable chain store instead of copies (node flag
 	// --reference-snapshots): O(1) each and nothing copied on disk; a
-	// follower that needs one is sent the live store. The price: a store
-	// damaged at rest cannot be rebuilt from the node's own snapshots, so
-	// at start the node takes a healthy peer's verified snapshot instead,
-	// and stops with ErrStoreLost if no peer gives one within 2 minutes.
+	// follower that needs one is sent the live store. On in
+	// DefaultConfig; without SyncFSM it has no effect (a store written
+	// without fsync is always copied). The price: a store damaged at rest
+	// cannot be rebuilt from the node's own snapshots, so at start the
+	// node takes a healthy peer's verified snapshot instead, and stops
+	// with ErrStoreLost if no peer gives one within 2 minutes. Off, a
+	// durable store is copied into every snapshot (the mode before
+	// reference snapshots, kept for operators who want a local copy to
+	// rebuild from).
 	ReferenceSnapshots bool
 
 	// CheckWindow is how many of the newest blocks the start check
@@ -187,6 +194,8 @@ func DefaultConfig() Config {
 		ScrubInterval:      6 * time.Hour,
 		ScrubRate:          2000,
 		CompareInterval:    time.Minute,
+		SyncFSM:            true,
+		ReferenceSnapshots: true,
 	}
 }
 
@@ -242,8 +251,6 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cluster: config: Groups must be 1..1024, got %d", c.Groups)
 	case c.BindAddr == "" && c.Listener == nil:
 		return errors.New("cluster: config: BindAddr is required")
-	case c.ReferenceSnapshots && !c.SyncFSM:
-		return errors.New("cluster: config: ReferenceSnapshots needs SyncFSM (a store written without fsync must be copied into its snapshots)")
 	case c.MaxBatchTxs < 1 || c.MaxBatchTxs > 65536:
 		return fmt.Errorf("cluster: config: MaxBatchTxs must be 1..65536, got %d", c.MaxBatchTxs)
 	case c.MaxBatchBytes < 1<<20:

@@ -67,7 +67,8 @@ type ScrubResult struct {
 
 // openChainStore opens the chain store. A store is reused in place if it
 // holds every commit made before the stop — a clean stop, a durable
-// store (SyncFSM: every commit fsynced), or a process that died while
+// store (written with SyncFSM, every commit fsynced, as the sync marker
+// records: wasDurable), or a process that died while
 // the machine kept running (same boot ID: the page cache held every
 // write, and bbolt's two meta pages make a torn last commit invisible) —
 // and if the start check passes: bbolt opens it, its newest CheckWindow
@@ -91,12 +92,13 @@ func (n *Node) openChainStore(logs raft.LogStore, snaps raft.SnapshotStore) (tru
 	_, cleanErr := os.Stat(cleanPath)
 	_, chainErr := os.Stat(chainPath)
 	sameBoot := sameBootAs(bootPath)
-	trusted = n.cfg.SyncFSM || cleanErr == nil || os.IsNotExist(chainErr) || sameBoot
+	durable := wasDurable(n.cfg.DataDir, snaps)
+	trusted = durable || cleanErr == nil || os.IsNotExist(chainErr) || sameBoot
 	if err := os.Remove(cleanPath); err != nil && !os.IsNotExist(err) {
 		return false, fmt.Errorf("cluster: %w", err)
 	}
 	if cleanErr != nil && chainErr == nil && trusted {
-		n.logger.Warn("last stop was not clean; recovering the chain store in place", "durable", n.cfg.SyncFSM, "same_boot", sameBoot)
+		n.logger.Warn("last stop was not clean; recovering the chain store in place", "durable", durable, "same_boot", sameBoot)
 	}
 	if !trusted {
 		n.logger.Warn("last stop was not clean and the machine restarted since; rebuilding the chain store from the raft snapshot and log")
@@ -136,11 +138,102 @@ func (n *Node) openChainStore(logs raft.LogStore, snaps raft.SnapshotStore) (tru
 	if err := writeBootMarker(bootPath); err != nil {
 		n.logger.Warn("could not record the boot ID; a crash will rebuild the chain store", "error", err)
 	}
-	if n.store, err = fsm.OpenStore(chainPath, uint32(n.group), fsm.StoreOptions{NoSync: !n.cfg.SyncFSM, ReferenceSnapshots: n.cfg.ReferenceSnapshots}); err != nil {
+	if n.store, err = openStoreMarked(n.cfg, chainPath, uint32(n.group)); err != nil {
 		return false, err
 	}
 	n.fsm = fsm.New(n.store, n.cfg.Logger)
 	return trusted, nil
+}
+
+// syncMarker, in the data directory, records how the chain store has
+// been written since it was last opened: syncOn (every commit fsynced,
+// so any crash leaves it at a committed state) or syncOff (without
+// fsync: a machine crash may tear it).
+const (
+	syncMarker = "chain.sync"
+	syncOn     = "fsync\n"
+	syncOff    = "no-fsync\n"
+)
+
+// openStoreMarked opens the chain store as cfg says and keeps the sync
+// marker true at every instant: a store about to be written without
+// fsync is marked so (durably) before it is opened; a store opened with
+// fsync is marked durable only after everything written before, perhaps
+// without fsync, has been flushed.
+func openStoreMarked(cfg Config, path string, group uint32) (*fsm.Store, error) {
+	marker := filepath.Join(cfg.DataDir, syncMarker)
+	if !cfg.SyncFSM {
+		if err := writeFileDurably(marker, syncOff); err != nil {
+			return nil, fmt.Errorf("cluster: record how the chain store is written: %w", err)
+		}
+	}
+	s, err := fsm.OpenStore(path, group, fsm.StoreOptions{NoSync: !cfg.SyncFSM, ReferenceSnapshots: cfg.ReferenceSnapshots})
+	if err != nil || !cfg.SyncFSM {
+		return s, err
+	}
+	err = s.Sync()
+	if err == nil {
+		err = writeFileDurably(marker, syncOn)
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("cluster: record how the chain store is written: %w", err)
+	}
+	return s, nil
+}
+
+// wasDurable reports whether the chain store in dir was written with an
+// fsync per commit since it was last opened: as the sync marker says;
+// in a data directory from before the marker, if the newest raft
+// snapshot is a reference (only a durable store writes one; otherwise
+// the store is treated as written without fsync, which costs at most a
+// rebuild).
+func wasDurable(dir string, snaps raft.SnapshotStore) bool {
+	b, err := os.ReadFile(filepath.Join(dir, syncMarker))
+	if err == nil {
+		return string(b) == syncOn
+	}
+	metas, err := snaps.List()
+	if err != nil || len(metas) == 0 {
+		return false
+	}
+	_, rc, err := snaps.Open(metas[0].ID)
+	if err != nil {
+		return false
+	}
+	defer rc.Close()
+	ref, _ := fsm.IsReference(rc)
+	return ref
+}
+
+// writeFileDurably replaces the file at path with data: a temporary
+// file, fsynced, renamed over it, and the directory fsynced.
+func writeFileDurably(path, data string) error {
+	tmp := path + ".tmp"
+	fh, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := fh.WriteString(data); err != nil {
+		fh.Close()
+		return err
+	}
+	if err := fh.Sync(); err != nil {
+		fh.Close()
+		return err
+	}
+	if err := fh.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // ErrStoreLost: the chain store cannot be used, this node's raft

@@ -23,10 +23,15 @@ import (
 
 // integrityCluster starts one group of three replicas that snapshot
 // often, with a captured log, and commits writes one-transaction blocks.
+// Their raft snapshots are full copies of the chain store
+// (ReferenceSnapshots off), so a damaged store is rebuilt from the
+// replica's own snapshot; TestStartReseedsReferenceStoreFromPeer covers
+// the default, where it comes from a peer.
 func integrityCluster(t *testing.T, writes int) (*Local, *logLines, []Receipt) {
 	t.Helper()
 	base := DefaultConfig()
 	base.LoopbackTiming()
+	base.ReferenceSnapshots = false
 	base.SnapshotThreshold, base.SnapshotInterval, base.TrailingLogs = 16, 200*time.Millisecond, 8
 	base.ScrubInterval = 0
 	logs := &logLines{}
@@ -329,7 +334,8 @@ func TestStartCheckRebuildsDamagedStore(t *testing.T) {
 }
 
 // TestStartReseedsReferenceStoreFromPeer: with durable stores whose raft
-// snapshots are references to them (SyncFSM, ReferenceSnapshots), a
+// snapshots are references to them (the default: SyncFSM,
+// ReferenceSnapshots), a
 // replica — a follower, then the leader — whose store was damaged at
 // rest cannot rebuild from its own snapshots: before it serves it takes
 // a healthy peer's snapshot, verified, sets the damaged file aside, and
@@ -342,7 +348,6 @@ func TestStartReseedsReferenceStoreFromPeer(t *testing.T) {
 			base.LoopbackTiming()
 			base.SnapshotThreshold, base.SnapshotInterval, base.TrailingLogs = 16, 200*time.Millisecond, 8
 			base.ScrubInterval = 0
-			base.SyncFSM, base.ReferenceSnapshots = true, true
 			logs := &logLines{}
 			l := startLocalConfig(t, LocalConfig{Groups: 1, Replicas: 3, Base: &base, Logger: logs.logger()})
 			receipts := writeMore(t, l, 0, 30)

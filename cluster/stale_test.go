@@ -10,13 +10,17 @@ import (
 	"time"
 )
 
-// TestStaleReadAfterUncleanStopNeverGoesBack: a replica whose last stop
-// was not clean rebuilds its chain store from raft; until it holds what it
+// TestStaleReadAfterUncleanStopNeverGoesBack: a replica whose chain
+// store is written without fsync (SyncFSM off) and whose last stop was
+// not clean rebuilds its chain store from raft; until it holds what it
 // held before, its stale reads answer ErrCatchingUp instead of an older
 // head. Found by the fault harness (integration/faults): after SIGKILL and
 // restart, a node's stale reads went from log size 6430 back to 0.
 func TestStaleReadAfterUncleanStopNeverGoesBack(t *testing.T) {
-	l := startLocal(t, 1, 3)
+	base := DefaultConfig()
+	base.LoopbackTiming()
+	base.SyncFSM = false
+	l := startLocalConfig(t, LocalConfig{Groups: 1, Replicas: 3, Base: &base})
 	ld, _ := l.Leader(0)
 	f := 0
 	for i, n := range l.Nodes {

@@ -21,7 +21,7 @@ import (
 // replicas is a 1×3 group of `qledger node` processes. A replica killed
 // with SIGKILL on a machine that keeps running keeps its chain store (the
 // page cache held every write) and checks it at restart instead of
-// rebuilding it. The stores are not durable (no --sync-fsm), so their raft
+// rebuilding it. The stores are not durable (--sync-fsm=false), so their raft
 // snapshots are copies a damaged store can be rebuilt from, and they
 // snapshot often, so an older copy of a store falls behind raft's
 // snapshot. Writes are acknowledged only through the API.
@@ -51,7 +51,7 @@ type oldCopy struct {
 func startReplicas(t *testing.T) *replicas {
 	root := t.TempDir()
 	r := &replicas{t: t, root: root, old: map[int]oldCopy{}}
-	tune := []string{"--scrub-interval", "0", "--compare-interval", "0",
+	tune := []string{"--sync-fsm=false", "--scrub-interval", "0", "--compare-interval", "0",
 		"--snapshot-threshold", "16", "--trailing-logs", "8", "--snapshot-interval", "300ms"}
 	ctx := context.Background()
 	a := startProc(t, filepath.Join(root, "a"), freePort(t), freePort(t), append(tune, "--bootstrap")...)

@@ -483,6 +483,7 @@ func TestUncleanStopRebuildsChainStore(t *testing.T) {
 	base.SnapshotInterval = 50 * time.Millisecond
 	base.TrailingLogs = 8
 	base.MaxBatchTxs = 4
+	base.SyncFSM = false // the store written without fsync, snapshots full copies
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	l, err := cluster.StartLocal(ctx, cluster.LocalConfig{Groups: 1, Replicas: 3, DataDir: dir, Base: &base, Logger: testLogger})

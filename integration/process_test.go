@@ -61,11 +61,13 @@ type proc struct {
 	dir        string
 	raft, http string
 	gossip     string
-	args       []string
-	env        []string // added to the environment of the next start
-	cmd        *exec.Cmd
-	done       chan struct{} // closed once the current process has exited
-	log        *syncBuffer
+	// bin is the executable the next start runs (empty: binary).
+	bin  string
+	args []string
+	env  []string // added to the environment of the next start
+	cmd  *exec.Cmd
+	done chan struct{} // closed once the current process has exited
+	log  *syncBuffer
 	// tlsDir, if set, holds ca.pem and a certificate per role; client()
 	// then speaks HTTPS as a submitter.
 	tlsDir string
@@ -101,7 +103,11 @@ func startProc(t *testing.T, dir string, raft, http string, extra ...string) *pr
 
 func (p *proc) start() {
 	p.log = &syncBuffer{}
-	p.cmd = exec.Command(binary, p.args...)
+	bin := binary
+	if p.bin != "" {
+		bin = p.bin
+	}
+	p.cmd = exec.Command(bin, p.args...)
 	p.cmd.Env = append(os.Environ(), p.env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {

@@ -13,9 +13,10 @@ import (
 	"qledger/fsm"
 )
 
-// crashLab is one group of three node processes with durable chain
-// stores that snapshot every 16 entries and keep 4, so a follower stopped
-// for a while needs the leader's snapshot.
+// crashLab is one group of three node processes in the default mode
+// (durable chain stores, raft snapshots are references to them) that
+// snapshot every 16 entries and keep 4, so a follower stopped for a
+// while needs the leader's snapshot.
 type crashLab struct {
 	t     *testing.T
 	nodes []*proc
@@ -23,20 +24,26 @@ type crashLab struct {
 	n     int
 }
 
-var crashFlags = []string{"--sync-fsm", "--reference-snapshots", "--snapshot-threshold", "16", "--snapshot-interval", "50ms", "--trailing-logs", "4"}
+var crashFlags = []string{"--snapshot-threshold", "16", "--snapshot-interval", "50ms", "--trailing-logs", "4"}
 
 // newCrashLab starts a (bootstrap), b and c; env goes to a and c only.
 func newCrashLab(t *testing.T, env ...string) *crashLab {
+	return newCrashLabOf(t, "", env...)
+}
+
+// newCrashLabOf is newCrashLab with every node running the executable
+// bin (empty: this build).
+func newCrashLabOf(t *testing.T, bin string, env ...string) *crashLab {
 	root := t.TempDir()
 	l := &crashLab{t: t}
-	a := &proc{t: t, dir: filepath.Join(root, "a"), raft: freePort(t), http: freePort(t), gossip: freePort(t), env: env}
+	a := &proc{t: t, dir: filepath.Join(root, "a"), raft: freePort(t), http: freePort(t), gossip: freePort(t), env: env, bin: bin}
 	a.args = append([]string{"node", "--data", a.dir, "--bind", a.raft, "--http", a.http, "--gossip-bind", a.gossip, "--gossip-key", gossipKey, "--loopback-timing", "--log-level", "info", "--bootstrap"}, crashFlags...)
 	a.start()
 	ctx := context.Background()
 	waitFor(t, "node a ready", time.Minute, func() bool { return ready(ctx, a.client()) })
 	l.nodes = []*proc{a}
 	for _, name := range []string{"b", "c"} {
-		p := &proc{t: t, dir: filepath.Join(root, name), raft: freePort(t), http: freePort(t), gossip: freePort(t)}
+		p := &proc{t: t, dir: filepath.Join(root, name), raft: freePort(t), http: freePort(t), gossip: freePort(t), bin: bin}
 		if name == "c" {
 			p.env = env
 		}
