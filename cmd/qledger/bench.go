@@ -172,7 +172,7 @@ func (a *app) benchFailoverCmd() *cobra.Command {
 }
 
 func (a *app) benchGrowthCmd() *cobra.Command {
-	cfg := bench.GrowthConfig{To: 1_000_000, Steps: 4, Clients: 64, Payload: 100, Reads: 300, LogLevel: "info"}
+	cfg := bench.GrowthConfig{To: 1_000_000, Steps: 4, Clients: 64, Payload: 100, Reads: 300, Durable: true, LogLevel: "info"}
 	cmd := &cobra.Command{
 		Use:   "growth",
 		Short: "grow one group of three node processes to --to transactions; disk per tx, write rate, reads, restarts and snapshots at each step",
@@ -196,7 +196,7 @@ func (a *app) benchGrowthCmd() *cobra.Command {
 	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "concurrent writers, spread over the nodes")
 	fs.IntVar(&cfg.Payload, "payload", cfg.Payload, "payload bytes per transaction")
 	fs.IntVar(&cfg.Reads, "reads", cfg.Reads, "reads measured per step")
-	fs.BoolVar(&cfg.Durable, "reference-snapshots", false, "run the nodes with --sync-fsm --reference-snapshots (a durable chain store; raft snapshots are references)")
+	fs.BoolVar(&cfg.Durable, "reference-snapshots", cfg.Durable, "run the nodes in their default mode: a durable chain store, raft snapshots are references to it; false: with --sync-fsm=false --reference-snapshots=false (the store written without fsync, every raft snapshot a full copy)")
 	fs.BoolVar(&cfg.Keys, "idempotency-keys", false, "give every write an idempotency key (a de-duplication record each)")
 	fs.StringVar(&cfg.Binary, "binary", "", "qledger executable to run as the nodes (default: this one)")
 	fs.BoolVar(&cfg.Markdown, "markdown", false, "print a Markdown table")

@@ -39,7 +39,10 @@ type GrowthConfig struct {
 	// Reads is how many transactions (with proof) and heads each step
 	// reads to measure read latency.
 	Reads int
-	// Durable runs the nodes with --sync-fsm --reference-snapshots.
+	// Durable runs the nodes in their default mode (a durable chain
+	// store, raft snapshots are references to it); false runs them with
+	// --sync-fsm=false --reference-snapshots=false (the store written
+	// without fsync, every raft snapshot a full copy).
 	Durable bool
 	// Keys gives every write an idempotency key (each adds a
 	// de-duplication record to the chain store). Without keys a write
@@ -78,9 +81,13 @@ type growthStep struct {
 	chain, raft, snap float64 // bytes per tx per replica, mean over the replicas
 	snapMs            float64 // the newest snapshot's duration (from the node logs; -1: none yet)
 	snapBytes         int64   // the newest snapshot's size on disk
-	cleanReady        time.Duration
-	killReady         time.Duration
-	killCaughtUp      time.Duration
+	// cleanOpen and killOpen are how long the restarted process took to
+	// open its node (data directory, start check, chain store, raft) as
+	// its "node started" log line says: the part of a restart that can
+	// grow with the chain, without rejoining or catching up.
+	cleanOpen, cleanReady time.Duration
+	killOpen, killReady   time.Duration
+	killCaughtUp          time.Duration
 }
 
 // Growth grows one group of three `qledger node` processes to cfg.To
@@ -108,13 +115,13 @@ func Growth(cfg GrowthConfig, out, log io.Writer) error {
 	// The default (LAN) raft timing: a loaded machine must not turn a
 	// growth run into an election study.
 	b.timing = nil
-	if cfg.Durable {
-		b.timing = append(b.timing, "--sync-fsm", "--reference-snapshots")
+	if !cfg.Durable {
+		b.timing = append(b.timing, "--sync-fsm=false", "--reference-snapshots=false")
 	}
 	fmt.Fprintf(out, "qledger bench growth: 1 group of 3 `qledger node` processes on loopback (default raft timing %s), %d clients over HTTP, %d-byte payloads, idempotency keys %v, to %d transactions; GOMAXPROCS %d, %d CPUs\n",
 		strings.Join(b.timing, " "), cfg.Clients, cfg.Payload, cfg.Keys, cfg.To, runtime.GOMAXPROCS(0), runtime.NumCPU())
 	tab := newTable(out, cfg.Markdown, "tx", "write tx/s", "× first step", "tx read p50 ms", "tx read p99 ms", "head p50 ms",
-		"chain B/tx", "raft B/tx", "snapshots B/tx", "total B/tx", "snapshot ms", "snapshot bytes", "SIGTERM restart ready s", "SIGKILL ready s", "SIGKILL caught up s")
+		"chain B/tx", "raft B/tx", "snapshots B/tx", "total B/tx", "snapshot ms", "snapshot bytes", "SIGTERM open s", "SIGTERM restart ready s", "SIGKILL open s", "SIGKILL ready s", "SIGKILL caught up s")
 	err = func() error {
 		if err := b.bootstrap(ctx); err != nil {
 			return err
@@ -131,12 +138,12 @@ func Growth(cfg GrowthConfig, out, log io.Writer) error {
 			}
 			row := []string{fmt.Sprint(st.size), fmt.Sprintf("%.0f", st.writeRate), fmt.Sprintf("%.2f", st.writeRate/first), ms(st.txP50), ms(st.txP99), ms(st.headP50),
 				fmt.Sprintf("%.0f", st.chain), fmt.Sprintf("%.0f", st.raft), fmt.Sprintf("%.0f", st.snap), fmt.Sprintf("%.0f", st.chain+st.raft+st.snap),
-				fmt.Sprintf("%.0f", st.snapMs), fmt.Sprint(st.snapBytes), secs(st.cleanReady), secs(st.killReady), secs(st.killCaughtUp)}
+				fmt.Sprintf("%.0f", st.snapMs), fmt.Sprint(st.snapBytes), secs(st.cleanOpen), secs(st.cleanReady), secs(st.killOpen), secs(st.killReady), secs(st.killCaughtUp)}
 			tab.rows = append(tab.rows, row)
 			if !cfg.Markdown {
 				fmt.Fprintf(out, "  %s tx: %s tx/s (%s× the first step); reads: tx p50 %s ms p99 %s ms, head p50 %s ms; disk B/tx chain %s raft %s snapshots %s total %s; "+
-					"snapshot %s ms %s bytes; restart ready after SIGTERM (leave and rejoin) %s s, after SIGKILL %s s (caught up %s s)\n", row[0], row[1], row[2], row[3], row[4],
-					row[5], row[6], row[7], row[8], row[9], row[10], row[11], row[12], row[13], row[14])
+					"snapshot %s ms %s bytes; restart after SIGTERM: node open %s s, ready (leave and rejoin) %s s; after SIGKILL: open %s s, ready %s s, caught up %s s\n", row[0], row[1], row[2], row[3], row[4],
+					row[5], row[6], row[7], row[8], row[9], row[10], row[11], row[12], row[13], row[14], row[15], row[16])
 			}
 		}
 		return nil
@@ -181,10 +188,10 @@ func (g *grower) step(ctx context.Context, size int) (growthStep, error) {
 	}
 	st.chain, st.raft, st.snap = g.disk(max(1, int(head.LogSize)))
 	st.snapMs, st.snapBytes = g.lastSnapshot()
-	if st.cleanReady, _, err = g.restart(ctx, syscall.SIGTERM); err != nil {
+	if st.cleanOpen, st.cleanReady, _, err = g.restart(ctx, syscall.SIGTERM); err != nil {
 		return st, err
 	}
-	if st.killReady, st.killCaughtUp, err = g.restart(ctx, syscall.SIGKILL); err != nil {
+	if st.killOpen, st.killReady, st.killCaughtUp, err = g.restart(ctx, syscall.SIGKILL); err != nil {
 		return st, err
 	}
 	return st, nil
@@ -406,10 +413,10 @@ func snapshotFiles(dir string) []int64 {
 // restart stops a follower with sig, starts it again on the same
 // addresses and data, and returns how long until it answers ready and
 // until it has applied what the leader had committed when it stopped.
-func (g *grower) restart(ctx context.Context, sig syscall.Signal) (ready, caughtUp time.Duration, err error) {
+func (g *grower) restart(ctx context.Context, sig syscall.Signal) (opened, ready, caughtUp time.Duration, err error) {
 	st, err := g.b.group(ctx)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	leader := g.b.byID(st, st.Leader)
 	var p *nodeProc
@@ -420,22 +427,22 @@ func (g *grower) restart(ctx context.Context, sig syscall.Signal) (ready, caught
 		}
 	}
 	if p == nil {
-		return 0, 0, errors.New("bench: no follower to restart")
+		return 0, 0, 0, errors.New("bench: no follower to restart")
 	}
 	if err := p.signal(sig); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	np, err := g.b.again(p)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	deadline := time.Now().Add(10 * memberDeadline)
 	for ready == 0 || caughtUp == 0 {
 		if np.exited() {
-			return 0, 0, fmt.Errorf("bench: restarted node %s exited: %v", np.name, np.cmd.ProcessState)
+			return 0, 0, 0, fmt.Errorf("bench: restarted node %s exited: %v", np.name, np.cmd.ProcessState)
 		}
 		if time.Now().After(deadline) {
-			return 0, 0, fmt.Errorf("bench: restarted node %s not caught up in %s", np.name, 10*memberDeadline)
+			return 0, 0, 0, fmt.Errorf("bench: restarted node %s not caught up in %s", np.name, 10*memberDeadline)
 		}
 		rctx, cancel := context.WithTimeout(ctx, memberRequest)
 		if ready == 0 && np.api.Ready(rctx) == nil {
@@ -447,11 +454,24 @@ func (g *grower) restart(ctx context.Context, sig syscall.Signal) (ready, caught
 		cancel()
 		select {
 		case <-ctx.Done():
-			return 0, 0, ctx.Err()
+			return 0, 0, 0, ctx.Err()
 		case <-time.After(memberPoll):
 		}
 	}
-	return ready, caughtUp, nil
+	return startedAfter(np.logFile.Name(), np.started), ready, caughtUp, nil
+}
+
+// startedAfter is how long after since the node logging to path logged
+// "node started" (the first such line stamped after since; 0 if none).
+func startedAfter(path string, since time.Time) time.Duration {
+	data, _ := os.ReadFile(path)
+	for _, line := range strings.Split(string(data), "\n") {
+		// hclog stamps lines to the millisecond; since is exact.
+		if ts, ok := logTime(line); ok && strings.Contains(line, "node started") && !ts.Before(since.Truncate(time.Millisecond)) {
+			return ts.Sub(since)
+		}
+	}
+	return 0
 }
 
 // again starts an exited node's process again, with the same arguments,
