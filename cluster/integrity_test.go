@@ -442,15 +442,15 @@ func TestScrubContainsDamagedReplica(t *testing.T) {
 			// From here on the damaged replica must never lead: it asks
 			// for no votes and refuses leadership handed to it.
 			led := watchLeading(t, n)
-			waitUntil(t, "the alarm in another node's status", time.Minute, func() bool {
-				for _, g := range other.Status(ctx).Groups {
-					for _, ga := range g.ChainAlarms {
-						if ga.Node == n.info.ID && ga.Height == 12 {
-							return true
-						}
+			// Every other node, since whichever leads checks its own
+			// gossip view before a transfer.
+			waitUntil(t, "the alarm in every other node's status", time.Minute, func() bool {
+				for _, o := range l.Nodes {
+					if o != n && !hasAlarm(o.Status(ctx), n.info.ID, 12) {
+						return false
 					}
 				}
-				return false
+				return true
 			})
 			// Every read level on the damaged replica serves the leader's
 			// bytes, never its own.
@@ -672,4 +672,16 @@ func TestDamagedReplicaStandsOnlyWithoutLeader(t *testing.T) {
 	if err := n.refuseTransfer(); !errors.Is(err, ErrChainCorrupt) {
 		t.Fatalf("a damaged replica takes leadership handed to it: %v", err)
 	}
+}
+
+// hasAlarm reports whether st shows node's alarm at height.
+func hasAlarm(st ClusterStatus, node string, height uint64) bool {
+	for _, g := range st.Groups {
+		for _, ga := range g.ChainAlarms {
+			if ga.Node == node && ga.Height == height {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
@@ -154,4 +155,64 @@ func BenchmarkTxLookup(b *testing.B) {
 	b.Run("format=3", func(b *testing.B) { lookups(b, path) })
 	toFormat2(b, path)
 	b.Run("format=2", func(b *testing.B) { lookups(b, path) })
+}
+
+// BenchmarkStartCost grows a store (no fsync) to 1,000·b.N transactions
+// of 100 bytes in blocks of 10 (-benchtime 1000x: 1,000,000), closes it,
+// and times what a node's start does with it, in order, warm in the page
+// cache as after a process restart: the read-only open and format check
+// (MigrateFile), the page walk of every bucket and bbolt's Tx.Check
+// (CheckPages), the newest 64 blocks (CheckRecent), and the open for
+// writing (OpenStore: without a freelist on disk bbolt rebuilds it by
+// walking every page).
+func BenchmarkStartCost(b *testing.B) {
+	const per = 10
+	total := 1000 * b.N
+	path := b.TempDir() + "/chain.db"
+	s, err := OpenStore(path, 0, StoreOptions{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := New(s, nil)
+	payload := make([]byte, 100)
+	for i := 0; i < total/per; i++ {
+		txs := make([][]byte, per)
+		for j := range txs {
+			n := i*per + j
+			payload[0], payload[1], payload[2], payload[3] = byte(n), byte(n>>8), byte(n>>16), byte(n>>24)
+			txs[j] = tx(0, "", string(payload), 0)
+		}
+		if r := f.Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: EncodeAppendBlock(int64(i), txs)}).(*ApplyResult); r.Err != nil {
+			b.Fatal(r.Err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	timed := func(name string, step func() error) {
+		start := time.Now()
+		if err := step(); err != nil {
+			b.Fatalf("%s: %v", name, err)
+		}
+		b.ReportMetric(float64(time.Since(start).Microseconds())/1000, name+"-ms")
+	}
+	b.ResetTimer()
+	timed("migrate", func() error { _, err := MigrateFile(path); return err })
+	ro, err := OpenStoreReadOnly(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	timed("pages", ro.CheckPages)
+	timed("recent", func() error { return ro.CheckRecent(64) })
+	ro.Close()
+	timed("open", func() error {
+		s, err := OpenStore(path, 0, StoreOptions{})
+		if err == nil {
+			err = s.Close()
+		}
+		return err
+	})
+	if fi, err := os.Stat(path); err == nil {
+		b.ReportMetric(float64(fi.Size())/(1<<20), "file-MiB")
+	}
 }
