@@ -386,11 +386,12 @@ func readLost(err error) error {
 
 // staleReady reports whether this replica may serve a stale read: not
 // once its state machine has stopped on a storage failure. After a
-// machine crash the chain store is rebuilt from the raft snapshot and log,
-// and until it has re-applied the last command the raft log held at
-// start, it holds less than it served before the stop: a stale read then
-// would go backwards. If that command was never committed and is replaced
-// by other entries, the next committed write lifts the gate.
+// machine crash a chain store written without fsync (SyncFSM off) is
+// rebuilt from the raft snapshot and log, and until it has re-applied
+// the last command the raft log held at start, it holds less than it
+// served before the stop: a stale read then would go backwards. If that
+// command was never committed and is replaced by other entries, the next
+// committed write lifts the gate.
 func (n *Node) staleReady() error {
 	if err := n.fsm.Err(); err != nil {
 		return fmt.Errorf("%w: %v", ErrStopped, err) // its chain no longer moves
