@@ -2,7 +2,7 @@ package integration
 
 import (
 	"context"
-	"errors"
+	enc "encoding/binary"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"qledger/fsm"
 )
@@ -92,12 +94,8 @@ func TestOlderFormatNodeNeedingSnapshotDuringUpgrade(t *testing.T) {
 				t.Fatalf("the old node exited after refusing the snapshot")
 			}
 			c.signal(syscall.SIGKILL)
-			s, err := fsm.OpenStoreReadOnly(filepath.Join(c.dir, fsm.StoreFile))
-			if err == nil {
-				s.Close()
-			}
-			if kept := fmt.Sprintf("version %d,", of.format); !errors.Is(err, fsm.ErrFormat) || !strings.Contains(err.Error(), kept) {
-				t.Fatalf("the refusing node's store: %v, want its store of format %d kept (ErrFormat naming it)", err, of.format)
+			if v := storeFormat(t, filepath.Join(c.dir, fsm.StoreFile)); v != of.format {
+				t.Fatalf("the refusing node's store is of format %d, want its store of format %d kept", v, of.format)
 			}
 			c.bin = ""
 			l.restart(c)
@@ -105,4 +103,37 @@ func TestOlderFormatNodeNeedingSnapshotDuringUpgrade(t *testing.T) {
 			l.check()
 		})
 	}
+}
+
+// storeFormat reads the chain store format a stopped node's store file
+// records (meta/format; none is format 1). It reads the record itself:
+// this build opens a format-2 store read-only as it is, so whether an
+// open succeeds does not tell format 2 from 3.
+func storeFormat(t *testing.T, path string) int {
+	t.Helper()
+	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	v := -1
+	err = db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket([]byte("meta"))
+		if meta == nil {
+			return fmt.Errorf("%s is not a chain store", path)
+		}
+		switch f := meta.Get([]byte("format")); {
+		case f == nil:
+			v = 1
+		case len(f) == 4:
+			v = int(enc.BigEndian.Uint32(f))
+		default:
+			return fmt.Errorf("%s: unreadable format record %x", path, f)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
