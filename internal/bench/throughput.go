@@ -259,9 +259,9 @@ func (b benchRun) ledger(dir string, groups, replicas, clients, size int, base *
 	leaders := make([]*cluster.Node, groups)
 	apis := make([]*client.Client, groups)
 	for g := range leaders {
-		n, ok := lc.Leader(g)
-		if !ok {
-			return result{}, fmt.Errorf("bench: group %d has no leader", g)
+		n, err := leaderOf(ctx, lc, g)
+		if err != nil {
+			return result{}, err
 		}
 		leaders[g] = n
 		for i, o := range lc.Nodes {
@@ -290,6 +290,21 @@ func (b benchRun) ledger(dir string, groups, replicas, clients, size int, base *
 		_, err := leaders[g].Submit(context.Background(), chain.Tx{Kind: chain.TxData, Group: uint32(g), Payload: payload})
 		return err
 	}), nil
+}
+
+// leaderOf waits until ctx ends for group g to have a leader: on a loaded
+// machine the leader StartLocal waited for may have lost leadership since.
+func leaderOf(ctx context.Context, lc *server.Local, g int) (*cluster.Node, error) {
+	for {
+		if n, ok := lc.Leader(g); ok {
+			return n, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("bench: group %d has no leader: %w", g, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 type table struct {
