@@ -49,10 +49,21 @@ type raftTransport struct {
 // one; requests for votes fail unsent with stand's error when it returns
 // one. A request for this node's vote or pre-vote from a candidate hear
 // accepts (Node.voteFrom) skips raft's configuration check.
-func newRaftTransport(t *raft.NetworkTransport, localID raft.ServerID, transfer, stand func() error, hear func(voteAsk) bool, stop <-chan struct{}) *raftTransport {
-	rt := &raftTransport{pipelineTransport: pipelineTransport{t}, rpcs: make(chan raft.RPC), stand: stand, hear: hear, localID: localID}
+func newRaftTransport(t *raft.NetworkTransport, acks *appendAcks, localID raft.ServerID, transfer, stand func() error, hear func(voteAsk) bool, stop <-chan struct{}) *raftTransport {
+	rt := &raftTransport{pipelineTransport: pipelineTransport{t, acks}, rpcs: make(chan raft.RPC), stand: stand, hear: hear, localID: localID}
 	go rt.relay(t.Consumer(), transfer, stop)
 	return rt
+}
+
+// AppendEntries sends an append (or a heartbeat) to target and records
+// it in the transport's appendAcks when target accepts it.
+func (t *raftTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	sent := time.Now()
+	err := t.NetworkTransport.AppendEntries(id, target, args, resp)
+	if err == nil && resp.Success && resp.Term == args.Term {
+		t.acks.record(id, args.Term, sent)
+	}
+	return err
 }
 
 // RequestVote asks target for its vote, unless stand forbids standing.

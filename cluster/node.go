@@ -84,6 +84,9 @@ type Node struct {
 	// store must reach before this node serves stale reads (see
 	// staleReady).
 	staleFloor atomic.Uint64
+	// acks holds the appends this node's peers accepted, which confirm
+	// its leadership for default reads (readconfirm.go).
+	acks *appendAcks
 	// leaving is set once Leave begins: the node then answers no health
 	// probe, so no reconciler adds it back while its departure spreads.
 	leaving atomic.Bool
@@ -139,7 +142,7 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, id: id, started: time.Now(), group: id.Group(cfg.Groups), stop: make(chan struct{}), integ: integrity{scrubNow: make(chan chan scrubDone)}}
+	n := &Node{cfg: cfg, id: id, started: time.Now(), group: id.Group(cfg.Groups), stop: make(chan struct{}), acks: newAppendAcks(), integ: integrity{scrubNow: make(chan chan scrubDone)}}
 	n.logger = cfg.Logger.Named("node").With("node", id.Short(), "group", n.group)
 	n.client = newRPCClient(cfg.RPCTimeout, dialer{creds: cfg.TLS}, n.expectedAt)
 
@@ -242,7 +245,7 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: log cache: %w", err)
 	}
-	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.logStore, n.snaps, newRaftTransport(n.transport, rc.LocalID, n.refuseTransfer, n.refuseStanding, n.voteFrom, n.stop)); err != nil {
+	if n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.logStore, n.snaps, newRaftTransport(n.transport, n.acks, rc.LocalID, n.refuseTransfer, n.refuseStanding, n.voteFrom, n.stop)); err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	n.raftUp.Store(n.raft)

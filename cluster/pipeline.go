@@ -7,10 +7,12 @@ import (
 )
 
 // pipelineTransport is raft's network transport with every append
-// pipeline wrapped in a closingPipeline (see there). Everything else is
+// pipeline wrapped in a closingPipeline (see there), whose accepted
+// appends are recorded in acks (nil: not recorded). Everything else is
 // the embedded transport's.
 type pipelineTransport struct {
 	*raft.NetworkTransport
+	acks *appendAcks
 }
 
 // AppendEntriesPipeline returns the transport's pipeline to target,
@@ -20,7 +22,9 @@ func (t pipelineTransport) AppendEntriesPipeline(id raft.ServerID, target raft.S
 	if err != nil {
 		return nil, err
 	}
-	return newClosingPipeline(p), nil
+	c := newClosingPipeline(p)
+	c.accepted = func(f raft.AppendFuture) { t.acks.record(id, f.Request().Term, f.Start()) }
+	return c, nil
 }
 
 // closingPipeline closes its pipeline as soon as it hands raft a failed
@@ -38,9 +42,10 @@ func (t pipelineTransport) AppendEntriesPipeline(id raft.ServerID, target raft.S
 // appends, which walk back to where the follower's log matches.
 type closingPipeline struct {
 	raft.AppendPipeline
-	out  chan raft.AppendFuture
-	stop chan struct{}
-	once sync.Once
+	accepted func(raft.AppendFuture) // called with each accepted append, if set
+	out      chan raft.AppendFuture
+	stop     chan struct{}
+	once     sync.Once
 }
 
 func newClosingPipeline(p raft.AppendPipeline) *closingPipeline {
@@ -61,6 +66,9 @@ func (c *closingPipeline) relay() {
 			return
 		}
 		failed := f.Error() != nil || !f.Response().Success
+		if !failed && c.accepted != nil && f.Response().Term == f.Request().Term {
+			c.accepted(f)
+		}
 		select {
 		case c.out <- f:
 		case <-c.stop:

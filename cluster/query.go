@@ -24,7 +24,8 @@ const (
 	// Stale reads whatever replica answers; it may lag the leader.
 	Stale Level = "stale"
 	// Default reads on the leader after it confirms it still leads
-	// (raft VerifyLeader): no stale leader, no extra log entry.
+	// (raft VerifyLeader, and a majority accepting its appends sent
+	// after the read began): no stale leader, no extra log entry.
 	Default Level = "default"
 	// Linearizable reads on the leader after a raft barrier, so every
 	// write acknowledged before the read started is visible.
@@ -352,7 +353,13 @@ func (n *Node) ensureLevel(l Level) error {
 		if !n.IsLeader() {
 			return ErrNotLeader
 		}
+		since := time.Now()
 		if err := readLost(n.convert(n.raft.VerifyLeader().Error())); err != nil {
+			return err
+		}
+		// VerifyLeader may count answers to appends sent before the read
+		// began (a paused leader's): confirmLeadership does not.
+		if err := readLost(n.confirmLeadership(since)); err != nil {
 			return err
 		}
 		// A new leader may not yet have applied what earlier leaders
