@@ -200,13 +200,12 @@ func (n *Node) invokeOnce(ctx context.Context, req InvokeRequest) (InvokeResult,
 		}
 		var last error = fmt.Errorf("%w: group %d", ErrUnknownGroup, req.Group)
 		for _, addr := range targets {
-			var res InvokeResult
-			err := n.client.call(ctx, addr, mInvoke, req, &res)
+			res, err := n.callInvoke(ctx, addr, req)
 			if err != nil && isTransport(err) && req.Group == n.group {
 				err = fmt.Errorf("%w: leader unreachable: %v", ErrNoLeader, err)
 			}
 			if err == nil && !res.Record.Agreed {
-				return res, disagreement(res) // see the mInvoke handler
+				return res, disagreement(res) // see serveInvoke
 			}
 			if err == nil || !isTransport(err) {
 				return res, err
@@ -216,6 +215,17 @@ func (n *Node) invokeOnce(ctx context.Context, req InvokeRequest) (InvokeResult,
 		return InvokeResult{}, last
 	}
 	return n.lead(ctx, req)
+}
+
+// serveInvoke runs an invocation forwarded by another node. A recorded
+// disagreement is an outcome: the record travels as the answer (an error
+// frame would drop it) and the calling hop restores the error from it.
+func (n *Node) serveInvoke(ctx context.Context, req InvokeRequest) (InvokeResult, error) {
+	res, err := n.Invoke(ctx, req)
+	if errors.Is(err, ErrNoAgreement) && res.Receipt.Height > 0 {
+		return res, nil
+	}
+	return res, err
 }
 
 // candidates are the group's configuration members alive in gossip.
@@ -270,20 +280,21 @@ func (n *Node) lead(ctx context.Context, req InvokeRequest) (res InvokeResult, e
 		n.metrics.observeInvocation(result, res.Record.Conflict != "", tElect, tExec, tCommit, time.Since(t0))
 	}()
 	n.coldStart(ctx)
-	rec, addr, err := n.holdElection(ctx, req)
+	er := execReq{RequestID: req.RequestID, Function: req.Function, CodeHash: meta.Spec.CodeHash, Input: req.Input, DeployHeight: meta.Height}
+	tr := &electionTransport{n: n, er: er, timeout: meta.Spec.Timeout, outs: map[string]execrecord.Execution{}}
+	rec, v, err := n.holdElection(ctx, req, tr, meta.Spec, func() { tElect = time.Since(t0) })
 	if err != nil {
 		return InvokeResult{}, err
 	}
-	tElect = time.Since(t0)
 	if rec.Verifier() == "" && meta.Spec.Unverified == function.UnverifiedRefuse {
-		// Nothing has run: the request ID is not spent.
+		// Nothing is recorded (and nothing ran, unless the verifier
+		// dropped out during the runs): the request ID is not spent.
 		return InvokeResult{}, fmt.Errorf("%w: only %.12s took part, and function %s refuses unverified results", ErrNoCandidates, rec.Executor(), req.Function)
 	}
 	xr := execrecord.Record{Version: execrecord.Version, RequestID: req.RequestID, Caller: req.Caller, Route: req.Route, Origin: req.Origin, Function: req.Function, FnVersion: meta.Spec.Version, CodeHash: meta.Spec.CodeHash,
 		InputHash: sha256.Sum256(req.Input), Input: req.Input, Timestamp: time.Now().UnixNano(), Election: rec,
 		Executor: rec.Executor(), Verifier: rec.Verifier()}
-	er := execReq{RequestID: req.RequestID, Function: req.Function, CodeHash: meta.Spec.CodeHash, Input: req.Input, DeployHeight: meta.Height}
-	n.executeRoles(ctx, rec, addr, er, meta.Spec, &xr)
+	recordExecutions(rec, v, tr.outs, meta.Spec, &xr)
 	tExec = time.Since(t0) - tElect
 	if !xr.Verified && ctx.Err() != nil && anyFailed(xr.Executions) {
 		// The caller gave up while the executions ran, so some may have
@@ -310,52 +321,50 @@ func anyFailed(xs []execrecord.Execution) bool {
 	return false
 }
 
-// holdElection runs the election among the group's live members over this
-// node's RPC (election.Run) and returns its record and the members'
-// addresses.
-func (n *Node) holdElection(ctx context.Context, req InvokeRequest) (election.Record, map[string]string, error) {
+// holdElection runs the election among the group's live members over
+// this node's RPC together with the executions (election.RunExecute: the
+// two nodes ranked first reveal and run in one exchange) and returns the
+// record and the verdict; tr keeps every execution it got. sealed is
+// called when the commitments are sealed. A function that refuses
+// unverified results has nobody run unless a verifier takes part.
+func (n *Node) holdElection(ctx context.Context, req InvokeRequest, tr *electionTransport, spec function.Spec, sealed func()) (election.Record, election.Verdict, error) {
 	cands, err := n.candidates()
 	if err != nil {
-		return election.Record{}, nil, err
+		return election.Record{}, election.Verdict{}, err
 	}
-	addr := make(map[string]string, len(cands))
+	tr.addr = make(map[string]string, len(cands))
 	ids := make([]string, len(cands))
 	for i, c := range cands {
-		addr[c.ID], ids[i] = c.Addr, c.ID
+		tr.addr[c.ID], ids[i] = c.Addr, c.ID
 	}
-	rec, err := election.Run(ctx, election.RunConfig{
-		RequestID:  req.RequestID[:],
-		KeyID:      req.KeyID,
-		Key:        req.ElectionKey,
-		Candidates: ids,
-		Phase:      max(n.cfg.ElectionTimeout, 500*time.Millisecond),
-	}, electionTransport{n: n, addr: addr})
+	rec, v, err := election.RunExecute(ctx, election.RunExecuteConfig{
+		RunConfig: election.RunConfig{
+			RequestID:  req.RequestID[:],
+			KeyID:      req.KeyID,
+			Key:        req.ElectionKey,
+			Candidates: ids,
+			Phase:      max(n.cfg.ElectionTimeout, 500*time.Millisecond),
+		},
+		RunTimeout:      spec.Timeout + n.cfg.RPCTimeout,
+		RequireVerifier: spec.Unverified == function.UnverifiedRefuse,
+		Sealed:          sealed,
+	}, tr, tr)
 	switch {
 	case errors.Is(err, election.ErrNoCandidates):
-		return rec, nil, ErrNoCandidates
+		return rec, v, ErrNoCandidates
 	case err != nil:
-		return rec, nil, fmt.Errorf("%w: election: %v", ErrBadRequest, err)
+		return rec, v, fmt.Errorf("%w: election: %v", ErrBadRequest, err)
 	}
-	return rec, addr, nil
+	return rec, v, nil
 }
 
-// executeRoles has the elected nodes run the request (election.Execute:
-// the winner and the runner-up in parallel, the third on a disagreement)
-// and fills in xr's executions and result, or its conflict. When no
+// recordExecutions fills in xr's executions (outs, by node) and result,
+// or its conflict, from the verdict v of the election rec. When no
 // verifier could run it (every node asked but one failed), the function's
 // policy decides: UnverifiedAccept records that one result as agreed but
 // not verified, with the failures as its conflict; UnverifiedRefuse
 // records no agreement.
-func (n *Node) executeRoles(ctx context.Context, rec election.Record, addr map[string]string, er execReq, spec function.Spec, xr *execrecord.Record) {
-	var mu sync.Mutex
-	outs := map[string]execrecord.Execution{}
-	v := election.Execute(rec, func(id string) election.Execution {
-		out := n.runOn(ctx, id, addr[id], er, spec.Timeout)
-		mu.Lock()
-		outs[id] = out
-		mu.Unlock()
-		return election.Execution{NodeID: id, Hash: out.Hash, Failed: out.Err != ""}
-	})
+func recordExecutions(rec election.Record, v election.Verdict, outs map[string]execrecord.Execution, spec function.Spec, xr *execrecord.Record) {
 	for _, x := range v.Executions {
 		xr.Executions = append(xr.Executions, outs[x.NodeID])
 	}
@@ -385,7 +394,12 @@ func (n *Node) executeRoles(ctx context.Context, rec election.Record, addr map[s
 // not that of its own result, counts as a failure: every replica would
 // reject a record holding it (execrecord.Check).
 func (n *Node) runOn(ctx context.Context, id, addr string, er execReq, timeout time.Duration) execrecord.Execution {
-	out := n.runOnce(ctx, id, addr, er, timeout)
+	return checkedExec(id, n.runOnce(ctx, id, addr, er, timeout))
+}
+
+// checkedExec is node id's answer out, or a failure if it claims to have
+// run but carries no outcome, or a hash that is not that of its result.
+func checkedExec(id string, out execrecord.Execution) execrecord.Execution {
 	if out.Err == "" && (!out.Outcome.Valid() || function.ResultHash(out.Outcome, out.ExitCode, out.Stdout) != out.Hash) {
 		return execrecord.Execution{NodeID: id, Err: "answered a result whose hash is not that of its output"}
 	}
@@ -433,35 +447,161 @@ func (n *Node) commitRecord(ctx context.Context, req InvokeRequest, xr execrecor
 	return res, nil
 }
 
-// electionTransport is election.Transport over this node's RPC; the
-// leader answers for itself from its own nonces.
+// electionTransport is election.Transport and election.Runner over this
+// node's RPC for one invocation; the leader answers for itself from its
+// own nonces and runs its share locally. It keeps every execution it
+// gets (outs, by node). Calls go under the binary methods (mElectNonce,
+// mElectRevealRun); a node of an older release refuses them, and the
+// same call goes again under the JSON methods it knows (mElectCommit,
+// mElectReveal, mExecute).
 type electionTransport struct {
-	n    *Node
-	addr map[string]string
+	n       *Node
+	addr    map[string]string
+	er      execReq
+	timeout time.Duration // the function's time limit
+
+	mu   sync.Mutex
+	outs map[string]execrecord.Execution
 }
 
-func (t electionTransport) Commit(ctx context.Context, id string, requestID []byte) ([election.Size]byte, error) {
+func (t *electionTransport) Commit(ctx context.Context, id string, requestID []byte) ([election.Size]byte, error) {
 	if id == t.n.info.ID {
 		return t.n.commitNonce(requestID)
 	}
-	var r commitResp
-	err := t.n.client.call(ctx, t.addr[id], mElectCommit, commitReq{RequestID: [32]byte(requestID)}, &r)
-	if err == nil && r.NodeID != id {
-		err = fmt.Errorf("%w: %s answered for %s", ErrBadRequest, r.NodeID, id)
-	}
-	return r.H, err
+	return t.nonce(ctx, id, nonceCommit, requestID)
 }
 
-func (t electionTransport) Reveal(ctx context.Context, id string, requestID []byte) ([election.Size]byte, error) {
+func (t *electionTransport) Reveal(ctx context.Context, id string, requestID []byte) ([election.Size]byte, error) {
 	if id == t.n.info.ID {
 		return t.n.revealNonce(requestID)
 	}
-	var r revealResp
-	err := t.n.client.call(ctx, t.addr[id], mElectReveal, commitReq{RequestID: [32]byte(requestID)}, &r)
+	return t.nonce(ctx, id, nonceReveal, requestID)
+}
+
+// nonce asks node id to commit or reveal (op) through mElectNonce.
+func (t *electionTransport) nonce(ctx context.Context, id string, op uint8, requestID []byte) ([election.Size]byte, error) {
+	resp, err := t.n.client.callRaw(ctx, t.addr[id], mElectNonce, nonceReq{Op: op, RequestID: [32]byte(requestID)}.marshal())
+	if refusedMethod(err) {
+		return t.legacyNonce(ctx, id, op, requestID)
+	}
+	var r nonceResp
+	if err == nil {
+		err = r.unmarshal(resp)
+	}
 	if err == nil && r.NodeID != id {
 		err = fmt.Errorf("%w: %s answered for %s", ErrBadRequest, r.NodeID, id)
 	}
-	return r.Nonce, err
+	return r.Value, err
+}
+
+// legacyNonce is nonce through the JSON methods of older releases.
+func (t *electionTransport) legacyNonce(ctx context.Context, id string, op uint8, requestID []byte) ([election.Size]byte, error) {
+	var r struct {
+		NodeID string              `json:"node_id"`
+		H      [election.Size]byte `json:"h"`
+		Nonce  [election.Size]byte `json:"nonce"`
+	}
+	m, val := mElectCommit, &r.H
+	if op == nonceReveal {
+		m, val = mElectReveal, &r.Nonce
+	}
+	err := t.n.client.call(ctx, t.addr[id], m, commitReq{RequestID: [32]byte(requestID)}, &r)
+	if err == nil && r.NodeID != id {
+		err = fmt.Errorf("%w: %s answered for %s", ErrBadRequest, r.NodeID, id)
+	}
+	return *val, err
+}
+
+// RevealRun has node id reveal its nonce and run the request in one
+// exchange (mElectRevealRun), or locally if id is this node.
+func (t *electionTransport) RevealRun(ctx context.Context, id string, requestID []byte) ([election.Size]byte, election.Execution, error) {
+	nonce, out, err := t.revealRun(ctx, id)
+	if err != nil {
+		return nonce, election.Execution{}, err
+	}
+	return nonce, t.keep(id, checkedExec(id, out)), nil
+}
+
+func (t *electionTransport) revealRun(ctx context.Context, id string) ([election.Size]byte, execrecord.Execution, error) {
+	if id == t.n.info.ID {
+		nonce, err := t.n.revealNonce(t.er.RequestID[:])
+		if err != nil {
+			return nonce, execrecord.Execution{}, err
+		}
+		return nonce, t.n.execLocal(ctx, t.er), nil
+	}
+	body, err := revealRunReq{Exec: t.er}.marshal()
+	if err != nil {
+		return [election.Size]byte{}, execrecord.Execution{}, err
+	}
+	resp, err := t.n.client.callRaw(ctx, t.addr[id], mElectRevealRun, body)
+	if refusedMethod(err) {
+		nonce, err := t.legacyNonce(ctx, id, nonceReveal, t.er.RequestID[:])
+		if err != nil {
+			return nonce, execrecord.Execution{}, err
+		}
+		return nonce, t.n.runOnce(ctx, id, t.addr[id], t.er, t.timeout), nil
+	}
+	var r revealRunResp
+	if err == nil {
+		err = r.unmarshal(resp)
+	}
+	if err == nil && r.Exec.NodeID != id {
+		err = fmt.Errorf("%w: %s answered for %s", ErrBadRequest, r.Exec.NodeID, id)
+	}
+	return r.Nonce, r.Exec, err
+}
+
+// Run runs the request on node id alone.
+func (t *electionTransport) Run(ctx context.Context, id string) election.Execution {
+	return t.keep(id, t.n.runOn(ctx, id, t.addr[id], t.er, t.timeout))
+}
+
+// keep stores out as node id's execution and returns it as the election
+// compares it.
+func (t *electionTransport) keep(id string, out execrecord.Execution) election.Execution {
+	t.mu.Lock()
+	t.outs[id] = out
+	t.mu.Unlock()
+	return election.Execution{NodeID: id, Hash: out.Hash, Failed: out.Err != ""}
+}
+
+// handleElectNonce serves mElectNonce: this node, as a candidate, commits
+// to a nonce for a request or reveals it.
+func (n *Node) handleElectNonce(_ context.Context, body []byte) (any, error) {
+	var req nonceReq
+	if err := req.unmarshal(body); err != nil {
+		return nil, err
+	}
+	op := n.commitNonce
+	if req.Op == nonceReveal {
+		op = n.revealNonce
+	}
+	v, err := op(req.RequestID[:])
+	if err != nil {
+		return nil, err
+	}
+	return rawBody(nonceResp{NodeID: n.info.ID, Value: v}.marshal()), nil
+}
+
+// handleRevealRun serves mElectRevealRun: this node reveals its nonce for
+// the request and, if it had one, runs the request.
+func (n *Node) handleRevealRun(ctx context.Context, body []byte) (any, error) {
+	var req revealRunReq
+	if err := req.unmarshal(body); err != nil {
+		return nil, err
+	}
+	nonce, err := n.revealNonce(req.Exec.RequestID[:])
+	if err != nil {
+		return nil, err
+	}
+	n.running.Add(1)
+	defer n.running.Add(-1)
+	out, err := revealRunResp{Nonce: nonce, Exec: n.execLocal(ctx, req.Exec)}.marshal()
+	if err != nil {
+		return nil, err
+	}
+	return rawBody(out), nil
 }
 
 // commitNonce is this node's commitment as a candidate (election.Nonces),

@@ -353,51 +353,42 @@ func deployPolicy(t *testing.T, n *Node, name string, p function.UnverifiedPolic
 }
 
 // TestInvokeWithoutVerifier: a group of two (one voter, one executor)
-// whose non-leader dies while executing. A function that accepts
-// unverified results gets the surviving result, recorded agreed but not
-// verified with the failure as its conflict; one that refuses gets a
-// recorded no-agreement. With the leader alone left, the accepting
-// function still runs (unverified) and the refusing one fails before
-// anything runs, recording nothing.
+// whose non-leader's run fails. A function that accepts unverified
+// results gets the surviving result, recorded agreed but not verified
+// with the failure as its conflict; one that refuses gets a recorded
+// no-agreement. An executor that dies while it runs is left out of the
+// election. With the leader alone left, the accepting function still
+// runs (unverified) and the refusing one fails before anything runs,
+// recording nothing.
 func TestInvokeWithoutVerifier(t *testing.T) {
 	l := startLocal(t, 1, 1)
 	ldr := l.Nodes[0]
 	deployPolicy(t, ldr, "acc", function.UnverifiedAccept)
 	deployPolicy(t, ldr, "ref", function.UnverifiedRefuse)
 	ctx := context.Background()
-	// killDuring invokes fn with a fresh executor node that dies while it
-	// executes, and returns the result.
-	killDuring := func(fn string) (InvokeResult, error) {
+	ex, err := l.AddNode(RoleExecutor, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the executor a live candidate", 30*time.Second, func() bool {
+		c, _ := ldr.candidates()
+		return len(c) == 2 && (c[0].ID == ex.info.ID || c[1].ID == ex.info.ID)
+	})
+	// The executor answers every run with a result whose hash is not
+	// that of its output: it took part, and its run failed.
+	ex.SetExecHook(func(r execute.Result) execute.Result {
+		r.Hash[0] ^= 1
+		return r
+	})
+	failing := func(fn string) (InvokeResult, error) {
 		t.Helper()
-		ex, err := l.AddNode(RoleExecutor, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitUntil(t, "the executor a live candidate", 30*time.Second, func() bool {
-			c, _ := ldr.candidates()
-			return len(c) == 2 && (c[0].ID == ex.info.ID || c[1].ID == ex.info.ID)
-		})
-		started := make(chan struct{}, 1)
-		ex.SetExecHook(func(r execute.Result) execute.Result {
-			started <- struct{}{}
-			time.Sleep(2 * time.Second)
-			return r
-		})
-		done := make(chan struct{})
-		var res InvokeResult
-		go func() {
-			defer close(done)
-			res, err = ldr.Invoke(ctx, invokeReq(t, 0, fn, `{"value":1}`))
-		}()
-		<-started
-		ex.Close()
-		<-done
+		res, err := ldr.Invoke(ctx, invokeReq(t, 0, fn, `{"value":1}`))
 		if len(res.Record.Election.Candidates) != 2 || len(res.Record.Executions) != 2 {
 			t.Fatalf("%s: not an election of two with two executions: %+v", fn, res.Record)
 		}
 		return res, err
 	}
-	res, err := killDuring("acc")
+	res, err := failing("acc")
 	r := res.Record
 	if err != nil || !r.Agreed || r.Verified || string(r.Response) != `{"value":2}` || r.Conflict == "" || res.Receipt.Height == 0 {
 		t.Fatalf("accept: %v %+v", err, r)
@@ -405,9 +396,31 @@ func TestInvokeWithoutVerifier(t *testing.T) {
 	if err := execrecord.Check(r); err != nil {
 		t.Fatal(err)
 	}
-	res, err = killDuring("ref")
+	res, err = failing("ref")
 	if !errors.Is(err, ErrNoAgreement) || res.Record.Agreed || res.Receipt.Height == 0 {
 		t.Fatalf("refuse: %v %+v", err, res.Record)
+	}
+
+	// An executor that dies while it runs never hands over its nonce
+	// (reveal and run are one exchange), so it is left out of the
+	// election: the leader's own run stands alone.
+	started := make(chan struct{}, 1)
+	ex.SetExecHook(func(r execute.Result) execute.Result {
+		started <- struct{}{}
+		time.Sleep(2 * time.Second)
+		return r
+	})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		res, err = ldr.Invoke(ctx, invokeReq(t, 0, "acc", `{"value":3}`))
+	}()
+	<-started
+	ex.Close()
+	<-done
+	r = res.Record
+	if err != nil || len(r.Election.Candidates) != 1 || r.Executor != ldr.info.ID || !r.Agreed || r.Verified || string(r.Response) != `{"value":4}` {
+		t.Fatalf("accept, the executor died while running: %v %+v", err, r)
 	}
 	waitUntil(t, "the leader alone is a candidate", 30*time.Second, func() bool { c, _ := ldr.candidates(); return len(c) == 1 })
 	res, err = ldr.Invoke(ctx, invokeReq(t, 0, "acc", `{"value":5}`))

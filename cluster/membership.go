@@ -263,6 +263,8 @@ func (n *Node) handlers() map[method]rpcHandler {
 			nonce, err := n.revealNonce(req.RequestID[:])
 			return revealResp{NodeID: n.info.ID, Nonce: nonce}, err
 		},
+		mElectNonce:     n.handleElectNonce,
+		mElectRevealRun: n.handleRevealRun,
 		mExecute: func(ctx context.Context, body []byte) (any, error) {
 			var req execReq
 			if err := unmarshal(body, &req); err != nil {
@@ -277,17 +279,11 @@ func (n *Node) handlers() map[method]rpcHandler {
 			if err := unmarshal(body, &req); err != nil {
 				return nil, err
 			}
-			res, err := n.Invoke(ctx, req)
-			if errors.Is(err, ErrNoAgreement) && res.Receipt.Height > 0 {
-				// A recorded disagreement is an outcome: the record
-				// travels as the answer (an error frame would drop it)
-				// and the calling hop restores the error from it.
-				return res, nil
-			}
-			return res, err
+			return n.serveInvoke(ctx, req)
 		},
-		mScrub:  n.handleOnReplica(n.ScrubLocal),
-		mRepair: n.handleOnReplica(n.RepairLocal),
+		mInvokeBinary: n.handleInvokeBinary,
+		mScrub:        n.handleOnReplica(n.ScrubLocal),
+		mRepair:       n.handleOnReplica(n.RepairLocal),
 		mHeaderAt: func(ctx context.Context, body []byte) (any, error) {
 			var req headerAtReq
 			if err := unmarshal(body, &req); err != nil {

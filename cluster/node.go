@@ -91,7 +91,8 @@ type Node struct {
 	// probe, so no reconciler adds it back while its departure spreads.
 	leaving atomic.Bool
 	// running counts the executions this node is running for its
-	// group's invocations (mExecute); Leave waits for them.
+	// group's invocations (mExecute, mElectRevealRun); Leave waits for
+	// them.
 	running atomic.Int64
 	integ   integrity
 	// leaders closes a channel at each leader change (follow.go).

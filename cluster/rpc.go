@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,9 @@ import (
 //
 //	request:  method u8 | length u32 | JSON body
 //	response: status u8 | length u32 | JSON body (status 0) or error text
+//
+// A few methods carry binary bodies of their own instead (rawBody,
+// electwire.go).
 const maxFrame = 96 << 20
 
 type method uint8
@@ -42,7 +46,28 @@ const (
 	mRepair
 	mHeaderAt
 	mSubmitBatch // forwarded writes, answered one by one (forward.go)
+	// mElectNonce, mElectRevealRun and mInvokeBinary carry binary bodies
+	// (electwire.go, invokewire.go); an older node refuses them
+	// (refusedMethod).
+	mElectNonce
+	mElectRevealRun
+	mInvokeBinary
 )
+
+// unknownMethod is the text every release answers an unknown method with.
+const unknownMethod = "cluster: unknown rpc method"
+
+// refusedMethod reports whether err is a node's refusal of a method it
+// does not know: an older release, before the method existed. Nothing was
+// done, so the caller may fall back to the older methods.
+func refusedMethod(err error) bool {
+	var re *remoteError
+	return errors.As(err, &re) && errors.Is(err, ErrBadRequest) && strings.HasPrefix(re.msg, unknownMethod)
+}
+
+// rawBody is a handler's answer that is already encoded: the server
+// writes it as it is instead of as JSON.
+type rawBody []byte
 
 // Error codes carried in responses; they map back to the package errors so
 // errors.Is works across a hop.
@@ -221,12 +246,14 @@ func (s *rpcServer) handle(c net.Conn) {
 		status, out := uint8(0), []byte(nil)
 		h, ok := s.handlers[method(m)]
 		if !ok {
-			status, out = codeOf(ErrBadRequest), []byte(fmt.Sprintf("cluster: unknown rpc method %d", m))
+			status, out = codeOf(ErrBadRequest), []byte(fmt.Sprintf("%s %d", unknownMethod, m))
 		} else {
 			ctx, cancel := context.WithTimeout(base, s.timeout)
 			res, err := h(ctx, body)
 			cancel()
-			if err == nil {
+			if raw, ok := res.(rawBody); ok && err == nil {
+				out = raw
+			} else if err == nil {
 				out, err = json.Marshal(res)
 			}
 			if err != nil {
@@ -350,12 +377,31 @@ func (c *rpcClient) callAs(ctx context.Context, addr, want string, m method, in,
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
+	resp, err := c.exchange(ctx, addr, want, m, body)
+	if err != nil || out == nil {
+		return err
+	}
+	if err := json.Unmarshal(resp, out); err != nil {
+		return fmt.Errorf("cluster: rpc to %s: bad response: %w", addr, err)
+	}
+	return nil
+}
+
+// callRaw sends body, already encoded, to addr and returns the response
+// body as it came, for the methods with binary bodies.
+func (c *rpcClient) callRaw(ctx context.Context, addr string, m method, body []byte) ([]byte, error) {
+	return c.exchange(ctx, addr, "", m, body)
+}
+
+// exchange sends one request frame and reads its response: the body of a
+// status 0 answer, or the remote error.
+func (c *rpcClient) exchange(ctx context.Context, addr, want string, m method, body []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("cluster: rpc to %s: %w", addr, context.Cause(ctx))
+		return nil, fmt.Errorf("cluster: rpc to %s: %w", addr, context.Cause(ctx))
 	}
 	rc, err := c.get(ctx, addr, want)
 	if err != nil {
-		return fmt.Errorf("cluster: rpc to %s: %w", addr, err)
+		return nil, fmt.Errorf("cluster: rpc to %s: %w", addr, err)
 	}
 	deadline := time.Now().Add(c.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -380,26 +426,20 @@ func (c *rpcClient) callAs(ctx context.Context, addr, want string, m method, in,
 	if err != nil {
 		rc.c.Close()
 		if errors.Is(ctx.Err(), context.Canceled) {
-			return fmt.Errorf("cluster: rpc to %s: %w", addr, context.Cause(ctx))
+			return nil, fmt.Errorf("cluster: rpc to %s: %w", addr, context.Cause(ctx))
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return fmt.Errorf("%w: rpc to %s", ErrTimeout, addr)
+			return nil, fmt.Errorf("%w: rpc to %s", ErrTimeout, addr)
 		}
-		return fmt.Errorf("cluster: rpc to %s: %w", addr, err)
+		return nil, fmt.Errorf("cluster: rpc to %s: %w", addr, err)
 	}
 	if rc != nil {
 		_ = rc.c.SetDeadline(time.Time{})
 		c.put(addr, rc)
 	}
 	if status != 0 {
-		return remoteErr(status, string(resp))
+		return nil, remoteErr(status, string(resp))
 	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(resp, out); err != nil {
-		return fmt.Errorf("cluster: rpc to %s: bad response: %w", addr, err)
-	}
-	return nil
+	return resp, nil
 }

@@ -18,19 +18,26 @@ import (
 // given RPC timeout and returns its address.
 func startRPC(t *testing.T, timeout time.Duration) (string, *rpcServer) {
 	t.Helper()
+	return startRPCWith(t, timeout, map[method]rpcHandler{mStatus: func(_ context.Context, body []byte) (any, error) {
+		return len(body), nil
+	}})
+}
+
+// startRPCWith serves handlers on a loopback mux with the given RPC
+// timeout and returns its address.
+func startRPCWith(t *testing.T, timeout time.Duration, handlers map[method]rpcHandler) (string, *rpcServer) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := newMux(ln, hclog.NewNullLogger(), connRPC)
 	s := &rpcServer{
-		ln:     m.subs[connRPC],
-		logger: hclog.NewNullLogger(),
-		handlers: map[method]rpcHandler{mStatus: func(_ context.Context, body []byte) (any, error) {
-			return len(body), nil
-		}},
-		timeout: timeout,
-		conns:   map[net.Conn]struct{}{},
+		ln:       m.subs[connRPC],
+		logger:   hclog.NewNullLogger(),
+		handlers: handlers,
+		timeout:  timeout,
+		conns:    map[net.Conn]struct{}{},
 	}
 	go m.serve()
 	go s.serve()

@@ -19,7 +19,9 @@
 // implements with its RPC, to commit to h before the key could be known to
 // it, seals the ranking, then collects and checks the nonces (Collector
 // does the bookkeeping). Execute then has the executor and the verifier
-// run the request and asks the tie-breaker when they disagree. The Record
+// run the request and asks the tie-breaker when they disagree;
+// RunExecute does both with one round trip less, asking the two nodes
+// ranked first to reveal and run in one exchange (over a Runner). The Record
 // keeps every candidate's node ID, h, stake and nonce, the session key's
 // ID and CommitKey(key). Verify checks a record without any key;
 // VerifyWithKey and VerifyWithSessionKey also tie it to the key. See

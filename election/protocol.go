@@ -45,20 +45,35 @@ type RunConfig struct {
 // Run fails with ErrNoCandidates if no node both committed and revealed,
 // and with ErrConfig if cfg is invalid. It returns early if ctx ends.
 func Run(ctx context.Context, cfg RunConfig, t Transport) (Record, error) {
-	if cfg.Phase <= 0 {
-		return Record{}, fmt.Errorf("%w: phase %s", ErrConfig, cfg.Phase)
-	}
 	start := time.Now()
+	col, ranking, err := commitPhase(ctx, cfg, 2*cfg.Phase, t, start)
+	if err != nil {
+		return Record{}, err
+	}
+	rctx, cancel := context.WithDeadline(ctx, start.Add(2*cfg.Phase))
+	each(len(ranking), func(i int) { reveal(rctx, col, t, ranking[i].NodeID, cfg.RequestID) })
+	cancel()
+	rec, _, err := col.Record()
+	return rec, err
+}
+
+// commitPhase opens the Collector of an election that starts at start,
+// whose reveals are accepted until start+revealBy, asks every candidate
+// to commit within cfg.Phase, and seals the ranking.
+func commitPhase(ctx context.Context, cfg RunConfig, revealBy time.Duration, t Transport, start time.Time) (*Collector, []Candidate, error) {
+	if cfg.Phase <= 0 {
+		return nil, nil, fmt.Errorf("%w: phase %s", ErrConfig, cfg.Phase)
+	}
 	col, err := NewCollector(CollectorConfig{
 		RequestID:      cfg.RequestID,
 		KeyID:          cfg.KeyID,
 		Key:            cfg.Key,
 		Expected:       cfg.Candidates,
 		CommitDeadline: start.Add(cfg.Phase),
-		RevealDeadline: start.Add(2 * cfg.Phase),
+		RevealDeadline: start.Add(revealBy),
 	})
 	if err != nil {
-		return Record{}, err
+		return nil, nil, err
 	}
 	cctx, cancel := context.WithDeadline(ctx, start.Add(cfg.Phase))
 	each(len(cfg.Candidates), func(i int) {
@@ -70,18 +85,16 @@ func Run(ctx context.Context, cfg RunConfig, t Transport) (Record, error) {
 	cancel()
 	ranking, err := col.Seal()
 	if err != nil {
-		return Record{}, err
+		return nil, nil, err
 	}
-	rctx, cancel := context.WithDeadline(ctx, start.Add(2*cfg.Phase))
-	each(len(ranking), func(i int) {
-		id := ranking[i].NodeID
-		if nonce, err := t.Reveal(rctx, id, cfg.RequestID); err == nil {
-			_ = col.Reveal(id, nonce) // refused: late or not matching; left out
-		}
-	})
-	cancel()
-	rec, _, err := col.Record()
-	return rec, err
+	return col, ranking, nil
+}
+
+// reveal asks id for its nonce and hands it to col.
+func reveal(ctx context.Context, col *Collector, t Transport, id string, requestID []byte) {
+	if nonce, err := t.Reveal(ctx, id, requestID); err == nil {
+		_ = col.Reveal(id, nonce) // refused: late or not matching; left out
+	}
 }
 
 // each calls f(0..n-1) concurrently and waits for all.
