@@ -49,27 +49,36 @@ func sampleInvokeResult(t testing.TB) InvokeResult {
 
 // Every binary message decodes to what was encoded.
 func TestElectionMessagesRoundTrip(t *testing.T) {
-	var nr nonceReq
-	in := nonceReq{Op: nonceReveal, RequestID: sha256.Sum256([]byte("r"))}
-	if err := nr.unmarshal(in.marshal()); err != nil || nr != in {
-		t.Fatalf("nonce request: %+v, %v", nr, err)
+	pledge := nextPledge{Present: true, H: sha256.Sum256([]byte("pledge"))}
+	id := sha256.Sum256([]byte("r"))
+	for _, in := range []nonceReq{{Op: nonceCommit, RequestID: id}, {Op: nonceReveal, RequestID: id}, {Op: nonceRevealPledge, RequestID: id, Pledge: pledge.H}} {
+		var nr nonceReq
+		if err := nr.unmarshal(in.marshal()); err != nil || nr != in {
+			t.Fatalf("nonce request: %+v, %v, want %+v", nr, err, in)
+		}
 	}
-	var ns nonceResp
-	out := nonceResp{NodeID: "node-1", Value: sha256.Sum256([]byte("h"))}
-	if err := ns.unmarshal(out.marshal()); err != nil || ns != out {
-		t.Fatalf("nonce response: %+v, %v", ns, err)
+	for _, out := range []nonceResp{{NodeID: "node-1", Value: sha256.Sum256([]byte("h"))}, {NodeID: "node-1", Value: sha256.Sum256([]byte("h")), Next: pledge}} {
+		var ns nonceResp
+		if err := ns.unmarshal(out.marshal()); err != nil || ns != out {
+			t.Fatalf("nonce response: %+v, %v, want %+v", ns, err, out)
+		}
 	}
-	rr := revealRunReq{Exec: execReq{RequestID: in.RequestID, Function: "inc", CodeHash: sha256.Sum256([]byte("code")), Input: []byte("in"), DeployHeight: 12}}
-	b, err := rr.marshal()
-	if err != nil {
-		t.Fatal(err)
+	x := execReq{RequestID: id, Function: "inc", CodeHash: sha256.Sum256([]byte("code")), Input: []byte("in"), DeployHeight: 12}
+	for _, rr := range []revealRunReq{{Exec: x}, {ByPledge: true, Pledge: pledge.H, Exec: x}} {
+		b, err := rr.marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rr2 revealRunReq
+		if err := rr2.unmarshal(b); err != nil || !reflect.DeepEqual(rr2, rr) {
+			t.Fatalf("reveal-and-run request: %+v, %v, want %+v", rr2, err, rr)
+		}
 	}
-	var rr2 revealRunReq
-	if err := rr2.unmarshal(b); err != nil || !reflect.DeepEqual(rr2, rr) {
-		t.Fatalf("reveal-and-run request: %+v, %v", rr2, err)
-	}
-	for _, x := range []execrecord.Execution{sampleExec("n1"), {NodeID: "n2", Err: "no such function", Stdout: []byte{}}} {
+	for i, x := range []execrecord.Execution{sampleExec("n1"), {NodeID: "n2", Err: "no such function", Stdout: []byte{}}} {
 		resp := revealRunResp{Nonce: sha256.Sum256([]byte("nonce")), Exec: x}
+		if i == 0 {
+			resp.Next = pledge
+		}
 		b, err := resp.marshal()
 		if err != nil {
 			t.Fatal(err)
@@ -80,7 +89,7 @@ func TestElectionMessagesRoundTrip(t *testing.T) {
 		}
 	}
 	req := sampleInvoke()
-	b, err = marshalInvokeRequest(req)
+	b, err := marshalInvokeRequest(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +143,10 @@ func TestElectionMessagesBadInput(t *testing.T) {
 		{"unknown op", "nonce request", append([]byte{1, 7}, good[2:]...), ErrBadRequest, "unknown op 7"},
 		{"truncated", "nonce response", []byte{1, 0, 5, 'a'}, ErrBadRequest, "node ID needs 5 bytes"},
 		{"truncated", "reveal-and-run", rr[:len(rr)-1], ErrBadRequest, "input needs 1 bytes"},
-		{"oversize function", "reveal-and-run", append(append([]byte{1}, make([]byte, 32)...), 0xff, 0xff), ErrTooLarge, "limit 1024"},
+		{"oversize function", "reveal-and-run", append(append([]byte{1, 0}, make([]byte, 32)...), 0xff, 0xff), ErrTooLarge, "limit 1024"},
+		{"bad pledge flag", "reveal-and-run", append([]byte{1, 2}, rr[2:]...), ErrBadRequest, "pledge flag 2"},
+		{"truncated pledge", "nonce request", append([]byte{1, nonceRevealPledge}, make([]byte, 40)...), ErrBadRequest, "pledge needs 32 bytes, 8 left"},
+		{"bad pledge flag", "nonce response", append(nonceResp{NodeID: "n"}.marshal()[:1+3+32], 5), ErrBadRequest, "pledge flag 5"},
 		{"unknown outcome", "answer", badOutcome, ErrBadRequest, "outcome 200"},
 		{"truncated", "answer", resp[:40], ErrBadRequest, "needs"},
 		{"truncated", "invocation", inv[:len(inv)-3], ErrBadRequest, "needs"},
@@ -269,7 +281,8 @@ func TestElectionWithOlderNode(t *testing.T) {
 	n := &Node{info: NodeInfo{ID: "leader"}, client: newRPCClient(5*time.Second, dialer{}, nil), cfg: Config{RPCTimeout: 5 * time.Second}}
 	defer n.client.close()
 	id := sha256.Sum256([]byte("request"))
-	tr := &electionTransport{n: n, addr: map[string]string{"old": addr}, er: execReq{RequestID: id, Function: "inc"}, timeout: time.Second, outs: map[string]execrecord.Execution{}}
+	tr := &electionTransport{n: n, addr: map[string]string{"old": addr}, er: execReq{RequestID: id, Function: "inc"}, timeout: time.Second,
+		outs: map[string]execrecord.Execution{}, pledged: map[string][election.Size]byte{}}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -290,6 +303,9 @@ func TestElectionWithOlderNode(t *testing.T) {
 	// Revealed once: a second reveal is refused, and nothing runs.
 	if _, _, err := tr.RevealRun(ctx, "old", id[:]); !errors.Is(err, ErrNotFound) || executed.Load() != 1 {
 		t.Fatalf("second reveal: %v after %d runs, want ErrNotFound and no run", err, executed.Load())
+	}
+	if n.pledges.Len("old") != 0 {
+		t.Fatal("an older node pledged")
 	}
 }
 

@@ -281,7 +281,7 @@ func (n *Node) lead(ctx context.Context, req InvokeRequest) (res InvokeResult, e
 	}()
 	n.coldStart(ctx)
 	er := execReq{RequestID: req.RequestID, Function: req.Function, CodeHash: meta.Spec.CodeHash, Input: req.Input, DeployHeight: meta.Height}
-	tr := &electionTransport{n: n, er: er, timeout: meta.Spec.Timeout, outs: map[string]execrecord.Execution{}}
+	tr := &electionTransport{n: n, er: er, timeout: meta.Spec.Timeout, outs: map[string]execrecord.Execution{}, pledged: map[string][election.Size]byte{}}
 	rec, v, err := n.holdElection(ctx, req, tr, meta.Spec, func() { tElect = time.Since(t0) })
 	if err != nil {
 		return InvokeResult{}, err
@@ -450,39 +450,65 @@ func (n *Node) commitRecord(ctx context.Context, req InvokeRequest, xr execrecor
 // electionTransport is election.Transport and election.Runner over this
 // node's RPC for one invocation; the leader answers for itself from its
 // own nonces and runs its share locally. It keeps every execution it
-// gets (outs, by node). Calls go under the binary methods (mElectNonce,
-// mElectRevealRun); a node of an older release refuses them, and the
-// same call goes again under the JSON methods it knows (mElectCommit,
-// mElectReveal, mExecute).
+// gets (outs, by node). A candidate's commitment is one of its pledges
+// when this node holds one (Node.pledges: no commit round trip), else
+// asked for. Calls go under the binary methods (mElectNonce,
+// mElectRevealRun), whose answers bring the candidate's next pledge; a
+// node of an older release refuses them, and the same call goes again
+// under the JSON methods it knows (mElectCommit, mElectReveal, mExecute).
 type electionTransport struct {
 	n       *Node
 	addr    map[string]string
 	er      execReq
 	timeout time.Duration // the function's time limit
 
-	mu   sync.Mutex
-	outs map[string]execrecord.Execution
+	mu      sync.Mutex
+	outs    map[string]execrecord.Execution
+	pledged map[string][election.Size]byte // candidates whose commitment is a pledge
 }
 
 func (t *electionTransport) Commit(ctx context.Context, id string, requestID []byte) ([election.Size]byte, error) {
 	if id == t.n.info.ID {
 		return t.n.commitNonce(requestID)
 	}
-	return t.nonce(ctx, id, nonceCommit, requestID)
+	if h, ok := t.n.pledges.Take(id); ok {
+		t.mu.Lock()
+		t.pledged[id] = h
+		t.mu.Unlock()
+		return h, nil
+	}
+	return t.nonce(ctx, id, nonceReq{Op: nonceCommit, RequestID: [32]byte(requestID)})
 }
 
 func (t *electionTransport) Reveal(ctx context.Context, id string, requestID []byte) ([election.Size]byte, error) {
 	if id == t.n.info.ID {
 		return t.n.revealNonce(requestID)
 	}
-	return t.nonce(ctx, id, nonceReveal, requestID)
+	req := nonceReq{Op: nonceReveal, RequestID: [32]byte(requestID)}
+	if h, ok := t.pledgeOf(id); ok {
+		req.Op, req.Pledge = nonceRevealPledge, h
+	}
+	return t.nonce(ctx, id, req)
 }
 
-// nonce asks node id to commit or reveal (op) through mElectNonce.
-func (t *electionTransport) nonce(ctx context.Context, id string, op uint8, requestID []byte) ([election.Size]byte, error) {
-	resp, err := t.n.client.callRaw(ctx, t.addr[id], mElectNonce, nonceReq{Op: op, RequestID: [32]byte(requestID)}.marshal())
+// pledgeOf is the pledge that is node id's commitment in this election.
+func (t *electionTransport) pledgeOf(id string) ([election.Size]byte, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h, ok := t.pledged[id]
+	return h, ok
+}
+
+// nonce sends req to node id through mElectNonce.
+func (t *electionTransport) nonce(ctx context.Context, id string, req nonceReq) ([election.Size]byte, error) {
+	resp, err := t.n.client.callRaw(ctx, t.addr[id], mElectNonce, req.marshal())
 	if refusedMethod(err) {
-		return t.legacyNonce(ctx, id, op, requestID)
+		if req.Op == nonceRevealPledge {
+			// It pledged, then restarted as an older release.
+			t.n.pledges.Forget(id)
+			return [election.Size]byte{}, err
+		}
+		return t.legacyNonce(ctx, id, req.Op, req.RequestID[:])
 	}
 	var r nonceResp
 	if err == nil {
@@ -491,7 +517,20 @@ func (t *electionTransport) nonce(ctx context.Context, id string, op uint8, requ
 	if err == nil && r.NodeID != id {
 		err = fmt.Errorf("%w: %s answered for %s", ErrBadRequest, r.NodeID, id)
 	}
+	t.answered(id, req.Op == nonceRevealPledge, r.Next, err)
 	return r.Value, err
+}
+
+// answered keeps the next pledge node id handed over; if it no longer
+// holds a pledge it was asked to reveal (it restarted), none of its
+// pledges is used again.
+func (t *electionTransport) answered(id string, byPledge bool, next nextPledge, err error) {
+	if byPledge && errors.Is(err, ErrNotFound) {
+		t.n.pledges.Forget(id)
+	}
+	if err == nil && next.Present {
+		t.n.pledges.Add(id, next.H)
+	}
 }
 
 // legacyNonce is nonce through the JSON methods of older releases.
@@ -530,12 +569,18 @@ func (t *electionTransport) revealRun(ctx context.Context, id string) ([election
 		}
 		return nonce, t.n.execLocal(ctx, t.er), nil
 	}
-	body, err := revealRunReq{Exec: t.er}.marshal()
+	req := revealRunReq{Exec: t.er}
+	req.Pledge, req.ByPledge = t.pledgeOf(id)
+	body, err := req.marshal()
 	if err != nil {
 		return [election.Size]byte{}, execrecord.Execution{}, err
 	}
 	resp, err := t.n.client.callRaw(ctx, t.addr[id], mElectRevealRun, body)
 	if refusedMethod(err) {
+		if req.ByPledge {
+			t.n.pledges.Forget(id)
+			return [election.Size]byte{}, execrecord.Execution{}, err
+		}
 		nonce, err := t.legacyNonce(ctx, id, nonceReveal, t.er.RequestID[:])
 		if err != nil {
 			return nonce, execrecord.Execution{}, err
@@ -549,6 +594,7 @@ func (t *electionTransport) revealRun(ctx context.Context, id string) ([election
 	if err == nil && r.Exec.NodeID != id {
 		err = fmt.Errorf("%w: %s answered for %s", ErrBadRequest, r.Exec.NodeID, id)
 	}
+	t.answered(id, req.ByPledge, r.Next, err)
 	return r.Nonce, r.Exec, err
 }
 
@@ -567,41 +613,70 @@ func (t *electionTransport) keep(id string, out execrecord.Execution) election.E
 }
 
 // handleElectNonce serves mElectNonce: this node, as a candidate, commits
-// to a nonce for a request or reveals it.
+// to a nonce for a request, reveals it, or reveals a pledge; the answer
+// brings a fresh pledge.
 func (n *Node) handleElectNonce(_ context.Context, body []byte) (any, error) {
 	var req nonceReq
 	if err := req.unmarshal(body); err != nil {
 		return nil, err
 	}
-	op := n.commitNonce
-	if req.Op == nonceReveal {
-		op = n.revealNonce
+	var v [election.Size]byte
+	var err error
+	switch req.Op {
+	case nonceCommit:
+		v, err = n.commitNonce(req.RequestID[:])
+	case nonceReveal:
+		v, err = n.revealNonce(req.RequestID[:])
+	default:
+		v, err = n.revealPledge(req.Pledge)
 	}
-	v, err := op(req.RequestID[:])
 	if err != nil {
 		return nil, err
 	}
-	return rawBody(nonceResp{NodeID: n.info.ID, Value: v}.marshal()), nil
+	return rawBody(nonceResp{NodeID: n.info.ID, Value: v, Next: n.nextPledge()}.marshal()), nil
 }
 
 // handleRevealRun serves mElectRevealRun: this node reveals its nonce for
-// the request and, if it had one, runs the request.
+// the request (or behind a pledge) and, if it had one, runs the request;
+// the answer brings a fresh pledge.
 func (n *Node) handleRevealRun(ctx context.Context, body []byte) (any, error) {
 	var req revealRunReq
 	if err := req.unmarshal(body); err != nil {
 		return nil, err
 	}
-	nonce, err := n.revealNonce(req.Exec.RequestID[:])
+	var nonce [election.Size]byte
+	var err error
+	if req.ByPledge {
+		nonce, err = n.revealPledge(req.Pledge)
+	} else {
+		nonce, err = n.revealNonce(req.Exec.RequestID[:])
+	}
 	if err != nil {
 		return nil, err
 	}
 	n.running.Add(1)
 	defer n.running.Add(-1)
-	out, err := revealRunResp{Nonce: nonce, Exec: n.execLocal(ctx, req.Exec)}.marshal()
+	out, err := revealRunResp{Nonce: nonce, Exec: n.execLocal(ctx, req.Exec), Next: n.nextPledge()}.marshal()
 	if err != nil {
 		return nil, err
 	}
 	return rawBody(out), nil
+}
+
+// nextPledge is a fresh pledge of this node for its leader's later
+// elections, if it can make one (election.MaxPledges).
+func (n *Node) nextPledge() nextPledge {
+	h, err := n.nonces.Pledge()
+	return nextPledge{Present: err == nil, H: h}
+}
+
+// revealPledge reveals the nonce behind one of this node's pledges.
+func (n *Node) revealPledge(h [election.Size]byte) ([election.Size]byte, error) {
+	nonce, err := n.nonces.RevealPledge(h)
+	if errors.Is(err, election.ErrNoCommitment) {
+		return nonce, fmt.Errorf("%w: %v", ErrNotFound, err)
+	}
+	return nonce, err
 }
 
 // commitNonce is this node's commitment as a candidate (election.Nonces),

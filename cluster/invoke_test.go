@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -527,5 +528,63 @@ func TestInvokeAbandonedByCallerRecordsNothing(t *testing.T) {
 	}
 	if again.Receipt.Duplicate || !again.Record.Agreed || string(again.Record.Response) != `{"value":2}` {
 		t.Fatalf("retry: receipt %+v, record %+v; want a new agreed record", again.Receipt, again.Record)
+	}
+}
+
+// After its first elections the leader holds pledges from the other
+// members and elects without asking them to commit; a member that no
+// longer holds a pledge the leader uses (as after a restart) is left out
+// of that election, and the leader asks it to commit again the next time.
+func TestInvokeWithPledges(t *testing.T) {
+	l := startLocal(t, 1, 3)
+	deployTiny(t, waitLeader(t, l), 0, "inc")
+	ctx := context.Background()
+	invoke := func(ldr *Node) execrecord.Record {
+		t.Helper()
+		res, err := ldr.Invoke(ctx, invokeReq(t, 0, "inc", `{"value":1}`))
+		if err != nil || !res.Record.Verified {
+			t.Fatalf("invoke: %v %+v", err, res.Record)
+		}
+		return res.Record
+	}
+	// attempt runs the scenario on the current leader; false if the
+	// leadership moved meanwhile (the pledges stay with the old leader).
+	attempt := func() bool {
+		ldr := waitLeader(t, l)
+		for range 3 {
+			invoke(ldr)
+		}
+		var other string
+		for _, n := range l.Nodes {
+			if n != ldr {
+				other = n.info.ID
+				break
+			}
+		}
+		if !ldr.IsLeader() {
+			return false
+		}
+		if ldr.pledges.Len(other) == 0 {
+			t.Fatalf("the leader holds no pledge of %.12s after three elections", other)
+		}
+		ldr.pledges.Forget(other)
+		ldr.pledges.Add(other, [election.Size]byte{1, 2, 3})
+		stale := invoke(ldr)
+		again := invoke(ldr)
+		if !ldr.IsLeader() {
+			return false
+		}
+		if len(stale.Election.Candidates) != 2 || slices.ContainsFunc(stale.Election.Candidates, func(c election.Candidate) bool { return c.NodeID == other }) {
+			t.Fatalf("a member revealing no pledge took part: %+v", stale.Election.Candidates)
+		}
+		if len(again.Election.Candidates) != 3 {
+			t.Fatalf("the member left out once is not back: %+v", again.Election.Candidates)
+		}
+		return true
+	}
+	for i := 0; !attempt(); i++ {
+		if i == 4 {
+			t.Fatal("the leadership moved during each of five attempts")
+		}
 	}
 }

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"qledger/execrecord"
 	"qledger/function"
@@ -30,7 +31,7 @@ const invokeWireVersion = 1
 func marshalInvokeRequest(req InvokeRequest) ([]byte, error) {
 	o := req.Origin
 	switch {
-	case req.Group < 0 || req.Group > 1<<31 || req.Hops < 0 || req.Hops > 255:
+	case req.Group < 0 || req.Group > math.MaxInt32 || req.Hops < 0 || req.Hops > math.MaxUint8:
 		return nil, fmt.Errorf("%w: invocation of group %d after %d hops", ErrBadRequest, req.Group, req.Hops)
 	case len(req.Function) > execrecord.MaxNameLen || len(req.KeyID) > execrecord.MaxNameLen || len(req.Caller) > execrecord.MaxNameLen ||
 		len(req.Route) > execrecord.MaxNameLen || len(o.ClientAddr) > execrecord.MaxNameLen:
@@ -74,7 +75,8 @@ func unmarshalInvokeRequest(b []byte) (InvokeRequest, error) {
 		return InvokeRequest{}, err
 	}
 	var req InvokeRequest
-	req.Group = int(d.U32("group"))
+	group := d.U32("group")
+	req.Group = int(group & math.MaxInt32)
 	req.Hops = int(d.U8("hops"))
 	d.Fixed(req.RequestID[:], "request ID")
 	d.Fixed(req.ElectionKey[:], "election key")
@@ -96,8 +98,8 @@ func unmarshalInvokeRequest(b []byte) (InvokeRequest, error) {
 	if err := d.Finish(); err != nil {
 		return InvokeRequest{}, fmt.Errorf("cluster: invocation: %w", err)
 	}
-	if req.Group > 1<<31 {
-		return InvokeRequest{}, fmt.Errorf("%w: invocation of group %d", ErrBadRequest, req.Group)
+	if group > math.MaxInt32 {
+		return InvokeRequest{}, fmt.Errorf("%w: invocation of group %d", ErrBadRequest, group)
 	}
 	return req, nil
 }
@@ -108,7 +110,7 @@ func marshalInvokeResult(res InvokeResult) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: invocation answer: %w", err)
 	}
-	if res.Record.Version < 0 || res.Record.Version > 255 || res.Receipt.Group < 0 || res.Receipt.Group > 1<<31 {
+	if res.Record.Version < 0 || res.Record.Version > math.MaxUint8 || res.Receipt.Group < 0 || res.Receipt.Group > math.MaxInt32 {
 		return nil, fmt.Errorf("%w: invocation answer: record version %d, group %d", ErrBadRequest, res.Record.Version, res.Receipt.Group)
 	}
 	e := wire.Encoder{B: make([]byte, 0, 2+4+len(rec)+32+4+8+8+1)}
@@ -137,15 +139,16 @@ func unmarshalInvokeResult(b []byte) (InvokeResult, error) {
 	version := int(d.U8("record version"))
 	raw := d.Bytes32("record", maxFrame)
 	d.Fixed(res.Receipt.ID[:], "receipt ID")
-	res.Receipt.Group = int(d.U32("receipt group"))
+	group := d.U32("receipt group")
+	res.Receipt.Group = int(group & math.MaxInt32)
 	res.Receipt.Height = d.U64("receipt height")
 	res.Receipt.Index = d.U64("receipt index")
 	dup := d.U8("duplicate")
 	if err := d.Finish(); err != nil {
 		return InvokeResult{}, fmt.Errorf("cluster: invocation answer: %w", err)
 	}
-	if dup > 1 || res.Receipt.Group > 1<<31 {
-		return InvokeResult{}, fmt.Errorf("%w: invocation answer: duplicate flag %d, group %d", ErrBadRequest, dup, res.Receipt.Group)
+	if dup > 1 || group > math.MaxInt32 {
+		return InvokeResult{}, fmt.Errorf("%w: invocation answer: duplicate flag %d, group %d", ErrBadRequest, dup, group)
 	}
 	res.Receipt.Duplicate = dup == 1
 	rec, err := execrecord.Decode(raw)

@@ -71,7 +71,10 @@ type Node struct {
 	rec        *reconciler
 	rt         *execute.Runtime
 	nonces     election.Nonces // this node's side of elections
-	execHook   atomic.Pointer[func(execute.Result) execute.Result]
+	// pledges are the candidates' commitments made ahead of elections,
+	// used while this node leads (electionTransport).
+	pledges  election.Pledges
+	execHook atomic.Pointer[func(execute.Result) execute.Result]
 	// load counts the invocations this node leads (the autoscaler's
 	// demand); scaler is the autoscaler, if Autoscale started one.
 	load    loadMeter

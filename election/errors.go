@@ -65,6 +65,9 @@ var (
 	// ErrNoCommitment means a candidate was asked to reveal a nonce it
 	// never committed to (or already revealed, or forgot after NonceTTL).
 	ErrNoCommitment = errors.New("election: no commitment for this request")
+	// ErrTooManyPledges means a candidate holds MaxPledges unrevealed
+	// pledges and makes no more until some are revealed or expire.
+	ErrTooManyPledges = errors.New("election: too many unrevealed pledges")
 	// ErrConfig means a CollectorConfig or RunConfig field is invalid.
 	ErrConfig = errors.New("election: invalid collector config")
 )

@@ -12,9 +12,11 @@ import (
 // Nonces). Each call is for one node and must respect ctx's deadline.
 type Transport interface {
 	// Commit asks nodeID to commit to a fresh nonce for requestID and
-	// returns its h = SHA-256(nonce).
+	// returns its h = SHA-256(nonce); or it answers, without asking, with
+	// a pledge nodeID made before the request existed (Pledges).
 	Commit(ctx context.Context, nodeID string, requestID []byte) ([Size]byte, error)
-	// Reveal asks nodeID for the nonce behind its commitment.
+	// Reveal asks nodeID for the nonce behind the commitment Commit
+	// returned.
 	Reveal(ctx context.Context, nodeID string, requestID []byte) ([Size]byte, error)
 }
 
