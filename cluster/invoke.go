@@ -157,9 +157,9 @@ func (n *Node) SetExecHook(f func(execute.Result) execute.Result) {
 // While the group has no leader the request waits (up to the same grace
 // as writes); nothing has run yet, so waiting is safe. Once the leader has
 // started the election, an error is final: the request ID is spent;
-// except when ctx ends before two executions agreed and one of them
-// failed (perhaps only because ctx ended): then nothing is recorded and a
-// retry with the same request ID runs it again.
+// except when ctx ends before two executions agreed (one may have
+// failed, or a node been left out, only because ctx ended): then nothing
+// is recorded and a retry with the same request ID runs it again.
 func (n *Node) Invoke(ctx context.Context, req InvokeRequest) (InvokeResult, error) {
 	if req.Group < 0 || req.Group >= n.cfg.Groups {
 		return InvokeResult{}, fmt.Errorf("%w: group %d", ErrBadRequest, req.Group)
@@ -296,12 +296,13 @@ func (n *Node) lead(ctx context.Context, req InvokeRequest) (res InvokeResult, e
 		Executor: rec.Executor(), Verifier: rec.Verifier()}
 	recordExecutions(rec, v, tr.outs, meta.Spec, &xr)
 	tExec = time.Since(t0) - tElect
-	if !xr.Verified && ctx.Err() != nil && anyFailed(xr.Executions) {
-		// The caller gave up while the executions ran, so some may have
-		// failed only because their context ended: recording that as a
-		// disagreement, or one result as unverified, would spend the
-		// request ID on a failure of no function's making. Nothing is
-		// recorded; a retry runs it again.
+	if !xr.Verified && ctx.Err() != nil {
+		// The caller gave up before two executions agreed, so some may
+		// have failed, or their nodes been left out of the election
+		// (a reveal-and-run cut off), only because the context ended:
+		// recording that as a disagreement, or one result as
+		// unverified, would spend the request ID on a failure of no
+		// function's making. Nothing is recorded; a retry runs it again.
 		return InvokeResult{}, fmt.Errorf("cluster: invocation abandoned by its caller before two executions agreed; nothing recorded: %w", ctx.Err())
 	}
 	xr.Micros = time.Since(t0).Microseconds()
@@ -309,16 +310,6 @@ func (n *Node) lead(ctx context.Context, req InvokeRequest) (res InvokeResult, e
 	res, err = n.commitRecord(ctx, req, xr)
 	tCommit = time.Since(tc)
 	return res, err
-}
-
-// anyFailed reports whether one of xs failed to run.
-func anyFailed(xs []execrecord.Execution) bool {
-	for _, x := range xs {
-		if x.Err != "" {
-			return true
-		}
-	}
-	return false
 }
 
 // holdElection runs the election among the group's live members over

@@ -588,3 +588,46 @@ func TestInvokeWithPledges(t *testing.T) {
 		}
 	}
 }
+
+// TestInvokeAbandonedLeavesNoUnverifiedRecord: in a group of two (a
+// voter and an executor) with a function that accepts unverified
+// results, the caller gives up once the leader's own run is done, while
+// the executor still runs: the executor's reveal-and-run is cut off, so
+// it is left out of the election, and the leader's result alone would be
+// recorded as agreed but unverified. Nothing may be recorded; a retry
+// runs it again with both.
+func TestInvokeAbandonedLeavesNoUnverifiedRecord(t *testing.T) {
+	l := startLocal(t, 1, 1)
+	ldr := l.Nodes[0]
+	deployPolicy(t, ldr, "acc", function.UnverifiedAccept)
+	ex, err := l.AddNode(RoleExecutor, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the executor a live candidate", 30*time.Second, func() bool {
+		c, _ := ldr.candidates()
+		return len(c) == 2
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The executor's run ends only once the abandoned invocation has
+	// returned, so its answer never reaches the leader in time.
+	release := make(chan struct{})
+	ldr.SetExecHook(func(r execute.Result) execute.Result { cancel(); return r })
+	ex.SetExecHook(func(r execute.Result) execute.Result { <-release; return r })
+	req := invokeReq(t, 0, "acc", `{"value":1}`)
+	res, err := ldr.Invoke(ctx, req)
+	close(release)
+	if err == nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("abandoned invocation: %+v, %v; want context.Canceled and nothing recorded", res.Record, err)
+	}
+	ldr.SetExecHook(nil)
+	ex.SetExecHook(nil)
+	again, err := ldr.Invoke(context.Background(), req)
+	if err != nil {
+		t.Fatalf("retry after the caller gave up: %v", err)
+	}
+	if again.Receipt.Duplicate || !again.Record.Verified {
+		t.Fatalf("retry: receipt %+v, record %+v; want a new verified record", again.Receipt, again.Record)
+	}
+}
