@@ -1,6 +1,9 @@
 package cluster
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors returned by a Node. Raft's and the store's errors are converted to
 // these at the package boundary.
@@ -48,3 +51,14 @@ var (
 	errLeaderMoved = errors.New("cluster: the group leader changed while the request was in flight")
 	errHopTimeout  = errors.New("cluster: the group leader did not answer in time")
 )
+
+// groupUnreachable is the error of a request forwarded to group g when
+// every member of g it tried failed at the transport (last is the last
+// failure): kind wraps it, ErrNoLeader for a read or an invocation (run
+// again under the same request ID, it runs once) and ErrUnknownOutcome
+// for a write (it may have arrived before the connection broke), so the
+// API answers 503 and the client retries, as it would for its own group,
+// instead of passing a bare connection error on as a 500.
+func groupUnreachable(kind error, g int, last error) error {
+	return fmt.Errorf("%w: group %d unreachable: %v", kind, g, last)
+}

@@ -212,6 +212,9 @@ func (n *Node) invokeOnce(ctx context.Context, req InvokeRequest) (InvokeResult,
 			}
 			last = err
 		}
+		if req.Group != n.group && len(targets) > 0 {
+			last = groupUnreachable(ErrNoLeader, req.Group, last)
+		}
 		return InvokeResult{}, last
 	}
 	return n.lead(ctx, req)

@@ -453,7 +453,7 @@ func (n *Node) forwardQuery(ctx context.Context, q Query) (QueryResult, error) {
 		}
 		last = err
 	}
-	return QueryResult{}, last
+	return QueryResult{}, groupUnreachable(ErrNoLeader, q.Group, last)
 }
 
 func (n *Node) localQuery(q Query) (QueryResult, error) {

@@ -237,7 +237,7 @@ func (n *Node) forwardSubmit(ctx context.Context, raw []byte, group, hops int) (
 		}
 		last = err
 	}
-	return Receipt{}, last
+	return Receipt{}, groupUnreachable(ErrUnknownOutcome, group, last)
 }
 
 func (n *Node) handleSubmit(ctx context.Context, body []byte) (any, error) {
