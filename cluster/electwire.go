@@ -207,14 +207,7 @@ func (r revealRunResp) marshal() ([]byte, error) {
 	e := wire.Encoder{B: make([]byte, 0, 1+election.Size+2+len(x.NodeID)+1+4+4+len(x.Stdout)+32+4+len(x.Detail)+8+4+len(x.Err)+1+election.Size)}
 	e.U8(electWireVersion)
 	e.Raw(r.Nonce[:])
-	e.Bytes16([]byte(x.NodeID))
-	e.U8(uint8(x.Outcome))
-	e.U32(x.ExitCode)
-	e.Bytes32(x.Stdout)
-	e.Raw(x.Hash[:])
-	e.Bytes32([]byte(x.Detail))
-	e.U64(uint64(x.Micros))
-	e.Bytes32([]byte(x.Err))
+	execrecord.PutExecution(&e, &x)
 	r.Next.put(&e)
 	return e.B, nil
 }
@@ -226,15 +219,8 @@ func (r *revealRunResp) unmarshal(b []byte) error {
 	}
 	var out revealRunResp
 	d.Fixed(out.Nonce[:], "nonce")
+	out.Exec = execrecord.GetExecution(d)
 	x := &out.Exec
-	x.NodeID = string(d.Bytes16("node ID", execrecord.MaxNameLen))
-	x.Outcome = function.Outcome(d.U8("outcome"))
-	x.ExitCode = d.U32("exit code")
-	x.Stdout = d.Bytes32("stdout", execrecord.MaxDataLen)
-	d.Fixed(x.Hash[:], "hash")
-	x.Detail = string(d.Bytes32("detail", execrecord.MaxTextLen))
-	x.Micros = int64(d.U64("micros"))
-	x.Err = string(d.Bytes32("error", execrecord.MaxTextLen))
 	out.Next = getNextPledge(d)
 	if err := d.Finish(); err != nil {
 		return fmt.Errorf("cluster: reveal-and-run answer: %w", err)

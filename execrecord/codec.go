@@ -119,15 +119,8 @@ func (r Record) MarshalBinary() ([]byte, error) {
 		e.Bytes16([]byte(s))
 	}
 	e.U8(uint8(len(r.Executions)))
-	for _, x := range r.Executions {
-		e.Bytes16([]byte(x.NodeID))
-		e.U8(uint8(x.Outcome))
-		e.U32(x.ExitCode)
-		e.Bytes32(x.Stdout)
-		e.Raw(x.Hash[:])
-		e.Bytes32([]byte(x.Detail))
-		e.U64(uint64(x.Micros))
-		e.Bytes32([]byte(x.Err))
+	for i := range r.Executions {
+		PutExecution(e, &r.Executions[i])
 	}
 	var flags uint8
 	if r.Agreed {
@@ -181,15 +174,51 @@ func (r Record) check() error {
 	if err := checkOutcome(r.Outcome); err != nil {
 		return err
 	}
-	for _, x := range r.Executions {
-		if len(x.NodeID) > MaxNameLen || len(x.Stdout) > MaxDataLen || len(x.Detail) > MaxTextLen || len(x.Err) > MaxTextLen {
-			return fmt.Errorf("%w: execution of %.12s", ErrTooLarge, x.NodeID)
-		}
-		if err := checkOutcome(x.Outcome); err != nil {
+	for i := range r.Executions {
+		if err := CheckExecution(&r.Executions[i]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// PutExecution appends x to e in the record's encoding of an execution;
+// the bounds (MaxNameLen, MaxDataLen, MaxTextLen) are the caller's to
+// check first (CheckExecution).
+func PutExecution(e *wire.Encoder, x *Execution) {
+	e.Bytes16([]byte(x.NodeID))
+	e.U8(uint8(x.Outcome))
+	e.U32(x.ExitCode)
+	e.Bytes32(x.Stdout)
+	e.Raw(x.Hash[:])
+	e.Bytes32([]byte(x.Detail))
+	e.U64(uint64(x.Micros))
+	e.Bytes32([]byte(x.Err))
+}
+
+// GetExecution reads an execution PutExecution wrote; a short or
+// oversized field is d's error. The outcome is not checked
+// (CheckExecution).
+func GetExecution(d *wire.Decoder) Execution {
+	var x Execution
+	x.NodeID = string(d.Bytes16("node ID", MaxNameLen))
+	x.Outcome = function.Outcome(d.U8("outcome"))
+	x.ExitCode = d.U32("exit code")
+	x.Stdout = d.Bytes32("stdout", MaxDataLen)
+	d.Fixed(x.Hash[:], "hash")
+	x.Detail = string(d.Bytes32("detail", MaxTextLen))
+	x.Micros = int64(d.U64("micros"))
+	x.Err = string(d.Bytes32("error", MaxTextLen))
+	return x
+}
+
+// CheckExecution reports an execution whose fields exceed the record's
+// bounds (ErrTooLarge) or whose outcome is unknown (ErrMalformed).
+func CheckExecution(x *Execution) error {
+	if len(x.NodeID) > MaxNameLen || len(x.Stdout) > MaxDataLen || len(x.Detail) > MaxTextLen || len(x.Err) > MaxTextLen {
+		return fmt.Errorf("%w: execution of %.12s", ErrTooLarge, x.NodeID)
+	}
+	return checkOutcome(x.Outcome)
 }
 
 func checkOutcome(o function.Outcome) error {
@@ -233,16 +262,7 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 		return fmt.Errorf("%w: %d executions", ErrTooLarge, n)
 	}
 	for i := 0; i < n && d.Err() == nil; i++ {
-		var x Execution
-		x.NodeID = string(d.Bytes16("node ID", MaxNameLen))
-		x.Outcome = function.Outcome(d.U8("outcome"))
-		x.ExitCode = d.U32("exit code")
-		x.Stdout = d.Bytes32("stdout", MaxDataLen)
-		d.Fixed(x.Hash[:], "hash")
-		x.Detail = string(d.Bytes32("detail", MaxTextLen))
-		x.Micros = int64(d.U64("micros"))
-		x.Err = string(d.Bytes32("error", MaxTextLen))
-		out.Executions = append(out.Executions, x)
+		out.Executions = append(out.Executions, GetExecution(d))
 	}
 	flags := d.U8("flags")
 	out.Agreed, out.Verified = flags&flagAgreed != 0, flags&flagVerified != 0

@@ -23,9 +23,13 @@ import (
 // format1Store copies testdata/format1.db.gz — a store of group 1
 // written by the format-1 build (120 blocks, 360 transactions, every
 // seventh with an idempotency key "key-N") — to a temporary file.
-func format1Store(t *testing.T) string {
+func format1Store(t *testing.T) string { return testdataStore(t, "format1.db.gz") }
+
+// testdataStore unpacks the gzipped store testdata/name to a temporary
+// file and returns its path.
+func testdataStore(t *testing.T, name string) string {
 	t.Helper()
-	fh, err := os.Open(filepath.Join("testdata", "format1.db.gz"))
+	fh, err := os.Open(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,12 +2,10 @@ package fsm
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -232,27 +230,7 @@ func TestTxIndexFilterDamage(t *testing.T) {
 // blocks, 360 transactions, every seventh with the idempotency key
 // "key-N"), then 30 blocks of 4 transactions appended (leaves 360..479,
 // every third with the key "key2-N") — to a temporary file.
-func format2Store(t *testing.T) string {
-	t.Helper()
-	fh, err := os.Open(filepath.Join("testdata", "format2.db.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	zr, err := gzip.NewReader(fh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), StoreFile)
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
+func format2Store(t *testing.T) string { return testdataStore(t, "format2.db.gz") }
 
 // checkFormat2Content checks that the store at path holds the chain the
 // format-2 test store holds, every transaction and key found, and that
