@@ -80,7 +80,7 @@ func TestScalePolicy(t *testing.T) {
 func TestAutoscaleBurst(t *testing.T) {
 	l := startLocal(t, 1, 3)
 	voters := append([]*Node(nil), l.Nodes...) // l.Nodes grows as executors start
-	ldr, _ := l.Leader(0)
+	ldr := waitLeader(t, l)
 	deployTiny(t, ldr, 0, "inc")
 	cfg := AutoscaleConfig{Min: 0, Max: 2, TargetInFlight: 2, Interval: 200 * time.Millisecond, DownWindow: time.Second, IdleToZero: 2 * time.Second}
 	for _, n := range voters {
@@ -267,7 +267,7 @@ func TestColdStartPolicy(t *testing.T) {
 			for _, n := range l.Nodes {
 				voters[n.ID().String()] = true
 			}
-			ldr, _ := l.Leader(0)
+			ldr := waitLeader(t, l)
 			deployTiny(t, ldr, 0, "inc")
 			cfg := AutoscaleConfig{Min: 0, Max: 1, TargetInFlight: 1, Interval: time.Hour, IdleToZero: time.Hour, ColdStartWait: c.wait}
 			if err := ldr.Autoscale(cfg, c.provider(l)); err != nil {

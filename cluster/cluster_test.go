@@ -118,7 +118,7 @@ func TestGroupCommitsThroughAnyNode(t *testing.T) {
 
 func TestConcurrentSubmitsBatch(t *testing.T) {
 	l := startLocal(t, 1, 3)
-	leader, _ := l.Leader(0)
+	leader := waitLeader(t, l)
 	var wg sync.WaitGroup
 	const clients, each = 16, 40
 	errs := make(chan error, clients*each)
@@ -150,7 +150,7 @@ func TestConcurrentSubmitsBatch(t *testing.T) {
 
 func TestIdempotencyAcrossLeaderChange(t *testing.T) {
 	l := startLocal(t, 1, 3)
-	leader, _ := l.Leader(0)
+	leader := waitLeader(t, l)
 	first := submit(t, leader, 0, "order-1", "pay 10")
 	if err := leader.TransferLeadership(); err != nil {
 		t.Fatal(err)

@@ -164,7 +164,7 @@ func TestInvokeByzantineAndKilledWinner(t *testing.T) {
 	})
 	waitUntil(t, "liar added", 10*time.Second, func() bool { _, nv := config(t, l, 0); return nv == 1 })
 	deployTiny(t, l.Nodes[0], 0, "inc")
-	ldr, _ := l.Leader(0)
+	ldr := waitLeader(t, l)
 	liarInvolved := 0
 	for i := 0; i < 20; i++ {
 		res, err := ldr.Invoke(context.Background(), invokeReq(t, 0, "inc", `{"value":1}`))
@@ -261,7 +261,7 @@ func TestInvokeIdempotentPerRequestID(t *testing.T) {
 	mu.Lock()
 	ran := runs
 	mu.Unlock()
-	ld, _ := l.Leader(0)
+	ld := waitLeader(t, l)
 	ld.Close()
 	waitUntil(t, "a new leader", 20*time.Second, func() bool { nl, ok := l.Leader(0); return ok && nl != ld })
 	for _, n := range l.Nodes {
@@ -280,7 +280,7 @@ func TestInvokeIdempotentPerRequestID(t *testing.T) {
 	mu.Unlock()
 	other := req
 	other.Function = "other"
-	nl, _ := l.Leader(0)
+	nl := waitLeader(t, l)
 	if _, err := nl.Invoke(ctx, other); !errors.Is(err, ErrConflict) {
 		t.Fatalf("the same request ID for another function: %v", err)
 	}

@@ -21,7 +21,7 @@ func TestStaleReadAfterUncleanStopNeverGoesBack(t *testing.T) {
 	base.LoopbackTiming()
 	base.SyncFSM = false
 	l := startLocalConfig(t, LocalConfig{Groups: 1, Replicas: 3, Base: &base})
-	ld, _ := l.Leader(0)
+	ld := waitLeader(t, l)
 	f := 0
 	for i, n := range l.Nodes {
 		if n != ld {
@@ -127,7 +127,7 @@ func TestDefaultReadCatchesUpOncePerTerm(t *testing.T) {
 // integration/faults.TestDiskFull for a stop that does.)
 func TestStoppedStateMachineIsReported(t *testing.T) {
 	l := startLocal(t, 1, 3)
-	ld, _ := l.Leader(0)
+	ld := waitLeader(t, l)
 	var f *Node
 	for _, n := range l.Nodes {
 		if n != ld {
@@ -155,7 +155,7 @@ func TestStoppedStateMachineIsReported(t *testing.T) {
 // the fault suite once it failed on every 500, 30 such reads in one run).
 func TestReadThroughFollowerWhileLeaderDown(t *testing.T) {
 	l := startLocal(t, 1, 3)
-	ld, _ := l.Leader(0)
+	ld := waitLeader(t, l)
 	submit(t, ld, 0, "", "before the leader dies")
 	var f *Node
 	for _, n := range l.Nodes {
