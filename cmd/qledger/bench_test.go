@@ -29,7 +29,7 @@ var benchShrink = map[string][]string{
 	"tls":        {"--duration", "100ms", "--clients", "4"},
 	"membership": {"--rounds", "1", "--log-level", "warn"},
 	"failover":   {"--rounds", "1", "--clients", "1", "--pause", "1s", "--loopback-timing", "--log-level", "warn"},
-	"api":        {"--duration", "300ms", "--warmup", "50ms", "--clients", "4", "--json"},
+	"api":        {"--duration", "2s", "--warmup", "50ms", "--clients", "4", "--json"},
 	"growth":     {"--to", "300", "--steps", "2", "--clients", "4", "--reads", "10", "--log-level", "warn"},
 }
 

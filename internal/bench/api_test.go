@@ -37,7 +37,7 @@ func TestAPILoad(t *testing.T) {
 		{"open loop", 0.2, "", 100},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cfg := APIConfig{Addrs: lc.Addrs, Connect: connect, Clients: 4, Conns: 2, Duration: 500 * time.Millisecond, Warmup: 50 * time.Millisecond,
+			cfg := APIConfig{Addrs: lc.Addrs, Connect: connect, Clients: 4, Conns: 2, Duration: 2 * time.Second, Warmup: 50 * time.Millisecond,
 				Payload: 32, Rate: c.rate, ReadFraction: c.reads, ReadLevel: c.level, Group: 0, Timeout: 30 * time.Second}
 			rep, err := API(ctx, cfg)
 			if err != nil {
