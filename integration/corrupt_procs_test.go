@@ -423,7 +423,7 @@ func (r *replicas) target(leader, needCopy bool) int {
 	return -1
 }
 
-var snapshotDone = regexp.MustCompile(`snapshot complete up to: index=([0-9]+)`)
+var snapshotDone = regexp.MustCompile(`snapshot complete up to: .*\bindex=([0-9]+)`)
 
 // pastCopy writes until replica i has taken a raft snapshot past its kept
 // copy, so that copy lacks entries raft can no longer replay.
