@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -45,15 +46,50 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// freePort returns a loopback address whose port, TCP and UDP, is free
+// now (see lowPorts).
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 2000 {
+		port := lowPorts + rand.IntN(lowPortsSpan)
+		if portsGiven[port] {
+			continue
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		pc, err := net.ListenPacket("udp", addr) // gossip listens on both
+		ln.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		portsGiven[port] = true
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free loopback port below the ephemeral range")
+	return ""
 }
+
+// freePort draws ports from [lowPorts, lowPorts+lowPortsSpan), below
+// Linux's ephemeral range (32768 and up), and never the same port twice
+// in one test binary: a port taken from the ephemeral range, free when
+// drawn, could be bound by an outgoing connection of another node before
+// the node it was meant for listened on it ("address already in use",
+// seen in TestCrashAtEachRestoreStep).
+const (
+	lowPorts     = 20000
+	lowPortsSpan = 12000
+)
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 // proc is one `qledger node` process.
 type proc struct {
