@@ -327,12 +327,32 @@ func (n *Node) checkAtStart(path string, logs raft.LogStore, snaps raft.Snapshot
 	}
 	last, _ := logs.LastIndex()
 	switch {
-	case applied < snapIndex:
+	case applied < snapIndex && !stateless(logs, applied+1, snapIndex):
 		return fsm.Damage{What: fmt.Sprintf("applied index %d is behind the raft snapshot at %d: an older copy of the store, entries %d..%d are missing", applied, snapIndex, applied+1, snapIndex)}, false, nil
 	case applied > max(last, snapIndex):
 		return fsm.Damage{What: fmt.Sprintf("applied index %d is beyond the raft log's last index %d: the store is not this node's", applied, max(last, snapIndex))}, false, nil
 	}
 	return fsm.Damage{}, true, nil
+}
+
+// stateless reports whether the raft log still holds every entry from
+// first to last and none of them changes the state machine: barriers and
+// no-ops, which raft counts as applied (a snapshot's index may be one)
+// without ever handing them to the state machine, so a store's applied
+// index legitimately stops short of them. A linearizable read appends a
+// barrier; a snapshot taken right after one has a higher index than the
+// store it stands for. Entries the log no longer holds count as changes.
+func stateless(logs raft.LogStore, first, last uint64) bool {
+	for i := first; i <= last; i++ {
+		var l raft.Log
+		if err := logs.GetLog(i, &l); err != nil {
+			return false
+		}
+		if l.Type != raft.LogBarrier && l.Type != raft.LogNoop {
+			return false
+		}
+	}
+	return true
 }
 
 // chainAlarm returns the raised alarm, or nil.

@@ -685,3 +685,28 @@ func hasAlarm(st ClusterStatus, node string, height uint64) bool {
 	}
 	return false
 }
+
+// TestStatelessTailIsNoGap: a store whose applied index stops short of the
+// newest snapshot only by barriers and no-ops (which raft never hands to
+// the state machine) is whole; a gap with a command, a configuration
+// change or an entry the log no longer holds is not.
+func TestStatelessTailIsNoGap(t *testing.T) {
+	logs := raft.NewInmemStore()
+	entries := []*raft.Log{
+		{Index: 1, Type: raft.LogCommand}, {Index: 2, Type: raft.LogBarrier}, {Index: 3, Type: raft.LogNoop},
+		{Index: 4, Type: raft.LogConfiguration}, {Index: 5, Type: raft.LogBarrier},
+	}
+	if err := logs.StoreLogs(entries); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		first, last uint64
+		want        bool
+	}{
+		{2, 3, true}, {5, 5, true}, {1, 3, false}, {2, 4, false}, {5, 6, false},
+	} {
+		if got := stateless(logs, c.first, c.last); got != c.want {
+			t.Errorf("entries %d..%d: stateless %v, want %v", c.first, c.last, got, c.want)
+		}
+	}
+}
