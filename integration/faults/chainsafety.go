@@ -9,9 +9,10 @@ import (
 
 // ChainSafety is what CheckChain found.
 type ChainSafety struct {
-	// Heads counts the heads read; Signed those that carried a signature.
-	Heads, Signed int
-	Problems      []string
+	// Heads counts the heads read; Signed those that carried a signature;
+	// Empty those of the empty chain (height 0: nothing to sign).
+	Heads, Signed, Empty int
+	Problems             []string
 }
 
 // OK reports whether no violation was found.
@@ -21,7 +22,9 @@ func (c ChainSafety) OK() bool { return len(c.Problems) == 0 }
 // side of any partition, against the final log: no two heads of one
 // height differ, each lies on the final chain (its hash is the final
 // block's at its height), and each signed head's signature passes
-// verifySig (if not nil). A head on the final chain is consistent with
+// verifySig (if not nil); with verifySig, a head of a non-empty chain
+// must be signed (every node of a cluster with a CA signs the heads it
+// serves). A head on the final chain is consistent with
 // every other, so no pairwise consistency proof is needed beyond the
 // final chain's own verification.
 func CheckChain(ops []Op, log Log, verifySig func(client.Head) error) ChainSafety {
@@ -43,7 +46,11 @@ func CheckChain(ops []Op, log Log, verifySig func(client.Head) error) ChainSafet
 			}
 		}
 		if h.Height == 0 {
+			c.Empty++
 			continue
+		}
+		if len(h.Signature) == 0 && verifySig != nil {
+			c.Problems = append(c.Problems, fmt.Sprintf("head %d from %s at %s level is not signed", h.Height, op.Node, op.Level))
 		}
 		if prev, ok := seen[h.Height]; ok && prev.Hash != h.Hash && !forked[h.Height] {
 			forked[h.Height] = true

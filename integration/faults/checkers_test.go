@@ -153,6 +153,9 @@ func TestCheckersFlagKnownBadHistories(t *testing.T) {
 			signed.Head.Signature = []byte{1}
 			return CheckChain(with(signed), log, func(client.Head) error { return errors.New("not the leader's key") }).Problems
 		}, "bad signature"},
+		{"unsigned head", func() []string {
+			return CheckChain(with(head("n2", Default, 60, 61, 3, 3, "h3")), log, func(client.Head) error { return nil }).Problems
+		}, "head 3 from n2 at default level is not signed"},
 		{"uncommitted transaction read", func() []string {
 			return CheckReads(with(readTx("n2", Stale, "z", 60, 61, true, 3)), log)
 		}, "never committed"},

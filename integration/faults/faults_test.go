@@ -187,8 +187,8 @@ func check(t *testing.T, c *Cluster, w *Workload, windows []Window, from uint64,
 		len(ops), d.Writes, d.Acked, d.Lost, d.Duplicated, d.Misplaced, d.BadProof, d.UnknownPresent, d.UnknownAbsent)
 	fmt.Fprintf(&b, "invocations %d, acknowledged %d, execution records %d (run by %d distinct executors); duplicated %d, missing %d, changed %d, never sent %d; unknown outcome: %d recorded, %d not\n",
 		exec.Invocations, exec.Acked, exec.Records, exec.Executors, exec.Duplicated, exec.Missing, exec.Changed, exec.Unsent, exec.UnknownPresent, exec.UnknownAbsent)
-	fmt.Fprintf(&b, "linearizability (exact, %d operations): %s (%s); heads read %d (%d signed), chain safety problems %d; read problems %d\n",
-		lin.Ops, lin.Result, perLevel, chain.Heads, chain.Signed, len(chain.Problems), len(reads))
+	fmt.Fprintf(&b, "linearizability (exact, %d operations): %s (%s); heads read %d (%d signed, %d of the empty chain), chain safety problems %d; read problems %d\n",
+		lin.Ops, lin.Result, perLevel, chain.Heads, chain.Signed, chain.Empty, len(chain.Problems), len(reads))
 	fmt.Fprintf(&b, "final log: %d transactions in %d blocks; checks took: proofs %v, signatures %v, exact linearizability %v, per-step porcupine %v\nreplay: %s\n",
 		log.Size, head.Height, proofTime.Round(time.Millisecond), chainTime.Round(time.Millisecond), linTime.Round(time.Millisecond), time.Since(checkStart).Round(time.Millisecond), replay)
 	t.Log("\n" + b.String())
