@@ -233,6 +233,13 @@ func Open(cfg Config) (*Node, error) {
 	rc.TrailingLogs = cfg.TrailingLogs
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 256
+	// A leader removed from its group's configuration steps down and
+	// stays a follower, not a raft that has shut down inside a running
+	// process. A live node removed (qledger cluster remove, or a removal
+	// its earlier incarnation asked for and a partition delayed) is still
+	// in gossip, so the reconciler adds it back: that only works while
+	// its raft runs. A node leaving on purpose exits anyway.
+	rc.ShutdownOnRemove = false
 	// A trusted chain store records the applied index, so a restart
 	// resumes from it instead of reloading the last snapshot; an untrusted
 	// one was removed above and is rebuilt from the snapshot.

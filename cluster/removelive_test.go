@@ -1,0 +1,40 @@
+package cluster
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestRemovedLiveLeaderIsAddedBack: a live node taken out of its group's
+// configuration while it leads (qledger cluster remove, or a removal its
+// earlier incarnation asked for that a partition delayed) is still in
+// gossip, so the reconciler adds it back; it must then catch up and vote
+// again. With raft's default (shut down on removing itself) its raft
+// stopped inside the running process and it never came back.
+func TestRemovedLiveLeaderIsAddedBack(t *testing.T) {
+	base := DefaultConfig()
+	base.LoopbackTiming()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	l, err := StartLocal(ctx, LocalConfig{Groups: 1, Replicas: 3, DataDir: t.TempDir(), Base: &base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	old := waitLeader(t, l)
+	id := old.Info().ID
+	submit(t, old, 0, "", "before")
+	if err := old.Remove(ctx, id); err != nil {
+		t.Fatalf("removing the leader: %v", err)
+	}
+	waitUntil(t, "the removed leader to be a voter again", 2*time.Minute, func() bool {
+		return suffrageOf(l, 0, id) == "voter"
+	})
+	ld := waitLeader(t, l)
+	r := submit(t, ld, 0, "", "after")
+	waitUntil(t, "the removed leader to apply the write made after", 2*time.Minute, func() bool {
+		h, ok, err := old.store.Head()
+		return err == nil && ok && h.Height >= r.Height
+	})
+}
