@@ -55,6 +55,10 @@ type nodeMeta struct {
 	// height CorruptAt (see ChainAlarm).
 	Corrupt   string `json:"c,omitempty"`
 	CorruptAt uint64 `json:"ch,omitempty"`
+	// Since is when this incarnation of the node started (Unix
+	// nanoseconds): a removal asked by an earlier one is refused
+	// (RemoveRequest.Since). Absent from nodes that predate it.
+	Since int64 `json:"s,omitempty"`
 }
 
 // protocol is the newest protocol version the node speaks.
@@ -101,7 +105,7 @@ var (
 func (n *Node) startGossip(hasState bool) error {
 	cfg := n.cfg
 	g := &gossip{n: n, seeds: cfg.Join, members: map[string]*member{}, conflicts: map[string]string{}}
-	g.meta = nodeMeta{ID: n.info.ID, Group: n.group, Role: cfg.Role, Addr: n.info.Addr, API: n.info.APIAddr, Version: cfg.Version, Proto: ProtocolVersion, Boot: hasState}
+	g.meta = nodeMeta{ID: n.info.ID, Group: n.group, Role: cfg.Role, Addr: n.info.Addr, API: n.info.APIAddr, Version: cfg.Version, Proto: ProtocolVersion, Boot: hasState, Since: n.started.UnixNano()}
 
 	mc := memberlist.DefaultLANConfig()
 	if cfg.GossipLoopback {

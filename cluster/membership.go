@@ -38,6 +38,12 @@ type JoinResponse struct {
 type RemoveRequest struct {
 	ID   string `json:"id"`
 	Hops int    `json:"hops"`
+	// Since, when set, is the start of the incarnation the removal is
+	// for (a leaving node's own): the leader refuses it if gossip shows
+	// the node alive as a later incarnation. A partition can hold back a
+	// leaving node's request past its exit (its socket keeps sending) and
+	// deliver it once the node has started again.
+	Since int64 `json:"since,omitempty"`
 }
 
 // Join admits a node from any node: the request travels to the leader of
@@ -170,7 +176,7 @@ func (n *Node) remove(ctx context.Context, req RemoveRequest) error {
 			// other members, the leader gossip names first.
 			return n.forwardRemove(ctx, req, g, fmt.Errorf("%w: group %d", ErrNoLeader, n.group))
 		}
-		err := n.client.call(ctx, leader.Addr, mRemove, RemoveRequest{ID: req.ID, Hops: req.Hops + 1}, nil)
+		err := n.client.call(ctx, leader.Addr, mRemove, RemoveRequest{ID: req.ID, Hops: req.Hops + 1, Since: req.Since}, nil)
 		if err == nil {
 			n.dir.markRemoved(req.ID)
 		}
@@ -187,12 +193,29 @@ func (n *Node) remove(ctx context.Context, req RemoveRequest) error {
 	if !found {
 		return fmt.Errorf("%w: node %s is not a member of group %d", ErrNotFound, nid.Short(), g)
 	}
+	if now, ok := n.laterIncarnation(req); ok {
+		return fmt.Errorf("%w: node %s asked to leave as the incarnation started at %d, which has ended (alive since %d); not removed", ErrNotFound, nid.Short(), req.Since, now)
+	}
 	if err := n.raft.RemoveServer(raft.ServerID(req.ID), 0, n.cfg.ApplyTimeout).Error(); err != nil {
 		return n.convert(err)
 	}
 	n.dir.markRemoved(req.ID)
 	n.logger.Info("node removed", "removed", nid.Short())
 	return nil
+}
+
+// laterIncarnation reports whether gossip shows the node req removes
+// alive as another incarnation than the one req is for, and when that one
+// started.
+func (n *Node) laterIncarnation(req RemoveRequest) (int64, bool) {
+	if req.Since == 0 || n.gossip == nil {
+		return 0, false
+	}
+	m, ok := n.gossip.view()[req.ID]
+	if !ok || (m.state != stateAlive && m.state != stateSuspect) || m.meta.Since == 0 || m.meta.Since == req.Since {
+		return 0, false
+	}
+	return m.meta.Since, true
 }
 
 // forwardRemove asks the members of group g that the directory knows,
@@ -205,7 +228,7 @@ func (n *Node) forwardRemove(ctx context.Context, req RemoveRequest, g int, none
 		if m.ID == n.info.ID {
 			continue
 		}
-		err := n.client.call(ctx, m.Addr, mRemove, RemoveRequest{ID: req.ID, Hops: req.Hops + 1}, nil)
+		err := n.client.call(ctx, m.Addr, mRemove, RemoveRequest{ID: req.ID, Hops: req.Hops + 1, Since: req.Since}, nil)
 		if err == nil {
 			n.dir.markRemoved(req.ID)
 			return nil

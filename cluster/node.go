@@ -546,7 +546,7 @@ func (n *Node) Leave(ctx context.Context) error {
 	// it could not get.
 	hasState := n.hasRaftState()
 	for attempt := 0; ; attempt++ {
-		err := n.Remove(ctx, n.info.ID)
+		err := n.remove(ctx, RemoveRequest{ID: n.info.ID, Since: n.started.UnixNano()})
 		if err == nil || errors.Is(err, ErrNotFound) {
 			break
 		}

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -37,4 +39,41 @@ func TestRemovedLiveLeaderIsAddedBack(t *testing.T) {
 		h, ok, err := old.store.Head()
 		return err == nil && ok && h.Height >= r.Height
 	})
+}
+
+// TestRemovalForAnEndedIncarnationIsRefused: a removal a leaving node
+// asked for, held back until the node had started again, does not take
+// the new incarnation out of its group; one for the running incarnation
+// does.
+func TestRemovalForAnEndedIncarnationIsRefused(t *testing.T) {
+	base := DefaultConfig()
+	base.LoopbackTiming()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	l, err := StartLocal(ctx, LocalConfig{Groups: 1, Replicas: 3, DataDir: t.TempDir(), Base: &base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	ld := waitLeader(t, l)
+	f := l.Nodes[follower(l)]
+	id, since := f.Info().ID, f.started.UnixNano()
+	waitUntil(t, "the leader to see the follower's incarnation in gossip", time.Minute, func() bool {
+		return ld.gossip.view()[id].meta.Since == since
+	})
+	err = ld.remove(ctx, RemoveRequest{ID: id, Since: since - 1})
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "has ended") {
+		t.Fatalf("a removal for an earlier incarnation: %v; want it refused as ended", err)
+	}
+	if s := suffrageOf(l, 0, id); s != "voter" {
+		t.Fatalf("after the refused removal the follower is %q, want still a voter", s)
+	}
+	if err := ld.remove(ctx, RemoveRequest{ID: id, Since: since}); err != nil {
+		t.Fatalf("a removal for the running incarnation: %v", err)
+	}
+	// The reconciler adds the live node back as a non-voter at once, and
+	// promotes it only after the stabilization time.
+	if s := suffrageOf(l, 0, id); s == "voter" {
+		t.Fatalf("after its removal the follower is still a voter")
+	}
 }
