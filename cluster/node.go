@@ -567,6 +567,28 @@ func (n *Node) Leave(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// StepDown prepares the node to stop while staying a member of its
+// group (a restart in place, qledger node --leave-on-terminate=false): it
+// hands over leadership if it leads and waits for the executions it was
+// asked for to end, within LeaveTimeout. It stays in the raft
+// configuration and does not leave gossip, so its group sees a failed
+// voter until it starts again (and removes it after DeadServerGrace if it
+// does not). Close afterwards.
+func (n *Node) StepDown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, LeaveTimeout)
+	defer cancel()
+	var errs []error
+	if n.IsLeader() {
+		if err := n.handOver().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("cluster: leadership transfer: %w", err))
+		}
+	}
+	if err := n.drainExecutions(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
 // drainExecutions waits until this node runs no execution, or ctx ends.
 func (n *Node) drainExecutions(ctx context.Context) error {
 	for n.running.Load() > 0 {

@@ -600,3 +600,73 @@ func TestMultiProcessTLS(t *testing.T) {
 		p.signal(syscall.SIGTERM)
 	}
 }
+
+// TestRestartInPlace: a node started with --leave-on-terminate=false
+// and stopped with SIGTERM hands over leadership if it leads and stops
+// as a member: its group keeps it in the configuration (three voters,
+// writes go on with two), and started again on its data directory it
+// catches up without being added back.
+func TestRestartInPlace(t *testing.T) {
+	root := t.TempDir()
+	inPlace := "--leave-on-terminate=false"
+	a := startProc(t, filepath.Join(root, "a"), freePort(t), freePort(t), "--bootstrap", inPlace)
+	ctx := context.Background()
+	waitFor(t, "node a ready", time.Minute, func() bool { return a.client().Ready(ctx) == nil })
+	b := startProc(t, filepath.Join(root, "b"), freePort(t), freePort(t), "--join", a.gossip, inPlace)
+	c := startProc(t, filepath.Join(root, "c"), freePort(t), freePort(t), "--join", a.gossip, inPlace)
+	procs := []*proc{a, b, c}
+	waitFor(t, "three voters", 2*time.Minute, func() bool {
+		v, all, leader := members(ctx, a.client())
+		return v == 3 && all == 3 && leader
+	})
+	if _, _, err := a.client().Submit(ctx, []byte("before the restart"), client.SubmitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Stop the leader: it hands over first.
+	var stopped *proc
+	waitFor(t, "a leader named", time.Minute, func() bool {
+		st, err := a.client().Cluster(ctx)
+		if err != nil || len(st.Groups) == 0 {
+			return false
+		}
+		for _, m := range st.Groups[0].Members {
+			for _, p := range procs {
+				if m.Leader && m.Addr == p.raft {
+					stopped = p
+				}
+			}
+		}
+		return stopped != nil
+	})
+	stopped.signal(syscall.SIGTERM)
+	if !strings.Contains(stopped.log.String(), "staying a member of the cluster") {
+		t.Fatalf("the node's log does not say it stopped in place:\n%s", stopped.log.String())
+	}
+	var other *proc
+	for _, p := range procs {
+		if p != stopped {
+			other = p
+		}
+	}
+	waitFor(t, "a new leader, the stopped node still a voter", time.Minute, func() bool {
+		v, all, leader := members(ctx, other.client())
+		return v == 3 && all == 3 && leader
+	})
+	for i := 0; i < 10; i++ {
+		if _, _, err := other.client().Submit(ctx, []byte(fmt.Sprint("while stopped ", i)), client.SubmitOptions{}); err != nil {
+			t.Fatalf("submit with one member stopped: %v", err)
+		}
+	}
+	want, err := other.client().Head(ctx, 0, "linearizable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped.start()
+	waitFor(t, "the restarted node ready and caught up", time.Minute, func() bool {
+		h, err := stopped.client().Head(ctx, 0, "stale")
+		return stopped.client().Ready(ctx) == nil && err == nil && h.Height >= want.Height
+	})
+	if v, all, _ := members(ctx, other.client()); v != 3 || all != 3 {
+		t.Fatalf("after the restart: %d voters of %d members, want 3 of 3", v, all)
+	}
+}

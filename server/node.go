@@ -302,6 +302,27 @@ func (s *Node) Stop(ctx context.Context) error {
 	return s.node.Close()
 }
 
+// StopInPlace stops the node without leaving the cluster, for a restart
+// on the same data directory: leadership handed over, executions drained
+// (cluster.Node.StepDown), then as Stop. The node stays in its group's
+// raft configuration and catches up when it starts again; the group
+// removes it only if it stays away past its grace period.
+func (s *Node) StopInPlace(ctx context.Context) error {
+	if s.execs != nil {
+		s.execs.Close(ctx) // its executors leave: they are ephemeral
+	}
+	s.logger.Info("stopping in place: staying a member of the cluster")
+	if err := s.node.StepDown(ctx); err != nil {
+		s.logger.Warn("stepping down before the stop was not clean", "error", err)
+	}
+	close(s.stop)
+	_ = s.api.Shutdown(ctx)
+	if s.keys != nil {
+		s.keys.Close()
+	}
+	return s.node.Close()
+}
+
 // Leave takes the node out of the cluster gracefully (api.Leaver, POST
 // /v1/node/leave): leadership handed over, out of the group's raft
 // configuration, out of gossip. It runs once; later calls return the

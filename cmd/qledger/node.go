@@ -29,6 +29,7 @@ type nodeOptions struct {
 	role                    string
 	gossipKey, kmeClients   string
 	loopback, plainGossip   bool
+	leaveOnTerminate        bool
 	wrong                   bool
 	configFile              string
 	printConfig             bool
@@ -191,6 +192,7 @@ func (o *nodeOptions) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.plainGossip, "insecure-gossip", false, "allow gossip without --gossip-key (in the clear)")
 	fs.StringVar(&cfg.ClusterLabel, "cluster-label", cfg.ClusterLabel, "label on every gossip packet; nodes with another label never meet")
 	fs.StringVar(&o.role, "role", "voter", "voter (may hold a raft vote) or executor (ephemeral, never votes)")
+	fs.BoolVar(&o.leaveOnTerminate, "leave-on-terminate", true, "on SIGINT or SIGTERM, leave the cluster (its group's raft configuration and gossip) before stopping; false: hand over leadership and stop as a member, for a restart in place (the group removes a node that stays away past its grace period)")
 	fs.IntVar(&cfg.TargetVoters, "target-voters", cfg.TargetVoters, "voters per group the reconciler keeps (3 or 5)")
 	fs.BoolVar(&o.loopback, "loopback-timing", false, "short raft timeouts for nodes on one machine")
 	fs.BoolVar(&cfg.SyncFSM, "sync-fsm", cfg.SyncFSM, "fsync the chain store on every block, so after any crash it is checked and kept instead of rebuilt; false: written without fsync, rebuilt after a machine crash, and every raft snapshot is a full copy of it")
@@ -228,6 +230,7 @@ func (o *nodeOptions) register(fs *pflag.FlagSet) {
 		"check-window": "QLEDGER_CHECK_WINDOW", "scrub-interval": "QLEDGER_SCRUB_INTERVAL", "scrub-rate": "QLEDGER_SCRUB_RATE",
 		"compare-interval": "QLEDGER_COMPARE_INTERVAL", "snapshot-threshold": "QLEDGER_SNAPSHOT_THRESHOLD",
 		"snapshot-interval": "QLEDGER_SNAPSHOT_INTERVAL", "trailing-logs": "QLEDGER_TRAILING_LOGS",
+		"leave-on-terminate": "QLEDGER_LEAVE_ON_TERMINATE",
 	} {
 		bindEnv(fs, name, env)
 	}
@@ -294,7 +297,8 @@ func (a *app) serverConfig(o *nodeOptions) (server.Config, error) {
 }
 
 // runNode runs one node until SIGINT or SIGTERM, then leaves the cluster
-// gracefully; SIGHUP reloads its certificates.
+// gracefully (or, with --leave-on-terminate=false, stops as a member, to
+// start again in place); SIGHUP reloads its certificates.
 func (a *app) runNode(o *nodeOptions) error {
 	cfg, err := a.serverConfig(o)
 	if err != nil {
@@ -317,6 +321,7 @@ func (a *app) runNode(o *nodeOptions) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sig)
+	inPlace := false
 	for stop := false; !stop; {
 		select {
 		case s := <-sig:
@@ -324,7 +329,12 @@ func (a *app) runNode(o *nodeOptions) error {
 				n.Reload()
 				continue
 			}
-			cfg.Logger.Info("leaving the cluster", "signal", s.String())
+			inPlace = !o.leaveOnTerminate
+			if inPlace {
+				cfg.Logger.Info("stopping; staying a member of the cluster (--leave-on-terminate=false)", "signal", s.String())
+			} else {
+				cfg.Logger.Info("leaving the cluster", "signal", s.String())
+			}
 			stop = true
 		case err := <-n.Failed():
 			cfg.Logger.Error("API server failed", "error", err)
@@ -336,5 +346,8 @@ func (a *app) runNode(o *nodeOptions) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
+	if inPlace {
+		return n.StopInPlace(ctx)
+	}
 	return n.Stop(ctx)
 }
