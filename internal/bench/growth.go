@@ -85,9 +85,13 @@ type growthStep struct {
 	// open its node (data directory, start check, chain store, raft) as
 	// its "node started" log line says: the part of a restart that can
 	// grow with the chain, without rejoining or catching up.
-	cleanOpen, cleanReady time.Duration
-	killOpen, killReady   time.Duration
-	killCaughtUp          time.Duration
+	// leave*: the node left its group (POST /v1/node/leave) and was added
+	// back; inPlace*: SIGTERM with --leave-on-terminate=false, the node
+	// staying a member.
+	leaveOpen, leaveReady     time.Duration
+	inPlaceOpen, inPlaceReady time.Duration
+	killOpen, killReady       time.Duration
+	killCaughtUp              time.Duration
 }
 
 // Growth grows one group of three `qledger node` processes to cfg.To
@@ -96,10 +100,11 @@ type growthStep struct {
 // rate while growing, read latencies (a transaction with its proof, the
 // head), the disk each replica holds per transaction by file (chain
 // store, raft log, raft snapshots), the newest raft snapshot's duration
-// and size, the time a follower takes to answer ready after a clean stop
-// (SIGTERM: a node process leaves its group as it stops, so this includes
-// being added back) and after SIGKILL, and after SIGKILL until it has applied
-// what the leader had committed when it was killed. Every child process
+// and size, the time a follower takes to answer ready after it left its
+// group (POST /v1/node/leave: this includes being added back), after a
+// clean stop in place (SIGTERM; the nodes run with
+// --leave-on-terminate=false) and after SIGKILL, and after SIGKILL until it
+// has applied what the leader had committed when it was killed. Every child process
 // is killed, and the run's directory removed, before it returns.
 func Growth(cfg GrowthConfig, out, log io.Writer) error {
 	if err := cfg.Validate(); err != nil {
@@ -114,14 +119,14 @@ func Growth(cfg GrowthConfig, out, log io.Writer) error {
 	defer b.close()
 	// The default (LAN) raft timing: a loaded machine must not turn a
 	// growth run into an election study.
-	b.timing = nil
+	b.timing = []string{"--leave-on-terminate=false"}
 	if !cfg.Durable {
 		b.timing = append(b.timing, "--sync-fsm=false", "--reference-snapshots=false")
 	}
-	fmt.Fprintf(out, "qledger bench growth: 1 group of 3 `qledger node` processes on loopback (default raft timing %s), %d clients over HTTP, %d-byte payloads, idempotency keys %v, to %d transactions; GOMAXPROCS %d, %d CPUs\n",
+	fmt.Fprintf(out, "qledger bench growth: 1 group of 3 `qledger node` processes on loopback (default raft timing; node flags %s), %d clients over HTTP, %d-byte payloads, idempotency keys %v, to %d transactions; GOMAXPROCS %d, %d CPUs\n",
 		strings.Join(b.timing, " "), cfg.Clients, cfg.Payload, cfg.Keys, cfg.To, runtime.GOMAXPROCS(0), runtime.NumCPU())
 	tab := newTable(out, cfg.Markdown, "tx", "write tx/s", "× first step", "tx read p50 ms", "tx read p99 ms", "head p50 ms",
-		"chain B/tx", "raft B/tx", "snapshots B/tx", "total B/tx", "snapshot ms", "snapshot bytes", "SIGTERM open s", "SIGTERM restart ready s", "SIGKILL open s", "SIGKILL ready s", "SIGKILL caught up s")
+		"chain B/tx", "raft B/tx", "snapshots B/tx", "total B/tx", "snapshot ms", "snapshot bytes", "leave+rejoin open s", "leave+rejoin ready s", "SIGTERM in place open s", "SIGTERM in place ready s", "SIGKILL open s", "SIGKILL ready s", "SIGKILL caught up s")
 	err = func() error {
 		if err := b.bootstrap(ctx); err != nil {
 			return err
@@ -138,12 +143,12 @@ func Growth(cfg GrowthConfig, out, log io.Writer) error {
 			}
 			row := []string{fmt.Sprint(st.size), fmt.Sprintf("%.0f", st.writeRate), fmt.Sprintf("%.2f", st.writeRate/first), ms(st.txP50), ms(st.txP99), ms(st.headP50),
 				fmt.Sprintf("%.0f", st.chain), fmt.Sprintf("%.0f", st.raft), fmt.Sprintf("%.0f", st.snap), fmt.Sprintf("%.0f", st.chain+st.raft+st.snap),
-				fmt.Sprintf("%.0f", st.snapMs), fmt.Sprint(st.snapBytes), secs(st.cleanOpen), secs(st.cleanReady), secs(st.killOpen), secs(st.killReady), secs(st.killCaughtUp)}
+				fmt.Sprintf("%.0f", st.snapMs), fmt.Sprint(st.snapBytes), secs(st.leaveOpen), secs(st.leaveReady), secs(st.inPlaceOpen), secs(st.inPlaceReady), secs(st.killOpen), secs(st.killReady), secs(st.killCaughtUp)}
 			tab.rows = append(tab.rows, row)
 			if !cfg.Markdown {
 				fmt.Fprintf(out, "  %s tx: %s tx/s (%s× the first step); reads: tx p50 %s ms p99 %s ms, head p50 %s ms; disk B/tx chain %s raft %s snapshots %s total %s; "+
-					"snapshot %s ms %s bytes; restart after SIGTERM: node open %s s, ready (leave and rejoin) %s s; after SIGKILL: open %s s, ready %s s, caught up %s s\n", row[0], row[1], row[2], row[3], row[4],
-					row[5], row[6], row[7], row[8], row[9], row[10], row[11], row[12], row[13], row[14], row[15], row[16])
+					"snapshot %s ms %s bytes; restart after leaving: node open %s s, ready (rejoined) %s s; after SIGTERM in place: open %s s, ready %s s; after SIGKILL: open %s s, ready %s s, caught up %s s\n", row[0], row[1], row[2], row[3], row[4],
+					row[5], row[6], row[7], row[8], row[9], row[10], row[11], row[12], row[13], row[14], row[15], row[16], row[17], row[18])
 			}
 		}
 		return nil
@@ -188,10 +193,13 @@ func (g *grower) step(ctx context.Context, size int) (growthStep, error) {
 	}
 	st.chain, st.raft, st.snap = g.disk(max(1, int(head.LogSize)))
 	st.snapMs, st.snapBytes = g.lastSnapshot()
-	if st.cleanOpen, st.cleanReady, _, err = g.restart(ctx, syscall.SIGTERM); err != nil {
+	if st.leaveOpen, st.leaveReady, _, err = g.restart(ctx, leave); err != nil {
 		return st, err
 	}
-	if st.killOpen, st.killReady, st.killCaughtUp, err = g.restart(ctx, syscall.SIGKILL); err != nil {
+	if st.inPlaceOpen, st.inPlaceReady, _, err = g.restart(ctx, stopWith(syscall.SIGTERM)); err != nil {
+		return st, err
+	}
+	if st.killOpen, st.killReady, st.killCaughtUp, err = g.restart(ctx, stopWith(syscall.SIGKILL)); err != nil {
 		return st, err
 	}
 	return st, nil
@@ -410,10 +418,32 @@ func snapshotFiles(dir string) []int64 {
 	return []int64{fileSize(names[len(names)-1])}
 }
 
-// restart stops a follower with sig, starts it again on the same
+// stopWith stops a node process with sig.
+func stopWith(sig syscall.Signal) func(context.Context, *nodeProc) error {
+	return func(_ context.Context, p *nodeProc) error { return p.signal(sig) }
+}
+
+// leave has a node leave its group over the API and waits for its
+// process to exit, as it does once it has left.
+func leave(ctx context.Context, p *nodeProc) error {
+	rctx, cancel := context.WithTimeout(ctx, memberExit)
+	defer cancel()
+	if err := p.api.Leave(rctx); err != nil {
+		return fmt.Errorf("bench: node %s leave: %w", p.name, err)
+	}
+	p.signalled = true
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(memberExit):
+		return fmt.Errorf("bench: node %s did not exit %s after leaving", p.name, memberExit)
+	}
+}
+
+// restart stops a follower with stop, starts it again on the same
 // addresses and data, and returns how long until it answers ready and
 // until it has applied what the leader had committed when it stopped.
-func (g *grower) restart(ctx context.Context, sig syscall.Signal) (opened, ready, caughtUp time.Duration, err error) {
+func (g *grower) restart(ctx context.Context, stop func(context.Context, *nodeProc) error) (opened, ready, caughtUp time.Duration, err error) {
 	st, err := g.b.group(ctx)
 	if err != nil {
 		return 0, 0, 0, err
@@ -429,7 +459,7 @@ func (g *grower) restart(ctx context.Context, sig syscall.Signal) (opened, ready
 	if p == nil {
 		return 0, 0, 0, errors.New("bench: no follower to restart")
 	}
-	if err := p.signal(sig); err != nil {
+	if err := stop(ctx, p); err != nil {
 		return 0, 0, 0, err
 	}
 	np, err := g.b.again(p)
