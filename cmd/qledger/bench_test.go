@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/pflag"
 
 	"qledger/server"
 )
@@ -31,6 +33,37 @@ var benchShrink = map[string][]string{
 	"failover":   {"--rounds", "1", "--clients", "1", "--pause", "1s", "--loopback-timing", "--log-level", "warn"},
 	"api":        {"--duration", "2s", "--warmup", "50ms", "--clients", "4", "--json"},
 	"growth":     {"--to", "300", "--steps", "2", "--clients", "4", "--reads", "10", "--log-level", "warn"},
+}
+
+// benchStandIns stand for the flags TestBenchCommandsRun appends to a
+// subcommand's every line (a fresh directory, the built binary, the test
+// cluster's address and certificates), so that effectiveInvocation sees
+// the values the documented lines would have run with.
+var benchStandIns = map[string][]string{
+	"sharing":    {"--out", "OUT"},
+	"membership": {"--binary", "BIN"},
+	"failover":   {"--binary", "BIN"},
+	"growth":     {"--binary", "BIN"},
+	"api":        {"--addr", "ADDR", "--ca", "CA", "--cert", "CERT", "--cert-key", "KEY"},
+}
+
+// effectiveInvocation is what args amount to once parsed: the command and
+// every flag's value, defaults included, and the positional arguments.
+// Documented lines that differ only in values the shrink flags override
+// (sizes, durations) are the same invocation, run once.
+func effectiveInvocation(args []string) (string, error) {
+	cmd, rest, err := (&app{}).rootCmd().Find(args)
+	if err != nil {
+		return "", err
+	}
+	if err := cmd.ParseFlags(rest); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString(cmd.CommandPath())
+	cmd.Flags().VisitAll(func(f *pflag.Flag) { fmt.Fprintf(&b, " --%s=%s", f.Name, f.Value) })
+	fmt.Fprintf(&b, " %q", cmd.Flags().Args())
+	return b.String(), nil
 }
 
 // benchCommandLine finds `qledger bench ...` in a Makefile recipe
@@ -66,10 +99,19 @@ func TestBenchCommandsRun(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "qledger/cmd/qledger").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	ran := map[string]string{} // effective invocation -> the line that ran it
 	for _, words := range lines {
 		sub := benchSub(words)
 		t.Run(strings.Join(words, " "), func(t *testing.T) {
 			args := append(slices.Clone(words), benchShrink[sub]...)
+			key, err := effectiveInvocation(append(slices.Clone(args), benchStandIns[sub]...))
+			if err != nil {
+				t.Fatalf("qledger %s does not parse: %v", strings.Join(args, " "), err)
+			}
+			if first, ok := ran[key]; ok {
+				t.Skipf("shrunk, the same invocation as %q, which ran", first)
+			}
+			ran[key] = strings.Join(words, " ")
 			switch sub {
 			case "sharing":
 				args = append(args, "--out", t.TempDir())
@@ -222,4 +264,32 @@ func markdownColumn(out, name string) []string {
 		}
 	}
 	return cells
+}
+
+// TestEffectiveInvocation: lines that differ only in values a later flag
+// overrides are one invocation; a flag that changes what runs is not.
+func TestEffectiveInvocation(t *testing.T) {
+	key := func(line string) string {
+		k, err := effectiveInvocation(strings.Fields(line))
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		return k
+	}
+	a := key("bench growth --to 1000000 --steps 4 --markdown --to 300 --steps 2")
+	if b := key("bench growth --to 3000000 --steps 5 --markdown --to 300 --steps 2"); a != b {
+		t.Fatalf("overridden sizes made two invocations:\n%s\n%s", a, b)
+	}
+	if b := key("bench growth --reference-snapshots --markdown --to 300 --steps 2"); a != b {
+		t.Fatalf("a flag given its default made another invocation:\n%s\n%s", a, b)
+	}
+	if b := key("bench growth --reference-snapshots=false --markdown --to 300 --steps 2"); a == b {
+		t.Fatal("--reference-snapshots=false was taken for the same invocation")
+	}
+	if b := key("bench invoke --markdown"); a == b {
+		t.Fatal("another subcommand was taken for the same invocation")
+	}
+	if _, err := effectiveInvocation([]string{"bench", "growth", "--no-such-flag"}); err == nil {
+		t.Fatal("an unknown flag parsed")
+	}
 }
