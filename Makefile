@@ -39,7 +39,7 @@ test: lint
 ## bench-smoke: every Go benchmark, one iteration each; fails on any error.
 .PHONY: bench-smoke
 bench-smoke:
-	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x $(BENCH_PKGS)
+	$(GO) test -p 1 -short -run '^$$' -bench . -benchtime 1x $(BENCH_PKGS)
 
 ## browser: install Debian's chromium for the explorer's browser tests
 ## (integration/explorer_test.go) when it is missing; needs root.
