@@ -94,7 +94,9 @@ type Node struct {
 	// group is the node's group.
 	group int
 	args  []string
-	log   *os.File
+	// env is added to the node process's environment.
+	env []string
+	log *os.File
 	// data is the node's data directory; mounted when it is a tmpfs of
 	// its own (Options.DataSize).
 	data    string
@@ -386,6 +388,9 @@ func (n *Node) Start() error {
 		return fmt.Errorf("faults: node %s is running", n.Name)
 	}
 	cmd := n.Host.Exec(n.c.bin, n.args...)
+	if len(n.env) > 0 {
+		cmd.Env = append(os.Environ(), n.env...)
+	}
 	cmd.Stdout, cmd.Stderr = n.log, n.log
 	// A test binary killed before its cleanup takes its nodes with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -49,6 +49,9 @@ type fleet struct {
 	// groupOf and idOf are each node's group and certificate ID.
 	groupOf map[*Node]int
 	idOf    map[*Node]string
+	// inPlace are the groups whose nodes run with
+	// QLEDGER_LEAVE_ON_TERMINATE=false: SIGTERM stops them as members.
+	inPlace map[int]bool
 }
 
 // newFleet makes a CA in dir/ca (or uses the one there) and admin and
@@ -148,6 +151,11 @@ func (f *fleet) start(h *Host, group int, id string, seeds []string) *Node {
 		f.t.Fatal(err)
 	}
 	n := &Node{Name: h.Name, Host: h, c: f.Cluster}
+	if f.inPlace[group] {
+		// The environment, not the flag: a release from before it
+		// ignores the variable (and leaves) instead of refusing to start.
+		n.env = []string{"QLEDGER_LEAVE_ON_TERMINATE=false"}
+	}
 	if n.API, err = client.NewTLS(addr(n), creds.ClientConfig(nil)); err != nil {
 		f.t.Fatal(err)
 	}

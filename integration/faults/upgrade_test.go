@@ -62,9 +62,12 @@ func repoRoot(t *testing.T) string {
 // 3 nodes, each a process on a host of its own, while one writer per
 // group writes without pause: every node in turn is handed off (its
 // group's leadership transferred with `qledger cluster transfer-leader`
-// if it leads), stopped with SIGTERM (a graceful leave), and started
-// again with the same data directory and configuration on the new
-// binary; the next node goes only once the group's leader reports it a
+// if it leads), stopped with SIGTERM, and started again with the same
+// data directory and configuration on the new binary — group 0's nodes
+// leave their group as they stop and are added back and promoted (the
+// README's graceful leave), group 1's stop in place
+// (QLEDGER_LEAVE_ON_TERMINATE=false) and resume as voters, so both
+// procedures run across every mix of releases; the next node goes only once the group's leader reports it a
 // healthy voter with no raft lag, on the new version and protocol. At the
 // end every acknowledged write is in its group's chain exactly once, at
 // its receipt's index, with an inclusion proof that verifies; the chains
@@ -98,6 +101,7 @@ func TestRollingUpgrade(t *testing.T) {
 	}
 	lab := newTestLab(t, "u1", "u2", "u3", "u4", "u5", "u6")
 	f := newFleet(t, lab, oldBin, filepath.Join(dir, "fleet"), 2)
+	f.inPlace = map[int]bool{1: true}
 	seeds := gossipAddrs(lab.Hosts...)
 	for i, h := range lab.Hosts {
 		f.add(h, i/3, seeds)
@@ -120,6 +124,9 @@ func TestRollingUpgrade(t *testing.T) {
 		began := time.Now()
 		f.handOff(ctx, n)
 		stopGracefully(t, n, 30*time.Second)
+		if log, _ := os.ReadFile(n.log.Name()); from == "" && f.inPlace[f.groupOf[n]] != strings.Contains(string(log), "staying a member of the cluster") {
+			t.Fatalf("%s (group %d, in place: %v) did not stop as asked:\n%s", n.Name, f.groupOf[n], f.inPlace[f.groupOf[n]], log)
+		}
 		if err := n.Start(); err != nil {
 			t.Fatal(err)
 		}
