@@ -15,15 +15,9 @@ import (
 // again. With raft's default (shut down on removing itself) its raft
 // stopped inside the running process and it never came back.
 func TestRemovedLiveLeaderIsAddedBack(t *testing.T) {
-	base := DefaultConfig()
-	base.LoopbackTiming()
+	l := groupOfThree(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	l, err := StartLocal(ctx, LocalConfig{Groups: 1, Replicas: 3, DataDir: t.TempDir(), Base: &base})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	old := waitLeader(t, l)
 	id := old.Info().ID
 	submit(t, old, 0, "", "before")
@@ -46,22 +40,16 @@ func TestRemovedLiveLeaderIsAddedBack(t *testing.T) {
 // the new incarnation out of its group; one for the running incarnation
 // does.
 func TestRemovalForAnEndedIncarnationIsRefused(t *testing.T) {
-	base := DefaultConfig()
-	base.LoopbackTiming()
+	l := groupOfThree(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	l, err := StartLocal(ctx, LocalConfig{Groups: 1, Replicas: 3, DataDir: t.TempDir(), Base: &base})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	ld := waitLeader(t, l)
 	f := l.Nodes[follower(l)]
 	id, since := f.Info().ID, f.started.UnixNano()
 	waitUntil(t, "the leader to see the follower's incarnation in gossip", time.Minute, func() bool {
 		return ld.gossip.view()[id].meta.Since == since
 	})
-	err = ld.remove(ctx, RemoveRequest{ID: id, Since: since - 1})
+	err := ld.remove(ctx, RemoveRequest{ID: id, Since: since - 1})
 	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "has ended") {
 		t.Fatalf("a removal for an earlier incarnation: %v; want it refused as ended", err)
 	}
@@ -76,4 +64,12 @@ func TestRemovalForAnEndedIncarnationIsRefused(t *testing.T) {
 	if s := suffrageOf(l, 0, id); s == "voter" {
 		t.Fatalf("after its removal the follower is still a voter")
 	}
+}
+
+// groupOfThree starts one group of three voters with loopback timing.
+func groupOfThree(t *testing.T) *Local {
+	t.Helper()
+	base := DefaultConfig()
+	base.LoopbackTiming()
+	return startLocalConfig(t, LocalConfig{Groups: 1, Replicas: 3, Base: &base})
 }

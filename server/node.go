@@ -294,12 +294,7 @@ func (s *Node) Stop(ctx context.Context) error {
 	if err := s.Leave(ctx); err != nil {
 		s.logger.Warn("leave was not clean; the group removes this node after its grace period", "error", err)
 	}
-	close(s.stop)
-	_ = s.api.Shutdown(ctx)
-	if s.keys != nil {
-		s.keys.Close()
-	}
-	return s.node.Close()
+	return s.shutdown(ctx)
 }
 
 // StopInPlace stops the node without leaving the cluster, for a restart
@@ -315,6 +310,12 @@ func (s *Node) StopInPlace(ctx context.Context) error {
 	if err := s.node.StepDown(ctx); err != nil {
 		s.logger.Warn("stepping down before the stop was not clean", "error", err)
 	}
+	return s.shutdown(ctx)
+}
+
+// shutdown stops serving and closes the node, once it has left or
+// stepped down (Stop, StopInPlace).
+func (s *Node) shutdown(ctx context.Context) error {
 	close(s.stop)
 	_ = s.api.Shutdown(ctx)
 	if s.keys != nil {
