@@ -34,13 +34,48 @@ func (w *writer) indexDeploy(t *chain.Tx, id chain.Hash, height uint64) error {
 	if err != nil {
 		return err
 	}
+	if w.onDeploy != nil {
+		w.tx.OnCommit(w.onDeploy)
+	}
 	return w.tx.Bucket(bucketFunctions).Put([]byte(d.Spec.Name), b)
 }
 
 // FunctionMeta returns the latest deployment of name without its code:
 // one read of the function index, for callers that have the code already
 // (ErrNotFound if name was never deployed).
+//
+// Every invocation reads it on the leader and on each executor, so the
+// decoded entries are kept in memory: the cache is emptied whenever a
+// deployment commits (Processor.OnDeploy, run after the commit) or
+// Restore or a rebuild installs another file, and an entry read under
+// one of those versions is never served under a later one.
 func (s *Store) FunctionMeta(name string) (FunctionMeta, error) {
+	at := [2]uint64{s.deploys.Load(), s.gen.Load()}
+	s.fnMu.Lock()
+	m, ok := s.fnCache[name]
+	ok = ok && s.fnAt == at
+	s.fnMu.Unlock()
+	if ok {
+		return m, nil
+	}
+	m, err := s.readFunctionMeta(name)
+	if err != nil {
+		return m, err
+	}
+	s.fnMu.Lock()
+	if s.fnAt != at || s.fnCache == nil {
+		s.fnAt, s.fnCache = at, map[string]FunctionMeta{}
+	}
+	s.fnCache[name] = m
+	s.fnMu.Unlock()
+	return m, nil
+}
+
+// deployed is Processor.OnDeploy for the processors that write s: a
+// deployment committed, so the FunctionMeta cache is out of date.
+func (s *Store) deployed() { s.deploys.Add(1) }
+
+func (s *Store) readFunctionMeta(name string) (FunctionMeta, error) {
 	var m FunctionMeta
 	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketFunctions).Get([]byte(name))

@@ -55,6 +55,9 @@ type Entry struct {
 // audit tool can replay a raft log into a store with it.
 type Processor struct {
 	Group uint32
+	// OnDeploy, if set, runs after the commit of every bbolt transaction
+	// that indexed a deployment (Store.deployed for a live store).
+	OnDeploy func()
 }
 
 // Apply applies entries, in order, inside tx. It returns one result per
@@ -74,7 +77,7 @@ func (p Processor) Apply(tx *bolt.Tx, entries []Entry) ([]*ApplyResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := writer{tx: tx, st: &st, group: p.Group, txs: newTxIndex(tx), tiles: newTileWriter(tx)}
+	w := writer{tx: tx, st: &st, group: p.Group, txs: newTxIndex(tx), tiles: newTileWriter(tx), onDeploy: p.OnDeploy}
 	size := st.log.Size()
 	out := make([]*ApplyResult, len(entries))
 	var stop error
@@ -123,6 +126,8 @@ type writer struct {
 	group uint32
 	txs   txIndex
 	tiles *tileWriter
+	// onDeploy is Processor.OnDeploy.
+	onDeploy func()
 }
 
 // requestHash is what an idempotency key is bound to: the request, not the

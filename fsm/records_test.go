@@ -1,9 +1,11 @@
 package fsm
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 
 	"qledger/chain"
@@ -168,9 +170,11 @@ func TestApplyEnforcesUnverifiedPolicy(t *testing.T) {
 
 // FunctionMeta answers what Function does without the code: the latest
 // deployment's spec, transaction and height, and ErrNotFound for a name
-// never deployed.
+// never deployed. It is cached, so each read follows a redeployment and
+// a Restore at once.
 func TestFunctionMetaMatchesFunction(t *testing.T) {
 	f := newFSM(t, 1)
+	var atV1 sink // a snapshot taken right after version 1
 	deploy := func(version string, nonce byte) []byte {
 		code := []byte("module v" + version)
 		payload, err := function.Deployment{Spec: function.DefaultSpec("fn", version, code), Code: code}.MarshalBinary()
@@ -199,8 +203,25 @@ func TestFunctionMetaMatchesFunction(t *testing.T) {
 		if meta.Spec.Version != v || meta.Spec.CodeHash != full.Spec.CodeHash || meta.TxID != full.TxID || meta.Height != full.Height || string(code) != "module v"+v {
 			t.Fatalf("version %s: meta %+v, full %+v, code %q", v, meta, full, code)
 		}
+		if v == "1" {
+			snap, err := f.FullSnapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := snap.Persist(&atV1); err != nil {
+				t.Fatal(err)
+			}
+			snap.Release()
+		}
 	}
 	if _, err := f.Store().FunctionMeta("other"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown name: %v", err)
+	}
+	// Back to the snapshot: version 1 again, not the cached version 2.
+	if err := f.Restore(io.NopCloser(bytes.NewReader(atV1.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	if meta, err := f.Store().FunctionMeta("fn"); err != nil || meta.Spec.Version != "1" {
+		t.Fatalf("after restoring the snapshot of version 1: %+v, %v", meta.Spec, err)
 	}
 }

@@ -107,6 +107,14 @@ type Store struct {
 	// gen counts the files Restore installed, so a verification that
 	// spans several read transactions notices a swap.
 	gen atomic.Uint64
+
+	// deploys counts committed deployments (deployed); with gen it
+	// versions fnCache, the decoded FunctionMeta entries read under
+	// version fnAt.
+	deploys atomic.Uint64
+	fnMu    sync.Mutex
+	fnAt    [2]uint64
+	fnCache map[string]FunctionMeta
 }
 
 func (s *Store) generation() uint64 { return s.gen.Load() }
