@@ -433,7 +433,12 @@ func (r *Runtime) call(ctx context.Context, cm wazero.CompiledModule, cfg wazero
 	if err != nil {
 		return false, err
 	}
-	defer mod.Close(context.Background())
+	defer func() {
+		mod.Close(context.Background())
+		// The call is over (wazero runs the function on this goroutine):
+		// nothing uses the instance's memory any more.
+		guard.recycle()
+	}()
 	if guard.refused {
 		// A memory started above the limit (possible only for a memory
 		// that is not exported): do not run the function.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/tetratelabs/wazero/experimental"
 )
@@ -163,10 +164,56 @@ type memoryGuard struct {
 	refused  bool
 	asked    uint64 // the refused size in bytes
 	onRefuse func()
+	mems     []*guardedMemory // what Allocate handed out, for recycle
 }
 
 func (g *memoryGuard) Allocate(capacity, maxBytes uint64) experimental.LinearMemory {
-	return &guardedMemory{g: g, initial: true, buf: make([]byte, 0, min(capacity, g.limit))}
+	m := &guardedMemory{g: g, initial: true, buf: linearMemory(min(capacity, g.limit))}
+	g.mems = append(g.mems, m)
+	return m
+}
+
+// recycle hands the memories' backing arrays back to the pool. It must
+// be called only once the module is closed and no call into it is
+// running: wazero frees a memory (Free) as soon as the module closes,
+// which with CloseOnContextDone can happen from another goroutine while
+// the function still runs, so Free itself recycles nothing.
+func (g *memoryGuard) recycle() {
+	for _, m := range g.mems {
+		recycleLinear(m.buf)
+		m.buf = nil
+	}
+	g.mems = nil
+}
+
+// linearPool keeps zeroed backing arrays (len 0) of linear memories up to
+// pooledLinearMax bytes. Every call instantiates its module afresh, so at
+// thousands of calls a second allocating each module's memory anew (and
+// collecting it again) was the largest source of garbage in the process.
+var linearPool sync.Pool // of *[]byte
+
+const pooledLinearMax = 1 << 20
+
+// linearMemory returns a zeroed array of len 0 and at least capacity
+// bytes, from the pool when one there is large enough.
+func linearMemory(capacity uint64) []byte {
+	if capacity <= pooledLinearMax {
+		if p, _ := linearPool.Get().(*[]byte); p != nil && uint64(cap(*p)) >= capacity {
+			return (*p)[:0]
+		}
+	}
+	return make([]byte, 0, capacity)
+}
+
+// recycleLinear zeroes b in full and pools it, unless it is too large.
+func recycleLinear(b []byte) {
+	if b == nil || cap(b) > pooledLinearMax {
+		return
+	}
+	b = b[:cap(b)]
+	clear(b)
+	b = b[:0]
+	linearPool.Put(&b)
 }
 
 type guardedMemory struct {
@@ -200,4 +247,6 @@ func (m *guardedMemory) Reallocate(size uint64) []byte {
 	return m.buf
 }
 
-func (m *guardedMemory) Free() { m.buf = nil }
+// Free does nothing: the guard recycles the array once the call is over
+// (memoryGuard.recycle).
+func (m *guardedMemory) Free() {}

@@ -125,6 +125,39 @@ func TestStderrLog(t *testing.T) {
 	}
 }
 
+// A linear memory's array goes back to the pool after its call, and the
+// next instance that gets it sees only zeros, up to its full capacity
+// (growth within the capacity reslices without allocating).
+func TestRecycledMemoryIsZero(t *testing.T) {
+	const size = 2 * function.PageSize
+	reused := 0
+	var last *byte // the previous call's array
+	for range 20 {
+		g := &memoryGuard{limit: 4 * function.PageSize, onRefuse: func() {}}
+		m := g.Allocate(size, 4*function.PageSize).(*guardedMemory)
+		buf := m.Reallocate(function.PageSize)
+		first := &buf[:1][0]
+		full := buf[:cap(buf)]
+		for i := range full {
+			if full[i] != 0 {
+				t.Fatalf("byte %d of %d is %d in a fresh memory", i, len(full), full[i])
+			}
+			full[i] = 0xff
+		}
+		if cap(buf) >= size && first == last {
+			reused++
+		}
+		last = first
+		g.recycle()
+		if m.buf != nil {
+			t.Fatal("recycle left the memory its array")
+		}
+	}
+	if reused == 0 {
+		t.Fatal("no array was reused in 20 calls")
+	}
+}
+
 func TestMemoryGuard(t *testing.T) {
 	calls := 0
 	g := &memoryGuard{limit: 4 * function.PageSize, onRefuse: func() { calls++ }}
