@@ -149,7 +149,11 @@ func (b invokeBench) onCluster(dir string, groups int, d function.Deployment) (l
 	hists := []string{"qledger_invocation_seconds", "qledger_block_transactions"}
 	h0 := snapshotHists(hists...)
 	inv = b.run.drive(b.cfg.Clients, invokeOp(gw, groups))
-	fmt.Fprintf(b.run.log, "verified invoke, %d group(s): %d invocations, %d errors, process CPU %v per invocation (submit: %v per write); mean on the leader, warm-up included: %s\n",
-		groups, inv.ops, inv.errs, inv.cpuPerOp().Round(time.Microsecond), ledger.cpuPerOp().Round(time.Microsecond), invokeBreakdown(h0, snapshotHists(hists...)))
+	role := "a follower"
+	if gw.IsLeader() {
+		role = "the leader"
+	}
+	fmt.Fprintf(b.run.log, "verified invoke, %d group(s): %d invocations, %d errors, process CPU %v per invocation (submit: %v per write); gateway %s of group %d; mean on the leader, warm-up included: %s\n",
+		groups, inv.ops, inv.errs, inv.cpuPerOp().Round(time.Microsecond), ledger.cpuPerOp().Round(time.Microsecond), role, gw.Group(), invokeBreakdown(h0, snapshotHists(hists...)))
 	return ledger, inv, nil
 }
