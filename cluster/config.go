@@ -214,29 +214,32 @@ func (c *Config) LoopbackTiming() {
 }
 
 // DevTiming is LoopbackTiming for a long-running cluster on one machine
-// (qledger dev): raft's heartbeat and election timeouts of 500 ms, a
-// 250 ms leader lease and raft's default 50 ms commit timeout. Raft sends
-// each follower a heartbeat every tenth of the heartbeat timeout and an
-// AppendEntries every commit timeout even when idle, so with the loopback
-// timers an idle 1 × 3 cluster spends 5–7% of a core on them; with these
-// about 3%, and a loaded machine does not start elections. Failover takes
-// correspondingly longer (about a second). Commits are unaffected: a new
-// entry is sent at once, not at the commit timeout, which only bounds how
-// soon an idle follower learns the leader's commit index. The reconciler
-// runs every second (its health probes are RPCs to every member) and the
-// seeds are joined again every 10 s (a full gossip state exchange each),
-// instead of the loopback profile's 200 ms and 1 s: membership changes
-// and a healed partition's merge take up to that much longer. Gossip keeps
-// memberlist's LAN timers (a probe a second, a push-pull every 30 s)
-// instead of the loopback profile's five probes a second: a node that
-// dies without leaving is declared dead after about five seconds instead
-// of one (nodes that stop cleanly leave at once either way).
+// (qledger dev), with raft's timers as a node has them by default
+// (DefaultConfig): heartbeat and election timeouts of 1 s, a 500 ms
+// leader lease and the 50 ms commit timeout. Raft sends each follower a
+// heartbeat every tenth of the heartbeat timeout and an AppendEntries
+// every commit timeout even when idle, so with the loopback timers an
+// idle 1 × 3 cluster spends 5–7% of a core on them, with 500 ms timeouts
+// about 3.5%, and with these about 3%; a loaded machine does not start
+// elections. Failover takes correspondingly longer (one to two seconds).
+// Commits are unaffected: a new entry is sent at once, not at the commit
+// timeout, which only bounds how soon an idle follower learns the
+// leader's commit index. The reconciler runs every second (its health
+// probes are RPCs to every member) and the seeds are joined again every
+// 10 s (a full gossip state exchange each), instead of the loopback
+// profile's 200 ms and 1 s: membership changes and a healed partition's
+// merge take up to that much longer. Gossip keeps memberlist's LAN
+// timers (a probe a second, a push-pull every 30 s) instead of the
+// loopback profile's five probes a second: a node that dies without
+// leaving is declared dead after about five seconds instead of one
+// (nodes that stop cleanly leave at once either way).
 func (c *Config) DevTiming() {
 	c.LoopbackTiming()
-	c.HeartbeatTimeout = 500 * time.Millisecond
-	c.ElectionTimeout = 500 * time.Millisecond
-	c.LeaderLeaseTimeout = 250 * time.Millisecond
-	c.CommitTimeout = 50 * time.Millisecond
+	d := DefaultConfig()
+	c.HeartbeatTimeout = d.HeartbeatTimeout
+	c.ElectionTimeout = d.ElectionTimeout
+	c.LeaderLeaseTimeout = d.LeaderLeaseTimeout
+	c.CommitTimeout = d.CommitTimeout
 	c.ReconcileInterval = time.Second
 	c.RejoinInterval = 10 * time.Second
 	c.GossipLoopback = false

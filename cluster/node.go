@@ -240,6 +240,12 @@ func Open(cfg Config) (*Node, error) {
 	// in gossip, so the reconciler adds it back: that only works while
 	// its raft runs. A node leaving on purpose exits anyway.
 	rc.ShutdownOnRemove = false
+	// Raft's per-peer timers (heartbeats, appends) are reported once, as
+	// labelled series (raft_replication_heartbeat{peer_id=...}), not a
+	// second time under a metric name per peer: each sample costs a
+	// Prometheus summary update, several times a second per follower
+	// even when idle.
+	rc.NoLegacyTelemetry = true
 	// A trusted chain store records the applied index, so a restart
 	// resumes from it instead of reloading the last snapshot; an untrusted
 	// one was removed above and is rebuilt from the snapshot.
