@@ -28,7 +28,8 @@ FULL_SIZE_PKGS := ./api/client/ ./chain/ ./cmd/qledger/ ./qkd/ ./sharing/
 # and the integration tests. Much of their time is spent holding a fault
 # or waiting out an election, with the cores half idle, so test runs
 # them, one after the other, beside the rest of the suite rather than
-# after it: a cold run on 2 cores takes about 11 minutes instead of 19.
+# after it: on 2 cores a run with no test results cached takes about 11
+# minutes instead of 19.
 # Every cluster test is meant to pass on a loaded machine, and this is
 # one.
 SIDE_PKGS  := ./integration/faults/ ./integration/
