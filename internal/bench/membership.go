@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -209,25 +210,40 @@ func (p *nodeProc) logTail(n int) string {
 }
 
 // freeAddr returns a loopback address whose port is free for TCP and UDP
-// (gossip uses both) and not handed out before in this run.
+// (gossip uses both) and not handed out before in this run. The port is
+// drawn from [benchPorts, benchPorts+benchPortsSpan), below Linux's
+// ephemeral range (32768 and up): a port from that range, free when
+// drawn, can be taken by another process's outgoing connection or port-0
+// listener before the node it was meant for binds it ("address already
+// in use", seen when the integration tests ran beside this benchmark).
 func (b *memberBench) freeAddr() (string, error) {
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
+	for range 2000 {
+		addr := fmt.Sprintf("127.0.0.1:%d", benchPorts+mrand.IntN(benchPortsSpan))
+		if b.ports[addr] {
+			continue
 		}
-		addr := ln.Addr().String()
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
 		pc, err := net.ListenPacket("udp", addr)
 		ln.Close()
-		if err != nil || b.ports[addr] {
+		if err != nil {
 			continue
 		}
 		pc.Close()
 		b.ports[addr] = true
 		return addr, nil
 	}
-	return "", errors.New("bench: no free loopback port")
+	return "", errors.New("bench: no free loopback port between 10000 and 20000")
 }
+
+// benchPorts and benchPortsSpan bound the ports freeAddr draws; the
+// integration tests draw theirs from 20000 up, so the two never meet.
+const (
+	benchPorts     = 10000
+	benchPortsSpan = 10000
+)
 
 // start starts a node process with its own data directory and log file.
 func (b *memberBench) start(name string, extra ...string) (*nodeProc, error) {
