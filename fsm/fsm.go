@@ -58,7 +58,7 @@ func New(store *Store, logger hclog.Logger) *FSM {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &FSM{store: store, proc: Processor{Group: store.Group(), OnDeploy: store.deployed}, logger: logger.Named("fsm")}
+	return &FSM{store: store, proc: Processor{Group: store.Group(), OnDeploy: store.deployBegins}, logger: logger.Named("fsm")}
 }
 
 // Store is the FSM's chain store, for reads.

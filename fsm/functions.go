@@ -35,7 +35,7 @@ func (w *writer) indexDeploy(t *chain.Tx, id chain.Hash, height uint64) error {
 		return err
 	}
 	if w.onDeploy != nil {
-		w.tx.OnCommit(w.onDeploy)
+		w.onDeploy() // before the commit makes it visible
 	}
 	return w.tx.Bucket(bucketFunctions).Put([]byte(d.Spec.Name), b)
 }
@@ -45,21 +45,30 @@ func (w *writer) indexDeploy(t *chain.Tx, id chain.Hash, height uint64) error {
 // (ErrNotFound if name was never deployed).
 //
 // Every invocation reads it on the leader and on each executor, so the
-// decoded entries are kept in memory: the cache is emptied whenever a
-// deployment commits (Processor.OnDeploy, run after the commit) or
-// Restore or a rebuild installs another file, and an entry read under
-// one of those versions is never served under a later one.
+// decoded entries are kept in memory, under a version: the count of
+// deployments begun in write transactions (Processor.OnDeploy, called
+// inside the transaction, before its commit makes the deployment
+// visible) and the store's file generation (Restore, rebuild). While a
+// deployment is being written (begun, and its transaction not yet ended,
+// see Store.update), the cache is bypassed; an entry is kept only if the
+// version did not move while it was read. So a reader that can see a
+// deployment (a head that includes it, say) never gets the entry it
+// replaced.
 func (s *Store) FunctionMeta(name string) (FunctionMeta, error) {
-	at := [2]uint64{s.deploys.Load(), s.gen.Load()}
-	s.fnMu.Lock()
-	m, ok := s.fnCache[name]
-	ok = ok && s.fnAt == at
-	s.fnMu.Unlock()
-	if ok {
-		return m, nil
+	begun, gen := s.deploys.Load(), s.gen.Load()
+	settled := s.deploysEnded.Load() == begun
+	at := [2]uint64{begun, gen}
+	if settled {
+		s.fnMu.Lock()
+		m, ok := s.fnCache[name]
+		ok = ok && s.fnAt == at
+		s.fnMu.Unlock()
+		if ok {
+			return m, nil
+		}
 	}
 	m, err := s.readFunctionMeta(name)
-	if err != nil {
+	if err != nil || !settled || s.deploys.Load() != begun || s.gen.Load() != gen {
 		return m, err
 	}
 	s.fnMu.Lock()
@@ -71,9 +80,20 @@ func (s *Store) FunctionMeta(name string) (FunctionMeta, error) {
 	return m, nil
 }
 
-// deployed is Processor.OnDeploy for the processors that write s: a
-// deployment committed, so the FunctionMeta cache is out of date.
-func (s *Store) deployed() { s.deploys.Add(1) }
+// deployBegins is Processor.OnDeploy for the processors that write s: a
+// write transaction is about to make a deployment visible.
+func (s *Store) deployBegins() { s.deploys.Add(1) }
+
+// deploysSettled records that every deployment begun up to count has
+// committed or rolled back (Store.update, once its transaction ended).
+func (s *Store) deploysSettled(count uint64) {
+	for {
+		cur := s.deploysEnded.Load()
+		if cur >= count || s.deploysEnded.CompareAndSwap(cur, count) {
+			return
+		}
+	}
+}
 
 func (s *Store) readFunctionMeta(name string) (FunctionMeta, error) {
 	var m FunctionMeta

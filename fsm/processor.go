@@ -55,8 +55,9 @@ type Entry struct {
 // audit tool can replay a raft log into a store with it.
 type Processor struct {
 	Group uint32
-	// OnDeploy, if set, runs after the commit of every bbolt transaction
-	// that indexed a deployment (Store.deployed for a live store).
+	// OnDeploy, if set, is called inside the transaction for every
+	// deployment it indexes, before the commit makes it visible
+	// (Store.deployBegins for a store written through Store.update).
 	OnDeploy func()
 }
 

@@ -133,7 +133,7 @@ func replay(s *Store, logs LogSource, upTo uint64) error {
 	if first, err := logs.FirstIndex(); err != nil || first > from {
 		return fmt.Errorf("%w: needs entries from %d, log starts at %d (%v)", ErrLogIncomplete, from, first, err)
 	}
-	proc := Processor{Group: s.group, OnDeploy: s.deployed}
+	proc := Processor{Group: s.group, OnDeploy: s.deployBegins}
 	for from <= upTo {
 		end := min(upTo, from+rebuildBatch-1)
 		entries := make([]Entry, 0, end-from+1)

@@ -3,6 +3,7 @@ package fsm
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -223,5 +224,59 @@ func TestFunctionMetaMatchesFunction(t *testing.T) {
 	}
 	if meta, err := f.Store().FunctionMeta("fn"); err != nil || meta.Spec.Version != "1" {
 		t.Fatalf("after restoring the snapshot of version 1: %+v, %v", meta.Spec, err)
+	}
+}
+
+// A reader that sees a redeployment's block reads that deployment's
+// meta, never the one it replaced, while another goroutine commits one
+// redeployment after another and the cache stays warm between them.
+func TestFunctionMetaFollowsTheHead(t *testing.T) {
+	f := newFSM(t, 1)
+	deploy := func(i int) []byte {
+		code := []byte(fmt.Sprint("module v", i))
+		payload, err := function.Deployment{Spec: function.DefaultSpec("fn", fmt.Sprint(i), code), Code: code}.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := chain.Tx{Kind: chain.TxDeploy, Group: 1, Payload: payload}
+		binary.BigEndian.PutUint32(x.Nonce[:], uint32(i))
+		return x.Encode()
+	}
+	const rounds = 400
+	if res := apply(f, 1, EncodeAppendBlock(1, [][]byte{deploy(1)})); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	done := make(chan struct{})
+	problem := make(chan string, 1)
+	go func() {
+		defer close(problem)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			// Every block is a deployment: the one at the head's height
+			// is the latest the reader can see.
+			h, _, err := f.Store().Head()
+			if err != nil {
+				problem <- err.Error()
+				return
+			}
+			m, err := f.Store().FunctionMeta("fn")
+			if err != nil || m.Height < h.Height {
+				problem <- fmt.Sprintf("head at height %d, meta of the deployment at height %d (%v)", h.Height, m.Height, err)
+				return
+			}
+		}
+	}()
+	for i := 2; i <= rounds; i++ {
+		if res := apply(f, uint64(i), EncodeAppendBlock(int64(i), [][]byte{deploy(i)})); res.Err != nil {
+			t.Fatal(res.Err)
+		}
+	}
+	close(done)
+	if p, ok := <-problem; ok {
+		t.Fatal(p)
 	}
 }

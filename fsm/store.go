@@ -108,13 +108,15 @@ type Store struct {
 	// spans several read transactions notices a swap.
 	gen atomic.Uint64
 
-	// deploys counts committed deployments (deployed); with gen it
-	// versions fnCache, the decoded FunctionMeta entries read under
-	// version fnAt.
-	deploys atomic.Uint64
-	fnMu    sync.Mutex
-	fnAt    [2]uint64
-	fnCache map[string]FunctionMeta
+	// deploys counts the deployments begun in write transactions
+	// (deployBegins), deploysEnded those whose transaction has ended
+	// (deploysSettled); with gen they version fnCache, the decoded
+	// FunctionMeta entries read under version fnAt (see FunctionMeta).
+	deploys      atomic.Uint64
+	deploysEnded atomic.Uint64
+	fnMu         sync.Mutex
+	fnAt         [2]uint64
+	fnCache      map[string]FunctionMeta
 }
 
 func (s *Store) generation() uint64 { return s.gen.Load() }
@@ -305,7 +307,16 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 	if s.db == nil {
 		return ErrClosed
 	}
-	return s.db.Update(fn)
+	var begun uint64
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		err := fn(tx)
+		// bbolt runs one write transaction at a time: every deployment
+		// counted so far is this transaction's or an earlier one's.
+		begun = s.deploys.Load()
+		return err
+	})
+	s.deploysSettled(begun)
+	return err
 }
 
 func heightKey(h uint64) []byte { return binary.BigEndian.AppendUint64(nil, h) }
