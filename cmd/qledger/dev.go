@@ -87,6 +87,10 @@ func devAutoscale(lc *server.Local, cfg cluster.AutoscaleConfig) error {
 	return nil
 }
 
+// devStartTimeout bounds qledger dev's start: the cluster's first
+// leaders and the key manager's first keys.
+const devStartTimeout = 60 * time.Second
+
 // runDev starts the embedded cluster and its key manager, prints how to
 // reach them, and runs until interrupted.
 func (a *app) runDev(o devOptions) error {
@@ -101,40 +105,14 @@ func (a *app) runDev(o devOptions) error {
 	if err := cluster.EnableRaftMetrics(); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	logger := a.logger(o.logs)
-	tlsDir := filepath.Join(o.dir, "tls")
-	var ca *pki.CA
-	if !o.insecure {
-		var err error
-		if ca, err = server.DevCA(tlsDir); err != nil {
-			return err
-		}
-	}
-	qc := qkd.DefaultConfig()
-	qc.Qubits = 1 << 18 // ~200 keys of 256 bits per block
-	qc.Channel.Noise = 0.02
-	ks, err := kme.StartService(ctx, kme.ServiceConfig{Addr: "127.0.0.1:0", TLSDir: tlsDir, Masters: []string{"client"}, Gateway: "gateway", QKD: qc, Logger: logger.Named("kme")})
+	d, err := a.startDev(o, devStartTimeout)
 	if err != nil {
 		return err
 	}
-	defer ks.Close()
-	keys := &api.KeyChannel{KME: ks.KME.Local(ks.Gateway), GatewaySAE: ks.Gateway}
-	limit := func(c *api.Config) { c.RatePerCaller = o.callerRate }
-	base := cluster.DefaultConfig()
-	base.DevTiming()
-	lc, err := server.StartLocal(ctx, server.LocalConfig{Dir: o.dir, Groups: o.groups, Replicas: o.replicas, APIAddr: o.httpAddr, Logger: logger, Keys0: keys, CA: ca, API: limit, Base: &base})
-	if err != nil {
-		return err
-	}
-	defer lc.Close()
-	if err := ks.WaitKeys(ctx, "client"); err != nil {
-		return err
-	}
-	a.printDev(o, lc, ks, ca != nil, tlsDir)
+	defer d.close()
+	a.printDev(o, d.lc, d.ks, d.ca != nil, d.tlsDir)
 	if o.scale.on { // after printDev: the autoscaler may add nodes at once
-		if err := devAutoscale(lc, o.scale.cfg); err != nil {
+		if err := devAutoscale(d.lc, o.scale.cfg); err != nil {
 			return err
 		}
 		c := o.scale.cfg
@@ -146,6 +124,61 @@ func (a *app) runDev(o devOptions) error {
 	<-sig
 	fmt.Fprintln(a.stdout, "stopping")
 	return nil
+}
+
+// devRun is a started qledger dev: the embedded cluster and its key
+// manager, which runs until close.
+type devRun struct {
+	lc     *server.Local
+	ks     *kme.Service
+	ca     *pki.CA // nil with --insecure
+	tlsDir string
+}
+
+// startDev starts the key manager and the embedded cluster in o.dir and
+// waits, at most timeout, until the key manager holds keys for the
+// client. Only the start is bounded by timeout: the key manager keeps
+// refilling its pools until close.
+func (a *app) startDev(o devOptions, timeout time.Duration) (*devRun, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	logger := a.logger(o.logs)
+	d := &devRun{tlsDir: filepath.Join(o.dir, "tls")}
+	if !o.insecure {
+		var err error
+		if d.ca, err = server.DevCA(d.tlsDir); err != nil {
+			return nil, err
+		}
+	}
+	qc := qkd.DefaultConfig()
+	qc.Qubits = 1 << 18 // ~200 keys of 256 bits per block
+	qc.Channel.Noise = 0.02
+	ks, err := kme.StartService(context.Background(), kme.ServiceConfig{Addr: "127.0.0.1:0", TLSDir: d.tlsDir, Masters: []string{"client"}, Gateway: "gateway", QKD: qc, Logger: logger.Named("kme")})
+	if err != nil {
+		return nil, err
+	}
+	d.ks = ks
+	keys := &api.KeyChannel{KME: ks.KME.Local(ks.Gateway), GatewaySAE: ks.Gateway}
+	limit := func(c *api.Config) { c.RatePerCaller = o.callerRate }
+	base := cluster.DefaultConfig()
+	base.DevTiming()
+	if d.lc, err = server.StartLocal(ctx, server.LocalConfig{Dir: o.dir, Groups: o.groups, Replicas: o.replicas, APIAddr: o.httpAddr, Logger: logger, Keys0: keys, CA: d.ca, API: limit, Base: &base}); err != nil {
+		d.close()
+		return nil, err
+	}
+	if err := ks.WaitKeys(ctx, "client"); err != nil {
+		d.close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// close stops the cluster, then the key manager.
+func (d *devRun) close() {
+	if d.lc != nil {
+		d.lc.Close()
+	}
+	d.ks.Close()
 }
 
 // startCPUProfile writes a CPU profile to path until the returned stop.

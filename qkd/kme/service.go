@@ -142,8 +142,15 @@ func newService(ctx context.Context, c ServiceConfig, ca *certs.CA, ln net.Liste
 	return s, nil
 }
 
+// A service checks each pool every second and, when it holds fewer than
+// RefillBelow keys, fills it to at least RefillTo.
+const (
+	RefillBelow = 16
+	RefillTo    = 64
+)
+
 func (s *Service) refill(ctx context.Context, logger hclog.Logger, master string, link *qkd.Link) {
-	if err := s.KME.Refill(ctx, master, s.Gateway, link, 16, 64, time.Second); err != nil && !errors.Is(err, context.Canceled) {
+	if err := s.KME.Refill(ctx, master, s.Gateway, link, RefillBelow, RefillTo, time.Second); err != nil && !errors.Is(err, context.Canceled) {
 		logger.Error("key pool refill stopped", "master", master, "slave", s.Gateway, "error", err)
 	}
 }
