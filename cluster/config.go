@@ -215,16 +215,21 @@ func (c *Config) LoopbackTiming() {
 
 // DevTiming is LoopbackTiming for a long-running cluster on one machine
 // (qledger dev), with raft's timers as a node has them by default
-// (DefaultConfig): heartbeat and election timeouts of 1 s, a 500 ms
-// leader lease and the 50 ms commit timeout. Raft sends each follower a
-// heartbeat every tenth of the heartbeat timeout and an AppendEntries
-// every commit timeout even when idle, so with the loopback timers an
-// idle 1 × 3 cluster spends 5–7% of a core on them, with 500 ms timeouts
-// about 3.5%, and with these about 3%; a loaded machine does not start
-// elections. Failover takes correspondingly longer (one to two seconds).
-// Commits are unaffected: a new entry is sent at once, not at the commit
-// timeout, which only bounds how soon an idle follower learns the
-// leader's commit index. The reconciler runs every second (its health
+// (DefaultConfig: heartbeat and election timeouts of 1 s, a 500 ms leader
+// lease) and a 100 ms commit timeout. Raft sends each follower a
+// heartbeat every tenth to fifth of the heartbeat timeout and an
+// AppendEntries every one to two commit timeouts even when idle, so with
+// the loopback timers an idle 1 × 3 cluster spends 5–7% of a core on
+// them, with 500 ms timeouts about 3.5%, with raft's defaults about 3%,
+// and with these about 2%; a loaded machine does not start elections.
+// Failover takes correspondingly longer (one to two seconds). Commits are
+// unaffected: a new entry is sent at once, not at the commit timeout,
+// which only bounds how soon an idle follower learns the leader's commit
+// index — here up to 200 ms after the last write (100 ms with raft's
+// default), so a stale read on a follower, and a function's first run on
+// a follower right after its deployment (an executor waits until it has
+// applied the deployment's block), may see a write that much later. The
+// reconciler runs every second (its health
 // probes are RPCs to every member) and the seeds are joined again every
 // 10 s (a full gossip state exchange each), instead of the loopback
 // profile's 200 ms and 1 s: membership changes and a healed partition's
@@ -239,7 +244,7 @@ func (c *Config) DevTiming() {
 	c.HeartbeatTimeout = d.HeartbeatTimeout
 	c.ElectionTimeout = d.ElectionTimeout
 	c.LeaderLeaseTimeout = d.LeaderLeaseTimeout
-	c.CommitTimeout = d.CommitTimeout
+	c.CommitTimeout = 100 * time.Millisecond
 	c.ReconcileInterval = time.Second
 	c.RejoinInterval = 10 * time.Second
 	c.GossipLoopback = false
