@@ -121,7 +121,7 @@ func TestBenchCommandsRun(t *testing.T) {
 				args = append(args, apiTarget(t)...)
 			}
 			out := runBench(t, bin, args)
-			checkBenchOutput(t, sub, out)
+			checkBenchOutput(t, sub, out, slices.Contains(args, "stale"))
 		})
 	}
 }
@@ -204,15 +204,22 @@ func runBench(t *testing.T, bin string, args []string) string {
 }
 
 // checkBenchOutput checks that a bench report says what ran and counts
-// no failed operation.
-func checkBenchOutput(t *testing.T, sub, out string) {
+// no failed operation; with staleReads (a bench api line reading at level
+// stale), reads that did not find a write yet are allowed.
+func checkBenchOutput(t *testing.T, sub, out string, staleReads bool) {
 	t.Helper()
 	if sub == "api" {
 		var rep struct {
 			Total  struct{ OK int } `json:"total"`
 			Errors map[string]int   `json:"errors"`
 		}
-		if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Total.OK == 0 || len(rep.Errors) > 0 {
+		err := json.Unmarshal([]byte(out), &rep)
+		if staleReads {
+			// A stale read on a follower of a write acknowledged moments
+			// before may not find it yet (documented); nothing else may fail.
+			delete(rep.Errors, "not_found")
+		}
+		if err != nil || rep.Total.OK == 0 || len(rep.Errors) > 0 {
 			t.Fatalf("bench api report (%v):\n%s", err, out)
 		}
 		return
