@@ -392,16 +392,18 @@ func TestQuorumLossIsReportedAndContained(t *testing.T) {
 		}
 	}
 	waitUntil(t, "group 0 to lose its leader", 10*time.Second, func() bool { _, ok := survivor.Leader(); return !ok })
-	// Writes to group 0 are refused quickly; group 1 keeps working.
+	// Writes to group 0 are refused, not held until the caller gives up;
+	// group 1 keeps working.
 	start := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	_, err := other.Submit(cctx, txFor(0, "lost"))
+	expired := cctx.Err()
 	cancel()
 	if !errors.Is(err, ErrNoLeader) {
 		t.Fatalf("write to a group without quorum: %v", err)
 	}
-	if el := time.Since(start); el > 10*time.Second {
-		t.Fatalf("refusal took %s", el)
+	if expired != nil {
+		t.Fatalf("the refusal came only after the caller's deadline (%s)", time.Since(start))
 	}
 	submit(t, other, 1, "", "group 1 still works")
 	ready, st := other.Ready(ctx)
