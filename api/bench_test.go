@@ -1,10 +1,17 @@
 package api
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -92,18 +99,29 @@ func BenchmarkSubmitPath(b *testing.B) {
 // what the API adds to a lone client's write latency (the client's
 // encoding and transport, TLS records both ways, the server's handler
 // chain and JSON), the floor under "one-client p50 through the API minus
-// in process". Plain HTTP/1.1 and mutual TLS over HTTP/1.1, the protocol
-// a node's API listener speaks.
+// in process". Plain HTTP/1.1 and mutual TLS over HTTP/1.1 (the protocol
+// a node's API listener speaks), each with the server in this process and
+// in another process (this test binary started again to serve, as a
+// client of a node meets it).
 func BenchmarkSubmitRoundTrip(b *testing.B) {
 	creds := benchCreds(b)
 	for _, c := range []struct {
 		name  string
-		creds *pki.Credentials
-	}{{"http", nil}, {"https", creds.node}} {
+		tls   bool
+		apart bool
+	}{{"http", false, false}, {"https", true, false}, {"http-other-process", false, true}, {"https-other-process", true, true}} {
 		b.Run(c.name, func(b *testing.B) {
-			base := serveInstant(b, c.creds)
+			var base string
+			switch {
+			case c.apart:
+				base = serveInstantApart(b, creds.dir, c.tls)
+			case c.tls:
+				base = serveInstant(b, creds.node)
+			default:
+				base = serveInstant(b, nil)
+			}
 			tr := &http.Transport{MaxIdleConnsPerHost: 1}
-			if c.creds != nil {
+			if c.tls {
 				tr.TLSClientConfig = creds.client.ClientConfig(nil)
 			}
 			cl, err := client.New(base, &http.Client{Transport: tr, Timeout: 30 * time.Second})
@@ -127,9 +145,70 @@ func BenchmarkSubmitRoundTrip(b *testing.B) {
 	}
 }
 
-type benchCredentials struct{ node, client *pki.Credentials }
+// serveApartEnv, set in this test binary's environment, makes it serve
+// an API over instantLedger instead of running tests (TestMain): its
+// value is a directory holding the node's credentials (node.pem) and
+// the CA, or "plain" for plain HTTP. It prints the base URL and serves
+// until its standard input closes.
+const serveApartEnv = "QLEDGER_API_BENCH_SERVE"
 
-// benchCreds issues a node's and a submitter's credentials from a new CA.
+// serveApart is the other process of serveInstantApart.
+func serveApart(spec string) int {
+	var creds *pki.Credentials
+	if spec != "plain" {
+		var err error
+		if creds, err = pki.LoadCredentials(filepath.Join(spec, "ca.pem"), filepath.Join(spec, "node.pem"), filepath.Join(spec, "node-key.pem")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	base, stop, err := startInstant(creds)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer stop()
+	fmt.Println(base)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+// serveInstantApart starts this test binary again as an API server over
+// instantLedger (serveApart) and returns its base URL.
+func serveInstantApart(b *testing.B, dir string, withTLS bool) string {
+	spec := "plain"
+	if withTLS {
+		spec = dir
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), serveApartEnv+"="+spec)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { stdin.Close(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		b.Fatalf("the serving process printed no address: %v", err)
+	}
+	return strings.TrimSpace(line)
+}
+
+type benchCredentials struct {
+	node, client *pki.Credentials
+	dir          string // the CA (ca.pem) and the node's credentials (node.pem, node-key.pem)
+}
+
+// benchCreds issues a node's and a submitter's credentials from a new
+// CA, and saves the CA and the node's in a directory of their own.
 func benchCreds(b *testing.B) benchCredentials {
 	ca, err := pki.NewCA("bench", time.Hour)
 	if err != nil {
@@ -151,7 +230,14 @@ func benchCreds(b *testing.B) benchCredentials {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return benchCredentials{node: node, client: cli}
+	dir := b.TempDir()
+	if err := ca.Save(dir); err != nil {
+		b.Fatal(err)
+	}
+	if err := nodeCert.Save(dir, "node"); err != nil {
+		b.Fatal(err)
+	}
+	return benchCredentials{node: node, client: cli, dir: dir}
 }
 
 // cpuTime is the CPU time this process has used, user and system.
@@ -166,20 +252,31 @@ func cpuTime() time.Duration {
 // serveInstant serves an API over instantLedger on loopback, HTTPS with
 // creds if set, with no rate limit, and returns its base URL.
 func serveInstant(b *testing.B, creds *pki.Credentials) string {
+	base, stop, err := startInstant(creds)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(stop)
+	return base
+}
+
+// startInstant serves an API over instantLedger on loopback, HTTPS with
+// creds if set, with no rate limit, until stop.
+func startInstant(creds *pki.Credentials) (base string, stop func(), err error) {
 	cfg := DefaultConfig()
 	cfg.RatePerCaller, cfg.TLS = 0, creds
 	srv, err := New(cfg, instantLedger{})
 	if err != nil {
-		b.Fatal(err)
+		return "", nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		b.Fatal(err)
+		return "", nil, err
 	}
 	go srv.Serve(ln)
-	b.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	stop = func() { _ = srv.Shutdown(context.Background()) }
 	if creds != nil {
-		return "https://" + ln.Addr().String()
+		return "https://" + ln.Addr().String(), stop, nil
 	}
-	return "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String(), stop, nil
 }
