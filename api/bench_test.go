@@ -51,24 +51,13 @@ func BenchmarkSubmitPath(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			base := serveInstant(b, c.creds)
-			connect := func() *client.Client {
-				tr := &http.Transport{MaxIdleConnsPerHost: 1, ForceAttemptHTTP2: c.h2}
-				if c.creds != nil {
-					tr.TLSClientConfig = creds.client.ClientConfig(nil)
-				}
-				cl, err := client.New(base, &http.Client{Transport: tr, Timeout: 30 * time.Second})
-				if err != nil {
-					b.Fatal(err)
-				}
-				return cl
-			}
 			payload := make([]byte, 100)
 			g := 0
 			// Connect and shake hands before the clock starts.
 			const parallelism = 16
 			clients := make(chan *client.Client, parallelism*runtime.GOMAXPROCS(0))
 			for range cap(clients) {
-				cl := connect()
+				cl := creds.connect(b, base, c.creds != nil, c.h2)
 				if _, _, err := cl.Submit(context.Background(), payload, client.SubmitOptions{Group: &g}); err != nil {
 					b.Fatal(err)
 				}
@@ -120,14 +109,7 @@ func BenchmarkSubmitRoundTrip(b *testing.B) {
 			default:
 				base = serveInstant(b, nil)
 			}
-			tr := &http.Transport{MaxIdleConnsPerHost: 1}
-			if c.tls {
-				tr.TLSClientConfig = creds.client.ClientConfig(nil)
-			}
-			cl, err := client.New(base, &http.Client{Transport: tr, Timeout: 30 * time.Second})
-			if err != nil {
-				b.Fatal(err)
-			}
+			cl := creds.connect(b, base, c.tls, false)
 			payload := make([]byte, 100)
 			g := 0
 			if _, _, err := cl.Submit(context.Background(), payload, client.SubmitOptions{Group: &g}); err != nil {
@@ -205,6 +187,20 @@ func serveInstantApart(b *testing.B, dir string, withTLS bool) string {
 type benchCredentials struct {
 	node, client *pki.Credentials
 	dir          string // the CA (ca.pem) and the node's credentials (node.pem, node-key.pem)
+}
+
+// connect is an API client of base on a connection of its own, with the
+// submitter's credentials if withTLS, offering HTTP/2 if h2.
+func (c benchCredentials) connect(b *testing.B, base string, withTLS, h2 bool) *client.Client {
+	tr := &http.Transport{MaxIdleConnsPerHost: 1, ForceAttemptHTTP2: h2}
+	if withTLS {
+		tr.TLSClientConfig = c.client.ClientConfig(nil)
+	}
+	cl, err := client.New(base, &http.Client{Transport: tr, Timeout: 30 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cl
 }
 
 // benchCreds issues a node's and a submitter's credentials from a new
